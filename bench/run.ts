@@ -1,0 +1,23 @@
+/**
+ * `npm run bench`: each benchmark prints its figures and, where there is one, a ratio against a baseline run
+ * in the same process. These machines are noisy: compare ratios, not absolute times.
+ * Usage: npm run bench [-- name...]   (default: all)
+ */
+import { benchScan } from './scan.js';
+
+const BENCHES: Record<string, () => Promise<void>> = { scan: benchScan };
+
+async function main() {
+  const names = process.argv.slice(2).length ? process.argv.slice(2) : Object.keys(BENCHES);
+  for (const n of names) {
+    const b = BENCHES[n];
+    if (!b) throw new Error(`unknown benchmark ${n}; known: ${Object.keys(BENCHES).join(', ')}`);
+    console.log(`\n## ${n}`);
+    await b();
+  }
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exitCode = 1;
+});

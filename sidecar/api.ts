@@ -1,0 +1,200 @@
+/**
+ * Request and response types of the sidecar's HTTP API (`/data/v1/*`), shared by the server, the CLI, the
+ * VS Code extension (imported as types only) and the tests. `/openapi.json` describes the same shapes.
+ * Every call but `GET /status/health` needs `Authorization: Bearer <token>`.
+ * Errors: a 4xx/5xx status with `{"error": {"code", "message"}}`, never a stack trace.
+ */
+import type { DataSegment } from './druid/descriptor.js';
+import type { Manifest } from './store/manifest.js';
+
+export const API_PREFIX = '/data/v1';
+
+export interface ApiError {
+  error: { code: string; message: string };
+}
+
+/** GET /status/health (no token). */
+export interface HealthResponse {
+  status: 'ok';
+  version: string;
+}
+
+/** GET /data/v1/node */
+export interface NodeInfo {
+  name: string;
+  version: string;
+  roles: Array<'source' | 'target'>;
+  druid: {
+    service?: string;
+    host?: string;
+    plaintextPort?: number;
+    locations: Array<{ path: string; maxSize?: number; freeBytes?: number }>;
+    infoDir?: string;
+    layout: 'nested' | 'flat' | 'mixed' | 'empty';
+    deepStorage: { type: string; directory?: string; zip: boolean };
+  };
+  /** The target active backup streams to, when set. */
+  target?: string;
+  store?: { path: string; segments: number; bytes: number };
+  startedAt: string;
+}
+
+export type BackupState = 'backedUp' | 'pending' | 'failed' | 'none';
+export type SegmentLocalState = 'complete' | 'downloading' | 'incomplete' | 'missing' | 'damaged' | 'restoring';
+
+/** One segment in GET /data/v1/segments. */
+export interface SegmentInfo {
+  id: string;
+  dataSource: string;
+  interval: string;
+  version: string;
+  partition: number;
+  size: number;
+  files: Array<{ name: string; size: number }>;
+  layout: 'nested' | 'flat';
+  state: SegmentLocalState;
+  hasInfoFile: boolean;
+  backup: {
+    state: BackupState;
+    target?: string;
+    /** ISO time of the last successful backup. */
+    at?: string;
+    digest?: string;
+    error?: string;
+  };
+}
+
+/** Query of list endpoints: filters, and paging with an opaque cursor. */
+export interface ListQuery {
+  dataSource?: string;
+  interval?: string;
+  state?: string;
+  /** Page size, 1..1000 (default 100). */
+  limit?: number;
+  cursor?: string;
+}
+
+export interface Page<T> {
+  items: T[];
+  /** Number of items matching the filters, over all pages. */
+  total: number;
+  /** Pass as `cursor` to get the next page; absent on the last one. */
+  nextCursor?: string;
+}
+
+/** GET /data/v1/segments */
+export type SegmentsResponse = Page<SegmentInfo>;
+
+/** Segment selection shared by backup and restore. All given filters must match (AND). */
+export interface SegmentSelector {
+  dataSource?: string;
+  /** ISO-8601 interval; selects segments that overlap it. */
+  interval?: string;
+  segmentIds?: string[];
+}
+
+/** POST /data/v1/backup → 202 {jobId} */
+export interface BackupRequest extends SegmentSelector {
+  target: string;
+}
+
+export type RestoreDestination = 'cache' | 'deep-storage' | string;
+
+/** POST /data/v1/restore → 202 {jobId}; with dryRun → 200 RestorePlan */
+export interface RestoreRequest extends SegmentSelector {
+  target: string;
+  /** `cache` (default), `deep-storage`, or an absolute directory path. */
+  destination?: RestoreDestination;
+  dryRun?: boolean;
+}
+
+export interface RestorePlanItem {
+  segmentId: string;
+  size: number;
+  action: 'restore' | 'skip' | 'overwrite';
+  /** Why it is skipped or overwritten. */
+  reason?: string;
+  path: string;
+}
+
+export interface RestorePlan {
+  target: string;
+  destination: RestoreDestination;
+  segments: RestorePlanItem[];
+  totals: { segments: number; bytes: number; restore: number; skip: number; overwrite: number };
+}
+
+export interface JobAccepted {
+  jobId: string;
+}
+
+export type JobType = 'backup' | 'restore' | 'verify';
+export type JobState = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled';
+
+export interface JobProgress {
+  segmentsTotal: number;
+  segmentsDone: number;
+  segmentsSkipped: number;
+  segmentsFailed: number;
+  bytesTotal: number;
+  bytesDone: number;
+  /** The segment being worked on now. */
+  current?: string;
+}
+
+/** GET /data/v1/jobs/{id}; GET /data/v1/jobs lists them (newest first). */
+export interface Job {
+  id: string;
+  type: JobType;
+  state: JobState;
+  target?: string;
+  request: Record<string, unknown>;
+  progress: JobProgress;
+  errors: Array<{ segmentId?: string; message: string }>;
+  createdAt: string;
+  startedAt?: string;
+  finishedAt?: string;
+  /** Type-specific outcome, e.g. the list of bad segments of a verify job. */
+  result?: Record<string, unknown>;
+}
+
+/** POST /data/v1/store/verify → 202 {jobId} */
+export interface VerifyRequest {
+  dataSource?: string;
+  interval?: string;
+  segmentIds?: string[];
+}
+
+export interface VerifyProblem {
+  segmentId: string;
+  problem: 'missing-file' | 'extra-file' | 'size-mismatch' | 'digest-mismatch' | 'bad-manifest';
+  file?: string;
+  message: string;
+}
+
+/** GET /data/v1/store/segments: the catalog of a target. */
+export interface StoredSegment {
+  segmentId: string;
+  dataSource: string;
+  interval: string;
+  version: string;
+  partition: number;
+  size: number;
+  fileCount: number;
+  digest: string;
+  sources: string[];
+  /** Replicas whose bytes differ from the stored copy. */
+  conflicts: string[];
+  createdAt: string;
+  updatedAt: string;
+}
+export type StoreCatalogResponse = Page<StoredSegment>;
+
+/** Server-sent events on GET /data/v1/events. */
+export type SidecarEvent =
+  | { type: 'segment'; segment: SegmentInfo }
+  | { type: 'segment-removed'; segmentId: string }
+  | { type: 'job'; job: Job }
+  | { type: 'stored'; segment: StoredSegment };
+
+export type { DataSegment, Manifest };

@@ -1,0 +1,38 @@
+/**
+ * `druid-backup`: the sidecar daemon and its command-line tools in one program. Each command lives in
+ * commands/; errors become one clear line on stderr and a non-zero exit status.
+ */
+import { Command, CommanderError } from 'commander';
+import { isBackupError, messageOf } from './errors.js';
+import { VERSION } from './version.js';
+import * as sampleCache from './commands/sampleCache.js';
+import * as scan from './commands/scan.js';
+import * as demo from './commands/demo.js';
+
+export function buildProgram(): Command {
+  const program = new Command('druid-backup')
+    .description('Back up and restore Apache Druid segments: a sidecar beside each data node, and the tools to drive it.')
+    .version(VERSION)
+    .showHelpAfterError('(run with --help for usage)')
+    .configureHelp({ sortSubcommands: true });
+  for (const c of [sampleCache, scan, demo]) c.register(program);
+  return program;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const program = buildProgram();
+  program.exitOverride();
+  try {
+    await program.parseAsync(argv);
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      process.exitCode = e.exitCode;
+      return;
+    }
+    process.stderr.write(`druid-backup: ${messageOf(e)}\n`);
+    if (!isBackupError(e) && process.env.DRUID_BACKUP_DEBUG) process.stderr.write(`${(e as Error).stack}\n`);
+    process.exitCode = isBackupError(e) && (e.code === 'bad_config' || e.code === 'bad_request') ? 2 : 1;
+  }
+}
+
+void main(process.argv);

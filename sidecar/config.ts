@@ -1,0 +1,221 @@
+/**
+ * The sidecar's configuration, the way Druid extensions are configured: `druid.backup.*` keys in the node's
+ * `runtime.properties` (or `_common/common.runtime.properties`), overridden by environment variables
+ * (`DRUID_BACKUP_STATE_DIR` for `druid.backup.stateDir`) and then by command-line flags. An unknown
+ * `druid.backup.*` key is an error, so a typo never silently falls back to a default.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { BackupError } from './errors.js';
+import type { DruidNodeConfig } from './druid/nodeConfig.js';
+import { readDruidNodeConfig } from './druid/nodeConfig.js';
+import type { Properties } from './druid/properties.js';
+import { mergeProperties, readPropertiesFile } from './druid/properties.js';
+import { periodToMillis } from './druid/time.js';
+
+export type KeyType = 'string' | 'int' | 'bool' | 'duration' | 'path' | 'url' | 'secret';
+
+export interface KeySpec {
+  key: string;
+  type: KeyType;
+  default?: string;
+  /** The command-line flag that overrides it, without dashes. */
+  flag?: string;
+  min?: number;
+  max?: number;
+  doc: string;
+}
+
+export const PREFIX = 'druid.backup.';
+
+/** Every `druid.backup.*` key the sidecar accepts. The README's configuration table is generated from it. */
+export const BACKUP_KEYS: KeySpec[] = [
+  { key: 'druid.backup.port', type: 'int', default: '8484', flag: 'port', min: 0, max: 65535, doc: 'HTTP port of the sidecar API (0 picks a free port).' },
+  { key: 'druid.backup.bindAddress', type: 'string', default: '0.0.0.0', flag: 'bind', doc: 'Address the API listens on.' },
+  { key: 'druid.backup.token', type: 'secret', flag: 'token', doc: 'Bearer token every API call but /status/health must carry. Prefer tokenFile.' },
+  { key: 'druid.backup.tokenFile', type: 'path', flag: 'token-file', doc: 'File holding the bearer token. Without token or tokenFile, one is generated into {stateDir}/token.' },
+  { key: 'druid.backup.target', type: 'url', flag: 'target', doc: 'Target sidecar URL that active backup streams every complete segment to.' },
+  { key: 'druid.backup.store', type: 'path', flag: 'store', doc: 'Directory where this sidecar keeps backups it receives (makes it a target).' },
+  { key: 'druid.backup.stateDir', type: 'path', default: 'var/druid-backup', flag: 'state-dir', doc: 'Where the sidecar keeps its queue, digests and job history; never inside a cache location.' },
+  { key: 'druid.backup.nodeName', type: 'string', flag: 'node-name', doc: 'Name of this node in manifests and logs (default: druid.host:druid.plaintextPort, else the host name).' },
+  { key: 'druid.backup.active', type: 'bool', default: 'true', doc: 'Back up every complete segment continuously when a target is set.' },
+  { key: 'druid.backup.settleTime', type: 'duration', default: 'PT2S', doc: 'How long a segment directory must stay unchanged before it is sent.' },
+  { key: 'druid.backup.reconcilePeriod', type: 'duration', default: 'PT5M', doc: 'Period of the full cache scan that catches whatever the watcher missed.' },
+  { key: 'druid.backup.workers', type: 'int', default: '2', min: 1, max: 64, doc: 'Segments transferred at once.' },
+];
+
+export function envName(key: string): string {
+  return (
+    'DRUID_BACKUP_' +
+    key
+      .slice(PREFIX.length)
+      .replace(/([a-z0-9])([A-Z])/g, '$1_$2')
+      .replace(/\./g, '_')
+      .toUpperCase()
+  );
+}
+
+export interface SidecarConfig {
+  /** The properties files read, in order. */
+  files: string[];
+  druid: DruidNodeConfig;
+  port: number;
+  bindAddress: string;
+  /** The token, or undefined when one must be generated into {stateDir}/token. */
+  token?: string;
+  target?: string;
+  store?: string;
+  stateDir: string;
+  nodeName: string;
+  active: boolean;
+  settleMs: number;
+  reconcileMs: number;
+  workers: number;
+}
+
+export interface LoadOptions {
+  /** The Druid service's runtime.properties (optional for a target-only sidecar). */
+  configFile?: string;
+  /** Defaults to `../_common/common.runtime.properties` beside the service's directory, when it exists. */
+  commonFile?: string;
+  flags?: Record<string, string | undefined>;
+  env?: NodeJS.ProcessEnv;
+  /** Base directory of relative paths, as Druid resolves them against its working directory. */
+  baseDir?: string;
+}
+
+interface Resolved {
+  value: string;
+  source: string;
+}
+
+function fail(source: string, msg: string): never {
+  throw new BackupError('bad_config', `${source}: ${msg}`);
+}
+
+/** Finds `_common/common.runtime.properties` for a service file at `conf/druid/<service>/runtime.properties`. */
+export function defaultCommonFile(configFile: string): string | undefined {
+  const candidate = path.join(path.dirname(path.resolve(configFile)), '..', '_common', 'common.runtime.properties');
+  return existsSync(candidate) ? candidate : undefined;
+}
+
+export function loadSidecarConfig(opts: LoadOptions = {}): SidecarConfig {
+  const env = opts.env ?? process.env;
+  const flags = opts.flags ?? {};
+  const baseDir = opts.baseDir ?? process.cwd();
+  const files: string[] = [];
+  const sets: Properties[] = [];
+  if (opts.configFile) {
+    const common = opts.commonFile ?? defaultCommonFile(opts.configFile);
+    if (common) {
+      sets.push(readPropertiesFile(common));
+      files.push(path.resolve(common));
+    }
+    sets.push(readPropertiesFile(opts.configFile));
+    files.push(path.resolve(opts.configFile));
+  } else if (opts.commonFile) {
+    sets.push(readPropertiesFile(opts.commonFile));
+    files.push(path.resolve(opts.commonFile));
+  }
+  const props = mergeProperties(...sets);
+  const known = new Map(BACKUP_KEYS.map((k) => [k.key, k]));
+  for (const [key, entry] of props) {
+    if (key.startsWith(PREFIX) && !known.has(key)) {
+      const near = BACKUP_KEYS.find((k) => k.key.toLowerCase() === key.toLowerCase());
+      fail(`${entry.file}:${entry.line}: ${key}`, `unknown key${near ? ` (did you mean ${near.key}?)` : ''}; known keys: ${BACKUP_KEYS.map((k) => k.key.slice(PREFIX.length)).join(', ')}`);
+    }
+  }
+
+  const resolve = (spec: KeySpec): Resolved | undefined => {
+    const flag = spec.flag ? flags[spec.flag] : undefined;
+    if (flag !== undefined) return { value: flag, source: `--${spec.flag}` };
+    const ev = env[envName(spec.key)];
+    if (ev !== undefined && ev !== '') return { value: ev, source: `environment ${envName(spec.key)}` };
+    const p = props.get(spec.key);
+    if (p) return { value: p.value.trim(), source: `${p.file}:${p.line}: ${spec.key}` };
+    if (spec.default !== undefined) return { value: spec.default, source: `default of ${spec.key}` };
+    return undefined;
+  };
+  const typed = (key: string): string | number | boolean | undefined => {
+    const spec = known.get(key)!;
+    const r = resolve(spec);
+    if (!r) return undefined;
+    const v = r.value;
+    switch (spec.type) {
+      case 'int': {
+        if (!/^-?\d+$/.test(v)) fail(r.source, `"${v}" is not a whole number`);
+        const n = Number(v);
+        if ((spec.min !== undefined && n < spec.min) || (spec.max !== undefined && n > spec.max)) fail(r.source, `${n} is outside ${spec.min}..${spec.max}`);
+        return n;
+      }
+      case 'bool':
+        if (!/^(true|false)$/i.test(v)) fail(r.source, `"${v}" is not true or false`);
+        return v.toLowerCase() === 'true';
+      case 'duration': {
+        const ms = /^\d+$/.test(v) ? Number(v) : periodToMillis(v);
+        if (ms === undefined) fail(r.source, `"${v}" is not a duration (an ISO-8601 period such as PT30S or PT5M, or milliseconds)`);
+        return ms;
+      }
+      case 'path':
+        if (v === '') fail(r.source, 'path is empty');
+        return path.resolve(baseDir, v);
+      case 'url': {
+        let u: URL;
+        try {
+          u = new URL(v);
+        } catch {
+          fail(r.source, `"${v}" is not a URL (expected http://host:port)`);
+        }
+        if (u.protocol !== 'http:' && u.protocol !== 'https:') fail(r.source, `"${v}": only http:// and https:// targets are supported`);
+        if (u.username || u.password) fail(r.source, 'credentials do not belong in the URL; use the token settings');
+        return u.toString().replace(/\/+$/, '');
+      }
+      default:
+        return v;
+    }
+  };
+
+  const store = typed('druid.backup.store') as string | undefined;
+  if (!store && !opts.configFile) fail('configuration', "nothing to do: give --config with the node's runtime.properties to back up its cache, or --store for a target");
+  const druid = readDruidNodeConfig(props, { requireCache: !store || props.has('druid.segmentCache.locations'), baseDir, configFile: opts.configFile });
+
+  const stateDir = typed('druid.backup.stateDir') as string;
+  for (const loc of druid.locations) {
+    const rel = path.relative(loc.path, stateDir);
+    if (rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel))) fail('druid.backup.stateDir', `${stateDir} is inside the cache location ${loc.path}; Druid owns its cache, keep the sidecar's state elsewhere`);
+  }
+
+  let token = typed('druid.backup.token') as string | undefined;
+  const tokenFile = typed('druid.backup.tokenFile') as string | undefined;
+  if (token === '') fail('druid.backup.token', 'token is empty');
+  if (!token && tokenFile) {
+    try {
+      token = readFileSync(tokenFile, 'utf8').trim();
+    } catch (e) {
+      fail(`druid.backup.tokenFile`, `cannot read ${tokenFile} (${(e as NodeJS.ErrnoException).code ?? e})`);
+    }
+    if (!token) fail('druid.backup.tokenFile', `${tokenFile} is empty`);
+  }
+  if (token && token.length < 16) fail('druid.backup.token', 'token is shorter than 16 characters; use a long random value (openssl rand -hex 32)');
+
+  const port = typed('druid.backup.port') as number;
+  const host = druid.host;
+  const nodeName = (typed('druid.backup.nodeName') as string | undefined) ?? (host ? `${host}:${druid.plaintextPort ?? 8083}` : `${os.hostname()}:${port}`);
+
+  return {
+    files,
+    druid,
+    port,
+    bindAddress: typed('druid.backup.bindAddress') as string,
+    token,
+    target: typed('druid.backup.target') as string | undefined,
+    store,
+    stateDir,
+    nodeName,
+    active: typed('druid.backup.active') as boolean,
+    settleMs: typed('druid.backup.settleTime') as number,
+    reconcileMs: typed('druid.backup.reconcilePeriod') as number,
+    workers: typed('druid.backup.workers') as number,
+  };
+}

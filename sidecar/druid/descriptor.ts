@@ -1,0 +1,41 @@
+/**
+ * The DataSegment JSON Druid keeps in `info_dir` and in its metadata store (the segment's descriptor).
+ */
+import { BackupError } from '../errors.js';
+import type { SegmentId } from './segmentId.js';
+import { segmentIdOf } from './segmentId.js';
+
+export interface LoadSpec {
+  type: string;
+  path?: string;
+  [k: string]: unknown;
+}
+
+export interface DataSegment {
+  dataSource: string;
+  interval: string;
+  version: string;
+  loadSpec?: LoadSpec;
+  dimensions?: string;
+  metrics?: string;
+  shardSpec?: { type?: string; partitionNum?: number; partitions?: number; [k: string]: unknown };
+  binaryVersion?: number;
+  size?: number;
+  identifier?: string;
+  [k: string]: unknown;
+}
+
+/** The segment id a descriptor stands for (`DataSegment.getId()`). Throws when the JSON is not a descriptor. */
+export function segmentIdOfDescriptor(d: unknown): SegmentId {
+  if (!d || typeof d !== 'object' || Array.isArray(d)) throw new BackupError('bad_request', 'descriptor must be a JSON object');
+  const o = d as Record<string, unknown>;
+  if (typeof o.dataSource !== 'string' || typeof o.interval !== 'string' || typeof o.version !== 'string') {
+    throw new BackupError('bad_request', 'descriptor needs string fields dataSource, interval and version');
+  }
+  const [start, end, ...rest] = o.interval.split('/');
+  if (!start || !end || rest.length) throw new BackupError('bad_interval', `descriptor interval "${o.interval}" is not start/end`);
+  const shard = o.shardSpec as { partitionNum?: unknown } | undefined;
+  const partition = shard && typeof shard.partitionNum === 'number' ? shard.partitionNum : 0;
+  if (!Number.isInteger(partition) || partition < 0) throw new BackupError('bad_request', `descriptor partitionNum ${String(shard?.partitionNum)} is not a non-negative integer`);
+  return segmentIdOf({ dataSource: o.dataSource, start, end, version: o.version, partition });
+}

@@ -1,0 +1,93 @@
+/**
+ * What the sidecar learns from the Druid service's own configuration: its cache locations, `info_dir`,
+ * deep storage and identity. Read from `_common/common.runtime.properties` then the service's
+ * `runtime.properties` (the later wins), as Druid layers them.
+ */
+import { existsSync, statSync } from 'node:fs';
+import path from 'node:path';
+import { BackupError } from '../errors.js';
+import { parseHumanBytes } from './bytes.js';
+import type { Properties, PropertyEntry } from './properties.js';
+import type { CacheLocationConfig } from './scan.js';
+
+export interface DruidNodeConfig {
+  service?: string;
+  host?: string;
+  plaintextPort?: number;
+  locations: CacheLocationConfig[];
+  infoDir?: string;
+  storage: { type: string; directory?: string; zip: boolean };
+}
+
+function where(e: PropertyEntry, key: string): string {
+  return `${e.file}:${e.line}: ${key}`;
+}
+
+export function parseLocations(entry: PropertyEntry, key = 'druid.segmentCache.locations', baseDir = process.cwd()): CacheLocationConfig[] {
+  let json: unknown;
+  try {
+    json = JSON.parse(entry.value);
+  } catch (e) {
+    throw new BackupError('bad_config', `${where(entry, key)}: not valid JSON (${(e as Error).message})`);
+  }
+  if (!Array.isArray(json)) throw new BackupError('bad_config', `${where(entry, key)}: must be a JSON list of {"path": ..., "maxSize": ...}`);
+  return json.map((loc: unknown, i) => {
+    if (!loc || typeof loc !== 'object' || Array.isArray(loc)) throw new BackupError('bad_config', `${where(entry, key)}: entry ${i} is not an object`);
+    const o = loc as Record<string, unknown>;
+    if (typeof o.path !== 'string' || o.path.trim() === '') throw new BackupError('bad_config', `${where(entry, key)}: entry ${i} has no "path"`);
+    const out: CacheLocationConfig = { path: path.resolve(baseDir, o.path) };
+    if (o.maxSize !== undefined && o.maxSize !== null) {
+      if (typeof o.maxSize !== 'string' && typeof o.maxSize !== 'number') throw new BackupError('bad_config', `${where(entry, key)}: entry ${i} "maxSize" must be a number or a size like "300g"`);
+      out.maxSize = parseHumanBytes(o.maxSize, `${where(entry, key)}: entry ${i} maxSize`);
+    }
+    if (o.freeSpacePercent !== undefined && o.freeSpacePercent !== null) {
+      if (typeof o.freeSpacePercent !== 'number' || o.freeSpacePercent < 0 || o.freeSpacePercent > 100) {
+        throw new BackupError('bad_config', `${where(entry, key)}: entry ${i} "freeSpacePercent" must be a number from 0 to 100`);
+      }
+      out.freeSpacePercent = o.freeSpacePercent;
+    }
+    return out;
+  });
+}
+
+/** Reads the node's Druid settings; `requireCache` makes a missing or absent cache location an error. */
+export function readDruidNodeConfig(props: Properties, opts: { requireCache: boolean; baseDir?: string; configFile?: string }): DruidNodeConfig {
+  const baseDir = opts.baseDir ?? process.cwd();
+  const get = (k: string) => props.get(k);
+  const locEntry = get('druid.segmentCache.locations');
+  let locations: CacheLocationConfig[] = [];
+  if (locEntry) {
+    locations = parseLocations(locEntry, 'druid.segmentCache.locations', baseDir);
+    if (opts.requireCache) {
+      for (const l of locations) {
+        if (!existsSync(l.path)) throw new BackupError('bad_config', `${where(locEntry, 'druid.segmentCache.locations')}: cache location ${l.path} does not exist`);
+        if (!statSync(l.path).isDirectory()) throw new BackupError('bad_config', `${where(locEntry, 'druid.segmentCache.locations')}: cache location ${l.path} is not a directory`);
+      }
+    }
+  }
+  if (opts.requireCache && locations.length === 0) {
+    throw new BackupError('bad_config', `${opts.configFile ?? 'configuration'}: druid.segmentCache.locations is not set or empty, so this node has no segment cache to back up`);
+  }
+  const infoEntry = get('druid.segmentCache.infoDir');
+  const infoDir = infoEntry?.value ? path.resolve(baseDir, infoEntry.value) : locations[0] ? path.join(locations[0].path, 'info_dir') : undefined;
+  const portEntry = get('druid.plaintextPort');
+  let plaintextPort: number | undefined;
+  if (portEntry) {
+    plaintextPort = Number(portEntry.value);
+    if (!Number.isInteger(plaintextPort) || plaintextPort < 1 || plaintextPort > 65535) throw new BackupError('bad_config', `${where(portEntry, 'druid.plaintextPort')}: "${portEntry.value}" is not a port number`);
+  }
+  const storageDir = get('druid.storage.storageDirectory')?.value;
+  const zip = get('druid.storage.zip');
+  return {
+    service: get('druid.service')?.value,
+    host: get('druid.host')?.value,
+    plaintextPort,
+    locations,
+    infoDir,
+    storage: {
+      type: get('druid.storage.type')?.value || 'local',
+      directory: storageDir ? path.resolve(baseDir, storageDir) : undefined,
+      zip: zip ? zip.value.trim().toLowerCase() === 'true' : false,
+    },
+  };
+}

@@ -1,0 +1,269 @@
+/**
+ * Scans a node's segment cache: every segment directory in every location, in either layout, with its files,
+ * state and descriptor from `info_dir`. Anything that is not a segment is reported as an issue, never fatal.
+ */
+import { lstatSync, readdirSync, readFileSync } from 'node:fs';
+import type { Dirent } from 'node:fs';
+import path from 'node:path';
+import type { DataSegment } from './descriptor.js';
+import { segmentIdOfDescriptor } from './descriptor.js';
+import type { CacheLayout } from './layout.js';
+import { segmentOfNestedParts } from './layout.js';
+import type { SegmentId } from './segmentId.js';
+import { tryParseSegmentId } from './segmentId.js';
+import { messageOf } from '../errors.js';
+
+export const DOWNLOAD_MARKER = 'downloadStartMarker';
+/** A v9 segment has `version.bin`; the v10 format (Druid 36) is the single file `druid.segment`. */
+export const SEGMENT_MARKERS = ['version.bin', 'druid.segment'] as const;
+/** Prefix of the sidecar's own staging directories inside a location; never a segment. */
+export const STAGING_PREFIX = '.druid-backup-';
+
+export type SegmentState = 'complete' | 'downloading' | 'incomplete';
+
+export interface CachedFile {
+  name: string;
+  size: number;
+  mtimeMs: number;
+  ino: number;
+  nlink: number;
+}
+
+export interface CachedSegment extends SegmentId {
+  interval: string;
+  location: string;
+  dir: string;
+  layout: CacheLayout;
+  state: SegmentState;
+  size: number;
+  files: CachedFile[];
+  /** Latest modification time of the directory or any of its files. */
+  mtimeMs: number;
+  descriptor?: DataSegment;
+  infoFile?: string;
+}
+
+/** An `info_dir` entry whose segment has no directory in any location: lost files, or a drop under way. */
+export interface MissingSegment extends SegmentId {
+  interval: string;
+  descriptor: DataSegment;
+  infoFile: string;
+}
+
+export interface ScanIssue {
+  path: string;
+  problem: string;
+}
+
+export interface CacheLocationConfig {
+  path: string;
+  maxSize?: number;
+  freeSpacePercent?: number;
+}
+
+export interface CacheScan {
+  segments: CachedSegment[];
+  missing: MissingSegment[];
+  issues: ScanIssue[];
+  /** The layout the cache uses; `mixed` while Druid is migrating nested directories to flat names. */
+  layout: CacheLayout | 'mixed' | 'empty';
+  durationMs: number;
+}
+
+export interface InfoEntry {
+  descriptor: DataSegment;
+  file: string;
+  seg: SegmentId;
+}
+
+/**
+ * The scan uses synchronous calls, which cost a few microseconds each where the thread-pool round trip of the
+ * async ones costs tens (10,000 segments: about 0.3 s against 2.8 s), and yields to the event loop every
+ * YIELD_EVERY directories so the API stays responsive during a large scan.
+ */
+const YIELD_EVERY = 250;
+let sinceYield = 0;
+async function maybeYield(): Promise<void> {
+  if (++sinceYield < YIELD_EVERY) return;
+  sinceYield = 0;
+  await new Promise<void>((r) => setImmediate(r));
+}
+
+function readDirSafe(dir: string, issues: ScanIssue[]): Dirent[] {
+  try {
+    return readdirSync(dir, { withFileTypes: true });
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return [];
+    issues.push({ path: dir, problem: `cannot read directory: ${messageOf(e)}` });
+    return [];
+  }
+}
+
+/** Reads every descriptor in `info_dir`, keyed by segment id. Unreadable or foreign files become issues. */
+export async function readInfoDir(infoDir: string, issues: ScanIssue[] = []): Promise<Map<string, InfoEntry>> {
+  const entries = readDirSafe(infoDir, issues);
+  const out = new Map<string, InfoEntry>();
+  for (const e of entries) {
+    await maybeYield();
+    const file = path.join(infoDir, e.name);
+    if (e.name.startsWith('.')) continue;
+    if (!e.isFile()) {
+      issues.push({ path: file, problem: 'not a regular file in info_dir' });
+      continue;
+    }
+    try {
+      const descriptor = JSON.parse(readFileSync(file, 'utf8')) as DataSegment;
+      const seg = segmentIdOfDescriptor(descriptor);
+      if (seg.id !== e.name) {
+        issues.push({ path: file, problem: `info file names ${e.name} but its descriptor is segment ${seg.id}` });
+        continue;
+      }
+      out.set(seg.id, { descriptor, file, seg });
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT') continue; // dropped while we read
+      issues.push({ path: file, problem: `not a segment descriptor: ${messageOf(err)}` });
+    }
+  }
+  return out;
+}
+
+/** Reads one segment directory: its files, sizes and state. */
+export async function readSegmentDir(
+  location: string,
+  dir: string,
+  seg: SegmentId,
+  layout: CacheLayout,
+  issues: ScanIssue[] = [],
+): Promise<CachedSegment | undefined> {
+  await maybeYield();
+  const dirStat = lstatSync(dir, { throwIfNoEntry: false });
+  if (!dirStat?.isDirectory()) return undefined;
+  const entries = readDirSafe(dir, issues);
+  const files: CachedFile[] = [];
+  let marker = false;
+  let mtimeMs = dirStat.mtimeMs;
+  for (const e of entries) {
+    const p = path.join(dir, e.name);
+    if (e.name === DOWNLOAD_MARKER) {
+      marker = true;
+      continue;
+    }
+    if (!e.isFile()) {
+      issues.push({ path: p, problem: e.isDirectory() ? 'unexpected directory inside a segment' : 'not a regular file inside a segment' });
+      continue;
+    }
+    try {
+      const st = lstatSync(p, { throwIfNoEntry: false });
+      if (!st) continue; // removed while we read
+      files.push({ name: e.name, size: st.size, mtimeMs: st.mtimeMs, ino: st.ino, nlink: st.nlink });
+      if (st.mtimeMs > mtimeMs) mtimeMs = st.mtimeMs;
+    } catch (err) {
+      issues.push({ path: p, problem: `cannot stat: ${messageOf(err)}` });
+    }
+  }
+  files.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  const hasData = files.some((f) => (SEGMENT_MARKERS as readonly string[]).includes(f.name));
+  const state: SegmentState = marker ? 'downloading' : hasData ? 'complete' : 'incomplete';
+  return {
+    ...seg,
+    interval: `${seg.start}/${seg.end}`,
+    location,
+    dir,
+    layout,
+    state,
+    size: files.reduce((n, f) => n + f.size, 0),
+    files,
+    mtimeMs,
+  };
+}
+
+interface Candidate {
+  location: string;
+  dir: string;
+  seg: SegmentId;
+  layout: CacheLayout;
+}
+
+async function collectNested(location: string, dsDir: string, dataSource: string, issues: ScanIssue[], out: Candidate[]): Promise<void> {
+  for (const iv of readDirSafe(dsDir, issues)) {
+    await maybeYield();
+    const ivPath = path.join(dsDir, iv.name);
+    if (!iv.isDirectory()) {
+      issues.push({ path: ivPath, problem: 'stray file where an interval directory was expected' });
+      continue;
+    }
+    for (const ver of readDirSafe(ivPath, issues)) {
+      const verPath = path.join(ivPath, ver.name);
+      if (!ver.isDirectory()) {
+        issues.push({ path: verPath, problem: 'stray file where a version directory was expected' });
+        continue;
+      }
+      for (const part of readDirSafe(verPath, issues)) {
+        const partPath = path.join(verPath, part.name);
+        const seg = part.isDirectory() ? segmentOfNestedParts(dataSource, iv.name, ver.name, part.name) : undefined;
+        if (!seg) {
+          issues.push({ path: partPath, problem: part.isDirectory() ? `not a segment directory (expected ${dataSource}/<start>_<end>/<version>/<partitionNum>)` : 'stray file where a partition directory was expected' });
+          continue;
+        }
+        out.push({ location, dir: partPath, seg, layout: 'nested' });
+      }
+    }
+  }
+}
+
+/** Scans every location. `infoDir` defaults to `{first location}/info_dir`, as in Druid. */
+export async function scanCache(opts: { locations: CacheLocationConfig[]; infoDir?: string }): Promise<CacheScan> {
+  const t0 = performance.now();
+  const issues: ScanIssue[] = [];
+  const infoDir = path.resolve(opts.infoDir ?? path.join(opts.locations[0]?.path ?? '.', 'info_dir'));
+  const candidates: Candidate[] = [];
+  for (const loc of opts.locations) {
+    const location = path.resolve(loc.path);
+    for (const e of readDirSafe(location, issues)) {
+      const p = path.join(location, e.name);
+      if (p === infoDir || e.name.startsWith('.')) continue;
+      if (!e.isDirectory()) {
+        issues.push({ path: p, problem: 'stray file in the cache location' });
+        continue;
+      }
+      const flat = tryParseSegmentId(e.name);
+      if (flat) candidates.push({ location, dir: p, seg: flat, layout: 'flat' });
+      else await collectNested(location, p, e.name, issues, candidates);
+    }
+  }
+  const info = await readInfoDir(infoDir, issues);
+  const found: Array<CachedSegment | undefined> = [];
+  for (const c of candidates) {
+    // A flat name such as `ds_..._v_1` may end in a partition or in the version; the descriptor decides.
+    const desc = info.get(c.seg.id);
+    const seg = desc && c.layout === 'flat' ? desc.seg : c.seg;
+    found.push(await readSegmentDir(c.location, c.dir, seg, c.layout, issues));
+  }
+  const segments: CachedSegment[] = [];
+  const seen = new Set<string>();
+  for (const s of found) {
+    if (!s) continue;
+    if (seen.has(s.id)) {
+      issues.push({ path: s.dir, problem: `segment ${s.id} is present in more than one place; this copy is ignored` });
+      continue;
+    }
+    seen.add(s.id);
+    const entry = info.get(s.id);
+    if (entry) {
+      s.descriptor = entry.descriptor;
+      s.infoFile = entry.file;
+    }
+    segments.push(s);
+  }
+  const missing: MissingSegment[] = [];
+  for (const [id, entry] of info) {
+    if (!seen.has(id)) missing.push({ ...entry.seg, interval: `${entry.seg.start}/${entry.seg.end}`, descriptor: entry.descriptor, infoFile: entry.file });
+  }
+  segments.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  missing.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  const layouts = new Set(segments.map((s) => s.layout));
+  const layout = layouts.size === 0 ? 'empty' : layouts.size === 2 ? 'mixed' : [...layouts][0]!;
+  return { segments, missing, issues, layout, durationMs: performance.now() - t0 };
+}

@@ -1,0 +1,94 @@
+/**
+ * A target keeps backups. Everything above this interface (active and passive backup, restore, verify) talks to
+ * a `Target` and never knows which kind it has, as Litestream's ReplicaClient:
+ * - `http(s)://host:port`: another sidecar started with `--store` (store/http/), which keeps a local store;
+ * - a local store directory (store/local/), used by that sidecar and by `verify --store DIR`;
+ * - `s3://bucket/prefix` (store/s3/), later.
+ *
+ * ## Wire format between sidecars (the http target)
+ * `PUT /data/v1/store/segments/{id}` with `Content-Type: application/x-tar`, header `X-Druid-Backup-Node`, body a
+ * POSIX tar stream of, in order:
+ *   1. `segment.json`: `{"formatVersion":1,"segmentId","descriptor","files":[{"name","size"}]}`, the files
+ *      the sender is about to send with their sizes;
+ *   2. each file, as a regular-file entry named by its plain file name, in the order declared;
+ *   3. `digests.json`: `{"files":[{"name","size","sha256"}]}`, the sha256 of each file as the sender read it,
+ *      computed while streaming.
+ * The receiver hashes what it receives, checks every entry against the declaration (type, name, size) and the
+ * trailer, and only then makes the segment visible (fsync, rename). It answers `201` with the manifest, `200`
+ * when it already held identical bytes, `409` when it holds different bytes from another node (flagged).
+ * `GET /data/v1/store/segments/{id}` streams `manifest.json` first, then every file, as tar.
+ * `HEAD /data/v1/store/segments/{id}` answers `X-Druid-Backup-Digest` and `X-Druid-Backup-Sources`.
+ */
+import type { Readable } from 'node:stream';
+import type { DataSegment } from '../druid/descriptor.js';
+import type { Manifest, SegmentFileInfo } from './manifest.js';
+
+export interface StoredSummary {
+  digest: string;
+  sources: string[];
+  size: number;
+}
+
+/** A segment to send: its files are opened one at a time while streaming. */
+export interface OutgoingSegment {
+  segmentId: string;
+  descriptor: DataSegment | null;
+  node: string;
+  files: Array<{ name: string; size: number; open(): Readable }>;
+}
+
+export type PutOutcome = 'stored' | 'identical' | 'conflict';
+
+export interface PutResult {
+  outcome: PutOutcome;
+  /** The digests the sender computed while reading its files. */
+  files: SegmentFileInfo[];
+  digest: string;
+  bytes: number;
+}
+
+export interface TransferOptions {
+  signal?: AbortSignal;
+  /** Called as bytes go out or come in, for progress. */
+  onBytes?: (n: number) => void;
+}
+
+export interface IncomingFile {
+  name: string;
+  size: number;
+  stream: Readable;
+}
+
+/** A segment being read back: the manifest first, then each file in manifest order. */
+export interface SegmentReader {
+  manifest: Manifest;
+  files: AsyncIterable<IncomingFile>;
+}
+
+export interface ListFilter {
+  dataSource?: string;
+  /** Segments overlapping this ISO interval. */
+  interval?: string;
+  segmentIds?: string[];
+}
+
+export interface StoreStats {
+  segments: number;
+  bytes: number;
+  freeBytes: number;
+  /** Configured limit of the store, when there is one. */
+  quotaBytes?: number;
+}
+
+export interface Target {
+  /** The URL operators configure (`http://host:8484`, `s3://bucket/prefix`, `file:///dir`). */
+  readonly url: string;
+  head(segmentId: string, opts?: TransferOptions): Promise<StoredSummary | undefined>;
+  manifest(segmentId: string, opts?: TransferOptions): Promise<Manifest | undefined>;
+  put(segment: OutgoingSegment, opts?: TransferOptions): Promise<PutResult>;
+  /** Records that `node` also holds the segment with `digest` (a replica that needed no transfer). */
+  addSource(segmentId: string, node: string, digest: string, opts?: TransferOptions): Promise<PutOutcome>;
+  read(segmentId: string, opts?: TransferOptions): Promise<SegmentReader>;
+  list(filter?: ListFilter, opts?: TransferOptions): AsyncIterable<Manifest>;
+  stats(opts?: TransferOptions): Promise<StoreStats>;
+}

@@ -1,0 +1,110 @@
+import assert from 'node:assert/strict';
+import { promises as fs } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { test } from 'node:test';
+import { relativeSegmentDir, segmentOfNestedParts } from '../../../sidecar/druid/layout.js';
+import { scanCache } from '../../../sidecar/druid/scan.js';
+import { parseSegmentId } from '../../../sidecar/druid/segmentId.js';
+import { writeSampleCache } from '../../../sidecar/sample/sampleCache.js';
+
+const tmp = () => mkdtempSync(path.join(os.tmpdir(), 'dbk-scan-'));
+
+test('nested and flat directories map to and from segment ids', () => {
+  const s = parseSegmentId('web_logs_2015-09-12T00:00:00.000Z_2015-09-12T01:00:00.000Z_2024-01-01T00:00:00.000Z_2');
+  assert.equal(relativeSegmentDir(s, 'nested'), 'web_logs/2015-09-12T00:00:00.000Z_2015-09-12T01:00:00.000Z/2024-01-01T00:00:00.000Z/2');
+  assert.equal(relativeSegmentDir(s, 'flat'), s.id);
+  const back = segmentOfNestedParts('web_logs', '2015-09-12T00:00:00.000Z_2015-09-12T01:00:00.000Z', '2024-01-01T00:00:00.000Z', '2');
+  assert.equal(back?.id, s.id);
+  const p0 = segmentOfNestedParts('web_logs', '2015-09-12T00:00:00.000Z_2015-09-12T01:00:00.000Z', 'v_1', '0');
+  assert.equal(p0?.id, 'web_logs_2015-09-12T00:00:00.000Z_2015-09-12T01:00:00.000Z_v_1');
+  assert.equal(segmentOfNestedParts('ds', 'notaninterval', 'v', '0'), undefined);
+  assert.equal(segmentOfNestedParts('ds', '2015-09-12T00:00:00.000Z_2015-09-12T01:00:00.000Z', 'v', '01'), undefined);
+  assert.equal(segmentOfNestedParts('ds', '2015-09-12T00:00:00.000Z_2015-09-12T01:00:00.000Z', 'v', '-1'), undefined);
+});
+
+for (const layout of ['nested', 'flat'] as const) {
+  test(`scans a ${layout} sample cache: every segment complete, with its descriptor`, async () => {
+    const dir = tmp();
+    const r = await writeSampleCache({ dir, segments: 30, layout, dataSources: ['wikipedia', 'web_logs'], segmentSize: 4096, smooshChunkSize: 2147483647, seed: 7 });
+    const scan = await scanCache({ locations: [{ path: r.location }] });
+    assert.equal(scan.issues.length, 0, JSON.stringify(scan.issues));
+    assert.equal(scan.layout, layout);
+    assert.deepEqual(scan.segments.map((s) => s.id), [...r.segmentIds].sort());
+    for (const s of scan.segments) {
+      assert.equal(s.state, 'complete');
+      assert.equal(s.layout, layout);
+      assert.ok(s.descriptor, `descriptor of ${s.id}`);
+      assert.equal(s.descriptor!.size, s.size, 'descriptor size matches the files');
+      assert.deepEqual(s.files.map((f) => f.name), ['00000.smoosh', 'factory.json', 'meta.smoosh', 'version.bin']);
+    }
+    // The `_1` versions are read as versions, not partitions, because the descriptor says so (flat) or the path does (nested).
+    const suffixed = scan.segments.filter((s) => s.version.endsWith('_1'));
+    assert.ok(suffixed.length > 0);
+    assert.equal(scan.missing.length, 0);
+  });
+}
+
+test('states, strays, unparseable directories and info entries without files', async () => {
+  const dir = tmp();
+  const r = await writeSampleCache({ dir, segments: 6, layout: 'nested', dataSources: ['ds'], segmentSize: 2048, smooshChunkSize: 2147483647, seed: 1 });
+  const scan0 = await scanCache({ locations: [{ path: r.location }] });
+  const [a, b, c, d] = scan0.segments;
+  await fs.writeFile(path.join(a!.dir, 'downloadStartMarker'), '');
+  await fs.rm(path.join(b!.dir, 'version.bin'));
+  await fs.rm(c!.dir, { recursive: true });
+  await fs.rm(path.join(r.infoDir, d!.id));
+  await fs.writeFile(path.join(r.location, 'stray.txt'), 'x');
+  await fs.mkdir(path.join(r.location, 'ds', 'garbage', 'v', '0'), { recursive: true });
+  await fs.mkdir(path.join(r.location, '.druid-backup-staging-1'), { recursive: true });
+  await fs.writeFile(path.join(r.infoDir, 'not-a-segment'), '{}');
+  const scan = await scanCache({ locations: [{ path: r.location }] });
+  const byId = new Map(scan.segments.map((s) => [s.id, s]));
+  assert.equal(byId.get(a!.id)!.state, 'downloading');
+  assert.equal(byId.get(b!.id)!.state, 'incomplete');
+  assert.equal(byId.has(c!.id), false);
+  assert.deepEqual(scan.missing.map((m) => m.id), [c!.id]);
+  assert.equal(byId.get(d!.id)!.descriptor, undefined);
+  assert.equal(byId.get(d!.id)!.state, 'complete');
+  const problems = scan.issues.map((i) => `${path.relative(r.location, i.path)}: ${i.problem}`).sort();
+  assert.equal(problems.length, 3, problems.join('\n'));
+  assert.match(problems.join('\n'), /ds\/garbage\/v\/0: not a segment directory/);
+  assert.match(problems.join('\n'), /info_dir\/not-a-segment: not a segment descriptor/);
+  assert.match(problems.join('\n'), /stray\.txt: stray file/);
+});
+
+test('a missing location is not fatal; several locations are scanned', async () => {
+  const a = await writeSampleCache({ dir: tmp(), segments: 3, layout: 'flat', dataSources: ['x'], segmentSize: 2048, smooshChunkSize: 2147483647, seed: 1 });
+  const b = await writeSampleCache({ dir: tmp(), segments: 3, layout: 'flat', dataSources: ['y'], segmentSize: 2048, smooshChunkSize: 2147483647, seed: 2 });
+  const scan = await scanCache({ locations: [{ path: a.location }, { path: b.location }, { path: '/nonexistent/x' }] });
+  assert.equal(scan.segments.length, 6);
+  // Only the first location's info_dir is Druid's; the second one's is just a directory to Druid.
+  assert.equal(scan.segments.filter((s) => s.descriptor).length, 3);
+});
+
+test('the sample cache: meta.smoosh offsets match the chunks, large segments get several chunks, deterministic', async () => {
+  const d1 = tmp();
+  const d2 = tmp();
+  const o = { segments: 2, layout: 'nested' as const, dataSources: ['ds'], segmentSize: 300_000, smooshChunkSize: 100_000, seed: 3 };
+  await writeSampleCache({ dir: d1, ...o });
+  await writeSampleCache({ dir: d2, ...o });
+  const s1 = await scanCache({ locations: [{ path: path.join(d1, 'segment-cache') }] });
+  const s2 = await scanCache({ locations: [{ path: path.join(d2, 'segment-cache') }] });
+  for (const [i, seg] of s1.segments.entries()) {
+    const meta = (await fs.readFile(path.join(seg.dir, 'meta.smoosh'), 'utf8')).trim().split('\n');
+    const [v, max, n] = meta[0]!.split(',');
+    assert.equal(v, 'v1');
+    assert.equal(Number(max), 100_000);
+    assert.ok(Number(n) >= 3);
+    const ends = new Map<number, number>();
+    for (const line of meta.slice(1)) {
+      const [, chunk, , end] = line.split(',');
+      ends.set(Number(chunk), Math.max(ends.get(Number(chunk)) ?? 0, Number(end)));
+    }
+    for (const [chunk, end] of ends) assert.equal((await fs.stat(path.join(seg.dir, `${String(chunk).padStart(5, '0')}.smoosh`))).size, end);
+    assert.equal(Buffer.compare(await fs.readFile(path.join(seg.dir, 'version.bin')), Buffer.from([0, 0, 0, 9])), 0);
+    const other = s2.segments[i]!;
+    for (const f of seg.files) assert.ok((await fs.readFile(path.join(seg.dir, f.name))).equals(await fs.readFile(path.join(other.dir, f.name))), f.name);
+  }
+});
