@@ -11,21 +11,13 @@
  *   loadedOnStartup(historicalLog({ sinceLastStart: true }));   // [6]: served from its cache
  *   await stopCluster();
  */
-import { execFileSync, spawn } from "node:child_process";
-import { existsSync, readFileSync } from "node:fs";
-import path from "node:path";
-import { fileURLToPath } from "node:url";
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 
-export const REPO_ROOT = path.resolve(
-  path.dirname(fileURLToPath(import.meta.url)),
-  "..",
-  "..",
-);
-export const CLUSTER_SCRIPT = path.join(
-  REPO_ROOT,
-  "scripts",
-  "druid-dev-cluster.sh",
-);
+export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const CLUSTER_SCRIPT = path.join(REPO_ROOT, 'scripts', 'druid-dev-cluster.sh');
 
 /**
  * Variables the script reads: DRUID_VERSION, DRUID_DEV_HOME, DRUID_PORT_OFFSET, DRUID_EXTENSIONS_DIR,
@@ -76,65 +68,57 @@ function scriptEnv(): NodeJS.ProcessEnv {
 }
 
 /** Runs the script; resolves with its stdout. Its progress (stderr) is copied to ours unless quiet. */
-export function runScript(
-  args: string[],
-  opts: { quiet?: boolean } = {},
-): Promise<string> {
+export function runScript(args: string[], opts: { quiet?: boolean } = {}): Promise<string> {
   return new Promise((resolve, reject) => {
-    const child = spawn("bash", [CLUSTER_SCRIPT, ...args], {
+    const child = spawn('bash', [CLUSTER_SCRIPT, ...args], {
       cwd: REPO_ROOT,
       env: scriptEnv(),
-      stdio: ["ignore", "pipe", "pipe"],
+      stdio: ['ignore', 'pipe', 'pipe'],
     });
-    let out = "";
-    let err = "";
-    child.stdout.setEncoding("utf8").on("data", (d: string) => (out += d));
-    child.stderr.setEncoding("utf8").on("data", (d: string) => {
+    let out = '';
+    let err = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => {
       err += d;
       if (!opts.quiet) process.stderr.write(d);
     });
-    child.on("error", reject);
-    child.on("close", (code, signal) => {
+    child.on('error', reject);
+    child.on('close', (code, signal) => {
       if (code === 0) resolve(out);
-      else
-        reject(
-          new Error(
-            `druid-dev-cluster.sh ${args.join(" ")} failed (${signal ?? code}):\n${err.slice(-4000)}`,
-          ),
-        );
+      else reject(new Error(`druid-dev-cluster.sh ${args.join(' ')} failed (${signal ?? code}):\n${err.slice(-4000)}`));
     });
   });
 }
 
 /** Writes the configuration, starts every service and waits until all are healthy. */
 export async function startCluster(): Promise<DruidEnv> {
-  await runScript(["start"]);
+  await runScript(['start']);
   return env();
 }
 
 /** Stops every service (SIGTERM, then SIGKILL after a timeout). */
 export async function stopCluster(): Promise<void> {
-  await runScript(["stop"]);
+  await runScript(['stop']);
 }
 
 /** Stops one supervised service (zk, coordinator, broker, historical, indexer, backup). */
 export async function stopService(name: string): Promise<void> {
-  await runScript(["stop-service", name]);
+  await runScript(['stop-service', name]);
 }
 
 /** Starts one supervised service again and waits until it is healthy (the Historical: cache initialized). */
 export async function startService(name: string): Promise<void> {
-  await runScript(["start-service", name]);
+  await runScript(['start-service', name]);
 }
 
 /** Ingests the generated wikipedia data set (39,244 rows) and waits until it is served: the SQL answer. */
 export async function ingest(): Promise<{ c: number; s: number }> {
-  const out = (await runScript(["ingest"])).trim().split("\n");
-  const rows = JSON.parse(out[out.length - 1] ?? "[]") as Array<{
+  const out = (await runScript(['ingest'])).trim().split('\n');
+  const rows = JSON.parse(out[out.length - 1] ?? '[]') as Array<{
     c: number;
     s: number;
   }>;
-  if (!rows[0]) throw new Error(`ingest printed no answer: ${out.join("\n")}`);
+  if (!rows[0]) throw new Error(`ingest printed no answer: ${out.join('\n')}`);
   return rows[0];
 }
 
@@ -145,18 +129,15 @@ export class SqlError extends Error {
     readonly body: string,
   ) {
     super(`SQL answered ${status}: ${body.slice(0, 500)}`);
-    this.name = "SqlError";
+    this.name = 'SqlError';
   }
 }
 
 /** SQL through the Broker; the rows as objects. */
-export async function sql<T = Record<string, unknown>>(
-  query: string,
-  context?: Record<string, unknown>,
-): Promise<T[]> {
+export async function sql<T = Record<string, unknown>>(query: string, context?: Record<string, unknown>): Promise<T[]> {
   const res = await fetch(`${env().DRUID_BROKER_URL}/druid/v2/sql`, {
-    method: "POST",
-    headers: { "Content-Type": "application/json" },
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
     body: JSON.stringify({ query, ...(context ? { context } : {}) }),
     signal: AbortSignal.timeout(60_000),
   });
@@ -167,15 +148,14 @@ export async function sql<T = Record<string, unknown>>(
 
 /** Paths and ports, parsed from `druid-dev-cluster.sh env` (lines KEY='value'). */
 export function env(): DruidEnv {
-  const out = execFileSync("bash", [CLUSTER_SCRIPT, "env"], {
+  const out = execFileSync('bash', [CLUSTER_SCRIPT, 'env'], {
     env: scriptEnv(),
-    encoding: "utf8",
+    encoding: 'utf8',
   });
   const vars: Record<string, string> = {};
-  for (const line of out.split("\n")) {
+  for (const line of out.split('\n')) {
     const m = /^([A-Z0-9_]+)='(.*)'$/.exec(line);
-    if (m?.[1] !== undefined && m[2] !== undefined)
-      vars[m[1]] = m[2].replaceAll(`'\\''`, `'`);
+    if (m?.[1] !== undefined && m[2] !== undefined) vars[m[1]] = m[2].replaceAll(`'\\''`, `'`);
   }
   return vars as DruidEnv;
 }
@@ -183,16 +163,14 @@ export function env(): DruidEnv {
 /** The Historical's log; with sinceLastStart only what its latest start wrote. */
 export function historicalLog(opts: { sinceLastStart?: boolean } = {}): string {
   const file = env().DRUID_HISTORICAL_LOG;
-  if (!existsSync(file)) return "";
-  const text = readFileSync(file, "utf8");
+  if (!existsSync(file)) return '';
+  const text = readFileSync(file, 'utf8');
   if (!opts.sinceLastStart) return text;
-  const at = text.lastIndexOf("==== supervise: started historical");
+  const at = text.lastIndexOf('==== supervise: started historical');
   return at < 0 ? text : text.slice(at);
 }
 
 /** The N of every "Loaded [N] segments on startup" line in a Historical log (Druid's SegmentBootstrapper). */
 export function loadedOnStartup(log: string): number[] {
-  return [...log.matchAll(/Loaded \[(\d+)\] segments on startup/g)].map((m) =>
-    Number(m[1]),
-  );
+  return [...log.matchAll(/Loaded \[(\d+)\] segments on startup/g)].map((m) => Number(m[1]));
 }
