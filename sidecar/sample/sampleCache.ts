@@ -139,12 +139,12 @@ export async function writeSampleCache(o: SampleOptions): Promise<SampleResult> 
     await fs.writeFile(path.join(dir, 'meta.smoosh'), meta);
     for (let c = 0; c < plan.chunks.length; c++) await writeRandom(path.join(dir, `${String(c).padStart(5, '0')}.smoosh`), plan.chunks[c]!, rnd);
     const size = 4 + FACTORY_JSON.length + Buffer.byteLength(meta) + plan.chunks.reduce((a, b) => a + b, 0);
-    const uuid = rnd.next(16).toString('hex').replace(/^(.{8})(.{4})(.{4})(.{4})(.{12})$/, '$1-$2-$3-$4-$5');
     const descriptor: DataSegment = {
       dataSource,
       interval: `${seg.start}/${seg.end}`,
       version,
-      loadSpec: { type: 'local', path: path.join(deepStorage, dataSource, `${seg.start}_${seg.end}`, version, String(partition), uuid, 'index') + '/' },
+      // Where Druid 33's local pusher puts it: {storageDirectory}/{ds}/{start}_{end}/{version}/{partition}/index/
+      loadSpec: { type: 'local', path: path.join(deepStorage, dataSource, `${seg.start}_${seg.end}`, version, String(partition), 'index') + '/' },
       dimensions: 'channel,page,user',
       metrics: 'count,added,deleted',
       shardSpec: { type: 'numbered', partitionNum: partition, partitions: st.partitions },
