@@ -1,0 +1,116 @@
+/**
+ * Carries out one planned segment: streams it from the target into a staging place beside its destination,
+ * checks every byte against the manifest, then makes it visible with a rename and, in a cache, writes its
+ * info_dir descriptor atomically. A failure or a cancel before the rename leaves the destination as it was.
+ */
+import { existsSync, promises as fs } from 'node:fs';
+import path from 'node:path';
+import type { DataSegment } from '../druid/descriptor.js';
+import { BackupError } from '../errors.js';
+import type { Target } from '../store/target.js';
+import { mkdirParents, removeEmptyDirs, stagingPath, swapInto, writeFileAtomic } from './atomic.js';
+import type { DestinationSpec, PlannedSegment } from './plan.js';
+import { isZipPath } from './plan.js';
+import type { ReceiveOptions } from './receive.js';
+import { fsyncDir, receiveInto } from './receive.js';
+import { receiveZip } from './zip.js';
+
+export interface InstallOptions extends ReceiveOptions {
+  target: Target;
+}
+
+/** The info_dir file as Druid writes it (Jackson, compact), so a restored info_dir is byte-identical to the original. */
+export function descriptorJson(d: DataSegment): string {
+  return JSON.stringify(d);
+}
+
+function checkCancelled(signal?: AbortSignal): void {
+  if (signal?.aborted) throw new BackupError('cancelled', 'restore cancelled');
+}
+
+/** Restores one segment as planned; a `skip` does nothing. */
+export async function installSegment(item: PlannedSegment, dest: DestinationSpec, opts: InstallOptions): Promise<void> {
+  if (item.action === 'skip') return;
+  if (dest.kind === 'deep-storage') return installIntoDeepStorage(item, dest.directory, opts);
+  return installIntoCache(item, dest.infoDir, opts);
+}
+
+async function installIntoCache(item: PlannedSegment, infoDir: string, opts: InstallOptions): Promise<void> {
+  const location = item.location;
+  if (!location) throw new BackupError('internal', `segment ${item.segmentId} was planned without a cache location`);
+  let madeDirs: string[] = [];
+  let installedNew = false;
+  if (item.writeFiles) {
+    await fs.mkdir(location, { recursive: true });
+    const staging = stagingPath(location, 'restore');
+    await fs.mkdir(staging, { mode: 0o755 });
+    try {
+      const reader = await opts.target.read(item.segmentId, { signal: opts.signal });
+      await receiveInto(reader, item.manifest, staging, opts);
+      checkCancelled(opts.signal);
+      madeDirs = await mkdirParents(path.dirname(item.path));
+      if (item.action === 'restore' && existsSync(item.path)) {
+        throw new BackupError('conflict', `segment ${item.segmentId} appeared at ${item.path} while it was being restored; left as it is`);
+      }
+      await swapInto(staging, item.path, location);
+      installedNew = item.action === 'restore';
+    } catch (e) {
+      await fs.rm(staging, { recursive: true, force: true });
+      await removeEmptyDirs(madeDirs);
+      throw e;
+    }
+  }
+  if (item.infoFile && item.manifest.descriptor) {
+    try {
+      await writeInfoFile(infoDir, item.infoFile, item.manifest.descriptor);
+    } catch (e) {
+      // Files without their descriptor would be a half restore; a new segment goes away again.
+      if (installedNew) {
+        await fs.rm(item.path, { recursive: true, force: true });
+        await removeEmptyDirs(madeDirs);
+      }
+      throw e;
+    }
+  }
+}
+
+/** Writes a segment's info_dir descriptor unless the same bytes are already there. */
+export async function writeInfoFile(infoDir: string, file: string, descriptor: DataSegment): Promise<void> {
+  const json = descriptorJson(descriptor);
+  try {
+    if ((await fs.readFile(file, 'utf8')) === json) return;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+  }
+  await fs.mkdir(infoDir, { recursive: true });
+  await writeFileAtomic(file, json);
+}
+
+async function installIntoDeepStorage(item: PlannedSegment, directory: string, opts: InstallOptions): Promise<void> {
+  const zip = isZipPath(item.path);
+  await fs.mkdir(directory, { recursive: true });
+  const staging = stagingPath(directory, 'restore', zip ? '.zip' : '');
+  let madeDirs: string[] = [];
+  try {
+    const reader = await opts.target.read(item.segmentId, { signal: opts.signal });
+    if (zip) {
+      await receiveZip(reader, item.manifest, staging, opts);
+    } else {
+      await fs.mkdir(staging, { mode: 0o755 });
+      await receiveInto(reader, item.manifest, staging, opts);
+    }
+    checkCancelled(opts.signal);
+    madeDirs = await mkdirParents(path.dirname(item.path));
+    if (zip) {
+      // rename(2) replaces a file atomically; an old index.zip's inode (maybe a hard link) is left untouched.
+      await fs.rename(staging, item.path);
+      await fsyncDir(path.dirname(item.path));
+    } else {
+      await swapInto(staging, item.path, directory);
+    }
+  } catch (e) {
+    await fs.rm(staging, { recursive: true, force: true });
+    await removeEmptyDirs(madeDirs);
+    throw e;
+  }
+}

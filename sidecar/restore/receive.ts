@@ -1,0 +1,116 @@
+/**
+ * Receives a segment read back from a target and checks every byte against its manifest while streaming: each
+ * file's size and sha256, no file missing, none extra, none twice. Nothing here makes a segment visible; the
+ * callers write into a staging place and rename only after this returned.
+ */
+import { createHash } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { Transform } from 'node:stream';
+import type { TransformCallback } from 'node:stream';
+import { BackupError } from '../errors.js';
+import type { Manifest, SegmentFileInfo } from '../store/manifest.js';
+import type { IncomingFile, SegmentReader } from '../store/target.js';
+
+export interface ReceiveOptions {
+  signal?: AbortSignal;
+  onBytes?: (n: number) => void;
+}
+
+/** Raised when received bytes are not the manifest's: the store's copy is damaged, or the transfer was. */
+export function mismatch(segmentId: string, file: string, what: string): BackupError {
+  return new BackupError(
+    'digest_mismatch',
+    `segment ${segmentId}: ${file} ${what}; the backup's copy does not match its manifest (run verify on the target), nothing was installed`,
+  );
+}
+
+/** Checks that a target answered with the segment that was planned, then yields each file with its manifest entry. */
+export async function* expectedFiles(reader: SegmentReader, planned: Manifest): AsyncGenerator<{ file: IncomingFile; want: SegmentFileInfo }> {
+  if (reader.manifest.segmentId !== planned.segmentId || reader.manifest.digest !== planned.digest) {
+    throw new BackupError('target_error', `segment ${planned.segmentId}: the target's manifest changed since the restore was planned; plan again`);
+  }
+  const wanted = new Map(planned.files.map((f) => [f.name, f]));
+  for await (const file of reader.files) {
+    const want = wanted.get(file.name);
+    if (!want) {
+      file.stream.destroy();
+      throw mismatch(planned.segmentId, file.name, 'was sent but is not in the manifest (or was sent twice)');
+    }
+    wanted.delete(file.name);
+    yield { file, want };
+  }
+  if (wanted.size) throw mismatch(planned.segmentId, [...wanted.keys()].join(', '), 'was not sent');
+}
+
+/** A pass-through that hashes and counts, and fails as soon as more bytes arrive than the manifest says. */
+export class VerifyingTap extends Transform {
+  private readonly hash = createHash('sha256');
+  private bytes = 0;
+  constructor(
+    private readonly segmentId: string,
+    private readonly want: SegmentFileInfo,
+    private readonly opts: ReceiveOptions = {},
+  ) {
+    super();
+  }
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    if (this.opts.signal?.aborted) return cb(new BackupError('cancelled', 'restore cancelled'));
+    this.bytes += chunk.length;
+    if (this.bytes > this.want.size) return cb(mismatch(this.segmentId, this.want.name, `is longer than the ${this.want.size} bytes of the manifest`));
+    this.hash.update(chunk);
+    this.opts.onBytes?.(chunk.length);
+    cb(null, chunk);
+  }
+  override _flush(cb: TransformCallback): void {
+    cb(this.problem());
+  }
+  /** Undefined when the bytes seen are exactly the manifest's. */
+  problem(): BackupError | undefined {
+    if (this.bytes !== this.want.size) return mismatch(this.segmentId, this.want.name, `has ${this.bytes} bytes, the manifest ${this.want.size}`);
+    const got = this.hash.digest('hex');
+    if (got !== this.want.sha256) return mismatch(this.segmentId, this.want.name, `has sha256 ${got}, the manifest ${this.want.sha256}`);
+    return undefined;
+  }
+}
+
+/** Writes one file with `wx` (never into an existing file: cache files may be hard links to deep storage) and fsyncs it. */
+async function writeFileVerified(segmentId: string, file: IncomingFile, want: SegmentFileInfo, dest: string, opts: ReceiveOptions): Promise<void> {
+  const fh = await fs.open(dest, 'wx', 0o644);
+  const hash = createHash('sha256');
+  let bytes = 0;
+  try {
+    for await (const chunk of file.stream as AsyncIterable<Buffer>) {
+      if (opts.signal?.aborted) throw new BackupError('cancelled', 'restore cancelled');
+      bytes += chunk.length;
+      if (bytes > want.size) throw mismatch(segmentId, want.name, `is longer than the ${want.size} bytes of the manifest`);
+      hash.update(chunk);
+      let off = 0;
+      while (off < chunk.length) off += (await fh.write(chunk, off, chunk.length - off)).bytesWritten;
+      opts.onBytes?.(chunk.length);
+    }
+    if (bytes !== want.size) throw mismatch(segmentId, want.name, `has ${bytes} bytes, the manifest ${want.size}`);
+    const got = hash.digest('hex');
+    if (got !== want.sha256) throw mismatch(segmentId, want.name, `has sha256 ${got}, the manifest ${want.sha256}`);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+/** Receives every file of a segment into `dir` (which must exist and be empty) and fsyncs the directory. */
+export async function receiveInto(reader: SegmentReader, planned: Manifest, dir: string, opts: ReceiveOptions = {}): Promise<void> {
+  for await (const { file, want } of expectedFiles(reader, planned)) {
+    await writeFileVerified(planned.segmentId, file, want, path.join(dir, want.name), opts);
+  }
+  await fsyncDir(dir);
+}
+
+export async function fsyncDir(dir: string): Promise<void> {
+  const fh = await fs.open(dir, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}

@@ -1,0 +1,240 @@
+/**
+ * A restore from start to end: checks the request, reads the target's catalog and what the destination holds,
+ * plans (plan.ts), and carries the plan out segment by segment (install.ts), reporting progress and stopping
+ * between segments when cancelled. The HTTP route, the automatic restore and the tests all come through here.
+ */
+import { existsSync, promises as fs, statSync } from 'node:fs';
+import path from 'node:path';
+import type { RestoreRequest } from '../api.js';
+import type { SidecarConfig } from '../config.js';
+import type { CacheLayout } from '../druid/layout.js';
+import type { CacheLocationConfig, CacheScan } from '../druid/scan.js';
+import { scanCache } from '../druid/scan.js';
+import { BackupError, messageOf } from '../errors.js';
+import type { Manifest } from '../store/manifest.js';
+import type { Target } from '../store/target.js';
+import { mapLimit } from '../util/pool.js';
+import type { Leftovers } from './atomic.js';
+import { removeLeftovers } from './atomic.js';
+import type { DigestMemo } from './digests.js';
+import { installSegment } from './install.js';
+import type { DestinationSpec, Plan, PlannedSegment, PresentCopy, PresentFile } from './plan.js';
+import { deepStoragePath, isZipPath, planRestore } from './plan.js';
+import { measureRoom } from './room.js';
+import { parseSelector, selectManifests, toListFilter } from './select.js';
+
+export type RestoreLayoutSetting = CacheLayout | 'auto';
+
+/** What a restore needs to know of the node it runs on. */
+export interface RestoreEnv {
+  druid: SidecarConfig['druid'];
+  /** Where the sidecar keeps its own state and, on a target, its store: never a restore destination. */
+  stateDir?: string;
+  store?: string;
+  /** Layout of new segments in an empty cache (`auto`: nested, as Druid up to 34 writes). */
+  layout: RestoreLayoutSetting;
+  workers: number;
+  memo: DigestMemo;
+}
+
+/** Progress and cancel, as the job registry's JobContext offers them. */
+export interface RestoreProgress {
+  readonly signal: AbortSignal;
+  setTotals(segments: number, bytes: number): void;
+  addBytes(n: number): void;
+  setCurrent(segmentId?: string): void;
+  segmentDone(outcome: 'done' | 'skipped'): void;
+  segmentFailed(segmentId: string | undefined, message: string): void;
+  throwIfCancelled(): void;
+}
+
+export interface RestoreHooks {
+  /** Called before a segment's files change and after, so active backup and automatic restore leave it alone meanwhile. */
+  installing?(segmentId: string, busy: boolean): void;
+  /** Called with the directory of each segment installed into the cache. */
+  installed?(item: PlannedSegment): void;
+}
+
+type ResolvedDestination =
+  { kind: 'cache'; name: string; locations: CacheLocationConfig[]; infoDir: string } | { kind: 'deep-storage'; name: string; directory: string };
+
+function inside(child: string, parent: string): boolean {
+  const rel = path.relative(parent, child);
+  return rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel));
+}
+
+/** Checks `destination`: `cache`, `deep-storage`, or an absolute directory outside Druid's cache and the sidecar's own state. */
+export function resolveDestination(raw: unknown, env: RestoreEnv): ResolvedDestination {
+  const d = raw ?? 'cache';
+  if (typeof d !== 'string' || d === '') throw new BackupError('bad_request', 'destination must be "cache", "deep-storage" or an absolute directory path');
+  if (d === 'cache') {
+    if (env.druid.locations.length === 0)
+      throw new BackupError(
+        'bad_request',
+        'this sidecar has no segment cache (druid.segmentCache.locations is not set); restore to "deep-storage" or a directory',
+      );
+    const infoDir = env.druid.infoDir ?? path.join(env.druid.locations[0]!.path, 'info_dir');
+    return { kind: 'cache', name: 'cache', locations: env.druid.locations, infoDir };
+  }
+  if (d === 'deep-storage') {
+    const s = env.druid.storage;
+    if (s.type !== 'local')
+      throw new BackupError(
+        'bad_request',
+        `this node's deep storage is "${s.type}" (druid.storage.type); only local deep storage can be rebuilt; restore to a directory instead`,
+      );
+    if (!s.directory)
+      throw new BackupError(
+        'bad_request',
+        'druid.storage.storageDirectory is not set on this node, so its deep storage is unknown; restore to a directory instead',
+      );
+    return { kind: 'deep-storage', name: d, directory: s.directory };
+  }
+  if (!path.isAbsolute(d)) throw new BackupError('bad_request', `destination "${d.slice(0, 200)}" is not "cache", "deep-storage" or an absolute path`);
+  if (/[\u0000-\u001f]/.test(d)) throw new BackupError('bad_request', 'destination contains a control character');
+  const dir = path.resolve(d);
+  for (const loc of env.druid.locations) {
+    if (inside(dir, loc.path) || inside(loc.path, dir))
+      throw new BackupError('bad_request', `destination ${dir} overlaps the cache location ${loc.path}, which Druid owns; use "cache" to restore into it`);
+  }
+  for (const [what, p] of [
+    ['state directory', env.stateDir],
+    ['store', env.store],
+  ] as const) {
+    if (p && (inside(dir, p) || inside(p, dir))) throw new BackupError('bad_request', `destination ${dir} overlaps the sidecar's ${what} ${p}`);
+  }
+  if (existsSync(dir)) {
+    if (!statSync(dir).isDirectory()) throw new BackupError('bad_request', `destination ${dir} exists and is not a directory`);
+  } else if (!existsSync(path.dirname(dir))) {
+    throw new BackupError('bad_request', `destination ${dir}: its parent directory ${path.dirname(dir)} does not exist`);
+  }
+  return { kind: 'cache', name: dir, locations: [{ path: dir }], infoDir: path.join(dir, 'info_dir') };
+}
+
+function layoutFor(scan: CacheScan, setting: RestoreLayoutSetting): CacheLayout {
+  if (scan.layout === 'nested' || scan.layout === 'flat') return scan.layout;
+  // A mixed cache is one Druid 35+ is moving to flat names.
+  if (scan.layout === 'mixed') return 'flat';
+  return setting === 'auto' ? 'nested' : setting;
+}
+
+/** The files of a directory, with digests when names and sizes are those of the manifest (else hashing is pointless). */
+async function presentFiles(dir: string, manifest: Manifest, memo: DigestMemo, signal?: AbortSignal): Promise<PresentFile[]> {
+  const files: PresentFile[] = [];
+  for (const e of await fs.readdir(dir, { withFileTypes: true })) {
+    if (!e.isFile()) {
+      files.push({ name: e.name, size: -1 });
+      continue;
+    }
+    files.push({ name: e.name, size: (await fs.stat(path.join(dir, e.name))).size });
+  }
+  const want = new Map(manifest.files.map((f) => [f.name, f.size]));
+  const same = files.length === want.size && files.every((f) => want.get(f.name) === f.size);
+  if (same) for (const f of files) f.sha256 = (await memo.digest(path.join(dir, f.name), { signal })).sha256;
+  return files;
+}
+
+async function readCatalog(target: Target, req: RestoreRequest, signal?: AbortSignal): Promise<Manifest[]> {
+  const sel = parseSelector(req);
+  const all: Manifest[] = [];
+  for await (const m of target.list(toListFilter(sel, req), { signal })) all.push(m);
+  return selectManifests(sel, all, target.url);
+}
+
+/** Plans a restore; changes no file (a dry run answers with `plan.plan`). */
+export async function planFor(req: RestoreRequest, target: Target, env: RestoreEnv, signal?: AbortSignal): Promise<{ plan: Plan; dest: DestinationSpec }> {
+  const resolved = resolveDestination(req.destination, env);
+  parseSelector(req);
+  const manifests = await readCatalog(target, req, signal);
+  const present = new Map<string, PresentCopy>();
+  if (resolved.kind === 'deep-storage') {
+    for (const m of manifests) {
+      const p = deepStoragePath(m, resolved.directory);
+      const st = await fs.stat(p).catch(() => undefined);
+      if (!st) continue;
+      if (st.isDirectory() && !isZipPath(p)) present.set(m.segmentId, { path: p, size: 0, files: await presentFiles(p, m, env.memo, signal) });
+      else present.set(m.segmentId, { path: p, size: st.size });
+    }
+    const dest: DestinationSpec = {
+      kind: 'deep-storage',
+      name: resolved.name,
+      directory: resolved.directory,
+      room: measureRoom({ path: resolved.directory }, 0),
+    };
+    return { plan: planRestore({ target: target.url, destination: dest, manifests, present }), dest };
+  }
+  const scan = await scanCache({ locations: resolved.locations, infoDir: resolved.infoDir });
+  const bySegment = new Map(scan.segments.map((s) => [s.id, s]));
+  for (const m of manifests) {
+    const s = bySegment.get(m.segmentId);
+    if (!s) continue;
+    const copy: PresentCopy = { path: s.dir, location: s.location, size: s.size, downloading: s.state === 'downloading' };
+    if (!copy.downloading) copy.files = await presentFiles(s.dir, m, env.memo, signal);
+    present.set(m.segmentId, copy);
+  }
+  const infoFiles = new Set([...scan.segments.filter((s) => s.infoFile).map((s) => s.id), ...scan.missing.map((s) => s.id)]);
+  const used = new Map<string, number>();
+  for (const s of scan.segments) used.set(s.location, (used.get(s.location) ?? 0) + s.size);
+  const rooms = resolved.locations.map((l) => measureRoom(l, used.get(path.resolve(l.path)) ?? 0));
+  const dest: DestinationSpec = { kind: 'cache', name: resolved.name, layout: layoutFor(scan, env.layout), infoDir: resolved.infoDir, rooms };
+  return { plan: planRestore({ target: target.url, destination: dest, manifests, present, infoFiles }), dest };
+}
+
+export interface RestoreOutcome {
+  restored: string[];
+  skipped: string[];
+  failed: Array<{ segmentId: string; message: string }>;
+}
+
+/** Carries a plan out; each segment either lands whole and verified or not at all. */
+export async function executePlan(
+  plan: Plan,
+  dest: DestinationSpec,
+  target: Target,
+  env: RestoreEnv,
+  progress: RestoreProgress,
+  hooks: RestoreHooks = {},
+): Promise<RestoreOutcome> {
+  const out: RestoreOutcome = { restored: [], skipped: [], failed: [] };
+  progress.setTotals(plan.items.length, plan.plan.totals.bytes);
+  for (const s of plan.items.filter((i) => i.action === 'skip')) {
+    progress.segmentDone('skipped');
+    out.skipped.push(s.segmentId);
+  }
+  await mapLimit(
+    plan.items.filter((i) => i.action !== 'skip'),
+    env.workers,
+    async (item) => {
+      if (progress.signal.aborted) return;
+      progress.setCurrent(item.segmentId);
+      hooks.installing?.(item.segmentId, true);
+      try {
+        await installSegment(item, dest, { target, signal: progress.signal, onBytes: (n) => progress.addBytes(n) });
+        env.memo.forget(item.path + path.sep);
+        progress.segmentDone('done');
+        out.restored.push(item.segmentId);
+        hooks.installed?.(item);
+      } catch (e) {
+        if (progress.signal.aborted) return;
+        progress.segmentFailed(item.segmentId, messageOf(e));
+        out.failed.push({ segmentId: item.segmentId, message: messageOf(e) });
+      } finally {
+        hooks.installing?.(item.segmentId, false);
+      }
+    },
+  );
+  progress.setCurrent(undefined);
+  progress.throwIfCancelled();
+  return out;
+}
+
+/** Removes what a crash left of restores: staging in every cache location, info_dir and deep storage; half-done swaps are undone. */
+export async function cleanLeftovers(env: Pick<RestoreEnv, 'druid'>): Promise<Leftovers> {
+  const out: Leftovers = { removed: [], putBack: [], problems: [] };
+  const roots = new Set<string>(env.druid.locations.map((l) => l.path));
+  if (env.druid.infoDir) roots.add(env.druid.infoDir);
+  else if (env.druid.locations[0]) roots.add(path.join(env.druid.locations[0].path, 'info_dir'));
+  if (env.druid.storage.type === 'local' && env.druid.storage.directory) roots.add(env.druid.storage.directory);
+  for (const r of roots) await removeLeftovers(r, out);
+  return out;
+}
