@@ -24,6 +24,8 @@ export interface KeySpec {
   flag?: string;
   min?: number;
   max?: number;
+  /** The values a string key accepts. */
+  choices?: string[];
   doc: string;
 }
 
@@ -34,15 +36,56 @@ export const BACKUP_KEYS: KeySpec[] = [
   { key: 'druid.backup.port', type: 'int', default: '8484', flag: 'port', min: 0, max: 65535, doc: 'HTTP port of the sidecar API (0 picks a free port).' },
   { key: 'druid.backup.bindAddress', type: 'string', default: '0.0.0.0', flag: 'bind', doc: 'Address the API listens on.' },
   { key: 'druid.backup.token', type: 'secret', flag: 'token', doc: 'Bearer token every API call but /status/health must carry. Prefer tokenFile.' },
-  { key: 'druid.backup.tokenFile', type: 'path', flag: 'token-file', doc: 'File holding the bearer token. Without token or tokenFile, one is generated into {stateDir}/token.' },
+  {
+    key: 'druid.backup.tokenFile',
+    type: 'path',
+    flag: 'token-file',
+    doc: 'File holding the bearer token. Without token or tokenFile, one is generated into {stateDir}/token.',
+  },
   { key: 'druid.backup.target', type: 'url', flag: 'target', doc: 'Target sidecar URL that active backup streams every complete segment to.' },
   { key: 'druid.backup.store', type: 'path', flag: 'store', doc: 'Directory where this sidecar keeps backups it receives (makes it a target).' },
-  { key: 'druid.backup.stateDir', type: 'path', default: 'var/druid-backup', flag: 'state-dir', doc: 'Where the sidecar keeps its queue, digests and job history; never inside a cache location.' },
-  { key: 'druid.backup.nodeName', type: 'string', flag: 'node-name', doc: 'Name of this node in manifests and logs (default: druid.host:druid.plaintextPort, else the host name).' },
+  {
+    key: 'druid.backup.stateDir',
+    type: 'path',
+    default: 'var/druid-backup',
+    flag: 'state-dir',
+    doc: 'Where the sidecar keeps its queue, digests and job history; never inside a cache location.',
+  },
+  {
+    key: 'druid.backup.nodeName',
+    type: 'string',
+    flag: 'node-name',
+    doc: 'Name of this node in manifests and logs (default: druid.host:druid.plaintextPort, else the host name).',
+  },
   { key: 'druid.backup.active', type: 'bool', default: 'true', doc: 'Back up every complete segment continuously when a target is set.' },
   { key: 'druid.backup.settleTime', type: 'duration', default: 'PT2S', doc: 'How long a segment directory must stay unchanged before it is sent.' },
   { key: 'druid.backup.reconcilePeriod', type: 'duration', default: 'PT5M', doc: 'Period of the full cache scan that catches whatever the watcher missed.' },
   { key: 'druid.backup.workers', type: 'int', default: '2', min: 1, max: 64, doc: 'Segments transferred at once.' },
+  {
+    key: 'druid.backup.autoRestore',
+    type: 'bool',
+    default: 'true',
+    doc: 'Restore from the target, by itself, a segment whose files vanish or change while its info_dir entry remains (a segment whose info file goes first is a Druid drop, left alone).',
+  },
+  {
+    key: 'druid.backup.autoRestoreCheckPeriod',
+    type: 'duration',
+    default: 'PT3S',
+    doc: 'Period of the cheap stat-only check that finds lost segments (slowed down by itself on a large cache).',
+  },
+  {
+    key: 'druid.backup.scrubPeriod',
+    type: 'duration',
+    default: 'PT0S',
+    doc: 'Period of the scrub that re-reads every byte of the served segments against their backed-up digests and repairs damage; PT0S is off (the default: it reads the whole cache).',
+  },
+  {
+    key: 'druid.backup.restoreLayout',
+    type: 'string',
+    default: 'auto',
+    choices: ['auto', 'nested', 'flat'],
+    doc: 'Layout of segments restored into an empty cache: auto (nested, as Druid up to 34 writes), nested or flat (Druid 35+); a cache with segments keeps its own.',
+  },
 ];
 
 export function envName(key: string): string {
@@ -72,6 +115,11 @@ export interface SidecarConfig {
   settleMs: number;
   reconcileMs: number;
   workers: number;
+  autoRestore: boolean;
+  autoRestoreCheckMs: number;
+  /** 0 when the scrub is off. */
+  scrubMs: number;
+  restoreLayout: 'auto' | 'nested' | 'flat';
 }
 
 export interface LoadOptions {
@@ -123,7 +171,10 @@ export function loadSidecarConfig(opts: LoadOptions = {}): SidecarConfig {
   for (const [key, entry] of props) {
     if (key.startsWith(PREFIX) && !known.has(key)) {
       const near = BACKUP_KEYS.find((k) => k.key.toLowerCase() === key.toLowerCase());
-      fail(`${entry.file}:${entry.line}: ${key}`, `unknown key${near ? ` (did you mean ${near.key}?)` : ''}; known keys: ${BACKUP_KEYS.map((k) => k.key.slice(PREFIX.length)).join(', ')}`);
+      fail(
+        `${entry.file}:${entry.line}: ${key}`,
+        `unknown key${near ? ` (did you mean ${near.key}?)` : ''}; known keys: ${BACKUP_KEYS.map((k) => k.key.slice(PREFIX.length)).join(', ')}`,
+      );
     }
   }
 
@@ -172,18 +223,21 @@ export function loadSidecarConfig(opts: LoadOptions = {}): SidecarConfig {
         return u.toString().replace(/\/+$/, '');
       }
       default:
+        if (spec.choices && !spec.choices.includes(v)) fail(r.source, `"${v}" is not one of ${spec.choices.join(', ')}`);
         return v;
     }
   };
 
   const store = typed('druid.backup.store') as string | undefined;
-  if (!store && !opts.configFile) fail('configuration', "nothing to do: give --config with the node's runtime.properties to back up its cache, or --store for a target");
+  if (!store && !opts.configFile)
+    fail('configuration', "nothing to do: give --config with the node's runtime.properties to back up its cache, or --store for a target");
   const druid = readDruidNodeConfig(props, { requireCache: !store || props.has('druid.segmentCache.locations'), baseDir, configFile: opts.configFile });
 
   const stateDir = typed('druid.backup.stateDir') as string;
   for (const loc of druid.locations) {
     const rel = path.relative(loc.path, stateDir);
-    if (rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel))) fail('druid.backup.stateDir', `${stateDir} is inside the cache location ${loc.path}; Druid owns its cache, keep the sidecar's state elsewhere`);
+    if (rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel)))
+      fail('druid.backup.stateDir', `${stateDir} is inside the cache location ${loc.path}; Druid owns its cache, keep the sidecar's state elsewhere`);
   }
 
   let token = typed('druid.backup.token') as string | undefined;
@@ -217,5 +271,9 @@ export function loadSidecarConfig(opts: LoadOptions = {}): SidecarConfig {
     settleMs: typed('druid.backup.settleTime') as number,
     reconcileMs: typed('druid.backup.reconcilePeriod') as number,
     workers: typed('druid.backup.workers') as number,
+    autoRestore: typed('druid.backup.autoRestore') as boolean,
+    autoRestoreCheckMs: Math.max(100, typed('druid.backup.autoRestoreCheckPeriod') as number),
+    scrubMs: typed('druid.backup.scrubPeriod') as number,
+    restoreLayout: typed('druid.backup.restoreLayout') as SidecarConfig['restoreLayout'],
   };
 }
