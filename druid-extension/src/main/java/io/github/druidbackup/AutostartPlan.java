@@ -1,0 +1,129 @@
+package io.github.druidbackup;
+
+import javax.annotation.Nullable;
+import java.io.File;
+import java.net.URI;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Optional;
+import java.util.function.Predicate;
+
+/**
+ * Whether this node starts its sidecar, and with which command. Decided once at start from what is on disk;
+ * every reason not to start is one log line an operator can act on.
+ */
+final class AutostartPlan
+{
+  static final String SIDECAR_JS = "sidecar.js";
+  /** Preloaded into the sidecar: it ends the sidecar when this JVM goes away, even by SIGKILL (its stdin closes). */
+  static final String PARENT_WATCH = "parent-watch.cjs";
+
+  /** What was found on this host. */
+  record Facts(
+      @Nullable Boolean autostart,
+      URI url,
+      Path extensionDir,
+      boolean sidecarJsExists,
+      boolean parentWatchExists,
+      String nodeSetting,
+      Optional<Path> node,
+      Optional<Path> runtimeProperties
+  )
+  {
+  }
+
+  /** Start with {@code command}, or do not, and why ({@code error} when autostart was asked for explicitly). */
+  record Decision(boolean start, List<String> command, String reason, boolean error)
+  {
+    static Decision skip(String reason, boolean error)
+    {
+      return new Decision(false, List.of(), reason, error);
+    }
+  }
+
+  private AutostartPlan()
+  {
+  }
+
+  static Decision decide(Facts facts)
+  {
+    final String key = SidecarConfig.PREFIX + ".autostart";
+    final String expecting = "; expecting a sidecar at " + facts.url();
+    if (Boolean.FALSE.equals(facts.autostart())) {
+      return Decision.skip(key + "=false: not starting the druid-backup sidecar" + expecting, false);
+    }
+    final boolean asked = Boolean.TRUE.equals(facts.autostart());
+    final String notStarting = "not starting the druid-backup sidecar: ";
+    if (!facts.sidecarJsExists()) {
+      return Decision.skip(
+          notStarting + "no " + SIDECAR_JS + " in " + facts.extensionDir()
+          + " (copy the whole druid-backup extension folder, or run the sidecar as a bin/supervise line)" + expecting,
+          asked
+      );
+    }
+    if (facts.node().isEmpty()) {
+      return Decision.skip(
+          notStarting + "Node.js (" + SidecarConfig.PREFIX + ".node=" + facts.nodeSetting()
+          + ") is not found on this node's PATH; install Node 20 or later, or set " + SidecarConfig.PREFIX
+          + ".node to its path" + expecting,
+          asked
+      );
+    }
+    if (!SidecarUrls.isLocal(facts.url())) {
+      return Decision.skip(
+          notStarting + SidecarConfig.PREFIX + ".url=" + facts.url() + " is not on this host" + expecting,
+          asked
+      );
+    }
+    if (facts.runtimeProperties().isEmpty()) {
+      return Decision.skip(
+          notStarting + "this service's runtime.properties is not a file on the classpath, so the sidecar "
+          + "cannot read the same configuration" + expecting,
+          asked
+      );
+    }
+    final List<String> command = new ArrayList<>();
+    command.add(facts.node().get().toString());
+    if (facts.parentWatchExists()) {
+      command.add("--require");
+      command.add(facts.extensionDir().resolve(PARENT_WATCH).toString());
+    }
+    command.add(facts.extensionDir().resolve(SIDECAR_JS).toString());
+    command.add("sidecar");
+    command.add("--config");
+    command.add(facts.runtimeProperties().get().toString());
+    // The port the extension calls, whatever else the file says.
+    command.add("--port");
+    command.add(Integer.toString(SidecarUrls.port(facts.url())));
+    return new Decision(true, List.copyOf(command), "starting the druid-backup sidecar: " + String.join(" ", command), false);
+  }
+
+  /** A name is looked up on the PATH as a shell would; a value with a separator is a path. */
+  static Optional<Path> findExecutable(String setting, @Nullable String pathVariable, Predicate<Path> isExecutable)
+  {
+    if (setting.contains(File.separator)) {
+      final Path p = Path.of(setting);
+      return isExecutable.test(p) ? Optional.of(p) : Optional.empty();
+    }
+    if (pathVariable == null) {
+      return Optional.empty();
+    }
+    for (String dir : pathVariable.split(File.pathSeparator)) {
+      if (dir.isEmpty()) {
+        continue;
+      }
+      final Path candidate = Path.of(dir, setting);
+      if (isExecutable.test(candidate)) {
+        return Optional.of(candidate);
+      }
+    }
+    return Optional.empty();
+  }
+
+  static boolean isExecutableFile(Path p)
+  {
+    return Files.isRegularFile(p) && Files.isExecutable(p);
+  }
+}

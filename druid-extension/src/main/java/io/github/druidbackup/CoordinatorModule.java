@@ -1,0 +1,18 @@
+package io.github.druidbackup;
+
+import com.google.inject.Binder;
+import org.apache.druid.discovery.NodeRole;
+import org.apache.druid.guice.Jerseys;
+import org.apache.druid.guice.annotations.LoadScope;
+import org.apache.druid.initialization.DruidModule;
+
+/** On the Coordinator: {@code /data/v1/backup}, {@code /restore} and {@code /jobs} for the whole cluster. */
+@LoadScope(roles = {NodeRole.COORDINATOR_JSON_NAME})
+public class CoordinatorModule implements DruidModule
+{
+  @Override
+  public void configure(Binder binder)
+  {
+    Jerseys.addResource(binder, CoordinatorBackupResource.class);
+  }
+}
