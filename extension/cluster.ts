@@ -1,0 +1,303 @@
+/**
+ * What the extension knows about the configured nodes: each node's identity, its segments, its store catalog and
+ * its jobs, loaded when a view first needs them and then kept current by the node's events (live.ts). Changes
+ * are gathered for a short while and handed to the views in one batch, so a burst of events (a backup of
+ * thousands of segments) costs a few tree refreshes, not thousands. No `vscode` import.
+ */
+import type { Job, SegmentInfo, SidecarEvent, StoredSegment } from '../sidecar/api.js';
+import { normalizeNodeUrl, type SidecarClient, SidecarRequestError } from './client.js';
+import { GroupedIndex, type Grouping } from './tree/index.js';
+import type { NodeProblem, NodeView } from './tree/rows.js';
+
+export interface NodeConfig {
+  url: string;
+  name?: string;
+  /** Where the Druid web console of this node's cluster is; default: the Router's port on the node's Druid host. */
+  consoleUrl?: string;
+}
+
+/** Reads `druidBackup.nodes`: URLs as strings or `{url, name?, consoleUrl?}`; bad entries are reported, not fatal. */
+export function parseNodes(raw: unknown, warn: (message: string) => void): NodeConfig[] {
+  const out = new Map<string, NodeConfig>();
+  for (const entry of Array.isArray(raw) ? raw : []) {
+    const o: Partial<NodeConfig> = typeof entry === 'string' ? { url: entry } : entry && typeof entry === 'object' ? (entry as Partial<NodeConfig>) : {};
+    if (typeof o.url !== 'string') {
+      warn(`druidBackup.nodes: ${JSON.stringify(entry)} has no "url"`);
+      continue;
+    }
+    try {
+      const url = normalizeNodeUrl(o.url);
+      out.set(url, {
+        url,
+        name: typeof o.name === 'string' && o.name ? o.name : undefined,
+        consoleUrl: typeof o.consoleUrl === 'string' ? o.consoleUrl : undefined,
+      });
+    } catch (e) {
+      warn(`druidBackup.nodes: ${(e as Error).message}`);
+    }
+  }
+  return [...out.values()];
+}
+
+export type ViewName = 'nodes' | 'backups' | 'jobs';
+
+/** Something changed under a node; the deeper the path, the smaller the refresh. */
+export interface Change {
+  view: ViewName;
+  node: string;
+  dataSource?: string;
+  interval?: string;
+  segmentId?: string;
+  jobId?: string;
+  /** Children were added or removed at the deepest level given (not only a row's look). */
+  structural: boolean;
+}
+
+export const SEGMENT_GROUPING: Grouping<SegmentInfo> = {
+  id: (s) => s.id,
+  dataSource: (s) => s.dataSource,
+  interval: (s) => s.interval,
+  compare: (a, b) => (a.version === b.version ? a.partition - b.partition : a.version < b.version ? 1 : -1),
+};
+
+export const STORED_GROUPING: Grouping<StoredSegment> = {
+  id: (s) => s.segmentId,
+  dataSource: (s) => s.dataSource,
+  interval: (s) => s.interval,
+  compare: (a, b) => (a.version === b.version ? a.partition - b.partition : a.version < b.version ? 1 : -1),
+};
+
+export class NodeEntry implements NodeView {
+  readonly url: string;
+  name?: string;
+  consoleUrl?: string;
+  info?: NodeView['info'];
+  error?: NodeProblem;
+  segments?: GroupedIndex<SegmentInfo>;
+  segmentsError?: NodeProblem;
+  stored?: GroupedIndex<StoredSegment>;
+  storedError?: NodeProblem;
+  jobs?: Job[];
+  jobsError?: NodeProblem;
+  /** Loads under way, so two views asking at once cause one request. */
+  readonly loading = new Map<string, Promise<void>>();
+
+  constructor(
+    config: NodeConfig,
+    public client: SidecarClient,
+  ) {
+    this.url = config.url;
+    this.name = config.name;
+    this.consoleUrl = config.consoleUrl;
+  }
+
+  /** Forgets everything loaded, so the next look asks the node again. */
+  reset(): void {
+    this.info = this.error = this.segments = this.segmentsError = this.stored = this.storedError = this.jobs = this.jobsError = undefined;
+    this.loading.clear();
+  }
+}
+
+export function problemOf(e: unknown): NodeProblem {
+  if (e instanceof SidecarRequestError) return { message: e.message, code: e.code };
+  return { message: e instanceof Error ? e.message : String(e) };
+}
+
+export class Cluster {
+  private readonly entries = new Map<string, NodeEntry>();
+  private readonly listeners = new Set<(changes: Change[]) => void>();
+  private pending: Change[] = [];
+  private timer: ReturnType<typeof setTimeout> | undefined;
+  /** Counts resets, so a load that finishes after a reset does not bring back old data. */
+  private generation = 0;
+
+  constructor(private readonly debounceMs = 200) {}
+
+  onChange(fn: (changes: Change[]) => void): { dispose(): void } {
+    this.listeners.add(fn);
+    return { dispose: () => this.listeners.delete(fn) };
+  }
+
+  list(): NodeEntry[] {
+    return [...this.entries.values()];
+  }
+
+  get(url: string): NodeEntry | undefined {
+    return this.entries.get(url);
+  }
+
+  /**
+   * Makes the configured nodes these: a node whose URL stays keeps what was loaded unless its client changed
+   * (new token); returns the URLs added and removed.
+   */
+  setNodes(configs: NodeConfig[], clientFor: (c: NodeConfig) => SidecarClient): { added: string[]; removed: string[] } {
+    const wanted = new Map(configs.map((c) => [c.url, c]));
+    const removed = [...this.entries.keys()].filter((u) => !wanted.has(u));
+    for (const u of removed) this.entries.delete(u);
+    const added: string[] = [];
+    const next = new Map<string, NodeEntry>();
+    for (const [url, c] of wanted) {
+      const old = this.entries.get(url);
+      if (old) {
+        old.name = c.name;
+        old.consoleUrl = c.consoleUrl;
+        next.set(url, old);
+      } else {
+        next.set(url, new NodeEntry(c, clientFor(c)));
+        added.push(url);
+      }
+    }
+    this.entries.clear();
+    for (const [u, e] of next) this.entries.set(u, e);
+    if (added.length || removed.length) this.emitAll();
+    return { added, removed };
+  }
+
+  /** Drops what was loaded (one node or all) and tells the views, which load again as they are looked at. */
+  reload(url?: string): void {
+    this.generation++;
+    for (const e of url ? [this.entries.get(url)].filter((x) => x !== undefined) : this.entries.values()) e.reset();
+    if (url) for (const view of ['nodes', 'backups', 'jobs'] as const) this.emit({ view, node: url, structural: true });
+    else this.emitAll();
+  }
+
+  /** Replaces a node's client (its token changed) and reloads it. */
+  replaceClient(url: string, client: SidecarClient): void {
+    const e = this.entries.get(url);
+    if (!e) return;
+    e.client = client;
+    this.reload(url);
+  }
+
+  ensureInfo(e: NodeEntry): Promise<void> {
+    if (e.info || e.error) return Promise.resolve();
+    return this.once(e, 'info', async () => {
+      try {
+        e.info = await e.client.node();
+      } catch (err) {
+        e.error = problemOf(err);
+      }
+    });
+  }
+
+  ensureSegments(e: NodeEntry): Promise<void> {
+    return this.ensureInfo(e).then(() => {
+      if (e.error || e.segments || e.segmentsError || !e.info?.roles.includes('source')) return;
+      return this.once(e, 'segments', async () => {
+        try {
+          e.segments = GroupedIndex.of(SEGMENT_GROUPING, await e.client.allSegments());
+        } catch (err) {
+          e.segmentsError = problemOf(err);
+        }
+      });
+    });
+  }
+
+  ensureStored(e: NodeEntry): Promise<void> {
+    return this.ensureInfo(e).then(() => {
+      if (e.error || e.stored || e.storedError || !e.info?.roles.includes('target')) return;
+      return this.once(e, 'stored', async () => {
+        try {
+          e.stored = GroupedIndex.of(STORED_GROUPING, await e.client.allStored());
+        } catch (err) {
+          e.storedError = problemOf(err);
+        }
+      });
+    });
+  }
+
+  ensureJobs(e: NodeEntry): Promise<void> {
+    return this.ensureInfo(e).then(() => {
+      if (e.error || e.jobs || e.jobsError) return;
+      return this.once(e, 'jobs', async () => {
+        try {
+          e.jobs = await e.client.jobs();
+        } catch (err) {
+          e.jobsError = problemOf(err);
+        }
+      });
+    });
+  }
+
+  /** Applies one event of a node's stream to what is loaded; what is not loaded yet will be read fresh. */
+  apply(url: string, ev: SidecarEvent): void {
+    const e = this.entries.get(url);
+    if (!e) return;
+    switch (ev.type) {
+      case 'segment': {
+        if (!e.segments) return;
+        const s = ev.segment;
+        const old = e.segments.upsert(s);
+        const moved = old && (old.dataSource !== s.dataSource || old.interval !== s.interval);
+        this.segmentChanged(url, s.dataSource, s.interval, s.id, !old || !!moved);
+        if (old && moved) this.segmentChanged(url, old.dataSource, old.interval, old.id, true);
+        return;
+      }
+      case 'segment-removed': {
+        const old = e.segments?.remove(ev.segmentId);
+        if (old) this.segmentChanged(url, old.dataSource, old.interval, old.id, true);
+        return;
+      }
+      case 'stored': {
+        if (!e.stored) return;
+        const s = ev.segment;
+        const old = e.stored.upsert(s);
+        this.emit({ view: 'backups', node: url, dataSource: s.dataSource, interval: s.interval, segmentId: s.segmentId, structural: !old });
+        return;
+      }
+      case 'job': {
+        if (!e.jobs) return;
+        const i = e.jobs.findIndex((j) => j.id === ev.job.id);
+        if (i >= 0) e.jobs[i] = ev.job;
+        else e.jobs.unshift(ev.job);
+        this.emit({ view: 'jobs', node: url, jobId: ev.job.id, structural: i < 0 });
+        return;
+      }
+    }
+  }
+
+  /** Records a job's latest state got by polling, as if its event had come. */
+  jobSeen(url: string, job: Job): void {
+    this.apply(url, { type: 'job', job });
+  }
+
+  private segmentChanged(node: string, dataSource: string, interval: string, segmentId: string, structural: boolean): void {
+    this.emit({ view: 'nodes', node, dataSource, interval, segmentId, structural });
+  }
+
+  private once(e: NodeEntry, what: string, load: () => Promise<void>): Promise<void> {
+    const running = e.loading.get(what);
+    if (running) return running;
+    const gen = this.generation;
+    const p = load().finally(() => {
+      if (e.loading.get(what) === p) e.loading.delete(what);
+      if (gen !== this.generation) return;
+      for (const view of ['nodes', 'backups', 'jobs'] as const) this.emit({ view, node: e.url, structural: true });
+    });
+    e.loading.set(what, p);
+    return p;
+  }
+
+  private emitAll(): void {
+    for (const view of ['nodes', 'backups', 'jobs'] as const) this.emit({ view, node: '', structural: true });
+  }
+
+  private emit(c: Change): void {
+    this.pending.push(c);
+    this.timer ??= setTimeout(() => this.flush(), this.debounceMs);
+  }
+
+  /** Hands the gathered changes to the views now. */
+  flush(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    const batch = this.pending;
+    this.pending = [];
+    if (batch.length) for (const fn of this.listeners) fn(batch);
+  }
+
+  dispose(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.listeners.clear();
+  }
+}

@@ -1,0 +1,102 @@
+/**
+ * The `druidBackup.*` settings and the tokens. Settings hold node URLs, names and console URLs, never a token:
+ * tokens live in VS Code's SecretStorage, one per node URL.
+ */
+import * as vscode from 'vscode';
+import { normalizeNodeUrl } from './client.js';
+import { type NodeConfig, parseNodes } from './cluster.js';
+import { SETTINGS } from './commands/ids.js';
+
+export interface Settings {
+  nodes: NodeConfig[];
+  requestTimeoutMs: number;
+  pageSize: number;
+  liveUpdates: boolean;
+  recentJobs: number;
+  restoreDestination: string;
+  jobPollMs: number;
+}
+
+function clampInt(v: unknown, min: number, max: number, fallback: number): number {
+  return typeof v === 'number' && Number.isFinite(v) ? Math.min(max, Math.max(min, Math.round(v))) : fallback;
+}
+
+export function readSettings(warn: (message: string) => void): Settings {
+  const c = vscode.workspace.getConfiguration(SETTINGS);
+  return {
+    nodes: parseNodes(c.get('nodes'), warn),
+    requestTimeoutMs: clampInt(c.get('requestTimeout'), 1000, 600_000, 10_000),
+    pageSize: clampInt(c.get('pageSize'), 10, 5000, 200),
+    liveUpdates: c.get('liveUpdates') !== false,
+    recentJobs: clampInt(c.get('recentJobs'), 1, 1000, 20),
+    restoreDestination: c.get<string>('restoreDestination') || 'cache',
+    jobPollMs: clampInt(c.get('jobPollInterval'), 200, 60_000, 1000),
+  };
+}
+
+/** Adds or updates a node in the user's settings (or the workspace's, when the list lives there). */
+export async function saveNode(node: NodeConfig): Promise<void> {
+  const c = vscode.workspace.getConfiguration(SETTINGS);
+  const inspected = c.inspect<unknown[]>('nodes');
+  const inWorkspace = inspected?.workspaceValue !== undefined;
+  const current = (inWorkspace ? inspected?.workspaceValue : inspected?.globalValue) ?? [];
+  const rest = current.filter((e) => urlOf(e) !== node.url);
+  const entry = node.name || node.consoleUrl ? node : node.url;
+  await c.update('nodes', [...rest, entry], inWorkspace ? vscode.ConfigurationTarget.Workspace : vscode.ConfigurationTarget.Global);
+}
+
+/** Removes a node from every settings scope that lists it. */
+export async function forgetNode(url: string): Promise<void> {
+  const c = vscode.workspace.getConfiguration(SETTINGS);
+  const inspected = c.inspect<unknown[]>('nodes');
+  const scopes: Array<[unknown[] | undefined, vscode.ConfigurationTarget]> = [
+    [inspected?.globalValue, vscode.ConfigurationTarget.Global],
+    [inspected?.workspaceValue, vscode.ConfigurationTarget.Workspace],
+    [inspected?.workspaceFolderValue, vscode.ConfigurationTarget.WorkspaceFolder],
+  ];
+  for (const [list, target] of scopes) {
+    if (list?.some((e) => urlOf(e) === url))
+      await c.update(
+        'nodes',
+        list.filter((e) => urlOf(e) !== url),
+        target,
+      );
+  }
+}
+
+function urlOf(entry: unknown): string | undefined {
+  const raw = typeof entry === 'string' ? entry : (entry as { url?: unknown } | null)?.url;
+  if (typeof raw !== 'string') return undefined;
+  try {
+    return normalizeNodeUrl(raw);
+  } catch {
+    return raw;
+  }
+}
+
+/** The tokens of the nodes, in SecretStorage under one key per node URL. */
+export class Tokens {
+  constructor(private readonly secrets: vscode.SecretStorage) {}
+
+  private key(url: string): string {
+    return `druidBackup.token:${url}`;
+  }
+
+  get(url: string): Thenable<string | undefined> {
+    return this.secrets.get(this.key(url));
+  }
+
+  set(url: string, token: string): Thenable<void> {
+    return this.secrets.store(this.key(url), token);
+  }
+
+  delete(url: string): Thenable<void> {
+    return this.secrets.delete(this.key(url));
+  }
+
+  /** The node URL a SecretStorage change event's key stands for, if it is one of ours. */
+  urlOfKey(key: string): string | undefined {
+    const prefix = 'druidBackup.token:';
+    return key.startsWith(prefix) ? key.slice(prefix.length) : undefined;
+  }
+}

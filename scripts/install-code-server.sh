@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Installs code-server (a real VS Code served to a browser) from the npm registry into .cache/code-server, in its
+# own folder with its own package.json, so the project's `npm ci` stays lean. The e2e test (test/e2e/) runs it.
+# Needs Debian's libkrb5-dev libxkbfile-dev libsecret-1-dev pkg-config ripgrep (see .ci/run). Idempotent: an
+# install of the pinned version that already works is kept.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Pinned: the e2e leans on VS Code's DOM, and 4.100.x is the last line that runs on the machines' Node 20.
+VERSION=4.100.3
+DIR=.cache/code-server
+BIN="$DIR/node_modules/code-server/out/node/entry.js"
+
+if [ -f "$DIR/.installed" ] && [ "$(cat "$DIR/.installed")" = "$VERSION" ] && [ -f "$BIN" ]; then
+  echo "code-server $VERSION already in $DIR"
+  exit 0
+fi
+
+command -v rg >/dev/null || { echo "install-code-server: ripgrep (rg) is missing: apt-get install ripgrep" >&2; exit 1; }
+rm -rf "$DIR"
+mkdir -p "$DIR/tmp"
+cat >"$DIR/package.json" <<EOF
+{
+  "name": "druid-backup-e2e-code-server",
+  "private": true,
+  "description": "code-server for druid-backup's end-to-end test; installed by scripts/install-code-server.sh",
+  "dependencies": { "code-server": "$VERSION" },
+  "allowScripts": { "code-server": true, "argon2": true }
+}
+EOF
+
+# code-server's postinstall refuses root without unsafe_perm; node-pty's asks `npx node-gyp` for a yes.
+export npm_config_unsafe_perm=true npm_config_yes=true npm_config_fund=false npm_config_audit=false
+# @vscode/ripgrep's postinstall downloads rg from a host these machines cannot reach; it first looks for the
+# archive in {tmpdir}/vscode-ripgrep-cache-{its version}/, so Debian's rg is put there, under the install's own TMPDIR.
+export TMPDIR="$PWD/$DIR/tmp"
+
+(cd "$DIR" && npm install --ignore-scripts --no-package-lock)
+# The versions of @vscode/ripgrep that VS Code's own install will fetch, from its shrinkwrap.
+RG_VERSIONS=$(node -e '
+  const fs = require("fs"), seen = new Set();
+  for (const f of process.argv.slice(1)) {
+    if (!fs.existsSync(f)) continue;
+    for (const [k, v] of Object.entries(JSON.parse(fs.readFileSync(f, "utf8")).packages ?? {})) if (k.endsWith("node_modules/@vscode/ripgrep")) seen.add(v.version);
+  }
+  console.log([...seen].join(" "));' "$DIR"/node_modules/code-server/lib/vscode/npm-shrinkwrap.json "$DIR"/node_modules/code-server/lib/vscode/extensions/npm-shrinkwrap.json)
+staging="$TMPDIR/rg-staging"
+mkdir -p "$staging"
+cp "$(command -v rg)" "$staging/rg"
+for v in $RG_VERSIONS; do
+  mkdir -p "$TMPDIR/vscode-ripgrep-cache-$v"
+  for arch in x86_64-unknown-linux-musl aarch64-unknown-linux-musl; do
+    for rgv in v13.0.0-10 v13.0.0-13; do
+      tar -C "$staging" -czf "$TMPDIR/vscode-ripgrep-cache-$v/ripgrep-$rgv-$arch.tar.gz" rg
+    done
+  done
+done
+(cd "$DIR" && npm rebuild code-server argon2)
+[ -f "$BIN" ] || { echo "install-code-server: $BIN missing after install" >&2; exit 1; }
+echo "$VERSION" >"$DIR/.installed"
+rm -rf "$TMPDIR"
+echo "code-server $VERSION installed in $DIR"
