@@ -8,6 +8,7 @@ import { VERSION } from './version.js';
 import * as sampleCache from './commands/sampleCache.js';
 import * as scan from './commands/scan.js';
 import * as demo from './commands/demo.js';
+import * as sidecar from './commands/sidecar.js';
 
 export function buildProgram(): Command {
   const program = new Command('druid-backup')
@@ -15,7 +16,7 @@ export function buildProgram(): Command {
     .version(VERSION)
     .showHelpAfterError('(run with --help for usage)')
     .configureHelp({ sortSubcommands: true });
-  for (const c of [sampleCache, scan, demo]) c.register(program);
+  for (const c of [sampleCache, scan, demo, sidecar]) c.register(program);
   return program;
 }
 

@@ -62,6 +62,27 @@ export const BACKUP_KEYS: KeySpec[] = [
   { key: 'druid.backup.reconcilePeriod', type: 'duration', default: 'PT5M', doc: 'Period of the full cache scan that catches whatever the watcher missed.' },
   { key: 'druid.backup.workers', type: 'int', default: '2', min: 1, max: 64, doc: 'Segments transferred at once.' },
   {
+    key: 'druid.backup.retryMaxDelay',
+    type: 'duration',
+    default: 'PT1M',
+    doc: 'Longest wait between attempts of a failed transfer and between probes of a target that does not answer (backoff doubles from 1 s up to this).',
+  },
+  {
+    key: 'druid.backup.targetToken',
+    type: 'secret',
+    flag: 'target-token',
+    doc: "Bearer token of the target sidecar (default: this sidecar's own token). Prefer targetTokenFile.",
+  },
+  { key: 'druid.backup.targetTokenFile', type: 'path', flag: 'target-token-file', doc: "File holding the target sidecar's bearer token." },
+  {
+    key: 'druid.backup.logLevel',
+    type: 'string',
+    default: 'info',
+    flag: 'log-level',
+    choices: ['fatal', 'error', 'warn', 'info', 'debug', 'trace'],
+    doc: 'Level of the JSON log lines on stdout.',
+  },
+  {
     key: 'druid.backup.autoRestore',
     type: 'bool',
     default: 'true',
@@ -115,6 +136,10 @@ export interface SidecarConfig {
   settleMs: number;
   reconcileMs: number;
   workers: number;
+  retryMaxMs: number;
+  /** Token for the target sidecar; undefined means this sidecar's own token. */
+  targetToken?: string;
+  logLevel: string;
   autoRestore: boolean;
   autoRestoreCheckMs: number;
   /** 0 when the scrub is off. */
@@ -146,6 +171,21 @@ function fail(source: string, msg: string): never {
 export function defaultCommonFile(configFile: string): string | undefined {
   const candidate = path.join(path.dirname(path.resolve(configFile)), '..', '_common', 'common.runtime.properties');
   return existsSync(candidate) ? candidate : undefined;
+}
+
+/** A secret given inline or in a file (trimmed); undefined when neither is set. */
+function readSecret(inline: string | undefined, file: string | undefined, key: string): string | undefined {
+  if (inline === '') fail(key, 'is empty');
+  if (inline) return inline;
+  if (!file) return undefined;
+  let v: string;
+  try {
+    v = readFileSync(file, 'utf8').trim();
+  } catch (e) {
+    fail(`${key}File`, `cannot read ${file} (${(e as NodeJS.ErrnoException).code ?? e})`);
+  }
+  if (!v) fail(`${key}File`, `${file} is empty`);
+  return v;
 }
 
 export function loadSidecarConfig(opts: LoadOptions = {}): SidecarConfig {
@@ -271,6 +311,13 @@ export function loadSidecarConfig(opts: LoadOptions = {}): SidecarConfig {
     settleMs: typed('druid.backup.settleTime') as number,
     reconcileMs: typed('druid.backup.reconcilePeriod') as number,
     workers: typed('druid.backup.workers') as number,
+    retryMaxMs: Math.max(100, typed('druid.backup.retryMaxDelay') as number),
+    targetToken: readSecret(
+      typed('druid.backup.targetToken') as string | undefined,
+      typed('druid.backup.targetTokenFile') as string | undefined,
+      'druid.backup.targetToken',
+    ),
+    logLevel: typed('druid.backup.logLevel') as string,
     autoRestore: typed('druid.backup.autoRestore') as boolean,
     autoRestoreCheckMs: Math.max(100, typed('druid.backup.autoRestoreCheckPeriod') as number),
     scrubMs: typed('druid.backup.scrubPeriod') as number,

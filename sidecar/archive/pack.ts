@@ -1,0 +1,131 @@
+/**
+ * Packs a segment for the wire (store/target.ts): `segment.json`, each file in declared order, `digests.json`.
+ * Each file is read once, in 1 MiB pieces, hashed as the pieces go out; nothing larger than a piece is held.
+ * A file that grows or shrinks while read fails the stream, so a receiver never stores a torn copy.
+ */
+import { createHash } from 'node:crypto';
+import { Readable } from 'node:stream';
+import { BackupError } from '../errors.js';
+import type { Manifest, SegmentFileInfo } from '../store/manifest.js';
+import { MANIFEST_NAME } from '../store/manifest.js';
+import type { OutgoingSegment, TransferOptions } from '../store/target.js';
+import type { DigestsTrailer, SegmentDeclaration } from './format.js';
+import { DECLARATION_NAME, TRAILER_NAME, WIRE_FORMAT_VERSION } from './format.js';
+import { END_OF_ARCHIVE, entryLength, fileHeader, padding } from './tar.js';
+
+export interface PackedSegment {
+  stream: Readable;
+  /** Exact length of the stream in bytes, for Content-Length. */
+  length: number;
+  /** Resolves with the digests once the last byte went out; rejects when the stream failed. */
+  files: Promise<SegmentFileInfo[]>;
+}
+
+function trailerJson(files: SegmentFileInfo[]): Buffer {
+  const t: DigestsTrailer = { files };
+  return Buffer.from(JSON.stringify(t));
+}
+
+/** An entry holding a JSON document. */
+function* jsonEntry(name: string, body: Buffer, mtime: Date): Generator<Buffer> {
+  yield fileHeader(name, body.length, mtime);
+  yield body;
+  yield padding(body.length);
+}
+
+export function packSegment(seg: OutgoingSegment, opts: TransferOptions = {}): PackedSegment {
+  const mtime = new Date();
+  const declaration: SegmentDeclaration = {
+    formatVersion: WIRE_FORMAT_VERSION,
+    segmentId: seg.segmentId,
+    descriptor: seg.descriptor,
+    files: seg.files.map((f) => ({ name: f.name, size: f.size })),
+  };
+  const declBody = Buffer.from(JSON.stringify(declaration));
+  // The trailer's length does not depend on the digests' values (64 hex digits each).
+  const trailerLength = trailerJson(seg.files.map((f) => ({ name: f.name, size: f.size, sha256: '0'.repeat(64) }))).length;
+  const length = entryLength(declBody.length) + seg.files.reduce((n, f) => n + entryLength(f.size), 0) + entryLength(trailerLength) + END_OF_ARCHIVE.length;
+
+  let resolve!: (f: SegmentFileInfo[]) => void;
+  let reject!: (e: unknown) => void;
+  const files = new Promise<SegmentFileInfo[]>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  files.catch(() => undefined);
+
+  async function* generate(): AsyncGenerator<Buffer> {
+    yield* jsonEntry(DECLARATION_NAME, declBody, mtime);
+    const digests: SegmentFileInfo[] = [];
+    for (const f of seg.files) {
+      yield fileHeader(f.name, f.size, mtime);
+      const hash = createHash('sha256');
+      let read = 0;
+      const input = f.open();
+      try {
+        for await (const chunk of input as AsyncIterable<Buffer>) {
+          if (opts.signal?.aborted) throw new BackupError('cancelled', 'transfer cancelled');
+          read += chunk.length;
+          if (read > f.size)
+            throw new BackupError(
+              'conflict',
+              `${seg.segmentId}/${f.name} grew while it was read (expected ${f.size} bytes); it will be sent again once it settles`,
+            );
+          hash.update(chunk);
+          opts.onBytes?.(chunk.length);
+          yield chunk;
+        }
+      } finally {
+        input.destroy();
+      }
+      if (read !== f.size)
+        throw new BackupError(
+          'conflict',
+          `${seg.segmentId}/${f.name} shrank while it was read (${read} of ${f.size} bytes); it will be sent again once it settles`,
+        );
+      yield padding(f.size);
+      digests.push({ name: f.name, size: f.size, sha256: hash.digest('hex') });
+    }
+    yield* jsonEntry(TRAILER_NAME, trailerJson(digests), mtime);
+    yield END_OF_ARCHIVE;
+    resolve(digests);
+  }
+
+  const stream = Readable.from(generate(), { objectMode: false, highWaterMark: 1 << 20 });
+  stream.on('error', (e) => reject(e));
+  stream.on('close', () => reject(new BackupError('cancelled', 'the segment stream was closed before its end')));
+  return { stream, length, files };
+}
+
+/**
+ * Packs a stored segment for `GET /data/v1/store/segments/{id}`: `manifest.json`, then each file in manifest order.
+ * The receiver checks every file against the manifest's digests.
+ */
+export function packStored(manifest: Manifest, open: (name: string) => Readable, opts: TransferOptions = {}): PackedSegment {
+  const mtime = new Date(manifest.updatedAt || Date.now());
+  const body = Buffer.from(JSON.stringify(manifest));
+  const length = entryLength(body.length) + manifest.files.reduce((n, f) => n + entryLength(f.size), 0) + END_OF_ARCHIVE.length;
+  async function* generate(): AsyncGenerator<Buffer> {
+    yield* jsonEntry(MANIFEST_NAME, body, mtime);
+    for (const f of manifest.files) {
+      yield fileHeader(f.name, f.size, mtime);
+      let read = 0;
+      const input = open(f.name);
+      try {
+        for await (const chunk of input as AsyncIterable<Buffer>) {
+          if (opts.signal?.aborted) throw new BackupError('cancelled', 'transfer cancelled');
+          read += chunk.length;
+          if (read > f.size) throw new BackupError('digest_mismatch', `stored file ${manifest.segmentId}/${f.name} is larger than its manifest says`);
+          opts.onBytes?.(chunk.length);
+          yield chunk;
+        }
+      } finally {
+        input.destroy();
+      }
+      if (read !== f.size) throw new BackupError('digest_mismatch', `stored file ${manifest.segmentId}/${f.name} is smaller than its manifest says`);
+      yield padding(f.size);
+    }
+    yield END_OF_ARCHIVE;
+  }
+  return { stream: Readable.from(generate(), { objectMode: false, highWaterMark: 1 << 20 }), length, files: Promise.resolve(manifest.files) };
+}

@@ -1,0 +1,251 @@
+/**
+ * A strict streaming reader of the two segment tar streams (store/target.ts):
+ * - an upload (`PUT`): `segment.json`, the declared files in order, `digests.json`;
+ * - a download (`GET`): `manifest.json`, then the manifest's files in order.
+ * Only regular-file entries with the plain names declared are accepted, each exactly as long as declared; the
+ * total is bounded by `maxBytes` before any file byte is read; every file is hashed as it streams and checked
+ * against the trailer (upload) or the manifest (download). Anything else (links, directories, paths, pax or GNU
+ * long-name headers, extra or missing entries, a truncated stream, trailing data) is `bad_archive`. Nothing is
+ * buffered beyond one incoming chunk: file bytes are handed on as slices of what the socket delivered.
+ */
+import { createHash } from 'node:crypto';
+import type { Readable } from 'node:stream';
+import { BackupError } from '../errors.js';
+import type { Manifest, SegmentFileInfo } from '../store/manifest.js';
+import { MANIFEST_NAME } from '../store/manifest.js';
+import type { SegmentDeclaration } from './format.js';
+import { DECLARATION_NAME, MAX_JSON_ENTRY, TRAILER_NAME, parseDeclaration, parseJsonEntry, parseManifest, parseTrailer } from './format.js';
+import { BLOCK, parseHeader, paddingFor } from './tar.js';
+
+/** Zero bytes accepted after the end-of-archive marker (tar pads archives to 10 KiB records). */
+const MAX_TRAILING_ZEROS = 20 * BLOCK;
+const EMPTY = Buffer.alloc(0);
+
+/** Pulls exact byte counts out of a chunked stream. */
+class ByteReader {
+  private readonly it: AsyncIterator<Buffer | string>;
+  private cur: Buffer = EMPTY;
+  private eof = false;
+
+  constructor(
+    src: AsyncIterable<Buffer | string>,
+    private readonly signal?: AbortSignal,
+  ) {
+    this.it = src[Symbol.asyncIterator]();
+  }
+
+  private async fill(): Promise<boolean> {
+    if (this.eof) return false;
+    if (this.signal?.aborted) throw new BackupError('cancelled', 'transfer cancelled');
+    const r = await this.it.next();
+    if (r.done) {
+      this.eof = true;
+      return false;
+    }
+    this.cur = typeof r.value === 'string' ? Buffer.from(r.value) : r.value;
+    return true;
+  }
+
+  private truncated(): never {
+    throw new BackupError('bad_archive', 'the archive ends early: the upload was cut off or is not a whole segment');
+  }
+
+  async exact(n: number): Promise<Buffer> {
+    if (this.cur.length >= n) {
+      const out = this.cur.subarray(0, n);
+      this.cur = this.cur.subarray(n);
+      return out;
+    }
+    const parts: Buffer[] = [];
+    let need = n;
+    while (need > 0) {
+      if (this.cur.length === 0 && !(await this.fill())) this.truncated();
+      const k = Math.min(need, this.cur.length);
+      parts.push(this.cur.subarray(0, k));
+      this.cur = this.cur.subarray(k);
+      need -= k;
+    }
+    return Buffer.concat(parts, n);
+  }
+
+  async *take(n: number): AsyncGenerator<Buffer> {
+    let need = n;
+    while (need > 0) {
+      if (this.cur.length === 0 && !(await this.fill())) this.truncated();
+      const k = Math.min(need, this.cur.length);
+      const out = this.cur.subarray(0, k);
+      this.cur = this.cur.subarray(k);
+      need -= k;
+      yield out;
+    }
+  }
+
+  /** After the end-of-archive marker: only zeros, up to `limit`, then the end of the stream. */
+  async expectEnd(limit: number): Promise<void> {
+    let seen = 0;
+    for (;;) {
+      if (this.cur.length === 0 && !(await this.fill())) return;
+      for (const b of this.cur) if (b !== 0) throw new BackupError('bad_archive', 'data after the end of the archive');
+      seen += this.cur.length;
+      this.cur = EMPTY;
+      if (seen > limit) throw new BackupError('bad_archive', 'too much padding after the end of the archive');
+    }
+  }
+
+  /** Stops reading the source (destroys a Readable). */
+  async close(): Promise<void> {
+    await this.it.return?.();
+  }
+}
+
+export interface ReaderOptions {
+  /** Upper bound of the sum of declared file sizes. */
+  maxBytes: number;
+  /** The segment the stream must be for (from the URL). */
+  segmentId?: string;
+  signal?: AbortSignal;
+  onBytes?: (n: number) => void;
+}
+
+export interface TarFile {
+  name: string;
+  size: number;
+  /** The file's bytes; consume them before asking for the next file. Throws `digest_mismatch` at the end of a download's file whose bytes do not match the manifest. */
+  chunks: AsyncGenerator<Buffer>;
+}
+
+abstract class SegmentTarReader<Head> {
+  protected readonly input: ByteReader;
+  protected head?: Head;
+  protected computed: SegmentFileInfo[] = [];
+  private started = false;
+
+  constructor(
+    stream: Readable | AsyncIterable<Buffer>,
+    protected readonly opts: ReaderOptions,
+  ) {
+    this.input = new ByteReader(stream as AsyncIterable<Buffer>, opts.signal);
+  }
+
+  protected abstract headName: string;
+  protected abstract parseHead(json: unknown): Head;
+  protected abstract declared(head: Head): Array<{ name: string; size: number; sha256?: string }>;
+
+  /** Reads one entry header, expecting a regular file named `name` (of `size` bytes when given). */
+  protected async entry(name: string, size?: number): Promise<number> {
+    const h = parseHeader(await this.input.exact(BLOCK));
+    if (h.nullBlock) throw new BackupError('bad_archive', `the archive ends where "${name}" was expected`);
+    if (h.type !== 'File' && h.type !== 'OldFile')
+      throw new BackupError('bad_archive', `entry "${h.name.slice(0, 100)}" is a ${h.type} entry; only regular files are accepted`);
+    if (h.name !== name) throw new BackupError('bad_archive', `entry "${h.name.slice(0, 100)}" where "${name}" was expected`);
+    if (size !== undefined && h.size !== size) throw new BackupError('bad_archive', `entry "${name}" has ${h.size} bytes, but ${size} were declared`);
+    return h.size;
+  }
+
+  protected async jsonEntry(name: string): Promise<unknown> {
+    const size = await this.entry(name);
+    if (size > MAX_JSON_ENTRY) throw new BackupError('bad_archive', `"${name}" is larger than ${MAX_JSON_ENTRY} bytes`);
+    const body = await this.input.exact(size);
+    await this.input.exact(paddingFor(size));
+    return parseJsonEntry(body, name);
+  }
+
+  /** Reads and checks the first entry (`segment.json` or `manifest.json`). */
+  async open(): Promise<Head> {
+    if (this.head) return this.head;
+    const head = this.parseHead(await this.jsonEntry(this.headName));
+    const total = this.declared(head).reduce((n, f) => n + f.size, 0);
+    if (total > this.opts.maxBytes)
+      throw new BackupError('payload_too_large', `segment of ${total} bytes is larger than the limit of ${this.opts.maxBytes} bytes`);
+    this.head = head;
+    return head;
+  }
+
+  /** The declared files in order, each to be consumed before the next. */
+  async *files(): AsyncGenerator<TarFile> {
+    if (this.started) throw new BackupError('internal', 'files() may be read once');
+    this.started = true;
+    const head = await this.open();
+    for (const d of this.declared(head)) {
+      await this.entry(d.name, d.size);
+      const consumed = { done: false };
+      const chunks = this.fileChunks(d, consumed);
+      yield { name: d.name, size: d.size, chunks };
+      // A caller that skipped the bytes still gets a checked stream.
+      if (!consumed.done) for await (const _ of chunks);
+    }
+  }
+
+  private async *fileChunks(d: { name: string; size: number; sha256?: string }, consumed: { done: boolean }): AsyncGenerator<Buffer> {
+    const hash = createHash('sha256');
+    for await (const chunk of this.input.take(d.size)) {
+      hash.update(chunk);
+      this.opts.onBytes?.(chunk.length);
+      yield chunk;
+    }
+    await this.input.exact(paddingFor(d.size));
+    const sha256 = hash.digest('hex');
+    this.computed.push({ name: d.name, size: d.size, sha256 });
+    consumed.done = true;
+    if (d.sha256 !== undefined && d.sha256 !== sha256)
+      throw new BackupError('digest_mismatch', `${this.opts.segmentId ?? 'segment'}/${d.name}: sha256 ${sha256} does not match ${d.sha256}`);
+  }
+
+  protected async end(): Promise<void> {
+    const h = parseHeader(await this.input.exact(BLOCK));
+    if (!h.nullBlock) throw new BackupError('bad_archive', `unexpected entry "${h.name.slice(0, 100)}" after the last declared one`);
+    await this.input.expectEnd(MAX_TRAILING_ZEROS);
+  }
+
+  async close(): Promise<void> {
+    await this.input.close();
+  }
+}
+
+/** Reads an upload: `segment.json`, the files, then `digests.json`, checked by `finish()`. */
+export class UploadReader extends SegmentTarReader<SegmentDeclaration> {
+  protected headName = DECLARATION_NAME;
+  protected parseHead(json: unknown): SegmentDeclaration {
+    return parseDeclaration(json, this.opts.segmentId);
+  }
+  protected declared(head: SegmentDeclaration) {
+    return head.files;
+  }
+
+  /** Reads the trailer and the end of the archive; returns the digests, each checked against what was received. */
+  async finish(): Promise<SegmentFileInfo[]> {
+    const head = await this.open();
+    if (this.computed.length !== head.files.length) throw new BackupError('internal', 'finish() before every file was read');
+    const trailer = parseTrailer(await this.jsonEntry(TRAILER_NAME));
+    if (trailer.files.length !== head.files.length)
+      throw new BackupError('bad_archive', `${TRAILER_NAME} lists ${trailer.files.length} files, ${DECLARATION_NAME} ${head.files.length}`);
+    for (const [i, got] of this.computed.entries()) {
+      const sent = trailer.files[i]!;
+      if (sent.name !== got.name || sent.size !== got.size)
+        throw new BackupError('bad_archive', `${TRAILER_NAME} entry ${i} is "${sent.name}" (${sent.size} bytes), expected "${got.name}" (${got.size} bytes)`);
+      if (sent.sha256 !== got.sha256)
+        throw new BackupError(
+          'digest_mismatch',
+          `${head.segmentId}/${got.name}: received bytes hash to ${got.sha256}, the sender read ${sent.sha256}; nothing was stored`,
+        );
+    }
+    await this.end();
+    return this.computed;
+  }
+}
+
+/** Reads a download: `manifest.json`, then its files, each checked against the manifest's digest. */
+export class DownloadReader extends SegmentTarReader<Manifest> {
+  protected headName = MANIFEST_NAME;
+  protected parseHead(json: unknown): Manifest {
+    return parseManifest(json, this.opts.segmentId);
+  }
+  protected declared(head: Manifest) {
+    return head.files;
+  }
+
+  async finish(): Promise<SegmentFileInfo[]> {
+    await this.end();
+    return this.computed;
+  }
+}

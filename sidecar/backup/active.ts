@@ -1,0 +1,443 @@
+/**
+ * Active (continuous) backup: every complete segment of the node's cache ends up on the target.
+ *
+ * - Sources of work: a reconcile scan at start and every `reconcilePeriod` (the whole cache against the target's
+ *   catalog, so nothing is missed while the sidecar was down or the watcher dropped events), the watcher (a new
+ *   segment directory), and the persistent state (segments still pending when the sidecar stopped).
+ * - The queue holds segments by id with the time of their next attempt. A segment is sent only when complete
+ *   (data file present, no `downloadStartMarker`) and settled (unchanged for `settleTime`); until then it is polled.
+ * - `workers` transfers run at once. A target that does not answer stops all transfers and is probed with
+ *   exponential backoff (capped at `retryMaxDelay`) until it answers, then work resumes where it stopped, so a
+ *   target down for minutes loses nothing. Other failures retry the segment alone with the same backoff.
+ */
+import type { Logger } from 'pino';
+import type { SidecarConfig } from '../config.js';
+import type { CachedSegment } from '../druid/scan.js';
+import { BackupError, isBackupError, messageOf } from '../errors.js';
+import type { Metrics } from '../server/metrics.js';
+import { segmentDigest } from '../store/manifest.js';
+import type { StoredSummary, Target } from '../store/target.js';
+import type { CacheIndex } from './cacheIndex.js';
+import { remoteIndex } from './remote.js';
+import { sendSegment } from './sender.js';
+import type { SourceState } from './state.js';
+import { CacheWatcher } from './watcher.js';
+
+const FIRST_RETRY_MS = 1000;
+/** A directory that stays incomplete this long is left to the next reconcile scan instead of being polled. */
+const MAX_POLL_MS = 60 * 60_000;
+
+export interface ActiveBackupDeps {
+  config: SidecarConfig;
+  cache: CacheIndex;
+  state: SourceState;
+  target: Target;
+  metrics: Metrics;
+  log: Logger;
+}
+
+interface QueueItem {
+  id: string;
+  dir: string;
+  nextAt: number;
+  /** When the segment was first queued (lag). */
+  since: number;
+  attempts: number;
+  version: number;
+}
+
+/** A min-heap of (nextAt, id) with lazy deletion: an entry whose version is stale is skipped. */
+class Schedule {
+  private heap: Array<{ at: number; id: string; version: number }> = [];
+  push(at: number, id: string, version: number): void {
+    const h = this.heap;
+    h.push({ at, id, version });
+    let i = h.length - 1;
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      if (h[p]!.at <= h[i]!.at) break;
+      [h[p], h[i]] = [h[i]!, h[p]!];
+      i = p;
+    }
+  }
+  peek() {
+    return this.heap[0];
+  }
+  pop() {
+    const h = this.heap;
+    const top = h[0];
+    const last = h.pop()!;
+    if (h.length > 0) {
+      h[0] = last;
+      let i = 0;
+      for (;;) {
+        const l = 2 * i + 1;
+        const r = l + 1;
+        let m = i;
+        if (l < h.length && h[l]!.at < h[m]!.at) m = l;
+        if (r < h.length && h[r]!.at < h[m]!.at) m = r;
+        if (m === i) break;
+        [h[m], h[i]] = [h[i]!, h[m]!];
+        i = m;
+      }
+    }
+    return top;
+  }
+  clear(): void {
+    this.heap = [];
+  }
+}
+
+export interface ActiveStatus {
+  target: string;
+  targetUp: boolean;
+  queued: number;
+  running: string[];
+  lastReconcile?: { at: string; durationMs: number; segments: number; queued: number };
+}
+
+export class ActiveBackup {
+  private readonly queue = new Map<string, QueueItem>();
+  private readonly schedule = new Schedule();
+  private readonly running = new Map<string, AbortController>();
+  private readonly watcher: CacheWatcher;
+  private readonly log: Logger;
+  private versions = 0;
+  private timer?: NodeJS.Timeout;
+  private timerAt = Infinity;
+  private reconcileTimer?: NodeJS.Timeout;
+  private gaugeTimer?: NodeJS.Timeout;
+  private reconciling?: Promise<void>;
+  private probing?: Promise<void>;
+  private targetDown = false;
+  private stopped = false;
+  private readonly stopController = new AbortController();
+  lastReconcile?: ActiveStatus['lastReconcile'];
+
+  constructor(private readonly deps: ActiveBackupDeps) {
+    this.log = deps.log.child({ component: 'active-backup', target: deps.target.url });
+    this.watcher = new CacheWatcher(
+      deps.cache.locations,
+      deps.cache.infoDir,
+      { changed: (d) => this.dirChanged(d), removed: (d) => this.dirChanged(d) },
+      this.log,
+    );
+  }
+
+  get target(): Target {
+    return this.deps.target;
+  }
+
+  private get node(): string {
+    return this.deps.config.nodeName;
+  }
+
+  /** Starts watching, the first reconcile and the periodic ones; resolves once the watcher is ready. */
+  async start(): Promise<void> {
+    // Segments still pending from the last run go first, before the scan finds the rest.
+    for (const rec of this.deps.state.all()) {
+      const b = rec.backup;
+      if (b && b.target === this.target.url && b.state !== 'backedUp' && !b.conflict) this.enqueue(rec.id, rec.dir, Date.now(), b.since);
+    }
+    await this.watcher.start();
+    this.reconcileSoon();
+    this.reconcileTimer = setInterval(() => this.reconcileSoon(), this.deps.config.reconcileMs);
+    this.gaugeTimer = setInterval(() => this.updateGauges(), 1000);
+    this.gaugeTimer.unref();
+    this.kick();
+  }
+
+  private reconcileSoon(): void {
+    if (this.stopped || this.reconciling) return;
+    this.reconciling = this.reconcile()
+      .catch((e) => this.log.error({ err: messageOf(e) }, 'reconcile failed'))
+      .finally(() => (this.reconciling = undefined));
+  }
+
+  /**
+   * Compares the whole cache with the target and queues what the target lacks. Uses no hashing and no transfer
+   * for a segment whose files have their remembered fingerprints and whose digest the target holds from this node.
+   */
+  async reconcile(): Promise<void> {
+    const t0 = performance.now();
+    const scan = await this.deps.cache.scan();
+    let remote: Map<string, StoredSummary> | undefined;
+    try {
+      remote = await remoteIndex(this.target, {}, { signal: this.stopController.signal });
+      this.setTargetUp(true);
+    } catch (e) {
+      this.log.warn({ err: messageOf(e) }, 'cannot list the target; deciding from the local state');
+      if (isBackupError(e) && e.code === 'target_unreachable') this.setTargetDown();
+    }
+    const now = Date.now();
+    let queued = 0;
+    for (const seg of scan.segments) {
+      if (this.stopped) return;
+      if (this.running.has(seg.id) || this.deps.cache.isRestoring(seg.id)) continue;
+      if (seg.state !== 'complete') {
+        this.enqueue(seg.id, seg.dir, now + this.deps.config.settleMs);
+        continue;
+      }
+      const rec = this.deps.state.get(seg.id);
+      const files = this.deps.state.cachedDigests(seg);
+      const digest = files && segmentDigest(files);
+      const b = rec?.backup?.target === this.target.url ? rec.backup : undefined;
+      if (digest && b?.conflict && b.digest === digest) continue;
+      if (remote) {
+        const r = remote.get(seg.id);
+        if (digest && r && r.digest === digest && r.sources.includes(this.node)) {
+          this.dequeue(seg.id);
+          if (b?.state !== 'backedUp' || b.digest !== digest) this.markBackedUp(seg, digest);
+          continue;
+        }
+      } else if (digest && b?.state === 'backedUp' && b.digest === digest) continue;
+      if (!this.queue.has(seg.id)) queued++;
+      this.enqueue(seg.id, seg.dir, Math.max(now, seg.mtimeMs + this.deps.config.settleMs));
+    }
+    const durationMs = performance.now() - t0;
+    this.deps.metrics.reconcileSeconds.observe(durationMs / 1000);
+    this.lastReconcile = { at: new Date().toISOString(), durationMs: Math.round(durationMs), segments: scan.segments.length, queued };
+    this.log.info({ ...this.lastReconcile, pending: this.queue.size, targetKnown: !!remote }, 'reconciled the cache with the target');
+    this.kick();
+  }
+
+  /** A directory appeared, changed or went away: find out which segment, if any, and queue it. */
+  private dirChanged(dir: string): void {
+    if (this.stopped) return;
+    void this.deps.cache.refresh(dir).then(
+      (seg) => {
+        if (seg && !this.running.has(seg.id)) this.enqueue(seg.id, seg.dir, Math.max(Date.now(), seg.mtimeMs + this.deps.config.settleMs));
+        else if (!seg) {
+          const where = this.deps.cache.segmentOfDir(dir);
+          if (where) this.dequeue(where.seg.id);
+        }
+      },
+      (e) => this.log.debug({ dir, err: messageOf(e) }, 'cannot read a changed directory'),
+    );
+  }
+
+  private enqueue(id: string, dir: string, at: number, since?: number): void {
+    const old = this.queue.get(id);
+    const version = ++this.versions;
+    const item: QueueItem = old
+      ? { ...old, dir, nextAt: Math.min(old.nextAt, at), version }
+      : { id, dir, nextAt: at, since: since ?? Date.now(), attempts: 0, version };
+    this.queue.set(id, item);
+    this.schedule.push(item.nextAt, id, version);
+    if (!old) {
+      const rec = this.deps.state.get(id);
+      if (rec?.backup?.state !== 'pending' || rec.backup.target !== this.target.url)
+        this.deps.state.setBackup({ id, dir }, { target: this.target.url, state: 'pending', since: item.since });
+      this.deps.cache.publish(id);
+    }
+    this.kick();
+  }
+
+  private reschedule(item: QueueItem, at: number): void {
+    item.nextAt = at;
+    item.version = ++this.versions;
+    this.queue.set(item.id, item);
+    this.schedule.push(at, item.id, item.version);
+  }
+
+  private dequeue(id: string): void {
+    this.queue.delete(id);
+  }
+
+  /** Starts transfers while workers are free and items are due; arms the timer for the next due item. */
+  private kick(): void {
+    if (this.stopped) return;
+    const now = Date.now();
+    while (!this.targetDown && this.running.size < this.deps.config.workers) {
+      const top = this.schedule.peek();
+      if (!top || top.at > now) break;
+      this.schedule.pop();
+      const item = this.queue.get(top.id);
+      if (!item || item.version !== top.version || this.running.has(item.id)) continue;
+      void this.process(item);
+    }
+    this.armTimer();
+  }
+
+  private armTimer(): void {
+    let top = this.schedule.peek();
+    while (top && this.queue.get(top.id)?.version !== top.version) {
+      this.schedule.pop();
+      top = this.schedule.peek();
+    }
+    if (!top || this.targetDown) return;
+    if (top.at >= this.timerAt && this.timer) return;
+    clearTimeout(this.timer);
+    this.timerAt = top.at;
+    this.timer = setTimeout(
+      () => {
+        this.timer = undefined;
+        this.timerAt = Infinity;
+        this.kick();
+      },
+      Math.max(0, top.at - Date.now()),
+    );
+  }
+
+  private backoff(attempts: number): number {
+    return Math.min(this.deps.config.retryMaxMs, FIRST_RETRY_MS * 2 ** Math.max(0, attempts - 1));
+  }
+
+  private async process(item: QueueItem): Promise<void> {
+    const abort = new AbortController();
+    this.running.set(item.id, abort);
+    const stopListener = () => abort.abort(new BackupError('cancelled', 'the sidecar is shutting down'));
+    this.stopController.signal.addEventListener('abort', stopListener, { once: true });
+    try {
+      const seg = await this.deps.cache.refresh(item.dir);
+      const now = Date.now();
+      if (!seg) {
+        this.dequeue(item.id);
+        return;
+      }
+      if (this.deps.cache.isRestoring(seg.id)) {
+        this.reschedule(item, now + this.deps.config.settleMs);
+        return;
+      }
+      if (seg.state !== 'complete') {
+        if (now - item.since > MAX_POLL_MS) {
+          this.log.info({ segmentId: seg.id, state: seg.state }, 'segment stayed incomplete for an hour; leaving it to the reconcile scan');
+          this.dequeue(seg.id);
+        } else this.reschedule(item, now + Math.max(250, this.deps.config.settleMs / 2));
+        return;
+      }
+      const settledAt = seg.mtimeMs + this.deps.config.settleMs;
+      if (now < settledAt) {
+        this.reschedule(item, settledAt);
+        return;
+      }
+      await this.send(seg, item, abort.signal);
+    } finally {
+      this.stopController.signal.removeEventListener('abort', stopListener);
+      this.running.delete(item.id);
+      this.kick();
+    }
+  }
+
+  private async send(seg: CachedSegment, item: QueueItem, signal: AbortSignal): Promise<void> {
+    try {
+      const r = await sendSegment(seg, { target: this.target, node: this.node, state: this.deps.state, metrics: this.deps.metrics, log: this.log }, { signal });
+      this.setTargetUp(true);
+      this.dequeue(seg.id);
+      if (r.outcome === 'conflict') {
+        this.deps.state.setBackup(seg, {
+          target: this.target.url,
+          state: 'failed',
+          digest: r.digest,
+          conflict: true,
+          error: 'the target holds different bytes for this segment (flagged there as a conflict)',
+        });
+        this.deps.cache.publish(seg.id);
+        return;
+      }
+      this.deps.metrics.segmentsBackedUp.inc({ outcome: r.outcome === 'stored' ? 'stored' : 'identical' });
+      this.markBackedUp(seg, r.digest);
+      this.log.info({ segmentId: seg.id, outcome: r.outcome, bytes: r.bytesSent }, 'segment backed up');
+    } catch (e) {
+      if (this.stopped) return;
+      const err = messageOf(e);
+      this.deps.metrics.failures.inc();
+      if (isBackupError(e) && e.code === 'target_unreachable') {
+        // Not the segment's fault: it goes again as soon as the target answers.
+        this.reschedule(item, Date.now());
+        this.deps.state.setBackup(seg, { target: this.target.url, state: 'pending', since: item.since, error: err });
+        this.setTargetDown();
+      } else {
+        item.attempts++;
+        const delay = this.backoff(item.attempts);
+        this.reschedule(item, Date.now() + delay);
+        this.deps.state.setBackup(seg, {
+          target: this.target.url,
+          state: 'failed',
+          since: item.since,
+          error: err,
+          attempts: item.attempts,
+          nextAt: Date.now() + delay,
+        });
+        this.log.warn({ segmentId: seg.id, err, attempts: item.attempts, retryInMs: delay }, 'backup failed; will retry');
+      }
+      this.deps.cache.publish(seg.id);
+    }
+  }
+
+  private markBackedUp(seg: { id: string; dir: string }, digest: string): void {
+    this.deps.state.setBackup(seg, { target: this.target.url, state: 'backedUp', digest, at: new Date().toISOString() });
+    this.deps.cache.publish(seg.id);
+  }
+
+  private setTargetUp(up: boolean): void {
+    this.deps.metrics.targetUp.set(up ? 1 : 0);
+  }
+
+  private setTargetDown(): void {
+    this.setTargetUp(false);
+    if (this.targetDown || this.stopped) return;
+    this.targetDown = true;
+    for (const c of this.running.values()) c.abort(new BackupError('target_unreachable', 'the target stopped answering'));
+    this.log.warn('target unreachable; transfers paused until it answers again');
+    this.probing ??= this.probe().finally(() => (this.probing = undefined));
+  }
+
+  private async probe(): Promise<void> {
+    let delay = FIRST_RETRY_MS;
+    while (this.targetDown && !this.stopped) {
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, delay);
+        this.stopController.signal.addEventListener('abort', () => (clearTimeout(t), resolve()), { once: true });
+      });
+      if (this.stopped) return;
+      try {
+        await this.target.stats({ signal: this.stopController.signal });
+        this.targetDown = false;
+        this.setTargetUp(true);
+        this.log.info('target answers again; resuming transfers');
+        this.kick();
+      } catch (e) {
+        delay = Math.min(delay * 2, this.deps.config.retryMaxMs);
+        this.log.debug({ err: messageOf(e), nextProbeMs: delay }, 'target still unreachable');
+      }
+    }
+  }
+
+  private updateGauges(): void {
+    let oldest = Infinity;
+    for (const item of this.queue.values()) if (item.since < oldest) oldest = item.since;
+    this.deps.metrics.queueDepth.set(this.queue.size);
+    this.deps.metrics.lag.set(oldest === Infinity ? 0 : Math.max(0, (Date.now() - oldest) / 1000));
+  }
+
+  status(): ActiveStatus {
+    return {
+      target: this.target.url,
+      targetUp: !this.targetDown,
+      queued: this.queue.size,
+      running: [...this.running.keys()],
+      lastReconcile: this.lastReconcile,
+    };
+  }
+
+  /** Resolves once nothing is queued or running (for tests, the demo and benchmarks). */
+  get idle(): boolean {
+    return this.queue.size === 0 && this.running.size === 0 && !this.reconciling;
+  }
+
+  /** Stops watching and scheduling, aborts transfers in flight (they stay pending in the state) and waits for them. */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.stopController.abort(new BackupError('cancelled', 'the sidecar is shutting down'));
+    clearTimeout(this.timer);
+    clearInterval(this.reconcileTimer);
+    clearInterval(this.gaugeTimer);
+    await this.watcher.close();
+    const deadline = Date.now() + 5000;
+    while (this.running.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    await this.reconciling;
+    this.schedule.clear();
+  }
+}

@@ -1,0 +1,136 @@
+/**
+ * Passive (on-demand) backup: `POST /data/v1/backup` runs this as a job. It scans the cache afresh, selects the
+ * complete segments the request names, learns what the target already holds from its catalog, and sends the
+ * rest with `druid.backup.workers` transfers at once. A failed transfer is tried again a few times before the
+ * segment counts as failed; the job reports every segment's outcome.
+ */
+import type { BackupRequest } from '../api.js';
+import type { CachedSegment } from '../druid/scan.js';
+import type { Selector } from '../druid/selector.js';
+import { selects } from '../druid/selector.js';
+import { BackupError, messageOf } from '../errors.js';
+import type { JobContext } from '../server/jobs.js';
+import type { StoredSummary, Target } from '../store/target.js';
+import { mapLimit } from '../util/pool.js';
+import type { CacheIndex } from './cacheIndex.js';
+import { remoteIndex } from './remote.js';
+import type { SendDeps, SendResult } from './sender.js';
+import { sendSegment } from './sender.js';
+import type { SourceState } from './state.js';
+
+/** Below this many segments, one HEAD each is cheaper than listing the target's catalog. */
+const CATALOG_THRESHOLD = 20;
+const ATTEMPTS = 3;
+
+export interface PassiveDeps extends Omit<SendDeps, 'target'> {
+  cache: CacheIndex;
+  state: SourceState;
+  workers: number;
+  /** The active-backup target, whose per-segment state this job also updates when it is the same. */
+  activeTarget?: string;
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const t = setTimeout(resolve, ms);
+    signal.addEventListener(
+      'abort',
+      () => {
+        clearTimeout(t);
+        resolve();
+      },
+      { once: true },
+    );
+  });
+}
+
+/** Errors worth another attempt: the network or the target, not our own input. */
+export function isTransient(e: unknown): boolean {
+  return e instanceof BackupError ? ['target_unreachable', 'target_error', 'internal', 'conflict', 'no_space'].includes(e.code) : true;
+}
+
+export function backupJob(req: BackupRequest, sel: Selector, target: Target, deps: PassiveDeps) {
+  return async (jc: JobContext): Promise<Record<string, unknown>> => {
+    const scan = await deps.cache.scan();
+    jc.throwIfCancelled();
+    const chosen: CachedSegment[] = [];
+    const found = new Set<string>();
+    for (const s of scan.segments) {
+      if (!selects(sel, s)) continue;
+      found.add(s.id);
+      if (s.state === 'complete' && !deps.cache.isRestoring(s.id)) chosen.push(s);
+      else if (sel.segmentIds)
+        jc.segmentFailed(s.id, `segment is ${deps.cache.isRestoring(s.id) ? 'being restored' : s.state} in this node's cache, not complete`);
+    }
+    for (const id of sel.segmentIds ?? []) if (!found.has(id)) jc.segmentFailed(id, "not in this node's cache");
+    jc.setTotals(
+      chosen.length,
+      chosen.reduce((n, s) => n + s.size, 0),
+    );
+    jc.log.info({ segments: chosen.length, target: target.url }, 'backing up');
+
+    let remote: Map<string, StoredSummary> | undefined;
+    if (chosen.length > CATALOG_THRESHOLD) remote = await remoteIndex(target, { dataSource: sel.dataSource, interval: req.interval }, { signal: jc.signal });
+    const counts = { stored: 0, identical: 0, sourceAdded: 0, conflicts: 0, bytesSent: 0 };
+    const sendDeps: SendDeps = { ...deps, target };
+    const tracksState = deps.activeTarget === undefined || deps.activeTarget === target.url;
+
+    await mapLimit(chosen, deps.workers, async (listed) => {
+      if (jc.signal.aborted) return;
+      jc.setCurrent(listed.id);
+      let lastError: unknown;
+      for (let attempt = 1; attempt <= ATTEMPTS && !jc.signal.aborted; attempt++) {
+        let sent = 0;
+        try {
+          const seg = (await deps.cache.refresh(listed.dir)) ?? listed;
+          const r: SendResult = await sendSegment(seg, sendDeps, {
+            signal: jc.signal,
+            remote: remote ? (remote.get(seg.id) ?? null) : undefined,
+            onBytes: (n) => {
+              sent += n;
+              jc.addBytes(n);
+            },
+          });
+          if (r.outcome !== 'stored' && r.outcome !== 'conflict') jc.addBytes(seg.size - sent);
+          counts.bytesSent += r.bytesSent;
+          if (r.outcome === 'conflict') {
+            counts.conflicts++;
+            jc.segmentFailed(seg.id, 'the target holds different bytes for this segment (flagged there as a conflict)');
+          } else {
+            if (r.outcome === 'stored') counts.stored++;
+            else if (r.outcome === 'identical') counts.identical++;
+            else counts.sourceAdded++;
+            jc.segmentDone(r.outcome === 'stored' ? 'done' : 'skipped');
+            deps.metrics.segmentsBackedUp.inc({ outcome: r.outcome === 'stored' ? 'stored' : 'identical' });
+          }
+          if (tracksState) {
+            deps.state.setBackup(
+              seg,
+              r.outcome === 'conflict'
+                ? { target: target.url, state: 'failed', digest: r.digest, conflict: true, error: 'the target holds different bytes' }
+                : { target: target.url, state: 'backedUp', digest: r.digest, at: new Date().toISOString() },
+            );
+            deps.cache.publish(seg.id);
+          }
+          return;
+        } catch (e) {
+          lastError = e;
+          jc.addBytes(-sent);
+          deps.metrics.failures.inc();
+          if (jc.signal.aborted || !isTransient(e) || attempt === ATTEMPTS) break;
+          jc.log.info({ segmentId: listed.id, attempt, err: messageOf(e) }, 'transfer failed; trying again');
+          await sleep(1000 * 2 ** (attempt - 1), jc.signal);
+        }
+      }
+      if (!jc.signal.aborted) {
+        jc.segmentFailed(listed.id, messageOf(lastError));
+        if (tracksState) {
+          deps.state.setBackup(listed, { target: target.url, state: 'failed', error: messageOf(lastError) });
+          deps.cache.publish(listed.id);
+        }
+      }
+    });
+    jc.setCurrent(undefined);
+    return counts;
+  };
+}

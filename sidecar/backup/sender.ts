@@ -1,0 +1,99 @@
+/**
+ * Backs up one segment to a target, sending bytes only when the target lacks them:
+ * - the target does not hold the segment: one PUT, the files read once and hashed as they stream;
+ * - it holds it: the local digest (cached by file fingerprint, else computed by reading the files) is compared
+ *   with the target's; identical costs no transfer (at most a call recording this node as another source);
+ *   different bytes are sent so the target flags the replica as a conflict.
+ * The digests read are remembered, so the next pass over an unchanged segment reads nothing.
+ */
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import path from 'node:path';
+import type { Logger } from 'pino';
+import type { CachedSegment } from '../druid/scan.js';
+import { BackupError } from '../errors.js';
+import type { Metrics } from '../server/metrics.js';
+import type { SegmentFileInfo } from '../store/manifest.js';
+import { segmentDigest } from '../store/manifest.js';
+import type { OutgoingSegment, StoredSummary, Target } from '../store/target.js';
+import type { SourceState } from './state.js';
+
+/** Files are read in pieces this large: few system calls, bounded memory. */
+export const READ_CHUNK = 1 << 20;
+
+export type SendOutcome = 'stored' | 'identical' | 'source-added' | 'conflict';
+
+export interface SendResult {
+  outcome: SendOutcome;
+  digest: string;
+  /** Bytes of segment files sent (0 unless stored or conflict). */
+  bytesSent: number;
+}
+
+export interface SendDeps {
+  target: Target;
+  node: string;
+  state: SourceState;
+  metrics: Metrics;
+  log: Logger;
+}
+
+export interface SendOptions {
+  signal?: AbortSignal;
+  onBytes?: (n: number) => void;
+  /** What the target holds, when already known from a catalog listing: null = not held. */
+  remote?: StoredSummary | null;
+}
+
+function outgoing(seg: CachedSegment, node: string): OutgoingSegment {
+  return {
+    segmentId: seg.id,
+    descriptor: seg.descriptor ?? null,
+    node,
+    files: seg.files.map((f) => ({ name: f.name, size: f.size, open: () => createReadStream(path.join(seg.dir, f.name), { highWaterMark: READ_CHUNK }) })),
+  };
+}
+
+/** Reads and hashes every file of a segment (no transfer). */
+export async function hashSegment(seg: CachedSegment, signal?: AbortSignal): Promise<SegmentFileInfo[]> {
+  const out: SegmentFileInfo[] = [];
+  for (const f of seg.files) {
+    const h = createHash('sha256');
+    let n = 0;
+    for await (const chunk of createReadStream(path.join(seg.dir, f.name), { highWaterMark: READ_CHUNK }) as AsyncIterable<Buffer>) {
+      if (signal?.aborted) throw new BackupError('cancelled', 'cancelled');
+      h.update(chunk);
+      n += chunk.length;
+    }
+    if (n !== f.size) throw new BackupError('conflict', `${seg.id}/${f.name} changed size while it was read; it will be tried again once it settles`);
+    out.push({ name: f.name, size: f.size, sha256: h.digest('hex') });
+  }
+  return out;
+}
+
+export async function sendSegment(seg: CachedSegment, deps: SendDeps, opts: SendOptions = {}): Promise<SendResult> {
+  if (seg.state !== 'complete') throw new BackupError('conflict', `segment ${seg.id} is ${seg.state}, not complete`);
+  const { target, node, state } = deps;
+  const remote = opts.remote !== undefined ? opts.remote : await target.head(seg.id, { signal: opts.signal });
+  if (remote) {
+    let files = state.cachedDigests(seg);
+    if (!files) {
+      files = await hashSegment(seg, opts.signal);
+      deps.metrics.segmentsHashed.inc();
+      state.setDigests(seg, files);
+    }
+    const digest = segmentDigest(files);
+    if (digest === remote.digest) {
+      if (remote.sources.includes(node)) return { outcome: 'identical', digest, bytesSent: 0 };
+      const outcome = await target.addSource(seg.id, node, digest, { signal: opts.signal });
+      if (outcome === 'identical') return { outcome: 'source-added', digest, bytesSent: 0 };
+    }
+    // Different bytes: sent, so the target keeps the evidence and flags the replica.
+  }
+  const r = await target.put(outgoing(seg, node), { signal: opts.signal, onBytes: opts.onBytes });
+  deps.metrics.bytesSent.inc(r.bytes);
+  state.setDigests(seg, r.files);
+  if (r.outcome === 'conflict')
+    deps.log.warn({ segmentId: seg.id, digest: r.digest }, 'the target holds different bytes for this segment; flagged there as a conflict');
+  return { outcome: r.outcome === 'stored' ? 'stored' : r.outcome, digest: r.digest, bytesSent: r.bytes };
+}

@@ -1,0 +1,50 @@
+import type { Command } from 'commander';
+import { BACKUP_KEYS, loadSidecarConfig } from '../config.js';
+import { createLogger, startSidecar } from '../daemon.js';
+import type { RunningSidecar } from '../daemon.js';
+import { BackupError, messageOf } from '../errors.js';
+
+function camel(flag: string): string {
+  return flag.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+}
+
+export function register(program: Command): void {
+  const cmd = program
+    .command('sidecar')
+    .description('run the sidecar daemon beside a Druid data node: back up its cache to --target (source), keep backups in --store (target), or both')
+    .option('--config <file>', "the Druid service's runtime.properties (its druid.segmentCache.locations make this sidecar a source)")
+    .option('--common <file>', 'the common.runtime.properties (default: ../_common/ beside --config)');
+  // Every druid.backup.* key with a flag, documented as in the configuration table.
+  for (const k of BACKUP_KEYS) if (k.flag) cmd.option(`--${k.flag} <value>`, `${k.doc} (${k.key})`);
+  cmd.action(async (o: Record<string, string | undefined>) => {
+    const flags: Record<string, string | undefined> = {};
+    for (const k of BACKUP_KEYS) if (k.flag) flags[k.flag] = o[camel(k.flag)];
+    const config = loadSidecarConfig({ configFile: o.config, commonFile: o.common, flags });
+    const log = createLogger(config.logLevel);
+    let running: RunningSidecar;
+    try {
+      running = await startSidecar(config, log);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'EADDRINUSE')
+        throw new BackupError('bad_config', `port ${config.port} on ${config.bindAddress} is already in use (set --port or druid.backup.port)`);
+      if (code === 'EACCES') throw new BackupError('bad_config', `not allowed to listen on port ${config.port} (${messageOf(e)})`);
+      throw e;
+    }
+    let signals = 0;
+    const stop = (signal: string) => {
+      if (++signals > 1) process.exit(1);
+      log.info({ signal }, 'signal received');
+      running.close().then(
+        () => process.exit(0),
+        (e) => {
+          log.error({ err: messageOf(e) }, 'shutdown failed');
+          process.exit(1);
+        },
+      );
+    };
+    process.on('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGINT', () => stop('SIGINT'));
+    await new Promise<never>(() => undefined);
+  });
+}

@@ -1,0 +1,124 @@
+/**
+ * The sidecar daemon: builds the SidecarContext from the configuration (a source when the node has cache
+ * locations, a target with `--store`, or both), serves the API, runs active backup, and shuts down cleanly:
+ * stop accepting, abort transfers in flight (they stay pending and go again at the next start; a target drops a
+ * half-received upload), save the state, exit.
+ */
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import pino from 'pino';
+import type { Logger } from 'pino';
+import { ActiveBackup } from './backup/active.js';
+import { CacheIndex } from './backup/cacheIndex.js';
+import { SourceState } from './backup/state.js';
+import type { SidecarConfig } from './config.js';
+import { BackupError, messageOf } from './errors.js';
+import { buildApp } from './server/app.js';
+import { generateToken } from './server/auth.js';
+import type { SidecarContext } from './server/context.js';
+import { EventBus } from './server/events.js';
+import { JobRegistry } from './server/jobs.js';
+import { Metrics } from './server/metrics.js';
+import { LocalStore } from './store/local/store.js';
+import { openTarget } from './store/open.js';
+import type { Target } from './store/target.js';
+import { VERSION } from './version.js';
+
+/** In-flight requests get this long to finish at shutdown before their connections are cut. */
+export const SHUTDOWN_GRACE_MS = 5000;
+export const TOKEN_FILE = 'token';
+
+export interface RunningSidecar {
+  ctx: SidecarContext;
+  app: FastifyInstance;
+  /** The URL the API listens on (loopback when bound to all addresses). */
+  url: string;
+  port: number;
+  /** Where a generated token was written, when none was configured. */
+  tokenFile?: string;
+  close(): Promise<void>;
+}
+
+export function createLogger(level: string): Logger {
+  return pino({ level, base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime });
+}
+
+/** The configured token, or the one in `{stateDir}/token`, generated (mode 0600) on first start. */
+function resolveToken(config: SidecarConfig, log: Logger): { token: string; file?: string } {
+  if (config.token) return { token: config.token };
+  const file = path.join(config.stateDir, TOKEN_FILE);
+  if (existsSync(file)) {
+    const token = readFileSync(file, 'utf8').trim();
+    if (token.length >= 16) {
+      log.info({ tokenFile: file }, 'using the token in the state directory');
+      return { token, file };
+    }
+  }
+  const token = generateToken();
+  writeFileSync(file, `${token}\n`, { mode: 0o600 });
+  chmodSync(file, 0o600);
+  log.info({ tokenFile: file }, 'no token configured; generated one (clients read it from this file)');
+  return { token, file };
+}
+
+export async function startSidecar(config: SidecarConfig, log: Logger = createLogger(config.logLevel)): Promise<RunningSidecar> {
+  mkdirSync(config.stateDir, { recursive: true, mode: 0o700 });
+  const { token, file: tokenFile } = resolveToken(config, log);
+  const events = new EventBus();
+  const metrics = new Metrics();
+  const jobs = new JobRegistry({ stateDir: config.stateDir, events, log });
+  const store = config.store ? LocalStore.open(config.store, { log: log.child({ component: 'store' }), metrics, events }) : undefined;
+  const isSource = config.druid.locations.length > 0;
+  const state = isSource ? new SourceState(config.stateDir, log) : undefined;
+  const cache = state ? new CacheIndex({ config, state, events, log }) : undefined;
+
+  const targets = new Map<string, Target>();
+  const open = (url: string): Target => {
+    let t = targets.get(url);
+    if (!t) {
+      t = openTarget(url, { log, token: config.targetToken ?? token, maxSockets: config.workers * 2 + 2 });
+      targets.set(url, t);
+      // The same target may be named with or without a trailing slash.
+      targets.set(t.url, t);
+    }
+    return t;
+  };
+  const active =
+    cache && state && config.target && config.active ? new ActiveBackup({ config, cache, state, target: open(config.target), metrics, log }) : undefined;
+  const ctx: SidecarContext = { config, log, jobs, events, metrics, startedAt: new Date().toISOString(), store, cache, state, active, openTarget: open };
+
+  const app = await buildApp(ctx, { token });
+  await app.listen({ port: config.port, host: config.bindAddress });
+  const addr = app.server.address();
+  if (!addr || typeof addr === 'string') throw new BackupError('internal', 'the API has no TCP address');
+  const host =
+    config.bindAddress === '0.0.0.0' || config.bindAddress === '::'
+      ? '127.0.0.1'
+      : config.bindAddress.includes(':')
+        ? `[${config.bindAddress}]`
+        : config.bindAddress;
+  const url = `http://${host}:${addr.port}`;
+  const roles = [...(cache ? ['source'] : []), ...(store ? ['target'] : [])];
+  log.info(
+    { url, port: addr.port, roles, node: config.nodeName, version: VERSION, target: config.target, store: store?.root, stateDir: config.stateDir, tokenFile },
+    'sidecar listening',
+  );
+
+  if (active) await active.start();
+  else if (cache) void cache.scan().catch((e) => log.warn({ err: messageOf(e) }, 'cache scan failed'));
+
+  let closing: Promise<void> | undefined;
+  const close = () =>
+    (closing ??= (async () => {
+      log.info('shutting down');
+      const grace = setTimeout(() => app.server.closeAllConnections(), SHUTDOWN_GRACE_MS);
+      await active?.stop();
+      await jobs.close(SHUTDOWN_GRACE_MS);
+      await app.close();
+      clearTimeout(grace);
+      state?.close();
+      log.info('stopped');
+    })());
+  return { ctx, app, url, port: addr.port, tokenFile, close };
+}

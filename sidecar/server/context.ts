@@ -1,0 +1,46 @@
+/**
+ * `SidecarContext`: everything a route module (server/routes/*.ts) may use, built once by the daemon
+ * (sidecar/daemon.ts) and passed to every route module's `register(app, ctx)`.
+ *
+ * - `config`: the resolved configuration (config.ts): Druid's cache locations, info_dir, deep storage, and the
+ *   `druid.backup.*` settings.
+ * - `log`: the pino logger; use `ctx.log.child({...})` for a component.
+ * - `jobs`: the job registry (jobs.ts). Long work (backup, restore, verify) runs as a job: `ctx.jobs.create({type,
+ *   request, target, run})` answers at once with the job; `run(jobCtx)` gets an AbortSignal and reports progress.
+ * - `events`: the event bus (events.ts); publish `segment`, `segment-removed`, `job`, `stored` events, streamed to
+ *   clients by `GET /data/v1/events`.
+ * - `metrics`: the Prometheus metrics (metrics.ts).
+ * - `store`: the local store when this sidecar is a target (`--store DIR`), else undefined.
+ * - `cache`: the node's segment cache with each segment's backup state when this sidecar is a source (its
+ *   runtime.properties names cache locations), else undefined. Restore marks segments it is installing with
+ *   `cache.setRestoring(id, true)` so active backup leaves them alone, and calls `cache.refresh(dir)` after.
+ * - `state`: the source's persistent per-segment state (file digests by fingerprint, backup records), with `cache`.
+ * - `active`: active backup, when a target is configured and `druid.backup.active` is true.
+ * - `openTarget(url)`: the `Target` behind a URL (http(s)://, s3://, file://), with this sidecar's credentials for
+ *   it; the same object for the same URL, so connections are reused. Throws `bad_request` for a URL it cannot use.
+ */
+import type { Logger } from 'pino';
+import type { ActiveBackup } from '../backup/active.js';
+import type { CacheIndex } from '../backup/cacheIndex.js';
+import type { SourceState } from '../backup/state.js';
+import type { SidecarConfig } from '../config.js';
+import type { LocalStore } from '../store/local/store.js';
+import type { Target } from '../store/target.js';
+import type { EventBus } from './events.js';
+import type { JobRegistry } from './jobs.js';
+import type { Metrics } from './metrics.js';
+
+export interface SidecarContext {
+  readonly config: SidecarConfig;
+  readonly log: Logger;
+  readonly jobs: JobRegistry;
+  readonly events: EventBus;
+  readonly metrics: Metrics;
+  /** ISO time the sidecar started. */
+  readonly startedAt: string;
+  readonly store?: LocalStore;
+  readonly cache?: CacheIndex;
+  readonly state?: SourceState;
+  readonly active?: ActiveBackup;
+  openTarget(url: string): Target;
+}

@@ -1,0 +1,60 @@
+/**
+ * The one place where thrown errors become HTTP answers: `{"error": {"code", "message"}}` with a 4xx status for
+ * bad input, 5xx for faults on this side or a target's, never a stack trace.
+ */
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
+import type { ApiError } from '../api.js';
+import type { ErrorCode } from '../errors.js';
+import { BackupError, isBackupError, messageOf } from '../errors.js';
+
+export function errorBody(code: ErrorCode | string, message: string): ApiError {
+  return { error: { code, message } };
+}
+
+/** Fastify's own 4xx errors, by their code, as the project's codes. */
+const FASTIFY_CODES: Record<string, ErrorCode> = {
+  FST_ERR_CTP_BODY_TOO_LARGE: 'payload_too_large',
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: 'bad_request',
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'bad_request',
+  FST_ERR_CTP_EMPTY_JSON_BODY: 'bad_request',
+  FST_ERR_CTP_INVALID_JSON_BODY: 'bad_request',
+};
+
+/** Turns a validation error into one sentence: which field, what is wrong. */
+function validationMessage(e: FastifyError): string {
+  const first = e.validation?.[0];
+  if (!first) return e.message;
+  const where = e.validationContext ?? 'request';
+  const field = first.instancePath ? `${where}${first.instancePath.replace(/\//g, '.')}` : where;
+  const params = first.params as Record<string, unknown>;
+  if (first.keyword === 'additionalProperties') return `${field}: unknown field "${String(params.additionalProperty)}"`;
+  if (first.keyword === 'required') return `${field}: missing field "${String(params.missingProperty)}"`;
+  return `${field} ${first.message ?? 'is not valid'}`;
+}
+
+export function toHttpError(e: unknown): { status: number; body: ApiError; log: boolean } {
+  if (isBackupError(e)) return { status: e.status, body: errorBody(e.code, e.message), log: e.status >= 500 };
+  const fe = e as FastifyError;
+  if (fe && fe.validation) return { status: 400, body: errorBody('bad_request', validationMessage(fe)), log: false };
+  if (fe && typeof fe.code === 'string' && FASTIFY_CODES[fe.code]) {
+    const code = FASTIFY_CODES[fe.code]!;
+    const message = fe.code === 'FST_ERR_CTP_INVALID_JSON_BODY' ? `the body is not valid JSON: ${fe.message}` : fe.message;
+    return { status: fe.statusCode ?? new BackupError(code, '').status, body: errorBody(code, message), log: false };
+  }
+  if (fe && typeof fe.statusCode === 'number' && fe.statusCode >= 400 && fe.statusCode < 500) {
+    return { status: fe.statusCode, body: errorBody(fe.statusCode === 404 ? 'not_found' : 'bad_request', messageOf(e)), log: false };
+  }
+  return { status: 500, body: errorBody('internal', 'internal error; see the sidecar log'), log: true };
+}
+
+export function errorHandler(this: unknown, e: unknown, req: FastifyRequest, reply: FastifyReply): void {
+  const { status, body, log } = toHttpError(e);
+  if (log) req.log.error({ err: e, url: req.url, method: req.method }, 'request failed');
+  else req.log.debug({ code: body.error.code, msg: body.error.message, url: req.url }, 'request rejected');
+  // A hijacked or half-sent reply (a tar stream that failed midway) can only be cut off.
+  if (reply.sent || reply.raw.headersSent) {
+    reply.raw.destroy();
+    return;
+  }
+  void reply.code(status).type('application/json').send(body);
+}

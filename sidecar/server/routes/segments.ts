@@ -1,0 +1,40 @@
+import type { FastifyInstance } from 'fastify';
+import { API_PREFIX } from '../../api.js';
+import type { SegmentsResponse } from '../../api.js';
+import { compileSelector } from '../../druid/selector.js';
+import { BackupError } from '../../errors.js';
+import type { SidecarContext } from '../context.js';
+import { paginate } from '../paging.js';
+import { commonErrors, listQuery, pageSchema, segmentInfoSchema } from '../schemas.js';
+
+const STATES = ['complete', 'downloading', 'incomplete', 'missing', 'damaged', 'restoring', 'backedUp', 'pending', 'failed', 'none'];
+
+export function register(app: FastifyInstance, ctx: SidecarContext): void {
+  app.get<{ Querystring: { dataSource?: string; interval?: string; state?: string; limit: number; cursor?: string } }>(
+    `${API_PREFIX}/segments`,
+    {
+      schema: {
+        summary: "Segments in this node's cache with their local state and backup state, by segment id, with filters and paging",
+        querystring: {
+          ...listQuery,
+          properties: {
+            ...listQuery.properties,
+            state: {
+              type: 'string',
+              enum: STATES,
+              description: 'a local state (complete, downloading, ...) or a backup state (backedUp, pending, failed, none)',
+            },
+          },
+        },
+        response: { 200: pageSchema(segmentInfoSchema), ...commonErrors },
+      },
+    },
+    async (req): Promise<SegmentsResponse> => {
+      if (!ctx.cache) throw new BackupError('not_found', 'this sidecar watches no segment cache (start it with --config and the node runtime.properties)');
+      const q = req.query;
+      const sel = compileSelector({ dataSource: q.dataSource, interval: q.interval });
+      if (!ctx.cache.lastScan) await ctx.cache.scan();
+      return paginate(ctx.cache.list(sel, q.state), (s) => s.id, q.limit, q.cursor);
+    },
+  );
+}

@@ -1,0 +1,176 @@
+/**
+ * The target role: `HEAD/PUT/GET /data/v1/store/segments/{id}`, the catalog, manifests, sources and stats of the
+ * local store. On a sidecar without `--store` each answers 404 `not_found` saying so.
+ */
+import type { Readable } from 'node:stream';
+import type { FastifyInstance } from 'fastify';
+import { API_PREFIX } from '../../api.js';
+import { compileSelector } from '../../druid/selector.js';
+import { parseSegmentId } from '../../druid/segmentId.js';
+import { BackupError } from '../../errors.js';
+import type { LocalStore } from '../../store/local/store.js';
+import { nodeNameProblem } from '../../store/local/store.js';
+import { DIGEST_HEADER, NODE_HEADER, SIZE_HEADER, SOURCES_HEADER, TAR_CONTENT_TYPE, encodeSources } from '../../store/http/target.js';
+import type { SidecarContext } from '../context.js';
+import { commonErrors, errorSchema, listQuery, manifestSchema, pageSchema, segmentIdParams, storedSegmentSchema } from '../schemas.js';
+
+type IdParams = { Params: { id: string } };
+type ListQ = { Querystring: { dataSource?: string; interval?: string; state?: string; limit: number; cursor?: string } };
+
+const outcomeSchema = { type: 'object', properties: { outcome: { type: 'string', enum: ['stored', 'identical'] }, manifest: manifestSchema } } as const;
+const storeListQuery = {
+  ...listQuery,
+  properties: {
+    ...listQuery.properties,
+    state: { type: 'string', enum: ['conflict'], description: 'conflict: only segments with a differing replica flagged' },
+  },
+} as const;
+
+export function register(app: FastifyInstance, ctx: SidecarContext): void {
+  const store = (): LocalStore => {
+    if (!ctx.store) throw new BackupError('not_found', 'this sidecar keeps no store; start it with --store DIR to make it a target');
+    return ctx.store;
+  };
+  const tags = ['store'];
+
+  app.head<IdParams>(
+    `${API_PREFIX}/store/segments/:id`,
+    { schema: { tags, summary: 'Whether the store holds a segment: 200 with its digest, sources and size headers, or 404', params: segmentIdParams } },
+    async (req, reply) => {
+      const id = parseSegmentId(req.params.id).id;
+      const s = await store().head(id);
+      if (!s) return reply.code(404).send();
+      return reply.code(200).header(DIGEST_HEADER, s.digest).header(SOURCES_HEADER, encodeSources(s.sources)).header(SIZE_HEADER, String(s.size)).send();
+    },
+  );
+
+  app.put<IdParams>(
+    `${API_PREFIX}/store/segments/:id`,
+    {
+      schema: {
+        tags,
+        summary: `Receives a segment as a tar stream (${TAR_CONTENT_TYPE}; segment.json, files, digests.json): 201 stored, 200 identical copy already held, 409 differing replica flagged`,
+        params: segmentIdParams,
+        headers: { type: 'object', required: [NODE_HEADER], properties: { [NODE_HEADER]: { type: 'string', minLength: 1, maxLength: 255 } } },
+        consumes: [TAR_CONTENT_TYPE],
+        response: { 200: outcomeSchema, 201: outcomeSchema, 409: errorSchema, 413: errorSchema, 422: errorSchema, 507: errorSchema, ...commonErrors },
+      },
+    },
+    async (req, reply) => {
+      const s = store();
+      const id = parseSegmentId(req.params.id).id;
+      const ct = String(req.headers['content-type'] ?? '')
+        .split(';', 1)[0]!
+        .trim();
+      if (ct !== TAR_CONTENT_TYPE) throw new BackupError('bad_request', `Content-Type must be ${TAR_CONTENT_TYPE}`, 415);
+      const node = String(req.headers[NODE_HEADER]);
+      const problem = nodeNameProblem(node);
+      if (problem) throw new BackupError('bad_request', `${NODE_HEADER}: ${problem}`);
+      const r = await s.receive(req.body as Readable, { segmentId: id, node });
+      if (r.outcome === 'conflict') {
+        throw new BackupError(
+          'conflict',
+          `the store holds different bytes for ${id} (digest ${r.manifest.digest}); this copy from ${node} was flagged as a conflict and not stored`,
+        );
+      }
+      return reply.code(r.outcome === 'stored' ? 201 : 200).send({ outcome: r.outcome, manifest: r.manifest });
+    },
+  );
+
+  app.get<IdParams>(
+    `${API_PREFIX}/store/segments/:id`,
+    { schema: { tags, summary: 'A stored segment as a tar stream: manifest.json, then its files', params: segmentIdParams, produces: [TAR_CONTENT_TYPE] } },
+    async (req, reply) => {
+      const id = parseSegmentId(req.params.id).id;
+      const packed = await store().pack(id);
+      packed.stream.on('error', (e) => req.log.warn({ segmentId: id, err: e.message }, 'sending a stored segment failed'));
+      return reply.type(TAR_CONTENT_TYPE).header('content-length', String(packed.length)).send(packed.stream);
+    },
+  );
+
+  app.get<IdParams>(
+    `${API_PREFIX}/store/segments/:id/manifest`,
+    { schema: { tags, summary: "A stored segment's manifest", params: segmentIdParams, response: { 200: manifestSchema, ...commonErrors } } },
+    async (req) => {
+      const id = parseSegmentId(req.params.id).id;
+      const m = await store().manifest(id);
+      if (!m) throw new BackupError('not_found', `the store holds no segment ${id}`);
+      return m;
+    },
+  );
+
+  app.post<IdParams & { Body: { node: string; digest: string } }>(
+    `${API_PREFIX}/store/segments/:id/sources`,
+    {
+      schema: {
+        tags,
+        summary: 'Records that another node holds the segment with this digest, without a transfer: 200 identical (source added), 409 different (flagged)',
+        params: segmentIdParams,
+        body: {
+          type: 'object',
+          required: ['node', 'digest'],
+          additionalProperties: false,
+          properties: { node: { type: 'string', minLength: 1, maxLength: 255 }, digest: { type: 'string', pattern: '^[0-9a-f]{64}$' } },
+        },
+        response: { 200: { type: 'object', properties: { outcome: { type: 'string' } } }, 409: errorSchema, ...commonErrors },
+      },
+    },
+    async (req) => {
+      const id = parseSegmentId(req.params.id).id;
+      const outcome = await store().addSource(id, req.body.node, req.body.digest);
+      if (outcome === 'conflict')
+        throw new BackupError('conflict', `the store holds different bytes for ${id}; ${req.body.node}'s copy was flagged as a conflict`);
+      return { outcome };
+    },
+  );
+
+  app.get<ListQ>(
+    `${API_PREFIX}/store/segments`,
+    {
+      schema: {
+        tags,
+        summary: 'The catalog of stored segments, by segment id, with filters and paging',
+        querystring: storeListQuery,
+        response: { 200: pageSchema(storedSegmentSchema), ...commonErrors },
+      },
+    },
+    async (req) => {
+      const q = req.query;
+      return store().catalog(compileSelector({ dataSource: q.dataSource, interval: q.interval }), q.limit, q.cursor, q.state === 'conflict');
+    },
+  );
+
+  app.get<ListQ>(
+    `${API_PREFIX}/store/manifests`,
+    {
+      schema: {
+        tags,
+        summary: 'Whole manifests of stored segments, by segment id, with filters and paging (for restore planning)',
+        querystring: listQuery,
+        response: { 200: pageSchema(manifestSchema), ...commonErrors },
+      },
+    },
+    async (req) => {
+      const q = req.query;
+      return store().manifests(compileSelector({ dataSource: q.dataSource, interval: q.interval }), q.limit, q.cursor);
+    },
+  );
+
+  app.get(
+    `${API_PREFIX}/store/stats`,
+    {
+      schema: {
+        tags,
+        summary: 'Segments and bytes held, free space',
+        response: {
+          200: {
+            type: 'object',
+            properties: { segments: { type: 'integer' }, bytes: { type: 'integer' }, freeBytes: { type: 'integer' }, quotaBytes: { type: 'integer' } },
+          },
+          ...commonErrors,
+        },
+      },
+    },
+    async () => store().stats(),
+  );
+}

@@ -1,0 +1,213 @@
+/**
+ * The http target: another sidecar started with `--store`, spoken to over its API (store/target.ts has the wire
+ * format). Segment bodies stream both ways; a transfer that moves no byte for the idle timeout is abandoned, so a
+ * stalled target fails the transfer (and active backup retries it) instead of hanging a worker.
+ */
+import { Readable } from 'node:stream';
+import { API_PREFIX } from '../../api.js';
+import type { Page, StoredSegment } from '../../api.js';
+import { packSegment } from '../../archive/pack.js';
+import { DownloadReader } from '../../archive/unpack.js';
+import { BackupError } from '../../errors.js';
+import type { Manifest } from '../manifest.js';
+import { segmentDigest } from '../manifest.js';
+import type {
+  IncomingFile,
+  ListFilter,
+  OutgoingSegment,
+  PutOutcome,
+  PutResult,
+  SegmentReader,
+  StoredSummary,
+  StoreStats,
+  Target,
+  TransferOptions,
+} from '../target.js';
+import type { ClientOptions } from './client.js';
+import { IdleWatchdog, SidecarClient, errorFromFailure, errorFromResponse } from './client.js';
+
+export const TAR_CONTENT_TYPE = 'application/x-tar';
+/** Header naming the node that sends a segment. */
+export const NODE_HEADER = 'x-druid-backup-node';
+export const DIGEST_HEADER = 'x-druid-backup-digest';
+export const SOURCES_HEADER = 'x-druid-backup-sources';
+export const SIZE_HEADER = 'x-druid-backup-size';
+/** Largest segment a download accepts; the manifest declares the size first. */
+const MAX_DOWNLOAD_BYTES = 1024 ** 4;
+const LIST_PAGE = 1000;
+
+export function segmentUrl(segmentId: string): string {
+  return `${API_PREFIX}/store/segments/${encodeURIComponent(segmentId)}`;
+}
+
+/** `X-Druid-Backup-Sources`: node names, each percent-encoded, comma-separated. */
+export function encodeSources(sources: string[]): string {
+  return sources.map(encodeURIComponent).join(',');
+}
+
+export function decodeSources(header: string | undefined): string[] {
+  if (!header) return [];
+  return header
+    .split(',')
+    .filter(Boolean)
+    .map((s) => {
+      try {
+        return decodeURIComponent(s);
+      } catch {
+        return s;
+      }
+    });
+}
+
+export class HttpTarget implements Target {
+  readonly client: SidecarClient;
+  readonly url: string;
+
+  constructor(url: string, opts: ClientOptions = {}) {
+    this.client = new SidecarClient(url, opts);
+    this.url = this.client.baseUrl;
+  }
+
+  async head(segmentId: string, opts: TransferOptions = {}): Promise<StoredSummary | undefined> {
+    const res = await this.client.raw({ method: 'HEAD', url: segmentUrl(segmentId), signal: opts.signal });
+    if (res.status === 404) return undefined;
+    if (res.status !== 200) throw await errorFromResponse(res, this.url);
+    const digest = String(res.headers[DIGEST_HEADER] ?? '');
+    if (!/^[0-9a-f]{64}$/.test(digest)) throw new BackupError('target_error', `${this.url} answered HEAD without a valid ${DIGEST_HEADER}`);
+    return { digest, sources: decodeSources(res.headers[SOURCES_HEADER] as string | undefined), size: Number(res.headers[SIZE_HEADER] ?? 0) };
+  }
+
+  async manifest(segmentId: string, opts: TransferOptions = {}): Promise<Manifest | undefined> {
+    const res = await this.client.raw<Manifest>({ method: 'GET', url: `${segmentUrl(segmentId)}/manifest`, signal: opts.signal });
+    if (res.status === 404) return undefined;
+    if (res.status !== 200) throw await errorFromResponse(res, this.url);
+    return res.data;
+  }
+
+  async put(segment: OutgoingSegment, opts: TransferOptions = {}): Promise<PutResult> {
+    const watchdog = new IdleWatchdog(this.client.idleTimeoutMs, `sending ${segment.segmentId} to ${this.url}`, opts.signal);
+    const packed = packSegment(segment, {
+      signal: watchdog.signal,
+      onBytes: (n) => {
+        watchdog.touch();
+        opts.onBytes?.(n);
+      },
+    });
+    let streamError: unknown;
+    packed.stream.on('error', (e) => (streamError = e));
+    try {
+      const res = await this.client.raw<{ outcome?: PutOutcome; error?: { code: string } }>({
+        method: 'PUT',
+        url: segmentUrl(segment.segmentId),
+        data: packed.stream,
+        headers: { 'content-type': TAR_CONTENT_TYPE, 'content-length': String(packed.length), [NODE_HEADER]: segment.node },
+        signal: watchdog.signal,
+        // The transfer is bounded by the idle watchdog, not by a total time.
+        timeout: 0,
+      });
+      if (streamError) throw streamError;
+      let outcome: PutOutcome;
+      if (res.status === 201) outcome = 'stored';
+      else if (res.status === 200) outcome = 'identical';
+      else if (res.status === 409 && res.data?.error?.code === 'conflict') outcome = 'conflict';
+      else throw await errorFromResponse(res, this.url);
+      const files = await packed.files;
+      return { outcome, files, digest: segmentDigest(files), bytes: files.reduce((n, f) => n + f.size, 0) };
+    } catch (e) {
+      packed.stream.destroy();
+      throw streamError && !watchdog.signal.aborted ? streamError : errorFromFailure(e, this.url, watchdog.signal);
+    } finally {
+      watchdog.stop();
+    }
+  }
+
+  async addSource(segmentId: string, node: string, digest: string, opts: TransferOptions = {}): Promise<PutOutcome> {
+    const res = await this.client.raw<{ outcome?: PutOutcome; error?: { code: string } }>({
+      method: 'POST',
+      url: `${segmentUrl(segmentId)}/sources`,
+      data: { node, digest },
+      signal: opts.signal,
+    });
+    if (res.status === 200) return 'identical';
+    if (res.status === 409 && res.data?.error?.code === 'conflict') return 'conflict';
+    throw await errorFromResponse(res, this.url);
+  }
+
+  async read(segmentId: string, opts: TransferOptions = {}): Promise<SegmentReader> {
+    const watchdog = new IdleWatchdog(this.client.idleTimeoutMs, `reading ${segmentId} from ${this.url}`, opts.signal);
+    const res = await this.client
+      .raw<Readable>({ method: 'GET', url: segmentUrl(segmentId), responseType: 'stream', signal: watchdog.signal, timeout: 0 })
+      .catch((e) => {
+        watchdog.stop();
+        throw e;
+      });
+    if (res.status !== 200) {
+      watchdog.stop();
+      throw await errorFromResponse(res, this.url);
+    }
+    const reader = new DownloadReader(res.data, {
+      maxBytes: MAX_DOWNLOAD_BYTES,
+      segmentId,
+      signal: watchdog.signal,
+      onBytes: (n) => {
+        watchdog.touch();
+        opts.onBytes?.(n);
+      },
+    });
+    let manifest: Manifest;
+    try {
+      manifest = await reader.open();
+    } catch (e) {
+      watchdog.stop();
+      res.data.destroy();
+      throw errorFromFailure(e, this.url, watchdog.signal);
+    }
+    const url = this.url;
+    async function* files(): AsyncGenerator<IncomingFile> {
+      try {
+        for await (const f of reader.files()) {
+          yield { name: f.name, size: f.size, stream: Readable.from(f.chunks, { objectMode: false }) };
+        }
+        await reader.finish();
+      } catch (e) {
+        throw errorFromFailure(e, url, watchdog.signal);
+      } finally {
+        watchdog.stop();
+        res.data.destroy();
+      }
+    }
+    return { manifest, files: files() };
+  }
+
+  async *list(filter: ListFilter = {}, opts: TransferOptions = {}): AsyncGenerator<Manifest> {
+    if (filter.segmentIds) {
+      for (const id of filter.segmentIds) {
+        const m = await this.manifest(id, opts);
+        if (m && (!filter.dataSource || m.dataSource === filter.dataSource)) yield m;
+      }
+      return;
+    }
+    let cursor: string | undefined;
+    do {
+      const page = await this.client.get<Page<Manifest>>(
+        `${API_PREFIX}/store/manifests`,
+        { dataSource: filter.dataSource, interval: filter.interval, limit: LIST_PAGE, cursor },
+        opts.signal,
+      );
+      yield* page.items;
+      cursor = page.nextCursor;
+    } while (cursor);
+  }
+
+  /** One page of the target's catalog (`GET /data/v1/store/segments`). */
+  catalog(
+    query: { dataSource?: string; interval?: string; state?: string; limit?: number; cursor?: string },
+    opts: TransferOptions = {},
+  ): Promise<Page<StoredSegment>> {
+    return this.client.get<Page<StoredSegment>>(`${API_PREFIX}/store/segments`, query, opts.signal);
+  }
+
+  stats(opts: TransferOptions = {}): Promise<StoreStats> {
+    return this.client.get<StoreStats>(`${API_PREFIX}/store/stats`, undefined, opts.signal);
+  }
+}

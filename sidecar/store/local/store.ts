@@ -1,0 +1,422 @@
+/**
+ * The local-disk store, the embedded default target: one directory per segment holding its files as plain files
+ * and `manifest.json` (layout.ts), so an operator can restore by hand with `cp` if this tool is gone.
+ *
+ * Receiving (`receive`, behind `PUT /data/v1/store/segments/{id}`): the tar stream is read by the strict reader
+ * (archive/unpack.ts) into `{store}/.tmp/put-*`, each file fsynced as it completes; only when every digest matched
+ * the sender's trailer is `manifest.json` written, the directory fsynced and renamed into place, and its parent
+ * fsynced. A reader never sees half a segment, and a crash leaves only `.tmp/`, which is emptied at start.
+ *
+ * Druid replicates a segment on several Historicals: the first copy is stored, a later identical copy only adds
+ * its node to `sources`, and a copy whose bytes differ is recorded in `conflicts` and never stored over the first.
+ */
+import { close, createReadStream, createWriteStream, fsync, mkdirSync, open as openFd, readdirSync, readFileSync, rmSync, statfsSync } from 'node:fs';
+import { mkdtemp, rename, rm } from 'node:fs/promises';
+import { promisify } from 'node:util';
+import path from 'node:path';
+import type { Readable } from 'node:stream';
+import { once } from 'node:events';
+import { pathToFileURL } from 'node:url';
+import type { Logger } from 'pino';
+import type { Page, StoredSegment } from '../../api.js';
+import { packSegment, packStored } from '../../archive/pack.js';
+import type { PackedSegment } from '../../archive/pack.js';
+import { parseManifest } from '../../archive/format.js';
+import { UploadReader } from '../../archive/unpack.js';
+import { segmentIdOfDescriptor } from '../../druid/descriptor.js';
+import { parseSegmentId } from '../../druid/segmentId.js';
+import type { SegmentId } from '../../druid/segmentId.js';
+import type { Selector } from '../../druid/selector.js';
+import { compileSelector, selects } from '../../druid/selector.js';
+import { BackupError, messageOf } from '../../errors.js';
+import type { EventBus } from '../../server/events.js';
+import type { Metrics } from '../../server/metrics.js';
+import { paginate } from '../../server/paging.js';
+import { fsyncDir, writeFileAtomic } from '../../util/atomic.js';
+import type { Manifest, SegmentFileInfo, SourceRecord } from '../manifest.js';
+import { MANIFEST_FORMAT_VERSION, MANIFEST_NAME, segmentDigest } from '../manifest.js';
+import type {
+  IncomingFile,
+  ListFilter,
+  OutgoingSegment,
+  PutOutcome,
+  PutResult,
+  SegmentReader,
+  StoredSummary,
+  StoreStats,
+  Target,
+  TransferOptions,
+} from '../target.js';
+import { SEGMENTS_DIR, TMP_DIR, segmentPath } from './layout.js';
+
+const fsyncAsync = promisify(fsync);
+const closeAsync = promisify(close);
+const openAsync = promisify(openFd);
+
+/** Largest segment accepted; free space is checked too. Druid segments are typically 300-700 MB. */
+export const MAX_SEGMENT_BYTES = 1024 ** 4;
+/** Kept free on the store's filesystem: an upload that would leave less is refused with `no_space`. */
+export const RESERVE_BYTES = 64 * 1024 * 1024;
+/** Writes of received files go out in batches up to this size (fs.WriteStream uses writev). */
+const WRITE_BUFFER = 4 * 1024 * 1024;
+
+export interface LocalStoreOptions {
+  log: Logger;
+  metrics?: Metrics;
+  events?: EventBus;
+  maxSegmentBytes?: number;
+}
+
+export interface ReceiveResult {
+  outcome: PutOutcome;
+  manifest: Manifest;
+  /** Bytes of segment files received. */
+  bytes: number;
+  files: SegmentFileInfo[];
+}
+
+interface IndexEntry {
+  dir: string;
+  startMs: number;
+  endMs: number;
+  summary: StoredSegment;
+}
+
+/** A node name as carried in `X-Druid-Backup-Node` and manifests. */
+export function nodeNameProblem(node: unknown): string | undefined {
+  if (typeof node !== 'string' || node.length === 0 || node.length > 255) return 'node name must be 1 to 255 characters';
+  if (!/^[\x21-\x7e]+$/.test(node)) return 'node name must be printable ASCII without spaces';
+  return undefined;
+}
+
+function summaryOf(m: Manifest): StoredSegment {
+  return {
+    segmentId: m.segmentId,
+    dataSource: m.dataSource,
+    interval: m.interval,
+    version: m.version,
+    partition: m.partition,
+    size: m.size,
+    fileCount: m.files.length,
+    digest: m.digest,
+    sources: [...new Set(m.sources.map((s) => s.node))],
+    conflicts: [...new Set(m.conflicts.map((s) => s.node))],
+    createdAt: m.createdAt,
+    updatedAt: m.updatedAt,
+  };
+}
+
+/** Writes a stream of chunks to a new file and fsyncs it. */
+async function writeChunks(file: string, chunks: AsyncIterable<Buffer>): Promise<void> {
+  const fd = await openAsync(file, 'wx', 0o644);
+  try {
+    const ws = createWriteStream(file, { fd, highWaterMark: WRITE_BUFFER, autoClose: false });
+    const failed = new Promise<never>((_, reject) => ws.once('error', reject));
+    failed.catch(() => undefined);
+    for await (const chunk of chunks) {
+      if (!ws.write(chunk)) await Promise.race([once(ws, 'drain'), failed]);
+    }
+    ws.end();
+    await Promise.race([once(ws, 'finish'), failed]);
+    await fsyncAsync(fd);
+  } finally {
+    await closeAsync(fd);
+  }
+}
+
+export class LocalStore implements Target {
+  readonly url: string;
+  private readonly index = new Map<string, IndexEntry>();
+  private sortedIds?: string[];
+  private readonly locks = new Map<string, Promise<unknown>>();
+  private totalBytes = 0;
+  /** Problems found while loading (unreadable manifests, misplaced directories), for the log and verify. */
+  readonly issues: Array<{ path: string; problem: string }> = [];
+
+  private constructor(
+    readonly root: string,
+    private readonly opts: LocalStoreOptions,
+  ) {
+    this.url = pathToFileURL(root).toString();
+  }
+
+  /** Opens (creating if needed) the store at `root`, empties its temporary area and loads the catalog. */
+  static open(root: string, opts: LocalStoreOptions): LocalStore {
+    const abs = path.resolve(root);
+    mkdirSync(path.join(abs, SEGMENTS_DIR), { recursive: true });
+    const tmp = path.join(abs, TMP_DIR);
+    // Left by uploads cut off by a crash or a kill: never part of the store.
+    rmSync(tmp, { recursive: true, force: true });
+    mkdirSync(tmp, { recursive: true });
+    const store = new LocalStore(abs, opts);
+    store.load();
+    return store;
+  }
+
+  private load(): void {
+    const t0 = performance.now();
+    const segmentsDir = path.join(this.root, SEGMENTS_DIR);
+    for (const ds of readdirSync(segmentsDir, { withFileTypes: true })) {
+      if (!ds.isDirectory()) continue;
+      const dsDir = path.join(segmentsDir, ds.name);
+      for (const e of readdirSync(dsDir, { withFileTypes: true })) {
+        if (!e.isDirectory() || e.name.startsWith('.')) continue;
+        const dir = path.join(dsDir, e.name);
+        try {
+          const m = parseManifest(JSON.parse(readFileSync(path.join(dir, MANIFEST_NAME), 'utf8')));
+          const rel = segmentPath(m.dataSource, m.segmentId);
+          if (path.join(this.root, rel) !== dir) throw new Error(`holds segment ${m.segmentId}, which belongs in ${rel}`);
+          this.addToIndex(m, dir);
+        } catch (err) {
+          this.issues.push({ path: dir, problem: messageOf(err) });
+        }
+      }
+    }
+    for (const i of this.issues) this.opts.log.warn(i, 'store directory skipped');
+    this.opts.log.info({ store: this.root, segments: this.index.size, bytes: this.totalBytes, ms: Math.round(performance.now() - t0) }, 'store loaded');
+    this.updateGauges();
+  }
+
+  private addToIndex(m: Manifest, dir: string): void {
+    const seg = m.descriptor ? segmentIdOfDescriptor(m.descriptor) : parseSegmentId(m.segmentId);
+    const old = this.index.get(m.segmentId);
+    if (old) this.totalBytes -= old.summary.size;
+    else this.sortedIds = undefined;
+    this.index.set(m.segmentId, { dir, startMs: seg.startMs, endMs: seg.endMs, summary: summaryOf(m) });
+    this.totalBytes += m.size;
+  }
+
+  private updateGauges(): void {
+    this.opts.metrics?.storeSegments.set(this.index.size);
+    this.opts.metrics?.storeBytes.set(this.totalBytes);
+  }
+
+  /** Runs `fn` with no other commit of the same segment in flight (two Historicals may send one segment at once). */
+  private async withLock<T>(id: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.locks.get(id) ?? Promise.resolve();
+    const run = prev.then(fn, fn);
+    const tail = run.catch(() => undefined);
+    this.locks.set(id, tail);
+    try {
+      return await run;
+    } finally {
+      if (this.locks.get(id) === tail) this.locks.delete(id);
+    }
+  }
+
+  private checkSpace(bytes: number): void {
+    const max = this.opts.maxSegmentBytes ?? MAX_SEGMENT_BYTES;
+    if (bytes > max) throw new BackupError('payload_too_large', `segment of ${bytes} bytes is larger than the store's limit of ${max} bytes`);
+    const fs = statfsSync(this.root);
+    const free = fs.bavail * fs.bsize;
+    if (free - bytes < RESERVE_BYTES)
+      throw new BackupError('no_space', `store ${this.root} has ${free} bytes free; a segment of ${bytes} bytes would leave less than ${RESERVE_BYTES}`);
+  }
+
+  private entry(segmentId: string): IndexEntry | undefined {
+    return this.index.get(segmentId);
+  }
+
+  private readManifest(e: IndexEntry): Manifest {
+    return parseManifest(JSON.parse(readFileSync(path.join(e.dir, MANIFEST_NAME), 'utf8')), e.summary.segmentId);
+  }
+
+  private publish(e: IndexEntry): void {
+    this.opts.events?.publish({ type: 'stored', segment: { ...e.summary } });
+  }
+
+  /**
+   * Receives one segment upload (the wire format of store/target.ts) from `node`. Resolves with the outcome once
+   * the segment is durable; rejects with `bad_archive`, `digest_mismatch`, `payload_too_large` or `no_space`,
+   * leaving the store as it was.
+   */
+  async receive(body: Readable | AsyncIterable<Buffer>, o: { segmentId: string; node: string; signal?: AbortSignal }): Promise<ReceiveResult> {
+    const seg = parseSegmentId(o.segmentId);
+    const problem = nodeNameProblem(o.node);
+    if (problem) throw new BackupError('bad_request', problem);
+    const reader = new UploadReader(body, {
+      maxBytes: this.opts.maxSegmentBytes ?? MAX_SEGMENT_BYTES,
+      segmentId: seg.id,
+      signal: o.signal,
+      onBytes: (n) => this.opts.metrics?.storeBytesReceived.inc(n),
+    });
+    const tmp = await mkdtemp(path.join(this.root, TMP_DIR, 'put-'));
+    let committed = false;
+    try {
+      const decl = await reader.open();
+      this.checkSpace(decl.files.reduce((n, f) => n + f.size, 0));
+      for await (const f of reader.files()) await writeChunks(path.join(tmp, f.name), f.chunks);
+      const files = await reader.finish();
+      const parts = decl.descriptor ? segmentIdOfDescriptor(decl.descriptor) : seg;
+      const result = await this.withLock(seg.id, () => this.commit(tmp, parts, decl.descriptor, files, o.node));
+      committed = result.outcome === 'stored';
+      this.opts.metrics?.storePuts.inc({ outcome: result.outcome });
+      return result;
+    } catch (e) {
+      this.opts.metrics?.storePuts.inc({ outcome: 'rejected' });
+      await reader.close().catch(() => undefined);
+      throw e;
+    } finally {
+      if (!committed) await rm(tmp, { recursive: true, force: true });
+    }
+  }
+
+  private async commit(tmp: string, seg: SegmentId, descriptor: Manifest['descriptor'], files: SegmentFileInfo[], node: string): Promise<ReceiveResult> {
+    const digest = segmentDigest(files);
+    const now = new Date().toISOString();
+    const bytes = files.reduce((n, f) => n + f.size, 0);
+    const existing = this.entry(seg.id);
+    if (existing) {
+      const { outcome, manifest } = this.recordReplica(existing, node, digest, now);
+      return { outcome, manifest, bytes, files };
+    }
+    const manifest: Manifest = {
+      formatVersion: MANIFEST_FORMAT_VERSION,
+      segmentId: seg.id,
+      dataSource: seg.dataSource,
+      interval: `${seg.start}/${seg.end}`,
+      version: seg.version,
+      partition: seg.partition,
+      descriptor,
+      files,
+      size: bytes,
+      digest,
+      sources: [{ node, digest, at: now }],
+      conflicts: [],
+      createdAt: now,
+      updatedAt: now,
+    };
+    writeFileAtomic(path.join(tmp, MANIFEST_NAME), JSON.stringify(manifest, null, 2));
+    const final = path.join(this.root, segmentPath(seg.dataSource, seg.id));
+    const parent = path.dirname(final);
+    mkdirSync(parent, { recursive: true });
+    fsyncDir(path.dirname(parent));
+    await rename(tmp, final);
+    fsyncDir(parent);
+    this.addToIndex(manifest, final);
+    this.updateGauges();
+    this.publish(this.index.get(seg.id)!);
+    this.opts.log.info({ segmentId: seg.id, node, bytes, files: files.length }, 'segment stored');
+    return { outcome: 'stored', manifest, bytes, files };
+  }
+
+  /** Records another node's copy of a stored segment: a source when identical, a conflict when not. */
+  private recordReplica(e: IndexEntry, node: string, digest: string, now: string): { outcome: PutOutcome; manifest: Manifest } {
+    const manifest = this.readManifest(e);
+    const identical = manifest.digest === digest;
+    const list: SourceRecord[] = identical ? manifest.sources : manifest.conflicts;
+    if (!list.some((s) => s.node === node && s.digest === digest)) {
+      list.push({ node, digest, at: now });
+      manifest.updatedAt = now;
+      writeFileAtomic(path.join(e.dir, MANIFEST_NAME), JSON.stringify(manifest, null, 2));
+      this.addToIndex(manifest, e.dir);
+      this.publish(this.index.get(manifest.segmentId)!);
+      if (identical) this.opts.log.info({ segmentId: manifest.segmentId, node }, 'replica recorded as another source');
+      else
+        this.opts.log.warn(
+          { segmentId: manifest.segmentId, node, digest, stored: manifest.digest },
+          'replica differs from the stored copy; flagged as a conflict, not stored',
+        );
+    }
+    return { outcome: identical ? 'identical' : 'conflict', manifest };
+  }
+
+  // ---- Target ----
+
+  async head(segmentId: string): Promise<StoredSummary | undefined> {
+    const e = this.entry(segmentId);
+    return e ? { digest: e.summary.digest, sources: [...e.summary.sources], size: e.summary.size } : undefined;
+  }
+
+  async manifest(segmentId: string): Promise<Manifest | undefined> {
+    const e = this.entry(segmentId);
+    return e ? this.readManifest(e) : undefined;
+  }
+
+  async put(segment: OutgoingSegment, opts: TransferOptions = {}): Promise<PutResult> {
+    const packed = packSegment(segment, opts);
+    const r = await this.receive(packed.stream, { segmentId: segment.segmentId, node: segment.node, signal: opts.signal });
+    return { outcome: r.outcome, files: r.files, digest: segmentDigest(r.files), bytes: r.bytes };
+  }
+
+  async addSource(segmentId: string, node: string, digest: string): Promise<PutOutcome> {
+    const problem = nodeNameProblem(node);
+    if (problem) throw new BackupError('bad_request', problem);
+    if (!/^[0-9a-f]{64}$/.test(digest)) throw new BackupError('bad_request', 'digest must be 64 lower-case hex digits');
+    return this.withLock(segmentId, async () => {
+      const e = this.entry(segmentId);
+      if (!e) throw new BackupError('not_found', `the store holds no segment ${segmentId}`);
+      return this.recordReplica(e, node, digest, new Date().toISOString()).outcome;
+    });
+  }
+
+  /** Opens a stored file for reading (1 MiB reads). */
+  openFile(segmentId: string, name: string): Readable {
+    const e = this.entry(segmentId);
+    if (!e) throw new BackupError('not_found', `the store holds no segment ${segmentId}`);
+    return createReadStream(path.join(e.dir, name), { highWaterMark: 1 << 20 });
+  }
+
+  async read(segmentId: string): Promise<SegmentReader> {
+    const e = this.entry(segmentId);
+    if (!e) throw new BackupError('not_found', `the store holds no segment ${segmentId}`);
+    const manifest = this.readManifest(e);
+    const dir = e.dir;
+    async function* files(): AsyncGenerator<IncomingFile> {
+      for (const f of manifest.files) yield { name: f.name, size: f.size, stream: createReadStream(path.join(dir, f.name), { highWaterMark: 1 << 20 }) };
+    }
+    return { manifest, files: files() };
+  }
+
+  /** The tar stream of `GET /data/v1/store/segments/{id}`: manifest.json, then the files. */
+  async pack(segmentId: string, opts: TransferOptions = {}): Promise<PackedSegment> {
+    const e = this.entry(segmentId);
+    if (!e) throw new BackupError('not_found', `the store holds no segment ${segmentId}`);
+    const manifest = this.readManifest(e);
+    return packStored(manifest, (name) => createReadStream(path.join(e.dir, name), { highWaterMark: 1 << 20 }), opts);
+  }
+
+  private ids(): string[] {
+    if (!this.sortedIds) this.sortedIds = [...this.index.keys()].sort();
+    return this.sortedIds;
+  }
+
+  private matching(sel: Selector): IndexEntry[] {
+    const out: IndexEntry[] = [];
+    for (const id of sel.segmentIds && sel.segmentIds.size < this.index.size ? [...sel.segmentIds].sort() : this.ids()) {
+      const e = this.index.get(id);
+      if (e && selects(sel, { id, dataSource: e.summary.dataSource, startMs: e.startMs, endMs: e.endMs })) out.push(e);
+    }
+    return out;
+  }
+
+  async *list(filter: ListFilter = {}): AsyncGenerator<Manifest> {
+    for (const e of this.matching(compileSelector(filter))) {
+      if (!this.index.has(e.summary.segmentId)) continue;
+      yield this.readManifest(e);
+    }
+  }
+
+  /** `GET /data/v1/store/segments`: one page of the catalog. */
+  catalog(sel: Selector, limit: number, cursor?: string, onlyConflicts = false): Page<StoredSegment> {
+    return paginate(
+      this.matching(sel)
+        .filter((e) => !onlyConflicts || e.summary.conflicts.length > 0)
+        .map((e) => ({ ...e.summary })),
+      (s) => s.segmentId,
+      limit,
+      cursor,
+    );
+  }
+
+  /** `GET /data/v1/store/manifests`: one page of whole manifests, for clients that plan restores. */
+  manifests(sel: Selector, limit: number, cursor?: string): Page<Manifest> {
+    const page = paginate(this.matching(sel), (e) => e.summary.segmentId, limit, cursor);
+    return { ...page, items: page.items.map((e) => this.readManifest(e)) };
+  }
+
+  async stats(): Promise<StoreStats> {
+    const fs = statfsSync(this.root);
+    return { segments: this.index.size, bytes: this.totalBytes, freeBytes: fs.bavail * fs.bsize };
+  }
+}
