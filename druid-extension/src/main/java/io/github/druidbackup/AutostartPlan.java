@@ -29,7 +29,8 @@ final class AutostartPlan
       boolean parentWatchExists,
       String nodeSetting,
       Optional<Path> node,
-      Optional<Path> runtimeProperties
+      Optional<Path> runtimeProperties,
+      boolean hasSegmentCache
   )
   {
   }
@@ -56,6 +57,13 @@ final class AutostartPlan
     }
     final boolean asked = Boolean.TRUE.equals(facts.autostart());
     final String notStarting = "not starting the druid-backup sidecar: ";
+    if (!asked && !facts.hasSegmentCache()) {
+      return Decision.skip(
+          notStarting + "this node has no druid.segmentCache.locations, so nothing for it to back up (set "
+          + key + "=true to start one anyway, e.g. as a target with druid.backup.store)" + expecting,
+          false
+      );
+    }
     if (!facts.sidecarJsExists()) {
       return Decision.skip(
           notStarting + "no " + SIDECAR_JS + " in " + facts.extensionDir()

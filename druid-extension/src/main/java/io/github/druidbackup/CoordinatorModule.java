@@ -1,10 +1,12 @@
 package io.github.druidbackup;
 
 import com.google.inject.Binder;
+import com.google.inject.multibindings.Multibinder;
 import org.apache.druid.discovery.NodeRole;
 import org.apache.druid.guice.Jerseys;
 import org.apache.druid.guice.annotations.LoadScope;
 import org.apache.druid.initialization.DruidModule;
+import org.apache.druid.server.initialization.jetty.ServletFilterHolder;
 
 /** On the Coordinator: {@code /data/v1/backup}, {@code /restore} and {@code /jobs} for the whole cluster. */
 @LoadScope(roles = {NodeRole.COORDINATOR_JSON_NAME})
@@ -14,5 +16,6 @@ public class CoordinatorModule implements DruidModule
   public void configure(Binder binder)
   {
     Jerseys.addResource(binder, CoordinatorBackupResource.class);
+    Multibinder.newSetBinder(binder, ServletFilterHolder.class).addBinding().to(CoordinatorApiFilterHolder.class);
   }
 }

@@ -14,6 +14,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.Optional;
+import java.util.Properties;
 import java.util.concurrent.TimeUnit;
 
 /**
@@ -29,6 +30,7 @@ public class SidecarLauncher
 
   private final SidecarConfig config;
   private final SidecarToken token;
+  private final Properties properties;
   private final Object lock = new Object();
   @Nullable
   private Thread supervisor;
@@ -37,10 +39,11 @@ public class SidecarLauncher
   private volatile boolean stopping;
 
   @Inject
-  public SidecarLauncher(SidecarConfig config, SidecarToken token)
+  public SidecarLauncher(SidecarConfig config, SidecarToken token, Properties properties)
   {
     this.config = config;
     this.token = token;
+    this.properties = properties;
   }
 
   @LifecycleStart
@@ -55,7 +58,8 @@ public class SidecarLauncher
         Files.isRegularFile(extensionDir.resolve(AutostartPlan.PARENT_WATCH)),
         config.getNode(),
         AutostartPlan.findExecutable(config.getNode(), System.getenv("PATH"), AutostartPlan::isExecutableFile),
-        runtimePropertiesFile()
+        runtimePropertiesFile(),
+        hasSegmentCache(properties)
     ));
     if (!decision.start()) {
       if (decision.error()) {
@@ -160,6 +164,13 @@ public class SidecarLauncher
         }
       }
     }
+  }
+
+  /** An Indexer or a MiddleManager has no segment cache; a sidecar started there would only refuse to run. */
+  static boolean hasSegmentCache(Properties properties)
+  {
+    final String locations = properties.getProperty("druid.segmentCache.locations", "").replaceAll("\\s", "");
+    return !locations.isEmpty() && !locations.equals("[]");
   }
 
   /** The folder this jar was loaded from: Druid's extensions/druid-backup/. */

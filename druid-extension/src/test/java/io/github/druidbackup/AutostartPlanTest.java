@@ -25,7 +25,7 @@ class AutostartPlanTest
 
   private static AutostartPlan.Facts facts(Boolean autostart, URI url, boolean sidecarJs, Optional<Path> node, Optional<Path> props)
   {
-    return new AutostartPlan.Facts(autostart, url, EXT, sidecarJs, true, "node", node, props);
+    return new AutostartPlan.Facts(autostart, url, EXT, sidecarJs, true, "node", node, props, true);
   }
 
   @Test
@@ -46,7 +46,7 @@ class AutostartPlanTest
   void withoutTheParentWatchTheSidecarStillStarts()
   {
     final AutostartPlan.Decision d = AutostartPlan.decide(
-        new AutostartPlan.Facts(true, LOCAL, EXT, true, false, "node", Optional.of(NODE), Optional.of(PROPS))
+        new AutostartPlan.Facts(true, LOCAL, EXT, true, false, "node", Optional.of(NODE), Optional.of(PROPS), true)
     );
     assertTrue(d.start());
     assertFalse(d.command().contains("--require"));
@@ -60,6 +60,28 @@ class AutostartPlanTest
     assertSkip(facts(null, LOCAL, true, Optional.empty(), Optional.of(PROPS)), "is not found on this node's PATH", false);
     assertSkip(facts(null, URI.create("http://10.1.2.3:8484"), true, Optional.of(NODE), Optional.of(PROPS)), "is not on this host", false);
     assertSkip(facts(null, LOCAL, true, Optional.of(NODE), Optional.empty()), "runtime.properties is not a file", false);
+  }
+
+  @Test
+  void aNodeWithoutSegmentCacheStartsNoSidecarUnlessAsked()
+  {
+    final AutostartPlan.Facts indexer =
+        new AutostartPlan.Facts(null, LOCAL, EXT, true, true, "node", Optional.of(NODE), Optional.of(PROPS), false);
+    assertSkip(indexer, "this node has no druid.segmentCache.locations", false);
+    final AutostartPlan.Facts asked =
+        new AutostartPlan.Facts(true, LOCAL, EXT, true, true, "node", Optional.of(NODE), Optional.of(PROPS), false);
+    assertTrue(AutostartPlan.decide(asked).start());
+  }
+
+  @Test
+  void segmentCacheLocationsAreReadAsDruidWritesThem()
+  {
+    final java.util.Properties p = new java.util.Properties();
+    assertFalse(SidecarLauncher.hasSegmentCache(p));
+    p.setProperty("druid.segmentCache.locations", " [ ] ");
+    assertFalse(SidecarLauncher.hasSegmentCache(p));
+    p.setProperty("druid.segmentCache.locations", "[{\"path\":\"var/druid/segment-cache\",\"maxSize\":\"300g\"}]");
+    assertTrue(SidecarLauncher.hasSegmentCache(p));
   }
 
   @Test
