@@ -34,6 +34,8 @@ export async function buildApp(ctx: SidecarContext, opts: AppOptions): Promise<F
   });
   const token = new TokenCheck(opts.token);
 
+  // The API speaks JSON (and tar for segments); a text body is a client mistake, answered 415.
+  app.removeContentTypeParser('text/plain');
   // Segment uploads are streamed by their route, never buffered: the body is the raw request stream.
   app.addContentTypeParser(TAR_CONTENT_TYPE, (_req, payload, done) => done(null, payload));
 

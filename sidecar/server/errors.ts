@@ -38,7 +38,12 @@ export function toHttpError(e: unknown): { status: number; body: ApiError; log: 
   if (fe && fe.validation) return { status: 400, body: errorBody('bad_request', validationMessage(fe)), log: false };
   if (fe && typeof fe.code === 'string' && FASTIFY_CODES[fe.code]) {
     const code = FASTIFY_CODES[fe.code]!;
-    const message = fe.code === 'FST_ERR_CTP_INVALID_JSON_BODY' ? `the body is not valid JSON: ${fe.message}` : fe.message;
+    const message =
+      fe.code === 'FST_ERR_CTP_INVALID_JSON_BODY'
+        ? `the body is not valid JSON: ${fe.message}`
+        : fe.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE'
+          ? 'unsupported Content-Type: send application/json (segment uploads: application/x-tar)'
+          : fe.message;
     return { status: fe.statusCode ?? new BackupError(code, '').status, body: errorBody(code, message), log: false };
   }
   if (fe && typeof fe.statusCode === 'number' && fe.statusCode >= 400 && fe.statusCode < 500) {
