@@ -107,6 +107,28 @@ export const BACKUP_KEYS: KeySpec[] = [
     choices: ['auto', 'nested', 'flat'],
     doc: 'Layout of segments restored into an empty cache: auto (nested, as Druid up to 34 writes), nested or flat (Druid 35+); a cache with segments keeps its own.',
   },
+  // The Druid extension's keys (druid-extension/): both read the same runtime.properties.
+  {
+    key: 'druid.backup.sidecar.url',
+    type: 'url',
+    doc: "Where the Druid extension calls this node's sidecar (its default: http://127.0.0.1:8484). Without druid.backup.port the sidecar listens on this URL's port.",
+  },
+  {
+    key: 'druid.backup.sidecar.token',
+    type: 'secret',
+    doc: 'Token the Druid extension sends: a value or a Druid PasswordProvider such as {"type":"environment","variable":"BACKUP_SIDECAR_TOKEN"}. The sidecar uses it when token and tokenFile are not set.',
+  },
+  {
+    key: 'druid.backup.sidecar.autostart',
+    type: 'bool',
+    doc: 'Druid extension: start the sidecar as a child of the Druid service (default: when sidecar.js is in the extension folder, node is on the PATH and the node has a segment cache).',
+  },
+  { key: 'druid.backup.sidecar.node', type: 'string', doc: 'Druid extension: the Node.js executable that autostart runs (default: node on the PATH).' },
+  {
+    key: 'druid.backup.sidecar.connectTimeout',
+    type: 'duration',
+    doc: 'Druid extension: how long it waits to connect to the sidecar before answering 503 (default: PT5S).',
+  },
 ];
 
 export function envName(key: string): string {
@@ -186,6 +208,47 @@ function readSecret(inline: string | undefined, file: string | undefined, key: s
   }
   if (!v) fail(`${key}File`, `${file} is empty`);
   return v;
+}
+
+/**
+ * The token of `druid.backup.sidecar.token`, read as the Druid extension reads it: a plain value, or a Druid
+ * PasswordProvider of type `default` or `environment` (the others exist in Druid's JVM only).
+ */
+function sidecarToken(r: Resolved | undefined, env: NodeJS.ProcessEnv): { value: string; source: string } | undefined {
+  if (!r) return undefined;
+  const raw = r.value.trim();
+  if (raw === '') fail(r.source, 'is empty');
+  if (!raw.startsWith('{')) return { value: raw, source: r.source };
+  let provider: unknown;
+  try {
+    provider = JSON.parse(raw);
+  } catch (e) {
+    fail(r.source, `not valid JSON (${(e as Error).message})`);
+  }
+  const p = (provider ?? {}) as Record<string, unknown>;
+  const type = p.type ?? 'default';
+  if (type === 'default' && typeof p.password === 'string' && p.password !== '') return { value: p.password, source: r.source };
+  if (type === 'environment' && typeof p.variable === 'string' && p.variable !== '') {
+    const value = env[p.variable];
+    if (!value) fail(r.source, `environment variable ${p.variable} is not set or empty`);
+    return { value, source: r.source };
+  }
+  fail(
+    r.source,
+    `the sidecar reads a value, {"type":"default","password":...} or {"type":"environment","variable":...}; for type ${JSON.stringify(type)} give it druid.backup.token or druid.backup.tokenFile`,
+  );
+}
+
+/** The port: druid.backup.port when it is set, else the port of druid.backup.sidecar.url, where the extension calls. */
+function sidecarPort(port: number, portSource: string, url: string | undefined): number {
+  if (url === undefined) return port;
+  const u = new URL(url);
+  const urlPort = u.port ? Number(u.port) : u.protocol === 'https:' ? 443 : 80;
+  if (portSource.startsWith('default of ')) return urlPort;
+  // Both in the same configuration files but different: the extension would call a port nobody listens on.
+  if (portSource.endsWith(': druid.backup.port') && port !== urlPort)
+    fail(portSource, `${port} differs from the port of druid.backup.sidecar.url (${url}), where the Druid extension calls`);
+  return port;
 }
 
 export function loadSidecarConfig(opts: LoadOptions = {}): SidecarConfig {
@@ -291,9 +354,17 @@ export function loadSidecarConfig(opts: LoadOptions = {}): SidecarConfig {
     }
     if (!token) fail('druid.backup.tokenFile', `${tokenFile} is empty`);
   }
+  const extensionToken = sidecarToken(resolve(known.get('druid.backup.sidecar.token')!), env);
+  if (token && extensionToken && token !== extensionToken.value)
+    fail(extensionToken.source, 'differs from druid.backup.token: the Druid extension would be refused; set only one of them');
+  token ??= extensionToken?.value;
   if (token && token.length < 16) fail('druid.backup.token', 'token is shorter than 16 characters; use a long random value (openssl rand -hex 32)');
 
-  const port = typed('druid.backup.port') as number;
+  const port = sidecarPort(
+    typed('druid.backup.port') as number,
+    resolve(known.get('druid.backup.port')!)!.source,
+    typed('druid.backup.sidecar.url') as string | undefined,
+  );
   const host = druid.host;
   const nodeName = (typed('druid.backup.nodeName') as string | undefined) ?? (host ? `${host}:${druid.plaintextPort ?? 8083}` : `${os.hostname()}:${port}`);
 
