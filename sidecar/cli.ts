@@ -9,6 +9,8 @@ import * as sampleCache from './commands/sampleCache.js';
 import * as scan from './commands/scan.js';
 import * as demo from './commands/demo.js';
 import * as sidecar from './commands/sidecar.js';
+import * as backup from './commands/backup.js';
+import * as jobs from './commands/jobs.js';
 
 export function buildProgram(): Command {
   const program = new Command('druid-backup')
@@ -16,7 +18,7 @@ export function buildProgram(): Command {
     .version(VERSION)
     .showHelpAfterError('(run with --help for usage)')
     .configureHelp({ sortSubcommands: true });
-  for (const c of [sampleCache, scan, demo, sidecar]) c.register(program);
+  for (const c of [sampleCache, scan, demo, sidecar, backup, jobs]) c.register(program);
   return program;
 }
 
