@@ -34,7 +34,7 @@ export async function main(argv: string[]): Promise<void> {
     }
     process.stderr.write(`druid-backup: ${messageOf(e)}\n`);
     if (!isBackupError(e) && process.env.DRUID_BACKUP_DEBUG) process.stderr.write(`${(e as Error).stack}\n`);
-    process.exitCode = isBackupError(e) && (e.code === 'bad_config' || e.code === 'bad_request') ? 2 : 1;
+    process.exitCode = isBackupError(e) && ['bad_config', 'bad_request', 'bad_interval', 'bad_segment_id'].includes(e.code) ? 2 : 1;
   }
 }
 
