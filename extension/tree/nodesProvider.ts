@@ -13,7 +13,8 @@ export class NodesProvider extends RowProvider {
       const nodes = this.cluster.list();
       // Identity first, so each node's row has its name and roles; one node's failure is its own error row.
       await Promise.all(nodes.map((n) => this.cluster.ensureInfo(n)));
-      return nodes.map(nodeRow);
+      // Targets without a cache of their own are in the Backups view.
+      return nodes.filter((n) => !n.info || n.info.roles.includes('source')).map(nodeRow);
     }
     const n = this.cluster.get(row.ref.node);
     if (!n) return [];

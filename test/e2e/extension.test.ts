@@ -1,0 +1,188 @@
+/**
+ * The extension tested the way a person uses it: a real VS Code (code-server) with the packaged .vsix installed,
+ * in Chromium, against a real source sidecar on a sample Historical cache and a real target sidecar. It adds the
+ * nodes through the UI (token into SecretStorage), sees nodes, data sources, intervals and segments with their
+ * backup state, sees the backups of the target, deletes a segment (its files and info_dir entry, as Druid drops
+ * one), restores it through the context menu with the dry-run plan confirmed, and finds its files back on disk,
+ * byte for byte. Screenshots go to test-results/e2e/.
+ */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import path from 'node:path';
+import { after, before, test } from 'node:test';
+import type { Browser } from 'playwright-core';
+import { intervalLabel } from '../../extension/tree/format.js';
+import type { SegmentInfo, SegmentsResponse } from '../../sidecar/api.js';
+import { segmentDir } from '../../sidecar/druid/layout.js';
+import { parseSegmentId } from '../../sidecar/druid/segmentId.js';
+import { writeSampleCache, type SampleResult } from '../../sidecar/sample/sampleCache.js';
+import { type SidecarProcess, startSidecar, tmpDir, waitFor } from '../helpers/sidecar.js';
+import { type CodeServer, installExtension, requireCodeServer, ROOT, startCodeServer } from './codeServer.js';
+import { chromiumPath, launchChromium, Workbench } from './workbench.js';
+
+const VSCE = path.join(ROOT, 'node_modules/@vscode/vsce/vsce');
+
+let work: string;
+let sample: SampleResult;
+let target: SidecarProcess | undefined;
+let source: SidecarProcess | undefined;
+let codeServer: CodeServer | undefined;
+let browser: Browser | undefined;
+/** The workbench, for a last screenshot of whatever state the test ended in. */
+let workbench: Workbench | undefined;
+
+/** Every file under `dir`, by path relative to it, as its sha256 and size. */
+function digests(dir: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  const walk = (d: string) => {
+    for (const name of readdirSync(d).sort()) {
+      const p = path.join(d, name);
+      if (statSync(p).isDirectory()) walk(p);
+      else out[path.relative(dir, p)] = `${createHash('sha256').update(readFileSync(p)).digest('hex')} ${statSync(p).size}`;
+    }
+  };
+  walk(dir);
+  return out;
+}
+
+before(async () => {
+  requireCodeServer();
+  assert.ok(existsSync(chromiumPath()), `Chromium is missing at ${chromiumPath()}: apt-get install chromium (or set CHROMIUM_PATH)`);
+  assert.ok(existsSync(path.join(ROOT, 'dist/extension.js')), 'dist/extension.js is missing: npm run build');
+  work = tmpDir('dbk-e2e-');
+  sample = await writeSampleCache({
+    dir: path.join(work, 'historical'),
+    segments: 12,
+    layout: 'nested',
+    dataSources: ['wikipedia', 'web_logs', 'kttm'],
+    segmentSize: 64 * 1024,
+    smooshChunkSize: 2147483647,
+    seed: 5,
+  });
+  target = await startSidecar(['--store', path.join(work, 'store'), '--node-name', 'target-1']);
+  // Automatic restore stays on: a segment whose info_dir entry went first is a Druid drop, which it leaves alone.
+  source = await startSidecar(['--config', sample.propertiesFile, '--target', target.url], { token: target.token });
+  await waitFor(
+    'the active backup of the sample cache',
+    async () => {
+      const r = await source!.get<SegmentsResponse>('/data/v1/segments?limit=1000');
+      return r.total === 12 && r.items.every((s) => s.backup.state === 'backedUp');
+    },
+    60_000,
+    200,
+  );
+});
+
+after(async () => {
+  await workbench?.screenshot('last').catch(() => undefined);
+  await browser?.close().catch(() => undefined);
+  await codeServer?.stop();
+  await source?.stop();
+  await target?.stop();
+  if (work) rmSync(work, { recursive: true, force: true });
+});
+
+test(
+  'in VS Code (code-server, Chromium): nodes, segments and backups with their state; restore of a deleted segment from the context menu',
+  { timeout: 300_000 },
+  async () => {
+    // The .vsix as `npm run package` makes it, installed the way a person installs one.
+    const vsix = path.join(work, 'druid-backup.vsix');
+    const pack = spawnSync(process.execPath, [VSCE, 'package', '--no-dependencies', '--skip-license', '--allow-missing-repository', '--out', vsix], {
+      cwd: ROOT,
+      encoding: 'utf8',
+    });
+    assert.equal(pack.status, 0, `${pack.stdout}${pack.stderr}`);
+    const home = path.join(work, 'code-server');
+    installExtension(home, vsix);
+    const folder = path.join(work, 'workspace');
+    mkdirSync(folder);
+    codeServer = await startCodeServer({
+      home,
+      folder,
+      settings: {
+        'workbench.startupEditor': 'none',
+        'workbench.tips.enabled': false,
+        'security.workspace.trust.enabled': false,
+        'extensions.ignoreRecommendations': true,
+        'telemetry.telemetryLevel': 'off',
+        'druidBackup.jobPollInterval': 250,
+      },
+    });
+    browser = await launchChromium();
+    const page = await browser.newPage({ viewport: { width: 1500, height: 950 } });
+    page.setDefaultTimeout(30_000);
+    const wb = new Workbench(page);
+    workbench = wb;
+    await wb.open(codeServer.url, folder);
+    await wb.openContainer('Druid Backup');
+    await wb.widenSideBar(760);
+    await wb.pane('Nodes').getByRole('button', { name: 'Add Node', exact: true }).waitFor();
+    await wb.screenshot('0-welcome');
+
+    // Nothing configured: the welcome view's Add Node, then the URL and the token.
+    await wb.pane('Nodes').getByRole('button', { name: 'Add Node', exact: true }).click();
+    await wb.answer('Add a Druid Backup node', source!.url);
+    await wb.answer(`Token of ${source!.url}`, source!.token);
+    const nodeName = (await source!.get<{ name: string }>('/data/v1/node')).name;
+    await wb.row('Nodes', nodeName).filter({ hasText: '12 segments' }).filter({ hasText: '12 backed up' }).waitFor();
+
+    // Data sources, intervals, segments with their backup state.
+    const segments = (await source!.get<SegmentsResponse>('/data/v1/segments?limit=1000')).items;
+    for (const ds of ['wikipedia', 'web_logs', 'kttm']) {
+      const n = segments.filter((s) => s.dataSource === ds).length;
+      await wb
+        .labelled('Nodes', ds)
+        .filter({ hasText: `${n} segment` })
+        .waitFor();
+    }
+    const victim: SegmentInfo = segments.filter((s) => s.dataSource === 'wikipedia').sort((a, b) => (a.interval < b.interval ? 1 : -1))[0]!;
+    await wb.labelled('Nodes', 'wikipedia').click();
+    await wb.labelled('Nodes', intervalLabel(victim.interval)).click();
+    await wb.row('Nodes', victim.id).filter({ hasText: 'backed up' }).waitFor();
+    await wb.screenshot('1-nodes');
+
+    // The target the node sends to is offered for adding; its backups appear.
+    await wb.row('Backups', target!.url).click();
+    await wb.answer('Add a Druid Backup node', target!.url);
+    await wb.answer(`Token of ${target!.url}`, target!.token);
+    await wb.row('Backups', 'target-1').filter({ hasText: '12 segments' }).waitFor();
+    await wb.labelled('Backups', 'wikipedia').click();
+    await wb.labelled('Backups', intervalLabel(victim.interval)).click();
+    const stored = wb.row('Backups', victim.id);
+    await stored.filter({ hasText: `from ${nodeName}` }).waitFor();
+    await wb.screenshot('2-backups');
+
+    // Druid drops the segment: its info_dir entry goes, then its files.
+    const dir = segmentDir(sample.location, parseSegmentId(victim.id, victim.dataSource), 'nested');
+    const infoFile = path.join(sample.infoDir, victim.id);
+    const before = { files: digests(dir), info: readFileSync(infoFile) };
+    assert.ok(Object.keys(before.files).includes('version.bin'));
+    rmSync(infoFile);
+    rmSync(dir, { recursive: true });
+    await wb.pane('Nodes').locator('.pane-header').hover();
+    await wb.pane('Nodes').getByRole('button', { name: 'Refresh', exact: true }).click();
+    await wb.row('Nodes', victim.id).waitFor({ state: 'detached' });
+
+    // Restore it from the Backups view: the plan, the confirmation, the progress, the result.
+    await wb.contextMenu(stored, 'Restore…');
+    const dialog = wb.dialog();
+    await dialog.filter({ hasText: `Restore 1 segment into ${nodeName}?` }).waitFor();
+    assert.match(await dialog.innerText(), /1 segment to restore/);
+    assert.ok((await dialog.innerText()).includes(victim.id));
+    await wb.screenshot('3-restore-plan');
+    await dialog.getByRole('button', { name: 'Restore', exact: true }).click();
+    await wb.notification(/done, 1 restored/).waitFor({ timeout: 60_000 });
+
+    // Back on disk, byte for byte, with its info_dir entry; and back in the Nodes view.
+    assert.deepEqual(digests(dir), before.files);
+    assert.deepEqual(readFileSync(infoFile), before.info);
+    await wb.pane('Nodes').locator('.pane-header').hover();
+    await wb.pane('Nodes').getByRole('button', { name: 'Refresh', exact: true }).click();
+    await wb.row('Nodes', victim.id).filter({ hasText: 'backed up' }).waitFor();
+    await wb.row('Jobs', /restore/).waitFor();
+    await wb.screenshot('4-restored');
+  },
+);
