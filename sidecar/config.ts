@@ -7,14 +7,17 @@
 import { existsSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { BackupError } from './errors.js';
+import { BackupError, messageOf } from './errors.js';
+import { formatBytes, parseHumanBytes } from './druid/bytes.js';
 import type { DruidNodeConfig } from './druid/nodeConfig.js';
 import { readDruidNodeConfig } from './druid/nodeConfig.js';
 import type { Properties } from './druid/properties.js';
 import { mergeProperties, readPropertiesFile } from './druid/properties.js';
 import { periodToMillis } from './druid/time.js';
+import type { S3Settings } from './store/s3/client.js';
+import { isS3Url, parseS3Url } from './store/s3/url.js';
 
-export type KeyType = 'string' | 'int' | 'bool' | 'duration' | 'path' | 'url' | 'secret';
+export type KeyType = 'string' | 'int' | 'bool' | 'duration' | 'path' | 'url' | 'target' | 'size' | 'secret';
 
 export interface KeySpec {
   key: string;
@@ -42,7 +45,12 @@ export const BACKUP_KEYS: KeySpec[] = [
     flag: 'token-file',
     doc: 'File holding the bearer token. Without token or tokenFile, one is generated into {stateDir}/token.',
   },
-  { key: 'druid.backup.target', type: 'url', flag: 'target', doc: 'Target sidecar URL that active backup streams every complete segment to.' },
+  {
+    key: 'druid.backup.target',
+    type: 'target',
+    flag: 'target',
+    doc: 'Where active backup streams every complete segment: a target sidecar (http://host:8484) or a bucket (s3://bucket/prefix).',
+  },
   { key: 'druid.backup.store', type: 'path', flag: 'store', doc: 'Directory where this sidecar keeps backups it receives (makes it a target).' },
   {
     key: 'druid.backup.stateDir',
@@ -107,6 +115,27 @@ export const BACKUP_KEYS: KeySpec[] = [
     choices: ['auto', 'nested', 'flat'],
     doc: 'Layout of segments restored into an empty cache: auto (nested, as Druid up to 34 writes), nested or flat (Druid 35+); a cache with segments keeps its own.',
   },
+  // S3 targets (store/s3/): endpoint, region and credentials come from the AWS SDK's chain; these override it.
+  {
+    key: 'druid.backup.s3.endpoint',
+    type: 'url',
+    doc: 'Endpoint of an S3-compatible server (http://minio:9000); default AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL, else AWS S3.',
+  },
+  { key: 'druid.backup.s3.region', type: 'string', doc: 'Region of the bucket; default AWS_REGION or the profile, else us-east-1 when an endpoint is set.' },
+  {
+    key: 'druid.backup.s3.forcePathStyle',
+    type: 'bool',
+    doc: 'Address buckets as endpoint/bucket rather than bucket.endpoint; default true when an endpoint is set (most S3-compatible servers need it).',
+  },
+  {
+    key: 'druid.backup.s3.partSize',
+    type: 'size',
+    default: '8MiB',
+    min: 5 * 1024 ** 2,
+    max: 5 * 1024 ** 3,
+    doc: 'Part size of multipart uploads (5MiB to 5GiB); memory per upload is about (concurrency + 1) × partSize.',
+  },
+  { key: 'druid.backup.s3.concurrency', type: 'int', default: '4', min: 1, max: 64, doc: 'Parts of one file uploaded at once.' },
   // The Druid extension's keys (druid-extension/): both read the same runtime.properties.
   {
     key: 'druid.backup.sidecar.url',
@@ -167,6 +196,8 @@ export interface SidecarConfig {
   /** 0 when the scrub is off. */
   scrubMs: number;
   restoreLayout: 'auto' | 'nested' | 'flat';
+  /** Settings of s3:// targets. */
+  s3: S3Settings;
 }
 
 export interface LoadOptions {
@@ -322,8 +353,42 @@ export function loadSidecarConfig(opts: LoadOptions = {}): SidecarConfig {
           fail(r.source, `"${v}" is not a URL (expected http://host:port)`);
         }
         if (u.protocol !== 'http:' && u.protocol !== 'https:') fail(r.source, `"${v}": only http:// and https:// targets are supported`);
+        if (u.username || u.password)
+          fail(
+            r.source,
+            `credentials do not belong in the URL; ${spec.key.startsWith('druid.backup.s3.') ? 'they come from the AWS environment, profile or instance role' : 'use the token settings'}`,
+          );
+        return u.toString().replace(/\/+$/, '');
+      }
+      case 'target': {
+        if (isS3Url(v)) {
+          try {
+            return parseS3Url(v).url;
+          } catch (e) {
+            fail(r.source, messageOf(e));
+          }
+        }
+        let u: URL;
+        try {
+          u = new URL(v);
+        } catch {
+          fail(r.source, `"${v}" is not a URL (expected http://host:port or s3://bucket/prefix)`);
+        }
+        if (u.protocol !== 'http:' && u.protocol !== 'https:')
+          fail(r.source, `"${v}": only http:// and https:// targets (a sidecar) and s3:// targets (a bucket) are supported`);
         if (u.username || u.password) fail(r.source, 'credentials do not belong in the URL; use the token settings');
         return u.toString().replace(/\/+$/, '');
+      }
+      case 'size': {
+        let n: number;
+        try {
+          n = parseHumanBytes(v);
+        } catch (e) {
+          fail(r.source, messageOf(e).replace(/^size: /, ''));
+        }
+        if ((spec.min !== undefined && n < spec.min) || (spec.max !== undefined && n > spec.max))
+          fail(r.source, `${v} is outside ${formatBytes(spec.min ?? 0)}..${formatBytes(spec.max ?? Infinity)}`);
+        return n;
       }
       default:
         if (spec.choices && !spec.choices.includes(v)) fail(r.source, `"${v}" is not one of ${spec.choices.join(', ')}`);
@@ -393,5 +458,12 @@ export function loadSidecarConfig(opts: LoadOptions = {}): SidecarConfig {
     autoRestoreCheckMs: Math.max(100, typed('druid.backup.autoRestoreCheckPeriod') as number),
     scrubMs: typed('druid.backup.scrubPeriod') as number,
     restoreLayout: typed('druid.backup.restoreLayout') as SidecarConfig['restoreLayout'],
+    s3: {
+      endpoint: typed('druid.backup.s3.endpoint') as string | undefined,
+      region: typed('druid.backup.s3.region') as string | undefined,
+      forcePathStyle: typed('druid.backup.s3.forcePathStyle') as boolean | undefined,
+      partSize: typed('druid.backup.s3.partSize') as number,
+      concurrency: typed('druid.backup.s3.concurrency') as number,
+    },
   };
 }

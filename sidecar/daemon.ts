@@ -77,7 +77,7 @@ export async function startSidecar(config: SidecarConfig, log: Logger = createLo
   const open = (url: string): Target => {
     let t = targets.get(url);
     if (!t) {
-      t = openTarget(url, { log, token: config.targetToken ?? token, maxSockets: config.workers * 2 + 2 });
+      t = openTarget(url, { log, token: config.targetToken ?? token, maxSockets: config.workers * 2 + 2, s3: config.s3, node: config.nodeName });
       targets.set(url, t);
       // The same target may be named with or without a trailing slash.
       targets.set(t.url, t);

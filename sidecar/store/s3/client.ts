@@ -1,0 +1,122 @@
+/**
+ * The S3 client of a target. Endpoint, region and credentials come from the AWS SDK's standard chain, the one
+ * operators already use (`AWS_ENDPOINT_URL_S3`, `AWS_REGION`, `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`,
+ * `AWS_PROFILE` and `~/.aws/`, instance roles), with `druid.backup.s3.endpoint`, `.region` and `.forcePathStyle`
+ * as overrides. Nothing here logs or keeps a credential: the SDK's logger stays off.
+ *
+ * The SDK's own checksums are switched off (`WHEN_REQUIRED`) because the uploader sends its own: the sha256 of each
+ * part, computed while streaming, as `x-amz-checksum-sha256`, which the server verifies (a mismatch is `BadDigest`).
+ * That signed header protects the body, so the body itself goes as `UNSIGNED-PAYLOAD`: every byte is hashed once
+ * per part and once for the file (the manifest's digest), on each side, instead of three or four times.
+ */
+import { S3Client } from '@aws-sdk/client-s3';
+import type { S3ClientConfig } from '@aws-sdk/client-s3';
+import { BackupError } from '../../errors.js';
+
+export const MIB = 1024 * 1024;
+/** S3's smallest part (but the last) and largest part. */
+export const MIN_PART_SIZE = 5 * MIB;
+export const MAX_PART_SIZE = 5 * 1024 * MIB;
+export const MAX_PARTS = 10_000;
+export const DEFAULT_PART_SIZE = 8 * MIB;
+export const DEFAULT_CONCURRENCY = 4;
+/** Attempts per request (the first and retries with backoff, by the SDK's standard strategy). */
+export const MAX_ATTEMPTS = 5;
+
+export interface S3Settings {
+  /** `druid.backup.s3.endpoint`: an S3-compatible server; default the SDK chain (AWS_ENDPOINT_URL_S3, else AWS). */
+  endpoint?: string;
+  /** `druid.backup.s3.region`; default the SDK chain, else `us-east-1` when an endpoint is set. */
+  region?: string;
+  /** `druid.backup.s3.forcePathStyle`; default on when an endpoint is set (most S3-compatible servers need it). */
+  forcePathStyle?: boolean;
+  /** `druid.backup.s3.partSize`: bytes per multipart part. */
+  partSize?: number;
+  /** `druid.backup.s3.concurrency`: parts in flight per file. */
+  concurrency?: number;
+  /** Milliseconds to open a connection and of socket silence before a request is retried. */
+  connectTimeoutMs?: number;
+  socketTimeoutMs?: number;
+}
+
+/** The part checksums the uploader computed, by `bucket/key`, read by the middleware below as each part goes out. */
+export type PartChecksums = Map<string, string[]>;
+
+export function checkS3Settings(s: S3Settings): Required<Pick<S3Settings, 'partSize' | 'concurrency'>> {
+  const partSize = s.partSize ?? DEFAULT_PART_SIZE;
+  const concurrency = s.concurrency ?? DEFAULT_CONCURRENCY;
+  if (!Number.isSafeInteger(partSize) || partSize < MIN_PART_SIZE || partSize > MAX_PART_SIZE)
+    throw new BackupError('bad_config', `druid.backup.s3.partSize: ${partSize} bytes is outside S3's part sizes (5 MiB to 5 GiB)`);
+  if (!Number.isSafeInteger(concurrency) || concurrency < 1 || concurrency > 64)
+    throw new BackupError('bad_config', `druid.backup.s3.concurrency: ${concurrency} is outside 1..64`);
+  return { partSize, concurrency };
+}
+
+/** Where requests go, for messages: the configured endpoint, else the environment's, else AWS. */
+export function describeEndpoint(s: S3Settings, env: NodeJS.ProcessEnv = process.env): string {
+  const raw = s.endpoint ?? env.AWS_ENDPOINT_URL_S3 ?? env.AWS_ENDPOINT_URL;
+  if (raw) {
+    try {
+      const u = new URL(raw);
+      return `${u.protocol}//${u.host}${u.pathname === '/' ? '' : u.pathname}`;
+    } catch {
+      return 'the configured endpoint';
+    }
+  }
+  return `AWS S3${(s.region ?? env.AWS_REGION ?? env.AWS_DEFAULT_REGION) ? ` (${s.region ?? env.AWS_REGION ?? env.AWS_DEFAULT_REGION})` : ''}`;
+}
+
+export function createS3Client(s: S3Settings, checksums: PartChecksums, env: NodeJS.ProcessEnv = process.env): S3Client {
+  // The version is pinned in the lockfile; its notice about future Node releases is noise in the sidecar's log.
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+  const customEndpoint = Boolean(s.endpoint ?? env.AWS_ENDPOINT_URL_S3 ?? env.AWS_ENDPOINT_URL);
+  const config: S3ClientConfig = {
+    forcePathStyle: s.forcePathStyle ?? customEndpoint,
+    maxAttempts: MAX_ATTEMPTS,
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    responseChecksumValidation: 'WHEN_REQUIRED',
+    requestHandler: { connectionTimeout: s.connectTimeoutMs ?? 10_000, requestTimeout: s.socketTimeoutMs ?? 120_000 },
+  };
+  if (s.endpoint) config.endpoint = s.endpoint;
+  const region = s.region ?? env.AWS_REGION ?? env.AWS_DEFAULT_REGION;
+  if (region) config.region = region;
+  else if (customEndpoint) {
+    // S3-compatible servers mostly ignore the region, but SigV4 needs one; a profile's region still wins.
+    config.region = async () => {
+      try {
+        const probe = new S3Client({});
+        const r = await probe.config.region();
+        probe.destroy();
+        return r;
+      } catch {
+        return 'us-east-1';
+      }
+    };
+  }
+  const client = new S3Client(config);
+
+  client.middlewareStack.add(
+    (next, context) => async (args) => {
+      if (context.commandName === 'UploadPartCommand' || context.commandName === 'PutObjectCommand') {
+        const input = args.input as { Bucket?: string; Key?: string; PartNumber?: number; ChecksumSHA256?: string };
+        const hex = checksums.get(`${input.Bucket}/${input.Key}`)?.[(input.PartNumber ?? 1) - 1];
+        if (hex && input.ChecksumSHA256 === undefined) input.ChecksumSHA256 = Buffer.from(hex, 'hex').toString('base64');
+      }
+      return next(args);
+    },
+    { step: 'initialize', name: 'druidBackupPartChecksum' },
+  );
+  client.middlewareStack.add(
+    (next, context) => async (args) => {
+      if (context.commandName === 'UploadPartCommand' || context.commandName === 'PutObjectCommand') {
+        const input = args.input as { ChecksumSHA256?: string };
+        const req = args.request as { headers?: Record<string, string> };
+        // The signed x-amz-checksum-sha256 already protects the body: SigV4 need not hash it again, nor the server.
+        if (input.ChecksumSHA256 && req.headers) req.headers['x-amz-content-sha256'] = 'UNSIGNED-PAYLOAD';
+      }
+      return next(args);
+    },
+    { step: 'build', name: 'druidBackupPayloadHash' },
+  );
+  return client;
+}

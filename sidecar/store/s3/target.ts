@@ -1,0 +1,459 @@
+/**
+ * `s3://bucket/prefix`: a bucket as a target, spoken to directly by the source sidecar (no target sidecar). The
+ * store format is the local store's, as objects (layout.ts): per segment its files and a manifest, the manifest
+ * written last with `If-None-Match: *`, so a segment is in the bucket only once all its files are, and two nodes
+ * sending the same segment cannot overwrite each other: each uploads under its own node name, the first manifest
+ * wins, and the loser's copy becomes a source (same bytes) or a flagged conflict (different bytes) and is deleted.
+ *
+ * Later changes to a manifest (another source, a conflict) are read-modify-writes with `If-Match`, retried when
+ * another writer came first. A segment whose manifest is already there costs one GET and no upload.
+ */
+import { createHash } from 'node:crypto';
+import type { S3Client } from '@aws-sdk/client-s3';
+import {
+  AbortMultipartUploadCommand,
+  DeleteObjectsCommand,
+  GetObjectCommand,
+  ListMultipartUploadsCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+} from '@aws-sdk/client-s3';
+import type { Logger } from 'pino';
+import { parseManifest } from '../../archive/format.js';
+import { segmentIdOfDescriptor } from '../../druid/descriptor.js';
+import { compileSelector } from '../../druid/selector.js';
+import { parseSegmentId } from '../../druid/segmentId.js';
+import { BackupError, messageOf } from '../../errors.js';
+import { nodeNameProblem } from '../local/store.js';
+import type { Manifest, SegmentFileInfo, SourceRecord } from '../manifest.js';
+import { MANIFEST_FORMAT_VERSION, segmentDigest, segmentFileNameProblem } from '../manifest.js';
+import type {
+  IncomingFile,
+  ListFilter,
+  OutgoingSegment,
+  PutOutcome,
+  PutResult,
+  SegmentReader,
+  StoredSummary,
+  StoreStats,
+  Target,
+  TransferOptions,
+} from '../target.js';
+import type { KnownManifest } from './catalog.js';
+import { S3Catalog } from './catalog.js';
+import type { PartChecksums, S3Settings } from './client.js';
+import { checkS3Settings, createS3Client, describeEndpoint } from './client.js';
+import { isNotFound, isPreconditionFailed, s3Error } from './errors.js';
+import { S3Layout, encodeName } from './layout.js';
+import { uploadFile } from './upload.js';
+import type { S3Location } from './url.js';
+import { parseS3Url } from './url.js';
+import type { S3VerifyOptions, S3VerifyReport } from './verify.js';
+import { verifyBucket } from './verify.js';
+
+/** Attempts of a manifest read-modify-write against other writers. */
+const UPDATE_ATTEMPTS = 8;
+/** Largest manifest object read (a descriptor is a few KB; 10,000 file names a few hundred KB). */
+const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
+/** Bucket capacity is not something S3 reports: `freeBytes` says "no limit known". */
+export const UNBOUNDED_BYTES = Number.MAX_SAFE_INTEGER;
+
+export interface S3TargetOptions {
+  log: Logger;
+  settings?: S3Settings;
+  /** This sidecar's node name: whose stale multipart uploads are aborted at start. */
+  node?: string;
+}
+
+export class S3Target implements Target {
+  readonly url: string;
+  readonly bucket: string;
+  readonly layout: S3Layout;
+  readonly client: S3Client;
+  /** Where requests go, for messages (never with credentials). */
+  readonly endpoint: string;
+  readonly catalog: S3Catalog;
+  private readonly checksums: PartChecksums = new Map();
+  private readonly partSize: number;
+  private readonly concurrency: number;
+  private readonly log: Logger;
+  private readonly startedAt = new Date();
+  private cleaned?: Promise<void>;
+
+  constructor(
+    location: S3Location,
+    private readonly opts: S3TargetOptions,
+  ) {
+    const settings = opts.settings ?? {};
+    ({ partSize: this.partSize, concurrency: this.concurrency } = checkS3Settings(settings));
+    this.url = location.url;
+    this.bucket = location.bucket;
+    this.layout = new S3Layout(location.prefix);
+    this.endpoint = describeEndpoint(settings);
+    this.client = createS3Client(settings, this.checksums);
+    this.log = opts.log.child({ target: this.url });
+    this.catalog = new S3Catalog({
+      client: this.client,
+      bucket: this.bucket,
+      layout: this.layout,
+      log: this.log,
+      call: (action, signal, fn) => this.call(action, signal, fn),
+      getManifest: (id, signal) => this.getManifest(id, signal),
+    });
+  }
+
+  static open(url: string, opts: S3TargetOptions): S3Target {
+    return new S3Target(parseS3Url(url), opts);
+  }
+
+  /** Runs one S3 call; a failure becomes one clear BackupError naming the S3 error code. */
+  async call<T>(action: string, signal: AbortSignal | undefined, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (e) {
+      throw s3Error(e, { action, bucket: this.bucket, endpoint: this.endpoint, signal });
+    }
+  }
+
+  private where(segmentId: string): string {
+    return `segment ${segmentId} in ${this.url}`;
+  }
+
+  /**
+   * Once per process: aborts this node's multipart uploads under the prefix that began before it started (left by
+   * a crash or a kill). Others' uploads are theirs; a bucket lifecycle rule should expire what nobody finishes.
+   */
+  private cleanStaleUploads(signal?: AbortSignal): Promise<void> {
+    const node = this.opts.node;
+    if (!node) return Promise.resolve();
+    this.cleaned ??= (async () => {
+      let keyMarker: string | undefined;
+      let uploadIdMarker: string | undefined;
+      let aborted = 0;
+      do {
+        const page = await this.client.send(
+          new ListMultipartUploadsCommand({ Bucket: this.bucket, Prefix: this.layout.segmentsPrefix, KeyMarker: keyMarker, UploadIdMarker: uploadIdMarker }),
+          { abortSignal: signal },
+        );
+        for (const u of page.Uploads ?? []) {
+          if (!u.Key || !u.UploadId || !this.isOwnDataKey(u.Key, node)) continue;
+          if (u.Initiated && u.Initiated >= this.startedAt) continue;
+          await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: u.Key, UploadId: u.UploadId }), { abortSignal: signal });
+          aborted++;
+        }
+        keyMarker = page.IsTruncated ? page.NextKeyMarker : undefined;
+        uploadIdMarker = page.IsTruncated ? page.NextUploadIdMarker : undefined;
+      } while (keyMarker);
+      if (aborted) this.log.info({ aborted }, 'aborted stale multipart uploads left by an earlier run of this node');
+    })().catch((e) => {
+      // Not fatal: the operation that follows reports the bucket's problem; try again next time.
+      this.cleaned = undefined;
+      this.log.warn(
+        { err: messageOf(s3Error(e, { action: 'listing stale multipart uploads', bucket: this.bucket, endpoint: this.endpoint })) },
+        'stale multipart uploads not cleaned',
+      );
+    });
+    return this.cleaned;
+  }
+
+  /** `segments/{id}/{node}/{file}` of this node. */
+  private isOwnDataKey(key: string, node: string): boolean {
+    if (!key.startsWith(this.layout.segmentsPrefix)) return false;
+    const rest = key.slice(this.layout.segmentsPrefix.length).split('/');
+    return rest.length === 3 && rest[1] === encodeName(node);
+  }
+
+  /** Reads a manifest; undefined when the bucket has none for the id, a clear error when it does not parse. */
+  async getManifest(segmentId: string, signal?: AbortSignal): Promise<KnownManifest | undefined> {
+    const key = this.layout.manifestKey(segmentId);
+    let text: string;
+    let etag: string;
+    try {
+      const res = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }), { abortSignal: signal });
+      if ((res.ContentLength ?? 0) > MAX_MANIFEST_BYTES) {
+        res.Body?.transformToWebStream()
+          .cancel()
+          .catch(() => undefined);
+        throw new BackupError(
+          'target_error',
+          `the manifest of ${this.where(segmentId)} is ${res.ContentLength} bytes, more than a manifest can be; run verify`,
+        );
+      }
+      text = await res.Body!.transformToString('utf8');
+      etag = res.ETag ?? '';
+    } catch (e) {
+      if (isNotFound(e) && (e as { name?: string }).name !== 'NoSuchBucket') return undefined;
+      throw s3Error(e, { action: `reading the manifest of ${segmentId}`, bucket: this.bucket, endpoint: this.endpoint, signal });
+    }
+    try {
+      const manifest = parseManifest(JSON.parse(text), segmentId);
+      if (manifest.sources.length === 0) throw new Error('it names no source, so its files cannot be found');
+      return { etag, manifest };
+    } catch (e) {
+      throw new BackupError(
+        'target_error',
+        `the manifest of ${this.where(segmentId)} (s3://${this.bucket}/${key}) is damaged: ${messageOf(e)}; run verify, and delete that object to back the segment up again`,
+      );
+    }
+  }
+
+  /** Where the files of a stored segment are: under the node that wrote its manifest. */
+  dataPrefixOf(m: Manifest): string {
+    return this.layout.dataPrefix(m.segmentId, m.sources[0]!.node);
+  }
+
+  // ---- Target ----
+
+  async head(segmentId: string, opts: TransferOptions = {}): Promise<StoredSummary | undefined> {
+    const k = await this.getManifest(parseSegmentId(segmentId).id, opts.signal);
+    if (!k) return undefined;
+    return { digest: k.manifest.digest, sources: [...new Set(k.manifest.sources.map((s) => s.node))], size: k.manifest.size };
+  }
+
+  async manifest(segmentId: string, opts: TransferOptions = {}): Promise<Manifest | undefined> {
+    return (await this.getManifest(parseSegmentId(segmentId).id, opts.signal))?.manifest;
+  }
+
+  async put(segment: OutgoingSegment, opts: TransferOptions = {}): Promise<PutResult> {
+    const seg = parseSegmentId(segment.segmentId);
+    const parts = segment.descriptor ? segmentIdOfDescriptor(segment.descriptor) : seg;
+    if (parts.id !== seg.id) throw new BackupError('bad_request', `the descriptor describes segment ${parts.id}, not ${seg.id}`);
+    const problem = nodeNameProblem(segment.node);
+    if (problem) throw new BackupError('bad_request', problem);
+    const names = new Set<string>();
+    for (const f of segment.files) {
+      const p = segmentFileNameProblem(f.name);
+      if (p) throw new BackupError('bad_request', `segment ${seg.id}: ${p}`);
+      if (names.has(f.name)) throw new BackupError('bad_request', `segment ${seg.id}: file ${f.name} is listed twice`);
+      names.add(f.name);
+    }
+    await this.cleanStaleUploads(opts.signal);
+
+    const existing = await this.getManifest(seg.id, opts.signal);
+    if (existing) return this.recordCopy(segment, existing, opts);
+
+    const node = segment.node;
+    const dataPrefix = this.layout.dataPrefix(seg.id, node);
+    // Nothing refers to this node's copy while there is no manifest: whatever an earlier attempt left goes.
+    await this.clearCopy(dataPrefix, opts.signal);
+    const files: SegmentFileInfo[] = [];
+    let manifestSent = false;
+    try {
+      for (const f of segment.files) {
+        const key = `${dataPrefix}${f.name}`;
+        files.push(
+          await this.call(`uploading ${key}`, opts.signal, () =>
+            uploadFile(f, {
+              client: this.client,
+              checksums: this.checksums,
+              bucket: this.bucket,
+              key,
+              partSize: this.partSize,
+              concurrency: this.concurrency,
+              signal: opts.signal,
+              onBytes: opts.onBytes,
+            }),
+          ),
+        );
+      }
+      const bytes = files.reduce((n, f) => n + f.size, 0);
+      const digest = segmentDigest(files);
+      const now = new Date().toISOString();
+      const manifest: Manifest = {
+        formatVersion: MANIFEST_FORMAT_VERSION,
+        segmentId: seg.id,
+        dataSource: parts.dataSource,
+        interval: `${parts.start}/${parts.end}`,
+        version: parts.version,
+        partition: parts.partition,
+        descriptor: segment.descriptor,
+        files,
+        size: bytes,
+        digest,
+        sources: [{ node, digest, at: now }],
+        conflicts: [],
+        createdAt: now,
+        updatedAt: now,
+      };
+      const key = this.layout.manifestKey(seg.id);
+      if (opts.signal?.aborted) throw new BackupError('cancelled', `backup of ${seg.id} cancelled`);
+      manifestSent = true;
+      try {
+        const res = await this.client.send(
+          new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: JSON.stringify(manifest, null, 2), ContentType: 'application/json', IfNoneMatch: '*' }),
+          {
+            abortSignal: opts.signal,
+          },
+        );
+        this.catalog.remember(key, { etag: res.ETag ?? '', manifest });
+        this.log.info({ segmentId: seg.id, node, bytes, files: files.length }, 'segment stored');
+        return { outcome: 'stored', files, digest, bytes };
+      } catch (e) {
+        if (!isPreconditionFailed(e)) throw e;
+      }
+      // A manifest appeared while the files went up: another node's (or ours, when a retry followed a lost answer).
+      const winner = await this.getManifest(seg.id, opts.signal);
+      if (!winner) throw new BackupError('target_error', `${this.where(seg.id)}: the manifest was refused as existing, but cannot be read`);
+      if (winner.manifest.sources[0]!.node === node && winner.manifest.digest === digest) return { outcome: 'stored', files, digest, bytes };
+      await this.clearCopy(dataPrefix, opts.signal);
+      const outcome = await this.recordReplica(seg.id, node, digest, opts.signal);
+      return { outcome, files, digest, bytes };
+    } catch (e) {
+      const err = s3Error(e, { action: `backing up ${seg.id}`, bucket: this.bucket, endpoint: this.endpoint, signal: opts.signal });
+      // Files without a manifest are no backup; but when the manifest may have been written, its files stay.
+      if (!manifestSent)
+        await this.clearCopy(dataPrefix).catch((c) =>
+          this.log.warn({ prefix: dataPrefix, err: messageOf(c) }, 'files of a failed upload left behind; the next attempt removes them'),
+        );
+      throw err;
+    }
+  }
+
+  /** The bucket holds the segment already: compare digests (reading the local files, sending none) and record. */
+  private async recordCopy(segment: OutgoingSegment, existing: KnownManifest, opts: TransferOptions): Promise<PutResult> {
+    const files: SegmentFileInfo[] = [];
+    for (const f of segment.files) {
+      const h = createHash('sha256');
+      let n = 0;
+      for await (const chunk of f.open() as AsyncIterable<Buffer>) {
+        if (opts.signal?.aborted) throw new BackupError('cancelled', `backup of ${segment.segmentId} cancelled`);
+        h.update(chunk);
+        n += chunk.length;
+      }
+      if (n !== f.size)
+        throw new BackupError('conflict', `${segment.segmentId}/${f.name} changed size while it was read; it will be tried again once it settles`);
+      files.push({ name: f.name, size: n, sha256: h.digest('hex') });
+    }
+    const digest = segmentDigest(files);
+    const outcome =
+      existing.manifest.digest === digest && existing.manifest.sources.some((s) => s.node === segment.node)
+        ? 'identical'
+        : await this.recordReplica(segment.segmentId, segment.node, digest, opts.signal);
+    return { outcome, files, digest, bytes: 0 };
+  }
+
+  /** Adds `node` to the manifest's sources (same digest) or conflicts (different digest), unless it is there. */
+  private async recordReplica(segmentId: string, node: string, digest: string, signal?: AbortSignal): Promise<PutOutcome> {
+    const key = this.layout.manifestKey(segmentId);
+    for (let attempt = 1; ; attempt++) {
+      const k = await this.getManifest(segmentId, signal);
+      if (!k) throw new BackupError('not_found', `${this.url} holds no segment ${segmentId}`);
+      const m = k.manifest;
+      const identical = m.digest === digest;
+      const list: SourceRecord[] = identical ? m.sources : m.conflicts;
+      if (list.some((s) => s.node === node && s.digest === digest)) return identical ? 'identical' : 'conflict';
+      const now = new Date().toISOString();
+      list.push({ node, digest, at: now });
+      m.updatedAt = now;
+      try {
+        const res = await this.client.send(
+          new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: JSON.stringify(m, null, 2), ContentType: 'application/json', IfMatch: k.etag }),
+          { abortSignal: signal },
+        );
+        this.catalog.remember(key, { etag: res.ETag ?? '', manifest: m });
+        if (identical) this.log.info({ segmentId, node }, 'replica recorded as another source');
+        else this.log.warn({ segmentId, node, digest, stored: m.digest }, 'replica differs from the stored copy; flagged as a conflict, not stored');
+        return identical ? 'identical' : 'conflict';
+      } catch (e) {
+        if (!isPreconditionFailed(e) || attempt >= UPDATE_ATTEMPTS)
+          throw s3Error(e, { action: `updating the manifest of ${segmentId}`, bucket: this.bucket, endpoint: this.endpoint, signal });
+        // Another writer changed the manifest since it was read: read it again.
+      }
+    }
+  }
+
+  async addSource(segmentId: string, node: string, digest: string, opts: TransferOptions = {}): Promise<PutOutcome> {
+    const problem = nodeNameProblem(node);
+    if (problem) throw new BackupError('bad_request', problem);
+    if (!/^[0-9a-f]{64}$/.test(digest)) throw new BackupError('bad_request', 'digest must be 64 lower-case hex digits');
+    return this.recordReplica(parseSegmentId(segmentId).id, node, digest, opts.signal);
+  }
+
+  async read(segmentId: string, opts: TransferOptions = {}): Promise<SegmentReader> {
+    const id = parseSegmentId(segmentId).id;
+    const k = await this.getManifest(id, opts.signal);
+    if (!k) throw new BackupError('not_found', `${this.url} holds no segment ${id}`);
+    const manifest = k.manifest;
+    const prefix = this.dataPrefixOf(manifest);
+    const open = async (name: string, size: number): Promise<IncomingFile> => {
+      const key = `${prefix}${name}`;
+      try {
+        const res = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }), { abortSignal: opts.signal });
+        if (res.ContentLength !== undefined && res.ContentLength !== size) {
+          res.Body?.transformToWebStream()
+            .cancel()
+            .catch(() => undefined);
+          throw new BackupError('digest_mismatch', `${this.where(id)}: ${name} has ${res.ContentLength} bytes in the bucket, the manifest ${size}; run verify`);
+        }
+        return { name, size, stream: res.Body as IncomingFile['stream'] };
+      } catch (e) {
+        if (isNotFound(e))
+          throw new BackupError(
+            'digest_mismatch',
+            `${this.where(id)}: ${name} is missing from the bucket (NoSuchKey at s3://${this.bucket}/${key}); run verify`,
+          );
+        throw s3Error(e, { action: `reading s3://${this.bucket}/${key}`, bucket: this.bucket, endpoint: this.endpoint, signal: opts.signal });
+      }
+    };
+    async function* files(): AsyncGenerator<IncomingFile> {
+      for (const f of manifest.files) yield await open(f.name, f.size);
+    }
+    return { manifest, files: files() };
+  }
+
+  list(filter: ListFilter = {}, opts: TransferOptions = {}): AsyncIterable<Manifest> {
+    return this.catalog.list(compileSelector(filter), opts.signal);
+  }
+
+  async stats(opts: TransferOptions = {}): Promise<StoreStats> {
+    let segments = 0;
+    let bytes = 0;
+    for await (const m of this.list({}, opts)) {
+      segments++;
+      bytes += m.size;
+    }
+    return { segments, bytes, freeBytes: UNBOUNDED_BYTES };
+  }
+
+  /** Re-reads every selected segment's objects against its manifest (verify.ts). */
+  verify(filter: ListFilter = {}, opts: S3VerifyOptions = {}): Promise<S3VerifyReport> {
+    return verifyBucket(this, compileSelector(filter), opts);
+  }
+
+  /** Removes a node's copy of one segment: its multipart uploads in progress and its objects. */
+  async clearCopy(prefix: string, signal?: AbortSignal): Promise<void> {
+    await this.call(`aborting uploads under s3://${this.bucket}/${prefix}`, signal, async () => {
+      const page = await this.client.send(new ListMultipartUploadsCommand({ Bucket: this.bucket, Prefix: prefix }), { abortSignal: signal });
+      for (const u of page.Uploads ?? [])
+        if (u.Key && u.UploadId)
+          await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: u.Key, UploadId: u.UploadId }), { abortSignal: signal });
+    });
+    await this.deletePrefix(prefix, signal);
+  }
+
+  /** Deletes every object under a prefix (a node's copy of one segment: a handful of keys). */
+  async deletePrefix(prefix: string, signal?: AbortSignal): Promise<void> {
+    await this.call(`removing s3://${this.bucket}/${prefix}`, signal, async () => {
+      let token: string | undefined;
+      do {
+        const page = await this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, ContinuationToken: token }), {
+          abortSignal: signal,
+        });
+        const keys = (page.Contents ?? []).map((o) => ({ Key: o.Key! }));
+        if (keys.length) {
+          const res = await this.client.send(new DeleteObjectsCommand({ Bucket: this.bucket, Delete: { Objects: keys, Quiet: true } }), {
+            abortSignal: signal,
+          });
+          const failed = res.Errors ?? [];
+          if (failed.length)
+            throw new BackupError('target_error', `could not delete ${failed.length} object(s) under s3://${this.bucket}/${prefix} (${failed[0]!.Code})`);
+        }
+        token = page.IsTruncated ? page.NextContinuationToken : undefined;
+      } while (token);
+    });
+  }
+
+  close(): void {
+    this.client.destroy();
+  }
+}

@@ -1,0 +1,120 @@
+/**
+ * Uploads one segment file as it is read, through `@aws-sdk/lib-storage`: a file up to one part goes as one PUT,
+ * a larger one as a multipart upload with `concurrency` parts in flight, so memory is about
+ * (concurrency + 1) × partSize whatever the file's size.
+ *
+ * While the bytes stream by, they are hashed twice: the whole file (its sha256 goes into the manifest) and each
+ * part, whose sha256 goes out as the part's `x-amz-checksum-sha256` (client.ts) and is verified by the server. The
+ * checksum S3 returns at the end (the part's own for a single PUT, `sha256(part digests)-N` for a multipart
+ * upload) is compared with ours, so a server that assembled anything else is caught before the manifest is written.
+ * A file that changes size while read fails the upload; a failed or cancelled upload is aborted.
+ */
+import { createHash } from 'node:crypto';
+import { Readable } from 'node:stream';
+import type { S3Client } from '@aws-sdk/client-s3';
+import { AbortMultipartUploadCommand } from '@aws-sdk/client-s3';
+import { Upload } from '@aws-sdk/lib-storage';
+import { BackupError } from '../../errors.js';
+import type { SegmentFileInfo } from '../manifest.js';
+import type { PartChecksums } from './client.js';
+
+export interface UploadFileOptions {
+  client: S3Client;
+  checksums: PartChecksums;
+  bucket: string;
+  key: string;
+  partSize: number;
+  concurrency: number;
+  signal?: AbortSignal;
+  onBytes?: (n: number) => void;
+}
+
+export interface FileToUpload {
+  name: string;
+  size: number;
+  open(): Readable;
+}
+
+/** The checksum S3 reports for an object uploaded in parts with these sha256 digests (hex). */
+export function expectedChecksum(partDigests: readonly string[]): string {
+  if (partDigests.length === 1) return Buffer.from(partDigests[0]!, 'hex').toString('base64');
+  const h = createHash('sha256');
+  for (const d of partDigests) h.update(Buffer.from(d, 'hex'));
+  return `${h.digest('base64')}-${partDigests.length}`;
+}
+
+export async function uploadFile(file: FileToUpload, o: UploadFileOptions): Promise<SegmentFileInfo> {
+  const parts: string[] = [];
+  const mapKey = `${o.bucket}/${o.key}`;
+  o.checksums.set(mapKey, parts);
+  const whole = createHash('sha256');
+  const source = file.open();
+  const { partSize } = o;
+
+  async function* hashed(): AsyncGenerator<Buffer> {
+    let part = createHash('sha256');
+    let inPart = 0;
+    let read = 0;
+    for await (const chunk of source as AsyncIterable<Buffer>) {
+      read += chunk.length;
+      if (read > file.size)
+        throw new BackupError('conflict', `${file.name} grew beyond its ${file.size} bytes while it was read; it will be sent again once it settles`);
+      whole.update(chunk);
+      for (let off = 0; off < chunk.length;) {
+        const n = Math.min(partSize - inPart, chunk.length - off);
+        part.update(off === 0 && n === chunk.length ? chunk : chunk.subarray(off, off + n));
+        inPart += n;
+        off += n;
+        if (inPart === partSize) {
+          parts.push(part.digest('hex'));
+          part = createHash('sha256');
+          inPart = 0;
+        }
+      }
+      // Each part's digest is complete before lib-storage, which reads past the part's end, sends it.
+      yield chunk;
+    }
+    if (read !== file.size)
+      throw new BackupError(
+        'conflict',
+        `${file.name} has ${read} bytes, not the ${file.size} it had when the segment was scanned; it will be sent again once it settles`,
+      );
+    if (inPart > 0 || parts.length === 0) parts.push(part.digest('hex'));
+  }
+
+  const upload = new Upload({
+    client: o.client,
+    params: { Bucket: o.bucket, Key: o.key, Body: Readable.from(hashed(), { objectMode: false }), ContentLength: file.size, ChecksumAlgorithm: 'SHA256' },
+    partSize,
+    queueSize: o.concurrency,
+  });
+  let reported = 0;
+  upload.on('httpUploadProgress', (p) => {
+    const loaded = p.loaded ?? 0;
+    if (loaded > reported) {
+      o.onBytes?.(loaded - reported);
+      reported = loaded;
+    }
+  });
+  const onAbort = () => void upload.abort();
+  o.signal?.addEventListener('abort', onAbort, { once: true });
+  try {
+    if (o.signal?.aborted) throw new BackupError('cancelled', `upload of ${file.name} cancelled`);
+    const result = (await upload.done()) as { ChecksumSHA256?: string };
+    const sha256 = whole.digest('hex');
+    const want = expectedChecksum(parts);
+    if (result.ChecksumSHA256 !== undefined && result.ChecksumSHA256 !== want) {
+      throw new BackupError('digest_mismatch', `the server stored ${o.key} with checksum ${result.ChecksumSHA256}, but the bytes sent have ${want}`);
+    }
+    return { name: file.name, size: file.size, sha256 };
+  } catch (e) {
+    source.destroy();
+    // lib-storage aborts a failed multipart upload itself, but not once `done()` has returned on a cancel.
+    if (upload.uploadId)
+      await o.client.send(new AbortMultipartUploadCommand({ Bucket: o.bucket, Key: o.key, UploadId: upload.uploadId })).catch(() => undefined);
+    throw e;
+  } finally {
+    o.signal?.removeEventListener('abort', onAbort);
+    o.checksums.delete(mapKey);
+  }
+}
