@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs code-server (a real VS Code served to a browser) from the npm registry into .cache/code-server, in its
 # own folder with its own package.json, so the project's `npm ci` stays lean. The e2e test (test/e2e/) runs it.
-# Needs Debian's libkrb5-dev libxkbfile-dev libsecret-1-dev pkg-config ripgrep (see .ci/run). Idempotent: an
-# install of the pinned version that already works is kept.
+# Installs the Debian packages it needs when they are missing (as root). Idempotent: an install of the pinned
+# version that already works is kept.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,12 +11,27 @@ VERSION=4.100.3
 DIR=.cache/code-server
 BIN="$DIR/node_modules/code-server/out/node/entry.js"
 
+# Debian's packages: Chromium for the browser, ripgrep for VS Code's search, headers for code-server's native modules.
+need=()
+for p in chromium ripgrep libkrb5-dev libxkbfile-dev libsecret-1-dev pkg-config; do
+  dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
+done
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "install-code-server: apt-get install ${need[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+  else
+    echo "install-code-server: missing Debian packages: ${need[*]} (sudo apt-get install ${need[*]})" >&2
+    exit 1
+  fi
+fi
+
 if [ -f "$DIR/.installed" ] && [ "$(cat "$DIR/.installed")" = "$VERSION" ] && [ -f "$BIN" ]; then
   echo "code-server $VERSION already in $DIR"
   exit 0
 fi
 
-command -v rg >/dev/null || { echo "install-code-server: ripgrep (rg) is missing: apt-get install ripgrep" >&2; exit 1; }
 rm -rf "$DIR"
 mkdir -p "$DIR/tmp"
 cat >"$DIR/package.json" <<EOF
