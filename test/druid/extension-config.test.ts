@@ -4,16 +4,19 @@
  * No cluster needed.
  */
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import { loadSidecarConfig } from '../../sidecar/config.js';
 
 const TOKEN = '0123456789abcdef0123456789abcdef';
+const roots: string[] = [];
+after(() => roots.forEach((r) => rmSync(r, { recursive: true, force: true })));
 
 function historical(lines: string): { root: string; file: string } {
   const root = mkdtempSync(path.join(os.tmpdir(), 'dbk-extconf-'));
+  roots.push(root);
   mkdirSync(path.join(root, 'conf/druid/historical'), { recursive: true });
   mkdirSync(path.join(root, 'cache'));
   const file = path.join(root, 'conf/druid/historical/runtime.properties');

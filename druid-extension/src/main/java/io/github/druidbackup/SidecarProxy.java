@@ -59,7 +59,14 @@ public class SidecarProxy
       return JsonErrors.response(400, "bad_request", e.getMessage());
     }
 
-    final HttpRequest.Builder builder = HttpRequest.newBuilder(target).method(method, requestBody(method, req));
+    final HttpRequest.BodyPublisher body;
+    try {
+      body = requestBody(method, req);
+    }
+    catch (IOException e) {
+      return JsonErrors.response(400, "bad_request", "cannot read the request body: " + e.getMessage());
+    }
+    final HttpRequest.Builder builder = HttpRequest.newBuilder(target).method(method, body);
     try {
       copyRequestHeaders(req, builder);
     }
@@ -119,7 +126,11 @@ public class SidecarProxy
     );
   }
 
-  private static HttpRequest.BodyPublisher requestBody(String method, HttpServletRequest req)
+  /**
+   * The body as the sidecar reads it. The stream is taken here, on Jetty's thread: the request object Jersey injects
+   * is a proxy bound to this thread, while the HTTP client reads the body from its own.
+   */
+  private static HttpRequest.BodyPublisher requestBody(String method, HttpServletRequest req) throws IOException
   {
     if ("GET".equals(method) || "HEAD".equals(method)) {
       return HttpRequest.BodyPublishers.noBody();
@@ -129,14 +140,8 @@ public class SidecarProxy
     if (length == 0 || (length < 0 && !chunked)) {
       return HttpRequest.BodyPublishers.noBody();
     }
-    final HttpRequest.BodyPublisher stream = HttpRequest.BodyPublishers.ofInputStream(() -> {
-      try {
-        return req.getInputStream();
-      }
-      catch (IOException e) {
-        throw new IllegalStateException("cannot read the request body", e);
-      }
-    });
+    final InputStream in = req.getInputStream();
+    final HttpRequest.BodyPublisher stream = HttpRequest.BodyPublishers.ofInputStream(() -> in);
     // With a known length the sidecar gets Content-Length, as the client sent it, rather than chunks.
     return length > 0 ? HttpRequest.BodyPublishers.fromPublisher(stream, length) : stream;
   }
