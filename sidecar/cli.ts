@@ -11,6 +11,8 @@ import * as demo from './commands/demo.js';
 import * as sidecar from './commands/sidecar.js';
 import * as backup from './commands/backup.js';
 import * as jobs from './commands/jobs.js';
+import * as restore from './commands/restore.js';
+import * as verify from './commands/verify.js';
 
 export function buildProgram(): Command {
   const program = new Command('druid-backup')
@@ -18,7 +20,7 @@ export function buildProgram(): Command {
     .version(VERSION)
     .showHelpAfterError('(run with --help for usage)')
     .configureHelp({ sortSubcommands: true });
-  for (const c of [sampleCache, scan, demo, sidecar, backup, jobs]) c.register(program);
+  for (const c of [sampleCache, scan, demo, sidecar, backup, jobs, restore, verify]) c.register(program);
   return program;
 }
 

@@ -74,16 +74,11 @@ async function installIntoCache(item: PlannedSegment, infoDir: string, opts: Ins
   }
 }
 
-/** Writes a segment's info_dir descriptor unless the same bytes are already there. */
+/** Writes a segment's info_dir descriptor when it has none; an info file Druid wrote is Druid's and stays as it is. */
 export async function writeInfoFile(infoDir: string, file: string, descriptor: DataSegment): Promise<void> {
-  const json = descriptorJson(descriptor);
-  try {
-    if ((await fs.readFile(file, 'utf8')) === json) return;
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
-  }
+  if (existsSync(file)) return;
   await fs.mkdir(infoDir, { recursive: true });
-  await writeFileAtomic(file, json);
+  await writeFileAtomic(file, descriptorJson(descriptor));
 }
 
 async function installIntoDeepStorage(item: PlannedSegment, directory: string, opts: InstallOptions): Promise<void> {

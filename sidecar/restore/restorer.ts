@@ -49,9 +49,10 @@ export interface RestoreProgress {
 }
 
 export interface RestoreHooks {
-  /** Called before a segment's files change and after, so active backup and automatic restore leave it alone meanwhile. */
-  installing?(segmentId: string, busy: boolean): void;
-  /** Called with the directory of each segment installed into the cache. */
+  /** Takes a segment before its files change; false when another restore has it (this one then fails it). */
+  claim?(segmentId: string): boolean;
+  release?(segmentId: string): void;
+  /** Called after each segment is in place. */
   installed?(item: PlannedSegment): void;
 }
 
@@ -207,7 +208,12 @@ export async function executePlan(
     async (item) => {
       if (progress.signal.aborted) return;
       progress.setCurrent(item.segmentId);
-      hooks.installing?.(item.segmentId, true);
+      if (hooks.claim && !hooks.claim(item.segmentId)) {
+        const message = 'another restore is installing this segment right now';
+        progress.segmentFailed(item.segmentId, message);
+        out.failed.push({ segmentId: item.segmentId, message });
+        return;
+      }
       try {
         await installSegment(item, dest, { target, signal: progress.signal, onBytes: (n) => progress.addBytes(n) });
         env.memo.forget(item.path + path.sep);
@@ -219,7 +225,7 @@ export async function executePlan(
         progress.segmentFailed(item.segmentId, messageOf(e));
         out.failed.push({ segmentId: item.segmentId, message: messageOf(e) });
       } finally {
-        hooks.installing?.(item.segmentId, false);
+        hooks.release?.(item.segmentId);
       }
     },
   );

@@ -1,41 +1,23 @@
 /**
- * Which backed-up segments a restore takes: the request's selector, checked as outside input, applied to a
- * target's catalog. All given filters must match (AND); no filter selects every segment the target holds.
+ * Which backed-up segments a restore takes: the request's selector (druid/selector.ts), applied to a target's
+ * catalog. No filter selects every segment the target holds. Ids asked for by name must all be there.
  */
 import type { SegmentSelector } from '../api.js';
-import { dataSourceProblem, parseSegmentId } from '../druid/segmentId.js';
-import type { Interval } from '../druid/time.js';
-import { overlaps, parseInterval, parseInstant } from '../druid/time.js';
+import type { Selector } from '../druid/selector.js';
+import { compileSelector, selects } from '../druid/selector.js';
+import { parseInstant } from '../druid/time.js';
 import { BackupError } from '../errors.js';
 import type { Manifest } from '../store/manifest.js';
 import type { ListFilter } from '../store/target.js';
 
-export const MAX_SEGMENT_IDS = 10_000;
-
-export interface Selection {
-  dataSource?: string;
-  interval?: Interval;
-  segmentIds?: Set<string>;
-}
+export type Selection = Selector;
 
 /** Checks a selector that came from a request or flags; throws a 4xx BackupError that says what is wrong. */
 export function parseSelector(s: SegmentSelector): Selection {
-  const out: Selection = {};
-  if (s.dataSource !== undefined) {
-    if (typeof s.dataSource !== 'string') throw new BackupError('bad_request', 'dataSource must be a string');
-    const problem = dataSourceProblem(s.dataSource);
-    if (problem) throw new BackupError('bad_request', problem);
-    out.dataSource = s.dataSource;
+  if (s.segmentIds !== undefined && Array.isArray(s.segmentIds) && s.segmentIds.length === 0) {
+    throw new BackupError('bad_request', 'segmentIds is empty; leave it out to select by dataSource and interval');
   }
-  if (s.interval !== undefined) out.interval = parseInterval(s.interval);
-  if (s.segmentIds !== undefined) {
-    if (!Array.isArray(s.segmentIds)) throw new BackupError('bad_request', 'segmentIds must be a list of segment ids');
-    if (s.segmentIds.length === 0) throw new BackupError('bad_request', 'segmentIds is empty; leave it out to select by dataSource and interval');
-    if (s.segmentIds.length > MAX_SEGMENT_IDS)
-      throw new BackupError('bad_request', `segmentIds lists ${s.segmentIds.length} ids; at most ${MAX_SEGMENT_IDS} at once`);
-    out.segmentIds = new Set(s.segmentIds.map((id) => parseSegmentId(id).id));
-  }
-  return out;
+  return compileSelector(s);
 }
 
 /** The same selection as the store's list filter, so a target can narrow the catalog before sending it. */
@@ -43,21 +25,13 @@ export function toListFilter(sel: Selection, raw: SegmentSelector): ListFilter {
   return { dataSource: sel.dataSource, interval: raw.interval, segmentIds: sel.segmentIds ? [...sel.segmentIds] : undefined };
 }
 
-function intervalOf(m: Manifest): { startMs: number; endMs: number } | undefined {
+/** Whether the selector takes this backed-up segment. */
+export function manifestSelected(sel: Selection, m: Manifest): boolean {
   const [a, b] = m.interval.split('/');
-  const startMs = a ? parseInstant(a) : undefined;
-  const endMs = b ? parseInstant(b) : undefined;
-  return startMs === undefined || endMs === undefined ? undefined : { startMs, endMs };
-}
-
-export function selects(sel: Selection, m: Manifest): boolean {
-  if (sel.dataSource !== undefined && m.dataSource !== sel.dataSource) return false;
-  if (sel.segmentIds && !sel.segmentIds.has(m.segmentId)) return false;
-  if (sel.interval) {
-    const iv = intervalOf(m);
-    if (!iv || !overlaps(iv, sel.interval)) return false;
-  }
-  return true;
+  const startMs = parseInstant(a ?? '');
+  const endMs = parseInstant(b ?? '');
+  if (startMs === undefined || endMs === undefined) return false;
+  return selects(sel, { id: m.segmentId, dataSource: m.dataSource, startMs, endMs });
 }
 
 /**
@@ -66,7 +40,7 @@ export function selects(sel: Selection, m: Manifest): boolean {
  */
 export function selectManifests(sel: Selection, catalog: Iterable<Manifest>, target: string): Manifest[] {
   const byId = new Map<string, Manifest>();
-  for (const m of catalog) if (selects(sel, m)) byId.set(m.segmentId, m);
+  for (const m of catalog) if (manifestSelected(sel, m)) byId.set(m.segmentId, m);
   if (sel.segmentIds) {
     const absent = [...sel.segmentIds].filter((id) => !byId.has(id));
     if (absent.length) {

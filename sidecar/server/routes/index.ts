@@ -10,11 +10,13 @@ import * as jobs from './jobs.js';
 import * as metrics from './metrics.js';
 import * as node from './node.js';
 import * as openapi from './openapi.js';
+import * as restore from './restore.js';
 import * as segments from './segments.js';
 import * as store from './store.js';
+import * as verify from './verify.js';
 
 export interface RouteModule {
   register(app: FastifyInstance, ctx: SidecarContext): void | Promise<void>;
 }
 
-export const ROUTES: RouteModule[] = [health, node, segments, backup, jobs, events, store, metrics, openapi];
+export const ROUTES: RouteModule[] = [health, node, segments, backup, restore, jobs, events, store, verify, metrics, openapi];

@@ -1,0 +1,96 @@
+/**
+ * `POST /data/v1/restore`: restores segments from a target into this node's cache, its local deep storage or a
+ * directory. A dry run answers 200 with the plan and changes nothing; otherwise 202 with the job. The request
+ * is checked and the restore planned (catalog, what is present, room) before answering, so bad input and a
+ * restore that does not fit are refused at once, before any byte is written.
+ */
+import type { FastifyInstance } from 'fastify';
+import { API_PREFIX } from '../../api.js';
+import type { RestoreRequest } from '../../api.js';
+import { RestoreService } from '../../restore/service.js';
+import type { SidecarContext } from '../context.js';
+import { commonErrors, errorSchema, jobAcceptedSchema, selectorProperties } from '../schemas.js';
+
+const open = { additionalProperties: true } as const;
+
+export const restorePlanSchema = {
+  type: 'object',
+  ...open,
+  properties: {
+    target: { type: 'string' },
+    destination: { type: 'string' },
+    segments: {
+      type: 'array',
+      items: {
+        type: 'object',
+        ...open,
+        properties: {
+          segmentId: { type: 'string' },
+          size: { type: 'integer' },
+          action: { type: 'string', enum: ['restore', 'skip', 'overwrite'] },
+          reason: { type: 'string' },
+          path: { type: 'string' },
+        },
+      },
+    },
+    totals: {
+      type: 'object',
+      ...open,
+      properties: {
+        segments: { type: 'integer' },
+        bytes: { type: 'integer' },
+        restore: { type: 'integer' },
+        skip: { type: 'integer' },
+        overwrite: { type: 'integer' },
+      },
+    },
+  },
+} as const;
+
+const restoreBody = {
+  type: 'object',
+  required: ['target'],
+  additionalProperties: false,
+  properties: {
+    target: { type: 'string', minLength: 1, maxLength: 2048, description: 'URL of the target holding the backups (http://host:8484)' },
+    ...selectorProperties,
+    destination: {
+      type: 'string',
+      minLength: 1,
+      maxLength: 4096,
+      description: '"cache" (default), "deep-storage" (rebuild index/ or index.zip at each loadSpec path) or an absolute directory',
+    },
+    dryRun: { type: 'boolean', description: 'answer with the plan and change nothing' },
+  },
+} as const;
+
+/** The restore service of each app (one app per sidecar; tests start several in a process). */
+const services = new WeakMap<SidecarContext, RestoreService>();
+
+export function restoreService(ctx: SidecarContext): RestoreService | undefined {
+  return services.get(ctx);
+}
+
+export async function register(app: FastifyInstance, ctx: SidecarContext): Promise<void> {
+  const service = new RestoreService(ctx);
+  services.set(ctx, service);
+  // Cleaning up after a crashed restore and the automatic restore belong to the sidecar's life, as this API does.
+  await service.start();
+  app.addHook('onClose', async () => service.stop());
+
+  app.post<{ Body: RestoreRequest }>(
+    `${API_PREFIX}/restore`,
+    {
+      schema: {
+        summary: 'Restores segments from a target into the cache, local deep storage or a directory; dryRun answers with the plan',
+        body: restoreBody,
+        response: { 200: restorePlanSchema, 202: jobAcceptedSchema, 409: errorSchema, 422: errorSchema, 502: errorSchema, 507: errorSchema, ...commonErrors },
+      },
+    },
+    async (req, reply) => {
+      const r = await service.request(req.body);
+      if ('plan' in r) return reply.code(200).send(r.plan);
+      return reply.code(202).send({ jobId: r.job.id });
+    },
+  );
+}

@@ -1,0 +1,68 @@
+/**
+ * `POST /data/v1/store/verify`: a verify job over this sidecar's store: every selected segment's files re-read
+ * against its manifest. Each bad segment is a failed segment of the job, and the job's result lists every
+ * problem by segment id (missing, extra, wrong size, wrong digest, unreadable manifest).
+ */
+import type { FastifyInstance } from 'fastify';
+import { API_PREFIX } from '../../api.js';
+import type { VerifyRequest } from '../../api.js';
+import { compileSelector, isEmptySelector } from '../../druid/selector.js';
+import { BackupError } from '../../errors.js';
+import { verifyStore } from '../../verify/store.js';
+import type { SidecarContext } from '../context.js';
+import { commonErrors, jobAcceptedSchema, selectorProperties } from '../schemas.js';
+
+export function register(app: FastifyInstance, ctx: SidecarContext): void {
+  app.post<{ Body: VerifyRequest | undefined }>(
+    `${API_PREFIX}/store/verify`,
+    {
+      schema: {
+        summary: "Verifies the store's segments against their manifests (a job; its result lists the bad segments)",
+        body: { type: 'object', additionalProperties: false, properties: { ...selectorProperties } },
+        response: { 202: jobAcceptedSchema, ...commonErrors },
+      },
+    },
+    async (req, reply) => {
+      const store = ctx.store;
+      if (!store) throw new BackupError('bad_request', 'this sidecar keeps no store (start it with --store DIR to make it a target)');
+      const request = req.body ?? {};
+      const sel = compileSelector(request);
+      const job = ctx.jobs.create({
+        type: 'verify',
+        request: { ...request },
+        target: store.url,
+        run: async (job) => {
+          if (isEmptySelector(sel)) {
+            const st = await store.stats();
+            job.setTotals(st.segments, st.bytes);
+          } else {
+            let segments = 0;
+            let bytes = 0;
+            for await (const m of store.list(request)) {
+              segments++;
+              bytes += m.size;
+            }
+            job.setTotals(segments, bytes);
+          }
+          const report = await verifyStore(store.root, sel, {
+            signal: job.signal,
+            onBytes: (n) => job.addBytes(n),
+            onSegment: (id, problems) => {
+              job.setCurrent(id);
+              if (problems.length === 0) job.segmentDone('done');
+              else job.segmentFailed(id, problems.map((p) => p.message).join('; '));
+            },
+          });
+          return {
+            store: report.store,
+            segments: report.segments,
+            ok: report.ok,
+            bytes: report.bytes,
+            bad: report.bad.map((b) => ({ segmentId: b.segmentId, problems: b.problems })),
+          };
+        },
+      });
+      return reply.code(202).send({ jobId: job.id });
+    },
+  );
+}
