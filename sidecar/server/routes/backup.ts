@@ -41,7 +41,8 @@ export function register(app: FastifyInstance, ctx: SidecarContext): void {
       try {
         await target.stats({ signal: AbortSignal.timeout(CHECK_TIMEOUT_MS) });
       } catch (e) {
-        if (isBackupError(e) && e.code === 'target_unreachable') throw e;
+        // Unreachable, or refused with a 4xx the target itself named (an S3 bucket that does not exist, refused credentials).
+        if (isBackupError(e) && (e.code === 'target_unreachable' || (e.code === 'target_error' && e.status < 500))) throw e;
         throw new BackupError('target_error', `target ${target.url} cannot take backups: ${messageOf(e)}`);
       }
       const job = ctx.jobs.create({
