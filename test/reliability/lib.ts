@@ -1,0 +1,153 @@
+/**
+ * What every reliability test checks after its fault: the store on disk holds whole segments only (each directory
+ * a manifest and exactly its files, every size and sha256 as the manifest says, nothing left in `.tmp`), the
+ * stored bytes equal the cache's, and directory trees that must not change did not. Plus a seeded random number
+ * generator, so a failed trial can be run again with its seed.
+ */
+import { createHash } from 'node:crypto';
+import { existsSync, lstatSync, readFileSync, readdirSync } from 'node:fs';
+import path from 'node:path';
+import { segmentIdOfDescriptor } from '../../sidecar/druid/descriptor.js';
+import type { CacheLayout } from '../../sidecar/druid/layout.js';
+import { relativeSegmentDir } from '../../sidecar/druid/layout.js';
+import type { Manifest } from '../../sidecar/store/manifest.js';
+import { segmentDigest } from '../../sidecar/store/manifest.js';
+import { runCli } from '../helpers/cli.js';
+
+/** mulberry32: a small seeded generator of numbers in [0, 1). */
+export function seeded(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function sha256(file: string): string {
+  return createHash('sha256').update(readFileSync(file)).digest('hex');
+}
+
+export interface StoreCheck {
+  /** Every stored segment by id. */
+  segments: Map<string, Manifest & { dir: string }>;
+  /** Partial, damaged or foreign things found; empty when the store is sound. */
+  problems: string[];
+  /** Entries left in the store's temporary area. */
+  tmp: string[];
+}
+
+/** Re-reads a local store from disk, independently of the sidecar: every file against its manifest. */
+export function checkStore(storeDir: string): StoreCheck {
+  const problems: string[] = [];
+  const segments = new Map<string, Manifest & { dir: string }>();
+  const segRoot = path.join(storeDir, 'segments');
+  for (const ds of existsSync(segRoot) ? readdirSync(segRoot) : []) {
+    const dsDir = path.join(segRoot, ds);
+    if (!lstatSync(dsDir).isDirectory()) {
+      problems.push(`${dsDir}: not a directory`);
+      continue;
+    }
+    for (const name of readdirSync(dsDir)) {
+      const dir = path.join(dsDir, name);
+      let m: Manifest;
+      try {
+        m = JSON.parse(readFileSync(path.join(dir, 'manifest.json'), 'utf8')) as Manifest;
+      } catch (e) {
+        problems.push(`${dir}: no readable manifest.json (${(e as Error).message})`);
+        continue;
+      }
+      if (segments.has(m.segmentId)) problems.push(`${m.segmentId} is stored twice`);
+      segments.set(m.segmentId, { ...m, dir });
+      const present = new Set(readdirSync(dir));
+      present.delete('manifest.json');
+      for (const f of m.files) {
+        if (!present.delete(f.name)) {
+          problems.push(`${m.segmentId}/${f.name}: missing`);
+          continue;
+        }
+        const file = path.join(dir, f.name);
+        const st = lstatSync(file);
+        if (!st.isFile()) problems.push(`${m.segmentId}/${f.name}: not a regular file`);
+        else if (st.size !== f.size) problems.push(`${m.segmentId}/${f.name}: ${st.size} bytes, manifest says ${f.size}`);
+        else if (sha256(file) !== f.sha256) problems.push(`${m.segmentId}/${f.name}: damaged (sha256 differs from the manifest)`);
+      }
+      for (const extra of present) problems.push(`${m.segmentId}: extra file ${extra}`);
+      if (segmentDigest(m.files) !== m.digest) problems.push(`${m.segmentId}: manifest digest does not match its files`);
+    }
+  }
+  const tmpDir = path.join(storeDir, '.tmp');
+  const tmp = existsSync(tmpDir) ? readdirSync(tmpDir) : [];
+  return { segments, problems, tmp };
+}
+
+/** Every stored file equals the cache's file of the same segment (found through the cache's segment directories). */
+export function compareWithCache(check: StoreCheck, cacheDirs: Map<string, string>): string[] {
+  const problems: string[] = [];
+  for (const [id, m] of check.segments) {
+    const cacheDir = cacheDirs.get(id);
+    if (!cacheDir) {
+      problems.push(`${id}: stored but not in the cache`);
+      continue;
+    }
+    const names = readdirSync(cacheDir).sort();
+    const stored = m.files.map((f) => f.name).sort();
+    if (names.join() !== stored.join()) problems.push(`${id}: stored files ${stored.join()} differ from the cache's ${names.join()}`);
+    for (const f of m.files) {
+      const a = path.join(cacheDir, f.name);
+      if (existsSync(a) && !readFileSync(a).equals(readFileSync(path.join(m.dir, f.name))))
+        problems.push(`${id}/${f.name}: stored bytes differ from the cache`);
+    }
+  }
+  return problems;
+}
+
+/** Every file and directory under `dir` with its size and mtime, for "nothing changed" checks. */
+export function treeSnapshot(dir: string, skip: (rel: string) => boolean = () => false): Map<string, string> {
+  const out = new Map<string, string>();
+  const walk = (d: string) => {
+    for (const name of readdirSync(d)) {
+      const p = path.join(d, name);
+      const rel = path.relative(dir, p);
+      if (skip(rel)) continue;
+      const st = lstatSync(p);
+      out.set(rel, st.isDirectory() ? 'dir' : `${st.isSymbolicLink() ? 'link' : 'file'}:${st.size}:${st.mtimeMs}`);
+      if (st.isDirectory()) walk(p);
+    }
+  };
+  if (existsSync(dir)) walk(dir);
+  return out;
+}
+
+/** What differs between two snapshots, as readable lines. */
+export function treeDiff(before: Map<string, string>, after: Map<string, string>): string[] {
+  const out: string[] = [];
+  for (const [k, v] of after) if (before.get(k) !== v) out.push(`${before.has(k) ? 'changed' : 'added'}: ${k}`);
+  for (const k of before.keys()) if (!after.has(k)) out.push(`removed: ${k}`);
+  return out;
+}
+
+/** The directory of each segment of a sample cache, by id, from its info_dir descriptors (ids ending in `_1` are ambiguous). */
+export function cacheDirs(sample: { location: string; infoDir: string; segmentIds: string[] }, layout: CacheLayout = 'nested'): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const id of sample.segmentIds) {
+    const seg = segmentIdOfDescriptor(JSON.parse(readFileSync(path.join(sample.infoDir, id), 'utf8')));
+    out.set(id, path.join(sample.location, relativeSegmentDir(seg, layout)));
+  }
+  return out;
+}
+
+let hasVerify: boolean | undefined;
+
+/**
+ * `druid-backup verify --store DIR` (issue 4's verify) on the built CLI: its exit status and output, or undefined
+ * while the build has no verify command yet (checkStore above is the independent check either way).
+ */
+export async function verifyStoreCli(storeDir: string): Promise<{ status: number | null; output: string } | undefined> {
+  hasVerify ??= /^\s+verify\b/m.test((await runCli(['--help'])).stdout);
+  if (!hasVerify) return undefined;
+  const r = await runCli(['verify', '--store', storeDir]);
+  return { status: r.code, output: r.stdout + r.stderr };
+}
