@@ -113,7 +113,7 @@ export const BACKUP_KEYS: KeySpec[] = [
     type: 'string',
     default: 'auto',
     choices: ['auto', 'nested', 'flat'],
-    doc: 'Layout of segments restored into an empty cache: auto (nested, as Druid up to 34 writes), nested or flat (Druid 35+); a cache with segments keeps its own.',
+    doc: 'Layout of segments restored into an empty cache: auto (the layout the sidecar last saw in this cache, else nested as Druid up to 34 writes), nested or flat (Druid 35+); a cache with segments keeps its own.',
   },
   // S3 targets (store/s3/): endpoint, region and credentials come from the AWS SDK's chain; these override it.
   {

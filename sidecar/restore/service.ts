@@ -3,12 +3,16 @@
  * the scrub of the node's cache, keeps one restore per segment at a time, tells active backup which segments
  * are being installed, and counts everything in /metrics. At start it removes what a crash left of restores.
  */
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { Counter } from 'prom-client';
 import type { Job, RestorePlan, RestoreRequest } from '../api.js';
 import { BackupError, messageOf } from '../errors.js';
 import type { SidecarContext } from '../server/context.js';
 import type { JobContext } from '../server/jobs.js';
 import type { Target } from '../store/target.js';
+import type { CacheLayout } from '../druid/layout.js';
+import { writeFileAtomic } from '../util/atomic.js';
 import type { RepairMode } from './auto.js';
 import { AutoRestore } from './auto.js';
 import { DigestMemo } from './digests.js';
@@ -58,6 +62,8 @@ export class RestoreService {
   private readonly metrics: RestoreMetrics;
   private auto?: AutoRestore;
   private unsubscribe?: () => void;
+  /** The layout this node's cache had when last seen with segments: an emptied cache is restored in it. */
+  private seenLayout?: CacheLayout;
 
   constructor(private readonly ctx: SidecarContext) {
     this.metrics = new RestoreMetrics(ctx);
@@ -65,7 +71,22 @@ export class RestoreService {
 
   get env(): RestoreEnv {
     const c = this.ctx.config;
-    return { druid: c.druid, stateDir: c.stateDir, store: c.store, layout: c.restoreLayout, workers: c.workers, memo: this.memo };
+    const layout = c.restoreLayout === 'auto' ? (this.seenLayout ?? 'auto') : c.restoreLayout;
+    return { druid: c.druid, stateDir: c.stateDir, store: c.store, layout, workers: c.workers, memo: this.memo };
+  }
+
+  private get layoutFile(): string {
+    return path.join(this.ctx.config.stateDir, 'cache-layout');
+  }
+
+  private rememberLayout(layout: CacheLayout): void {
+    if (layout === this.seenLayout) return;
+    this.seenLayout = layout;
+    try {
+      writeFileAtomic(this.layoutFile, layout);
+    } catch (e) {
+      this.ctx.log.warn({ err: messageOf(e) }, 'cannot remember the cache layout');
+    }
   }
 
   get automatic(): AutoRestore | undefined {
@@ -79,6 +100,16 @@ export class RestoreService {
     if (left.removed.length) log.info({ removed: left.removed.length }, 'removed staging left by an interrupted restore');
     for (const p of left.problems) log.warn({ problem: p }, 'cannot clean restore staging');
     const c = this.ctx.config;
+    try {
+      const l = readFileSync(this.layoutFile, 'utf8').trim();
+      if (l === 'nested' || l === 'flat') this.seenLayout = l;
+    } catch {
+      // never seen a segment yet
+    }
+    const layouts = this.ctx.events.subscribe((e) => {
+      if (e.type === 'segment' && e.segment.state === 'complete') this.rememberLayout(e.segment.layout);
+    });
+    this.unsubscribe = layouts;
     if (!c.autoRestore || !c.target || c.druid.locations.length === 0) return;
     const target = this.ctx.openTarget(c.target);
     this.auto = new AutoRestore({
@@ -98,9 +129,13 @@ export class RestoreService {
     });
     this.auto.start();
     // The cache watcher's news of a segment directory gone or changed: look at once rather than at the next sweep.
-    this.unsubscribe = this.ctx.events.subscribe((e) => {
+    const losses = this.ctx.events.subscribe((e) => {
       if (e.type === 'segment-removed' || (e.type === 'segment' && (e.segment.state === 'incomplete' || e.segment.state === 'missing'))) this.auto?.trigger();
     });
+    this.unsubscribe = () => {
+      layouts();
+      losses();
+    };
     log.info({ target: target.url, checkMs: c.autoRestoreCheckMs, scrubMs: c.scrubMs }, 'automatic restore on');
   }
 
