@@ -306,7 +306,8 @@ export class AutoRestore {
       if (!s.dir || !s.files || this.o.isBusy(id)) continue;
       const m = await this.manifestOf(id).catch(() => undefined);
       if (!m) continue;
-      if (m.conflicts.some((c) => c.node === this.o.nodeName)) continue; // this node's copy already differed when backed up: flagged there
+      // A copy this node never held identical to the backup (only ever a flagged conflict) is not "repaired" with another node's bytes.
+      if (!m.sources.some((c) => c.node === this.o.nodeName) && m.conflicts.some((c) => c.node === this.o.nodeName)) continue;
       const problems = await checkSegmentDir(m, s.dir, { memo: this.o.memo, fresh: true, signal });
       checked++;
       this.o.onScrubbed?.(problems.length > 0);
