@@ -160,6 +160,8 @@ export interface Job {
 
 /** POST /data/v1/store/verify → 202 {jobId} */
 export interface VerifyRequest {
+  /** A bucket (`s3://bucket/prefix`) to verify from this sidecar, instead of the store it keeps. */
+  target?: string;
   dataSource?: string;
   interval?: string;
   segmentIds?: string[];

@@ -1,10 +1,12 @@
 /**
  * `druid-backup verify --target URL | --store DIR`: re-reads a store against its manifests and names every bad
  * segment. `--store` reads the directory in this process, with no sidecar running (and never writes to it);
- * `--target` runs a verify job on the target sidecar and waits for it. Exit status 0 when every segment is
+ * `--target` runs a verify job on the target sidecar and waits for it; `--target s3://bucket/prefix` reads the bucket
+ * from here, with the AWS environment's endpoint and credentials. Exit status 0 when every segment is
  * sound, 3 when any is bad, 1 when the verify itself failed, 2 for bad usage.
  */
 import type { Command } from 'commander';
+import pino from 'pino';
 import type { Job, JobAccepted, VerifyProblem, VerifyRequest } from '../api.js';
 import { API_PREFIX } from '../api.js';
 import { formatBytes } from '../druid/bytes.js';
@@ -14,6 +16,9 @@ import { table } from '../util/table.js';
 import { verifyStore } from '../verify/store.js';
 import { followJob, resolveToken } from './jobs.js';
 import { SidecarClient } from '../store/http/client.js';
+import { s3SettingsFromEnv } from '../store/s3/client.js';
+import { S3Target } from '../store/s3/target.js';
+import { isS3Url } from '../store/s3/url.js';
 
 export const EXIT_DAMAGED = 3;
 
@@ -46,7 +51,7 @@ export function register(program: Command): void {
   program
     .command('verify')
     .description('re-read a store against its manifests and report every segment with missing, extra, resized or damaged files')
-    .option('--target <url>', 'a target sidecar (http://host:8484): runs a verify job there')
+    .option('--target <url>', 'a target sidecar (http://host:8484): runs a verify job there; or a bucket (s3://bucket/prefix), read from here')
     .option('--store <dir>', 'a store directory on this machine, read without any sidecar')
     .option('--data-source <name>', 'only segments of this data source')
     .option('--interval <interval>', 'only segments overlapping this ISO-8601 interval')
@@ -65,6 +70,20 @@ export function register(program: Command): void {
       if (o.store) {
         const r = await verifyStore(o.store, sel);
         report = { store: r.store, segments: r.segments, ok: r.ok, bytes: r.bytes, bad: r.bad.map((b) => ({ segmentId: b.segmentId, problems: b.problems })) };
+      } else if (isS3Url(o.target)) {
+        const target = S3Target.open(o.target, { log: pino({ level: 'silent' }), settings: s3SettingsFromEnv() });
+        try {
+          const r = await target.verify(request);
+          report = {
+            store: r.store,
+            segments: r.segments,
+            ok: r.ok,
+            bytes: r.bytes,
+            bad: r.bad.map((b) => ({ segmentId: b.segmentId, problems: b.problems })),
+          };
+        } finally {
+          target.close();
+        }
       } else {
         const client = new SidecarClient(o.target, { token: resolveToken(o) });
         const { jobId } = await client.post<JobAccepted>(`${API_PREFIX}/store/verify`, request);

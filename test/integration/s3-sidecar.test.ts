@@ -5,15 +5,17 @@
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { readFileSync, readdirSync, statSync } from 'node:fs';
+import { readFileSync, readdirSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import type { JobAccepted, SegmentsResponse } from '../../sidecar/api.js';
+import type { Job, JobAccepted, SegmentsResponse } from '../../sidecar/api.js';
 import type { SampleResult } from '../../sidecar/sample/sampleCache.js';
 import { writeSampleCache } from '../../sidecar/sample/sampleCache.js';
 import { S3Layout } from '../../sidecar/store/s3/layout.js';
 import type { SidecarProcess } from '../helpers/sidecar.js';
 import { startSidecar, tmpDir, waitFor } from '../helpers/sidecar.js';
+import { runCli } from '../helpers/cli.js';
+import { treeDigests } from '../helpers/tree.js';
 import type { VersityGw } from '../helpers/versitygw.js';
 import { startVersityGw } from '../helpers/versitygw.js';
 
@@ -34,6 +36,7 @@ describe('S3 target with real sidecars and VersityGW', () => {
   let gw: VersityGw;
   let sample: SampleResult;
   let source: SidecarProcess;
+  let original: Map<string, string>;
   const bucket = 'druid-backups';
   const url = `s3://${bucket}/prod/druid`;
   const layout = new S3Layout('prod/druid/');
@@ -54,8 +57,9 @@ describe('S3 target with real sidecars and VersityGW', () => {
       smooshChunkSize: 24 * 1024,
       seed: 5,
     });
+    original = treeDigests(sample.location);
     source = await startSidecar(['--config', sample.propertiesFile, '--node-name', node, '--target', url], {
-      env: { ...gw.env, DRUID_BACKUP_RECONCILE_PERIOD: 'PT1H' },
+      env: { ...gw.env, DRUID_BACKUP_RECONCILE_PERIOD: 'PT1H', DRUID_BACKUP_AUTO_RESTORE_CHECK_PERIOD: 'PT0.5S' },
     });
   });
   after(async () => {
@@ -111,6 +115,103 @@ describe('S3 target with real sidecars and VersityGW', () => {
     assert.equal(job.progress.segmentsDone, kttm.length);
     const manifests = readdirSync(path.join(gw.root, bucket, 'copy/manifests'));
     assert.equal(manifests.length, kttm.length);
+  });
+
+  test('loss of the cache, then a restore from the bucket: segments and info_dir byte-identical', async () => {
+    // A lost disk: info_dir first, so the automatic restore sees drops, not losses.
+    rmSync(sample.infoDir, { recursive: true, force: true });
+    for (const n of readdirSync(sample.location)) rmSync(path.join(sample.location, n), { recursive: true, force: true });
+    assert.equal(treeDigests(sample.location).size, 0);
+    const plan = await source.request<{ totals: { restore: number } }>('POST', '/data/v1/restore', { target: url, dryRun: true });
+    assert.equal(plan.status, 200, plan.text);
+    assert.equal(plan.json.totals.restore, sample.segmentIds.length);
+    const r = await source.request<JobAccepted>('POST', '/data/v1/restore', { target: url });
+    assert.equal(r.status, 202, r.text);
+    const job = await source.waitForJob(r.json.jobId);
+    assert.equal(job.state, 'succeeded', JSON.stringify(job.errors));
+    assert.equal(job.progress.segmentsDone, sample.segmentIds.length);
+    assert.deepEqual(treeDigests(sample.location), original);
+  });
+
+  test('restore into a directory with the CLI, and automatic restore of a lost segment, from the bucket', async () => {
+    const dir = tmpDir('dbk-s3dest-');
+    const cli = await runCli([
+      'restore',
+      '--node',
+      source.url,
+      '--token',
+      source.token,
+      '--target',
+      url,
+      '--data-source',
+      'wikipedia',
+      '--destination',
+      dir,
+      '--wait',
+    ]);
+    assert.equal(cli.code, 0, cli.stdout + cli.stderr);
+    const wiki = sample.segmentIds.filter((id) => id.startsWith('wikipedia_'));
+    assert.match(cli.stdout, new RegExp(`${wiki.length}/${wiki.length} segments`));
+    // A directory laid out like the cache: the wikipedia segments and their info files, as they were.
+    const restored = treeDigests(dir);
+    const want = new Map([...original].filter(([k]) => k.startsWith(`wikipedia${path.sep}`) || k.startsWith(`info_dir${path.sep}wikipedia_`)));
+    assert.deepEqual(restored, want);
+
+    // Files gone while the info file remains: a loss the sidecar repairs by itself from the bucket.
+    const id = sample.segmentIds.find((x) => x.startsWith('kttm_'))!;
+    const seg = (await source.get<SegmentsResponse>('/data/v1/segments?limit=1000')).items.find((s) => s.id === id)!;
+    const segRel = path.join(seg.dataSource, seg.interval.replace('/', '_'), seg.version, String(seg.partition));
+    const lost = [...original.keys()].filter((k) => k.startsWith(segRel + path.sep));
+    assert.ok(lost.length >= 4, segRel);
+    rmSync(path.join(sample.location, segRel), { recursive: true });
+    await waitFor('the lost segment restored by itself', () => lost.every((k) => treeDigests(sample.location).get(k) === original.get(k)), 30_000, 200);
+    assert.deepEqual(treeDigests(sample.location), original);
+  });
+
+  test('verify over the bucket (API and CLI) names each bad segment: changed bytes, a deleted object, an edited manifest', async () => {
+    let r = await source.request<JobAccepted>('POST', '/data/v1/store/verify', { target: url });
+    assert.equal(r.status, 202, r.text);
+    let job: Job = await source.waitForJob(r.json.jobId);
+    assert.equal(job.state, 'succeeded', JSON.stringify(job.errors));
+    assert.deepEqual([job.result?.segments, job.result?.ok], [sample.segmentIds.length, sample.segmentIds.length]);
+    assert.equal(job.progress.bytesDone, sample.bytes, 'every byte read back');
+    const ok = await runCli(['verify', '--target', url], { env: gw.env });
+    assert.equal(ok.code, 0, ok.stdout + ok.stderr);
+    assert.match(ok.stdout, new RegExp(`${url}: ${sample.segmentIds.length} segments .* verified, ${sample.segmentIds.length} sound, 0 bad`));
+
+    const [a, b, c] = sample.segmentIds as [string, string, string];
+    const objectOf = (id: string, name: string) => path.join(gw.root, bucket, layout.fileKey(id, node, name));
+    const bytes = readFileSync(objectOf(a, '00000.smoosh'));
+    bytes[10] = bytes[10]! ^ 0x01;
+    writeFileSync(objectOf(a, '00000.smoosh'), bytes);
+    unlinkSync(objectOf(b, 'meta.smoosh'));
+    const mfile = path.join(gw.root, bucket, layout.manifestKey(c));
+    const edited = JSON.parse(readFileSync(mfile, 'utf8'));
+    edited.files[0].size += 1;
+    writeFileSync(mfile, JSON.stringify(edited));
+
+    r = await source.request<JobAccepted>('POST', '/data/v1/store/verify', { target: url });
+    job = await source.waitForJob(r.json.jobId);
+    const bad = (job.result?.bad ?? []) as Array<{ segmentId: string; problems: Array<{ problem: string }> }>;
+    const byId = Object.fromEntries(bad.map((x) => [x.segmentId, x.problems.map((p) => p.problem)]));
+    assert.deepEqual(byId, { [a]: ['digest-mismatch'], [b]: ['missing-file'], [c]: ['bad-manifest'] });
+    const cli = await runCli(['verify', '--target', url], { env: gw.env });
+    assert.equal(cli.code, 3, cli.stdout + cli.stderr);
+    for (const id of [a, b, c]) assert.ok(cli.stdout.includes(id), id);
+
+    // Restoring them fails with one clear message each, and installs nothing.
+    const dir = tmpDir('dbk-s3bad-');
+    const rr = await source.request<JobAccepted>('POST', '/data/v1/restore', { target: url, segmentIds: [a, b], destination: dir });
+    assert.equal(rr.status, 202, rr.text);
+    const failed = await source.waitForJob(rr.json.jobId);
+    assert.equal(failed.state, 'failed');
+    const messages = failed.errors.map((e) => e.message).join('\n');
+    assert.match(messages, /00000\.smoosh has sha256 [0-9a-f]+, the manifest/);
+    assert.match(messages, /meta\.smoosh is missing from the bucket \(NoSuchKey/);
+    assert.equal(treeDigests(dir).size, 0, 'nothing installed');
+    const edit = await source.request<{ error: { message: string } }>('POST', '/data/v1/restore', { target: url, segmentIds: [c], destination: dir });
+    assert.ok(edit.status >= 400, edit.text);
+    assert.match(edit.text, /damaged/);
   });
 
   test('bad s3:// targets get one clear 4xx naming the problem or the S3 error code', async () => {

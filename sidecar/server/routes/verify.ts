@@ -1,13 +1,15 @@
 /**
  * `POST /data/v1/store/verify`: a verify job over this sidecar's store: every selected segment's files re-read
  * against its manifest. Each bad segment is a failed segment of the job, and the job's result lists every
- * problem by segment id (missing, extra, wrong size, wrong digest, unreadable manifest).
+ * problem by segment id (missing, extra, wrong size, wrong digest, unreadable manifest). With `target`, a bucket
+ * (`s3://bucket/prefix`) is verified instead, by this sidecar reading its objects (store/s3/verify.ts).
  */
 import type { FastifyInstance } from 'fastify';
 import { API_PREFIX } from '../../api.js';
 import type { VerifyRequest } from '../../api.js';
 import { compileSelector, isEmptySelector } from '../../druid/selector.js';
 import { BackupError } from '../../errors.js';
+import { S3Target } from '../../store/s3/target.js';
 import { verifyStore } from '../../verify/store.js';
 import type { SidecarContext } from '../context.js';
 import { commonErrors, jobAcceptedSchema, selectorProperties } from '../schemas.js';
@@ -18,11 +20,60 @@ export function register(app: FastifyInstance, ctx: SidecarContext): void {
     {
       schema: {
         summary: "Verifies the store's segments against their manifests (a job; its result lists the bad segments)",
-        body: { type: 'object', additionalProperties: false, properties: { ...selectorProperties } },
+        body: {
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            target: { type: 'string', minLength: 1, maxLength: 2048, description: 'a bucket to verify (s3://bucket/prefix) instead of this store' },
+            ...selectorProperties,
+          },
+        },
         response: { 202: jobAcceptedSchema, ...commonErrors },
       },
     },
     async (req, reply) => {
+      if (req.body?.target !== undefined) {
+        const { target: url, ...request } = req.body;
+        // Bad filters and a bad URL are refused here, before any job.
+        compileSelector(request);
+        const target = ctx.openTarget(url);
+        if (!(target instanceof S3Target))
+          throw new BackupError(
+            'bad_request',
+            `target ${target.url}: only buckets (s3://) are verified from here; verify a target sidecar's store on that sidecar`,
+          );
+        const job = ctx.jobs.create({
+          type: 'verify',
+          request: { ...req.body },
+          target: target.url,
+          run: async (job) => {
+            let segments = 0;
+            let bytes = 0;
+            for await (const m of target.list(request, { signal: job.signal })) {
+              segments++;
+              bytes += m.size;
+            }
+            job.setTotals(segments, bytes);
+            const report = await target.verify(request, {
+              signal: job.signal,
+              onBytes: (n) => job.addBytes(n),
+              onSegment: (id, problems) => {
+                job.setCurrent(id);
+                if (problems.length === 0) job.segmentDone('done');
+                else job.segmentFailed(id, problems.map((p) => p.message).join('; '));
+              },
+            });
+            return {
+              store: report.store,
+              segments: report.segments,
+              ok: report.ok,
+              bytes: report.bytes,
+              bad: report.bad.map((b) => ({ segmentId: b.segmentId, problems: b.problems })),
+            };
+          },
+        });
+        return reply.code(202).send({ jobId: job.id });
+      }
       const store = ctx.store;
       if (!store) throw new BackupError('bad_request', 'this sidecar keeps no store (start it with --store DIR to make it a target)');
       const request = req.body ?? {};

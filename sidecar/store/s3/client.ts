@@ -11,6 +11,7 @@
  */
 import { S3Client } from '@aws-sdk/client-s3';
 import type { S3ClientConfig } from '@aws-sdk/client-s3';
+import { parseHumanBytes } from '../../druid/bytes.js';
 import { BackupError } from '../../errors.js';
 
 export const MIB = 1024 * 1024;
@@ -50,6 +51,28 @@ export function checkS3Settings(s: S3Settings): Required<Pick<S3Settings, 'partS
   if (!Number.isSafeInteger(concurrency) || concurrency < 1 || concurrency > 64)
     throw new BackupError('bad_config', `druid.backup.s3.concurrency: ${concurrency} is outside 1..64`);
   return { partSize, concurrency };
+}
+
+/**
+ * The druid.backup.s3.* settings from their environment variables (`DRUID_BACKUP_S3_ENDPOINT`, `_REGION`,
+ * `_FORCE_PATH_STYLE`, `_PART_SIZE`, `_CONCURRENCY`), for the command-line tools that run without a sidecar's config.
+ */
+export function s3SettingsFromEnv(env: NodeJS.ProcessEnv = process.env): S3Settings {
+  const get = (name: string) => env[`DRUID_BACKUP_S3_${name}`] || undefined;
+  const out: S3Settings = { endpoint: get('ENDPOINT'), region: get('REGION') };
+  const pathStyle = get('FORCE_PATH_STYLE');
+  if (pathStyle !== undefined) {
+    if (!/^(true|false)$/i.test(pathStyle)) throw new BackupError('bad_config', `DRUID_BACKUP_S3_FORCE_PATH_STYLE: "${pathStyle}" is not true or false`);
+    out.forcePathStyle = pathStyle.toLowerCase() === 'true';
+  }
+  const partSize = get('PART_SIZE');
+  if (partSize !== undefined) out.partSize = parseHumanBytes(partSize, 'DRUID_BACKUP_S3_PART_SIZE');
+  const concurrency = get('CONCURRENCY');
+  if (concurrency !== undefined) out.concurrency = /^\d+$/.test(concurrency) ? Number(concurrency) : NaN;
+  if (out.endpoint !== undefined && !/^https?:\/\/[^/@\s]+/i.test(out.endpoint))
+    throw new BackupError('bad_config', `DRUID_BACKUP_S3_ENDPOINT: "${out.endpoint.slice(0, 100)}" is not an http:// or https:// URL without credentials`);
+  checkS3Settings(out);
+  return out;
 }
 
 /** Where requests go, for messages: the configured endpoint, else the environment's, else AWS. */
