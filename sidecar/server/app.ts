@@ -22,8 +22,8 @@ export interface AppOptions {
 
 export async function buildApp(ctx: SidecarContext, opts: AppOptions): Promise<FastifyInstance> {
   const app = Fastify({
-    loggerInstance: ctx.log.child({ component: 'http' }) as FastifyBaseLogger,
-    disableRequestLogging: true,
+    // A line per request (at info) would drown the log of a busy target; they show at debug and trace.
+    loggerInstance: ctx.log.child({ component: 'http' }, { level: ['debug', 'trace'].includes(ctx.log.level) ? ctx.log.level : 'warn' }) as FastifyBaseLogger,
     bodyLimit: JSON_BODY_LIMIT,
     exposeHeadRoutes: false,
     return503OnClosing: true,
