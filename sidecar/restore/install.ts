@@ -6,13 +6,13 @@
 import { existsSync, promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { DataSegment } from '../druid/descriptor.js';
-import { BackupError } from '../errors.js';
+import { BackupError, isBackupError } from '../errors.js';
 import type { Target } from '../store/target.js';
 import { mkdirParents, removeEmptyDirs, stagingPath, swapInto, writeFileAtomic } from './atomic.js';
 import type { DestinationSpec, PlannedSegment } from './plan.js';
 import { isZipPath } from './plan.js';
 import type { ReceiveOptions } from './receive.js';
-import { fsyncDir, receiveInto } from './receive.js';
+import { fsyncDir, NOTHING_INSTALLED, receiveInto } from './receive.js';
 import { receiveZip } from './zip.js';
 
 export interface InstallOptions extends ReceiveOptions {
@@ -22,6 +22,12 @@ export interface InstallOptions extends ReceiveOptions {
 /** The info_dir file as Druid writes it (Jackson, compact), so a restored info_dir is byte-identical to the original. */
 export function descriptorJson(d: DataSegment): string {
   return JSON.stringify(d);
+}
+
+/** The same clear sentence whichever layer caught the damage (this side's check, or the http target's download reader). */
+function explain(segmentId: string, e: unknown): unknown {
+  if (!isBackupError(e) || e.code !== 'digest_mismatch' || e.message.includes(NOTHING_INSTALLED)) return e;
+  return new BackupError('digest_mismatch', `segment ${segmentId}: ${e.message}; ${NOTHING_INSTALLED}`);
 }
 
 function checkCancelled(signal?: AbortSignal): void {
@@ -57,7 +63,7 @@ async function installIntoCache(item: PlannedSegment, infoDir: string, opts: Ins
     } catch (e) {
       await fs.rm(staging, { recursive: true, force: true });
       await removeEmptyDirs(madeDirs);
-      throw e;
+      throw explain(item.segmentId, e);
     }
   }
   if (item.infoFile && item.manifest.descriptor) {
@@ -106,6 +112,6 @@ async function installIntoDeepStorage(item: PlannedSegment, directory: string, o
   } catch (e) {
     await fs.rm(staging, { recursive: true, force: true });
     await removeEmptyDirs(madeDirs);
-    throw e;
+    throw explain(item.segmentId, e);
   }
 }

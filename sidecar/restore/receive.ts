@@ -17,12 +17,11 @@ export interface ReceiveOptions {
   onBytes?: (n: number) => void;
 }
 
+export const NOTHING_INSTALLED = "the backup's copy does not match its manifest (run verify on the target), nothing was installed";
+
 /** Raised when received bytes are not the manifest's: the store's copy is damaged, or the transfer was. */
 export function mismatch(segmentId: string, file: string, what: string): BackupError {
-  return new BackupError(
-    'digest_mismatch',
-    `segment ${segmentId}: ${file} ${what}; the backup's copy does not match its manifest (run verify on the target), nothing was installed`,
-  );
+  return new BackupError('digest_mismatch', `segment ${segmentId}: ${file} ${what}; ${NOTHING_INSTALLED}`);
 }
 
 /** Checks that a target answered with the segment that was planned, then yields each file with its manifest entry. */
