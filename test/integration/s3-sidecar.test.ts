@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync, readdirSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import type { Job, JobAccepted, SegmentsResponse } from '../../sidecar/api.js';
+import type { Job, JobAccepted, SegmentsResponse, StoreCatalogResponse } from '../../sidecar/api.js';
 import type { SampleResult } from '../../sidecar/sample/sampleCache.js';
 import { writeSampleCache } from '../../sidecar/sample/sampleCache.js';
 import { S3Layout } from '../../sidecar/store/s3/layout.js';
@@ -88,6 +88,40 @@ describe('S3 target with real sidecars and VersityGW', () => {
         assert.equal(m.files.find((x: { name: string }) => x.name === f.name).sha256, sha(path.join(cacheDir, f.name)));
       }
     }
+  });
+
+  test('the node answers for its bucket: catalog pages, a manifest and stats with ?target=s3://…', async () => {
+    const q = `target=${encodeURIComponent(url)}`;
+    const all = await source.get<StoreCatalogResponse>(`/data/v1/store/segments?${q}&limit=1000`);
+    assert.equal(all.total, sample.segmentIds.length);
+    assert.deepEqual(
+      all.items.map((s) => s.segmentId),
+      [...sample.segmentIds].sort(),
+    );
+    assert.ok(all.items.every((s) => s.sources.length === 1 && s.sources[0] === node && s.fileCount >= 4));
+    const paged: string[] = [];
+    let cursor: string | undefined;
+    do {
+      const page: StoreCatalogResponse = await source.get(`/data/v1/store/segments?${q}&limit=5${cursor ? `&cursor=${cursor}` : ''}`);
+      paged.push(...page.items.map((s) => s.segmentId));
+      cursor = page.nextCursor;
+    } while (cursor);
+    assert.deepEqual(
+      paged,
+      all.items.map((s) => s.segmentId),
+    );
+    const kttm = await source.get<StoreCatalogResponse>(`/data/v1/store/segments?${q}&dataSource=kttm&limit=1000`);
+    assert.deepEqual(
+      kttm.items.map((s) => s.segmentId),
+      sample.segmentIds.filter((id) => id.startsWith('kttm_')).sort(),
+    );
+    const id = sample.segmentIds[0]!;
+    const m = await source.get<{ segmentId: string; files: unknown[] }>(`/data/v1/store/segments/${encodeURIComponent(id)}/manifest?${q}`);
+    assert.equal(m.segmentId, id);
+    const st = await source.get<{ segments: number; bytes: number }>(`/data/v1/store/stats?${q}`);
+    assert.deepEqual([st.segments, st.bytes], [sample.segmentIds.length, sample.bytes]);
+    const bad = await source.request<{ error: { code: string } }>('GET', `/data/v1/store/segments?target=${encodeURIComponent('http://127.0.0.1:1')}`);
+    assert.equal(bad.status, 400, bad.text);
   });
 
   test('a re-run sends no bytes: passive backup to the same bucket skips every segment', async () => {

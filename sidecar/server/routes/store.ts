@@ -1,6 +1,8 @@
 /**
  * The target role: `HEAD/PUT/GET /data/v1/store/segments/{id}`, the catalog, manifests, sources and stats of the
- * local store. On a sidecar without `--store` each answers 404 `not_found` saying so.
+ * local store. On a sidecar without `--store` each answers 404 `not_found` saying so. The catalog, a manifest and
+ * the stats also take `?target=s3://bucket/prefix`: a bucket has no sidecar of its own, so the node that backs up
+ * to it answers for it.
  */
 import type { Readable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
@@ -9,19 +11,26 @@ import { compileSelector } from '../../druid/selector.js';
 import { parseSegmentId } from '../../druid/segmentId.js';
 import { BackupError } from '../../errors.js';
 import type { LocalStore } from '../../store/local/store.js';
+import { S3Target } from '../../store/s3/target.js';
 import { nodeNameProblem } from '../../store/local/store.js';
 import { DIGEST_HEADER, NODE_HEADER, SIZE_HEADER, SOURCES_HEADER, TAR_CONTENT_TYPE, encodeSources } from '../../store/http/target.js';
 import type { SidecarContext } from '../context.js';
 import { commonErrors, errorSchema, listQuery, manifestSchema, pageSchema, segmentIdParams, storedSegmentSchema } from '../schemas.js';
 
 type IdParams = { Params: { id: string } };
-type ListQ = { Querystring: { dataSource?: string; interval?: string; state?: string; limit: number; cursor?: string } };
+type ListQ = { Querystring: { dataSource?: string; interval?: string; state?: string; limit: number; cursor?: string; target?: string } };
+type TargetQ = { Querystring: { target?: string } };
+const targetProperty = {
+  target: { type: 'string', minLength: 1, maxLength: 2048, description: 'a bucket (s3://bucket/prefix) to answer for instead of this store' },
+} as const;
+const targetQuery = { type: 'object', additionalProperties: false, properties: targetProperty } as const;
 
 const outcomeSchema = { type: 'object', properties: { outcome: { type: 'string', enum: ['stored', 'identical'] }, manifest: manifestSchema } } as const;
 const storeListQuery = {
   ...listQuery,
   properties: {
     ...listQuery.properties,
+    ...targetProperty,
     state: { type: 'string', enum: ['conflict'], description: 'conflict: only segments with a differing replica flagged' },
   },
 } as const;
@@ -30,6 +39,12 @@ export function register(app: FastifyInstance, ctx: SidecarContext): void {
   const store = (): LocalStore => {
     if (!ctx.store) throw new BackupError('not_found', 'this sidecar keeps no store; start it with --store DIR to make it a target');
     return ctx.store;
+  };
+  const bucket = (url: string): S3Target => {
+    const t = ctx.openTarget(url);
+    if (!(t instanceof S3Target))
+      throw new BackupError('bad_request', `target ${t.url}: only buckets (s3://) are answered for here; ask the target sidecar itself`);
+    return t;
   };
   const tags = ['store'];
 
@@ -66,7 +81,15 @@ export function register(app: FastifyInstance, ctx: SidecarContext): void {
       const node = String(req.headers[NODE_HEADER]);
       const problem = nodeNameProblem(node);
       if (problem) throw new BackupError('bad_request', `${NODE_HEADER}: ${problem}`);
-      const r = await s.receive(req.body as Readable, { segmentId: id, node });
+      let r;
+      try {
+        r = await s.receive(req.body as Readable, { segmentId: id, node, leaveBodyOpen: true });
+      } catch (e) {
+        // The rest of a refused upload is never read: the connection closes once the error is sent, so no later
+        // request lands on a socket whose body is half-read (it would hang there until the keep-alive timeout).
+        void reply.header('connection', 'close');
+        throw e;
+      }
       if (r.outcome === 'conflict') {
         throw new BackupError(
           'conflict',
@@ -88,12 +111,20 @@ export function register(app: FastifyInstance, ctx: SidecarContext): void {
     },
   );
 
-  app.get<IdParams>(
+  app.get<IdParams & TargetQ>(
     `${API_PREFIX}/store/segments/:id/manifest`,
-    { schema: { tags, summary: "A stored segment's manifest", params: segmentIdParams, response: { 200: manifestSchema, ...commonErrors } } },
+    {
+      schema: {
+        tags,
+        summary: "A stored segment's manifest",
+        params: segmentIdParams,
+        querystring: targetQuery,
+        response: { 200: manifestSchema, ...commonErrors },
+      },
+    },
     async (req) => {
       const id = parseSegmentId(req.params.id).id;
-      const m = await store().manifest(id);
+      const m = await (req.query.target ? bucket(req.query.target) : store()).manifest(id);
       if (!m) throw new BackupError('not_found', `the store holds no segment ${id}`);
       return m;
     },
@@ -136,7 +167,9 @@ export function register(app: FastifyInstance, ctx: SidecarContext): void {
     },
     async (req) => {
       const q = req.query;
-      return store().catalog(compileSelector({ dataSource: q.dataSource, interval: q.interval }), q.limit, q.cursor, q.state === 'conflict');
+      const sel = compileSelector({ dataSource: q.dataSource, interval: q.interval });
+      if (q.target) return bucket(q.target).catalogPage({ dataSource: q.dataSource, interval: q.interval }, q.limit, q.cursor, q.state === 'conflict');
+      return store().catalog(sel, q.limit, q.cursor, q.state === 'conflict');
     },
   );
 
@@ -156,12 +189,13 @@ export function register(app: FastifyInstance, ctx: SidecarContext): void {
     },
   );
 
-  app.get(
+  app.get<TargetQ>(
     `${API_PREFIX}/store/stats`,
     {
       schema: {
         tags,
         summary: 'Segments and bytes held, free space',
+        querystring: targetQuery,
         response: {
           200: {
             type: 'object',
@@ -171,6 +205,6 @@ export function register(app: FastifyInstance, ctx: SidecarContext): void {
         },
       },
     },
-    async () => store().stats(),
+    async (req) => (req.query.target ? bucket(req.query.target) : store()).stats(),
   );
 }

@@ -19,11 +19,13 @@ import {
   PutObjectCommand,
 } from '@aws-sdk/client-s3';
 import type { Logger } from 'pino';
+import type { Page, StoredSegment } from '../../api.js';
 import { parseManifest } from '../../archive/format.js';
 import { segmentIdOfDescriptor } from '../../druid/descriptor.js';
 import { compileSelector } from '../../druid/selector.js';
 import { parseSegmentId } from '../../druid/segmentId.js';
 import { BackupError, messageOf } from '../../errors.js';
+import { paginate } from '../../server/paging.js';
 import { nodeNameProblem } from '../local/store.js';
 import type { Manifest, SegmentFileInfo, SourceRecord } from '../manifest.js';
 import { MANIFEST_FORMAT_VERSION, segmentDigest, segmentFileNameProblem } from '../manifest.js';
@@ -413,6 +415,29 @@ export class S3Target implements Target {
       bytes += m.size;
     }
     return { segments, bytes, freeBytes: UNBOUNDED_BYTES };
+  }
+
+  /** One page of the catalog (`GET /data/v1/store/segments?target=s3://…`), the shape a target sidecar answers with. */
+  async catalogPage(filter: ListFilter, limit: number, cursor?: string, onlyConflicts = false, opts: TransferOptions = {}): Promise<Page<StoredSegment>> {
+    const items: StoredSegment[] = [];
+    for await (const m of this.list(filter, opts)) {
+      if (onlyConflicts && m.conflicts.length === 0) continue;
+      items.push({
+        segmentId: m.segmentId,
+        dataSource: m.dataSource,
+        interval: m.interval,
+        version: m.version,
+        partition: m.partition,
+        size: m.size,
+        fileCount: m.files.length,
+        digest: m.digest,
+        sources: [...new Set(m.sources.map((x) => x.node))],
+        conflicts: [...new Set(m.conflicts.map((x) => x.node))],
+        createdAt: m.createdAt,
+        updatedAt: m.updatedAt,
+      });
+    }
+    return paginate(items, (x) => x.segmentId, limit, cursor);
   }
 
   /** Re-reads every selected segment's objects against its manifest (verify.ts). */
