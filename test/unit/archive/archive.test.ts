@@ -1,0 +1,203 @@
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { test } from 'node:test';
+import { Header } from 'tar';
+import { packSegment, packStored } from '../../../sidecar/archive/pack.js';
+import { END_OF_ARCHIVE, fileHeader, padding } from '../../../sidecar/archive/tar.js';
+import { DownloadReader, UploadReader } from '../../../sidecar/archive/unpack.js';
+import type { Manifest } from '../../../sidecar/store/manifest.js';
+import { segmentDigest } from '../../../sidecar/store/manifest.js';
+import type { OutgoingSegment } from '../../../sidecar/store/target.js';
+
+const ID = 'wikipedia_2015-09-12T00:00:00.000Z_2015-09-12T01:00:00.000Z_2024-01-01T00:00:01.234Z';
+const sha = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
+
+function segment(files: Record<string, Buffer | string>, chunk = 7): OutgoingSegment {
+  return {
+    segmentId: ID,
+    descriptor: {
+      dataSource: 'wikipedia',
+      interval: '2015-09-12T00:00:00.000Z/2015-09-12T01:00:00.000Z',
+      version: '2024-01-01T00:00:01.234Z',
+      shardSpec: { type: 'numbered', partitionNum: 0 },
+    },
+    node: 'n1',
+    files: Object.entries(files).map(([name, body]) => {
+      const b = Buffer.from(body);
+      // Small pieces, so entries straddle chunk boundaries.
+      const pieces = Array.from({ length: Math.ceil(b.length / chunk) }, (_, i) => b.subarray(i * chunk, (i + 1) * chunk));
+      return { name, size: b.length, open: () => Readable.from(pieces) };
+    }),
+  };
+}
+
+async function collect(stream: Readable): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  for await (const c of stream) parts.push(c as Buffer);
+  return Buffer.concat(parts);
+}
+
+function entry(name: string, body: Buffer | string): Buffer {
+  const b = Buffer.from(body);
+  return Buffer.concat([fileHeader(name, b.length, new Date(0)), b, padding(b.length)]);
+}
+
+const FILES = { 'version.bin': Buffer.from([0, 0, 0, 9]), 'meta.smoosh': 'v1,2147483647,1\n', '00000.smoosh': Buffer.alloc(1500, 7), 'empty.bin': '' };
+
+async function readUpload(bytes: Buffer | Readable, id = ID) {
+  const r = new UploadReader(Buffer.isBuffer(bytes) ? Readable.from([bytes]) : bytes, { maxBytes: 1 << 30, segmentId: id });
+  const decl = await r.open();
+  const got: Record<string, Buffer> = {};
+  for await (const f of r.files()) {
+    const parts: Buffer[] = [];
+    for await (const c of f.chunks) parts.push(c);
+    got[f.name] = Buffer.concat(parts);
+  }
+  return { decl, got, digests: await r.finish() };
+}
+
+test('pack then read back: same files, digests computed on both sides, exact Content-Length', async () => {
+  const p = packSegment(segment(FILES));
+  const bytes = await collect(p.stream);
+  assert.equal(bytes.length, p.length);
+  const sent = await p.files;
+  assert.deepEqual(
+    sent.map((f) => [f.name, f.size, f.sha256]),
+    Object.entries(FILES).map(([n, b]) => [n, Buffer.byteLength(b), sha(b)]),
+  );
+  const { decl, got, digests } = await readUpload(
+    Readable.from(Array.from({ length: Math.ceil(bytes.length / 100) }, (_, i) => bytes.subarray(i * 100, (i + 1) * 100))),
+  );
+  assert.equal(decl.segmentId, ID);
+  assert.deepEqual(Object.keys(got), Object.keys(FILES));
+  for (const [n, b] of Object.entries(FILES)) assert.ok(got[n]!.equals(Buffer.from(b)), n);
+  assert.deepEqual(digests, sent);
+});
+
+test('GNU tar reads the wire format: plain files an operator can unpack by hand', async () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'dbk-tar-'));
+  const file = path.join(dir, 'seg.tar');
+  writeFileSync(file, await collect(packSegment(segment(FILES)).stream));
+  execFileSync('tar', ['-xf', file, '-C', dir]);
+  assert.deepEqual(readdirSync(dir).sort(), ['00000.smoosh', 'digests.json', 'empty.bin', 'meta.smoosh', 'segment.json', 'seg.tar', 'version.bin'].sort());
+  assert.ok(readFileSync(path.join(dir, '00000.smoosh')).equals(FILES['00000.smoosh']));
+});
+
+test('a file that grows or shrinks while it is packed fails the stream', async () => {
+  for (const size of [10, 1000]) {
+    const seg = segment({ 'version.bin': Buffer.alloc(100) });
+    seg.files[0]!.size = size;
+    const p = packSegment(seg);
+    await assert.rejects(collect(p.stream), new RegExp(size === 10 ? 'grew' : 'shrank'));
+    await assert.rejects(p.files);
+  }
+});
+
+test('the reader rejects every kind of bad upload', async () => {
+  const good = await collect(packSegment(segment(FILES)).stream);
+  const decl = (files: unknown, extra: object = {}) =>
+    entry('segment.json', JSON.stringify({ formatVersion: 1, segmentId: ID, descriptor: null, files, ...extra }));
+  const vb = [{ name: 'version.bin', size: 4 }];
+  const vbEntry = entry('version.bin', Buffer.from([0, 0, 0, 9]));
+  const trailer = (files: unknown) => entry('digests.json', JSON.stringify({ files }));
+  const goodTrailer = trailer([{ name: 'version.bin', size: 4, sha256: sha(Buffer.from([0, 0, 0, 9])) }]);
+  const pax = Buffer.alloc(512);
+  new Header({ path: 'PaxHeader', type: 'ExtendedHeader', size: 0, mtime: new Date(0) }).encode(pax, 0);
+  const dirEntry = Buffer.alloc(512);
+  new Header({ path: 'version.bin', type: 'Directory', size: 0, mode: 0o755, mtime: new Date(0) }).encode(dirEntry, 0);
+  const cases: Array<[string, Buffer, RegExp, string?]> = [
+    ['empty stream', Buffer.alloc(0), /ends early/],
+    ['not tar', Buffer.alloc(600, 65), /checksum/],
+    ['wrong first entry', vbEntry, /where "segment.json" was expected/],
+    ['declaration not JSON', entry('segment.json', '{nope'), /not valid JSON/],
+    ['declaration of another id', decl(vb, { segmentId: ID.replace('wikipedia', 'kttm') }), /declares segment kttm/],
+    ['unknown format', decl(vb, { formatVersion: 2 }), /formatVersion 2/],
+    ['duplicate names', decl([...vb, ...vb]), /listed twice/],
+    ['path in a name', decl([{ name: 'a/version.bin', size: 4 }]), /not a plain segment file name/],
+    ['dot-dot', decl([{ name: '..', size: 4 }]), /not a plain segment file name/],
+    ['manifest.json as a file', decl([...vb, { name: 'manifest.json', size: 2 }]), /may not be named manifest.json/],
+    ['negative size', decl([{ name: 'version.bin', size: -1 }]), /non-negative/],
+    [
+      'descriptor of another segment',
+      decl(vb, { descriptor: { dataSource: 'kttm', interval: '2015-09-12T00:00:00.000Z/2015-09-12T01:00:00.000Z', version: '2024-01-01T00:00:01.234Z' } }),
+      /describes segment kttm/,
+    ],
+    ['pax header', Buffer.concat([decl(vb), pax, END_OF_ARCHIVE]), /ExtendedHeader entry/],
+    ['directory entry', Buffer.concat([decl(vb), dirEntry, END_OF_ARCHIVE]), /Directory entry/],
+    ['truncated file', Buffer.concat([decl(vb), vbEntry.subarray(0, 514)]), /ends early/],
+    ['missing trailer', Buffer.concat([decl(vb), vbEntry, END_OF_ARCHIVE]), /where "digests.json" was expected/],
+    [
+      'trailer with other names',
+      Buffer.concat([decl(vb), vbEntry, trailer([{ name: 'factory.json', size: 4, sha256: 'a'.repeat(64) }]), END_OF_ARCHIVE]),
+      /version\.bin or druid\.segment/,
+    ],
+    [
+      'digest mismatch',
+      Buffer.concat([decl(vb), vbEntry, trailer([{ name: 'version.bin', size: 4, sha256: 'a'.repeat(64) }]), END_OF_ARCHIVE]),
+      /does not match|hash to/,
+      'digest_mismatch',
+    ],
+    ['no end marker', Buffer.concat([decl(vb), vbEntry, goodTrailer]), /ends early/],
+    ['garbage after end', Buffer.concat([decl(vb), vbEntry, goodTrailer, END_OF_ARCHIVE, Buffer.from('x')]), /after the end/],
+    ['endless zeros', Buffer.concat([decl(vb), vbEntry, goodTrailer, Buffer.alloc(64 * 1024)]), /too much padding/],
+    ['good upload, cut short', good.subarray(0, good.length - 1024), /ends early/],
+  ];
+  for (const [what, bytes, re, code] of cases) {
+    await assert.rejects(readUpload(bytes), (e: Error & { code?: string }) => {
+      assert.match(e.message, re, what);
+      assert.equal(e.code, code ?? 'bad_archive', what);
+      return true;
+    });
+  }
+  // The size bound is checked from the declaration, before any file byte.
+  const big = new UploadReader(Readable.from([decl([{ name: 'version.bin', size: 2 ** 40 }])]), { maxBytes: 1 << 20 });
+  await assert.rejects(big.open(), /larger than the limit/);
+});
+
+test('a download (manifest.json first) is checked file by file against the manifest', async () => {
+  const files = Object.entries(FILES).map(([name, b]) => ({ name, size: Buffer.byteLength(b), sha256: sha(b) }));
+  const manifest: Manifest = {
+    formatVersion: 1,
+    segmentId: ID,
+    dataSource: 'wikipedia',
+    interval: '2015-09-12T00:00:00.000Z/2015-09-12T01:00:00.000Z',
+    version: '2024-01-01T00:00:01.234Z',
+    partition: 0,
+    descriptor: null,
+    files,
+    size: files.reduce((n, f) => n + f.size, 0),
+    digest: segmentDigest(files),
+    sources: [{ node: 'n1', digest: segmentDigest(files), at: '2024-01-01T00:00:00.000Z' }],
+    conflicts: [],
+    createdAt: '2024-01-01T00:00:00.000Z',
+    updatedAt: '2024-01-01T00:00:00.000Z',
+  };
+  const open = (bodies: Record<string, Buffer | string>) => (name: string) => Readable.from([Buffer.from(bodies[name]!)]);
+  const read = async (stream: Readable) => {
+    const r = new DownloadReader(stream, { maxBytes: 1 << 30, segmentId: ID });
+    const m = await r.open();
+    const got: string[] = [];
+    for await (const f of r.files()) {
+      for await (const _ of f.chunks);
+      got.push(f.name);
+    }
+    await r.finish();
+    return { m, got };
+  };
+  const ok = packStored(manifest, open(FILES));
+  const bytes = await collect(ok.stream);
+  assert.equal(bytes.length, ok.length);
+  const { m, got } = await read(Readable.from([bytes]));
+  assert.equal(m.digest, manifest.digest);
+  assert.deepEqual(got, Object.keys(FILES));
+  // A damaged store file of the same size is caught by its digest.
+  const damaged = { ...FILES, '00000.smoosh': Buffer.alloc(1500, 8) };
+  await assert.rejects(read(packStored(manifest, open(damaged)).stream), (e: Error & { code?: string }) => e.code === 'digest_mismatch');
+  // A manifest whose digest does not add up is refused before any file.
+  await assert.rejects(read(packStored({ ...manifest, digest: 'b'.repeat(64) }, open(FILES)).stream), /digest does not match its files/);
+});
