@@ -230,7 +230,10 @@ export class LocalStore implements Target {
    * the segment is durable; rejects with `bad_archive`, `digest_mismatch`, `payload_too_large` or `no_space`,
    * leaving the store as it was.
    */
-  async receive(body: Readable | AsyncIterable<Buffer>, o: { segmentId: string; node: string; signal?: AbortSignal }): Promise<ReceiveResult> {
+  async receive(
+    body: Readable | AsyncIterable<Buffer>,
+    o: { segmentId: string; node: string; signal?: AbortSignal; leaveBodyOpen?: boolean },
+  ): Promise<ReceiveResult> {
     const seg = parseSegmentId(o.segmentId);
     const problem = nodeNameProblem(o.node);
     if (problem) throw new BackupError('bad_request', problem);
@@ -254,7 +257,9 @@ export class LocalStore implements Target {
       return result;
     } catch (e) {
       this.opts.metrics?.storePuts.inc({ outcome: 'rejected' });
-      await reader.close().catch(() => undefined);
+      // An HTTP request body is left to the server, which sends the error and then closes the connection: destroying
+      // it here would reset the socket before the sender could read why its upload was refused.
+      if (!o.leaveBodyOpen) await reader.close().catch(() => undefined);
       throw e;
     } finally {
       if (!committed) await rm(tmp, { recursive: true, force: true });
