@@ -4,7 +4,7 @@
  * end-of-archive marker. Entries are written by hand so each file can be hashed as it streams.
  */
 import { Header } from 'tar';
-import { BackupError } from '../errors.js';
+import { BackupError, messageOf } from '../errors.js';
 
 export const BLOCK = 512;
 /** Two zero blocks end an archive. */
@@ -41,7 +41,13 @@ export interface ParsedHeader {
 
 /** Decodes a header block; throws `bad_archive` when its checksum is wrong. */
 export function parseHeader(block: Buffer): ParsedHeader {
-  const h = new Header(block);
+  let h: Header;
+  try {
+    h = new Header(block);
+  } catch (e) {
+    // Garbage can make the decoder itself throw (a size field in invalid base-256, say).
+    throw new BackupError('bad_archive', `tar header cannot be read (${messageOf(e)}): the stream is not a tar archive or is damaged`);
+  }
   if (h.nullBlock) return { name: '', size: 0, type: '', nullBlock: true };
   if (!h.cksumValid) throw new BackupError('bad_archive', 'tar header checksum is wrong: the stream is not a tar archive or is damaged');
   return { name: h.path ?? '', size: h.size ?? -1, type: h.type, nullBlock: false };
