@@ -10,7 +10,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
-import { BackupError } from '../errors.js';
+import { BackupError, isBackupError, messageOf } from '../errors.js';
 import type { Manifest, SegmentFileInfo } from '../store/manifest.js';
 import { MANIFEST_NAME } from '../store/manifest.js';
 import type { SegmentDeclaration } from './format.js';
@@ -37,7 +37,14 @@ class ByteReader {
   private async fill(): Promise<boolean> {
     if (this.eof) return false;
     if (this.signal?.aborted) throw new BackupError('cancelled', 'transfer cancelled');
-    const r = await this.it.next();
+    let r: IteratorResult<Buffer | string>;
+    try {
+      r = await this.it.next();
+    } catch (e) {
+      if (isBackupError(e) || this.signal?.aborted) throw e;
+      // The connection went away mid-stream (the sender died or the network cut it): a truncated archive.
+      throw new BackupError('bad_archive', `the archive was cut off: ${messageOf(e)}`);
+    }
     if (r.done) {
       this.eof = true;
       return false;
