@@ -10,7 +10,7 @@ import { TAR_CONTENT_TYPE } from '../store/http/target.js';
 import { VERSION } from '../version.js';
 import { OPEN_PATHS, TokenCheck } from './auth.js';
 import type { SidecarContext } from './context.js';
-import { errorHandler, toHttpError } from './errors.js';
+import { clientErrorHandler, errorHandler, toHttpError } from './errors.js';
 import { ROUTES } from './routes/index.js';
 
 /** JSON bodies are small requests (a backup request with 100,000 segment ids is about 10 MB). */
@@ -30,6 +30,7 @@ export async function buildApp(ctx: SidecarContext, opts: AppOptions): Promise<F
     forceCloseConnections: 'idle',
     // Segment ids run to 1024 characters, three times that when percent-encoded.
     routerOptions: { maxParamLength: 4096 },
+    clientErrorHandler,
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true, allErrors: false } },
   });
   const token = new TokenCheck(opts.token);

@@ -2,6 +2,8 @@
  * The one place where thrown errors become HTTP answers: `{"error": {"code", "message"}}` with a 4xx status for
  * bad input, 5xx for faults on this side or a target's, never a stack trace.
  */
+import { STATUS_CODES } from 'node:http';
+import type { Duplex } from 'node:stream';
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import type { ApiError } from '../api.js';
 import type { ErrorCode } from '../errors.js';
@@ -62,4 +64,23 @@ export function errorHandler(this: unknown, e: unknown, req: FastifyRequest, rep
     return;
   }
   void reply.code(status).type('application/json').send(body);
+}
+
+/**
+ * Answers what Node's HTTP parser refused before any route saw it (a malformed request line or headers, bytes after
+ * a body shorter than its content-length, headers too large, a request too slow) in the API's error format, then
+ * closes the connection.
+ */
+export function clientErrorHandler(err: NodeJS.ErrnoException, socket: Duplex): void {
+  if (err.code === 'ECONNRESET' || socket.destroyed) return;
+  const [status, message] =
+    err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+      ? [408, 'the request took too long to arrive']
+      : err.code === 'HPE_HEADER_OVERFLOW'
+        ? [431, 'the request headers are too large']
+        : [400, 'malformed HTTP request'];
+  const body = JSON.stringify(errorBody('bad_request', message));
+  if (socket.writable)
+    socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+  socket.destroy();
 }
