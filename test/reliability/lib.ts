@@ -6,6 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import { existsSync, lstatSync, readFileSync, readdirSync } from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { segmentIdOfDescriptor } from '../../sidecar/druid/descriptor.js';
 import type { CacheLayout } from '../../sidecar/druid/layout.js';
@@ -150,4 +151,74 @@ export async function verifyStoreCli(storeDir: string): Promise<{ status: number
   if (!hasVerify) return undefined;
   const r = await runCli(['verify', '--store', storeDir]);
   return { status: r.code, output: r.stdout + r.stderr };
+}
+
+export interface RawResponse {
+  /** The status, or undefined when the server closed the connection without an answer. */
+  status?: number;
+  body: string;
+  /** Request bytes the socket accepted before the answer or the close. */
+  written: number;
+}
+
+/**
+ * One HTTP/1.1 request over a plain socket, so a test controls every byte: a `content-length` that lies, a body
+ * cut off, a body far longer than declared (`body` may be a generator of chunks; writing stops once the server
+ * answered or closed).
+ */
+export function rawHttp(
+  url: string,
+  head: string,
+  body: Buffer | Iterable<Buffer> = Buffer.alloc(0),
+  opts: { endEarly?: boolean; timeoutMs?: number } = {},
+): Promise<RawResponse> {
+  const u = new URL(url);
+  return new Promise((resolve) => {
+    const s = net.connect(Number(u.port), u.hostname);
+    let received = Buffer.alloc(0);
+    let written = 0;
+    let done = false;
+    const finish = () => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      s.destroy();
+      const text = received.toString('utf8');
+      const m = /^HTTP\/1\.1 (\d{3})/.exec(text);
+      const sep = text.indexOf('\r\n\r\n');
+      resolve({ status: m ? Number(m[1]) : undefined, body: sep >= 0 ? text.slice(sep + 4) : '', written });
+    };
+    s.on('data', (d: Buffer) => {
+      received = Buffer.concat([received, d]);
+      const text = received.toString('latin1');
+      const sep = text.indexOf('\r\n\r\n');
+      const cl = /\r\ncontent-length:\s*(\d+)/i.exec(text);
+      if (sep >= 0 && cl && received.length >= sep + 4 + Number(cl[1])) finish();
+    });
+    s.on('error', finish);
+    s.on('close', finish);
+    const timer = setTimeout(finish, opts.timeoutMs ?? 30_000);
+    const drained = () =>
+      new Promise<void>((r) => {
+        const stop = () => {
+          clearInterval(t);
+          s.off('drain', stop);
+          r();
+        };
+        const t = setInterval(() => {
+          if (done || s.destroyed || received.length > 0) stop();
+        }, 20);
+        s.once('drain', stop);
+      });
+    s.on('connect', async () => {
+      s.write(head);
+      const chunks = Buffer.isBuffer(body) ? [body] : body;
+      for (const c of chunks) {
+        if (done || s.destroyed || received.length > 0) break;
+        written += c.length;
+        if (!s.write(c)) await drained();
+      }
+      if (opts.endEarly) s.end();
+    });
+  });
 }
