@@ -301,3 +301,53 @@ describe('bad restore requests', () => {
     assert.match(cli.stderr, /^druid-backup: .*not enough room in the cache/);
   });
 });
+
+describe('cancelling a restore', () => {
+  test('stops between verified segments: no staging left, each segment whole or absent, with its info file only when whole', async () => {
+    const root = tmpDir('dbk-restore-cancel-');
+    // Large segments, one at a time, so the cancel lands while bytes flow.
+    const sample = await writeSampleCache({
+      dir: path.join(root, 'historical'),
+      segments: 3,
+      layout: 'nested',
+      dataSources: ['wikipedia'],
+      segmentSize: 24 * 1024 * 1024,
+      smooshChunkSize: 2147483647,
+      seed: 49,
+    });
+    const original = treeDigests(sample.location);
+    const target = await startSidecar(['--store', path.join(root, 'store')]);
+    let source: SidecarProcess | undefined;
+    try {
+      source = await startSidecar(['--config', sample.propertiesFile, '--target', target.url], {
+        token: target.token,
+        env: { ...MANUAL_ONLY, DRUID_BACKUP_WORKERS: '1' },
+      });
+      await backedUp(target, 3);
+      wipe(sample.location);
+      const res = await source.request<JobAccepted>('POST', '/data/v1/restore', { target: target.url });
+      assert.equal(res.status, 202, res.text);
+      const jobId = res.json.jobId;
+      await waitFor('bytes to flow', async () => (await source!.get<Job>(`/data/v1/jobs/${jobId}`)).progress.bytesDone > 0, 30_000, 20);
+      const cancel = await source.request<Job>('DELETE', `/data/v1/jobs/${jobId}`);
+      assert.equal(cancel.status, 202);
+      const job = await source.waitForJob(jobId);
+      assert.equal(job.state, 'cancelled');
+      assert.ok(job.progress.segmentsDone < 3, 'stopped before the end');
+      const now = treeDigests(sample.location);
+      assert.deepEqual(
+        treePaths(sample.location).filter((p) => path.basename(p).startsWith('.')),
+        [],
+        'no staging left',
+      );
+      const restoredIds = sample.segmentIds.filter((id) => now.has(path.join('info_dir', id)));
+      assert.equal(restoredIds.length, job.progress.segmentsDone);
+      for (const [file, digest] of now) assert.equal(digest, original.get(file), `${file} is whole and as it was`);
+      const segmentFiles = [...now.keys()].filter((f) => !f.startsWith('info_dir'));
+      assert.equal(segmentFiles.length, restoredIds.length * 4, 'only the restored segments have files (4 each)');
+    } finally {
+      await source?.stop();
+      await target.stop();
+    }
+  });
+});
