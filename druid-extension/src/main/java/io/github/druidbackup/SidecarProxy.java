@@ -110,7 +110,7 @@ public class SidecarProxy
           + SidecarConfig.PREFIX + ".token for the extension and the sidecar"
       );
     }
-    return clientResponse(method, answer);
+    return clientResponse(method, req, answer);
   }
 
   private Response unavailable(Exception e)
@@ -164,7 +164,7 @@ public class SidecarProxy
     }
   }
 
-  private static Response clientResponse(String method, HttpResponse<InputStream> answer)
+  private static Response clientResponse(String method, HttpServletRequest req, HttpResponse<InputStream> answer)
   {
     final Response.ResponseBuilder out = Response.status(answer.statusCode());
     final Map<String, List<String>> headers = answer.headers().map();
@@ -181,23 +181,28 @@ public class SidecarProxy
       closeQuietly(answer.body());
       return out.build();
     }
+    final String contentType = answer.headers().firstValue("content-type").orElse(null);
+    if (JettyCompression.keepsUncompressed(contentType)) {
+      JettyCompression.skip(req);
+    }
+    final boolean eventStream = JettyCompression.isEventStream(contentType);
     final InputStream body = answer.body();
-    return out.entity((StreamingOutput) client -> copy(body, client)).build();
+    return out.entity((StreamingOutput) client -> copy(body, client, eventStream)).build();
   }
 
   /**
-   * Copies as bytes arrive and flushes whenever the sidecar has nothing more ready, so server-sent events reach
-   * the client at once while a bulk transfer still goes out in full buffers. Closing the sidecar's stream when the
-   * client goes away aborts the sidecar's side too.
+   * Copies as bytes arrive. Server-sent events are flushed whenever the sidecar has nothing more ready, so each
+   * reaches the client at once; anything else goes out as Jetty's buffer fills. Closing the sidecar's stream when
+   * the client goes away aborts the sidecar's side too.
    */
-  private static void copy(InputStream from, OutputStream to) throws IOException
+  private static void copy(InputStream from, OutputStream to, boolean flushEachEvent) throws IOException
   {
     try (InputStream in = from) {
       final byte[] buffer = new byte[COPY_BUFFER];
       int n;
       while ((n = in.read(buffer)) != -1) {
         to.write(buffer, 0, n);
-        if (in.available() == 0) {
+        if (flushEachEvent && in.available() == 0) {
           to.flush();
         }
       }
