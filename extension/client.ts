@@ -6,7 +6,6 @@
  */
 import axios, { type AxiosInstance, type AxiosResponse } from 'axios';
 import type { Readable } from 'node:stream';
-import { Parser, type ReadEntry } from 'tar';
 import type {
   ApiError,
   BackupRequest,
@@ -26,8 +25,6 @@ import type {
 const API = '/data/v1';
 /** The largest page the API gives. */
 const MAX_PAGE = 1000;
-/** A manifest lists a segment's files: a few KB; anything far bigger is not one. */
-const MAX_MANIFEST_BYTES = 16 * 1024 * 1024;
 
 export interface ClientLog {
   info(message: string): void;
@@ -126,41 +123,9 @@ export class SidecarClient {
     return this.json('POST', `${API}/store/verify`, { data: req });
   }
 
-  /** The manifest of a stored segment: the first entry of the tar stream the store sends back; the rest is not read. */
-  async manifest(segmentId: string): Promise<Manifest> {
-    const path = `${API}/store/segments/${encodeURIComponent(segmentId)}`;
-    const res = await this.request<Readable>('GET', path, { responseType: 'stream' });
-    if (res.status >= 400) throw await this.failure('GET', path, res.status, await readSmall(res.data));
-    return new Promise<Manifest>((resolve, reject) => {
-      const parser = new Parser();
-      let settled = false;
-      const finish = (err: Error | undefined, m?: Manifest) => {
-        if (settled) return;
-        settled = true;
-        res.data.destroy();
-        if (err) reject(err);
-        else resolve(m!);
-      };
-      parser.on('entry', (entry: ReadEntry) => {
-        if (entry.path !== 'manifest.json' || entry.size > MAX_MANIFEST_BYTES) {
-          finish(new SidecarRequestError('bad_response', `${this.url}${path}: the archive does not start with manifest.json`));
-          return;
-        }
-        const chunks: Buffer[] = [];
-        entry.on('data', (c: Buffer) => chunks.push(c));
-        entry.on('end', () => {
-          try {
-            finish(undefined, JSON.parse(Buffer.concat(chunks).toString('utf8')) as Manifest);
-          } catch {
-            finish(new SidecarRequestError('bad_response', `${this.url}${path}: manifest.json is not JSON`));
-          }
-        });
-      });
-      parser.on('error', (e: Error) => finish(new SidecarRequestError('bad_response', `${this.url}${path}: ${e.message}`)));
-      parser.on('end', () => finish(new SidecarRequestError('bad_response', `${this.url}${path}: no manifest in the archive`)));
-      res.data.on('error', (e: Error) => finish(new SidecarRequestError('unreachable', `${this.url}${path}: ${e.message}`)));
-      res.data.pipe(parser);
-    });
+  /** The manifest of a stored segment (target role). */
+  manifest(segmentId: string): Promise<Manifest> {
+    return this.json('GET', `${API}/store/segments/${encodeURIComponent(segmentId)}/manifest`);
   }
 
   /** Opens `GET /data/v1/events`: a stream of server-sent events, open until `signal` aborts or the server ends it. */

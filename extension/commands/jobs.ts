@@ -1,18 +1,18 @@
 /** Commands on jobs and targets: verify a target's store, cancel a running job. */
 import * as vscode from 'vscode';
-import type { VerifyProblem } from '../../sidecar/api.js';
+import type { Job } from '../../sidecar/api.js';
 import { jobUri } from '../documents.js';
 import { isJobActive, jobScope, nodeLabel, type Row } from '../tree/rows.js';
 import { type ExtensionState, pickNode, showError } from './context.js';
 import { followJobs } from './progress.js';
 
-/** The bad segments a verify job reports, wherever the sidecar put them in its result. */
-function problemsOf(result: Record<string, unknown> | undefined): VerifyProblem[] {
-  for (const key of ['problems', 'bad', 'badSegments']) {
-    const v = result?.[key];
-    if (Array.isArray(v)) return v as VerifyProblem[];
-  }
-  return [];
+/** The segments a verify job found bad: its result's `bad` list (id and problems) and its failed segments. */
+function badSegments(job: Job): string[] {
+  const bad = new Set<string>();
+  const listed = job.result?.bad;
+  if (Array.isArray(listed)) for (const b of listed as Array<{ segmentId?: unknown }>) if (typeof b?.segmentId === 'string') bad.add(b.segmentId);
+  for (const e of job.errors) if (e.segmentId) bad.add(e.segmentId);
+  return [...bad];
 }
 
 export async function verifyTarget(ext: ExtensionState, row?: Row): Promise<void> {
@@ -24,18 +24,17 @@ export async function verifyTarget(ext: ExtensionState, row?: Row): Promise<void
     ext.output.info(`verify job ${jobId} started on ${target.url}`);
     const outcome = await followJobs(ext, `Druid Backup: ${title}`, [{ node: target, jobId }]);
     const job = outcome.jobs[0]!.job;
-    const problems = problemsOf(job.result);
-    const bad = new Set([...problems.map((p) => p.segmentId), ...job.errors.map((e) => e.segmentId).filter((x): x is string => !!x)]);
+    const bad = badSegments(job);
     const checked = job.progress.segmentsDone + job.progress.segmentsFailed;
     if (outcome.cancelled) {
       void vscode.window.showWarningMessage(`${title}: cancelled after ${checked} segments.`);
-    } else if (job.state === 'succeeded' && bad.size === 0) {
+    } else if (job.state === 'succeeded' && bad.length === 0) {
       void vscode.window.showInformationMessage(`${nodeLabel(target)}: all ${checked} segments verified, every digest matches.`);
     } else {
-      const names = [...bad].slice(0, 3).join(', ');
-      ext.output.error(`${title}: ${bad.size} bad segments: ${[...bad].join(', ')}`);
+      const names = bad.slice(0, 3).join(', ');
+      ext.output.error(`${title}: ${bad.length} bad segments: ${bad.join(', ')}`);
       const choice = await vscode.window.showErrorMessage(
-        `${nodeLabel(target)}: ${bad.size ? `${bad.size} bad segment${bad.size === 1 ? '' : 's'} (${names}${bad.size > 3 ? ', …' : ''})` : `verify ${job.state}`}.`,
+        `${nodeLabel(target)}: ${bad.length ? `${bad.length} bad segment${bad.length === 1 ? '' : 's'} (${names}${bad.length > 3 ? ', …' : ''})` : `verify ${job.state}`}.`,
         'Show Report',
       );
       if (choice)

@@ -22,8 +22,6 @@ import { type SidecarProcess, startSidecar, tmpDir, waitFor } from '../helpers/s
 import { type CodeServer, installExtension, requireCodeServer, ROOT, startCodeServer } from './codeServer.js';
 import { chromiumPath, launchChromium, Workbench } from './workbench.js';
 
-const VSCE = path.join(ROOT, 'node_modules/@vscode/vsce/vsce');
-
 let work: string;
 let sample: SampleResult;
 let target: SidecarProcess | undefined;
@@ -90,10 +88,7 @@ test(
   async () => {
     // The .vsix as `npm run package` makes it, installed the way a person installs one.
     const vsix = path.join(work, 'druid-backup.vsix');
-    const pack = spawnSync(process.execPath, [VSCE, 'package', '--no-dependencies', '--skip-license', '--allow-missing-repository', '--out', vsix], {
-      cwd: ROOT,
-      encoding: 'utf8',
-    });
+    const pack = spawnSync(process.execPath, [path.join(ROOT, 'scripts/package-extension.mjs'), '--out', vsix], { cwd: ROOT, encoding: 'utf8' });
     assert.equal(pack.status, 0, `${pack.stdout}${pack.stderr}`);
     const home = path.join(work, 'code-server');
     installExtension(home, vsix);
@@ -139,8 +134,8 @@ test(
         .waitFor();
     }
     const victim: SegmentInfo = segments.filter((s) => s.dataSource === 'wikipedia').sort((a, b) => (a.interval < b.interval ? 1 : -1))[0]!;
-    await wb.labelled('Nodes', 'wikipedia').click();
-    await wb.labelled('Nodes', intervalLabel(victim.interval)).click();
+    await wb.expand(wb.labelled('Nodes', 'wikipedia'));
+    await wb.expand(wb.labelled('Nodes', intervalLabel(victim.interval)));
     await wb.row('Nodes', victim.id).filter({ hasText: 'backed up' }).waitFor();
     await wb.screenshot('1-nodes');
 
@@ -149,11 +144,34 @@ test(
     await wb.answer('Add a Druid Backup node', target!.url);
     await wb.answer(`Token of ${target!.url}`, target!.token);
     await wb.row('Backups', 'target-1').filter({ hasText: '12 segments' }).waitFor();
-    await wb.labelled('Backups', 'wikipedia').click();
-    await wb.labelled('Backups', intervalLabel(victim.interval)).click();
+    await wb.expand(wb.labelled('Backups', 'wikipedia'));
+    await wb.expand(wb.labelled('Backups', intervalLabel(victim.interval)));
     const stored = wb.row('Backups', victim.id);
     await stored.filter({ hasText: `from ${nodeName}` }).waitFor();
     await wb.screenshot('2-backups');
+
+    // The manifest, read-only JSON from the target.
+    await wb.contextMenu(stored, 'Show Manifest');
+    const editor = page.locator('.editor-instance .monaco-editor .view-lines');
+    await editor.filter({ hasText: `"segmentId": "${victim.id}"` }).waitFor();
+    assert.equal(
+      await page
+        .locator('.tab.active')
+        .getAttribute('aria-label')
+        .then((l) => l?.includes(`${victim.id}.json`)),
+      true,
+    );
+
+    // Verify the target from the view's title: every digest matches.
+    await wb.pane('Backups').locator('.pane-header').hover();
+    await wb.pane('Backups').getByRole('button', { name: 'Verify Backups', exact: true }).click();
+    await wb.notification('target-1: all 12 segments verified, every digest matches.').waitFor({ timeout: 60_000 });
+
+    // Live: a backup job started by someone else appears in the Jobs view with its outcome, without a refresh.
+    const started = await source!.request<{ jobId: string }>('POST', '/data/v1/backup', { target: target!.url, dataSource: 'kttm' });
+    assert.equal(started.status, 202, started.text);
+    await wb.row('Jobs', 'backup kttm').filter({ hasText: 'succeeded' }).waitFor();
+    await wb.screenshot('3-jobs');
 
     // Druid drops the segment: its info_dir entry goes, then its files.
     const dir = segmentDir(sample.location, parseSegmentId(victim.id, victim.dataSource), 'nested');
@@ -172,7 +190,7 @@ test(
     await dialog.filter({ hasText: `Restore 1 segment into ${nodeName}?` }).waitFor();
     assert.match(await dialog.innerText(), /1 segment to restore/);
     assert.ok((await dialog.innerText()).includes(victim.id));
-    await wb.screenshot('3-restore-plan');
+    await wb.screenshot('4-restore-plan');
     await dialog.getByRole('button', { name: 'Restore', exact: true }).click();
     await wb.notification(/done, 1 restored/).waitFor({ timeout: 60_000 });
 
@@ -181,8 +199,9 @@ test(
     assert.deepEqual(readFileSync(infoFile), before.info);
     await wb.pane('Nodes').locator('.pane-header').hover();
     await wb.pane('Nodes').getByRole('button', { name: 'Refresh', exact: true }).click();
+    await wb.expand(wb.labelled('Nodes', intervalLabel(victim.interval)));
     await wb.row('Nodes', victim.id).filter({ hasText: 'backed up' }).waitFor();
     await wb.row('Jobs', /restore/).waitFor();
-    await wb.screenshot('4-restored');
+    await wb.screenshot('5-restored');
   },
 );

@@ -58,6 +58,13 @@ export class Workbench {
       .filter({ has: this.page.locator('.label-name').getByText(label, { exact: true }) });
   }
 
+  /** Expands a collapsed tree row (a click would collapse an expanded one). */
+  async expand(row: Locator): Promise<void> {
+    await row.waitFor();
+    if ((await row.getAttribute('aria-expanded')) === 'false') await row.click();
+    await row.and(this.page.locator('[aria-expanded="true"]')).waitFor();
+  }
+
   /** Waits for the quick input titled `title` (an input box of a command), types `text` and accepts. */
   async answer(title: string, text: string): Promise<void> {
     const widget = this.page.locator('.quick-input-widget').filter({ has: this.page.locator('.quick-input-title', { hasText: title }) });
