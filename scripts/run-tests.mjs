@@ -1,5 +1,5 @@
 // Runs the test suites with Node's built-in runner (TypeScript through tsx).
-// Usage: node scripts/run-tests.mjs [--concurrency=N] [suite...]   suites: unit integration reliability e2e druid (default: unit integration reliability)
+// Usage: node scripts/run-tests.mjs [--concurrency=N] [suite...]   suites: unit integration reliability e2e druid (default: unit integration reliability e2e)
 import { spawnSync } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
@@ -7,7 +7,7 @@ import path from 'node:path';
 const args = process.argv.slice(2);
 const concurrency = (args.find((a) => a.startsWith('--concurrency=')) ?? '--concurrency=2').split('=')[1];
 const named = args.filter((a) => !a.startsWith('--'));
-const suites = named.length ? named : ['unit', 'integration', 'reliability'];
+const suites = named.length ? named : ['unit', 'integration', 'reliability', 'e2e'];
 const files = [];
 const walk = (dir) => {
   let entries;
