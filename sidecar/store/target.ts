@@ -63,6 +63,12 @@ export interface IncomingFile {
 export interface SegmentReader {
   manifest: Manifest;
   files: AsyncIterable<IncomingFile>;
+  /**
+   * True when the reader itself checks each file against the manifest (size and sha256) and fails that file's
+   * stream before it ends when they differ, as the http target's download does; a restore then does not hash the
+   * same bytes a second time.
+   */
+  verified?: boolean;
 }
 
 export interface ListFilter {

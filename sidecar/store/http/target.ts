@@ -176,7 +176,7 @@ export class HttpTarget implements Target {
         res.data.destroy();
       }
     }
-    return { manifest, files: files() };
+    return { manifest, files: files(), verified: true };
   }
 
   async *list(filter: ListFilter = {}, opts: TransferOptions = {}): AsyncGenerator<Manifest> {
