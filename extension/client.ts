@@ -47,6 +47,11 @@ export interface ClientOptions {
   token?: string;
   timeoutMs: number;
   log: ClientLog;
+  /**
+   * A bucket (`s3://bucket/prefix`) this client asks about: the store calls (catalog, manifest, verify) go to the
+   * node with `target` set, since a bucket has no sidecar of its own and the node that backs up to it answers.
+   */
+  bucket?: string;
 }
 
 /** Strips a trailing slash so URLs compare and join the same way everywhere. */
@@ -76,6 +81,15 @@ export class SidecarClient {
     });
   }
 
+  /** A client of the same node, with the same token, that asks about `bucket` instead of the node's own store. */
+  forBucket(bucket: string): SidecarClient {
+    return new SidecarClient(this.url, { ...this.opts, bucket });
+  }
+
+  get bucket(): string | undefined {
+    return this.opts.bucket;
+  }
+
   node(): Promise<NodeInfo> {
     return this.json('GET', `${API}/node`);
   }
@@ -91,7 +105,7 @@ export class SidecarClient {
 
   /** Every backup in the node's store (target role). */
   allStored(q: Omit<ListQuery, 'limit' | 'cursor'> = {}, signal?: AbortSignal): Promise<StoredSegment[]> {
-    return this.all((cursor) => this.json('GET', `${API}/store/segments`, { params: { ...q, limit: MAX_PAGE, cursor }, signal }));
+    return this.all((cursor) => this.json('GET', `${API}/store/segments`, { params: { ...q, limit: MAX_PAGE, cursor, target: this.opts.bucket }, signal }));
   }
 
   async jobs(): Promise<Job[]> {
@@ -120,12 +134,12 @@ export class SidecarClient {
   }
 
   verify(req: VerifyRequest = {}): Promise<JobAccepted> {
-    return this.json('POST', `${API}/store/verify`, { data: req });
+    return this.json('POST', `${API}/store/verify`, { data: this.opts.bucket ? { ...req, target: this.opts.bucket } : req });
   }
 
   /** The manifest of a stored segment (target role). */
   manifest(segmentId: string): Promise<Manifest> {
-    return this.json('GET', `${API}/store/segments/${encodeURIComponent(segmentId)}/manifest`);
+    return this.json('GET', `${API}/store/segments/${encodeURIComponent(segmentId)}/manifest`, { params: { target: this.opts.bucket } });
   }
 
   /** Opens `GET /data/v1/events`: a stream of server-sent events, open until `signal` aborts or the server ends it. */

@@ -4,7 +4,7 @@
  * are gathered for a short while and handed to the views in one batch, so a burst of events (a backup of
  * thousands of segments) costs a few tree refreshes, not thousands. No `vscode` import.
  */
-import type { Job, SegmentInfo, SidecarEvent, StoredSegment } from '../sidecar/api.js';
+import type { Job, NodeInfo, SegmentInfo, SidecarEvent, StoredSegment } from '../sidecar/api.js';
 import { normalizeNodeUrl, type SidecarClient, SidecarRequestError } from './client.js';
 import { GroupedIndex, type Grouping } from './tree/index.js';
 import type { NodeProblem, NodeView } from './tree/rows.js';
@@ -85,15 +85,35 @@ export class NodeEntry implements NodeView {
   constructor(
     config: NodeConfig,
     public client: SidecarClient,
+    /** For a bucket: the URL of the node that answers for it. */
+    readonly via?: string,
+    private readonly bucketInfo?: NodeInfo,
   ) {
     this.url = config.url;
     this.name = config.name;
     this.consoleUrl = config.consoleUrl;
+    this.info = bucketInfo;
+  }
+
+  /**
+   * A bucket (`s3://…`) that `source` backs up to, shown as a target: it has no sidecar, so its catalog,
+   * manifests and verify jobs are asked of the source, with the source's token.
+   */
+  static forBucket(source: NodeEntry, bucket: string): NodeEntry {
+    const info: NodeInfo = {
+      name: bucket,
+      version: source.info?.version ?? '',
+      roles: ['target'],
+      druid: { locations: [], layout: 'empty', deepStorage: { type: 's3', zip: false } },
+      startedAt: source.info?.startedAt ?? '',
+    };
+    return new NodeEntry({ url: bucket }, source.client.forBucket(bucket), source.url, info);
   }
 
   /** Forgets everything loaded, so the next look asks the node again. */
   reset(): void {
     this.info = this.error = this.segments = this.segmentsError = this.stored = this.storedError = this.jobs = this.jobsError = undefined;
+    this.info = this.bucketInfo;
     this.loading.clear();
   }
 }
@@ -132,8 +152,7 @@ export class Cluster {
    */
   setNodes(configs: NodeConfig[], clientFor: (c: NodeConfig) => SidecarClient): { added: string[]; removed: string[] } {
     const wanted = new Map(configs.map((c) => [c.url, c]));
-    const removed = [...this.entries.keys()].filter((u) => !wanted.has(u));
-    for (const u of removed) this.entries.delete(u);
+    const removed = [...this.entries.values()].filter((e) => !e.via && !wanted.has(e.url)).map((e) => e.url);
     const added: string[] = [];
     const next = new Map<string, NodeEntry>();
     for (const [url, c] of wanted) {
@@ -147,10 +166,39 @@ export class Cluster {
         added.push(url);
       }
     }
+    // Buckets stay while the node that answers for them does.
+    for (const e of this.entries.values()) if (e.via && wanted.has(e.via)) next.set(e.url, e);
     this.entries.clear();
     for (const [u, e] of next) this.entries.set(u, e);
+    this.syncBuckets();
     if (added.length || removed.length) this.emitAll();
     return { added, removed };
+  }
+
+  /**
+   * Shows each bucket (`s3://…`) a node backs up to as a target answered by that node, and drops buckets no node
+   * names any more. Called whenever a node's identity is read.
+   */
+  syncBuckets(): void {
+    const wanted = new Map<string, NodeEntry>();
+    for (const e of this.entries.values()) {
+      const t = e.info?.target;
+      if (!e.via && t?.startsWith('s3://') && !wanted.has(t)) wanted.set(t, e);
+    }
+    let changed = false;
+    for (const e of [...this.entries.values()]) {
+      if (e.via && wanted.get(e.url)?.url !== e.via) {
+        this.entries.delete(e.url);
+        changed = true;
+      }
+    }
+    for (const [bucket, source] of wanted) {
+      if (!this.entries.has(bucket)) {
+        this.entries.set(bucket, NodeEntry.forBucket(source, bucket));
+        changed = true;
+      }
+    }
+    if (changed) this.emit({ view: 'backups', node: '', structural: true });
   }
 
   /** Drops what was loaded (one node or all) and tells the views, which load again as they are looked at. */
@@ -166,6 +214,11 @@ export class Cluster {
     const e = this.entries.get(url);
     if (!e) return;
     e.client = client;
+    for (const b of this.entries.values()) {
+      if (b.via !== url) continue;
+      b.client = client.forBucket(b.url);
+      this.reload(b.url);
+    }
     this.reload(url);
   }
 
@@ -177,6 +230,7 @@ export class Cluster {
       } catch (err) {
         e.error = problemOf(err);
       }
+      this.syncBuckets();
     });
   }
 

@@ -94,7 +94,8 @@ export class LiveUpdates {
 
   /** Opens streams for new nodes (or nodes with a new client) and closes those of nodes that went. */
   sync(enabled: boolean): void {
-    const wanted = enabled ? this.cluster.list() : [];
+    // Buckets have no stream: their node's events tell of their backups.
+    const wanted = enabled ? this.cluster.list().filter((e) => !e.via) : [];
     const keep = new Set<string>();
     for (const entry of wanted) {
       const s = this.streams.get(entry.url);

@@ -58,7 +58,7 @@ export async function addNode(ext: ExtensionState, urlArg?: unknown): Promise<vo
 async function nodeOf(ext: ExtensionState, arg: unknown, placeHolder: string) {
   const url = typeof arg === 'string' ? arg : (arg as Row | undefined)?.ref?.node;
   if (url) return ext.cluster.get(url);
-  return pickNode(ext, placeHolder);
+  return pickNode(ext, placeHolder, (n) => !n.via);
 }
 
 export async function removeNode(ext: ExtensionState, arg?: unknown): Promise<void> {

@@ -14,7 +14,8 @@ export class JobsProvider extends RowProvider {
 
   protected async children(row: Row | undefined): Promise<Row[]> {
     if (!row) {
-      const nodes = this.cluster.list();
+      // A bucket's verify jobs run on the node that answers for it, and show there.
+      const nodes = this.cluster.list().filter((n) => !n.via);
       await Promise.all(nodes.map((n) => this.cluster.ensureJobs(n)));
       return nodes.map(jobNodeRow);
     }

@@ -69,6 +69,8 @@ export interface NodeView {
   url: string;
   /** The name given in the settings, if any. */
   name?: string;
+  /** For a bucket (`s3://…`): the URL of the node that answers for it. */
+  via?: string;
   info?: NodeInfo;
   error?: NodeProblem;
   segments?: GroupedIndex<SegmentInfo>;
@@ -146,7 +148,7 @@ function problemRows(parentId: string, n: NodeView, p: NodeProblem): Row[] {
 
 function nodeTooltip(n: NodeView): string {
   const lines = [`**${md(nodeLabel(n))}**`, '', `URL: ${md(n.url)}`];
-  const i = n.info;
+  const i = n.via ? undefined : n.info;
   if (i) {
     lines.push(`Roles: ${i.roles.join(', ')}`, `Sidecar version: ${md(i.version)}`, `Started: ${md(i.startedAt)}`);
     if (i.druid.service || i.druid.host)
@@ -155,6 +157,7 @@ function nodeTooltip(n: NodeView): string {
     if (i.target) lines.push(`Backs up to: ${md(i.target)}`);
     if (i.store) lines.push(`Store: ${md(i.store.path)}, ${plural(i.store.segments, 'segment')}, ${formatBytes(i.store.bytes)}`);
   }
+  if (n.via) lines.push(`A bucket, read through the node at ${md(n.via)}`);
   if (n.error) lines.push('', `Error: ${md(n.error.message)}`);
   return lines.join('  \n');
 }
@@ -162,6 +165,7 @@ function nodeTooltip(n: NodeView): string {
 function nodeContext(n: NodeView, kind: 'node' | 'target'): string {
   const words: string[] = [kind, ...(n.info?.roles ?? [])];
   if (n.error) words.push('unreachable');
+  if (n.via) words.push('bucket');
   if (n.info?.druid.host) words.push('console');
   return words.join(' ');
 }
@@ -311,18 +315,18 @@ export function isTargetView(n: NodeView): boolean {
 
 export function targetRow(n: NodeView): Row {
   let description: string;
-  let icon: RowIcon = { icon: 'archive' };
+  let icon: RowIcon = { icon: n.via ? 'cloud' : 'archive' };
   if (n.error) {
     description = n.error.code === 'unauthorized' ? 'token rejected' : 'unreachable';
     icon = { icon: 'error', color: 'charts.red' };
   } else if (n.stored) {
     const sum = storedSummary(n.stored.values());
     description = storedDescription(sum);
-    if (sum.conflicts) icon = { icon: 'archive', color: 'charts.yellow' };
+    if (sum.conflicts) icon = { ...icon, color: 'charts.yellow' };
   } else if (n.info?.store) {
     description = `${plural(n.info.store.segments, 'segment')}, ${formatBytes(n.info.store.bytes)}`;
   } else {
-    description = n.info ? '' : 'connecting…';
+    description = n.via ? 'bucket' : n.info ? '' : 'connecting…';
   }
   return {
     id: rowId('b', n.url),

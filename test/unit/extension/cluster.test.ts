@@ -116,3 +116,36 @@ test('events change what is loaded, and a burst reaches the views as one batch',
   assert.equal(cluster.get(url), undefined);
   cluster.dispose();
 });
+
+test('a bucket a node backs up to becomes a target answered by that node, with its token, and goes with it', () => {
+  const cluster = new Cluster(60_000);
+  const url = 'http://127.0.0.1:1';
+  cluster.setNodes([{ url }], (c) => new SidecarClient(c.url, { token: 't', timeoutMs: 1000, log: { info() {}, error() {} } }));
+  const source = cluster.get(url)!;
+  source.info = {
+    name: 'historical-1:8083',
+    version: '0.1.0',
+    roles: ['source'],
+    druid: { locations: [{ path: '/cache' }], layout: 'nested', deepStorage: { type: 'local', zip: false } },
+    target: 's3://backups/druid',
+    startedAt: '2024-06-01T00:00:00.000Z',
+  };
+  cluster.syncBuckets();
+  const bucket = cluster.get('s3://backups/druid')!;
+  assert.equal(bucket.via, url);
+  assert.deepEqual(bucket.info?.roles, ['target']);
+  assert.equal(bucket.client.url, url, 'asked of the source');
+  assert.equal(bucket.client.bucket, 's3://backups/druid');
+  bucket.reset();
+  assert.equal(bucket.info?.name, 's3://backups/druid', 'a reset keeps what a bucket is');
+
+  // Settings change but keep the source: the bucket stays; the source goes: so does the bucket.
+  cluster.setNodes([{ url, name: 'renamed' }], () => assert.fail('the source is kept'));
+  assert.ok(cluster.get('s3://backups/druid'));
+  assert.deepEqual(
+    cluster.setNodes([], () => assert.fail()),
+    { added: [], removed: [url] },
+  );
+  assert.deepEqual(cluster.list(), []);
+  cluster.dispose();
+});
