@@ -8,10 +8,10 @@ import path from 'node:path';
 import type { RestoreRequest } from '../api.js';
 import type { SidecarConfig } from '../config.js';
 import type { CacheLayout } from '../druid/layout.js';
-import type { CacheLocationConfig, CacheScan } from '../druid/scan.js';
+import type { CachedSegment, CacheLocationConfig, CacheScan } from '../druid/scan.js';
 import { scanCache } from '../druid/scan.js';
 import { BackupError, messageOf } from '../errors.js';
-import type { Manifest } from '../store/manifest.js';
+import type { Manifest, SegmentFileInfo } from '../store/manifest.js';
 import type { Target } from '../store/target.js';
 import { mapLimit } from '../util/pool.js';
 import type { Leftovers } from './atomic.js';
@@ -35,6 +35,8 @@ export interface RestoreEnv {
   layout: RestoreLayoutSetting;
   workers: number;
   memo: DigestMemo;
+  /** Digests of a cached segment's files that active backup already computed, while the files keep their fingerprints. */
+  knownDigests?(segment: CachedSegment): SegmentFileInfo[] | undefined;
 }
 
 /** Progress and cancel, as the job registry's JobContext offers them. */
@@ -170,7 +172,7 @@ export async function planFor(req: RestoreRequest, target: Target, env: RestoreE
     const s = bySegment.get(m.segmentId);
     if (!s) continue;
     const copy: PresentCopy = { path: s.dir, location: s.location, size: s.size, downloading: s.state === 'downloading' };
-    if (!copy.downloading) copy.files = await presentFiles(s.dir, m, env.memo, signal);
+    if (!copy.downloading) copy.files = env.knownDigests?.(s) ?? (await presentFiles(s.dir, m, env.memo, signal));
     present.set(m.segmentId, copy);
   }
   const infoFiles = new Set([...scan.segments.filter((s) => s.infoFile).map((s) => s.id), ...scan.missing.map((s) => s.id)]);

@@ -72,7 +72,16 @@ export class RestoreService {
   get env(): RestoreEnv {
     const c = this.ctx.config;
     const layout = c.restoreLayout === 'auto' ? (this.seenLayout ?? 'auto') : c.restoreLayout;
-    return { druid: c.druid, stateDir: c.stateDir, store: c.store, layout, workers: c.workers, memo: this.memo };
+    const state = this.ctx.state;
+    return {
+      druid: c.druid,
+      stateDir: c.stateDir,
+      store: c.store,
+      layout,
+      workers: c.workers,
+      memo: this.memo,
+      knownDigests: state ? (seg) => state.cachedDigests(seg) : undefined,
+    };
   }
 
   private get layoutFile(): string {
@@ -190,7 +199,8 @@ export class RestoreService {
     const req: RestoreRequest = { target: target.url, segmentIds, destination: 'cache' };
     let planned: { plan: Plan; dest: DestinationSpec };
     try {
-      planned = await planFor(req, target, this.env);
+      // Damage that kept every file's fingerprint (bit rot) must not be taken for a match: no digests from active backup here.
+      planned = await planFor(req, target, { ...this.env, knownDigests: undefined });
     } catch (e) {
       this.metrics.segments.inc({ mode, outcome: 'failed' }, segmentIds.length);
       this.ctx.log.error({ segmentIds, mode, err: messageOf(e) }, 'cannot restore lost segments');
