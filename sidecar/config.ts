@@ -76,6 +76,12 @@ export const BACKUP_KEYS: KeySpec[] = [
     doc: 'Longest wait between attempts of a failed transfer and between probes of a target that does not answer (backoff doubles from 1 s up to this).',
   },
   {
+    key: 'druid.backup.stallTimeout',
+    type: 'duration',
+    default: 'PT1M',
+    doc: 'A transfer that moves no byte for this long is abandoned and retried (the target stalled or the network died); a target drops an upload that stays silent this long.',
+  },
+  {
     key: 'druid.backup.targetToken',
     type: 'secret',
     flag: 'target-token',
@@ -188,6 +194,8 @@ export interface SidecarConfig {
   reconcileMs: number;
   workers: number;
   retryMaxMs: number;
+  /** A transfer or upload without progress for this long is abandoned. */
+  stallMs: number;
   /** Token for the target sidecar; undefined means this sidecar's own token. */
   targetToken?: string;
   logLevel: string;
@@ -448,6 +456,7 @@ export function loadSidecarConfig(opts: LoadOptions = {}): SidecarConfig {
     reconcileMs: typed('druid.backup.reconcilePeriod') as number,
     workers: typed('druid.backup.workers') as number,
     retryMaxMs: Math.max(100, typed('druid.backup.retryMaxDelay') as number),
+    stallMs: Math.max(100, typed('druid.backup.stallTimeout') as number),
     targetToken: readSecret(
       typed('druid.backup.targetToken') as string | undefined,
       typed('druid.backup.targetTokenFile') as string | undefined,

@@ -20,6 +20,7 @@ import type { SidecarContext } from './server/context.js';
 import { EventBus } from './server/events.js';
 import { JobRegistry } from './server/jobs.js';
 import { Metrics } from './server/metrics.js';
+import { REQUEST_TIMEOUT_MS } from './store/http/client.js';
 import { LocalStore } from './store/local/store.js';
 import { openTarget } from './store/open.js';
 import type { Target } from './store/target.js';
@@ -77,7 +78,15 @@ export async function startSidecar(config: SidecarConfig, log: Logger = createLo
   const open = (url: string): Target => {
     let t = targets.get(url);
     if (!t) {
-      t = openTarget(url, { log, token: config.targetToken ?? token, maxSockets: config.workers * 2 + 2, s3: config.s3, node: config.nodeName });
+      t = openTarget(url, {
+        log,
+        token: config.targetToken ?? token,
+        maxSockets: config.workers * 2 + 2,
+        idleTimeoutMs: config.stallMs,
+        requestTimeoutMs: Math.min(REQUEST_TIMEOUT_MS, config.stallMs),
+        s3: config.s3,
+        node: config.nodeName,
+      });
       targets.set(url, t);
       // The same target may be named with or without a trailing slash.
       targets.set(t.url, t);

@@ -81,6 +81,11 @@ export function register(app: FastifyInstance, ctx: SidecarContext): void {
       const node = String(req.headers[NODE_HEADER]);
       const problem = nodeNameProblem(node);
       if (problem) throw new BackupError('bad_request', `${NODE_HEADER}: ${problem}`);
+      // A sender that goes silent (it died, or the network between us did, without a FIN) is dropped after the
+      // stall timeout, so its half-received upload does not hold a temporary directory forever.
+      const socket = req.raw.socket;
+      const silent = () => socket.destroy();
+      socket.setTimeout(ctx.config.stallMs, silent);
       let r;
       try {
         r = await s.receive(req.body as Readable, { segmentId: id, node, leaveBodyOpen: true });
@@ -89,6 +94,9 @@ export function register(app: FastifyInstance, ctx: SidecarContext): void {
         // request lands on a socket whose body is half-read (it would hang there until the keep-alive timeout).
         void reply.header('connection', 'close');
         throw e;
+      } finally {
+        socket.setTimeout(0);
+        socket.off('timeout', silent);
       }
       if (r.outcome === 'conflict') {
         throw new BackupError(

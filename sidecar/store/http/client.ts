@@ -106,6 +106,8 @@ export function errorFromFailure(e: unknown, where: string, signal?: AbortSignal
   }
   const code = (e as { code?: string }).code;
   const cause = (e as { cause?: { code?: string } }).cause?.code;
+  if (code === 'ECONNABORTED' && /timeout/i.test(messageOf(e)))
+    return new BackupError('target_unreachable', `${where} did not answer in time (${messageOf(e)})`);
   if ((code && NETWORK_CODES.has(code)) || (cause && NETWORK_CODES.has(cause)) || axios.isAxiosError(e)) {
     return new BackupError('target_unreachable', `${where} is unreachable (${code ?? cause ?? messageOf(e)})`);
   }
