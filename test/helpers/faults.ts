@@ -84,7 +84,7 @@ class Link {
       const chunked = /\r\ntransfer-encoding:\s*chunked/i.test(text);
       const status = this.proxy.decide(method, path);
       if (status !== undefined) {
-        this.answer(status);
+        this.answer(status, method === 'HEAD');
         return out;
       }
       out.push(headBytes);
@@ -98,11 +98,11 @@ class Link {
     return out;
   }
 
-  private answer(status: number): void {
+  private answer(status: number, head: boolean): void {
     this.dropping = true;
     const body = JSON.stringify({ error: { code: 'unavailable', message: `fault proxy: injected ${status}` } });
     this.client.end(
-      `HTTP/1.1 ${status} Injected Fault\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+      `HTTP/1.1 ${status} Injected Fault\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${head ? '' : body}`,
     );
     this.upstream.destroy();
   }

@@ -4,6 +4,7 @@
  * stored bytes equal the cache's, and directory trees that must not change did not. Plus a seeded random number
  * generator, so a failed trial can be run again with its seed.
  */
+import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { existsSync, lstatSync, readFileSync, readdirSync } from 'node:fs';
 import net from 'node:net';
@@ -221,4 +222,49 @@ export function rawHttp(
       if (opts.endEarly) s.end();
     });
   });
+}
+
+/** Lines of a sidecar's JSON log with the given message. */
+export function logged(text: string, msg: string): Array<Record<string, unknown>> {
+  const out: Array<Record<string, unknown>> = [];
+  for (const line of text.split('\n')) {
+    if (!line.startsWith('{') || !line.includes(msg)) continue;
+    try {
+      const o = JSON.parse(line) as Record<string, unknown>;
+      if (o.msg === msg) out.push(o);
+    } catch {
+      // a line cut by a kill
+    }
+  }
+  return out;
+}
+
+/**
+ * The outcome every fault must end in: each segment of the cache stored exactly once (one directory, `node` its one
+ * source, no conflict, committed once across every life of the target whose logs are given), sound and
+ * byte-identical to the cache, and nothing left in `.tmp`.
+ */
+export function assertStoredOnce(
+  storeDir: string,
+  sample: { location: string; infoDir: string; segmentIds: string[] },
+  node: string,
+  targetLogs: string[],
+): StoreCheck {
+  const check = checkStore(storeDir);
+  assert.deepEqual(check.problems, [], 'the store holds only whole, sound segments');
+  assert.deepEqual(check.tmp, [], 'the temporary area is empty');
+  assert.deepEqual([...check.segments.keys()].sort(), [...sample.segmentIds].sort(), 'every segment is stored');
+  for (const m of check.segments.values()) {
+    assert.deepEqual(
+      m.sources.map((s) => s.node),
+      [node],
+      `${m.segmentId}: recorded once, from its node`,
+    );
+    assert.deepEqual(m.conflicts, [], `${m.segmentId}: no conflict`);
+  }
+  assert.deepEqual(compareWithCache(check, cacheDirs(sample)), [], 'stored bytes equal the cache');
+  const commits = new Map<string, number>();
+  for (const text of targetLogs) for (const l of logged(text, 'segment stored')) commits.set(String(l.segmentId), (commits.get(String(l.segmentId)) ?? 0) + 1);
+  for (const [id, n] of commits) assert.equal(n, 1, `${id} was committed ${n} times`);
+  return check;
 }
