@@ -105,7 +105,7 @@ export async function restore(ext: ExtensionState, row?: Row, selected?: Row[]):
 
   let plans: Array<{ w: Work; plan: RestorePlan }>;
   try {
-    plans = await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: 'Druid Backup: planning the restore…' }, () =>
+    plans = await vscode.window.withProgress({ location: vscode.ProgressLocation.Window, title: 'Druid Backup: planning the restore…' }, () =>
       Promise.all(work.map(async (w) => ({ w, plan: await w.node.client.restorePlan({ target: w.target, destination, ...w.selector }) }))),
     );
   } catch (e) {

@@ -203,5 +203,11 @@ test(
     await wb.row('Nodes', victim.id).filter({ hasText: 'backed up' }).waitFor();
     await wb.row('Jobs', /restore/).waitFor();
     await wb.screenshot('5-restored');
+
+    // From the Nodes view: a whole data source backed up now, then a restore of it that finds everything in place.
+    await wb.contextMenu(wb.labelled('Nodes', 'web_logs'), 'Back Up Now');
+    await wb.notification(/Backing up web_logs of .*: done, 0 backed up, 4 skipped/).waitFor({ timeout: 60_000 });
+    await wb.contextMenu(wb.labelled('Nodes', 'web_logs'), 'Restore…');
+    await wb.notification(`Nothing to restore: 4 segments already in place on ${nodeName}.`).waitFor();
   },
 );
