@@ -38,6 +38,14 @@ export const PREFIX = 'druid.backup.';
 export const BACKUP_KEYS: KeySpec[] = [
   { key: 'druid.backup.port', type: 'int', default: '8484', flag: 'port', min: 0, max: 65535, doc: 'HTTP port of the sidecar API (0 picks a free port).' },
   { key: 'druid.backup.bindAddress', type: 'string', default: '0.0.0.0', flag: 'bind', doc: 'Address the API listens on.' },
+  { key: 'druid.backup.tls.cert', type: 'path', flag: 'tls-cert', doc: 'PEM certificate (with its chain) the API serves HTTPS with; needs tls.key.' },
+  { key: 'druid.backup.tls.key', type: 'path', flag: 'tls-key', doc: 'PEM private key of tls.cert.' },
+  {
+    key: 'druid.backup.tls.ca',
+    type: 'path',
+    flag: 'tls-ca',
+    doc: 'PEM CA certificate(s) trusted, besides the system ones, when this sidecar calls https:// targets.',
+  },
   { key: 'druid.backup.token', type: 'secret', flag: 'token', doc: 'Bearer token every API call but /status/health must carry. Prefer tokenFile.' },
   {
     key: 'druid.backup.tokenFile',
@@ -196,6 +204,8 @@ export interface SidecarConfig {
   retryMaxMs: number;
   /** A transfer or upload without progress for this long is abandoned. */
   stallMs: number;
+  /** PEM files: the API serves HTTPS with cert and key; ca is trusted for https:// targets. */
+  tls: { cert?: string; key?: string; ca?: string };
   /** Token for the target sidecar; undefined means this sidecar's own token. */
   targetToken?: string;
   logLevel: string;
@@ -438,6 +448,15 @@ export function loadSidecarConfig(opts: LoadOptions = {}): SidecarConfig {
     resolve(known.get('druid.backup.port')!)!.source,
     typed('druid.backup.sidecar.url') as string | undefined,
   );
+  const tls = {
+    cert: typed('druid.backup.tls.cert') as string | undefined,
+    key: typed('druid.backup.tls.key') as string | undefined,
+    ca: typed('druid.backup.tls.ca') as string | undefined,
+  };
+  if (!tls.cert !== !tls.key)
+    fail(tls.cert ? 'druid.backup.tls.cert' : 'druid.backup.tls.key', 'HTTPS needs both druid.backup.tls.cert and druid.backup.tls.key');
+  for (const [k, file] of Object.entries(tls)) if (file && !existsSync(file)) fail(`druid.backup.tls.${k}`, `${file} does not exist`);
+
   const host = druid.host;
   const nodeName = (typed('druid.backup.nodeName') as string | undefined) ?? (host ? `${host}:${druid.plaintextPort ?? 8083}` : `${os.hostname()}:${port}`);
 
@@ -457,6 +476,7 @@ export function loadSidecarConfig(opts: LoadOptions = {}): SidecarConfig {
     workers: typed('druid.backup.workers') as number,
     retryMaxMs: Math.max(100, typed('druid.backup.retryMaxDelay') as number),
     stallMs: Math.max(100, typed('druid.backup.stallTimeout') as number),
+    tls,
     targetToken: readSecret(
       typed('druid.backup.targetToken') as string | undefined,
       typed('druid.backup.targetTokenFile') as string | undefined,

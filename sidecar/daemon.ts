@@ -63,9 +63,23 @@ function resolveToken(config: SidecarConfig, log: Logger): { token: string; file
   return { token, file };
 }
 
+/** The PEM files of druid.backup.tls.*: what the API serves HTTPS with, and the CA trusted for https:// targets. */
+function readTls(config: SidecarConfig): { server?: { cert: Buffer; key: Buffer }; ca?: Buffer } {
+  const read = (key: string, file: string): Buffer => {
+    try {
+      return readFileSync(file);
+    } catch (e) {
+      throw new BackupError('bad_config', `druid.backup.tls.${key}: cannot read ${file} (${(e as NodeJS.ErrnoException).code ?? messageOf(e)})`);
+    }
+  };
+  const { cert, key, ca } = config.tls;
+  return { server: cert && key ? { cert: read('cert', cert), key: read('key', key) } : undefined, ca: ca ? read('ca', ca) : undefined };
+}
+
 export async function startSidecar(config: SidecarConfig, log: Logger = createLogger(config.logLevel)): Promise<RunningSidecar> {
   mkdirSync(config.stateDir, { recursive: true, mode: 0o700 });
   const { token, file: tokenFile } = resolveToken(config, log);
+  const tls = readTls(config);
   const events = new EventBus();
   const metrics = new Metrics();
   const jobs = new JobRegistry({ stateDir: config.stateDir, events, log });
@@ -84,6 +98,7 @@ export async function startSidecar(config: SidecarConfig, log: Logger = createLo
         maxSockets: config.workers * 2 + 2,
         idleTimeoutMs: config.stallMs,
         requestTimeoutMs: Math.min(REQUEST_TIMEOUT_MS, config.stallMs),
+        ca: tls.ca,
         s3: config.s3,
         node: config.nodeName,
       });
@@ -97,7 +112,7 @@ export async function startSidecar(config: SidecarConfig, log: Logger = createLo
     cache && state && config.target && config.active ? new ActiveBackup({ config, cache, state, target: open(config.target), metrics, log }) : undefined;
   const ctx: SidecarContext = { config, log, jobs, events, metrics, startedAt: new Date().toISOString(), store, cache, state, active, openTarget: open };
 
-  const app = await buildApp(ctx, { token });
+  const app = await buildApp(ctx, { token, https: tls.server });
   await app.listen({ port: config.port, host: config.bindAddress });
   const addr = app.server.address();
   if (!addr || typeof addr === 'string') throw new BackupError('internal', 'the API has no TCP address');
@@ -107,7 +122,7 @@ export async function startSidecar(config: SidecarConfig, log: Logger = createLo
       : config.bindAddress.includes(':')
         ? `[${config.bindAddress}]`
         : config.bindAddress;
-  const url = `http://${host}:${addr.port}`;
+  const url = `${tls.server ? 'https' : 'http'}://${host}:${addr.port}`;
   const roles = [...(cache ? ['source'] : []), ...(store ? ['target'] : [])];
   log.info(
     { url, port: addr.port, roles, node: config.nodeName, version: VERSION, target: config.target, store: store?.root, stateDir: config.stateDir, tokenFile },

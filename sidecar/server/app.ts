@@ -18,10 +18,14 @@ export const JSON_BODY_LIMIT = 16 * 1024 * 1024;
 
 export interface AppOptions {
   token: string;
+  /** Serve HTTPS with this PEM certificate and key (druid.backup.tls.*). */
+  https?: { cert: Buffer; key: Buffer };
 }
 
 export async function buildApp(ctx: SidecarContext, opts: AppOptions): Promise<FastifyInstance> {
-  const app = Fastify({
+  // An https.Server serves the same routes; the instance is typed as the plain HTTP one either way.
+  const app = (Fastify as unknown as (o: object) => FastifyInstance)({
+    ...(opts.https ? { https: opts.https } : {}),
     // A line per request (at info) would drown the log of a busy target; they show at debug and trace.
     loggerInstance: ctx.log.child({ component: 'http' }, { level: ['debug', 'trace'].includes(ctx.log.level) ? ctx.log.level : 'warn' }) as FastifyBaseLogger,
     bodyLimit: JSON_BODY_LIMIT,

@@ -5,6 +5,7 @@
  */
 import http from 'node:http';
 import https from 'node:https';
+import tls from 'node:tls';
 import type { Readable } from 'node:stream';
 import axios from 'axios';
 import type { AxiosInstance, AxiosRequestConfig, AxiosResponse } from 'axios';
@@ -22,6 +23,8 @@ export interface ClientOptions {
   idleTimeoutMs?: number;
   /** Connections kept per host; transfers run in parallel up to the number of workers. */
   maxSockets?: number;
+  /** PEM CA certificate(s) trusted for https:// besides the system ones (druid.backup.tls.ca). */
+  ca?: Buffer;
 }
 
 /** Codes a sidecar answers with that keep their meaning on the calling side. */
@@ -50,6 +53,17 @@ const NETWORK_CODES = new Set([
   'EPIPE',
   'ERR_SOCKET_CONNECTION_TIMEOUT',
   'ECANCELED',
+]);
+
+/** Certificate problems of an https:// peer: unreachable until its CA is trusted. */
+const TLS_CODES = new Set([
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
 ]);
 
 export function checkBaseUrl(url: string): string {
@@ -108,6 +122,8 @@ export function errorFromFailure(e: unknown, where: string, signal?: AbortSignal
   const cause = (e as { cause?: { code?: string } }).cause?.code;
   if (code === 'ECONNABORTED' && /timeout/i.test(messageOf(e)))
     return new BackupError('target_unreachable', `${where} did not answer in time (${messageOf(e)})`);
+  if (code && TLS_CODES.has(code))
+    return new BackupError('target_unreachable', `${where}: its TLS certificate is not trusted (${code}); give its CA with druid.backup.tls.ca (--tls-ca)`);
   if ((code && NETWORK_CODES.has(code)) || (cause && NETWORK_CODES.has(cause)) || axios.isAxiosError(e)) {
     return new BackupError('target_unreachable', `${where} is unreachable (${code ?? cause ?? messageOf(e)})`);
   }
@@ -165,7 +181,7 @@ export class SidecarClient {
       maxContentLength: Infinity,
       validateStatus: () => true,
       httpAgent: new http.Agent(agentOpts),
-      httpsAgent: new https.Agent(agentOpts),
+      httpsAgent: new https.Agent({ ...agentOpts, ...(opts.ca ? { ca: [...tls.rootCertificates, opts.ca.toString('utf8')] } : {}) }),
       // A proxy from the environment must not see segment bytes or the token unless configured on purpose.
       proxy: false,
     });
