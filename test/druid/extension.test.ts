@@ -323,6 +323,10 @@ describe('druid-backup as a Druid extension', { concurrency: false, timeout: 1_8
 
     const list = (await call('GET', `${druid.DRUID_COORDINATOR_URL}/data/v1/jobs`)).json() as { items: Array<{ id: string }> };
     assert.ok(list.items.some((j) => j.id === body.jobId));
+    const cancelled = await call('DELETE', `${druid.DRUID_COORDINATOR_URL}/data/v1/jobs/${body.jobId}`);
+    assert.equal(cancelled.status, 200, cancelled.body);
+    assert.equal(cancelled.json().state, 'succeeded', 'a finished job stays as it ended');
+    assert.equal((await call('GET', `${druid.DRUID_COORDINATOR_URL}/data/v1/jobs/cluster-nope`)).status, 404);
     const none = await call('POST', `${druid.DRUID_COORDINATOR_URL}/data/v1/backup`, { target, dataSource: 'koalas' });
     assert.equal(none.status, 404);
     assert.match(none.json().error ? JSON.stringify(none.json().error) : '', /no Historical serves a segment matching dataSource koalas/);

@@ -16,6 +16,8 @@ import java.net.http.HttpClient;
 import java.net.http.HttpConnectTimeoutException;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
+import java.net.http.HttpTimeoutException;
+import java.time.Duration;
 import java.nio.channels.ClosedChannelException;
 import java.util.Collections;
 import java.util.List;
@@ -32,6 +34,10 @@ public class SidecarProxy
 {
   private static final Logger log = new Logger(SidecarProxy.class);
   private static final int COPY_BUFFER = 64 * 1024;
+  /** How long a request without a large body waits for the sidecar's answer to begin. */
+  static final Duration ANSWER_TIMEOUT = Duration.ofSeconds(60);
+  /** Bodies up to this size (JSON requests) are sent at once; larger ones may take any time to upload. */
+  static final long SMALL_BODY = 1 << 20;
 
   private final URI base;
   private final SidecarToken token;
@@ -67,6 +73,9 @@ public class SidecarProxy
       return JsonErrors.response(400, "bad_request", "cannot read the request body: " + e.getMessage());
     }
     final HttpRequest.Builder builder = HttpRequest.newBuilder(target).method(method, body);
+    if (hasSmallBody(req.getContentLengthLong(), req.getHeader("Transfer-Encoding") != null)) {
+      builder.timeout(ANSWER_TIMEOUT);
+    }
     try {
       copyRequestHeaders(req, builder);
     }
@@ -84,6 +93,13 @@ public class SidecarProxy
     }
     catch (ConnectException | HttpConnectTimeoutException | ClosedChannelException e) {
       return unavailable(e);
+    }
+    catch (HttpTimeoutException e) {
+      return JsonErrors.response(
+          504,
+          "sidecar_timeout",
+          "the druid-backup sidecar at " + base + " did not begin to answer within " + ANSWER_TIMEOUT.toSeconds() + " s"
+      );
     }
     catch (IOException e) {
       if (e.getCause() instanceof ConnectException) {
@@ -124,6 +140,15 @@ public class SidecarProxy
         "the druid-backup sidecar at " + base + " does not answer (" + why + "); start it, or check "
         + SidecarConfig.PREFIX + ".url and " + SidecarConfig.PREFIX + ".autostart in this node's runtime.properties"
     );
+  }
+
+  /**
+   * Whether the sidecar's answer should begin soon: the whole request is sent at once. An upload (a segment tar)
+   * is answered only once all of it went through, however long that takes, so it gets no such limit.
+   */
+  static boolean hasSmallBody(long contentLength, boolean chunked)
+  {
+    return !chunked && contentLength <= SMALL_BODY;
   }
 
   /**
