@@ -1,0 +1,70 @@
+/**
+ * Restore throughput, with real sidecar processes (dist/sidecar.js) on loopback: the large sample cache
+ * (bench/sample.ts, at least 2 GB) is backed up to a target sidecar, the node's cache is emptied, and a restore
+ * job brings it back (every file streamed from the target, sha256-checked against its manifest, fsynced, renamed
+ * into place with its info_dir file); then `sync`. Baseline: `tar -C store -cf - . | tar -C cache -xf - && sync`
+ * of the same files from the store into the same cache location. Both read the store from a page cache warmed
+ * by the backup, and both end with every byte on disk. Prints the ratio and the node sidecar's peak memory.
+ * The sample cache is left as it was found.
+ */
+import { execFileSync } from 'node:child_process';
+import { readdirSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { Job, JobAccepted } from '../sidecar/api.js';
+import { formatBytes } from '../sidecar/druid/bytes.js';
+import { SEGMENTS_DIR } from '../sidecar/store/local/layout.js';
+import { startSidecar, tmpDir } from '../test/helpers/sidecar.js';
+import { treeDigests } from '../test/helpers/tree.js';
+import { largeSample } from './sample.js';
+
+function peakRss(pid: number): number {
+  const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) * 1024 : NaN;
+}
+
+function emptyDir(dir: string): void {
+  for (const n of readdirSync(dir)) rmSync(path.join(dir, n), { recursive: true, force: true });
+}
+
+export async function benchRestore(): Promise<void> {
+  console.log(`(${os.cpus().length} cores, load average ${os.loadavg()[0]!.toFixed(1)})`);
+  const sample = await largeSample();
+  const root = tmpDir('dbk-bench-restore-');
+  const target = await startSidecar(['--store', path.join(root, 'store')], { fast: false });
+  const node = await startSidecar(['--config', sample.propertiesFile, '--node-name', 'bench-historical'], { token: target.token, fast: false });
+  try {
+    const b = await node.request<JobAccepted>('POST', '/data/v1/backup', { target: target.url });
+    const backedUp = await node.waitForJob(b.json.jobId, 30 * 60_000);
+    if (backedUp.state !== 'succeeded') throw new Error(`backup ${backedUp.state}: ${JSON.stringify(backedUp.errors.slice(0, 3))}`);
+    const original = treeDigests(sample.location);
+
+    // Baseline: the store's files copied into the emptied cache location by tar, then synced.
+    emptyDir(sample.location);
+    execFileSync('sync');
+    const t0 = performance.now();
+    execFileSync('sh', ['-c', `tar -C "${path.join(root, 'store', SEGMENTS_DIR)}" -cf - . | tar -C "${sample.location}" -xf - && sync`]);
+    const tarMs = performance.now() - t0;
+    emptyDir(sample.location);
+    execFileSync('sync');
+
+    const r0 = performance.now();
+    const res = await node.request<JobAccepted>('POST', '/data/v1/restore', { target: target.url });
+    if (res.status !== 202) throw new Error(`restore refused: ${res.text}`);
+    const job: Job = await node.waitForJob(res.json.jobId, 30 * 60_000);
+    execFileSync('sync');
+    const ms = performance.now() - r0;
+    if (job.state !== 'succeeded') throw new Error(`restore ${job.state}: ${JSON.stringify(job.errors.slice(0, 3))}`);
+    const same = JSON.stringify([...treeDigests(sample.location)]) === JSON.stringify([...original]);
+    if (!same) throw new Error('the restored cache differs from the original');
+    const mbps = (job.progress.bytesDone / 1e6 / ms) * 1000;
+    console.log(
+      `restore of ${job.progress.segmentsDone} segments (${formatBytes(job.progress.bytesDone)}) from a target sidecar into the emptied cache: ${(ms / 1000).toFixed(2)} s (${mbps.toFixed(0)} MB/s); tar | tar && sync: ${(tarMs / 1000).toFixed(2)} s; ratio ${(ms / tarMs).toFixed(2)}x; restored tree byte-identical`,
+    );
+    console.log(`peak memory (VmHWM): node sidecar ${formatBytes(peakRss(node.proc.pid!))}, target sidecar ${formatBytes(peakRss(target.proc.pid!))}`);
+  } finally {
+    await node.stop();
+    await target.stop();
+    rmSync(root, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,38 @@
+/**
+ * The large sample cache the throughput benchmarks share: made once per `npm run bench` process (writing 2 GB
+ * takes a while and a second copy takes the disk), removed when the process exits. Benchmarks must not change
+ * it, or must put it back as it was.
+ */
+import { rmSync } from 'node:fs';
+import path from 'node:path';
+import { formatBytes } from '../sidecar/druid/bytes.js';
+import type { SampleResult } from '../sidecar/sample/sampleCache.js';
+import { writeSampleCache } from '../sidecar/sample/sampleCache.js';
+import { tmpDir } from '../test/helpers/sidecar.js';
+
+/** Druid segments are typically a few hundred MB; 16 segments of 128 MiB make 2 GiB. */
+export const LARGE_SEGMENTS = 16;
+
+let shared: Promise<SampleResult> | undefined;
+
+/** A nested-layout sample cache of at least `gb` GB (BENCH_BACKUP_GB, default 2). */
+export function largeSample(gb = Number(process.env.BENCH_BACKUP_GB ?? 2)): Promise<SampleResult> {
+  shared ??= (async () => {
+    const root = tmpDir('dbk-bench-sample-');
+    process.on('exit', () => rmSync(root, { recursive: true, force: true }));
+    const t0 = performance.now();
+    const sample = await writeSampleCache({
+      dir: path.join(root, 'historical'),
+      segments: LARGE_SEGMENTS,
+      layout: 'nested',
+      dataSources: ['wikipedia', 'kttm'],
+      segmentSize: Math.ceil((gb * 1024 ** 3) / LARGE_SEGMENTS / 0.99),
+      smooshChunkSize: 2147483647,
+      seed: 1,
+    });
+    if (sample.bytes < gb * 1e9) throw new Error(`sample cache is only ${sample.bytes} bytes`);
+    console.log(`sample cache: ${LARGE_SEGMENTS} segments, ${formatBytes(sample.bytes)} (written in ${((performance.now() - t0) / 1000).toFixed(1)} s)`);
+    return sample;
+  })();
+  return shared;
+}
