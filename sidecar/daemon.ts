@@ -92,6 +92,13 @@ export async function startSidecar(config: SidecarConfig, log: Logger = createLo
   const open = (url: string): Target => {
     let t = targets.get(url);
     if (!t) {
+      // A file:// target is a directory of this machine: opening one empties its .tmp and makes a store there, so
+      // nobody calling the API may name one (the CLI's verify --store reads a directory directly).
+      if (/^file:/i.test(url.trim()))
+        throw new BackupError(
+          'bad_request',
+          `target ${url.slice(0, 200)}: file:// targets are not served over the API; use a target sidecar (http://host:8484) or a bucket (s3://)`,
+        );
       t = openTarget(url, {
         log,
         token: config.targetToken ?? token,
