@@ -3,6 +3,7 @@
  * one error handler, `/openapi.json` generated from the route schemas and `/metrics`. Routes live one file per
  * group in routes/ and are registered from the list in routes/index.ts.
  */
+import type { Socket } from 'node:net';
 import swagger from '@fastify/swagger';
 import Fastify from 'fastify';
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
@@ -10,7 +11,7 @@ import { TAR_CONTENT_TYPE } from '../store/http/target.js';
 import { VERSION } from '../version.js';
 import { OPEN_PATHS, TokenCheck } from './auth.js';
 import type { SidecarContext } from './context.js';
-import { clientErrorHandler, errorHandler, toHttpError } from './errors.js';
+import { clientErrorHandler, errorHandler, frameworkErrors, lingeringClose, toHttpError } from './errors.js';
 import { ROUTES } from './routes/index.js';
 
 /** JSON bodies are small requests (a backup request with 100,000 segment ids is about 10 MB). */
@@ -35,9 +36,15 @@ export async function buildApp(ctx: SidecarContext, opts: AppOptions): Promise<F
     // Segment ids run to 1024 characters, three times that when percent-encoded.
     routerOptions: { maxParamLength: 4096 },
     clientErrorHandler,
+    frameworkErrors,
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true, allErrors: false } },
   });
   const token = new TokenCheck(opts.token);
+  // Node closes a `connection: close` socket as soon as the answer is written; with request bytes still unread the
+  // client then gets a reset instead of the 4xx that says why.
+  app.server.on('connection', (socket: Socket) => {
+    socket.destroySoon = () => lingeringClose(socket);
+  });
 
   // The API speaks JSON (and tar for segments); a text body is a client mistake, answered 415.
   app.removeContentTypeParser('text/plain');

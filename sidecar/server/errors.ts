@@ -3,6 +3,7 @@
  * bad input, 5xx for faults on this side or a target's, never a stack trace.
  */
 import { STATUS_CODES } from 'node:http';
+import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import type { ApiError } from '../api.js';
@@ -80,7 +81,43 @@ export function clientErrorHandler(err: NodeJS.ErrnoException, socket: Duplex): 
         ? [431, 'the request headers are too large']
         : [400, 'malformed HTTP request'];
   const body = JSON.stringify(errorBody('bad_request', message));
-  if (socket.writable)
-    socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
-  socket.destroy();
+  if (!socket.writable) {
+    socket.destroy();
+    return;
+  }
+  socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+  lingeringClose(socket as Socket);
+}
+
+/** How long, and for how many bytes, a connection closed after an answer keeps reading what the client still sends. */
+const LINGER_MS = 2000;
+const LINGER_BYTES = 16 * 1024 * 1024;
+
+/**
+ * Closes a connection after its last answer (`connection: close`, as after refusing a body too large or an upload
+ * the store will not take) the way a careful server does: the answer and a FIN go out, then what the client is still
+ * sending is read and dropped for a moment before the socket closes. Closing at once with request bytes unread
+ * makes the kernel reset the connection, and the client loses the answer that says why it was refused.
+ */
+export function lingeringClose(socket: Socket): void {
+  if (socket.destroyed) return;
+  if (!socket.writableEnded) socket.end();
+  let read = 0;
+  const timer = setTimeout(() => socket.destroy(), LINGER_MS);
+  timer.unref();
+  socket.once('close', () => clearTimeout(timer));
+  socket.on('data', (d: Buffer) => {
+    read += d.length;
+    if (read > LINGER_BYTES) socket.destroy();
+  });
+  socket.resume();
+}
+
+/** Fastify's own refusals before routing (a URL with bad percent-encoding, a path parameter too long), in the API's format. */
+export function frameworkErrors(e: FastifyError, _req: FastifyRequest, reply: FastifyReply): void {
+  const tooLong = e.code === 'FST_ERR_MAX_PARAM_LENGTH';
+  void reply
+    .code(tooLong ? 414 : 400)
+    .type('application/json')
+    .send(errorBody('bad_request', tooLong ? 'a path parameter of the URL is too long' : 'the URL is not valid (bad percent-encoding)'));
 }
