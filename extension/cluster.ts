@@ -39,6 +39,17 @@ export function parseNodes(raw: unknown, warn: (message: string) => void): NodeC
   return [...out.values()];
 }
 
+/**
+ * The Druid web console of the node's cluster: the node's `consoleUrl` setting, else the Router's default port
+ * (8888) on the node's Druid host, which is where a standard deployment serves it.
+ */
+export function consoleUrlOf(n: { url: string; consoleUrl?: string; info?: { druid: { host?: string } } }): string {
+  if (n.consoleUrl) return n.consoleUrl;
+  const host = n.info?.druid.host ?? new URL(n.url).hostname;
+  const h = host.includes(':') && !host.startsWith('[') ? `[${host}]` : host;
+  return `http://${h}:8888/unified-console.html`;
+}
+
 export type ViewName = 'nodes' | 'backups' | 'jobs';
 
 /** Something changed under a node; the deeper the path, the smaller the refresh. */

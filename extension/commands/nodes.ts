@@ -1,6 +1,7 @@
 /** Commands on nodes: add, remove, set the token, refresh, open the Druid web console. */
 import * as vscode from 'vscode';
 import { normalizeNodeUrl } from '../client.js';
+import { consoleUrlOf } from '../cluster.js';
 import { forgetNode, saveNode } from '../settings.js';
 import { nodeLabel, type Row } from '../tree/rows.js';
 import { errorText, type ExtensionState, makeClient, pickNode } from './context.js';
@@ -91,17 +92,6 @@ export function refresh(ext: ExtensionState): void {
 export function refreshNode(ext: ExtensionState, arg?: unknown): void {
   const url = typeof arg === 'string' ? arg : (arg as Row | undefined)?.ref?.node;
   ext.cluster.reload(url);
-}
-
-/**
- * The Druid web console of the node's cluster: the node's `consoleUrl` setting, else the Router's default port
- * (8888) on the node's Druid host, which is where a standard deployment serves it.
- */
-export function consoleUrlOf(n: { url: string; consoleUrl?: string; info?: { druid: { host?: string } } }): string {
-  if (n.consoleUrl) return n.consoleUrl;
-  const host = n.info?.druid.host ?? new URL(n.url).hostname;
-  const h = host.includes(':') && !host.startsWith('[') ? `[${host}]` : host;
-  return `http://${h}:8888/unified-console.html`;
 }
 
 export async function openConsole(ext: ExtensionState, arg?: unknown): Promise<void> {

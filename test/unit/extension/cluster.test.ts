@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { SidecarClient } from '../../../extension/client.js';
-import { type Change, Cluster, parseNodes, SEGMENT_GROUPING } from '../../../extension/cluster.js';
+import { type Change, Cluster, consoleUrlOf, parseNodes, SEGMENT_GROUPING } from '../../../extension/cluster.js';
 import { backoffDelay, parseEvent } from '../../../extension/live.js';
 import { GroupedIndex } from '../../../extension/tree/index.js';
 import { job, segment } from './fixtures.js';
@@ -148,4 +148,11 @@ test('a bucket a node backs up to becomes a target answered by that node, with i
   );
   assert.deepEqual(cluster.list(), []);
   cluster.dispose();
+});
+
+test("the Druid console: the node's consoleUrl, else the Router's port on its Druid host", () => {
+  assert.equal(consoleUrlOf({ url: 'http://h1:8484', consoleUrl: 'https://druid.example.org/' }), 'https://druid.example.org/');
+  assert.equal(consoleUrlOf({ url: 'http://h1:8484', info: { druid: { host: 'historical-1' } } }), 'http://historical-1:8888/unified-console.html');
+  assert.equal(consoleUrlOf({ url: 'http://10.1.2.3:8484' }), 'http://10.1.2.3:8888/unified-console.html');
+  assert.equal(consoleUrlOf({ url: 'http://[::1]:8484', info: { druid: { host: '::1' } } }), 'http://[::1]:8888/unified-console.html');
 });
