@@ -295,6 +295,33 @@ describe('S3 target against VersityGW', () => {
     assert.deepEqual(byId.sort(), [ids[5]!, seg.id].sort());
   });
 
+  test('the catalog index never gives a wrong answer: a changed manifest is read again, a damaged index is ignored', async () => {
+    const b = await bucket();
+    const t = open(`s3://${b}/idx`);
+    for (const seg of segments.slice(0, 3)) await t.put(outgoing(seg, 'n1'));
+    for await (const m of t.list()) assert.ok(m.segmentId);
+    assert.equal(t.catalog.lastList?.indexWritten, true);
+    // Another node adds itself to one manifest: its ETag changes, so that one manifest is read again.
+    const other = open(`s3://${b}/idx`);
+    assert.equal(await other.addSource(segments[1]!.id, 'n2', (await other.head(segments[1]!.id))!.digest), 'identical');
+    const fresh = open(`s3://${b}/idx`);
+    const seen = new Map<string, string[]>();
+    for await (const m of fresh.list())
+      seen.set(
+        m.segmentId,
+        m.sources.map((s) => s.node),
+      );
+    assert.deepEqual(seen.get(segments[1]!.id), ['n1', 'n2']);
+    assert.equal(fresh.catalog.lastList?.manifestGets, 1);
+    // Garbage in place of the index: every manifest is read, the answer is the same, and the index is rewritten.
+    writeFileSync(objectFile(b, 'idx/catalog.json.gz'), 'not gzip');
+    const third = open(`s3://${b}/idx`);
+    const again: string[] = [];
+    for await (const m of third.list()) again.push(m.segmentId);
+    assert.deepEqual(again.sort(), [...seen.keys()].sort());
+    assert.equal(third.catalog.lastList?.manifestGets, 3);
+  });
+
   test('verify reads every object back and names each bad segment: changed bytes, a deleted object, an edited manifest', async () => {
     const b = await bucket();
     const t = open(`s3://${b}/v`);
