@@ -330,14 +330,16 @@ export class Cluster {
     this.emit({ view: 'nodes', node, dataSource, interval, segmentId, structural });
   }
 
-  private once(e: NodeEntry, what: string, load: () => Promise<void>): Promise<void> {
+  /** Runs one load of a node at a time; when it ends, the views that show what it loaded are told. */
+  private once(e: NodeEntry, what: 'info' | 'segments' | 'stored' | 'jobs', load: () => Promise<void>): Promise<void> {
     const running = e.loading.get(what);
     if (running) return running;
     const gen = this.generation;
     const p = load().finally(() => {
       if (e.loading.get(what) === p) e.loading.delete(what);
       if (gen !== this.generation) return;
-      for (const view of ['nodes', 'backups', 'jobs'] as const) this.emit({ view, node: e.url, structural: true });
+      const views: Record<typeof what, readonly ViewName[]> = { info: ['nodes', 'backups', 'jobs'], segments: ['nodes'], stored: ['backups'], jobs: ['jobs'] };
+      for (const view of views[what]) this.emit({ view, node: e.url, structural: true });
     });
     e.loading.set(what, p);
     return p;
