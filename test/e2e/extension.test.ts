@@ -209,5 +209,13 @@ test(
     await wb.notification(/Backing up web_logs of .*: done, 0 backed up, 4 skipped/).waitFor({ timeout: 60_000 });
     await wb.contextMenu(wb.labelled('Nodes', 'web_logs'), 'Restore…');
     await wb.notification(`Nothing to restore: 4 segments already in place on ${nodeName}.`).waitFor();
+
+    // A multi-selection in the Backups view: two intervals, one plan.
+    const other = segments.find((s) => s.dataSource === 'wikipedia' && s.interval !== victim.interval)!.interval;
+    const both = segments.filter((s) => s.dataSource === 'wikipedia' && (s.interval === other || s.interval === victim.interval)).length;
+    await wb.labelled('Backups', intervalLabel(victim.interval)).click();
+    await wb.labelled('Backups', intervalLabel(other)).click({ modifiers: ['Control'] });
+    await wb.contextMenu(wb.labelled('Backups', intervalLabel(other)), 'Restore…');
+    await wb.notification(`Nothing to restore: ${both} segments already in place on ${nodeName}.`).waitFor();
   },
 );
