@@ -45,8 +45,8 @@ export interface AutoRestoreOptions {
   log: Logger;
   /** True while a restore (manual or automatic) is installing the segment. */
   isBusy(segmentId: string): boolean;
-  /** Restores these segments from the target into the cache; resolves when done. */
-  restore(segmentIds: string[], mode: RepairMode): Promise<void>;
+  /** Restores these segments from the target into the cache; resolves when done, with the ids that could not be. */
+  restore(segmentIds: string[], mode: RepairMode): Promise<string[]>;
   /** Counts a detected loss (for /metrics). */
   onLoss?(reason: LossReason): void;
   /** Counts a segment the scrub read, and whether it was damaged. */
@@ -70,6 +70,9 @@ interface Served {
 
 /** Longest the sweep waits however slow the last one was. */
 const MAX_BACKOFF_MS = 60_000;
+/** A segment whose restore failed (target down, backup damaged) is tried again after 5 s, doubling up to 5 min. */
+const RETRY_BASE_MS = 5_000;
+const RETRY_MAX_MS = 5 * 60_000;
 
 function statSafe(p: string): Stats | undefined {
   try {
@@ -92,6 +95,7 @@ export class AutoRestore {
   /** Lost segments the target has no backup of: said once, not asked again until their info file changes. */
   private readonly unavailable = new Set<string>();
   private readonly manifests = new Map<string, Manifest>();
+  private readonly retries = new Map<string, { attempts: number; at: number }>();
   private timer?: NodeJS.Timeout;
   private nextAt = 0;
   private scrubTimer?: NodeJS.Timeout;
@@ -158,12 +162,19 @@ export class AutoRestore {
     this.lastSweepMs = performance.now() - t0;
     const now = Date.now();
     const due = [...this.served.entries()].filter(
-      ([id, s]) => s.suspect && now - s.suspect.since >= this.o.settleMs && !this.o.isBusy(id) && !this.unavailable.has(id),
+      ([id, s]) =>
+        s.suspect && now - s.suspect.since >= this.o.settleMs && !this.o.isBusy(id) && !this.unavailable.has(id) && (this.retries.get(id)?.at ?? 0) <= now,
     );
     if (due.length === 0) return;
     const ids: string[] = [];
     for (const [id, s] of due) {
-      const m = await this.manifestOf(id);
+      let m: Manifest | undefined;
+      try {
+        m = await this.manifestOf(id);
+      } catch (e) {
+        this.failed(id, messageOf(e));
+        continue;
+      }
       if (!m) {
         this.unavailable.add(id);
         this.o.log.warn(
@@ -176,15 +187,28 @@ export class AutoRestore {
       ids.push(id);
     }
     if (ids.length === 0) return;
+    let failed: string[] = ids;
     try {
-      await this.o.restore(ids, 'auto');
+      failed = await this.o.restore(ids, 'auto');
     } finally {
-      // Whatever happened, look at them afresh: restored ones are observed again, failed ones become suspects again.
+      const bad = new Set(failed);
       for (const id of ids) {
+        if (bad.has(id)) this.failed(id, 'the restore failed');
+        else this.retries.delete(id);
+        // Look at them afresh: restored ones are observed again, failed ones become suspects again.
         const s = this.served.get(id);
         if (s) this.served.set(id, { segment: s.segment });
       }
     }
+  }
+
+  private failed(id: string, why: string): void {
+    const r = this.retries.get(id) ?? { attempts: 0, at: 0 };
+    r.attempts++;
+    const wait = Math.min(RETRY_MAX_MS, RETRY_BASE_MS * 2 ** (r.attempts - 1));
+    r.at = Date.now() + wait;
+    this.retries.set(id, r);
+    this.o.log.warn({ segmentId: id, attempts: r.attempts, retryInMs: wait, err: why }, 'lost segment not restored; trying again later');
   }
 
   /** A restore replaced the segment's files: observe them afresh rather than take the new inodes for a change. */
@@ -234,6 +258,7 @@ export class AutoRestore {
 
   private forget(id: string): void {
     this.served.delete(id);
+    this.retries.delete(id);
     this.unavailable.delete(id);
     this.manifests.delete(id);
   }
@@ -315,7 +340,8 @@ export class AutoRestore {
       this.o.log.warn({ segmentId: id, problems: problems.map((p) => p.message) }, 'scrub found a damaged segment; restoring it from the backup');
       damaged.push(id);
     }
-    if (damaged.length) await this.o.restore(damaged, 'scrub');
+    const failed = damaged.length ? await this.o.restore(damaged, 'scrub') : [];
+    for (const id of failed) this.o.log.warn({ segmentId: id }, 'scrub could not repair a damaged segment; the next scrub tries again');
     return { checked, damaged };
   }
 }

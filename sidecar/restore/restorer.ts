@@ -25,6 +25,11 @@ import { parseSelector, selectManifests, toListFilter } from './select.js';
 
 export type RestoreLayoutSetting = CacheLayout | 'auto';
 
+/** A target that keeps several copies: after a failed read of a segment, whether another copy can be read. */
+interface ReadFallback {
+  readFailed(segmentId: string, e: unknown): boolean;
+}
+
 /** What a restore needs to know of the node it runs on. */
 export interface RestoreEnv {
   druid: SidecarConfig['druid'];
@@ -147,7 +152,6 @@ async function readCatalog(target: Target, req: RestoreRequest, signal?: AbortSi
 /** Plans a restore; changes no file (a dry run answers with `plan.plan`). */
 export async function planFor(req: RestoreRequest, target: Target, env: RestoreEnv, signal?: AbortSignal): Promise<{ plan: Plan; dest: DestinationSpec }> {
   const resolved = resolveDestination(req.destination, env);
-  parseSelector(req);
   const manifests = await readCatalog(target, req, signal);
   const present = new Map<string, PresentCopy>();
   if (resolved.kind === 'deep-storage') {
@@ -217,7 +221,25 @@ export async function executePlan(
         return;
       }
       try {
-        await installSegment(item, dest, { target, signal: progress.signal, onBytes: (n) => progress.addBytes(n) });
+        // With several copies (a target set), a copy found damaged or a target gone mid-restore is read again from
+        // another copy; what the failed attempt counted is taken back.
+        for (;;) {
+          let moved = 0;
+          try {
+            await installSegment(item, dest, {
+              target,
+              signal: progress.signal,
+              onBytes: (n) => {
+                moved += n;
+                progress.addBytes(n);
+              },
+            });
+            break;
+          } catch (e) {
+            progress.addBytes(-moved);
+            if (progress.signal.aborted || !(target as Partial<ReadFallback>).readFailed?.(item.segmentId, e)) throw e;
+          }
+        }
         env.memo.forget(item.path + path.sep);
         progress.segmentDone('done');
         out.restored.push(item.segmentId);

@@ -12,6 +12,8 @@ import type { SidecarContext } from '../server/context.js';
 import type { JobContext } from '../server/jobs.js';
 import type { Target } from '../store/target.js';
 import type { CacheLayout } from '../druid/layout.js';
+import { checkCoordinatorUrl, markUsed, planMarkUsed } from '../targets/coordinator.js';
+import { resolveTarget } from '../targets/resolve.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import type { RepairMode } from './auto.js';
 import { AutoRestore } from './auto.js';
@@ -119,8 +121,8 @@ export class RestoreService {
       if (e.type === 'segment' && e.segment.state === 'complete') this.rememberLayout(e.segment.layout);
     });
     this.unsubscribe = layouts;
-    if (!c.autoRestore || !c.target || c.druid.locations.length === 0) return;
-    const target = this.ctx.openTarget(c.target);
+    const target = this.ctx.targets ?? (c.target ? this.ctx.openTarget(c.target) : undefined);
+    if (!c.autoRestore || !target || c.druid.locations.length === 0) return;
     this.auto = new AutoRestore({
       locations: c.druid.locations,
       infoDir: this.env.druid.infoDir ?? `${c.druid.locations[0]!.path}/info_dir`,
@@ -155,17 +157,48 @@ export class RestoreService {
 
   /** `POST /data/v1/restore`: the plan of a dry run, or the started job. Bad input and a plan that does not fit fail here, before any job. */
   async request(req: RestoreRequest): Promise<{ plan: RestorePlan } | { job: Job }> {
-    const target = this.ctx.openTarget(req.target);
+    const target = resolveTarget(this.ctx, req.target);
+    const coordinator = this.coordinatorFor(req);
     const { plan, dest } = await planFor(req, target, this.env);
-    if (req.dryRun) return { plan: plan.plan };
-    return { job: this.startJob(plan, dest, target, { ...req }, 'manual') };
+    const marking = coordinator && dest.kind === 'deep-storage' ? coordinator : undefined;
+    if (req.dryRun) {
+      if (!marking) return { plan: plan.plan };
+      return {
+        plan: {
+          ...plan.plan,
+          markUsed: planMarkUsed(
+            marking,
+            plan.items.map((i) => ({ segmentId: i.segmentId, dataSource: i.manifest.dataSource })),
+          ),
+        },
+      };
+    }
+    return { job: this.startJob(plan, dest, target, { ...req }, 'manual', marking) };
   }
 
-  private startJob(plan: Plan, dest: DestinationSpec, target: Target, request: Record<string, unknown>, mode: RestoreMode): Job {
-    return this.ctx.jobs.create({ type: 'restore', request, target: target.url, run: (job) => this.run(plan, dest, target, job, mode) });
+  /** The Coordinator to tell about a restore into deep storage: the request's, else druid.backup.coordinator, unless markUsed is false. */
+  private coordinatorFor(req: RestoreRequest): string | undefined {
+    if (req.markUsed === false) return undefined;
+    const deep = req.destination === 'deep-storage';
+    if ((req.markUsed || req.coordinator) && !deep)
+      throw new BackupError('bad_request', 'markUsed and coordinator apply to a restore into deep storage ("destination": "deep-storage")');
+    const c = req.coordinator !== undefined ? checkCoordinatorUrl(req.coordinator, 'coordinator') : this.ctx.config.coordinator;
+    if (req.markUsed && !c) throw new BackupError('bad_request', 'markUsed needs the Coordinator: give "coordinator" or set druid.backup.coordinator');
+    return deep ? c : undefined;
   }
 
-  private async run(plan: Plan, dest: DestinationSpec, target: Target, job: JobContext, mode: RestoreMode): Promise<Record<string, unknown>> {
+  private startJob(plan: Plan, dest: DestinationSpec, target: Target, request: Record<string, unknown>, mode: RestoreMode, coordinator?: string): Job {
+    return this.ctx.jobs.create({ type: 'restore', request, target: target.url, run: (job) => this.run(plan, dest, target, job, mode, coordinator) });
+  }
+
+  private async run(
+    plan: Plan,
+    dest: DestinationSpec,
+    target: Target,
+    job: JobContext,
+    mode: RestoreMode,
+    coordinator?: string,
+  ): Promise<Record<string, unknown>> {
     const hooks: RestoreHooks = {
       claim: (id) => {
         if (this.busy.has(id)) return false;
@@ -191,11 +224,34 @@ export class RestoreService {
       for (const id of out.restored) job.log.warn({ segmentId: id, mode }, 'lost segment restored from the backup');
       for (const f of out.failed) job.log.error({ segmentId: f.segmentId, mode, err: f.message }, 'lost segment could not be restored');
     }
-    return { plan: plan.plan.totals, destination: plan.plan.destination, restored: out.restored, skipped: out.skipped.length, failed: out.failed };
+    const result: Record<string, unknown> = {
+      plan: plan.plan.totals,
+      destination: plan.plan.destination,
+      restored: out.restored,
+      skipped: out.skipped.length,
+      failed: out.failed,
+    };
+    if (coordinator) {
+      // Every segment now whole in deep storage, restored or already there; the failed ones stay as Druid has them.
+      const whole = new Set([...out.restored, ...out.skipped]);
+      const marked = await markUsed(
+        planMarkUsed(
+          coordinator,
+          plan.items.filter((i) => whole.has(i.segmentId)).map((i) => ({ segmentId: i.segmentId, dataSource: i.manifest.dataSource })),
+        ),
+        job.signal,
+      );
+      for (const [ds, o] of Object.entries(marked.outcome)) {
+        if (o.error) job.segmentFailed(undefined, `markUsed of ${ds} on ${coordinator}: ${o.error}`);
+        else job.log.info({ dataSource: ds, coordinator, changed: o.changed }, 'restored segments marked used on the Coordinator');
+      }
+      result.markUsed = marked;
+    }
+    return result;
   }
 
   /** Restores lost or damaged segments of the cache from the node's target, as a job everyone can see. */
-  private async repair(target: Target, segmentIds: string[], mode: RepairMode): Promise<void> {
+  private async repair(target: Target, segmentIds: string[], mode: RepairMode): Promise<string[]> {
     const req: RestoreRequest = { target: target.url, segmentIds, destination: 'cache' };
     let planned: { plan: Plan; dest: DestinationSpec };
     try {
@@ -204,10 +260,15 @@ export class RestoreService {
     } catch (e) {
       this.metrics.segments.inc({ mode, outcome: 'failed' }, segmentIds.length);
       this.ctx.log.error({ segmentIds, mode, err: messageOf(e) }, 'cannot restore lost segments');
-      if (e instanceof BackupError) return;
+      if (e instanceof BackupError) return segmentIds;
       throw e;
     }
     const job = this.startJob(planned.plan, planned.dest, target, { ...req, automatic: mode }, mode);
-    await this.ctx.jobs.wait(job.id);
+    const done = await this.ctx.jobs.wait(job.id);
+    const ok = new Set<string>([
+      ...((done?.result?.restored as string[] | undefined) ?? []),
+      ...planned.plan.plan.segments.filter((s) => s.action === 'skip').map((s) => s.segmentId),
+    ]);
+    return segmentIds.filter((id) => !ok.has(id));
   }
 }

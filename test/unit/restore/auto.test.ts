@@ -1,0 +1,135 @@
+import assert from 'node:assert/strict';
+import { createReadStream, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { Writable } from 'node:stream';
+import { test } from 'node:test';
+import pino from 'pino';
+import type { CachedSegment } from '../../../sidecar/druid/scan.js';
+import { scanCache } from '../../../sidecar/druid/scan.js';
+import { AutoRestore } from '../../../sidecar/restore/auto.js';
+import { DigestMemo } from '../../../sidecar/restore/digests.js';
+import { executePlan, planFor } from '../../../sidecar/restore/restorer.js';
+import type { RestoreEnv, RestoreProgress } from '../../../sidecar/restore/restorer.js';
+import { writeSampleCache } from '../../../sidecar/sample/sampleCache.js';
+import { LocalStore } from '../../../sidecar/store/local/store.js';
+import { tmpDir } from '../../helpers/sidecar.js';
+import { treeDigests } from '../../helpers/tree.js';
+
+function capture() {
+  const lines: Array<Record<string, unknown>> = [];
+  const log = pino(
+    { level: 'info' },
+    new Writable({
+      write(chunk, _enc, cb) {
+        for (const l of String(chunk).split('\n').filter(Boolean)) lines.push(JSON.parse(l));
+        cb();
+      },
+    }),
+  );
+  return { log, lines };
+}
+
+const progress = (): RestoreProgress => ({
+  signal: new AbortController().signal,
+  setTotals() {},
+  addBytes() {},
+  setCurrent() {},
+  segmentDone() {},
+  segmentFailed() {},
+  throwIfCancelled() {},
+});
+
+/** A node's cache with all but the last segment backed up to a local store, and an AutoRestore over them. */
+async function setup() {
+  const root = tmpDir('dbk-auto-unit-');
+  const sample = await writeSampleCache({
+    dir: path.join(root, 'historical'),
+    segments: 5,
+    layout: 'nested',
+    dataSources: ['wikipedia'],
+    segmentSize: 8 * 1024,
+    smooshChunkSize: 2147483647,
+    seed: 71,
+  });
+  const { log, lines } = capture();
+  const store = LocalStore.open(path.join(root, 'store'), { log: pino({ level: 'silent' }) });
+  const scan = await scanCache({ locations: [{ path: sample.location }] });
+  const segs = new Map<string, CachedSegment>(scan.segments.map((s) => [s.id, s]));
+  for (const s of scan.segments.slice(0, 4)) {
+    await store.put({
+      segmentId: s.id,
+      descriptor: s.descriptor ?? null,
+      node: 'h1:8083',
+      files: s.files.map((f) => ({ name: f.name, size: f.size, open: () => createReadStream(path.join(s.dir, f.name)) })),
+    });
+  }
+  const env: RestoreEnv = {
+    druid: { locations: [{ path: sample.location }], infoDir: sample.infoDir, storage: { type: 'local', zip: false } },
+    layout: 'auto',
+    workers: 1,
+    memo: new DigestMemo(),
+  };
+  const calls: Array<string[]> = [];
+  let failNext = false;
+  const auto = new AutoRestore({
+    locations: [{ path: sample.location }],
+    infoDir: sample.infoDir,
+    target: store,
+    nodeName: 'h1:8083',
+    settleMs: 0,
+    checkMs: 3000,
+    scrubMs: 0,
+    memo: env.memo,
+    log,
+    isBusy: () => false,
+    restore: async (ids) => {
+      calls.push(ids);
+      if (failNext) return ids;
+      const { plan, dest } = await planFor({ target: store.url, segmentIds: ids }, store, env);
+      const out = await executePlan(plan, dest, store, env, progress());
+      return out.failed.map((f) => f.segmentId);
+    },
+  });
+  return { sample, segs, auto, calls, lines, original: treeDigests(sample.location), setFail: (v: boolean) => (failNext = v) };
+}
+
+test('a loss is restored, a drop is left alone, a segment without backup is said once; a failed restore waits before the next try', async () => {
+  const { sample, segs, auto, calls, lines, original, setFail } = await setup();
+  const [a, b, c, d, notBackedUp] = [...segs.values()] as [CachedSegment, CachedSegment, CachedSegment, CachedSegment, CachedSegment];
+  await auto.sweepAndRepair(); // first sight: every served segment observed, nothing read
+  assert.equal(calls.length, 0);
+
+  rmSync(a.dir, { recursive: true }); // lost: info file stays
+  rmSync(path.join(sample.infoDir, b.id)); // dropped: info file first...
+  rmSync(b.dir, { recursive: true }); // ...then the files
+  await auto.sweepAndRepair(); // seen lost
+  await auto.sweepAndRepair(); // still lost after the settle time: restored
+  assert.deepEqual(calls, [[a.id]]);
+  const now = treeDigests(sample.location);
+  for (const [f, dg] of original) if (!f.includes(b.id) && !f.startsWith(path.relative(sample.location, b.dir))) assert.equal(now.get(f), dg, f);
+  assert.equal(now.size, original.size - b.files.length - 1, 'the dropped segment and its info file stay gone');
+
+  // A byte changed in place is a change of mtime: hashed, found damaged, restored.
+  const f = path.join(c.dir, '00000.smoosh');
+  const bytes = readFileSync(f);
+  bytes[5] = bytes[5]! ^ 1;
+  writeFileSync(f, bytes);
+  await auto.sweepAndRepair();
+  await auto.sweepAndRepair();
+  assert.deepEqual(calls.at(-1), [c.id]);
+  assert.equal(treeDigests(sample.location).get(path.relative(sample.location, f)), original.get(path.relative(sample.location, f)));
+
+  rmSync(notBackedUp.dir, { recursive: true });
+  await auto.sweepAndRepair();
+  await auto.sweepAndRepair();
+  await auto.sweepAndRepair();
+  assert.equal(lines.filter((l) => l.segmentId === notBackedUp.id && /holds no backup/.test(String(l.msg))).length, 1, 'said once');
+  assert.ok(!calls.some((ids) => ids.includes(notBackedUp.id)));
+
+  setFail(true);
+  rmSync(d.dir, { recursive: true });
+  const before = calls.length;
+  for (let i = 0; i < 5; i++) await auto.sweepAndRepair();
+  assert.equal(calls.length, before + 1, 'one attempt, then a wait of seconds, not a try every sweep');
+  assert.ok(lines.some((l) => l.segmentId === d.id && l.msg === 'lost segment not restored; trying again later' && l.retryInMs === 5000));
+});
