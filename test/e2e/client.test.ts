@@ -4,6 +4,7 @@
  * model, and a bucket target answered by the node that backs up to it.
  */
 import assert from 'node:assert/strict';
+import { rmSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { SidecarClient } from '../../extension/client.js';
@@ -15,6 +16,7 @@ import { freePort, startVersityGw, type VersityGw } from '../helpers/versitygw.j
 import { type SidecarProcess, startSidecar, tmpDir, waitFor } from '../helpers/sidecar.js';
 
 const quiet = { info() {}, error() {} };
+let dir: string;
 let sample: SampleResult;
 let target: SidecarProcess;
 let source: SidecarProcess;
@@ -26,7 +28,7 @@ function client(url: string, token: string | undefined): SidecarClient {
 }
 
 before(async () => {
-  const dir = tmpDir('dbk-ext-client-');
+  dir = tmpDir('dbk-ext-client-');
   sample = await writeSampleCache({
     dir: path.join(dir, 'h'),
     segments: 9,
@@ -36,8 +38,8 @@ before(async () => {
     smooshChunkSize: 2147483647,
     seed: 9,
   });
-  target = await startSidecar(['--store', path.join(dir, 'store'), '--node-name', 'target-1']);
-  source = await startSidecar(['--config', sample.propertiesFile, '--target', target.url], { token: target.token });
+  target = await startSidecar(['--store', path.join(dir, 'store'), '--node-name', 'target-1'], { stateDir: path.join(dir, 'target-state') });
+  source = await startSidecar(['--config', sample.propertiesFile, '--target', target.url], { token: target.token, stateDir: path.join(dir, 'source-state') });
 });
 
 after(async () => {
@@ -45,6 +47,7 @@ after(async () => {
   await gw?.close();
   await source?.stop();
   await target?.stop();
+  if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
 test('identity, segments in pages, catalog, restore plan and jobs, as the views read them', async () => {
@@ -138,7 +141,7 @@ test('a bucket target: its catalog, manifests and verify answered by the node th
   const bucket = 's3://ext-bucket/druid';
   bucketSource = await startSidecar(['--config', sample.propertiesFile, '--node-name', 'hist-s3', '--target', bucket], {
     env: gw.env,
-    stateDir: tmpDir('dbk-ext-s3-'),
+    stateDir: path.join(dir, 's3-source-state'),
   });
   const cluster = new Cluster(10);
   cluster.setNodes([{ url: bucketSource.url }], (n) => client(n.url, bucketSource!.token));

@@ -59,9 +59,9 @@ before(async () => {
     smooshChunkSize: 2147483647,
     seed: 5,
   });
-  target = await startSidecar(['--store', path.join(work, 'store'), '--node-name', 'target-1']);
+  target = await startSidecar(['--store', path.join(work, 'store'), '--node-name', 'target-1'], { stateDir: path.join(work, 'target-state') });
   // Automatic restore stays on: a segment whose info_dir entry went first is a Druid drop, which it leaves alone.
-  source = await startSidecar(['--config', sample.propertiesFile, '--target', target.url], { token: target.token });
+  source = await startSidecar(['--config', sample.propertiesFile, '--target', target.url], { token: target.token, stateDir: path.join(work, 'source-state') });
   await waitFor(
     'the active backup of the sample cache',
     async () => {
