@@ -31,6 +31,7 @@ const DENIED = { 'X-Test-Identity': 'mallory' };
 const GiB = 1024 ** 3;
 
 let tmp: string;
+let druidHome: string;
 let druid: DruidEnv;
 let sidecarUrl: string;
 const targets: Array<{ url: string; proc: ChildProcess }> = [];
@@ -202,9 +203,12 @@ describe('druid-backup as a Druid extension', { concurrency: false, timeout: 1_8
       recursive: true,
     });
     sidecarUrl = `http://127.0.0.1:${await freePort()}`;
+    // Where .ci/run looks for a cluster left running when a test process is killed.
+    mkdirSync(path.join(REPO_ROOT, '.cache'), { recursive: true });
+    druidHome = mkdtempSync(path.join(REPO_ROOT, '.cache', 'druid-roundtrip-extension-'));
     configureCluster({
       DRUID_PORT_OFFSET: process.env.DRUID_PORT_OFFSET ?? '100',
-      DRUID_DEV_HOME: path.join(tmp, 'druid'),
+      DRUID_DEV_HOME: druidHome,
       DRUID_EXTENSIONS_DIR: extensions,
       DRUID_BACKUP_SIDECAR_CMD: undefined,
       [TOKEN_VARIABLE]: TOKEN,
@@ -240,7 +244,10 @@ describe('druid-backup as a Druid extension', { concurrency: false, timeout: 1_8
       if (druid) await stopCluster();
     } finally {
       for (const t of targets) t.proc.kill();
-      if (tmp && !process.env.DBK_KEEP_TMP) rmSync(tmp, { recursive: true, force: true });
+      if (!process.env.DBK_KEEP_TMP) {
+        if (tmp) rmSync(tmp, { recursive: true, force: true });
+        if (druidHome) rmSync(druidHome, { recursive: true, force: true });
+      }
     }
   });
 
