@@ -3,9 +3,10 @@
  * in the same process. These machines are noisy: compare ratios, not absolute times.
  * Usage: npm run bench [-- name...]   (default: all)
  */
+import { benchBackup } from './backup.js';
 import { benchScan } from './scan.js';
 
-const BENCHES: Record<string, () => Promise<void>> = { scan: benchScan };
+const BENCHES: Record<string, () => Promise<void>> = { scan: benchScan, backup: benchBackup };
 
 async function main() {
   const names = process.argv.slice(2).length ? process.argv.slice(2) : Object.keys(BENCHES);

@@ -20,6 +20,7 @@ import type { StoredSummary, Target } from '../store/target.js';
 import type { CacheIndex } from './cacheIndex.js';
 import { remoteIndex } from './remote.js';
 import { sendSegment } from './sender.js';
+import { sleep } from '../util/sleep.js';
 import type { SourceState } from './state.js';
 import { CacheWatcher } from './watcher.js';
 
@@ -386,10 +387,7 @@ export class ActiveBackup {
   private async probe(): Promise<void> {
     let delay = FIRST_RETRY_MS;
     while (this.targetDown && !this.stopped) {
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, delay);
-        this.stopController.signal.addEventListener('abort', () => (clearTimeout(t), resolve()), { once: true });
-      });
+      await sleep(delay, this.stopController.signal);
       if (this.stopped) return;
       try {
         await this.target.stats({ signal: this.stopController.signal });

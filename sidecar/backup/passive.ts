@@ -10,8 +10,10 @@ import type { Selector } from '../druid/selector.js';
 import { selects } from '../druid/selector.js';
 import { BackupError, messageOf } from '../errors.js';
 import type { JobContext } from '../server/jobs.js';
+import { segmentDigest } from '../store/manifest.js';
 import type { StoredSummary, Target } from '../store/target.js';
 import { mapLimit } from '../util/pool.js';
+import { sleep } from '../util/sleep.js';
 import type { CacheIndex } from './cacheIndex.js';
 import { remoteIndex } from './remote.js';
 import type { SendDeps, SendResult } from './sender.js';
@@ -28,20 +30,6 @@ export interface PassiveDeps extends Omit<SendDeps, 'target'> {
   workers: number;
   /** The active-backup target, whose per-segment state this job also updates when it is the same. */
   activeTarget?: string;
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const t = setTimeout(resolve, ms);
-    signal.addEventListener(
-      'abort',
-      () => {
-        clearTimeout(t);
-        resolve();
-      },
-      { once: true },
-    );
-  });
 }
 
 /** Errors worth another attempt: the network or the target, not our own input. */
@@ -82,7 +70,11 @@ export function backupJob(req: BackupRequest, sel: Selector, target: Target, dep
       for (let attempt = 1; attempt <= ATTEMPTS && !jc.signal.aborted; attempt++) {
         let sent = 0;
         try {
-          const seg = (await deps.cache.refresh(listed.dir)) ?? listed;
+          // The scan is seconds old: a segment the target holds from this node with the digest its files had
+          // when last read needs no second look at the disk.
+          const held = remote?.get(listed.id);
+          const cached = held && held.sources.includes(deps.node) ? deps.state.cachedDigests(listed) : undefined;
+          const seg = cached && segmentDigest(cached) === held!.digest ? listed : ((await deps.cache.refresh(listed.dir)) ?? listed);
           const r: SendResult = await sendSegment(seg, sendDeps, {
             signal: jc.signal,
             remote: remote ? (remote.get(seg.id) ?? null) : undefined,
@@ -103,7 +95,10 @@ export function backupJob(req: BackupRequest, sel: Selector, target: Target, dep
             jc.segmentDone(r.outcome === 'stored' ? 'done' : 'skipped');
             deps.metrics.segmentsBackedUp.inc({ outcome: r.outcome === 'stored' ? 'stored' : 'identical' });
           }
-          if (tracksState) {
+          const before = deps.state.get(seg.id)?.backup;
+          const unchanged =
+            before?.target === target.url && before.digest === r.digest && (r.outcome === 'conflict' ? !!before.conflict : before.state === 'backedUp');
+          if (tracksState && !unchanged) {
             deps.state.setBackup(
               seg,
               r.outcome === 'conflict'

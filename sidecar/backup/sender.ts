@@ -7,7 +7,6 @@
  * The digests read are remembered, so the next pass over an unchanged segment reads nothing.
  */
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import type { CachedSegment } from '../druid/scan.js';
@@ -16,10 +15,8 @@ import type { Metrics } from '../server/metrics.js';
 import type { SegmentFileInfo } from '../store/manifest.js';
 import { segmentDigest } from '../store/manifest.js';
 import type { OutgoingSegment, StoredSummary, Target } from '../store/target.js';
+import { readStream } from '../util/readStream.js';
 import type { SourceState } from './state.js';
-
-/** Files are read in pieces this large: few system calls, bounded memory. */
-export const READ_CHUNK = 1 << 20;
 
 export type SendOutcome = 'stored' | 'identical' | 'source-added' | 'conflict';
 
@@ -50,7 +47,7 @@ function outgoing(seg: CachedSegment, node: string): OutgoingSegment {
     segmentId: seg.id,
     descriptor: seg.descriptor ?? null,
     node,
-    files: seg.files.map((f) => ({ name: f.name, size: f.size, open: () => createReadStream(path.join(seg.dir, f.name), { highWaterMark: READ_CHUNK }) })),
+    files: seg.files.map((f) => ({ name: f.name, size: f.size, open: () => readStream(path.join(seg.dir, f.name), f.size) })),
   };
 }
 
@@ -60,7 +57,7 @@ export async function hashSegment(seg: CachedSegment, signal?: AbortSignal): Pro
   for (const f of seg.files) {
     const h = createHash('sha256');
     let n = 0;
-    for await (const chunk of createReadStream(path.join(seg.dir, f.name), { highWaterMark: READ_CHUNK }) as AsyncIterable<Buffer>) {
+    for await (const chunk of readStream(path.join(seg.dir, f.name), f.size) as AsyncIterable<Buffer>) {
       if (signal?.aborted) throw new BackupError('cancelled', 'cancelled');
       h.update(chunk);
       n += chunk.length;

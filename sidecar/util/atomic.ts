@@ -3,6 +3,7 @@
  * the call keeps the new content (the file and its directory entry are fsynced).
  */
 import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { open, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 
 /** fsyncs a directory so a rename or create inside it survives a crash. */
@@ -32,4 +33,38 @@ export function writeFileAtomic(file: string, data: string | Buffer, mode = 0o64
   closeSync(fd);
   renameSync(tmp, file);
   fsyncDir(path.dirname(file));
+}
+
+/** fsyncs a directory on the thread pool, so a server keeps serving while the disk flushes. */
+export async function fsyncDirAsync(dir: string): Promise<void> {
+  const fh = await open(dir, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+/** Writes a new file and fsyncs it (no rename: for files in a directory that is itself renamed into place). */
+export async function writeFileDurable(file: string, data: string | Buffer, mode = 0o644): Promise<void> {
+  const fh = await open(file, 'wx', mode);
+  try {
+    await fh.writeFile(data);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+/** `writeFileAtomic` on the thread pool. */
+export async function writeFileAtomicAsync(file: string, data: string | Buffer, mode = 0o644): Promise<void> {
+  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`);
+  try {
+    await writeFileDurable(tmp, data, mode);
+    await rename(tmp, file);
+  } catch (e) {
+    await rm(tmp, { force: true });
+    throw e;
+  }
+  await fsyncDirAsync(path.dirname(file));
 }

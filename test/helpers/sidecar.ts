@@ -11,7 +11,7 @@
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { Job } from '../../sidecar/api.js';
@@ -104,7 +104,8 @@ export function metricValue(text: string, name: string, labels: Record<string, s
 }
 
 export interface StartOptions {
-  token?: string;
+  /** The token to pass with --token; `null` passes none, so the sidecar generates one into {stateDir}/token. */
+  token?: string | null;
   /** Port to listen on (default 0: a free one). */
   port?: number;
   /** State directory (default: a new temporary one). */
@@ -125,7 +126,7 @@ export class SidecarProcess {
 
   constructor(
     readonly proc: ChildProcess,
-    readonly token: string,
+    public token: string,
     readonly stateDir: string,
     readonly args: string[],
   ) {
@@ -216,13 +217,13 @@ export class SidecarProcess {
  * `/status/health`. Adds `--port`, `--bind 127.0.0.1`, `--token` and `--state-dir` unless `args` has them.
  */
 export async function startSidecar(args: string[], opts: StartOptions = {}): Promise<SidecarProcess> {
-  const token = opts.token ?? newToken();
+  const token = opts.token === null ? '' : (opts.token ?? newToken());
   const has = (flag: string) => args.includes(flag);
   const stateDir = opts.stateDir ?? tmpDir('dbk-state-');
   const full = ['sidecar', ...args];
   if (!has('--port')) full.push('--port', String(opts.port ?? 0));
   if (!has('--bind')) full.push('--bind', '127.0.0.1');
-  if (!has('--token') && !has('--token-file')) full.push('--token', token);
+  if (token && !has('--token') && !has('--token-file')) full.push('--token', token);
   if (!has('--state-dir')) full.push('--state-dir', stateDir);
   const fast = opts.fast === false ? {} : { DRUID_BACKUP_SETTLE_TIME: 'PT0.2S', DRUID_BACKUP_RETRY_MAX_DELAY: 'PT1S' };
   const proc = spawn(process.execPath, [SIDECAR_JS, ...full], {
@@ -246,6 +247,7 @@ export async function startSidecar(args: string[], opts: StartOptions = {}): Pro
     );
     sc.url = String(listening.url);
     sc.port = Number(listening.port);
+    if (!token && typeof listening.tokenFile === 'string') sc.token = readFileSync(listening.tokenFile, 'utf8').trim();
     await waitFor('/status/health', async () => (await request(sc.url, null, 'GET', '/status/health')).status === 200, 10_000, 25);
     return sc;
   } catch (e) {

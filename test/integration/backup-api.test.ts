@@ -4,7 +4,7 @@
  * nothing stored by a rejected upload.
  */
 import assert from 'node:assert/strict';
-import { readdirSync } from 'node:fs';
+import { readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
@@ -13,6 +13,7 @@ import type { Job, StoredSegment } from '../../sidecar/api.js';
 import { END_OF_ARCHIVE, fileHeader, padding } from '../../sidecar/archive/tar.js';
 import { packSegment } from '../../sidecar/archive/pack.js';
 import { writeSampleCache } from '../../sidecar/sample/sampleCache.js';
+import { runCli } from '../helpers/cli.js';
 import type { SidecarProcess } from '../helpers/sidecar.js';
 import { request, startSidecar, tmpDir, waitFor } from '../helpers/sidecar.js';
 
@@ -260,6 +261,46 @@ describe('sidecar API edges', () => {
       'bad_request',
       /unknown field/,
     );
+  });
+
+  test('without a configured token the sidecar generates one into {stateDir}/token (0600) and never logs it', async () => {
+    const stateDir = tmpDir('dbk-api-gen-');
+    const sc = await startSidecar(['--store', tmpDir('dbk-api-gen-store-')], { token: null, stateDir });
+    try {
+      const file = path.join(stateDir, 'token');
+      assert.equal(statSync(file).mode & 0o777, 0o600);
+      assert.match(sc.token, /^[0-9a-f]{64}$/);
+      assert.ok(!sc.logs().includes(sc.token), 'the token is not in the log');
+      assert.match(sc.logs(), /"tokenFile":"[^"]+\/token"/);
+      assert.equal((await sc.request('GET', '/data/v1/store/stats')).status, 200);
+      await sc.stop();
+      const again = await startSidecar(['--store', tmpDir('dbk-api-gen-store-')], { token: null, stateDir });
+      assert.equal(again.token, sc.token, 'the generated token is kept across restarts');
+      await again.stop();
+    } finally {
+      await sc.stop();
+    }
+  });
+
+  test('the sidecar command refuses bad configuration with one line and status 2', async () => {
+    const dir = tmpDir('dbk-api-cfg-');
+    const cases: Array<[string[], RegExp]> = [
+      [['sidecar'], /nothing to do/],
+      [['sidecar', '--store', dir, '--port', '70000'], /70000 is outside 0\.\.65535/],
+      [['sidecar', '--store', dir, '--token', 'short'], /shorter than 16 characters/],
+      [['sidecar', '--store', dir, '--log-level', 'loud'], /"loud" is not one of/],
+      [['sidecar', '--config', path.join(dir, 'missing.properties')], /missing\.properties/],
+      [
+        ['sidecar', '--store', dir, '--state-dir', path.join(dir, 'st'), '--bind', '127.0.0.1', '--port', String(target.port), '--token', target.token],
+        /already in use/,
+      ],
+    ];
+    for (const [args, re] of cases) {
+      const r = await runCli(args);
+      assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}${r.stdout}`);
+      assert.match(r.stderr, re, args.join(' '));
+      assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+    }
   });
 
   test('openapi.json describes the routes; metrics are Prometheus text; events stream job changes', async () => {

@@ -23,7 +23,7 @@ test('the demo runs a source and a target with active backup, writes cluster.jso
   const exited = new Promise<number | null>((r) => demo.on('exit', (code) => r(code)));
   try {
     const file = path.join(dir, 'cluster.json');
-    const cluster = await waitFor('cluster.json', () => existsSync(file) && (JSON.parse(readFileSync(file, 'utf8')) as DemoCluster), 60_000);
+    const cluster = await waitFor('cluster.json', () => (existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as DemoCluster) : undefined), 60_000);
     assert.equal(cluster.segments.count, 8);
     assert.equal(cluster.segments.backedUp, 8);
     assert.equal(cluster.token, readFileSync(cluster.tokenFile, 'utf8').trim());

@@ -134,15 +134,15 @@ export function errorFromFailure(e: unknown, where: string, signal?: AbortSignal
 export class IdleWatchdog {
   private timer?: NodeJS.Timeout;
   readonly controller = new AbortController();
+  private readonly forward = () => this.controller.abort(this.outer?.reason);
   constructor(
     private readonly ms: number,
     private readonly what: string,
-    outer?: AbortSignal,
+    private readonly outer?: AbortSignal,
   ) {
-    if (outer) {
-      if (outer.aborted) this.controller.abort(outer.reason);
-      else outer.addEventListener('abort', () => this.controller.abort(outer.reason), { once: true });
-    }
+    if (outer?.aborted) this.controller.abort(outer.reason);
+    // Removed by stop(): a job's signal outlives thousands of transfers.
+    else outer?.addEventListener('abort', this.forward, { once: true });
     this.touch();
   }
   get signal(): AbortSignal {
@@ -158,6 +158,7 @@ export class IdleWatchdog {
   }
   stop(): void {
     clearTimeout(this.timer);
+    this.outer?.removeEventListener('abort', this.forward);
   }
 }
 

@@ -32,7 +32,8 @@ import { BackupError, messageOf } from '../../errors.js';
 import type { EventBus } from '../../server/events.js';
 import type { Metrics } from '../../server/metrics.js';
 import { paginate } from '../../server/paging.js';
-import { fsyncDir, writeFileAtomic } from '../../util/atomic.js';
+import { readStream } from '../../util/readStream.js';
+import { fsyncDirAsync, writeFileAtomicAsync, writeFileDurable } from '../../util/atomic.js';
 import type { Manifest, SegmentFileInfo, SourceRecord } from '../manifest.js';
 import { MANIFEST_FORMAT_VERSION, MANIFEST_NAME, segmentDigest } from '../manifest.js';
 import type {
@@ -272,7 +273,7 @@ export class LocalStore implements Target {
     const bytes = files.reduce((n, f) => n + f.size, 0);
     const existing = this.entry(seg.id);
     if (existing) {
-      const { outcome, manifest } = this.recordReplica(existing, node, digest, now);
+      const { outcome, manifest } = await this.recordReplica(existing, node, digest, now);
       return { outcome, manifest, bytes, files };
     }
     const manifest: Manifest = {
@@ -291,13 +292,14 @@ export class LocalStore implements Target {
       createdAt: now,
       updatedAt: now,
     };
-    writeFileAtomic(path.join(tmp, MANIFEST_NAME), JSON.stringify(manifest, null, 2));
+    // The files are fsynced as they arrive; the manifest, then the directory holding them, then the rename.
+    await writeFileDurable(path.join(tmp, MANIFEST_NAME), JSON.stringify(manifest, null, 2));
+    await fsyncDirAsync(tmp);
     const final = path.join(this.root, segmentPath(seg.dataSource, seg.id));
     const parent = path.dirname(final);
-    mkdirSync(parent, { recursive: true });
-    fsyncDir(path.dirname(parent));
+    if (mkdirSync(parent, { recursive: true })) await fsyncDirAsync(path.dirname(parent));
     await rename(tmp, final);
-    fsyncDir(parent);
+    await fsyncDirAsync(parent);
     this.addToIndex(manifest, final);
     this.updateGauges();
     this.publish(this.index.get(seg.id)!);
@@ -306,14 +308,14 @@ export class LocalStore implements Target {
   }
 
   /** Records another node's copy of a stored segment: a source when identical, a conflict when not. */
-  private recordReplica(e: IndexEntry, node: string, digest: string, now: string): { outcome: PutOutcome; manifest: Manifest } {
+  private async recordReplica(e: IndexEntry, node: string, digest: string, now: string): Promise<{ outcome: PutOutcome; manifest: Manifest }> {
     const manifest = this.readManifest(e);
     const identical = manifest.digest === digest;
     const list: SourceRecord[] = identical ? manifest.sources : manifest.conflicts;
     if (!list.some((s) => s.node === node && s.digest === digest)) {
       list.push({ node, digest, at: now });
       manifest.updatedAt = now;
-      writeFileAtomic(path.join(e.dir, MANIFEST_NAME), JSON.stringify(manifest, null, 2));
+      await writeFileAtomicAsync(path.join(e.dir, MANIFEST_NAME), JSON.stringify(manifest, null, 2));
       this.addToIndex(manifest, e.dir);
       this.publish(this.index.get(manifest.segmentId)!);
       if (identical) this.opts.log.info({ segmentId: manifest.segmentId, node }, 'replica recorded as another source');
@@ -351,7 +353,7 @@ export class LocalStore implements Target {
     return this.withLock(segmentId, async () => {
       const e = this.entry(segmentId);
       if (!e) throw new BackupError('not_found', `the store holds no segment ${segmentId}`);
-      return this.recordReplica(e, node, digest, new Date().toISOString()).outcome;
+      return (await this.recordReplica(e, node, digest, new Date().toISOString())).outcome;
     });
   }
 
@@ -368,7 +370,7 @@ export class LocalStore implements Target {
     const manifest = this.readManifest(e);
     const dir = e.dir;
     async function* files(): AsyncGenerator<IncomingFile> {
-      for (const f of manifest.files) yield { name: f.name, size: f.size, stream: createReadStream(path.join(dir, f.name), { highWaterMark: 1 << 20 }) };
+      for (const f of manifest.files) yield { name: f.name, size: f.size, stream: readStream(path.join(dir, f.name), f.size) };
     }
     return { manifest, files: files() };
   }
@@ -378,7 +380,8 @@ export class LocalStore implements Target {
     const e = this.entry(segmentId);
     if (!e) throw new BackupError('not_found', `the store holds no segment ${segmentId}`);
     const manifest = this.readManifest(e);
-    return packStored(manifest, (name) => createReadStream(path.join(e.dir, name), { highWaterMark: 1 << 20 }), opts);
+    const sizes = new Map(manifest.files.map((f) => [f.name, f.size]));
+    return packStored(manifest, (name) => readStream(path.join(e.dir, name), sizes.get(name) ?? 0), opts);
   }
 
   private ids(): string[] {

@@ -1,0 +1,122 @@
+/**
+ * Backup throughput and cost, with real sidecar processes (dist/sidecar.js) on loopback:
+ * 1. a sample cache of at least 2 GB (BENCH_BACKUP_GB) backed up by a passive job from a source sidecar to a
+ *    target sidecar, against `tar -C cache -cf - . | tar -C dest -xf - && sync` on the same data, as a ratio;
+ *    both write to the same disk and end with the data on it (the target fsyncs every file, tar ends with sync);
+ * 2. the peak memory (VmHWM) of both sidecars;
+ * 3. the time of a second, no-change backup of 10,000 segments (and of active backup's reconcile after a restart).
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { Job, JobAccepted } from '../sidecar/api.js';
+import { formatBytes } from '../sidecar/druid/bytes.js';
+import { writeSampleCache } from '../sidecar/sample/sampleCache.js';
+import type { SidecarProcess } from '../test/helpers/sidecar.js';
+import { startSidecar, tmpDir, waitFor } from '../test/helpers/sidecar.js';
+
+function peakRss(pid: number): number {
+  const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) * 1024 : NaN;
+}
+
+async function backup(source: SidecarProcess, target: SidecarProcess): Promise<{ ms: number; job: Job }> {
+  const t0 = performance.now();
+  const r = await source.request<JobAccepted>('POST', '/data/v1/backup', { target: target.url });
+  if (r.status !== 202) throw new Error(`backup refused: ${r.text}`);
+  const job = await source.waitForJob(r.json.jobId, 30 * 60_000);
+  const ms = performance.now() - t0;
+  if (job.state !== 'succeeded') throw new Error(`backup ${job.state}: ${JSON.stringify(job.errors.slice(0, 3))}`);
+  return { ms, job };
+}
+
+async function throughput(): Promise<void> {
+  const gb = Number(process.env.BENCH_BACKUP_GB ?? 2);
+  const root = tmpDir('dbk-bench-backup-');
+  try {
+    // Druid segments are typically a few hundred MB; 16 segments of 128 MiB make 2 GiB.
+    const segments = 16;
+    const t0 = performance.now();
+    const sample = await writeSampleCache({
+      dir: path.join(root, 'historical'),
+      segments,
+      layout: 'nested',
+      dataSources: ['wikipedia', 'kttm'],
+      segmentSize: Math.ceil((gb * 1024 ** 3) / segments / 0.99),
+      smooshChunkSize: 2147483647,
+      seed: 1,
+    });
+    console.log(`sample cache: ${segments} segments, ${formatBytes(sample.bytes)} (written in ${((performance.now() - t0) / 1000).toFixed(1)} s)`);
+    if (sample.bytes < gb * 1e9) throw new Error(`sample cache is only ${sample.bytes} bytes`);
+
+    const dest = path.join(root, 'tar-dest');
+    mkdirSync(dest);
+    execFileSync('sync');
+    const tt0 = performance.now();
+    execFileSync('sh', ['-c', `tar -C "${sample.location}" -cf - . | tar -C "${dest}" -xf - && sync`]);
+    const tarMs = performance.now() - tt0;
+    rmSync(dest, { recursive: true, force: true });
+    execFileSync('sync');
+
+    const target = await startSidecar(['--store', path.join(root, 'store')], { fast: false });
+    const source = await startSidecar(['--config', sample.propertiesFile, '--node-name', 'bench-historical'], { token: target.token, fast: false });
+    try {
+      const { ms, job } = await backup(source, target);
+      const mbps = (job.progress.bytesDone / 1e6 / ms) * 1000;
+      console.log(
+        `backup through two sidecars: ${(ms / 1000).toFixed(2)} s (${mbps.toFixed(0)} MB/s); tar | tar && sync: ${(tarMs / 1000).toFixed(2)} s; ratio ${(ms / tarMs).toFixed(2)}x`,
+      );
+      console.log(`peak memory (VmHWM): source sidecar ${formatBytes(peakRss(source.proc.pid!))}, target sidecar ${formatBytes(peakRss(target.proc.pid!))}`);
+    } finally {
+      await source.stop();
+      await target.stop();
+    }
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+}
+
+async function noChange(): Promise<void> {
+  const root = tmpDir('dbk-bench-nochange-');
+  try {
+    const sample = await writeSampleCache({
+      dir: path.join(root, 'historical'),
+      segments: 10_000,
+      layout: 'nested',
+      dataSources: ['wikipedia', 'web_logs', 'kttm'],
+      segmentSize: 1024,
+      smooshChunkSize: 2147483647,
+      seed: 2,
+    });
+    const target = await startSidecar(['--store', path.join(root, 'store')], { fast: false });
+    const args = ['--config', sample.propertiesFile, '--node-name', 'bench-historical'];
+    const stateDir = path.join(root, 'source-state');
+    let source = await startSidecar(args, { token: target.token, stateDir, fast: false });
+    try {
+      const first = await backup(source, target);
+      const second = await backup(source, target);
+      const p = second.job.progress;
+      if (p.segmentsSkipped !== 10_000) throw new Error(`the second backup did not skip everything: ${JSON.stringify(p)}`);
+      console.log(
+        `10,000 segments: first backup ${(first.ms / 1000).toFixed(2)} s; second, no-change backup ${(second.ms / 1000).toFixed(2)} s (${p.segmentsSkipped} skipped, nothing hashed or sent)`,
+      );
+      await source.stop();
+      // Active backup after a restart: the reconcile scan against the target's catalog.
+      source = await startSidecar([...args, '--target', target.url], { token: target.token, stateDir, fast: false });
+      const line = await waitFor('the reconcile', () => source.logLines().find((l) => l.msg === 'reconciled the cache with the target'), 120_000);
+      console.log(`active backup restart over 10,000 backed-up segments: reconcile ${line.durationMs} ms, ${line.queued} queued`);
+    } finally {
+      await source.stop();
+      await target.stop();
+    }
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+}
+
+export async function benchBackup(): Promise<void> {
+  console.log(`(${os.cpus().length} cores, load average ${os.loadavg()[0]!.toFixed(1)})`);
+  await throughput();
+  await noChange();
+}
