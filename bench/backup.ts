@@ -15,6 +15,7 @@ import { formatBytes } from '../sidecar/druid/bytes.js';
 import { writeSampleCache } from '../sidecar/sample/sampleCache.js';
 import type { SidecarProcess } from '../test/helpers/sidecar.js';
 import { startSidecar, tmpDir, waitFor } from '../test/helpers/sidecar.js';
+import { largeSample } from './sample.js';
 
 function peakRss(pid: number): number {
   const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
@@ -35,20 +36,8 @@ async function throughput(): Promise<void> {
   const gb = Number(process.env.BENCH_BACKUP_GB ?? 2);
   const root = tmpDir('dbk-bench-backup-');
   try {
-    // Druid segments are typically a few hundred MB; 16 segments of 128 MiB make 2 GiB.
-    const segments = 16;
-    const t0 = performance.now();
-    const sample = await writeSampleCache({
-      dir: path.join(root, 'historical'),
-      segments,
-      layout: 'nested',
-      dataSources: ['wikipedia', 'kttm'],
-      segmentSize: Math.ceil((gb * 1024 ** 3) / segments / 0.99),
-      smooshChunkSize: 2147483647,
-      seed: 1,
-    });
-    console.log(`sample cache: ${segments} segments, ${formatBytes(sample.bytes)} (written in ${((performance.now() - t0) / 1000).toFixed(1)} s)`);
-    if (sample.bytes < gb * 1e9) throw new Error(`sample cache is only ${sample.bytes} bytes`);
+    // The 2 GB sample shared with bench/restore.ts, made once per run (bench/sample.ts).
+    const sample = await largeSample(gb);
 
     const dest = path.join(root, 'tar-dest');
     mkdirSync(dest);

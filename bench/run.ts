@@ -4,9 +4,10 @@
  * Usage: npm run bench [-- name...]   (default: all)
  */
 import { benchBackup } from './backup.js';
+import { benchRestore } from './restore.js';
 import { benchScan } from './scan.js';
 
-const BENCHES: Record<string, () => Promise<void>> = { scan: benchScan, backup: benchBackup };
+const BENCHES: Record<string, () => Promise<void>> = { scan: benchScan, backup: benchBackup, restore: benchRestore };
 
 async function main() {
   const names = process.argv.slice(2).length ? process.argv.slice(2) : Object.keys(BENCHES);
