@@ -125,7 +125,10 @@ describe('active backup end to end', () => {
   });
 
   test('killing (-9) and restarting the source resends nothing', async () => {
-    await waitFor('every segment recorded as backed up', async () => (await source.get<SegmentsResponse>('/data/v1/segments?state=backedUp&limit=1')).total === 52);
+    await waitFor(
+      'every segment recorded as backed up',
+      async () => (await source.get<SegmentsResponse>('/data/v1/segments?state=backedUp&limit=1')).total === 52,
+    );
     const before = await puts();
     await source.kill9();
     source = await startSidecar(sourceArgs, { token: target.token, stateDir: sourceState, env });
