@@ -43,6 +43,8 @@ interface QueueItem {
   nextAt: number;
   /** When the segment was first queued (lag). */
   since: number;
+  /** Queued by a reconcile, whose catalog listing says what the target holds: no HEAD needed. */
+  viaReconcile: boolean;
   attempts: number;
   version: number;
 }
@@ -114,6 +116,8 @@ export class ActiveBackup {
   private stopped = false;
   private readonly stopController = new AbortController();
   lastReconcile?: ActiveStatus['lastReconcile'];
+  /** What the target held at the last reconcile's listing (a target only gains segments, so a stale entry costs at most a redundant upload). */
+  private remote?: Map<string, StoredSummary>;
 
   constructor(private readonly deps: ActiveBackupDeps) {
     this.log = deps.log.child({ component: 'active-backup', target: deps.target.url });
@@ -138,7 +142,7 @@ export class ActiveBackup {
     // Segments still pending from the last run go first, before the scan finds the rest.
     for (const rec of this.deps.state.all()) {
       const b = rec.backup;
-      if (b && b.target === this.target.url && b.state !== 'backedUp' && !b.conflict) this.enqueue(rec.id, rec.dir, Date.now(), b.since);
+      if (b && b.target === this.target.url && b.state !== 'backedUp' && !b.conflict) this.enqueue(rec.id, rec.dir, Date.now(), { since: b.since });
     }
     await this.watcher.start();
     this.reconcileSoon();
@@ -165,6 +169,7 @@ export class ActiveBackup {
     let remote: Map<string, StoredSummary> | undefined;
     try {
       remote = await remoteIndex(this.target, {}, { signal: this.stopController.signal });
+      this.remote = remote;
       this.setTargetUp(true);
     } catch (e) {
       this.log.warn({ err: messageOf(e) }, 'cannot list the target; deciding from the local state');
@@ -176,7 +181,7 @@ export class ActiveBackup {
       if (this.stopped) return;
       if (this.running.has(seg.id) || this.deps.cache.isRestoring(seg.id)) continue;
       if (seg.state !== 'complete') {
-        this.enqueue(seg.id, seg.dir, now + this.deps.config.settleMs);
+        this.enqueue(seg.id, seg.dir, now + this.deps.config.settleMs, { viaReconcile: true });
         continue;
       }
       const rec = this.deps.state.get(seg.id);
@@ -193,7 +198,7 @@ export class ActiveBackup {
         }
       } else if (digest && b?.state === 'backedUp' && b.digest === digest) continue;
       if (!this.queue.has(seg.id)) queued++;
-      this.enqueue(seg.id, seg.dir, Math.max(now, seg.mtimeMs + this.deps.config.settleMs));
+      this.enqueue(seg.id, seg.dir, Math.max(now, seg.mtimeMs + this.deps.config.settleMs), { viaReconcile: true });
     }
     const durationMs = performance.now() - t0;
     this.deps.metrics.reconcileSeconds.observe(durationMs / 1000);
@@ -217,12 +222,17 @@ export class ActiveBackup {
     );
   }
 
-  private enqueue(id: string, dir: string, at: number, since?: number): void {
+  /**
+   * Queues a segment for an attempt at `at`. A segment the watcher found is new here and may be arriving on other
+   * replicas at the same moment, so it is asked about with HEAD; one queued by a reconcile uses its listing.
+   */
+  private enqueue(id: string, dir: string, at: number, o: { since?: number; viaReconcile?: boolean } = {}): void {
     const old = this.queue.get(id);
     const version = ++this.versions;
+    const viaReconcile = o.viaReconcile ?? false;
     const item: QueueItem = old
-      ? { ...old, dir, nextAt: Math.min(old.nextAt, at), version }
-      : { id, dir, nextAt: at, since: since ?? Date.now(), attempts: 0, version };
+      ? { ...old, dir, nextAt: Math.min(old.nextAt, at), version, viaReconcile: old.viaReconcile && viaReconcile }
+      : { id, dir, nextAt: at, since: o.since ?? Date.now(), attempts: 0, version, viaReconcile };
     this.queue.set(id, item);
     this.schedule.push(item.nextAt, id, version);
     if (!old) {
@@ -322,7 +332,12 @@ export class ActiveBackup {
 
   private async send(seg: CachedSegment, item: QueueItem, signal: AbortSignal): Promise<void> {
     try {
-      const r = await sendSegment(seg, { target: this.target, node: this.node, state: this.deps.state, metrics: this.deps.metrics, log: this.log }, { signal });
+      const remote = item.viaReconcile && this.remote ? (this.remote.get(seg.id) ?? null) : undefined;
+      const r = await sendSegment(
+        seg,
+        { target: this.target, node: this.node, state: this.deps.state, metrics: this.deps.metrics, log: this.log },
+        { signal, remote },
+      );
       this.setTargetUp(true);
       this.dequeue(seg.id);
       if (r.outcome === 'conflict') {
@@ -349,6 +364,8 @@ export class ActiveBackup {
         this.deps.state.setBackup(seg, { target: this.target.url, state: 'pending', since: item.since, error: err });
         this.setTargetDown();
       } else {
+        // The listing said the target held it, the target says not: ask it directly next time.
+        if (isBackupError(e) && e.code === 'not_found') item.viaReconcile = false;
         item.attempts++;
         const delay = this.backoff(item.attempts);
         this.reschedule(item, Date.now() + delay);
