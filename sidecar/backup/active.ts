@@ -436,11 +436,6 @@ export class ActiveBackup {
     };
   }
 
-  /** Resolves once nothing is queued or running (for tests, the demo and benchmarks). */
-  get idle(): boolean {
-    return this.queue.size === 0 && this.running.size === 0 && !this.reconciling;
-  }
-
   /** Stops watching and scheduling, aborts transfers in flight (they stay pending in the state) and waits for them. */
   async stop(): Promise<void> {
     if (this.stopped) return;

@@ -10,7 +10,7 @@
  * Druid replicates a segment on several Historicals: the first copy is stored, a later identical copy only adds
  * its node to `sources`, and a copy whose bytes differ is recorded in `conflicts` and never stored over the first.
  */
-import { close, createReadStream, createWriteStream, fsync, mkdirSync, open as openFd, readdirSync, readFileSync, rmSync, statfsSync } from 'node:fs';
+import { close, createWriteStream, fsync, mkdirSync, open as openFd, readdirSync, readFileSync, rmSync, statfsSync } from 'node:fs';
 import { mkdtemp, rename, rm } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import path from 'node:path';
@@ -355,13 +355,6 @@ export class LocalStore implements Target {
       if (!e) throw new BackupError('not_found', `the store holds no segment ${segmentId}`);
       return (await this.recordReplica(e, node, digest, new Date().toISOString())).outcome;
     });
-  }
-
-  /** Opens a stored file for reading (1 MiB reads). */
-  openFile(segmentId: string, name: string): Readable {
-    const e = this.entry(segmentId);
-    if (!e) throw new BackupError('not_found', `the store holds no segment ${segmentId}`);
-    return createReadStream(path.join(e.dir, name), { highWaterMark: 1 << 20 });
   }
 
   async read(segmentId: string): Promise<SegmentReader> {
