@@ -161,7 +161,7 @@ describe('S3 target against VersityGW', () => {
     const t = open(`s3://${b}`);
     const wrong = Buffer.from(sha(Buffer.from('other')), 'hex').toString('base64');
     await assert.rejects(
-      t.client.send(new PutObjectCommand({ Bucket: b, Key: 'x', Body: Buffer.from('payload'), ChecksumSHA256: wrong })),
+      (await t.s3()).client.send(new PutObjectCommand({ Bucket: b, Key: 'x', Body: Buffer.from('payload'), ChecksumSHA256: wrong })),
       /BadDigest|did not match/,
     );
   });
@@ -191,7 +191,7 @@ describe('S3 target against VersityGW', () => {
       m?.conflicts.map((c) => c.node),
       ['hist-4'],
     );
-    const keys = (await t.client.send(new ListObjectsV2Command({ Bucket: b, Prefix: t.layout.segmentPrefix(seg.id) }))).Contents?.map((o) => o.Key) ?? [];
+    const keys = (await gw.client.send(new ListObjectsV2Command({ Bucket: b, Prefix: t.layout.segmentPrefix(seg.id) }))).Contents?.map((o) => o.Key) ?? [];
     assert.ok(
       keys.every((k) => k!.startsWith(t.layout.dataPrefix(seg.id, 'hist-1'))),
       keys.join(' '),
@@ -207,7 +207,7 @@ describe('S3 target against VersityGW', () => {
     assert.deepEqual([r1.outcome, r2.outcome].sort(), ['identical', 'stored']);
     const m = await t1.manifest(seg.id);
     assert.deepEqual(m?.sources.map((s) => s.node).sort(), ['a', 'b']);
-    const keys = (await t1.client.send(new ListObjectsV2Command({ Bucket: b, Prefix: t1.layout.segmentPrefix(seg.id) }))).Contents?.map((o) => o.Key) ?? [];
+    const keys = (await gw.client.send(new ListObjectsV2Command({ Bucket: b, Prefix: t1.layout.segmentPrefix(seg.id) }))).Contents?.map((o) => o.Key) ?? [];
     assert.equal(keys.length, seg.files.length, keys.join(' '));
   });
 
@@ -235,9 +235,9 @@ describe('S3 target against VersityGW', () => {
     const e = await errorOf(t.put(out, { signal: ac.signal }));
     assert.equal(e.code, 'cancelled');
     assert.equal(await t.manifest(seg.id), undefined);
-    const objects = await t.client.send(new ListObjectsV2Command({ Bucket: b }));
+    const objects = await gw.client.send(new ListObjectsV2Command({ Bucket: b }));
     assert.deepEqual(objects.Contents ?? [], []);
-    const uploads = await t.client.send(new ListMultipartUploadsCommand({ Bucket: b }));
+    const uploads = await gw.client.send(new ListMultipartUploadsCommand({ Bucket: b }));
     assert.deepEqual(uploads.Uploads ?? [], []);
   });
 
@@ -247,10 +247,10 @@ describe('S3 target against VersityGW', () => {
     const seg = segments[0]!;
     const mine = t0.layout.fileKey(seg.id, 'hist-1', '00000.smoosh');
     const theirs = t0.layout.fileKey(seg.id, 'hist-2', '00000.smoosh');
-    for (const Key of [mine, theirs]) await t0.client.send(new CreateMultipartUploadCommand({ Bucket: b, Key }));
+    for (const Key of [mine, theirs]) await gw.client.send(new CreateMultipartUploadCommand({ Bucket: b, Key }));
     const t = open(`s3://${b}/p`, { node: 'hist-1' });
     await t.put(outgoing(segments[1]!, 'hist-1'));
-    const left = (await t.client.send(new ListMultipartUploadsCommand({ Bucket: b }))).Uploads?.map((u) => u.Key);
+    const left = (await gw.client.send(new ListMultipartUploadsCommand({ Bucket: b }))).Uploads?.map((u) => u.Key);
     assert.deepEqual(left, [theirs]);
   });
 
@@ -267,7 +267,7 @@ describe('S3 target against VersityGW', () => {
       const id = `${m.dataSource}_2000-01-01T00:00:00.000Z_2000-01-02T00:00:00.000Z_v${i}`;
       ids.push(id);
       const copy = { ...m, segmentId: id, interval: '2000-01-01T00:00:00.000Z/2000-01-02T00:00:00.000Z', version: `v${i}`, partition: 0, descriptor: null };
-      writes.push(t.client.send(new PutObjectCommand({ Bucket: b, Key: t.layout.manifestKey(id), Body: JSON.stringify(copy) })));
+      writes.push(gw.client.send(new PutObjectCommand({ Bucket: b, Key: t.layout.manifestKey(id), Body: JSON.stringify(copy) })));
       if (writes.length >= 32) await Promise.all(writes.splice(0));
     }
     await Promise.all(writes);
@@ -431,11 +431,11 @@ describe('S3 target against VersityGW', () => {
     assert.equal(await t.manifest(seg.id), undefined);
     assert.equal((await t.put(outgoing(seg, 'n1'))).outcome, 'stored');
     const keys =
-      (await t.client.send(new ListObjectsV2Command({ Bucket: b, Prefix: t.layout.segmentPrefix(seg.id) }))).Contents?.map((o) =>
+      (await gw.client.send(new ListObjectsV2Command({ Bucket: b, Prefix: t.layout.segmentPrefix(seg.id) }))).Contents?.map((o) =>
         o.Key!.slice(t.layout.dataPrefix(seg.id, 'n1').length),
       ) ?? [];
     assert.deepEqual(keys.sort(), seg.files.map((f) => f.name).sort(), 'the half-sent file of the failed attempt is gone');
-    assert.equal((await t.client.send(new ListMultipartUploadsCommand({ Bucket: b }))).Uploads?.length ?? 0, 0);
+    assert.equal((await gw.client.send(new ListMultipartUploadsCommand({ Bucket: b }))).Uploads?.length ?? 0, 0);
   });
 
   test('segment ids with colons, plus, percent, unicode and slashes are safe keys; none is a prefix of another', async () => {
@@ -449,7 +449,7 @@ describe('S3 target against VersityGW', () => {
       out.descriptor = null;
       assert.equal((await t.put(out)).outcome, 'stored', id);
     }
-    const keys = ((await t.client.send(new ListObjectsV2Command({ Bucket: b }))).Contents ?? []).map((o) => o.Key!);
+    const keys = ((await gw.client.send(new ListObjectsV2Command({ Bucket: b }))).Contents ?? []).map((o) => o.Key!);
     for (const a of keys) for (const c of keys) if (a !== c) assert.ok(!c.startsWith(a), `${a} is a prefix of ${c}`);
     assert.ok(
       keys.every((k) => /^[A-Za-z0-9_%./-]+$/.test(k)),

@@ -10,8 +10,6 @@
  * 10,000 segments: 10 list pages and one index GET (bench/s3.ts measures it).
  */
 import { gunzipSync, gzipSync } from 'node:zlib';
-import type { S3Client } from '@aws-sdk/client-s3';
-import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
 import type { Logger } from 'pino';
 import { parseManifest } from '../../archive/format.js';
 import type { Selector } from '../../druid/selector.js';
@@ -22,6 +20,7 @@ import { mapLimit } from '../../util/pool.js';
 import type { Manifest } from '../manifest.js';
 import { isNotFound, isPreconditionFailed, s3Status } from './errors.js';
 import type { S3Layout } from './layout.js';
+import type { S3Connection } from './sdk.js';
 
 export const CATALOG_FORMAT_VERSION = 1;
 const LIST_PAGE = 1000;
@@ -42,7 +41,7 @@ interface IndexState {
 }
 
 export interface CatalogDeps {
-  client: S3Client;
+  s3(): Promise<S3Connection>;
   bucket: string;
   layout: S3Layout;
   log: Logger;
@@ -102,8 +101,9 @@ export class S3Catalog {
 
   private async loadIndex(signal: AbortSignal | undefined, stats: ListStats): Promise<void> {
     const key = this.d.layout.catalogKey;
+    const { sdk, client } = await this.d.s3();
     try {
-      const res = await this.d.client.send(new GetObjectCommand({ Bucket: this.d.bucket, Key: key, IfNoneMatch: this.index?.etag }), { abortSignal: signal });
+      const res = await client.send(new sdk.GetObjectCommand({ Bucket: this.d.bucket, Key: key, IfNoneMatch: this.index?.etag }), { abortSignal: signal });
       const body = Buffer.from(await res.Body!.transformToByteArray());
       this.index = { etag: res.ETag ?? '', entries: this.parseIndex(body) };
       stats.indexRead = 'fresh';
@@ -127,9 +127,10 @@ export class S3Catalog {
       JSON.stringify({ formatVersion: CATALOG_FORMAT_VERSION, entries: [...entries].map(([key, v]) => ({ key, etag: v.etag, manifest: v.manifest })) }),
     );
     const prev = this.index?.etag;
+    const { sdk, client } = await this.d.s3();
     try {
-      const res = await this.d.client.send(
-        new PutObjectCommand({
+      const res = await client.send(
+        new sdk.PutObjectCommand({
           Bucket: this.d.bucket,
           Key: this.d.layout.catalogKey,
           Body: body,
@@ -166,10 +167,11 @@ export class S3Catalog {
     const prefix = sel.dataSource !== undefined ? this.d.layout.dataSourceManifestsPrefix(sel.dataSource) : this.d.layout.manifestsPrefix;
     const seen = new Map<string, KnownManifest>();
     let fetched = 0;
+    const { sdk, client } = await this.d.s3();
     let token: string | undefined;
     do {
       const page = await this.d.call('listing manifests', signal, () =>
-        this.d.client.send(new ListObjectsV2Command({ Bucket: this.d.bucket, Prefix: prefix, ContinuationToken: token, MaxKeys: LIST_PAGE }), {
+        client.send(new sdk.ListObjectsV2Command({ Bucket: this.d.bucket, Prefix: prefix, ContinuationToken: token, MaxKeys: LIST_PAGE }), {
           abortSignal: signal,
         }),
       );
@@ -209,8 +211,9 @@ export class S3Catalog {
 
   /** A manifest whose key does not spell its id (a cut name): read by key, the id taken from its contents. */
   private async getByKey(key: string, signal?: AbortSignal): Promise<KnownManifest | undefined> {
+    const { sdk, client } = await this.d.s3();
     try {
-      const res = await this.d.client.send(new GetObjectCommand({ Bucket: this.d.bucket, Key: key }), { abortSignal: signal });
+      const res = await client.send(new sdk.GetObjectCommand({ Bucket: this.d.bucket, Key: key }), { abortSignal: signal });
       const m = parseManifest(JSON.parse(await res.Body!.transformToString('utf8')));
       if (this.d.layout.manifestKey(m.segmentId) !== key) return undefined;
       return { etag: res.ETag ?? '', manifest: m };

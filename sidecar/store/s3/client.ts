@@ -9,10 +9,10 @@
  * That signed header protects the body, so the body itself goes as `UNSIGNED-PAYLOAD`: every byte is hashed once
  * per part and once for the file (the manifest's digest), on each side, instead of three or four times.
  */
-import { S3Client } from '@aws-sdk/client-s3';
-import type { S3ClientConfig } from '@aws-sdk/client-s3';
+import type { S3Client, S3ClientConfig } from '@aws-sdk/client-s3';
 import { parseHumanBytes } from '../../druid/bytes.js';
 import { BackupError } from '../../errors.js';
+import type { Sdk } from './sdk.js';
 
 export const MIB = 1024 * 1024;
 /** S3's smallest part (but the last) and largest part. */
@@ -89,7 +89,7 @@ export function describeEndpoint(s: S3Settings, env: NodeJS.ProcessEnv = process
   return `AWS S3${(s.region ?? env.AWS_REGION ?? env.AWS_DEFAULT_REGION) ? ` (${s.region ?? env.AWS_REGION ?? env.AWS_DEFAULT_REGION})` : ''}`;
 }
 
-export function createS3Client(s: S3Settings, checksums: PartChecksums, env: NodeJS.ProcessEnv = process.env): S3Client {
+export function createS3Client(sdk: Sdk, s: S3Settings, checksums: PartChecksums, env: NodeJS.ProcessEnv = process.env): S3Client {
   // The version is pinned in the lockfile; its notice about future Node releases is noise in the sidecar's log.
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   const customEndpoint = Boolean(s.endpoint ?? env.AWS_ENDPOINT_URL_S3 ?? env.AWS_ENDPOINT_URL);
@@ -107,7 +107,7 @@ export function createS3Client(s: S3Settings, checksums: PartChecksums, env: Nod
     // S3-compatible servers mostly ignore the region, but SigV4 needs one; a profile's region still wins.
     config.region = async () => {
       try {
-        const probe = new S3Client({});
+        const probe = new sdk.S3Client({});
         const r = await probe.config.region();
         probe.destroy();
         return r;
@@ -116,7 +116,7 @@ export function createS3Client(s: S3Settings, checksums: PartChecksums, env: Nod
       }
     };
   }
-  const client = new S3Client(config);
+  const client = new sdk.S3Client(config);
 
   client.middlewareStack.add(
     (next, context) => async (args) => {

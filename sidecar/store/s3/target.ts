@@ -9,15 +9,6 @@
  * another writer came first. A segment whose manifest is already there costs one GET and no upload.
  */
 import { createHash } from 'node:crypto';
-import type { S3Client } from '@aws-sdk/client-s3';
-import {
-  AbortMultipartUploadCommand,
-  DeleteObjectsCommand,
-  GetObjectCommand,
-  ListMultipartUploadsCommand,
-  ListObjectsV2Command,
-  PutObjectCommand,
-} from '@aws-sdk/client-s3';
 import type { Logger } from 'pino';
 import type { Page, StoredSegment } from '../../api.js';
 import { parseManifest } from '../../archive/format.js';
@@ -47,6 +38,8 @@ import type { PartChecksums, S3Settings } from './client.js';
 import { checkS3Settings, createS3Client, describeEndpoint } from './client.js';
 import { isNotFound, isPreconditionFailed, s3Error } from './errors.js';
 import { S3Layout, encodeName } from './layout.js';
+import type { S3Connection } from './sdk.js';
+import { loadSdk } from './sdk.js';
 import { uploadFile } from './upload.js';
 import type { S3Location } from './url.js';
 import { parseS3Url } from './url.js';
@@ -71,7 +64,6 @@ export class S3Target implements Target {
   readonly url: string;
   readonly bucket: string;
   readonly layout: S3Layout;
-  readonly client: S3Client;
   /** Where requests go, for messages (never with credentials). */
   readonly endpoint: string;
   readonly catalog: S3Catalog;
@@ -81,6 +73,8 @@ export class S3Target implements Target {
   private readonly log: Logger;
   private readonly startedAt = new Date();
   private cleaned?: Promise<void>;
+  private readonly settings: S3Settings;
+  private connection?: Promise<S3Connection>;
 
   constructor(
     location: S3Location,
@@ -92,10 +86,10 @@ export class S3Target implements Target {
     this.bucket = location.bucket;
     this.layout = new S3Layout(location.prefix);
     this.endpoint = describeEndpoint(settings);
-    this.client = createS3Client(settings, this.checksums);
+    this.settings = settings;
     this.log = opts.log.child({ target: this.url });
     this.catalog = new S3Catalog({
-      client: this.client,
+      s3: () => this.s3(),
       bucket: this.bucket,
       layout: this.layout,
       log: this.log,
@@ -106,6 +100,12 @@ export class S3Target implements Target {
 
   static open(url: string, opts: S3TargetOptions): S3Target {
     return new S3Target(parseS3Url(url), opts);
+  }
+
+  /** The client, made when the bucket is first used (loading the SDK then). */
+  s3(): Promise<S3Connection> {
+    this.connection ??= loadSdk().then((sdk) => ({ sdk, client: createS3Client(sdk, this.settings, this.checksums) }));
+    return this.connection;
   }
 
   /** Runs one S3 call; a failure becomes one clear BackupError naming the S3 error code. */
@@ -129,18 +129,24 @@ export class S3Target implements Target {
     const node = this.opts.node;
     if (!node) return Promise.resolve();
     this.cleaned ??= (async () => {
+      const { sdk, client } = await this.s3();
       let keyMarker: string | undefined;
       let uploadIdMarker: string | undefined;
       let aborted = 0;
       do {
-        const page = await this.client.send(
-          new ListMultipartUploadsCommand({ Bucket: this.bucket, Prefix: this.layout.segmentsPrefix, KeyMarker: keyMarker, UploadIdMarker: uploadIdMarker }),
+        const page = await client.send(
+          new sdk.ListMultipartUploadsCommand({
+            Bucket: this.bucket,
+            Prefix: this.layout.segmentsPrefix,
+            KeyMarker: keyMarker,
+            UploadIdMarker: uploadIdMarker,
+          }),
           { abortSignal: signal },
         );
         for (const u of page.Uploads ?? []) {
           if (!u.Key || !u.UploadId || !this.isOwnDataKey(u.Key, node)) continue;
           if (u.Initiated && u.Initiated >= this.startedAt) continue;
-          await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: u.Key, UploadId: u.UploadId }), { abortSignal: signal });
+          await client.send(new sdk.AbortMultipartUploadCommand({ Bucket: this.bucket, Key: u.Key, UploadId: u.UploadId }), { abortSignal: signal });
           aborted++;
         }
         keyMarker = page.IsTruncated ? page.NextKeyMarker : undefined;
@@ -168,10 +174,11 @@ export class S3Target implements Target {
   /** Reads a manifest; undefined when the bucket has none for the id, a clear error when it does not parse. */
   async getManifest(segmentId: string, signal?: AbortSignal): Promise<KnownManifest | undefined> {
     const key = this.layout.manifestKey(segmentId);
+    const { sdk, client } = await this.s3();
     let text: string;
     let etag: string;
     try {
-      const res = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }), { abortSignal: signal });
+      const res = await client.send(new sdk.GetObjectCommand({ Bucket: this.bucket, Key: key }), { abortSignal: signal });
       if ((res.ContentLength ?? 0) > MAX_MANIFEST_BYTES) {
         res.Body?.transformToWebStream()
           .cancel()
@@ -230,6 +237,7 @@ export class S3Target implements Target {
       names.add(f.name);
     }
     await this.cleanStaleUploads(opts.signal);
+    const { sdk, client } = await this.s3();
 
     const existing = await this.getManifest(seg.id, opts.signal);
     if (existing) return this.recordCopy(segment, existing, opts);
@@ -246,7 +254,8 @@ export class S3Target implements Target {
         files.push(
           await this.call(`uploading ${key}`, opts.signal, () =>
             uploadFile(f, {
-              client: this.client,
+              sdk,
+              client,
               checksums: this.checksums,
               bucket: this.bucket,
               key,
@@ -281,8 +290,14 @@ export class S3Target implements Target {
       if (opts.signal?.aborted) throw new BackupError('cancelled', `backup of ${seg.id} cancelled`);
       manifestSent = true;
       try {
-        const res = await this.client.send(
-          new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: JSON.stringify(manifest, null, 2), ContentType: 'application/json', IfNoneMatch: '*' }),
+        const res = await client.send(
+          new sdk.PutObjectCommand({
+            Bucket: this.bucket,
+            Key: key,
+            Body: JSON.stringify(manifest, null, 2),
+            ContentType: 'application/json',
+            IfNoneMatch: '*',
+          }),
           {
             abortSignal: opts.signal,
           },
@@ -337,6 +352,7 @@ export class S3Target implements Target {
   /** Adds `node` to the manifest's sources (same digest) or conflicts (different digest), unless it is there. */
   private async recordReplica(segmentId: string, node: string, digest: string, signal?: AbortSignal): Promise<PutOutcome> {
     const key = this.layout.manifestKey(segmentId);
+    const { sdk, client } = await this.s3();
     for (let attempt = 1; ; attempt++) {
       const k = await this.getManifest(segmentId, signal);
       if (!k) throw new BackupError('not_found', `${this.url} holds no segment ${segmentId}`);
@@ -348,8 +364,8 @@ export class S3Target implements Target {
       list.push({ node, digest, at: now });
       m.updatedAt = now;
       try {
-        const res = await this.client.send(
-          new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: JSON.stringify(m, null, 2), ContentType: 'application/json', IfMatch: k.etag }),
+        const res = await client.send(
+          new sdk.PutObjectCommand({ Bucket: this.bucket, Key: key, Body: JSON.stringify(m, null, 2), ContentType: 'application/json', IfMatch: k.etag }),
           { abortSignal: signal },
         );
         this.catalog.remember(key, { etag: res.ETag ?? '', manifest: m });
@@ -377,10 +393,11 @@ export class S3Target implements Target {
     if (!k) throw new BackupError('not_found', `${this.url} holds no segment ${id}`);
     const manifest = k.manifest;
     const prefix = this.dataPrefixOf(manifest);
+    const { sdk, client } = await this.s3();
     const open = async (name: string, size: number): Promise<IncomingFile> => {
       const key = `${prefix}${name}`;
       try {
-        const res = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }), { abortSignal: opts.signal });
+        const res = await client.send(new sdk.GetObjectCommand({ Bucket: this.bucket, Key: key }), { abortSignal: opts.signal });
         if (res.ContentLength !== undefined && res.ContentLength !== size) {
           res.Body?.transformToWebStream()
             .cancel()
@@ -447,26 +464,28 @@ export class S3Target implements Target {
 
   /** Removes a node's copy of one segment: its multipart uploads in progress and its objects. */
   async clearCopy(prefix: string, signal?: AbortSignal): Promise<void> {
+    const { sdk, client } = await this.s3();
     await this.call(`aborting uploads under s3://${this.bucket}/${prefix}`, signal, async () => {
-      const page = await this.client.send(new ListMultipartUploadsCommand({ Bucket: this.bucket, Prefix: prefix }), { abortSignal: signal });
+      const page = await client.send(new sdk.ListMultipartUploadsCommand({ Bucket: this.bucket, Prefix: prefix }), { abortSignal: signal });
       for (const u of page.Uploads ?? [])
         if (u.Key && u.UploadId)
-          await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: u.Key, UploadId: u.UploadId }), { abortSignal: signal });
+          await client.send(new sdk.AbortMultipartUploadCommand({ Bucket: this.bucket, Key: u.Key, UploadId: u.UploadId }), { abortSignal: signal });
     });
     await this.deletePrefix(prefix, signal);
   }
 
   /** Deletes every object under a prefix (a node's copy of one segment: a handful of keys). */
   async deletePrefix(prefix: string, signal?: AbortSignal): Promise<void> {
+    const { sdk, client } = await this.s3();
     await this.call(`removing s3://${this.bucket}/${prefix}`, signal, async () => {
       let token: string | undefined;
       do {
-        const page = await this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, ContinuationToken: token }), {
+        const page = await client.send(new sdk.ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, ContinuationToken: token }), {
           abortSignal: signal,
         });
         const keys = (page.Contents ?? []).map((o) => ({ Key: o.Key! }));
         if (keys.length) {
-          const res = await this.client.send(new DeleteObjectsCommand({ Bucket: this.bucket, Delete: { Objects: keys, Quiet: true } }), {
+          const res = await client.send(new sdk.DeleteObjectsCommand({ Bucket: this.bucket, Delete: { Objects: keys, Quiet: true } }), {
             abortSignal: signal,
           });
           const failed = res.Errors ?? [];
@@ -479,6 +498,6 @@ export class S3Target implements Target {
   }
 
   close(): void {
-    this.client.destroy();
+    void this.connection?.then((c) => c.client.destroy());
   }
 }

@@ -12,13 +12,13 @@
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import type { S3Client } from '@aws-sdk/client-s3';
-import { AbortMultipartUploadCommand } from '@aws-sdk/client-s3';
-import { Upload } from '@aws-sdk/lib-storage';
 import { BackupError } from '../../errors.js';
 import type { SegmentFileInfo } from '../manifest.js';
 import type { PartChecksums } from './client.js';
+import type { Sdk } from './sdk.js';
 
 export interface UploadFileOptions {
+  sdk: Sdk;
   client: S3Client;
   checksums: PartChecksums;
   bucket: string;
@@ -82,7 +82,7 @@ export async function uploadFile(file: FileToUpload, o: UploadFileOptions): Prom
     if (inPart > 0 || parts.length === 0) parts.push(part.digest('hex'));
   }
 
-  const upload = new Upload({
+  const upload = new o.sdk.Upload({
     client: o.client,
     params: { Bucket: o.bucket, Key: o.key, Body: Readable.from(hashed(), { objectMode: false }), ContentLength: file.size, ChecksumAlgorithm: 'SHA256' },
     partSize,
@@ -111,7 +111,7 @@ export async function uploadFile(file: FileToUpload, o: UploadFileOptions): Prom
     source.destroy();
     // lib-storage aborts a failed multipart upload itself, but not once `done()` has returned on a cancel.
     if (upload.uploadId)
-      await o.client.send(new AbortMultipartUploadCommand({ Bucket: o.bucket, Key: o.key, UploadId: upload.uploadId })).catch(() => undefined);
+      await o.client.send(new o.sdk.AbortMultipartUploadCommand({ Bucket: o.bucket, Key: o.key, UploadId: upload.uploadId })).catch(() => undefined);
     throw e;
   } finally {
     o.signal?.removeEventListener('abort', onAbort);

@@ -4,7 +4,6 @@
  * before a byte is read) and its sha256 (every object read and hashed). Each bad segment is reported by id.
  */
 import { createHash } from 'node:crypto';
-import { GetObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import type { VerifyProblem } from '../../api.js';
 import { parseManifest } from '../../archive/format.js';
 import type { Selector } from '../../druid/selector.js';
@@ -49,10 +48,11 @@ async function* manifestKeys(t: S3Target, sel: Selector, signal?: AbortSignal): 
     return;
   }
   const prefix = sel.dataSource !== undefined ? t.layout.dataSourceManifestsPrefix(sel.dataSource) : t.layout.manifestsPrefix;
+  const { sdk, client } = await t.s3();
   let token: string | undefined;
   do {
     const page = await t.call('listing manifests', signal, () =>
-      t.client.send(new ListObjectsV2Command({ Bucket: t.bucket, Prefix: prefix, ContinuationToken: token }), { abortSignal: signal }),
+      client.send(new sdk.ListObjectsV2Command({ Bucket: t.bucket, Prefix: prefix, ContinuationToken: token }), { abortSignal: signal }),
     );
     for (const o of page.Contents ?? []) if (o.Key && t.layout.isManifestKey(o.Key)) yield o.Key;
     token = page.IsTruncated ? page.NextContinuationToken : undefined;
@@ -62,10 +62,11 @@ async function* manifestKeys(t: S3Target, sel: Selector, signal?: AbortSignal): 
 /** Object names and sizes under a prefix. */
 async function listObjects(t: S3Target, prefix: string, signal?: AbortSignal): Promise<Map<string, number>> {
   const out = new Map<string, number>();
+  const { sdk, client } = await t.s3();
   let token: string | undefined;
   do {
     const page = await t.call(`listing s3://${t.bucket}/${prefix}`, signal, () =>
-      t.client.send(new ListObjectsV2Command({ Bucket: t.bucket, Prefix: prefix, ContinuationToken: token }), { abortSignal: signal }),
+      client.send(new sdk.ListObjectsV2Command({ Bucket: t.bucket, Prefix: prefix, ContinuationToken: token }), { abortSignal: signal }),
     );
     for (const o of page.Contents ?? []) if (o.Key) out.set(o.Key.slice(prefix.length), o.Size ?? 0);
     token = page.IsTruncated ? page.NextContinuationToken : undefined;
@@ -75,8 +76,9 @@ async function listObjects(t: S3Target, prefix: string, signal?: AbortSignal): P
 
 async function hashObject(t: S3Target, key: string, opts: S3VerifyOptions): Promise<{ sha256: string; size: number } | undefined> {
   let body: AsyncIterable<Uint8Array>;
+  const { sdk, client } = await t.s3();
   try {
-    const res = await t.client.send(new GetObjectCommand({ Bucket: t.bucket, Key: key }), { abortSignal: opts.signal });
+    const res = await client.send(new sdk.GetObjectCommand({ Bucket: t.bucket, Key: key }), { abortSignal: opts.signal });
     body = res.Body as unknown as AsyncIterable<Uint8Array>;
   } catch (e) {
     if (isNotFound(e)) return undefined;
@@ -96,8 +98,9 @@ async function hashObject(t: S3Target, key: string, opts: S3VerifyOptions): Prom
 /** The manifest object's text; undefined when there is none. S3 failures throw, as the whole verify cannot go on. */
 async function readManifestText(t: S3Target, key: string, signal?: AbortSignal): Promise<string | undefined> {
   return t.call(`reading s3://${t.bucket}/${key}`, signal, async () => {
+    const { sdk, client } = await t.s3();
     try {
-      const res = await t.client.send(new GetObjectCommand({ Bucket: t.bucket, Key: key }), { abortSignal: signal });
+      const res = await client.send(new sdk.GetObjectCommand({ Bucket: t.bucket, Key: key }), { abortSignal: signal });
       return await res.Body!.transformToString('utf8');
     } catch (e) {
       if (isNotFound(e)) return undefined;
