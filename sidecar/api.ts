@@ -59,6 +59,9 @@ export interface SegmentInfo {
     target?: string;
     /** ISO time of the last successful backup. */
     at?: string;
+    /** With several targets (druid.backup.targets): how many hold a good copy, and which. */
+    copies?: number;
+    targets?: string[];
     digest?: string;
     error?: string;
   };
@@ -93,16 +96,29 @@ export interface SegmentSelector {
   segmentIds?: string[];
 }
 
+/**
+ * Where a backup goes or a restore reads from: one target URL (as always), a list of them (a set: each segment kept
+ * on `copies` of them, read from the nearest good copy), or left out (the sidecar's own druid.backup.targets, else
+ * druid.backup.target).
+ */
+export type TargetField = string | string[];
+
 /** POST /data/v1/backup → 202 {jobId} */
 export interface BackupRequest extends SegmentSelector {
-  target: string;
+  target?: TargetField;
+  /** With a list of targets: on how many each segment is kept (default druid.backup.copies). */
+  copies?: number;
 }
 
 export type RestoreDestination = 'cache' | 'deep-storage' | string;
 
 /** POST /data/v1/restore → 202 {jobId}; with dryRun → 200 RestorePlan */
 export interface RestoreRequest extends SegmentSelector {
-  target: string;
+  target?: TargetField;
+  /** After a restore into deep storage, mark the segments used on this Druid Coordinator (default druid.backup.coordinator). */
+  coordinator?: string;
+  /** false: do not tell the Coordinator even when druid.backup.coordinator is set. */
+  markUsed?: boolean;
   /** `cache` (default), `deep-storage`, or an absolute directory path. */
   destination?: RestoreDestination;
   dryRun?: boolean;
@@ -122,6 +138,8 @@ export interface RestorePlan {
   destination: RestoreDestination;
   segments: RestorePlanItem[];
   totals: { segments: number; bytes: number; restore: number; skip: number; overwrite: number };
+  /** A restore into deep storage with a Coordinator: the segments it would mark used, by data source. */
+  markUsed?: { coordinator: string; segments: Record<string, string[]> };
 }
 
 export interface JobAccepted {
@@ -200,3 +218,37 @@ export type SidecarEvent =
   | { type: 'stored'; segment: StoredSegment };
 
 export type { DataSegment, Manifest };
+
+/** One target of GET /data/v1/targets. */
+export interface TargetStatus {
+  url: string;
+  zone?: string;
+  weight: number;
+  /** up: used; down: its circuit is open (failed its health check or transfers); invalid: answers nonsense stats; unknown: not asked yet. */
+  state: 'up' | 'down' | 'unknown' | 'invalid';
+  circuit: string;
+  /** Bytes it can still take (disk or quota, whichever is less). */
+  freeBytes?: number;
+  quotaBytes?: number;
+  storedBytes?: number;
+  segments?: number;
+  /** Rolling round-trip time of small requests, in milliseconds. */
+  rttMs?: number;
+  failures: number;
+  lastError?: string;
+  /** When an open circuit lets the next call through. */
+  retryAt?: string;
+  /** Segments of this node the copy records place on it. */
+  copies: number;
+  /** The last choice it took part in, and why it was or was not chosen. */
+  lastChoice?: { segmentId: string; chosen: boolean; reason: string; at: string };
+}
+
+/** GET /data/v1/targets */
+export interface TargetsResponse {
+  copies: number;
+  zone?: string;
+  /** Segments of the cache kept on fewer available targets than copies. */
+  underReplicated: number;
+  targets: TargetStatus[];
+}

@@ -12,6 +12,7 @@ import * as sidecar from './commands/sidecar.js';
 import * as backup from './commands/backup.js';
 import * as jobs from './commands/jobs.js';
 import * as restore from './commands/restore.js';
+import * as targets from './commands/targets.js';
 import * as verify from './commands/verify.js';
 
 export function buildProgram(): Command {
@@ -20,7 +21,7 @@ export function buildProgram(): Command {
     .version(VERSION)
     .showHelpAfterError('(run with --help for usage)')
     .configureHelp({ sortSubcommands: true });
-  for (const c of [sampleCache, scan, demo, sidecar, backup, jobs, restore, verify]) c.register(program);
+  for (const c of [sampleCache, scan, demo, sidecar, backup, jobs, restore, targets, verify]) c.register(program);
   return program;
 }
 

@@ -16,6 +16,8 @@ import { mergeProperties, readPropertiesFile } from './druid/properties.js';
 import { periodToMillis } from './druid/time.js';
 import type { S3Settings } from './store/s3/client.js';
 import { isS3Url, parseS3Url } from './store/s3/url.js';
+import type { TargetSpec } from './targets/spec.js';
+import { checkCopies, parseTargetsSetting } from './targets/spec.js';
 
 export type KeyType = 'string' | 'int' | 'bool' | 'duration' | 'path' | 'url' | 'target' | 'size' | 'secret';
 
@@ -59,7 +61,36 @@ export const BACKUP_KEYS: KeySpec[] = [
     flag: 'target',
     doc: 'Where active backup streams every complete segment: a target sidecar (http://host:8484) or a bucket (s3://bucket/prefix).',
   },
+  {
+    key: 'druid.backup.targets',
+    type: 'string',
+    flag: 'targets',
+    doc: 'Several targets instead of one, as a JSON list of URLs or {"url","zone","weight"} objects; each segment goes to the best available one (or to `copies` of them), see "Several targets".',
+  },
+  {
+    key: 'druid.backup.copies',
+    type: 'int',
+    default: '1',
+    flag: 'copies',
+    min: 1,
+    max: 16,
+    doc: 'On how many distinct targets of druid.backup.targets (distinct zones when zones are given) each segment is kept.',
+  },
+  { key: 'druid.backup.zone', type: 'string', flag: 'zone', doc: "This node's zone: among targets equally near, one in the same zone is preferred." },
+  {
+    key: 'druid.backup.coordinator',
+    type: 'url',
+    flag: 'coordinator',
+    doc: 'The Druid Coordinator (http://coordinator:8081): after a restore into deep storage, the restored segments are marked used there so the cluster loads them again.',
+  },
   { key: 'druid.backup.store', type: 'path', flag: 'store', doc: 'Directory where this sidecar keeps backups it receives (makes it a target).' },
+  {
+    key: 'druid.backup.storeQuota',
+    type: 'size',
+    flag: 'store-quota',
+    min: 0,
+    doc: 'Most bytes of segments the store may hold (e.g. 500GiB); uploads beyond it are refused and sources see it in /data/v1/store/stats. Default: the disk.',
+  },
   {
     key: 'druid.backup.stateDir',
     type: 'path',
@@ -194,7 +225,13 @@ export interface SidecarConfig {
   /** The token, or undefined when one must be generated into {stateDir}/token. */
   token?: string;
   target?: string;
+  /** druid.backup.targets: several targets, each segment kept on `copies` of them. */
+  targets?: TargetSpec[];
+  copies: number;
+  zone?: string;
+  coordinator?: string;
   store?: string;
+  storeQuota?: number;
   stateDir: string;
   nodeName: string;
   active: boolean;
@@ -460,14 +497,34 @@ export function loadSidecarConfig(opts: LoadOptions = {}): SidecarConfig {
   const host = druid.host;
   const nodeName = (typed('druid.backup.nodeName') as string | undefined) ?? (host ? `${host}:${druid.plaintextPort ?? 8083}` : `${os.hostname()}:${port}`);
 
+  const target = typed('druid.backup.target') as string | undefined;
+  const copies = typed('druid.backup.copies') as number;
+  const targetsSetting = resolve(known.get('druid.backup.targets')!);
+  let targets: TargetSpec[] | undefined;
+  if (targetsSetting) {
+    const where = targetsSetting.source;
+    try {
+      targets = parseTargetsSetting(targetsSetting.value, 'druid.backup.targets');
+      checkCopies(copies, targets, 'druid.backup.copies');
+    } catch (e) {
+      fail(where, messageOf(e));
+    }
+    if (target) fail(where, 'druid.backup.target is set too; give one target or a list of them, not both');
+  } else if (copies > 1) fail('druid.backup.copies', `is ${copies}, but there is only one target; list them in druid.backup.targets`);
+
   return {
     files,
     druid,
     port,
     bindAddress: typed('druid.backup.bindAddress') as string,
     token,
-    target: typed('druid.backup.target') as string | undefined,
+    target,
+    targets,
+    copies,
+    zone: typed('druid.backup.zone') as string | undefined,
+    coordinator: typed('druid.backup.coordinator') as string | undefined,
     store,
+    storeQuota: typed('druid.backup.storeQuota') as number | undefined,
     stateDir,
     nodeName,
     active: typed('druid.backup.active') as boolean,

@@ -24,6 +24,7 @@ import { REQUEST_TIMEOUT_MS } from './store/http/client.js';
 import { LocalStore } from './store/local/store.js';
 import { openTarget } from './store/open.js';
 import type { Target } from './store/target.js';
+import { wireTargets } from './targets/wire.js';
 import { VERSION } from './version.js';
 
 /** In-flight requests get this long to finish at shutdown before their connections are cut. */
@@ -83,7 +84,9 @@ export async function startSidecar(config: SidecarConfig, log: Logger = createLo
   const events = new EventBus();
   const metrics = new Metrics();
   const jobs = new JobRegistry({ stateDir: config.stateDir, events, log });
-  const store = config.store ? LocalStore.open(config.store, { log: log.child({ component: 'store' }), metrics, events }) : undefined;
+  const store = config.store
+    ? LocalStore.open(config.store, { log: log.child({ component: 'store' }), metrics, events, quotaBytes: config.storeQuota })
+    : undefined;
   const isSource = config.druid.locations.length > 0;
   const state = isSource ? new SourceState(config.stateDir, log) : undefined;
   const cache = state ? new CacheIndex({ config, state, events, log }) : undefined;
@@ -115,9 +118,26 @@ export async function startSidecar(config: SidecarConfig, log: Logger = createLo
     }
     return t;
   };
-  const active =
-    cache && state && config.target && config.active ? new ActiveBackup({ config, cache, state, target: open(config.target), metrics, log }) : undefined;
-  const ctx: SidecarContext = { config, log, jobs, events, metrics, startedAt: new Date().toISOString(), store, cache, state, active, openTarget: open };
+  const wired = wireTargets({ config, open, log, metrics, cache, state });
+  const activeTarget = wired.set ?? (config.target ? open(config.target) : undefined);
+  const active = cache && state && activeTarget && config.active ? new ActiveBackup({ config, cache, state, target: activeTarget, metrics, log }) : undefined;
+  // A target back from an outage (or with room again): segments short of copies go again now, not at the next period.
+  if (active && wired.set) wired.pool.onRecovered(() => active.reconcileSoon());
+  const ctx: SidecarContext = {
+    config,
+    log,
+    jobs,
+    events,
+    metrics,
+    startedAt: new Date().toISOString(),
+    store,
+    cache,
+    state,
+    active,
+    targets: wired.set,
+    targetPool: wired.pool,
+    openTarget: open,
+  };
 
   const app = await buildApp(ctx, { token, https: tls.server });
   await app.listen({ port: config.port, host: config.bindAddress });
@@ -132,7 +152,7 @@ export async function startSidecar(config: SidecarConfig, log: Logger = createLo
   const url = `${tls.server ? 'https' : 'http'}://${host}:${addr.port}`;
   const roles = [...(cache ? ['source'] : []), ...(store ? ['target'] : [])];
   log.info(
-    { url, port: addr.port, roles, node: config.nodeName, version: VERSION, target: config.target, store: store?.root, stateDir: config.stateDir, tokenFile },
+    { url, port: addr.port, roles, node: config.nodeName, version: VERSION, target: activeTarget?.url, store: store?.root, stateDir: config.stateDir, tokenFile },
     'sidecar listening',
   );
 
@@ -149,6 +169,7 @@ export async function startSidecar(config: SidecarConfig, log: Logger = createLo
       await app.close();
       clearTimeout(grace);
       state?.close();
+      wired.close();
       log.info('stopped');
     })());
   return { ctx, app, url, port: addr.port, tokenFile, close };

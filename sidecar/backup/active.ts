@@ -152,7 +152,8 @@ export class ActiveBackup {
     this.kick();
   }
 
-  private reconcileSoon(): void {
+  /** Starts a reconcile unless one runs (a target came back: segments short of copies go again). */
+  reconcileSoon(): void {
     if (this.stopped || this.reconciling) return;
     this.reconciling = this.reconcile()
       .catch((e) => this.log.error({ err: messageOf(e) }, 'reconcile failed'))

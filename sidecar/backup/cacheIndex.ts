@@ -166,6 +166,9 @@ export class CacheIndex {
     return this.restoring.has(id);
   }
 
+  /** With several targets (sidecar/targets/): the good copies of a segment and the targets holding them. */
+  copiesOf?: (id: string) => { copies: number; targets: string[] };
+
   backupOf(id: string): SegmentInfo['backup'] {
     const b = this.opts.state.get(id)?.backup;
     if (!b) return { state: 'none' };
@@ -173,6 +176,7 @@ export class CacheIndex {
     return {
       state,
       target: b.target,
+      ...this.copiesOf?.(id),
       ...(b.at ? { at: b.at } : {}),
       ...(b.digest && b.state === 'backedUp' ? { digest: b.digest } : {}),
       ...(b.error ? { error: b.error } : {}),

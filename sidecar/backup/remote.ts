@@ -8,7 +8,13 @@ import { HttpTarget } from '../store/http/target.js';
 
 const PAGE = 1000;
 
+/** A target that answers the index itself: a set of targets counts a segment as held only with all its copies (targets/set.ts). */
+interface IndexedTarget {
+  index(filter: ListFilter, opts: TransferOptions): Promise<Map<string, StoredSummary>>;
+}
+
 export async function remoteIndex(target: Target, filter: ListFilter = {}, opts: TransferOptions = {}): Promise<Map<string, StoredSummary>> {
+  if (typeof (target as Partial<IndexedTarget>).index === 'function') return (target as unknown as IndexedTarget).index(filter, opts);
   const out = new Map<string, StoredSummary>();
   if (target instanceof HttpTarget && !filter.segmentIds) {
     // The catalog carries digest and sources without the file lists of whole manifests.

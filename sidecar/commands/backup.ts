@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { API_PREFIX } from '../api.js';
 import type { BackupRequest, JobAccepted } from '../api.js';
 import type { NodeOptions } from './jobs.js';
+import { intOption } from './options.js';
 import { followJob, nodeClient, nodeOptions, reportJob } from './jobs.js';
 
 function collect(v: string, prev: string[]): string[] {
@@ -10,14 +11,17 @@ function collect(v: string, prev: string[]): string[] {
 
 export function register(program: Command): void {
   nodeOptions(program.command('backup').description("back up a node's segments to a target now (a passive backup job on the node's sidecar)"))
-    .requiredOption('--target <url>', 'URL of the target sidecar, e.g. http://backup-host:8484')
+    .option('--target <url>', 'URL of the target sidecar, e.g. http://backup-host:8484; repeat for a set of targets; left out: the targets the node is configured with', collect, [])
+    .option('--copies <n>', 'with several --target: on how many each segment is kept', intOption(1, 16))
     .option('--data-source <name>', 'only segments of this data source')
     .option('--interval <interval>', 'only segments overlapping this ISO-8601 interval, e.g. 2015-09-12/2015-09-13')
     .option('--segment-id <id>', 'only this segment (repeat for more)', collect, [])
     .option('--wait', 'follow the job until it ends (progress bar on a terminal); the exit status says whether it succeeded')
-    .action(async (o: NodeOptions & { target: string; dataSource?: string; interval?: string; segmentId: string[]; wait?: boolean }) => {
+    .action(async (o: NodeOptions & { target: string[]; copies?: number; dataSource?: string; interval?: string; segmentId: string[]; wait?: boolean }) => {
       const client = nodeClient(o);
-      const body: BackupRequest = { target: o.target };
+      const body: BackupRequest = {};
+      if (o.target.length) body.target = o.target.length === 1 ? o.target[0] : o.target;
+      if (o.copies !== undefined) body.copies = o.copies;
       if (o.dataSource !== undefined) body.dataSource = o.dataSource;
       if (o.interval !== undefined) body.interval = o.interval;
       if (o.segmentId.length) body.segmentIds = o.segmentId;

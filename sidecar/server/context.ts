@@ -18,6 +18,9 @@
  * - `active`: active backup, when a target is configured and `druid.backup.active` is true.
  * - `openTarget(url)`: the `Target` behind a URL (http(s)://, s3://, file://), with this sidecar's credentials for
  *   it; the same object for the same URL, so connections are reused. Throws `bad_request` for a URL it cannot use.
+ * - `targets`: the configured target set (`druid.backup.targets`), when there is one; `targetPool` the health of
+ *   every target used through a set (sidecar/targets/). Requests resolve their `target` field with
+ *   targets/resolve.ts.
  */
 import type { Logger } from 'pino';
 import type { ActiveBackup } from '../backup/active.js';
@@ -26,6 +29,7 @@ import type { SourceState } from '../backup/state.js';
 import type { SidecarConfig } from '../config.js';
 import type { LocalStore } from '../store/local/store.js';
 import type { Target } from '../store/target.js';
+import type { TargetPool, TargetSet } from '../targets/set.js';
 import type { EventBus } from './events.js';
 import type { JobRegistry } from './jobs.js';
 import type { Metrics } from './metrics.js';
@@ -42,5 +46,7 @@ export interface SidecarContext {
   readonly cache?: CacheIndex;
   readonly state?: SourceState;
   readonly active?: ActiveBackup;
+  readonly targets?: TargetSet;
+  readonly targetPool?: TargetPool;
   openTarget(url: string): Target;
 }

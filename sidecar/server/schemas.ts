@@ -43,6 +43,16 @@ export const selectorProperties = {
   segmentIds: { type: 'array', maxItems: 100_000, items: { type: 'string', minLength: 1, maxLength: MAX_SEGMENT_ID_LENGTH } },
 } as const;
 
+/** The `target` field of backup and restore: one URL (as always), a list of them, or left out (the configured targets). */
+export const targetFieldSchema = {
+  anyOf: [
+    { type: 'string', minLength: 1, maxLength: 2048 },
+    { type: 'array', minItems: 1, maxItems: 32, items: { anyOf: [{ type: 'string', minLength: 1, maxLength: 2048 }, { type: 'object' }] } },
+  ],
+} as const;
+
+export const copiesSchema = { type: 'integer', minimum: 1, maximum: 16, description: 'with a list of targets: on how many each segment is kept' } as const;
+
 export const jobAcceptedSchema = { type: 'object', required: ['jobId'], properties: { jobId: { type: 'string' } } } as const;
 
 export const jobSchema = {
@@ -141,6 +151,8 @@ export const segmentInfoSchema = {
         at: { type: 'string' },
         digest: { type: 'string' },
         error: { type: 'string' },
+        copies: { type: 'integer' },
+        targets: { type: 'array', items: { type: 'string' } },
       },
     },
   },

@@ -3,9 +3,10 @@ import { API_PREFIX } from '../../api.js';
 import type { BackupRequest, JobAccepted } from '../../api.js';
 import { backupJob } from '../../backup/passive.js';
 import { compileSelector } from '../../druid/selector.js';
-import { BackupError, isBackupError, messageOf } from '../../errors.js';
+import { BackupError } from '../../errors.js';
 import type { SidecarContext } from '../context.js';
-import { commonErrors, errorSchema, jobAcceptedSchema, selectorProperties } from '../schemas.js';
+import { checkTarget, resolveTarget } from '../../targets/resolve.js';
+import { commonErrors, copiesSchema, errorSchema, jobAcceptedSchema, selectorProperties, targetFieldSchema } from '../schemas.js';
 
 /** How long the target may take to answer the reachability check before the job is refused. */
 const CHECK_TIMEOUT_MS = 10_000;
@@ -18,10 +19,14 @@ export function register(app: FastifyInstance, ctx: SidecarContext): void {
         summary: 'Starts a passive backup job of the complete segments that match to a target: 202 {jobId}; 502 when the target cannot be reached',
         body: {
           type: 'object',
-          required: ['target'],
           additionalProperties: false,
           properties: {
-            target: { type: 'string', minLength: 1, maxLength: 2048, description: 'URL of the target sidecar, e.g. http://backup-host:8484' },
+            target: {
+              ...targetFieldSchema,
+              description:
+                'URL of the target sidecar, e.g. http://backup-host:8484; or a list of URLs or {"url","zone","weight"} (each segment kept on `copies` of them); left out: the targets this sidecar is configured with',
+            },
+            copies: copiesSchema,
             ...selectorProperties,
           },
         },
@@ -37,14 +42,8 @@ export function register(app: FastifyInstance, ctx: SidecarContext): void {
         );
       const body = req.body;
       const sel = compileSelector(body);
-      const target = ctx.openTarget(body.target);
-      try {
-        await target.stats({ signal: AbortSignal.timeout(CHECK_TIMEOUT_MS) });
-      } catch (e) {
-        // Unreachable, or refused with a 4xx the target itself named (an S3 bucket that does not exist, refused credentials).
-        if (isBackupError(e) && (e.code === 'target_unreachable' || (e.code === 'target_error' && e.status < 500))) throw e;
-        throw new BackupError('target_error', `target ${target.url} cannot take backups: ${messageOf(e)}`);
-      }
+      const target = resolveTarget(ctx, body.target, body.copies);
+      await checkTarget(target, Array.isArray(body.target), CHECK_TIMEOUT_MS);
       const job = ctx.jobs.create({
         type: 'backup',
         request: { ...body },

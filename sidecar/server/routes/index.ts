@@ -13,10 +13,11 @@ import * as openapi from './openapi.js';
 import * as restore from './restore.js';
 import * as segments from './segments.js';
 import * as store from './store.js';
+import * as targets from './targets.js';
 import * as verify from './verify.js';
 
 export interface RouteModule {
   register(app: FastifyInstance, ctx: SidecarContext): void | Promise<void>;
 }
 
-export const ROUTES: RouteModule[] = [health, node, segments, backup, restore, jobs, events, store, verify, metrics, openapi];
+export const ROUTES: RouteModule[] = [health, node, segments, backup, restore, targets, jobs, events, store, verify, metrics, openapi];

@@ -9,7 +9,7 @@ import { API_PREFIX } from '../../api.js';
 import type { RestoreRequest } from '../../api.js';
 import { RestoreService } from '../../restore/service.js';
 import type { SidecarContext } from '../context.js';
-import { commonErrors, errorSchema, jobAcceptedSchema, selectorProperties } from '../schemas.js';
+import { commonErrors, errorSchema, jobAcceptedSchema, selectorProperties, targetFieldSchema } from '../schemas.js';
 
 const open = { additionalProperties: true } as const;
 
@@ -33,6 +33,7 @@ export const restorePlanSchema = {
         },
       },
     },
+    markUsed: { type: 'object', ...open, properties: { coordinator: { type: 'string' }, segments: { type: 'object', ...open } } },
     totals: {
       type: 'object',
       ...open,
@@ -49,10 +50,15 @@ export const restorePlanSchema = {
 
 const restoreBody = {
   type: 'object',
-  required: ['target'],
   additionalProperties: false,
   properties: {
-    target: { type: 'string', minLength: 1, maxLength: 2048, description: 'URL of the target holding the backups (http://host:8484)' },
+    target: {
+      ...targetFieldSchema,
+      description:
+        'URL of the target holding the backups (http://host:8484); or a list of them (read from the nearest good copy); left out: the targets this sidecar is configured with',
+    },
+    coordinator: { type: 'string', minLength: 1, maxLength: 2048, description: 'after a restore into deep storage, mark the segments used on this Coordinator' },
+    markUsed: { type: 'boolean', description: 'false: do not mark the segments used even when druid.backup.coordinator is set' },
     ...selectorProperties,
     destination: {
       type: 'string',

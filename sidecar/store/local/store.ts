@@ -66,6 +66,8 @@ export interface LocalStoreOptions {
   metrics?: Metrics;
   events?: EventBus;
   maxSegmentBytes?: number;
+  /** Most bytes of segment files the store may hold (druid.backup.storeQuota); a source sees it in the stats and chooses another target. */
+  quotaBytes?: number;
 }
 
 export interface ReceiveResult {
@@ -212,6 +214,9 @@ export class LocalStore implements Target {
     const free = fs.bavail * fs.bsize;
     if (free - bytes < RESERVE_BYTES)
       throw new BackupError('no_space', `store ${this.root} has ${free} bytes free; a segment of ${bytes} bytes would leave less than ${RESERVE_BYTES}`);
+    const quota = this.opts.quotaBytes;
+    if (quota !== undefined && this.totalBytes + bytes > quota)
+      throw new BackupError('no_space', `store ${this.root} holds ${this.totalBytes} bytes of its quota of ${quota}; a segment of ${bytes} bytes does not fit`);
   }
 
   private entry(segmentId: string): IndexEntry | undefined {
@@ -418,6 +423,10 @@ export class LocalStore implements Target {
 
   async stats(): Promise<StoreStats> {
     const fs = statfsSync(this.root);
-    return { segments: this.index.size, bytes: this.totalBytes, freeBytes: fs.bavail * fs.bsize };
+    // What an upload may still take: the disk less the reserve every upload keeps, and no more than the quota leaves.
+    let freeBytes = Math.max(0, fs.bavail * fs.bsize - RESERVE_BYTES);
+    const quotaBytes = this.opts.quotaBytes;
+    if (quotaBytes !== undefined) freeBytes = Math.max(0, Math.min(freeBytes, quotaBytes - this.totalBytes));
+    return { segments: this.index.size, bytes: this.totalBytes, freeBytes, ...(quotaBytes !== undefined ? { quotaBytes } : {}) };
   }
 }

@@ -1,0 +1,58 @@
+/**
+ * Telling Druid about segments restored into deep storage: the Coordinator's
+ * `POST /druid/coordinator/v1/datasources/{dataSource}/markUsed` with `{"segmentIds": [...]}`, one call per data
+ * source, so the cluster loads them again. A dry run only says what would be marked.
+ */
+import axios from 'axios';
+import { BackupError, messageOf } from '../errors.js';
+import { normalizeTargetUrl } from './spec.js';
+
+const TIMEOUT_MS = 30_000;
+/** Segment ids per call: a Coordinator takes a JSON body of this many ids without trouble. */
+const BATCH = 1000;
+
+export interface MarkUsedPlan {
+  coordinator: string;
+  /** Segment ids to mark, by data source. */
+  segments: Record<string, string[]>;
+}
+
+export interface MarkUsedResult extends MarkUsedPlan {
+  /** Per data source: segments the Coordinator changed (its `numChangedSegments`), or the error. */
+  outcome: Record<string, { changed?: number; error?: string }>;
+}
+
+export function checkCoordinatorUrl(raw: string, where: string): string {
+  if (raw.startsWith('s3://')) throw new BackupError('bad_request', `${where}: the Coordinator is an http(s):// URL`);
+  return normalizeTargetUrl(raw, where);
+}
+
+export function planMarkUsed(coordinator: string, segments: Array<{ segmentId: string; dataSource: string }>): MarkUsedPlan {
+  const by: Record<string, string[]> = {};
+  for (const s of segments) (by[s.dataSource] ??= []).push(s.segmentId);
+  return { coordinator, segments: by };
+}
+
+/** Marks the segments used; never throws for the Coordinator's answer (the restore itself succeeded), reports it. */
+export async function markUsed(plan: MarkUsedPlan, signal?: AbortSignal): Promise<MarkUsedResult> {
+  const outcome: MarkUsedResult['outcome'] = {};
+  for (const [ds, ids] of Object.entries(plan.segments)) {
+    let changed = 0;
+    try {
+      for (let i = 0; i < ids.length; i += BATCH) {
+        const res = await axios.post<{ numChangedSegments?: number }>(
+          `${plan.coordinator}/druid/coordinator/v1/datasources/${encodeURIComponent(ds)}/markUsed`,
+          { segmentIds: ids.slice(i, i + BATCH) },
+          { timeout: TIMEOUT_MS, signal, validateStatus: () => true, maxRedirects: 0 },
+        );
+        if (res.status < 200 || res.status >= 300)
+          throw new Error(`the Coordinator answered ${res.status}${typeof res.data === 'object' ? ` ${JSON.stringify(res.data).slice(0, 200)}` : ''}`);
+        changed += typeof res.data?.numChangedSegments === 'number' ? res.data.numChangedSegments : 0;
+      }
+      outcome[ds] = { changed };
+    } catch (e) {
+      outcome[ds] = { error: messageOf(e) };
+    }
+  }
+  return { ...plan, outcome };
+}

