@@ -32,9 +32,22 @@ function sameUrl(a: string, b: string): boolean {
   }
 }
 
+/** The node's own targets (`druid.backup.targets`): the request names none and the sidecar chooses. */
+const OWN_TARGETS = '';
+
+function targetWords(target: string): string {
+  return target === OWN_TARGETS ? 'its own targets' : target;
+}
+
+/** For a node without a single target: its own target set, or one of the targets among the nodes. */
 async function pickTarget(ext: ExtensionState, why: string): Promise<string | undefined> {
-  const t = await pickNode(ext, why, (n) => !!n.info?.roles.includes('target'));
-  return t?.url;
+  const nodes = ext.cluster.list();
+  await Promise.all(nodes.map((n) => ext.cluster.ensureInfo(n)));
+  const items = [
+    { label: 'Its own targets', description: 'druid.backup.targets in its runtime.properties', url: OWN_TARGETS },
+    ...nodes.filter((n) => n.info?.roles.includes('target')).map((n) => ({ label: nodeLabel(n), description: n.url, url: n.url })),
+  ];
+  return (await vscode.window.showQuickPick(items, { placeHolder: why }))?.url;
 }
 
 /** Groups rows into requests: segment rows of one node and target become one request with their ids. */
@@ -85,7 +98,7 @@ export async function restore(ext: ExtensionState, row?: Row, selected?: Row[]):
         (r.ref.segmentId && node.segments?.get(r.ref.segmentId)?.backup.target) ||
         node.info?.target ||
         (await pickTarget(ext, `${nodeLabel(node)} has no target: restore from which one?`));
-      if (!target) return;
+      if (target === undefined) return;
       pairs.push({ node, target, row: r });
     } else {
       // A backup in a target: restore it into a source node, the one that sent it when that is clear.
@@ -106,7 +119,7 @@ export async function restore(ext: ExtensionState, row?: Row, selected?: Row[]):
   let plans: Array<{ w: Work; plan: RestorePlan }>;
   try {
     plans = await vscode.window.withProgress({ location: vscode.ProgressLocation.Window, title: 'Druid Backup: planning the restore…' }, () =>
-      Promise.all(work.map(async (w) => ({ w, plan: await w.node.client.restorePlan({ target: w.target, destination, ...w.selector }) }))),
+      Promise.all(work.map(async (w) => ({ w, plan: await w.node.client.restorePlan({ target: w.target || undefined, destination, ...w.selector }) }))),
     );
   } catch (e) {
     await showError(ext, 'Restore plan failed', e);
@@ -114,9 +127,9 @@ export async function restore(ext: ExtensionState, row?: Row, selected?: Row[]):
   }
   const totals = { segments: 0, bytes: 0, restore: 0, skip: 0, overwrite: 0 };
   for (const { plan } of plans) for (const k of Object.keys(totals) as Array<keyof typeof totals>) totals[k] += plan.totals[k];
-  for (const { w, plan } of plans) ext.output.info(`restore plan for ${w.node.url} from ${w.target}: ${JSON.stringify(plan.totals)}`);
+  for (const { w, plan } of plans) ext.output.info(`restore plan for ${w.node.url} from ${targetWords(w.target)}: ${JSON.stringify(plan.totals)}`);
   const nodes = [...new Set(plans.map((p) => nodeLabel(p.w.node)))].join(', ');
-  const targets = [...new Set(plans.map((p) => p.w.target))].join(', ');
+  const targets = [...new Set(plans.map((p) => targetWords(p.w.target)))].join(', ');
   if (totals.restore + totals.overwrite === 0) {
     void vscode.window.showInformationMessage(
       totals.segments
@@ -148,8 +161,8 @@ export async function restore(ext: ExtensionState, row?: Row, selected?: Row[]):
   const started: StartedJob[] = [];
   try {
     for (const { w } of plans) {
-      const { jobId } = await w.node.client.restore({ target: w.target, destination, ...w.selector } satisfies RestoreRequest);
-      ext.output.info(`restore job ${jobId} started on ${w.node.url} (${describe(w.selector)} from ${w.target})`);
+      const { jobId } = await w.node.client.restore({ target: w.target || undefined, destination, ...w.selector } satisfies RestoreRequest);
+      ext.output.info(`restore job ${jobId} started on ${w.node.url} (${describe(w.selector)} from ${targetWords(w.target)})`);
       started.push({ node: w.node, jobId });
     }
   } catch (e) {
@@ -187,15 +200,15 @@ export async function backupNow(ext: ExtensionState, row?: Row, selected?: Row[]
     if (!node) continue;
     await ext.cluster.ensureInfo(node);
     const target = node.info?.target ?? (await pickTarget(ext, `${nodeLabel(node)} has no target: back up to which one?`));
-    if (!target) return;
+    if (target === undefined) return;
     pairs.push({ node, target, row: r });
   }
   const work = group(pairs);
   const started: StartedJob[] = [];
   try {
     for (const w of work) {
-      const { jobId } = await w.node.client.backup({ target: w.target, ...w.selector });
-      ext.output.info(`backup job ${jobId} started on ${w.node.url} (${describe(w.selector)} to ${w.target})`);
+      const { jobId } = await w.node.client.backup({ target: w.target || undefined, ...w.selector });
+      ext.output.info(`backup job ${jobId} started on ${w.node.url} (${describe(w.selector)} to ${targetWords(w.target)})`);
       started.push({ node: w.node, jobId });
     }
   } catch (e) {
