@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { DataSegment, Job, JobAccepted, RestorePlan, StoreCatalogResponse } from '../../sidecar/api.js';
@@ -349,6 +349,37 @@ describe('cancelling a restore', () => {
     } finally {
       await source?.stop();
       await target.stop();
+    }
+  });
+});
+
+describe('leftovers of a restore cut off by a crash', () => {
+  test('are cleaned at start: staging removed, an old copy whose swap stopped halfway put back', async () => {
+    const root = tmpDir('dbk-restore-crash-');
+    const sample = await writeSampleCache({
+      dir: path.join(root, 'historical'),
+      segments: 3,
+      layout: 'flat',
+      dataSources: ['wikipedia'],
+      segmentSize: 8 * 1024,
+      smooshChunkSize: 2147483647,
+      seed: 59,
+    });
+    const original = treeDigests(sample.location);
+    // As a kill -9 between moving a present copy aside and renaming the new one in would leave it.
+    const id = sample.segmentIds[1]!;
+    const old = path.join(sample.location, '.druid-backup-old-0123456789abcdef');
+    renameSync(path.join(sample.location, id), old);
+    writeFileSync(`${old}.json`, JSON.stringify({ path: path.join(sample.location, id) }));
+    mkdirSync(path.join(sample.location, '.druid-backup-restore-fedcba9876543210'));
+    writeFileSync(path.join(sample.location, '.druid-backup-restore-fedcba9876543210', '00000.smoosh'), 'half');
+    writeFileSync(path.join(sample.infoDir, '.druid-backup-tmp-0000000000000000'), '{');
+    const node = await startSidecar(['--config', sample.propertiesFile]);
+    try {
+      assert.deepEqual(treeDigests(sample.location), original, 'the segment is back, nothing else is there');
+      assert.ok(node.logLines().some((l) => l.msg === 'a restore was interrupted while swapping; the previous copies were put back'));
+    } finally {
+      await node.stop();
     }
   });
 });
