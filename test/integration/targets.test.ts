@@ -49,6 +49,57 @@ async function delayProxy(upstreamPort: number, delayMs: number): Promise<{ port
   };
 }
 
+/** A TCP proxy that, once armed, cuts a segment download (GET of a stored segment) after `afterBytes` of answer: a target dying mid-segment. */
+async function cuttingProxy(upstreamPort: number): Promise<{ port: number; arm(afterBytes: number): void; cuts: () => number; close(): void }> {
+  const sockets = new Set<net.Socket>();
+  let limit = Infinity;
+  let cuts = 0;
+  const server = net.createServer((client) => {
+    const upstream = net.connect(upstreamPort, '127.0.0.1');
+    sockets.add(client).add(upstream);
+    let down = 0;
+    let downloading = false;
+    client.on('data', (d: Buffer) => {
+      if (/^GET \/data\/v1\/store\/segments\/[^?\s/]+ HTTP/m.test(d.toString('latin1'))) {
+        downloading = true;
+        down = 0;
+      }
+      upstream.write(d);
+    });
+    upstream.on('data', (d) => {
+      down += d.length;
+      if (downloading && down > limit) {
+        cuts++;
+        client.resetAndDestroy();
+        upstream.destroy();
+        return;
+      }
+      client.write(d);
+    });
+    for (const [a, b] of [
+      [client, upstream],
+      [upstream, client],
+    ] as const) {
+      a.on('end', () => b.end());
+      a.on('error', () => b.destroy());
+      a.on('close', () => b.destroy());
+    }
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    arm: (n) => {
+      limit = n;
+    },
+    cuts: () => cuts,
+    close: () => {
+      for (const s of sockets) s.destroy();
+      server.close();
+    },
+  };
+}
+
 /** A port nothing listens on (a target that is stopped). */
 async function deadPort(): Promise<number> {
   const s = net.createServer().listen(0, '127.0.0.1');
@@ -257,3 +308,52 @@ function existsIn(storeDir: string, id: string): boolean {
     return false;
   }
 }
+
+describe('a target dying in the middle of a restore', () => {
+  const token = newToken();
+  let cache: SampleResult;
+  let a: SidecarProcess;
+  let b: SidecarProcess;
+  let proxy: Awaited<ReturnType<typeof cuttingProxy>>;
+  let source: SidecarProcess;
+
+  before(async () => {
+    cache = await sample('midrestore', 13);
+    const root = tmpDir('dbk-targets-mid-');
+    a = await startSidecar(['--store', path.join(root, 'a')], { token });
+    b = await startSidecar(['--store', path.join(root, 'b')], { token });
+    proxy = await cuttingProxy(a.port);
+    // The proxied target is in this node's zone, so restores read from it first.
+    const targets = JSON.stringify([
+      { url: `http://127.0.0.1:${proxy.port}`, zone: 'z1' },
+      { url: b.url, zone: 'z2' },
+    ]);
+    source = await startSidecar(['--config', cache.propertiesFile, '--targets', targets, '--copies', '2', '--zone', 'z1'], {
+      token,
+      env: { DRUID_BACKUP_AUTO_RESTORE: 'false' },
+    });
+    await waitFor('every segment on both targets', async () => (await stored(a)).size === SEGMENTS && (await stored(b)).size === SEGMENTS);
+  });
+  after(async () => {
+    await source?.stop();
+    await a?.stop();
+    await b?.stop();
+    proxy?.close();
+  });
+
+  test('the connection cut mid-segment: the segment is read again from the other copy, byte-identical', async () => {
+    const original = treeDigests(cache.location);
+    wipe(cache.location);
+    proxy.arm(12 * 1024);
+    const r = await source.request<JobAccepted>('POST', '/data/v1/restore', {});
+    assert.equal(r.status, 202, r.text);
+    const job = await source.waitForJob(r.json.jobId);
+    assert.equal(job.state, 'succeeded', JSON.stringify(job.errors));
+    assert.ok(proxy.cuts() > 0, 'the nearest target was cut mid-segment');
+    assert.deepEqual(treeDigests(cache.location), original);
+    assert.ok(
+      source.logLines().some((l) => l.msg === 'cannot read this copy; another copy will be used'),
+      'the fallback is logged',
+    );
+  });
+});
