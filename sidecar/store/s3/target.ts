@@ -9,6 +9,7 @@
  * another writer came first. A segment whose manifest is already there costs one GET and no upload.
  */
 import { createHash } from 'node:crypto';
+import { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import type { Page, StoredSegment } from '../../api.js';
 import { parseManifest } from '../../archive/format.js';
@@ -58,6 +59,39 @@ export interface S3TargetOptions {
   settings?: S3Settings;
   /** This sidecar's node name: whose stale multipart uploads are aborted at start. */
   node?: string;
+}
+
+/** Bytes of a file handed on at once when reading: the socket delivers 64 KiB at a time. */
+const READ_BATCH = 1 << 20;
+
+/**
+ * An object's bytes in pieces of READ_BATCH (one copy, where handing on each socket read would cost a hashing call,
+ * a write and several promise hops apiece), checked against the manifest as they pass: too many bytes fail at once,
+ * and a wrong size or sha256 fails the stream before its last piece, so a restore never installs a damaged file.
+ */
+async function* verifiedBatches(body: AsyncIterable<Uint8Array>, want: SegmentFileInfo, where: string): AsyncGenerator<Buffer> {
+  const hash = createHash('sha256');
+  let seen = 0;
+  let parts: Buffer[] = [];
+  let pending = 0;
+  for await (const c of body) {
+    const chunk = Buffer.isBuffer(c) ? c : Buffer.from(c.buffer, c.byteOffset, c.byteLength);
+    seen += chunk.length;
+    if (seen > want.size) throw new BackupError('digest_mismatch', `${where}: ${want.name} is longer than the ${want.size} bytes of the manifest; run verify`);
+    hash.update(chunk);
+    parts.push(chunk);
+    pending += chunk.length;
+    if (pending >= READ_BATCH) {
+      yield parts.length === 1 ? parts[0]! : Buffer.concat(parts, pending);
+      parts = [];
+      pending = 0;
+    }
+  }
+  if (seen !== want.size)
+    throw new BackupError('digest_mismatch', `${where}: ${want.name} has ${seen} bytes in the bucket, the manifest ${want.size}; run verify`);
+  const got = hash.digest('hex');
+  if (got !== want.sha256) throw new BackupError('digest_mismatch', `${where}: ${want.name} has sha256 ${got}, the manifest ${want.sha256}; run verify`);
+  if (pending) yield parts.length === 1 ? parts[0]! : Buffer.concat(parts, pending);
 }
 
 export class S3Target implements Target {
@@ -394,7 +428,9 @@ export class S3Target implements Target {
     const manifest = k.manifest;
     const prefix = this.dataPrefixOf(manifest);
     const { sdk, client } = await this.s3();
-    const open = async (name: string, size: number): Promise<IncomingFile> => {
+    const where = this.where(id);
+    const open = async (want: SegmentFileInfo): Promise<IncomingFile> => {
+      const { name, size } = want;
       const key = `${prefix}${name}`;
       try {
         const res = await client.send(new sdk.GetObjectCommand({ Bucket: this.bucket, Key: key }), { abortSignal: opts.signal });
@@ -404,7 +440,8 @@ export class S3Target implements Target {
             .catch(() => undefined);
           throw new BackupError('digest_mismatch', `${this.where(id)}: ${name} has ${res.ContentLength} bytes in the bucket, the manifest ${size}; run verify`);
         }
-        return { name, size, stream: res.Body as IncomingFile['stream'] };
+        const body = res.Body as unknown as AsyncIterable<Uint8Array>;
+        return { name, size, stream: Readable.from(verifiedBatches(body, want, where), { objectMode: false }) };
       } catch (e) {
         if (isNotFound(e))
           throw new BackupError(
@@ -415,9 +452,9 @@ export class S3Target implements Target {
       }
     };
     async function* files(): AsyncGenerator<IncomingFile> {
-      for (const f of manifest.files) yield await open(f.name, f.size);
+      for (const f of manifest.files) yield await open(f);
     }
-    return { manifest, files: files() };
+    return { manifest, files: files(), verified: true };
   }
 
   list(filter: ListFilter = {}, opts: TransferOptions = {}): AsyncIterable<Manifest> {
