@@ -43,7 +43,11 @@ export interface RunningSidecar {
 }
 
 export function createLogger(level: string): Logger {
-  return pino({ level, base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime });
+  const stdout = pino.destination({ dest: 1, sync: true });
+  // A stdout nobody reads any more (a pipe whose reader died) loses the log lines, but must not throw out of
+  // whatever was logging, least of all the shutdown on SIGTERM.
+  stdout.on('error', () => undefined);
+  return pino({ level, base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime }, stdout);
 }
 
 /** The configured token, or the one in `{stateDir}/token`, generated (mode 0600) on first start. */
