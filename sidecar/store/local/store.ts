@@ -266,6 +266,11 @@ export class LocalStore implements Target {
       // An HTTP request body is left to the server, which sends the error and then closes the connection: destroying
       // it here would reset the socket before the sender could read why its upload was refused.
       if (!o.leaveBodyOpen) await reader.close().catch(() => undefined);
+      // The disk filled up under the upload (another writer, or uploads in flight that each saw room): the sender
+      // is told so and tries again later, rather than reading of an internal error.
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'ENOSPC' || code === 'EDQUOT')
+        throw new BackupError('no_space', `store ${this.root} ran out of room while receiving ${seg.id} (${code}); nothing was stored`);
       throw e;
     } finally {
       if (!committed) await rm(tmp, { recursive: true, force: true });
