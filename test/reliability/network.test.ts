@@ -141,7 +141,7 @@ describe('network faults between source and target', () => {
     const unlucky = encodeURIComponent(sample.segmentIds[0]!);
     const other = encodeURIComponent(sample.segmentIds[1]!);
     proxy.failRequests((r) => r.method === 'PUT' && r.path.endsWith(unlucky), 503, 3);
-    proxy.failRequests((r) => r.method === 'HEAD' && r.path.endsWith(other), 500, 2);
+    proxy.failRequests((r) => r.method === 'PUT' && r.path.endsWith(other), 500, 2);
     source = await startSource();
     await waitFor('every injected 5xx to be answered', () => proxy.requests.filter((r) => typeof r.action === 'number').length === 5, 30_000);
     await healedAndComplete();
