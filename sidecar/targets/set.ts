@@ -53,12 +53,32 @@ export interface PoolOptions {
   maxBackoffMs: number;
 }
 
+/** How often the pool looks at its targets: stale stats are fetched again, open circuits probed when due. */
+const HEALTH_CHECK_MS = 1000;
+
 /** The health of every target this node talks to through a set, by URL. */
 export class TargetPool {
   private readonly members = new Map<string, TargetHealth>();
   private readonly listeners = new Set<(url: string) => void>();
+  private timer?: NodeJS.Timeout;
 
   constructor(readonly opts: PoolOptions) {}
+
+  /**
+   * Health checks in the background, so a target that goes down is skipped before a transfer finds out and one
+   * that comes back is noticed (and segments short of copies go again) without waiting for the next reconcile.
+   */
+  start(): void {
+    this.timer ??= setInterval(() => {
+      for (const h of this.members.values()) void h.refresh(false);
+    }, HEALTH_CHECK_MS);
+    this.timer.unref();
+  }
+
+  close(): void {
+    clearInterval(this.timer);
+    this.timer = undefined;
+  }
 
   get catalog(): CopyCatalog {
     return this.opts.catalog;

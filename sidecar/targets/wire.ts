@@ -32,6 +32,8 @@ export function wireTargets(opts: {
   const set = config.targets
     ? new TargetSet(pool, config.targets, { copies: config.copies, localZone: config.zone, log: log.child({ component: 'targets' }) })
     : undefined;
+  // Only the configured targets are watched in the background; lists named in requests are checked when used.
+  if (set) pool.start();
   if (set && cache) {
     cache.copiesOf = (id) => {
       const { copies, targets } = set.copiesOf(id, state?.get(id)?.digest);
@@ -57,5 +59,12 @@ export function wireTargets(opts: {
       },
     });
   }
-  return { pool, set, close: () => catalog.close() };
+  return {
+    pool,
+    set,
+    close: () => {
+      pool.close();
+      catalog.close();
+    },
+  };
 }

@@ -315,6 +315,8 @@ describe('a target dying in the middle of a restore', () => {
   let a: SidecarProcess;
   let b: SidecarProcess;
   let proxy: Awaited<ReturnType<typeof cuttingProxy>>;
+  let far: { port: number; close(): void };
+  let bUrl: string;
   let source: SidecarProcess;
 
   before(async () => {
@@ -323,10 +325,12 @@ describe('a target dying in the middle of a restore', () => {
     a = await startSidecar(['--store', path.join(root, 'a')], { token });
     b = await startSidecar(['--store', path.join(root, 'b')], { token });
     proxy = await cuttingProxy(a.port);
-    // The proxied target is in this node's zone, so restores read from it first.
+    far = await delayProxy(b.port, 60);
+    bUrl = `http://127.0.0.1:${far.port}`;
+    // The cut target is near (and in this node's zone), the other far: restores read from the cut one first.
     const targets = JSON.stringify([
       { url: `http://127.0.0.1:${proxy.port}`, zone: 'z1' },
-      { url: b.url, zone: 'z2' },
+      { url: bUrl, zone: 'z2' },
     ]);
     source = await startSidecar(['--config', cache.propertiesFile, '--targets', targets, '--copies', '2', '--zone', 'z1'], {
       token,
@@ -339,6 +343,7 @@ describe('a target dying in the middle of a restore', () => {
     await a?.stop();
     await b?.stop();
     proxy?.close();
+    far?.close();
   });
 
   test('the connection cut mid-segment: the segment is read again from the other copy, byte-identical', async () => {
@@ -355,5 +360,18 @@ describe('a target dying in the middle of a restore', () => {
       source.logLines().some((l) => l.msg === 'cannot read this copy; another copy will be used'),
       'the fallback is logged',
     );
+  });
+
+  test('a target that comes back empty gets every segment again, without waiting for the next reconcile', async () => {
+    await b.stop();
+    await waitFor(
+      'the stopped target shown down',
+      async () => (await source.get<TargetsResponse>('/data/v1/targets')).targets.find((t) => t.url === bUrl)?.state === 'down',
+    );
+    await waitFor('segments short of a copy counted', async () => (await source.metric('druid_backup_segments_under_replicated')) === SEGMENTS);
+    // Same port, a new empty store: the reconcile period is the default 5 minutes, so only its coming back can trigger the resend.
+    b = await startSidecar(['--store', tmpDir('dbk-targets-back-')], { token, port: b.port });
+    await waitFor('every segment on the target again', async () => (await stored(b)).size === SEGMENTS);
+    await waitFor('nothing under-replicated', async () => (await source.metric('druid_backup_segments_under_replicated')) === 0);
   });
 });
