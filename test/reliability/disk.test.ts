@@ -19,8 +19,6 @@ import { startSidecar, tmpDir, waitFor } from '../helpers/sidecar.js';
 import { assertStoredOnce, cacheDirs, checkStore, logged, treeDiff, treeSnapshot } from './lib.js';
 
 const MiB = 1024 * 1024;
-/** What the store keeps free on its filesystem (sidecar/store/local/store.ts RESERVE_BYTES). */
-const RESERVE = 64 * MiB;
 
 /** Mounts a tmpfs of `mib` MiB at a new directory, or undefined when this process may not mount. */
 function mountTmpfs(mib: number): string | undefined {
@@ -75,7 +73,7 @@ describe('the store on a small filesystem', () => {
     'uploads that do not fit are refused with no_space; nothing partial; the backlog drains once there is room',
     { skip: !canMount && 'needs root to mount a small tmpfs' },
     async () => {
-      // Room for about six of the ten 1 MiB segments beyond what the store keeps free.
+      // Room for about six of the ten 1 MiB segments beyond the 64 MiB the store keeps free.
       const mnt = mountTmpfs(64 + 6)!;
       mounts.push(mnt);
       const storeDir = path.join(mnt, 'store');
