@@ -5,9 +5,10 @@
  */
 import { benchBackup } from './backup.js';
 import { benchRestore } from './restore.js';
+import { benchS3 } from './s3.js';
 import { benchScan } from './scan.js';
 
-const BENCHES: Record<string, () => Promise<void>> = { scan: benchScan, backup: benchBackup, restore: benchRestore };
+const BENCHES: Record<string, () => Promise<void>> = { scan: benchScan, backup: benchBackup, restore: benchRestore, s3: benchS3 };
 
 async function main() {
   const names = process.argv.slice(2).length ? process.argv.slice(2) : Object.keys(BENCHES);

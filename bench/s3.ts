@@ -1,0 +1,203 @@
+/**
+ * S3 targets against a real VersityGW started here (test/helpers/versitygw.ts):
+ * - backup and restore of one large segment through a real sidecar (dist/sidecar.js, `POST /data/v1/backup` and
+ *   `/restore` with an s3:// target), as a ratio to VersityGW's own raw throughput measured in the same run: one
+ *   large object PUT and GET with the SDK (defaults, streamed from and to a file). Rounds alternate raw and
+ *   sidecar so that the machine's noise hits both alike; the median of the rounds is reported.
+ * - the sidecar's RSS while it backs up the segment (sampled from /proc every 50 ms, and its peak VmHWM);
+ * - the catalog of 10,000 backed-up segments: requests and time of a listing without the index (every manifest
+ *   read) and with it (list pages and one GET).
+ * Size with DBK_BENCH_S3_MB (default 2048), rounds with DBK_BENCH_S3_ROUNDS (default 3); DBK_BENCH_S3_ONLY=transfer or
+ * catalog runs one part.
+ */
+import { createReadStream, createWriteStream, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import path from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { DeleteObjectsCommand, GetObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
+import pino from 'pino';
+import type { Job, JobAccepted } from '../sidecar/api.js';
+import { writeSampleCache } from '../sidecar/sample/sampleCache.js';
+import { S3Target } from '../sidecar/store/s3/target.js';
+import { mapLimit } from '../sidecar/util/pool.js';
+import type { SidecarProcess } from '../test/helpers/sidecar.js';
+import { startSidecar, tmpDir } from '../test/helpers/sidecar.js';
+import type { VersityGw } from '../test/helpers/versitygw.js';
+import { startVersityGw } from '../test/helpers/versitygw.js';
+
+const MIB = 1024 * 1024;
+const BUCKET = 'bench';
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const mbps = (bytes: number, ms: number) => bytes / MIB / (ms / 1000);
+
+function rssOf(pid: number): { rss: number; hwm: number } {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = (k: string) => Number(new RegExp(`^${k}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? 0) * 1024;
+  return { rss: kb('VmRSS'), hwm: kb('VmHWM') };
+}
+
+async function emptyBucket(gw: VersityGw, prefix: string): Promise<void> {
+  let token: string | undefined;
+  do {
+    const page = await gw.client.send(new ListObjectsV2Command({ Bucket: BUCKET, Prefix: prefix, ContinuationToken: token }));
+    const keys = (page.Contents ?? []).map((o) => ({ Key: o.Key! }));
+    if (keys.length) await gw.client.send(new DeleteObjectsCommand({ Bucket: BUCKET, Delete: { Objects: keys, Quiet: true } }));
+    token = page.IsTruncated ? page.NextContinuationToken : undefined;
+  } while (token);
+}
+
+async function runJob(sc: SidecarProcess, route: string, body: unknown, onTick?: () => void): Promise<Job> {
+  const r = await sc.request<JobAccepted>('POST', route, body);
+  if (r.status !== 202) throw new Error(`${route}: ${r.status} ${r.text}`);
+  for (;;) {
+    onTick?.();
+    const job = await sc.get<Job>(`/data/v1/jobs/${r.json.jobId}`);
+    if (job.state === 'failed' || job.state === 'cancelled') throw new Error(`${route} job ${job.state}: ${JSON.stringify(job.errors)}`);
+    if (job.state === 'succeeded') return job;
+    await new Promise((res) => setTimeout(res, 50));
+  }
+}
+
+const jobMs = (job: Job) => Date.parse(job.finishedAt!) - Date.parse(job.startedAt!);
+
+async function benchTransfer(gw: VersityGw, root: string): Promise<void> {
+  const mb = Number(process.env.DBK_BENCH_S3_MB ?? 2048);
+  const rounds = Number(process.env.DBK_BENCH_S3_ROUNDS ?? 3);
+  const sample = await writeSampleCache({
+    dir: path.join(root, 'historical'),
+    segments: 1,
+    layout: 'flat',
+    dataSources: ['wikipedia'],
+    // the sample's column weights leave about 80% of segmentSize in the files
+    segmentSize: Math.ceil((mb * MIB) / 0.8),
+    smooshChunkSize: 2147483647,
+    seed: 3,
+  });
+  const segDir = path.join(sample.location, sample.segmentIds[0]!);
+  const big = readdirSync(segDir)
+    .map((f) => path.join(segDir, f))
+    .sort((a, b) => statSync(b).size - statSync(a).size)[0]!;
+  const bigSize = statSync(big).size;
+  console.log(
+    `segment ${sample.segmentIds[0]}: ${(sample.bytes / MIB).toFixed(0)} MiB in ${readdirSync(segDir).length} files; raw object ${(bigSize / MIB).toFixed(0)} MiB`,
+  );
+
+  const sc = await startSidecar(['--config', sample.propertiesFile, '--node-name', 'bench-node'], {
+    env: { ...gw.env, DRUID_BACKUP_AUTO_RESTORE: 'false', DRUID_BACKUP_RECONCILE_PERIOD: 'PT1H' },
+  });
+  const rows: Array<{ put: number; backup: number; get: number; restore: number; peakRss: number }> = [];
+  try {
+    for (let round = 1; round <= rounds; round++) {
+      const prefix = `round${round}`;
+      let t0 = performance.now();
+      await gw.client.send(
+        new PutObjectCommand({ Bucket: BUCKET, Key: `${prefix}-raw/object`, Body: createReadStream(big, { highWaterMark: MIB }), ContentLength: bigSize }),
+      );
+      const put = mbps(bigSize, performance.now() - t0);
+
+      let peak = 0;
+      const before = rssOf(sc.proc.pid!).rss;
+      const backupJob = await runJob(sc, '/data/v1/backup', { target: `s3://${BUCKET}/${prefix}` }, () => (peak = Math.max(peak, rssOf(sc.proc.pid!).rss)));
+      const backup = mbps(sample.bytes, jobMs(backupJob));
+      const hwm = rssOf(sc.proc.pid!).hwm;
+
+      const rawFile = path.join(root, 'raw-get');
+      t0 = performance.now();
+      const got = await gw.client.send(new GetObjectCommand({ Bucket: BUCKET, Key: `${prefix}-raw/object` }));
+      await pipeline(got.Body as NodeJS.ReadableStream, createWriteStream(rawFile));
+      const get = mbps(bigSize, performance.now() - t0);
+      rmSync(rawFile);
+
+      const dest = path.join(root, `restored-${round}`);
+      const restoreJob = await runJob(sc, '/data/v1/restore', { target: `s3://${BUCKET}/${prefix}`, destination: dest });
+      const restore = mbps(sample.bytes, jobMs(restoreJob));
+      rmSync(dest, { recursive: true, force: true });
+      await emptyBucket(gw, `${prefix}`);
+
+      rows.push({ put, backup, get, restore, peakRss: Math.max(peak, hwm) });
+      console.log(
+        `round ${round}: raw PUT ${put.toFixed(0)} MB/s, backup ${backup.toFixed(0)} MB/s (${(backup / put).toFixed(2)}x); raw GET ${get.toFixed(0)} MB/s, restore ${restore.toFixed(0)} MB/s (${(restore / get).toFixed(2)}x); sidecar RSS ${(before / MIB).toFixed(0)} MiB before, peak ${(peak / MIB).toFixed(0)} MiB sampled, VmHWM ${(hwm / MIB).toFixed(0)} MiB`,
+      );
+    }
+  } finally {
+    await sc.stop();
+  }
+  const up = median(rows.map((r) => r.backup / r.put));
+  const down = median(rows.map((r) => r.restore / r.get));
+  const rss = Math.max(...rows.map((r) => r.peakRss));
+  console.log(
+    `S3 (VersityGW, ${(sample.bytes / MIB).toFixed(0)} MiB segment, part ${process.env.DRUID_BACKUP_S3_PART_SIZE ?? '8MiB'} x ${process.env.DRUID_BACKUP_S3_CONCURRENCY ?? 4}): backup/raw PUT median ${up.toFixed(2)}x (goal >= 0.8), restore/raw GET median ${down.toFixed(2)}x (goal >= 0.8); sidecar peak RSS ${(rss / MIB).toFixed(0)} MiB (goal < 150)`,
+  );
+}
+
+async function benchCatalog(gw: VersityGw): Promise<void> {
+  const n = 10_000;
+  const log = pino({ level: 'silent' });
+  const writer = S3Target.open(`s3://${BUCKET}/catalog`, { log, settings: { endpoint: gw.endpoint } });
+  const base = {
+    formatVersion: 1,
+    dataSource: 'wikipedia',
+    descriptor: null,
+    files: [
+      { name: 'version.bin', size: 4, sha256: 'a'.repeat(64) },
+      { name: '00000.smoosh', size: 1000, sha256: 'b'.repeat(64) },
+    ],
+    size: 1004,
+    sources: [{ node: 'bench-node', digest: '', at: '2024-01-01T00:00:00.000Z' }],
+    conflicts: [],
+    createdAt: '2024-01-01T00:00:00.000Z',
+    updatedAt: '2024-01-01T00:00:00.000Z',
+  };
+  const { segmentDigest } = await import('../sidecar/store/manifest.js');
+  const digest = segmentDigest(base.files);
+  const t0 = performance.now();
+  await mapLimit(
+    Array.from({ length: n }, (_, i) => i),
+    32,
+    async (i) => {
+      const day = new Date(Date.UTC(2000, 0, 1) + i * 86_400_000);
+      const start = day.toISOString();
+      const end = new Date(day.getTime() + 86_400_000).toISOString();
+      const segmentId = `wikipedia_${start}_${end}_v1`;
+      const m = { ...base, segmentId, interval: `${start}/${end}`, version: 'v1', partition: 0, digest, sources: [{ ...base.sources[0]!, digest }] };
+      await gw.client.send(new PutObjectCommand({ Bucket: BUCKET, Key: writer.layout.manifestKey(segmentId), Body: JSON.stringify(m) }));
+    },
+  );
+  console.log(`catalog: ${n} manifests written in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  writer.close();
+
+  const open = () => S3Target.open(`s3://${BUCKET}/catalog`, { log, settings: { endpoint: gw.endpoint } });
+  const measure = async (t: S3Target, label: string) => {
+    const start = performance.now();
+    let count = 0;
+    for await (const m of t.list()) if (m.segmentId) count++;
+    const ms = performance.now() - start;
+    const s = t.catalog.lastList!;
+    console.log(
+      `catalog of ${count} segments ${label}: ${ms.toFixed(0)} ms, ${s.listRequests} list requests + ${s.manifestGets} manifest GETs, index ${s.indexRead}${s.indexWritten ? ', index written' : ''}`,
+    );
+  };
+  const first = open();
+  await measure(first, 'without the index (every manifest read, then the index written)');
+  first.close();
+  const second = open();
+  await measure(second, 'with the index (a new process)');
+  await measure(second, 'with the index unchanged (same process, 304)');
+  second.close();
+}
+
+export async function benchS3(): Promise<void> {
+  const root = tmpDir('dbk-bench-s3-');
+  const gw = await startVersityGw({ rootParent: root });
+  // The SDK's standard chain, as an operator would set it: the sidecar inherits it, the catalog part uses it here.
+  Object.assign(process.env, gw.env);
+  try {
+    await gw.createBucket(BUCKET);
+    const only = process.env.DBK_BENCH_S3_ONLY;
+    if (only !== 'catalog') await benchTransfer(gw, root);
+    if (only !== 'transfer') await benchCatalog(gw);
+  } finally {
+    await gw.close();
+    rmSync(root, { recursive: true, force: true });
+  }
+}
