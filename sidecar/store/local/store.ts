@@ -70,6 +70,8 @@ export interface LocalStoreOptions {
   metrics?: Metrics;
   events?: EventBus;
   maxSegmentBytes?: number;
+  /** Most bytes of segment files the store may hold (druid.backup.storeQuota); a source sees it in the stats and chooses another target. */
+  quotaBytes?: number;
 }
 
 export interface ReceiveResult {
@@ -225,6 +227,9 @@ export class LocalStore implements Target {
     const free = fs.bavail * fs.bsize;
     if (free - bytes < RESERVE_BYTES)
       throw new BackupError('no_space', `store ${this.root} has ${free} bytes free; a segment of ${bytes} bytes would leave less than ${RESERVE_BYTES}`);
+    const quota = this.opts.quotaBytes;
+    if (quota !== undefined && this.totalBytes + bytes > quota)
+      throw new BackupError('no_space', `store ${this.root} holds ${this.totalBytes} bytes of its quota of ${quota}; a segment of ${bytes} bytes does not fit`);
   }
 
   private entry(segmentId: string): IndexEntry | undefined {
@@ -280,6 +285,11 @@ export class LocalStore implements Target {
       // An HTTP request body is left to the server, which sends the error and then closes the connection: destroying
       // it here would reset the socket before the sender could read why its upload was refused.
       if (!o.leaveBodyOpen) await reader.close().catch(() => undefined);
+      // The disk filled up under the upload (another writer, or uploads in flight that each saw room): the sender
+      // is told so and tries again later, rather than reading of an internal error.
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'ENOSPC' || code === 'EDQUOT')
+        throw new BackupError('no_space', `store ${this.root} ran out of room while receiving ${seg.id} (${code}); nothing was stored`);
       throw e;
     } finally {
       await Promise.allSettled(durable);
@@ -438,6 +448,10 @@ export class LocalStore implements Target {
 
   async stats(): Promise<StoreStats> {
     const fs = statfsSync(this.root);
-    return { segments: this.index.size, bytes: this.totalBytes, freeBytes: fs.bavail * fs.bsize };
+    // What an upload may still take: the disk less the reserve every upload keeps, and no more than the quota leaves.
+    let freeBytes = Math.max(0, fs.bavail * fs.bsize - RESERVE_BYTES);
+    const quotaBytes = this.opts.quotaBytes;
+    if (quotaBytes !== undefined) freeBytes = Math.max(0, Math.min(freeBytes, quotaBytes - this.totalBytes));
+    return { segments: this.index.size, bytes: this.totalBytes, freeBytes, ...(quotaBytes !== undefined ? { quotaBytes } : {}) };
   }
 }
