@@ -4,7 +4,6 @@ import type { SegmentsResponse } from '../../api.js';
 import { compileSelector } from '../../druid/selector.js';
 import { BackupError } from '../../errors.js';
 import type { SidecarContext } from '../context.js';
-import { paginate } from '../paging.js';
 import { commonErrors, listQuery, pageSchema, segmentInfoSchema } from '../schemas.js';
 
 const STATES = ['complete', 'downloading', 'incomplete', 'missing', 'damaged', 'restoring', 'backedUp', 'pending', 'failed', 'none'];
@@ -34,7 +33,7 @@ export function register(app: FastifyInstance, ctx: SidecarContext): void {
       const q = req.query;
       const sel = compileSelector({ dataSource: q.dataSource, interval: q.interval });
       if (!ctx.cache.lastScan) await ctx.cache.scan();
-      return paginate(ctx.cache.list(sel, q.state), (s) => s.id, q.limit, q.cursor);
+      return ctx.cache.page(sel, q.state, q.limit, q.cursor);
     },
   );
 }

@@ -31,7 +31,7 @@ import { compileSelector, selects } from '../../druid/selector.js';
 import { BackupError, messageOf } from '../../errors.js';
 import type { EventBus } from '../../server/events.js';
 import type { Metrics } from '../../server/metrics.js';
-import { paginate } from '../../server/paging.js';
+import { pageSorted } from '../../server/paging.js';
 import { readStream } from '../../util/readStream.js';
 import { fsyncDirAsync, writeFileAtomicAsync, writeFileDurable } from '../../util/atomic.js';
 import type { Manifest, SegmentFileInfo, SourceRecord } from '../manifest.js';
@@ -430,11 +430,11 @@ export class LocalStore implements Target {
 
   /** `GET /data/v1/store/segments`: one page of the catalog. */
   catalog(sel: Selector, limit: number, cursor?: string, onlyConflicts = false): Page<StoredSegment> {
-    return paginate(
-      this.matching(sel)
-        .filter((e) => !onlyConflicts || e.summary.conflicts.length > 0)
-        .map((e) => ({ ...e.summary })),
-      (s) => s.segmentId,
+    // matching() walks the ids in order, so only the page's summaries are copied.
+    return pageSorted(
+      this.matching(sel).filter((e) => !onlyConflicts || e.summary.conflicts.length > 0),
+      (e) => e.summary.segmentId,
+      (e) => ({ ...e.summary }),
       limit,
       cursor,
     );
@@ -442,8 +442,13 @@ export class LocalStore implements Target {
 
   /** `GET /data/v1/store/manifests`: one page of whole manifests, for clients that plan restores. */
   manifests(sel: Selector, limit: number, cursor?: string): Page<Manifest> {
-    const page = paginate(this.matching(sel), (e) => e.summary.segmentId, limit, cursor);
-    return { ...page, items: page.items.map((e) => this.readManifest(e)) };
+    return pageSorted(
+      this.matching(sel),
+      (e) => e.summary.segmentId,
+      (e) => this.readManifest(e),
+      limit,
+      cursor,
+    );
   }
 
   async stats(): Promise<StoreStats> {
