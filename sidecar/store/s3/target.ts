@@ -130,6 +130,8 @@ export class S3Target implements Target {
       call: (action, signal, fn) => this.call(action, signal, fn),
       getManifest: (id, signal) => this.getManifest(id, signal),
     });
+    // At start, not at the first upload: a node that has nothing new to send cleans up too.
+    void this.cleanStaleUploads();
   }
 
   static open(url: string, opts: S3TargetOptions): S3Target {
