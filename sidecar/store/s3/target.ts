@@ -17,7 +17,7 @@ import { segmentIdOfDescriptor } from '../../druid/descriptor.js';
 import { compileSelector } from '../../druid/selector.js';
 import { parseSegmentId } from '../../druid/segmentId.js';
 import { BackupError, messageOf } from '../../errors.js';
-import { paginate } from '../../server/paging.js';
+import { pageSorted } from '../../server/paging.js';
 import { nodeNameProblem } from '../local/store.js';
 import type { Manifest, SegmentFileInfo, SourceRecord } from '../manifest.js';
 import { MANIFEST_FORMAT_VERSION, segmentDigest, segmentFileNameProblem } from '../manifest.js';
@@ -60,6 +60,9 @@ export interface S3TargetOptions {
   /** This sidecar's node name: whose stale multipart uploads are aborted at start. */
   node?: string;
 }
+
+/** How long the pages after a catalog's first page reuse its listing. */
+const CATALOG_REUSE_MS = 60_000;
 
 /** Bytes of a file handed on at once when reading: the socket delivers 64 KiB at a time. */
 const READ_BATCH = 1 << 20;
@@ -109,6 +112,7 @@ export class S3Target implements Target {
   private cleaned?: Promise<void>;
   private readonly settings: S3Settings;
   private connection?: Promise<S3Connection>;
+  private lastCatalog?: { key: string; at: number; items: StoredSegment[] };
 
   constructor(
     location: S3Location,
@@ -473,27 +477,39 @@ export class S3Target implements Target {
     return { segments, bytes, freeBytes: UNBOUNDED_BYTES };
   }
 
-  /** One page of the catalog (`GET /data/v1/store/segments?target=s3://…`), the shape a target sidecar answers with. */
+  /**
+   * One page of the catalog (`GET /data/v1/store/segments?target=s3://…`), the shape a target sidecar answers with.
+   * A first page lists the bucket; the pages that follow it within CATALOG_REUSE_MS page through that same listing,
+   * so walking 10,000 segments in pages of 1,000 costs one listing, not ten.
+   */
   async catalogPage(filter: ListFilter, limit: number, cursor?: string, onlyConflicts = false, opts: TransferOptions = {}): Promise<Page<StoredSegment>> {
-    const items: StoredSegment[] = [];
-    for await (const m of this.list(filter, opts)) {
-      if (onlyConflicts && m.conflicts.length === 0) continue;
-      items.push({
-        segmentId: m.segmentId,
-        dataSource: m.dataSource,
-        interval: m.interval,
-        version: m.version,
-        partition: m.partition,
-        size: m.size,
-        fileCount: m.files.length,
-        digest: m.digest,
-        sources: [...new Set(m.sources.map((x) => x.node))],
-        conflicts: [...new Set(m.conflicts.map((x) => x.node))],
-        createdAt: m.createdAt,
-        updatedAt: m.updatedAt,
-      });
+    const key = JSON.stringify([filter.dataSource, filter.interval, filter.segmentIds, onlyConflicts]);
+    const kept = this.lastCatalog;
+    let items: StoredSegment[];
+    if (cursor !== undefined && kept?.key === key && Date.now() - kept.at < CATALOG_REUSE_MS) items = kept.items;
+    else {
+      items = [];
+      for await (const m of this.list(filter, opts)) {
+        if (onlyConflicts && m.conflicts.length === 0) continue;
+        items.push({
+          segmentId: m.segmentId,
+          dataSource: m.dataSource,
+          interval: m.interval,
+          version: m.version,
+          partition: m.partition,
+          size: m.size,
+          fileCount: m.files.length,
+          digest: m.digest,
+          sources: [...new Set(m.sources.map((x) => x.node))],
+          conflicts: [...new Set(m.conflicts.map((x) => x.node))],
+          createdAt: m.createdAt,
+          updatedAt: m.updatedAt,
+        });
+      }
+      items.sort((a, b) => (a.segmentId < b.segmentId ? -1 : a.segmentId > b.segmentId ? 1 : 0));
+      this.lastCatalog = { key, at: Date.now(), items };
     }
-    return paginate(items, (x) => x.segmentId, limit, cursor);
+    return pageSorted(items, (x) => x.segmentId, (x) => ({ ...x }), limit, cursor);
   }
 
   /** Re-reads every selected segment's objects against its manifest (verify.ts). */
