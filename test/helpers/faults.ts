@@ -5,8 +5,8 @@
  * - `refuse()`: stops listening, so connecting fails with ECONNREFUSED (`accept()` listens again on the same port);
  * - `hold()`: accepts, but forwards nothing more in either direction (a stalled peer or a partition); closes are
  *   held too, so the target never learns that the source gave up; `release()` lets everything through again;
- * - `holdAtUp(n)`: forwards client-to-target bytes up to exactly `n` in total, then holds: a test kills a process
- *   at that precise point of a transfer;
+ * - `holdAtUp(n)` / `holdAtDown(n)`: forwards client-to-target (target-to-client) bytes up to exactly `n` in
+ *   total, then holds: a test kills a process at that precise point of an upload (a download);
  * - `resetAtUp(n)`: once `n` client-to-target bytes went through, resets (RST) every connection, mid-stream;
  * - `failRequests(match, status, count)`: answers the next `count` matching HTTP requests with `status` itself
  *   (the target never sees them), as a target behind a load balancer answering 502/503 would.
@@ -115,6 +115,8 @@ export class FaultProxy {
   private holding = false;
   private holdAt = Infinity;
   private holdReached?: () => void;
+  private holdDownAt = Infinity;
+  private holdDownReached?: () => void;
   private resetAt = Infinity;
   private resetDone?: () => void;
   port = 0;
@@ -220,8 +222,20 @@ export class FaultProxy {
       return;
     }
     if ('data' in held) {
-      this.bytesDown += held.data.length;
-      this.write(link.client, held.data);
+      let data = held.data;
+      if (this.bytesDown + data.length >= this.holdDownAt) {
+        const k = this.holdDownAt - this.bytesDown;
+        this.write(link.client, data.subarray(0, k));
+        this.bytesDown += k;
+        data = data.subarray(k);
+        this.holdDownAt = Infinity;
+        this.holding = true;
+        if (data.length) link.downQueue.push({ data });
+        this.holdDownReached?.();
+        return;
+      }
+      this.bytesDown += data.length;
+      this.write(link.client, data);
     } else this.apply(link.client, held, link);
   }
 
@@ -289,6 +303,19 @@ export class FaultProxy {
     });
   }
 
+  /** Forwards target-to-client bytes up to `n` in total (a download, a restore), then holds; resolves there. */
+  holdAtDown(n: number): Promise<void> {
+    this.holdDownAt = n;
+    return new Promise((resolve) => {
+      this.holdDownReached = resolve;
+      if (this.bytesDown >= n) {
+        this.holdDownAt = Infinity;
+        this.holding = true;
+        resolve();
+      }
+    });
+  }
+
   /** Resets every open connection once `n` client-to-target bytes went through; resolves when it did. */
   resetAtUp(n: number): Promise<void> {
     this.resetAt = n;
@@ -299,6 +326,7 @@ export class FaultProxy {
   release(): void {
     this.holding = false;
     this.holdAt = Infinity;
+    this.holdDownAt = Infinity;
     for (const link of [...this.links]) {
       const up = link.upQueue.splice(0);
       const down = link.downQueue.splice(0);

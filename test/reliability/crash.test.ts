@@ -18,7 +18,7 @@ import { writeSampleCache } from '../../sidecar/sample/sampleCache.js';
 import { FaultProxy } from '../helpers/faults.js';
 import type { SidecarProcess } from '../helpers/sidecar.js';
 import { startSidecar, tmpDir, waitFor } from '../helpers/sidecar.js';
-import { cacheDirs, checkStore, compareWithCache, seeded, verifyStoreCli } from './lib.js';
+import { assertStoredOnce, seeded, verifyStoreCli } from './lib.js';
 
 const TRIALS = Number(process.env.RELIABILITY_TRIALS ?? 20);
 const FIRST_SEED = Number(process.env.RELIABILITY_SEED ?? 1);
@@ -26,7 +26,6 @@ const NODE = 'historical-crash';
 
 describe(`crashes: kill -9 the source, then the target, at random points (${TRIALS} trials from seed ${FIRST_SEED})`, () => {
   let sample: SampleResult;
-  let dirs: Map<string, string>;
   const alive = new Set<SidecarProcess>();
   const results: Array<{ seed: number; sourceKilledAt: number; targetKilledAt: number; wire: number; stored: number }> = [];
 
@@ -40,7 +39,6 @@ describe(`crashes: kill -9 the source, then the target, at random points (${TRIA
       smooshChunkSize: 64 * 1024,
       seed: 61,
     });
-    dirs = cacheDirs(sample);
   });
   after(async () => {
     for (const p of alive) await p.kill9();
@@ -97,27 +95,7 @@ describe(`crashes: kill -9 the source, then the target, at random points (${TRIA
         await waitFor('the source queue to drain', async () => (await source.metric('druid_backup_queue_depth')) === 0, 10_000);
         targetLogs.push(target.stdout);
 
-        const check = checkStore(storeDir);
-        assert.deepEqual(check.problems, [], 'the store holds only whole, sound segments');
-        assert.deepEqual(check.tmp, [], 'the temporary area is empty after the restart');
-        assert.deepEqual([...check.segments.keys()].sort(), [...sample.segmentIds].sort(), 'every segment is stored');
-        for (const m of check.segments.values()) {
-          assert.deepEqual(
-            m.sources.map((s) => s.node),
-            [NODE],
-            `${m.segmentId} is recorded once, from its node`,
-          );
-          assert.deepEqual(m.conflicts, [], `${m.segmentId} has no conflict`);
-        }
-        assert.deepEqual(compareWithCache(check, dirs), [], 'stored bytes equal the cache');
-        const commits = new Map<string, number>();
-        for (const text of targetLogs)
-          for (const line of text.split('\n'))
-            if (line.includes('"segment stored"')) {
-              const id = (JSON.parse(line) as { segmentId: string }).segmentId;
-              commits.set(id, (commits.get(id) ?? 0) + 1);
-            }
-        for (const [id, n] of commits) assert.equal(n, 1, `${id} was committed ${n} times`);
+        const check = assertStoredOnce(storeDir, sample, NODE, targetLogs);
         const verified = await verifyStoreCli(storeDir);
         if (verified) assert.equal(verified.status, 0, `verify --store: ${verified.output}`);
         const failed = await source.get<SegmentsResponse>('/data/v1/segments?state=failed&limit=10');
