@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The longer soak of the reliability suite (issue 6), beyond what `npm test` runs: rounds of 20 kill -9 crash
-# trials, each round from new seeds, with the network and disk faults, until the time is up; then the load test.
+# trials, each round from new seeds, with the network and disk faults, until the time is up; then the load test and
+# a longer fuzzing of the API.
 # Every round prints its seeds, so a failure can be run again alone:
 #   RELIABILITY_TRIALS=1 RELIABILITY_SEED=<seed> node --import tsx --test test/reliability/crash.test.ts
 # Usage: scripts/soak.sh [minutes, default 30]   (SOAK_SEED=N starts from a given seed)
@@ -21,6 +22,7 @@ while [ "$(date +%s)" -lt "$end" ]; do
   trials=$((trials + 20))
   seed=$((seed + 20))
 done
-echo "== load"
+echo "== load, and the API fuzzed for 5 minutes per sidecar"
 node --import tsx --test test/reliability/load.test.ts
+RELIABILITY_FUZZ_SECONDS=300 node --import tsx --test test/reliability/fuzz.test.ts
 echo "soak: $rounds rounds, $trials crash trials, nothing lost"

@@ -16,13 +16,15 @@ import { treeDiff, treeSnapshot } from './lib.js';
 
 const ST = path.resolve(__dirname, '../../.cache/schemathesis/bin/st');
 const missing = !existsSync(ST);
+/** Seconds of fuzzing per sidecar (scripts/soak.sh gives it longer). */
+const SECONDS = Number(process.env.RELIABILITY_FUZZ_SECONDS ?? 20);
 if (missing && process.env.CI) throw new Error(`${ST} is missing: .ci/run installs Schemathesis into .cache/schemathesis`);
 
 function fuzz(p: SidecarProcess, target: string): Promise<{ code: number | null; out: string }> {
   return new Promise((resolve) => {
     const args = ['run', `${p.url}/openapi.json`, '-H', `Authorization: Bearer ${p.token}`, '--checks', 'not_a_server_error,no_stack_trace'];
     // One worker: hypothesis describes strategies with ast.parse, which CPython 3.11 does not survive in threads.
-    args.push('--max-examples', '8', '--max-time', '20', '--seed', '1', '-w', '1', '--no-color', '--suppress-health-check', 'all');
+    args.push('--max-examples', '8', '--max-time', String(SECONDS), '--seed', '1', '-w', '1', '--no-color', '--suppress-health-check', 'all');
     const child = spawn(ST, args, {
       env: { ...process.env, DBK_FUZZ_TARGET: target, SCHEMATHESIS_HOOKS: 'dbk_hooks', PYTHONPATH: path.join(__dirname, 'fuzz') },
       stdio: ['ignore', 'pipe', 'pipe'],
