@@ -146,6 +146,8 @@ export class LocalStore implements Target {
   private sortedIds?: string[];
   private readonly locks = new Map<string, Promise<unknown>>();
   private totalBytes = 0;
+  /** Bytes declared by uploads still arriving: counted as stored until they end, so uploads at once cannot each see the same room. */
+  private arrivingBytes = 0;
   /** Problems found while loading (unreadable manifests, misplaced directories), for the log and verify. */
   readonly issues: Array<{ path: string; problem: string }> = [];
 
@@ -224,12 +226,15 @@ export class LocalStore implements Target {
     const max = this.opts.maxSegmentBytes ?? MAX_SEGMENT_BYTES;
     if (bytes > max) throw new BackupError('payload_too_large', `segment of ${bytes} bytes is larger than the store's limit of ${max} bytes`);
     const fs = statfsSync(this.root);
-    const free = fs.bavail * fs.bsize;
+    const free = fs.bavail * fs.bsize - this.arrivingBytes;
     if (free - bytes < RESERVE_BYTES)
       throw new BackupError('no_space', `store ${this.root} has ${free} bytes free; a segment of ${bytes} bytes would leave less than ${RESERVE_BYTES}`);
     const quota = this.opts.quotaBytes;
-    if (quota !== undefined && this.totalBytes + bytes > quota)
-      throw new BackupError('no_space', `store ${this.root} holds ${this.totalBytes} bytes of its quota of ${quota}; a segment of ${bytes} bytes does not fit`);
+    if (quota !== undefined && this.totalBytes + this.arrivingBytes + bytes > quota)
+      throw new BackupError(
+        'no_space',
+        `store ${this.root} holds ${this.totalBytes} bytes (${this.arrivingBytes} more arriving) of its quota of ${quota}; a segment of ${bytes} bytes does not fit`,
+      );
   }
 
   private entry(segmentId: string): IndexEntry | undefined {
@@ -265,9 +270,13 @@ export class LocalStore implements Target {
     const tmp = await mkdtemp(path.join(this.root, TMP_DIR, 'put-'));
     const durable: Array<Promise<void>> = [];
     let committed = false;
+    let arriving = 0;
     try {
       const decl = await reader.open();
-      this.checkSpace(decl.files.reduce((n, f) => n + f.size, 0));
+      const declared = decl.files.reduce((n, f) => n + f.size, 0);
+      this.checkSpace(declared);
+      this.arrivingBytes += declared;
+      arriving = declared;
       for await (const f of reader.files()) {
         durable.push((await writeChunks(path.join(tmp, f.name), f.size, f.chunks)).durable);
         // A segment may declare thousands of files: bound the descriptors held open while they flush.
@@ -293,6 +302,7 @@ export class LocalStore implements Target {
       throw e;
     } finally {
       await Promise.allSettled(durable);
+      this.arrivingBytes -= arriving;
       if (!committed) await rm(tmp, { recursive: true, force: true });
     }
   }
