@@ -147,7 +147,11 @@ describe('the store on a small filesystem', () => {
       await waitFor('the held upload to fail for want of room', () => logged(source.stdout, 'backup failed; will retry').length > 0, 30_000, 100);
       const err = String(logged(source.stdout, 'backup failed; will retry')[0]!.err);
       figures.enospcError = err;
-      assert.match(err, /ran out of room while receiving .*ENOSPC.*nothing was stored/, `a clear no_space, not an internal error; the target logged ${JSON.stringify(logged(target.stdout, 'request failed'))}`);
+      assert.match(
+        err,
+        /ran out of room while receiving .*ENOSPC.*nothing was stored/,
+        `a clear no_space, not an internal error; the target logged ${JSON.stringify(logged(target.stdout, 'request failed'))}`,
+      );
       await waitFor('the temporary area to be emptied', () => readdirSync(path.join(storeDir, '.tmp')).length === 0, 10_000, 50);
       const mid = checkStore(storeDir);
       assert.deepEqual(mid.problems, [], 'no partial or damaged segment');
@@ -165,6 +169,60 @@ describe('the store on a small filesystem', () => {
       await proxy.close();
     },
   );
+});
+
+describe("the store's own limit (druid.backup.storeQuota)", () => {
+  test('uploads arriving at once never take the store past its quota; the backlog drains once the quota grows', async () => {
+    const sample = await writeSampleCache({
+      dir: path.join(tmpDir('dbk-quota-'), 'historical'),
+      segments: 12,
+      layout: 'nested',
+      dataSources: ['wikipedia', 'kttm'],
+      segmentSize: 512 * 1024,
+      smooshChunkSize: 256 * 1024,
+      seed: 104,
+    });
+    const quota = Math.floor(sample.bytes / 3);
+    const storeDir = path.join(tmpDir('dbk-quota-store-'), 'store');
+    let target = await started(['--store', storeDir, '--store-quota', String(quota)], { env });
+    // Eight transfers at once: each upload must count the ones still arriving.
+    const source = await started(['--config', sample.propertiesFile, '--target', target.url, '--node-name', 'quota'], {
+      token: target.token,
+      env: { ...env, DRUID_BACKUP_WORKERS: '8' },
+    });
+    const failed = await waitFor(
+      'the store to reach its quota and refuse the rest',
+      async () => {
+        const ok = (await source.get<SegmentsResponse>('/data/v1/segments?state=backedUp&limit=1')).total;
+        const f = await source.get<SegmentsResponse>('/data/v1/segments?state=failed&limit=100');
+        return ok + f.total === 12 && f.total > 0 ? f : undefined;
+      },
+      60_000,
+      100,
+    );
+    for (const s of failed.items) assert.match(s.backup.error ?? '', /quota/, `a clear error: ${s.backup.error}`);
+    const check = checkStore(storeDir);
+    assert.deepEqual(check.problems, []);
+    const held = [...check.segments.values()].reduce((n, m) => n + m.size, 0);
+    figures.quota = { quota, held, stored: check.segments.size, refused: failed.total };
+    assert.ok(held <= quota, `the store holds ${held} bytes, more than its quota of ${quota}`);
+
+    const first = target;
+    await target.stop();
+    target = await started(['--store', storeDir, '--store-quota', String(sample.bytes * 2)], {
+      env,
+      token: target.token,
+      port: target.port,
+      stateDir: target.stateDir,
+    });
+    await waitFor(
+      'the backlog to drain once the quota grew',
+      async () => (await source.get<SegmentsResponse>('/data/v1/segments?state=backedUp&limit=1')).total === 12,
+      60_000,
+      200,
+    );
+    assertStoredOnce(storeDir, sample, 'quota', [first.stdout, target.stdout]);
+  });
 });
 
 describe('a restore into a cache location without room', () => {
