@@ -18,9 +18,9 @@ import { startSidecar, tmpDir, waitFor } from '../helpers/sidecar.js';
 import { assertStoredOnce, logged } from './lib.js';
 
 const NODE = 'historical-net';
-/** Short enough for a test, long enough that a loaded machine is not mistaken for a stall. */
-const STALL = 'PT3S';
-const env = { DRUID_BACKUP_RECONCILE_PERIOD: 'PT1H', DRUID_BACKUP_RETRY_MAX_DELAY: 'PT4S', DRUID_BACKUP_STALL_TIMEOUT: STALL };
+const base = { DRUID_BACKUP_RECONCILE_PERIOD: 'PT1H', DRUID_BACKUP_RETRY_MAX_DELAY: 'PT4S' };
+/** The stall tests use a short stall timeout; the others a long one, so a loaded machine is not mistaken for a stall. */
+const stallEnv = (name: string) => ({ ...base, DRUID_BACKUP_STALL_TIMEOUT: /stall|silent/.test(name) ? 'PT3S' : 'PT30S' });
 
 describe('network faults between source and target', () => {
   let sample: SampleResult;
@@ -43,7 +43,9 @@ describe('network faults between source and target', () => {
   });
   after(() => console.log(`network faults: ${JSON.stringify(figures)}`));
 
-  beforeEach(async () => {
+  let env: ReturnType<typeof stallEnv>;
+  beforeEach(async (t) => {
+    env = stallEnv(t.name);
     const root = tmpDir('dbk-net-run-');
     storeDir = path.join(root, 'store');
     target = await startSidecar(['--store', storeDir], { stateDir: path.join(root, 'target-state'), env });
