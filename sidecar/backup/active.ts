@@ -26,6 +26,8 @@ import { CacheWatcher } from './watcher.js';
 
 const FIRST_RETRY_MS = 1000;
 /** A directory that stays incomplete this long is left to the next reconcile scan instead of being polled. */
+/** How long a settled segment without an info_dir descriptor waits for Druid to write one. */
+const DESCRIPTOR_WAIT_MS = 10_000;
 const MAX_POLL_MS = 60 * 60_000;
 
 export interface ActiveBackupDeps {
@@ -321,6 +323,13 @@ export class ActiveBackup {
       const settledAt = seg.mtimeMs + this.deps.config.settleMs;
       if (now < settledAt) {
         this.reschedule(item, settledAt);
+        return;
+      }
+      // Druid writes the info_dir descriptor only once it has loaded the segment, seconds after the files
+      // (2.07 s seen on a loaded machine): wait a bounded time for it, since a backup without a descriptor
+      // cannot be restored into a cache Druid loads at start.
+      if (!seg.descriptor && now < settledAt + DESCRIPTOR_WAIT_MS) {
+        this.reschedule(item, Math.min(settledAt + DESCRIPTOR_WAIT_MS, now + 500));
         return;
       }
       await this.send(seg, item, abort.signal);
