@@ -9,18 +9,15 @@
  * line torn by a crash is skipped. The journal is flushed to disk (fdatasync) at most once a second, so a power
  * cut loses at most the last second of records, which the next reconcile scan redoes.
  */
-import { closeSync, fdatasyncSync, mkdirSync, openSync, readFileSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import type { CachedFile, CachedSegment } from '../druid/scan.js';
-import { messageOf } from '../errors.js';
 import type { SegmentFileInfo } from '../store/manifest.js';
 import { segmentDigest } from '../store/manifest.js';
-import { writeFileAtomic } from '../util/atomic.js';
+import { JsonlJournal } from '../util/journal.js';
 
 export const STATE_FILE = 'state.jsonl';
 const FORMAT = 1;
-const FLUSH_MS = 1000;
 
 /** A file as last hashed: name, size, mtimeMs, inode, sha256. */
 export type FileFingerprint = [string, number, number, number, string];
@@ -50,89 +47,48 @@ export interface SegmentRecord {
   backup?: BackupRecord;
 }
 
+/** One journal line: a segment's record, or its removal. */
+interface StateLine {
+  v?: number;
+  id: string;
+  deleted?: boolean;
+  r?: SegmentRecord;
+}
+
 function sameFile(fp: FileFingerprint, f: CachedFile): boolean {
   return fp[0] === f.name && fp[1] === f.size && fp[2] === f.mtimeMs && fp[3] === f.ino;
 }
 
 export class SourceState {
   private readonly records = new Map<string, SegmentRecord>();
-  private readonly file: string;
-  private fd = -1;
-  private lines = 0;
-  private dirty = false;
-  private flushTimer?: NodeJS.Timeout;
+  private readonly journal: JsonlJournal<StateLine>;
 
   constructor(
     stateDir: string,
     private readonly log: Logger,
   ) {
-    const dir = path.join(stateDir, 'backup');
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
-    this.file = path.join(dir, STATE_FILE);
-    this.load();
+    this.journal = new JsonlJournal(path.join(stateDir, 'backup', STATE_FILE), log, 'the backup state');
+    this.journal.read((o) => {
+      if (typeof o.id !== 'string') throw new Error('no id');
+      if (o.deleted) this.records.delete(o.id);
+      else if (o.r && typeof o.r.dir === 'string') this.records.set(o.id, o.r);
+    });
+    this.log.info({ file: this.journal.file, segments: this.records.size }, 'backup state loaded');
     this.compact();
-  }
-
-  private load(): void {
-    let text: string;
-    try {
-      text = readFileSync(this.file, 'utf8');
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
-      return;
-    }
-    let bad = 0;
-    for (const line of text.split('\n')) {
-      if (!line) continue;
-      try {
-        const o = JSON.parse(line) as { v?: number; id?: unknown; deleted?: boolean; r?: SegmentRecord };
-        if (typeof o.id !== 'string') throw new Error('no id');
-        if (o.deleted) this.records.delete(o.id);
-        else if (o.r && typeof o.r.dir === 'string') this.records.set(o.id, o.r);
-      } catch {
-        bad++;
-      }
-    }
-    if (bad) this.log.warn({ file: this.file, lines: bad }, 'skipped unreadable state lines (torn by a crash?)');
-    this.log.info({ file: this.file, segments: this.records.size }, 'backup state loaded');
-  }
-
-  private line(o: object): string {
-    return `${JSON.stringify({ v: FORMAT, ...o })}\n`;
   }
 
   /** Rewrites the journal with one line per segment. */
   compact(): void {
-    if (this.fd >= 0) closeSync(this.fd);
-    const text = [...this.records.values()].map((r) => this.line({ id: r.id, r })).join('');
-    writeFileAtomic(this.file, text, 0o600);
-    this.lines = this.records.size;
-    this.fd = openSync(this.file, 'a', 0o600);
+    this.journal.rewrite([...this.records.values()].map((r) => ({ v: FORMAT, id: r.id, r })));
   }
 
-  private append(o: object): void {
-    const buf = Buffer.from(this.line(o));
-    let off = 0;
-    while (off < buf.length) off += writeSync(this.fd, buf, off);
-    this.lines++;
-    this.dirty = true;
-    if (!this.flushTimer) {
-      this.flushTimer = setTimeout(() => this.flush(), FLUSH_MS);
-      this.flushTimer.unref();
-    }
-    if (this.lines > 2 * this.records.size + 10_000) this.compact();
+  private append(o: Omit<StateLine, 'v'>): void {
+    this.journal.append({ v: FORMAT, ...o });
+    if (this.journal.lineCount > 2 * this.records.size + 10_000) this.compact();
   }
 
   flush(): void {
-    clearTimeout(this.flushTimer);
-    this.flushTimer = undefined;
-    if (!this.dirty || this.fd < 0) return;
-    try {
-      fdatasyncSync(this.fd);
-      this.dirty = false;
-    } catch (e) {
-      this.log.warn({ file: this.file, err: messageOf(e) }, 'cannot flush the backup state');
-    }
+    this.journal.flush();
   }
 
   get(id: string): SegmentRecord | undefined {
@@ -193,8 +149,6 @@ export class SourceState {
   }
 
   close(): void {
-    this.flush();
-    if (this.fd >= 0) closeSync(this.fd);
-    this.fd = -1;
+    this.journal.close();
   }
 }

@@ -8,14 +8,11 @@
  * wins), compacted when it holds far more lines than records, flushed at most once a second, as the backup state
  * is. A torn last line is skipped; the next reconcile learns the rest again from the targets.
  */
-import { closeSync, fdatasyncSync, mkdirSync, openSync, readFileSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { messageOf } from '../errors.js';
-import { writeFileAtomic } from '../util/atomic.js';
+import { JsonlJournal } from '../util/journal.js';
 
 export const COPIES_FILE = 'copies.jsonl';
-const FLUSH_MS = 1000;
 
 export interface CopyRecord {
   digest: string;
@@ -35,41 +32,12 @@ type Line = { id: string; t: string; r?: CopyRecord } | { id: string; restoredAt
 
 export class CopyCatalog {
   private readonly segments = new Map<string, SegmentCopies>();
-  private readonly file: string;
-  private fd = -1;
-  private lines = 0;
-  private dirty = false;
-  private flushTimer?: NodeJS.Timeout;
+  private readonly journal: JsonlJournal<Line>;
 
-  constructor(
-    stateDir: string,
-    private readonly log: Logger,
-  ) {
-    const dir = path.join(stateDir, 'targets');
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
-    this.file = path.join(dir, COPIES_FILE);
-    this.load();
+  constructor(stateDir: string, log: Logger) {
+    this.journal = new JsonlJournal(path.join(stateDir, 'targets', COPIES_FILE), log, 'the copy records');
+    this.journal.read((l) => this.apply(l));
     this.compact();
-  }
-
-  private load(): void {
-    let text: string;
-    try {
-      text = readFileSync(this.file, 'utf8');
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
-      return;
-    }
-    let bad = 0;
-    for (const l of text.split('\n')) {
-      if (!l) continue;
-      try {
-        this.apply(JSON.parse(l) as Line);
-      } catch {
-        bad++;
-      }
-    }
-    if (bad) this.log.warn({ file: this.file, lines: bad }, 'skipped unreadable lines of the copy records (torn by a crash?)');
   }
 
   private apply(l: Line): void {
@@ -100,41 +68,17 @@ export class CopyCatalog {
   }
 
   private compact(): void {
-    if (this.fd >= 0) closeSync(this.fd);
-    let text = '';
-    this.lines = 0;
-    for (const l of this.allLines()) {
-      text += `${JSON.stringify(l)}\n`;
-      this.lines++;
-    }
-    writeFileAtomic(this.file, text, 0o600);
-    this.fd = openSync(this.file, 'a', 0o600);
+    this.journal.rewrite(this.allLines());
   }
 
   private append(l: Line): void {
     this.apply(l);
-    const buf = Buffer.from(`${JSON.stringify(l)}\n`);
-    let off = 0;
-    while (off < buf.length) off += writeSync(this.fd, buf, off);
-    this.lines++;
-    this.dirty = true;
-    if (!this.flushTimer) {
-      this.flushTimer = setTimeout(() => this.flush(), FLUSH_MS);
-      this.flushTimer.unref();
-    }
-    if (this.lines > 4 * this.segments.size + 10_000) this.compact();
+    this.journal.append(l);
+    if (this.journal.lineCount > 4 * this.segments.size + 10_000) this.compact();
   }
 
   flush(): void {
-    clearTimeout(this.flushTimer);
-    this.flushTimer = undefined;
-    if (!this.dirty || this.fd < 0) return;
-    try {
-      fdatasyncSync(this.fd);
-      this.dirty = false;
-    } catch (e) {
-      this.log.warn({ file: this.file, err: messageOf(e) }, 'cannot flush the copy records');
-    }
+    this.journal.flush();
   }
 
   get(id: string): SegmentCopies | undefined {
@@ -168,8 +112,6 @@ export class CopyCatalog {
   }
 
   close(): void {
-    this.flush();
-    if (this.fd >= 0) closeSync(this.fd);
-    this.fd = -1;
+    this.journal.close();
   }
 }
