@@ -25,10 +25,16 @@ import type { SourceState } from './state.js';
 import { CacheWatcher } from './watcher.js';
 
 const FIRST_RETRY_MS = 1000;
-/** A directory that stays incomplete this long is left to the next reconcile scan instead of being polled. */
 /** How long a settled segment without an info_dir descriptor waits for Druid to write one. */
 const DESCRIPTOR_WAIT_MS = 10_000;
+/** A directory that stays incomplete this long is left to the next reconcile scan instead of being polled. */
 const MAX_POLL_MS = 60 * 60_000;
+/**
+ * When a data source, interval or version directory appears, its segment directories are looked for this long
+ * after: the watcher misses subdirectories created while it starts watching the new one (9 of 200 nested
+ * directories created by another process, measured with chokidar 4 here).
+ */
+const NEW_DIR_WALKS_MS = [0, 1000, 5000];
 
 export interface ActiveBackupDeps {
   config: SidecarConfig;
@@ -126,7 +132,7 @@ export class ActiveBackup {
     this.watcher = new CacheWatcher(
       deps.cache.locations,
       deps.cache.infoDir,
-      { changed: (d) => this.dirChanged(d), removed: (d) => this.dirChanged(d) },
+      { changed: (d) => this.dirChanged(d, true), removed: (d) => this.dirChanged(d) },
       this.log,
     );
   }
@@ -211,7 +217,7 @@ export class ActiveBackup {
   }
 
   /** A directory appeared, changed or went away: find out which segment, if any, and queue it. */
-  private dirChanged(dir: string): void {
+  private dirChanged(dir: string, appeared = false): void {
     if (this.stopped) return;
     void this.deps.cache.refresh(dir).then(
       (seg) => {
@@ -219,10 +225,31 @@ export class ActiveBackup {
         else if (!seg) {
           const where = this.deps.cache.segmentOfDir(dir);
           if (where) this.dequeue(where.seg.id);
+          else if (appeared) this.walkNewDir(dir);
         }
       },
       (e) => this.log.debug({ dir, err: messageOf(e) }, 'cannot read a changed directory'),
     );
+  }
+
+  /** Looks for segment directories below a new non-segment directory now and twice more, as the watcher may miss them. */
+  private walkNewDir(dir: string): void {
+    for (const ms of NEW_DIR_WALKS_MS) {
+      const t = setTimeout(() => {
+        if (this.stopped) return;
+        void this.deps.cache.segmentDirsBelow(dir).then(
+          (dirs) => {
+            // Only what neither the watcher nor a scan has seen: a known segment is already queued or backed up.
+            for (const d of dirs) {
+              const where = this.deps.cache.segmentOfDir(d);
+              if (where && !this.deps.cache.get(where.seg.id)) this.dirChanged(d);
+            }
+          },
+          (e) => this.log.debug({ dir, err: messageOf(e) }, 'cannot read a new directory'),
+        );
+      }, ms);
+      t.unref();
+    }
   }
 
   /**

@@ -5,6 +5,7 @@
  * segment's local or backup state changes.
  */
 import { readFileSync } from 'node:fs';
+import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import type { BackupState, Page, SegmentInfo } from '../api.js';
@@ -91,6 +92,41 @@ export class CacheIndex {
       return undefined;
     }
     return undefined;
+  }
+
+  /**
+   * The segment directories below a nested-layout data source, interval or version directory (one that just
+   * appeared). The watcher reads a new directory before it watches it, so subdirectories that another process
+   * (Druid's download) creates in between raise no event: active backup looks for them itself.
+   */
+  async segmentDirsBelow(dir: string): Promise<string[]> {
+    const abs = path.resolve(dir);
+    for (const location of this.locations) {
+      const rel = path.relative(location, abs);
+      if (!rel || rel.startsWith('..') || path.isAbsolute(rel)) continue;
+      const parts = rel.split(path.sep);
+      if (parts.length > 3 || parts[0]!.startsWith('.') || path.join(location, parts[0]!) === this.infoDir) return [];
+      if (tryParseSegmentId(parts[0]!)) return [];
+      const found: string[] = [];
+      const walk = async (d: string, depth: number): Promise<void> => {
+        let entries;
+        try {
+          entries = await readdir(d, { withFileTypes: true });
+        } catch {
+          return;
+        }
+        for (const e of entries) {
+          if (!e.isDirectory() || e.name.startsWith('.')) continue;
+          const child = path.join(d, e.name);
+          if (depth === 4) {
+            if (this.segmentOfDir(child)) found.push(child);
+          } else await walk(child, depth + 1);
+        }
+      };
+      await walk(abs, parts.length + 1);
+      return found;
+    }
+    return [];
   }
 
   private readInfo(id: string): DataSegment | undefined {

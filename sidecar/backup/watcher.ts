@@ -17,7 +17,7 @@ import { messageOf } from '../errors.js';
 const WATCH_DEPTH = 3;
 
 export interface WatcherEvents {
-  /** A directory that may be (or contain) a segment directory appeared or changed. */
+  /** A directory that may be (or contain) a segment directory appeared. */
   changed(dir: string): void;
   /** A directory went away. */
   removed(dir: string): void;
