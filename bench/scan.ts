@@ -10,7 +10,15 @@ export async function benchScan(): Promise<void> {
   for (const layout of ['nested', 'flat'] as const) {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'dbk-bench-scan-'));
     try {
-      const r = await writeSampleCache({ dir, segments: 10_000, layout, dataSources: ['wikipedia', 'web_logs', 'kttm'], segmentSize: 1024, smooshChunkSize: 2147483647, seed: 1 });
+      const r = await writeSampleCache({
+        dir,
+        segments: 10_000,
+        layout,
+        dataSources: ['wikipedia', 'web_logs', 'kttm'],
+        segmentSize: 1024,
+        smooshChunkSize: 2147483647,
+        seed: 1,
+      });
       await scanCache({ locations: [{ path: r.location }] }); // warm the dentry cache, as a running node's is
       const times: number[] = [];
       for (let i = 0; i < 5; i++) {
@@ -23,7 +31,9 @@ export async function benchScan(): Promise<void> {
       execFileSync('sh', ['-c', `find "${r.location}" -type f -print0 | xargs -0 stat -c '%s %Y' > /dev/null`]);
       const baseline = performance.now() - t0;
       const median = times.sort((a, b) => a - b)[2]!;
-      console.log(`scan ${layout} 10000 segments (with info_dir descriptors): median ${median.toFixed(0)} ms (min ${times[0]!.toFixed(0)}); baseline find+stat ${baseline.toFixed(0)} ms; ratio ${(median / baseline).toFixed(2)}x`);
+      console.log(
+        `scan ${layout} 10000 segments (with info_dir descriptors): median ${median.toFixed(0)} ms (min ${times[0]!.toFixed(0)}); baseline find+stat ${baseline.toFixed(0)} ms; ratio ${(median / baseline).toFixed(2)}x`,
+      );
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

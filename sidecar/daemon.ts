@@ -156,7 +156,17 @@ export async function startSidecar(config: SidecarConfig, log: Logger = createLo
   const url = `${tls.server ? 'https' : 'http'}://${host}:${addr.port}`;
   const roles = [...(cache ? ['source'] : []), ...(store ? ['target'] : [])];
   log.info(
-    { url, port: addr.port, roles, node: config.nodeName, version: VERSION, target: activeTarget?.url, store: store?.root, stateDir: config.stateDir, tokenFile },
+    {
+      url,
+      port: addr.port,
+      roles,
+      node: config.nodeName,
+      version: VERSION,
+      target: activeTarget?.url,
+      store: store?.root,
+      stateDir: config.stateDir,
+      tokenFile,
+    },
     'sidecar listening',
   );
 

@@ -11,7 +11,12 @@ function collect(v: string, prev: string[]): string[] {
 
 export function register(program: Command): void {
   nodeOptions(program.command('backup').description("back up a node's segments to a target now (a passive backup job on the node's sidecar)"))
-    .option('--target <url>', 'URL of the target sidecar, e.g. http://backup-host:8484; repeat for a set of targets; left out: the targets the node is configured with', collect, [])
+    .option(
+      '--target <url>',
+      'URL of the target sidecar, e.g. http://backup-host:8484; repeat for a set of targets; left out: the targets the node is configured with',
+      collect,
+      [],
+    )
     .option('--copies <n>', 'with several --target: on how many each segment is kept', intOption(1, 16))
     .option('--data-source <name>', 'only segments of this data source')
     .option('--interval <interval>', 'only segments overlapping this ISO-8601 interval, e.g. 2015-09-12/2015-09-13')

@@ -28,7 +28,10 @@ export function choiceOption<T extends string>(choices: readonly T[]) {
 }
 
 export function listOption(v: string): string[] {
-  const items = v.split(',').map((s) => s.trim()).filter(Boolean);
+  const items = v
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   if (items.length === 0) throw new InvalidArgumentError('expected a comma-separated list');
   return items;
 }

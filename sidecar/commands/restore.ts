@@ -52,12 +52,20 @@ export function register(program: Command): void {
   nodeOptions(
     program.command('restore').description("restore segments from a target into a node's cache, its local deep storage or a directory, every byte verified"),
   )
-    .option('--target <url>', 'URL of the target holding the backups, as the node reaches it; repeat for several (the nearest good copy is read); left out: the targets the node is configured with', collect, [])
+    .option(
+      '--target <url>',
+      'URL of the target holding the backups, as the node reaches it; repeat for several (the nearest good copy is read); left out: the targets the node is configured with',
+      collect,
+      [],
+    )
     .option('--data-source <name>', 'only segments of this data source')
     .option('--interval <interval>', 'only segments overlapping this ISO-8601 interval, e.g. 2015-09-12/2015-09-13')
     .option('--segment-id <id>', 'only this segment (repeat for more)', collect, [])
     .option('--destination <where>', 'cache (default), deep-storage (index/ or index.zip at each loadSpec path) or an absolute directory on the node')
-    .option('--coordinator <url>', 'after a restore into deep storage, mark the segments used on this Druid Coordinator (default: druid.backup.coordinator of the node)')
+    .option(
+      '--coordinator <url>',
+      'after a restore into deep storage, mark the segments used on this Druid Coordinator (default: druid.backup.coordinator of the node)',
+    )
     .option('--no-mark-used', 'do not mark restored segments used on the Coordinator, even when the node has druid.backup.coordinator')
     .option('--dry-run', 'print the plan (restore, skip, overwrite per segment) and change nothing')
     .option('--wait', 'follow the job until it ends (progress bar on a terminal); the exit status says whether it succeeded')

@@ -22,7 +22,15 @@ export function register(program: Command): void {
         const problem = dataSourceProblem(ds);
         if (problem) throw new BackupError('bad_request', problem);
       }
-      const r = await writeSampleCache({ dir, segments: o.segments, layout: o.layout, dataSources: o.dataSources, segmentSize: o.segmentSize, smooshChunkSize: o.smooshChunkSize, seed: o.seed });
+      const r = await writeSampleCache({
+        dir,
+        segments: o.segments,
+        layout: o.layout,
+        dataSources: o.dataSources,
+        segmentSize: o.segmentSize,
+        smooshChunkSize: o.smooshChunkSize,
+        seed: o.seed,
+      });
       if (o.json) console.log(JSON.stringify(r, null, 2));
       else console.log(`wrote ${r.segmentIds.length} segments (${formatBytes(r.bytes)}, ${o.layout} layout) to ${r.location}\nconfig: ${r.propertiesFile}`);
     });

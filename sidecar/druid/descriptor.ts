@@ -36,6 +36,7 @@ export function segmentIdOfDescriptor(d: unknown): SegmentId {
   if (!start || !end || rest.length) throw new BackupError('bad_interval', `descriptor interval "${o.interval}" is not start/end`);
   const shard = o.shardSpec as { partitionNum?: unknown } | undefined;
   const partition = shard && typeof shard.partitionNum === 'number' ? shard.partitionNum : 0;
-  if (!Number.isInteger(partition) || partition < 0) throw new BackupError('bad_request', `descriptor partitionNum ${String(shard?.partitionNum)} is not a non-negative integer`);
+  if (!Number.isInteger(partition) || partition < 0)
+    throw new BackupError('bad_request', `descriptor partitionNum ${String(shard?.partitionNum)} is not a non-negative integer`);
   return segmentIdOf({ dataSource: o.dataSource, start, end, version: o.version, partition });
 }

@@ -37,7 +37,8 @@ export function parseLocations(entry: PropertyEntry, key = 'druid.segmentCache.l
     if (typeof o.path !== 'string' || o.path.trim() === '') throw new BackupError('bad_config', `${where(entry, key)}: entry ${i} has no "path"`);
     const out: CacheLocationConfig = { path: path.resolve(baseDir, o.path) };
     if (o.maxSize !== undefined && o.maxSize !== null) {
-      if (typeof o.maxSize !== 'string' && typeof o.maxSize !== 'number') throw new BackupError('bad_config', `${where(entry, key)}: entry ${i} "maxSize" must be a number or a size like "300g"`);
+      if (typeof o.maxSize !== 'string' && typeof o.maxSize !== 'number')
+        throw new BackupError('bad_config', `${where(entry, key)}: entry ${i} "maxSize" must be a number or a size like "300g"`);
       out.maxSize = parseHumanBytes(o.maxSize, `${where(entry, key)}: entry ${i} maxSize`);
     }
     if (o.freeSpacePercent !== undefined && o.freeSpacePercent !== null) {
@@ -60,13 +61,18 @@ export function readDruidNodeConfig(props: Properties, opts: { requireCache: boo
     locations = parseLocations(locEntry, 'druid.segmentCache.locations', baseDir);
     if (opts.requireCache) {
       for (const l of locations) {
-        if (!existsSync(l.path)) throw new BackupError('bad_config', `${where(locEntry, 'druid.segmentCache.locations')}: cache location ${l.path} does not exist`);
-        if (!statSync(l.path).isDirectory()) throw new BackupError('bad_config', `${where(locEntry, 'druid.segmentCache.locations')}: cache location ${l.path} is not a directory`);
+        if (!existsSync(l.path))
+          throw new BackupError('bad_config', `${where(locEntry, 'druid.segmentCache.locations')}: cache location ${l.path} does not exist`);
+        if (!statSync(l.path).isDirectory())
+          throw new BackupError('bad_config', `${where(locEntry, 'druid.segmentCache.locations')}: cache location ${l.path} is not a directory`);
       }
     }
   }
   if (opts.requireCache && locations.length === 0) {
-    throw new BackupError('bad_config', `${opts.configFile ?? 'configuration'}: druid.segmentCache.locations is not set or empty, so this node has no segment cache to back up`);
+    throw new BackupError(
+      'bad_config',
+      `${opts.configFile ?? 'configuration'}: druid.segmentCache.locations is not set or empty, so this node has no segment cache to back up`,
+    );
   }
   const infoEntry = get('druid.segmentCache.infoDir');
   const infoDir = infoEntry?.value ? path.resolve(baseDir, infoEntry.value) : locations[0] ? path.join(locations[0].path, 'info_dir') : undefined;
@@ -74,7 +80,8 @@ export function readDruidNodeConfig(props: Properties, opts: { requireCache: boo
   let plaintextPort: number | undefined;
   if (portEntry) {
     plaintextPort = Number(portEntry.value);
-    if (!Number.isInteger(plaintextPort) || plaintextPort < 1 || plaintextPort > 65535) throw new BackupError('bad_config', `${where(portEntry, 'druid.plaintextPort')}: "${portEntry.value}" is not a port number`);
+    if (!Number.isInteger(plaintextPort) || plaintextPort < 1 || plaintextPort > 65535)
+      throw new BackupError('bad_config', `${where(portEntry, 'druid.plaintextPort')}: "${portEntry.value}" is not a port number`);
   }
   const storageDir = get('druid.storage.storageDirectory')?.value;
   const zip = get('druid.storage.zip');

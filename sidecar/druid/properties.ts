@@ -96,7 +96,14 @@ export function readPropertiesFile(file: string): Properties {
     buf = readFileSync(file);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    throw new BackupError('bad_config', code === 'ENOENT' ? `${file}: no such file` : code === 'EISDIR' ? `${file}: is a directory, not a properties file` : `${file}: cannot read (${code ?? e})`);
+    throw new BackupError(
+      'bad_config',
+      code === 'ENOENT'
+        ? `${file}: no such file`
+        : code === 'EISDIR'
+          ? `${file}: is a directory, not a properties file`
+          : `${file}: cannot read (${code ?? e})`,
+    );
   }
   // Druid reads properties as UTF-8; a file that is not valid UTF-8 is read as Latin-1, as Properties.load(InputStream) does.
   let text: string;

@@ -204,7 +204,12 @@ async function collectNested(location: string, dsDir: string, dataSource: string
         const partPath = path.join(verPath, part.name);
         const seg = part.isDirectory() ? segmentOfNestedParts(dataSource, iv.name, ver.name, part.name) : undefined;
         if (!seg) {
-          issues.push({ path: partPath, problem: part.isDirectory() ? `not a segment directory (expected ${dataSource}/<start>_<end>/<version>/<partitionNum>)` : 'stray file where a partition directory was expected' });
+          issues.push({
+            path: partPath,
+            problem: part.isDirectory()
+              ? `not a segment directory (expected ${dataSource}/<start>_<end>/<version>/<partitionNum>)`
+              : 'stray file where a partition directory was expected',
+          });
           continue;
         }
         out.push({ location, dir: partPath, seg, layout: 'nested' });

@@ -7,8 +7,7 @@
  */
 import { BackupError } from '../errors.js';
 
-const INSTANT =
-  /^([+-]?\d{4,9})(?:-(\d{2})(?:-(\d{2})(?:T(\d{2})(?::(\d{2})(?::(\d{2})(?:[.,](\d{1,9}))?)?)?)?)?)?(Z|[+-]\d{2}(?::?\d{2})?)?$/;
+const INSTANT = /^([+-]?\d{4,9})(?:-(\d{2})(?:-(\d{2})(?:T(\d{2})(?::(\d{2})(?::(\d{2})(?:[.,](\d{1,9}))?)?)?)?)?)?(Z|[+-]\d{2}(?::?\d{2})?)?$/;
 
 /** The pattern Druid uses to spot an instant written by `DateTime.toString()` inside a segment id. */
 export const COMMON_DATE_TIME = /[0-9]{4}-[01][0-9]-[0-3][0-9]T[0-2][0-9]:[0-5][0-9]:[0-5][0-9]\.[0-9]{3}(Z|[+-][0-9]{2}(:[0-9]{2}))/g;
@@ -119,7 +118,8 @@ export interface Interval {
 export function parseInterval(text: string): Interval {
   if (typeof text !== 'string' || text.length > 200) throw new BackupError('bad_interval', 'interval must be a string like 2015-09-12/2015-09-13');
   const parts = text.split('/');
-  if (parts.length !== 2) throw new BackupError('bad_interval', `interval "${text}" must be two ISO-8601 instants (or an instant and a period) separated by "/"`);
+  if (parts.length !== 2)
+    throw new BackupError('bad_interval', `interval "${text}" must be two ISO-8601 instants (or an instant and a period) separated by "/"`);
   const [a, b] = parts as [string, string];
   let startMs = parseInstant(a);
   let endMs = parseInstant(b);

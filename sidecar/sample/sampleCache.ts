@@ -98,7 +98,8 @@ function smooshPlan(total: number, chunkSize: number, rnd: SeededBytes) {
 }
 
 export async function writeSampleCache(o: SampleOptions): Promise<SampleResult> {
-  if (!Number.isInteger(o.segments) || o.segments < 0 || o.segments > 1_000_000) throw new BackupError('bad_request', '--segments must be a whole number from 0 to 1000000');
+  if (!Number.isInteger(o.segments) || o.segments < 0 || o.segments > 1_000_000)
+    throw new BackupError('bad_request', '--segments must be a whole number from 0 to 1000000');
   if (!Number.isInteger(o.segmentSize) || o.segmentSize < 1024) throw new BackupError('bad_request', '--segment-size must be at least 1024 bytes');
   if (o.dataSources.length === 0) throw new BackupError('bad_request', '--data-sources needs at least one name');
   const root = path.resolve(o.dir);
@@ -135,7 +136,11 @@ export async function writeSampleCache(o: SampleOptions): Promise<SampleResult> 
     const plan = smooshPlan(total, o.smooshChunkSize, rnd);
     await fs.writeFile(path.join(dir, 'version.bin'), Buffer.from([0, 0, 0, 9]));
     await fs.writeFile(path.join(dir, 'factory.json'), FACTORY_JSON);
-    const meta = [`v1,${o.smooshChunkSize},${plan.chunks.length}`, ...[...plan.entries].sort((a, b) => (a.name < b.name ? -1 : 1)).map((e) => `${e.name},${e.chunk},${e.start},${e.end}`)].join('\n') + '\n';
+    const meta =
+      [
+        `v1,${o.smooshChunkSize},${plan.chunks.length}`,
+        ...[...plan.entries].sort((a, b) => (a.name < b.name ? -1 : 1)).map((e) => `${e.name},${e.chunk},${e.start},${e.end}`),
+      ].join('\n') + '\n';
     await fs.writeFile(path.join(dir, 'meta.smoosh'), meta);
     for (let c = 0; c < plan.chunks.length; c++) await writeRandom(path.join(dir, `${String(c).padStart(5, '0')}.smoosh`), plan.chunks[c]!, rnd);
     const size = 4 + FACTORY_JSON.length + Buffer.byteLength(meta) + plan.chunks.reduce((a, b) => a + b, 0);

@@ -85,7 +85,9 @@ export function clientErrorHandler(err: NodeJS.ErrnoException, socket: Duplex): 
     socket.destroy();
     return;
   }
-  socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+  socket.write(
+    `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+  );
   lingeringClose(socket as Socket);
 }
 

@@ -190,11 +190,9 @@ describe('active backup end to end', () => {
       for (const id of burst.segmentIds) if (!(await stored(id))) out.push(id);
       return out;
     };
-    await waitFor('every segment of the new data sources in the store', async () => (await missing()).length === 0, 30_000).catch(
-      async (e: Error) => {
-        throw new Error(`${e.message}; not stored: ${(await missing()).join(', ')}`);
-      },
-    );
+    await waitFor('every segment of the new data sources in the store', async () => (await missing()).length === 0, 30_000).catch(async (e: Error) => {
+      throw new Error(`${e.message}; not stored: ${(await missing()).join(', ')}`);
+    });
     assert.equal(await storeCount(), 93);
     assert.equal(reconciles(), reconcilesBefore, 'no reconcile ran meanwhile: the watcher and the look below new directories found them');
   });

@@ -57,7 +57,12 @@ const restoreBody = {
       description:
         'URL of the target holding the backups (http://host:8484); or a list of them (read from the nearest good copy); left out: the targets this sidecar is configured with',
     },
-    coordinator: { type: 'string', minLength: 1, maxLength: 2048, description: 'after a restore into deep storage, mark the segments used on this Coordinator' },
+    coordinator: {
+      type: 'string',
+      minLength: 1,
+      maxLength: 2048,
+      description: 'after a restore into deep storage, mark the segments used on this Coordinator',
+    },
     markUsed: { type: 'boolean', description: 'false: do not mark the segments used even when druid.backup.coordinator is set' },
     ...selectorProperties,
     destination: {

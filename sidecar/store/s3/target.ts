@@ -509,7 +509,13 @@ export class S3Target implements Target {
       items.sort((a, b) => (a.segmentId < b.segmentId ? -1 : a.segmentId > b.segmentId ? 1 : 0));
       this.lastCatalog = { key, at: Date.now(), items };
     }
-    return pageSorted(items, (x) => x.segmentId, (x) => ({ ...x }), limit, cursor);
+    return pageSorted(
+      items,
+      (x) => x.segmentId,
+      (x) => ({ ...x }),
+      limit,
+      cursor,
+    );
   }
 
   /** Re-reads every selected segment's objects against its manifest (verify.ts). */

@@ -21,7 +21,10 @@ function druidConf(historical: string, common?: string) {
 const LOC = 'druid.segmentCache.locations=[{"path":"$ROOT/cache","maxSize":"300g","freeSpacePercent":1.0}]\n';
 
 test('reads the cache, info_dir, deep storage and host from the service and common files', () => {
-  const { root, file } = druidConf(`druid.service=druid/historical\ndruid.plaintextPort=8083\n${LOC}`, 'druid.host=h1\ndruid.storage.type=local\ndruid.storage.storageDirectory=$ROOT/deep\n');
+  const { root, file } = druidConf(
+    `druid.service=druid/historical\ndruid.plaintextPort=8083\n${LOC}`,
+    'druid.host=h1\ndruid.storage.type=local\ndruid.storage.storageDirectory=$ROOT/deep\n',
+  );
   const c = loadSidecarConfig({ configFile: file, env: {}, baseDir: root });
   assert.deepEqual(c.druid.locations, [{ path: path.join(root, 'cache'), maxSize: 300e9, freeSpacePercent: 1 }]);
   assert.equal(c.druid.infoDir, path.join(root, 'cache/info_dir'));
@@ -75,16 +78,22 @@ test('every bad input stops with one line naming the file, key and problem', () 
   ];
   for (const [text, re] of cases) {
     const { root, file } = druidConf(text);
-    assert.throws(() => loadSidecarConfig({ configFile: file, env: {}, baseDir: root }), (e: Error & { code?: string }) => {
-      assert.equal(e.code, 'bad_config', text);
-      assert.match(e.message, re);
-      assert.ok(!e.message.includes('\n'), 'one line');
-      return true;
-    });
+    assert.throws(
+      () => loadSidecarConfig({ configFile: file, env: {}, baseDir: root }),
+      (e: Error & { code?: string }) => {
+        assert.equal(e.code, 'bad_config', text);
+        assert.match(e.message, re);
+        assert.ok(!e.message.includes('\n'), 'one line');
+        return true;
+      },
+    );
   }
   assert.throws(() => loadSidecarConfig({ configFile: '/nonexistent/runtime.properties', env: {} }), /no such file/);
   const { root, file } = druidConf(LOC);
-  assert.throws(() => loadSidecarConfig({ configFile: file, env: { DRUID_BACKUP_WORKERS: '0' }, baseDir: root }), /environment DRUID_BACKUP_WORKERS: 0 is outside 1\.\.64/);
+  assert.throws(
+    () => loadSidecarConfig({ configFile: file, env: { DRUID_BACKUP_WORKERS: '0' }, baseDir: root }),
+    /environment DRUID_BACKUP_WORKERS: 0 is outside 1\.\.64/,
+  );
 });
 
 test('a target-only sidecar needs no Druid config', () => {

@@ -19,8 +19,10 @@ test('a value may contain # and !, and the last duplicate wins', () => {
   assert.deepEqual(get('a=x#y!z\na=second'), { a: 'second' });
 });
 
-test('backslash continuation drops the next line\'s leading whitespace; an even count does not continue', () => {
-  assert.deepEqual(get('druid.segmentCache.locations=[{"path":"/a",\\\n     "maxSize":"1g"}]'), { 'druid.segmentCache.locations': '[{"path":"/a","maxSize":"1g"}]' });
+test("backslash continuation drops the next line's leading whitespace; an even count does not continue", () => {
+  assert.deepEqual(get('druid.segmentCache.locations=[{"path":"/a",\\\n     "maxSize":"1g"}]'), {
+    'druid.segmentCache.locations': '[{"path":"/a","maxSize":"1g"}]',
+  });
   assert.deepEqual(get('a=x\\\\\nb=y'), { a: 'x\\', b: 'y' });
   assert.deepEqual(get('a=x\\\n# not a comment\nb=y'), { a: 'x# not a comment', b: 'y' });
   assert.deepEqual(get('a=x\\\n\nb=y'), { a: 'x', b: 'y' });

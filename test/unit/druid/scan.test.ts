@@ -27,17 +27,31 @@ test('nested and flat directories map to and from segment ids', () => {
 for (const layout of ['nested', 'flat'] as const) {
   test(`scans a ${layout} sample cache: every segment complete, with its descriptor`, async () => {
     const dir = tmp();
-    const r = await writeSampleCache({ dir, segments: 30, layout, dataSources: ['wikipedia', 'web_logs'], segmentSize: 4096, smooshChunkSize: 2147483647, seed: 7 });
+    const r = await writeSampleCache({
+      dir,
+      segments: 30,
+      layout,
+      dataSources: ['wikipedia', 'web_logs'],
+      segmentSize: 4096,
+      smooshChunkSize: 2147483647,
+      seed: 7,
+    });
     const scan = await scanCache({ locations: [{ path: r.location }] });
     assert.equal(scan.issues.length, 0, JSON.stringify(scan.issues));
     assert.equal(scan.layout, layout);
-    assert.deepEqual(scan.segments.map((s) => s.id), [...r.segmentIds].sort());
+    assert.deepEqual(
+      scan.segments.map((s) => s.id),
+      [...r.segmentIds].sort(),
+    );
     for (const s of scan.segments) {
       assert.equal(s.state, 'complete');
       assert.equal(s.layout, layout);
       assert.ok(s.descriptor, `descriptor of ${s.id}`);
       assert.equal(s.descriptor!.size, s.size, 'descriptor size matches the files');
-      assert.deepEqual(s.files.map((f) => f.name), ['00000.smoosh', 'factory.json', 'meta.smoosh', 'version.bin']);
+      assert.deepEqual(
+        s.files.map((f) => f.name),
+        ['00000.smoosh', 'factory.json', 'meta.smoosh', 'version.bin'],
+      );
     }
     // The `_1` versions are read as versions, not partitions, because the descriptor says so (flat) or the path does (nested).
     const suffixed = scan.segments.filter((s) => s.version.endsWith('_1'));
@@ -64,7 +78,10 @@ test('states, strays, unparseable directories and info entries without files', a
   assert.equal(byId.get(a!.id)!.state, 'downloading');
   assert.equal(byId.get(b!.id)!.state, 'incomplete');
   assert.equal(byId.has(c!.id), false);
-  assert.deepEqual(scan.missing.map((m) => m.id), [c!.id]);
+  assert.deepEqual(
+    scan.missing.map((m) => m.id),
+    [c!.id],
+  );
   assert.equal(byId.get(d!.id)!.descriptor, undefined);
   assert.equal(byId.get(d!.id)!.state, 'complete');
   const problems = scan.issues.map((i) => `${path.relative(r.location, i.path)}: ${i.problem}`).sort();

@@ -1,6 +1,14 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { allParsings, formatSegmentId, mostProbableDataSource, parseSegmentId, parsingsWithDataSource, segmentIdOf, tryParseSegmentId } from '../../../sidecar/druid/segmentId.js';
+import {
+  allParsings,
+  formatSegmentId,
+  mostProbableDataSource,
+  parseSegmentId,
+  parsingsWithDataSource,
+  segmentIdOf,
+  tryParseSegmentId,
+} from '../../../sidecar/druid/segmentId.js';
 
 const S = '2015-09-12T00:00:00.000Z';
 const E = '2015-09-13T00:00:00.000Z';
@@ -34,7 +42,10 @@ const roundTrips: Array<[string, string, string, string, string, number]> = [
 for (const [id, dataSource, start, end, version, partition] of roundTrips) {
   test(`parses and formats ${id}`, () => {
     const p = parseSegmentId(id);
-    assert.deepEqual({ dataSource: p.dataSource, start: p.start, end: p.end, version: p.version, partition: p.partition }, { dataSource, start, end, version, partition });
+    assert.deepEqual(
+      { dataSource: p.dataSource, start: p.start, end: p.end, version: p.version, partition: p.partition },
+      { dataSource, start, end, version, partition },
+    );
     assert.equal(formatSegmentId(p), id);
     assert.ok(p.startMs < p.endMs);
   });
@@ -72,7 +83,20 @@ test('a data source name that contains an instant-like part is found by the date
 });
 
 test('rejects what is not a segment id, with a clear message', () => {
-  const bad = ['', 'x', 'ds_notadate_2015-09-13T00:00:00.000Z_v', `ds_${E}_${S}_v`, `ds_${S}_${S}_v`, `ds_${S}_${E}`, `_${S}_${E}_v`, `.ds_${S}_${E}_v`, `d/s_${S}_${E}_v`, `ds\u0000_${S}_${E}_v`, 'a'.repeat(2000), `ds_${S}_2015-02-30T00:00:00.000Z_v`];
+  const bad = [
+    '',
+    'x',
+    'ds_notadate_2015-09-13T00:00:00.000Z_v',
+    `ds_${E}_${S}_v`,
+    `ds_${S}_${S}_v`,
+    `ds_${S}_${E}`,
+    `_${S}_${E}_v`,
+    `.ds_${S}_${E}_v`,
+    `d/s_${S}_${E}_v`,
+    `ds\u0000_${S}_${E}_v`,
+    'a'.repeat(2000),
+    `ds_${S}_2015-02-30T00:00:00.000Z_v`,
+  ];
   for (const id of bad) assert.throws(() => parseSegmentId(id), { code: 'bad_segment_id' }, JSON.stringify(id).slice(0, 60));
   assert.throws(() => parseSegmentId(42), { code: 'bad_segment_id' });
 });
