@@ -72,24 +72,32 @@ export class CacheIndex {
 
   /** The segment a directory inside a location stands for, or undefined when it is not a segment directory. */
   segmentOfDir(dir: string): { location: string; seg: SegmentId; layout: CacheLayout } | undefined {
+    const where = this.placeOf(dir);
+    if (!where) return undefined;
+    const { location, parts } = where;
+    if (parts.length === 1) {
+      const flat = tryParseSegmentId(parts[0]!);
+      if (!flat) return undefined;
+      // An id ending in `_<n>` may end in a partition or a version: the descriptor in info_dir decides.
+      const desc = this.readInfo(flat.id);
+      return { location, seg: desc ? segmentIdOfDescriptor(desc) : flat, layout: 'flat' };
+    }
+    if (parts.length === 4 && !tryParseSegmentId(parts[0]!)) {
+      const seg = segmentOfNestedParts(parts[0]!, parts[1]!, parts[2]!, parts[3]!);
+      return seg ? { location, seg, layout: 'nested' } : undefined;
+    }
+    return undefined;
+  }
+
+  /** The location a directory is below and its path parts there; undefined outside them, in a hidden directory or in info_dir. */
+  private placeOf(dir: string): { location: string; parts: string[] } | undefined {
     const abs = path.resolve(dir);
     for (const location of this.locations) {
       const rel = path.relative(location, abs);
       if (!rel || rel.startsWith('..') || path.isAbsolute(rel)) continue;
       const parts = rel.split(path.sep);
       if (parts[0]!.startsWith('.') || path.join(location, parts[0]!) === this.infoDir) return undefined;
-      if (parts.length === 1) {
-        const flat = tryParseSegmentId(parts[0]!);
-        if (!flat) return undefined;
-        // An id ending in `_<n>` may end in a partition or a version: the descriptor in info_dir decides.
-        const desc = this.readInfo(flat.id);
-        return { location, seg: desc ? segmentIdOfDescriptor(desc) : flat, layout: 'flat' };
-      }
-      if (parts.length === 4 && !tryParseSegmentId(parts[0]!)) {
-        const seg = segmentOfNestedParts(parts[0]!, parts[1]!, parts[2]!, parts[3]!);
-        return seg ? { location, seg, layout: 'nested' } : undefined;
-      }
-      return undefined;
+      return { location, parts };
     }
     return undefined;
   }
@@ -100,33 +108,25 @@ export class CacheIndex {
    * (Druid's download) creates in between raise no event: active backup looks for them itself.
    */
   async segmentDirsBelow(dir: string): Promise<string[]> {
-    const abs = path.resolve(dir);
-    for (const location of this.locations) {
-      const rel = path.relative(location, abs);
-      if (!rel || rel.startsWith('..') || path.isAbsolute(rel)) continue;
-      const parts = rel.split(path.sep);
-      if (parts.length > 3 || parts[0]!.startsWith('.') || path.join(location, parts[0]!) === this.infoDir) return [];
-      if (tryParseSegmentId(parts[0]!)) return [];
-      const found: string[] = [];
-      const walk = async (d: string, depth: number): Promise<void> => {
-        let entries;
-        try {
-          entries = await readdir(d, { withFileTypes: true });
-        } catch {
-          return;
-        }
-        for (const e of entries) {
-          if (!e.isDirectory() || e.name.startsWith('.')) continue;
-          const child = path.join(d, e.name);
-          if (depth === 4) {
-            if (this.segmentOfDir(child)) found.push(child);
-          } else await walk(child, depth + 1);
-        }
-      };
-      await walk(abs, parts.length + 1);
-      return found;
-    }
-    return [];
+    const where = this.placeOf(dir);
+    if (!where || where.parts.length > 3 || tryParseSegmentId(where.parts[0]!)) return [];
+    const found: string[] = [];
+    const walk = async (d: string, depth: number): Promise<void> => {
+      let entries;
+      try {
+        entries = await readdir(d, { withFileTypes: true });
+      } catch {
+        return;
+      }
+      for (const e of entries) {
+        if (!e.isDirectory() || e.name.startsWith('.')) continue;
+        const child = path.join(d, e.name);
+        if (depth < 4) await walk(child, depth + 1);
+        else if (this.segmentOfDir(child)) found.push(child);
+      }
+    };
+    await walk(path.resolve(dir), where.parts.length + 1);
+    return found;
   }
 
   private readInfo(id: string): DataSegment | undefined {
