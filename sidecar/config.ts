@@ -181,6 +181,14 @@ export const BACKUP_KEYS: KeySpec[] = [
     doc: 'Part size of multipart uploads (5MiB to 5GiB); memory per upload is about (concurrency + 1) × partSize.',
   },
   { key: 'druid.backup.s3.concurrency', type: 'int', default: '4', min: 1, max: 64, doc: 'Parts of one file uploaded at once.' },
+  {
+    key: 'druid.backup.s3.multipartThreshold',
+    type: 'size',
+    default: '5GiB',
+    min: 5 * 1024 ** 2,
+    max: 5 * 1024 ** 3,
+    doc: 'Files larger than this go up as multipart uploads (partSize, concurrency); others, every smoosh file by default, as one streamed PUT with a trailing sha256 that holds no part in memory.',
+  },
   // The Druid extension's keys (druid-extension/): both read the same runtime.properties.
   {
     key: 'druid.backup.sidecar.url',
@@ -550,6 +558,7 @@ export function loadSidecarConfig(opts: LoadOptions = {}): SidecarConfig {
       forcePathStyle: typed('druid.backup.s3.forcePathStyle') as boolean | undefined,
       partSize: typed('druid.backup.s3.partSize') as number,
       concurrency: typed('druid.backup.s3.concurrency') as number,
+      multipartThreshold: typed('druid.backup.s3.multipartThreshold') as number,
     },
   };
 }

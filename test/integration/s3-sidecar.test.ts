@@ -307,7 +307,7 @@ describe('S3 target with real sidecars and VersityGW', () => {
     });
     const id = big.segmentIds[0]!;
     const mid = new S3Layout('mid/');
-    const env = { ...gw.env, DRUID_BACKUP_S3_PART_SIZE: '5MiB', DRUID_BACKUP_S3_CONCURRENCY: '1' };
+    const env = { ...gw.env, DRUID_BACKUP_S3_PART_SIZE: '5MiB', DRUID_BACKUP_S3_CONCURRENCY: '1', DRUID_BACKUP_S3_MULTIPART_THRESHOLD: '5MiB' };
     const sc = await startSidecar(['--config', big.propertiesFile, '--node-name', 'big-node', '--target', `s3://${bucket}/mid`], { env });
     try {
       // Stop the server as soon as the first parts of the segment have arrived.

@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
-import { CreateMultipartUploadCommand, ListMultipartUploadsCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
+import { CreateMultipartUploadCommand, HeadObjectCommand, ListMultipartUploadsCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
 import pino from 'pino';
 import { scanCache } from '../../sidecar/druid/scan.js';
 import type { CachedSegment } from '../../sidecar/druid/scan.js';
@@ -63,8 +63,10 @@ describe('S3 target against VersityGW', () => {
     await gw.createBucket(name);
     return name;
   };
+  /** With a partSize, files larger than one part go as multipart uploads; without, every file as one PUT. */
   const open = (url: string, o: { node?: string; partSize?: number; endpoint?: string } = {}) => {
-    const t = S3Target.open(url, { log: silent, node: o.node, settings: { endpoint: o.endpoint ?? gw.endpoint, partSize: o.partSize } });
+    const settings = { endpoint: o.endpoint ?? gw.endpoint, partSize: o.partSize, multipartThreshold: o.partSize };
+    const t = S3Target.open(url, { log: silent, node: o.node, settings });
     targets.push(t);
     return t;
   };
@@ -156,6 +158,56 @@ describe('S3 target against VersityGW', () => {
     assert.equal(r.files.find((f) => f.name === '00001.smoosh')?.sha256, sha(bytes));
   });
 
+  test('a file up to the multipart threshold goes as one streamed PUT whose stored checksum is its own sha256', async () => {
+    const b = await bucket();
+    const t = open(`s3://${b}/one`);
+    const big = path.join(dir, 'one-put.bin');
+    const bytes = Buffer.alloc(12 * MIB + 321);
+    for (let i = 0; i < bytes.length; i += 4096) bytes.writeUInt32BE(i ^ 0x5a5a, i);
+    writeFileSync(big, bytes);
+    const seg = segments[4]!;
+    const out = outgoing(seg, 'n1');
+    out.files.push({ name: '00001.smoosh', size: bytes.length, open: () => createReadStream(big) });
+    let reported = 0;
+    const r = await t.put(out, { onBytes: (n) => (reported += n) });
+    assert.equal(r.outcome, 'stored');
+    const key = t.layout.fileKey(seg.id, 'n1', '00001.smoosh');
+    assert.equal(sha(readFileSync(objectFile(b, key))), sha(bytes));
+    assert.equal(r.files.find((f) => f.name === '00001.smoosh')?.sha256, sha(bytes));
+    assert.equal(reported, r.bytes, 'progress counts every byte once');
+    // One PUT, not parts: the object's checksum is the file's sha256 itself, not a composite `...-N`.
+    const head = await gw.client.send(new HeadObjectCommand({ Bucket: b, Key: key, ChecksumMode: 'ENABLED' }));
+    assert.equal(head.ChecksumSHA256, Buffer.from(sha(bytes), 'hex').toString('base64'));
+    const uploads = await gw.client.send(new ListMultipartUploadsCommand({ Bucket: b }));
+    assert.deepEqual(uploads.Uploads ?? [], []);
+  });
+
+  test('a file that grows or shrinks while it streams up in one PUT fails at once with a conflict, and nothing is stored', async () => {
+    const b = await bucket();
+    const t = open(`s3://${b}`);
+    const seg = segments[4]!;
+    for (const [label, declared, actual] of [
+      ['grows', 8 * MIB, 9 * MIB],
+      ['shrinks', 8 * MIB, 7 * MIB],
+    ] as const) {
+      const out = outgoing(seg, 'n1');
+      out.files.push({
+        name: '00001.smoosh',
+        size: declared,
+        open: () =>
+          Readable.from(
+            (async function* () {
+              for (let i = 0; i < actual / MIB; i++) yield Buffer.alloc(MIB, i);
+            })(),
+          ),
+      });
+      const e = await errorOf(t.put(out));
+      assert.equal(e.code, 'conflict', `${label}: ${e.message}`);
+      assert.match(e.message, /00001\.smoosh (grew beyond|has \d+ bytes, not)/, label);
+      assert.equal(await t.manifest(seg.id), undefined, label);
+    }
+  });
+
   test('the server verifies the sha256 sent with the body (BadDigest on a wrong one)', async () => {
     const b = await bucket();
     const t = open(`s3://${b}`);
@@ -211,9 +263,14 @@ describe('S3 target against VersityGW', () => {
     assert.equal(keys.length, seg.files.length, keys.join(' '));
   });
 
-  test('a cancelled upload leaves no manifest, no objects and no multipart upload', async () => {
+  for (const mode of ['in parts', 'as one PUT'] as const)
+    test(`a cancelled upload (${mode}) leaves no manifest, no objects and no multipart upload`, async () => {
+      await cancelledUpload(mode === 'in parts' ? 5 * MIB : undefined);
+    });
+
+  async function cancelledUpload(partSize: number | undefined): Promise<void> {
     const b = await bucket();
-    const t = open(`s3://${b}`, { partSize: 5 * MIB });
+    const t = open(`s3://${b}`, { partSize });
     const seg = segments[5]!;
     const ac = new AbortController();
     const out = outgoing(seg, 'n1');
@@ -239,7 +296,7 @@ describe('S3 target against VersityGW', () => {
     assert.deepEqual(objects.Contents ?? [], []);
     const uploads = await gw.client.send(new ListMultipartUploadsCommand({ Bucket: b }));
     assert.deepEqual(uploads.Uploads ?? [], []);
-  });
+  }
 
   test('at start a node aborts its own stale multipart uploads under the prefix, and only its own', async () => {
     const b = await bucket();

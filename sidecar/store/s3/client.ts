@@ -2,12 +2,14 @@
  * The S3 client of a target. Endpoint, region and credentials come from the AWS SDK's standard chain, the one
  * operators already use (`AWS_ENDPOINT_URL_S3`, `AWS_REGION`, `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`,
  * `AWS_PROFILE` and `~/.aws/`, instance roles), with `druid.backup.s3.endpoint`, `.region` and `.forcePathStyle`
- * as overrides. Nothing here logs or keeps a credential: the SDK's logger stays off.
+ * as overrides. Nothing here logs or keeps a credential: the SDK's logger is one that drops everything.
  *
- * The SDK's own checksums are switched off (`WHEN_REQUIRED`) because the uploader sends its own: the sha256 of each
- * part, computed while streaming, as `x-amz-checksum-sha256`, which the server verifies (a mismatch is `BadDigest`).
- * That signed header protects the body, so the body itself goes as `UNSIGNED-PAYLOAD`: every byte is hashed once
- * per part and once for the file (the manifest's digest), on each side, instead of three or four times.
+ * The SDK's default checksums are switched off (`WHEN_REQUIRED`) because the uploader asks for its own (upload.ts):
+ * a file sent in one PUT carries the sha256 the SDK computes as it streams, as a trailing `x-amz-checksum-sha256`;
+ * a multipart part carries the sha256 the uploader computed while reading it, as a signed `x-amz-checksum-sha256`
+ * header, so that part's body goes as `UNSIGNED-PAYLOAD`. Either way the server verifies it (a mismatch is
+ * `BadDigest`), and every byte is hashed twice on the sending side (once for the manifest's digest), not three or
+ * four times.
  */
 import type { S3Client, S3ClientConfig } from '@aws-sdk/client-s3';
 import { parseHumanBytes } from '../../druid/bytes.js';
@@ -21,6 +23,9 @@ export const MAX_PART_SIZE = 5 * 1024 * MIB;
 export const MAX_PARTS = 10_000;
 export const DEFAULT_PART_SIZE = 8 * MIB;
 export const DEFAULT_CONCURRENCY = 4;
+/** The most one PUT may carry on S3; files up to this go as one streamed PUT by default. */
+export const MAX_PUT_SIZE = 5 * 1024 * MIB;
+export const DEFAULT_MULTIPART_THRESHOLD = MAX_PUT_SIZE;
 /** Attempts per request (the first and retries with backoff, by the SDK's standard strategy). */
 export const MAX_ATTEMPTS = 5;
 
@@ -35,6 +40,8 @@ export interface S3Settings {
   partSize?: number;
   /** `druid.backup.s3.concurrency`: parts in flight per file. */
   concurrency?: number;
+  /** `druid.backup.s3.multipartThreshold`: files larger than this go as multipart uploads, others as one PUT. */
+  multipartThreshold?: number;
   /** Milliseconds to open a connection and of socket silence before a request is retried. */
   connectTimeoutMs?: number;
   socketTimeoutMs?: number;
@@ -43,19 +50,25 @@ export interface S3Settings {
 /** The part checksums the uploader computed, by `bucket/key`, read by the middleware below as each part goes out. */
 export type PartChecksums = Map<string, string[]>;
 
-export function checkS3Settings(s: S3Settings): Required<Pick<S3Settings, 'partSize' | 'concurrency'>> {
+export function checkS3Settings(s: S3Settings): Required<Pick<S3Settings, 'partSize' | 'concurrency' | 'multipartThreshold'>> {
   const partSize = s.partSize ?? DEFAULT_PART_SIZE;
   const concurrency = s.concurrency ?? DEFAULT_CONCURRENCY;
+  const multipartThreshold = s.multipartThreshold ?? DEFAULT_MULTIPART_THRESHOLD;
+  if (!Number.isSafeInteger(multipartThreshold) || multipartThreshold < MIN_PART_SIZE || multipartThreshold > MAX_PUT_SIZE)
+    throw new BackupError(
+      'bad_config',
+      `druid.backup.s3.multipartThreshold: ${multipartThreshold} bytes is outside 5 MiB to 5 GiB (the most one PUT may carry)`,
+    );
   if (!Number.isSafeInteger(partSize) || partSize < MIN_PART_SIZE || partSize > MAX_PART_SIZE)
     throw new BackupError('bad_config', `druid.backup.s3.partSize: ${partSize} bytes is outside S3's part sizes (5 MiB to 5 GiB)`);
   if (!Number.isSafeInteger(concurrency) || concurrency < 1 || concurrency > 64)
     throw new BackupError('bad_config', `druid.backup.s3.concurrency: ${concurrency} is outside 1..64`);
-  return { partSize, concurrency };
+  return { partSize, concurrency, multipartThreshold };
 }
 
 /**
  * The druid.backup.s3.* settings from their environment variables (`DRUID_BACKUP_S3_ENDPOINT`, `_REGION`,
- * `_FORCE_PATH_STYLE`, `_PART_SIZE`, `_CONCURRENCY`), for the command-line tools that run without a sidecar's config.
+ * `_FORCE_PATH_STYLE`, `_PART_SIZE`, `_CONCURRENCY`, `_MULTIPART_THRESHOLD`), for the command-line tools that run without a sidecar's config.
  */
 export function s3SettingsFromEnv(env: NodeJS.ProcessEnv = process.env): S3Settings {
   const get = (name: string) => env[`DRUID_BACKUP_S3_${name}`] || undefined;
@@ -67,6 +80,8 @@ export function s3SettingsFromEnv(env: NodeJS.ProcessEnv = process.env): S3Setti
   }
   const partSize = get('PART_SIZE');
   if (partSize !== undefined) out.partSize = parseHumanBytes(partSize, 'DRUID_BACKUP_S3_PART_SIZE');
+  const threshold = get('MULTIPART_THRESHOLD');
+  if (threshold !== undefined) out.multipartThreshold = parseHumanBytes(threshold, 'DRUID_BACKUP_S3_MULTIPART_THRESHOLD');
   const concurrency = get('CONCURRENCY');
   if (concurrency !== undefined) out.concurrency = /^\d+$/.test(concurrency) ? Number(concurrency) : NaN;
   if (out.endpoint !== undefined && !/^https?:\/\/[^/@\s]+/i.test(out.endpoint))
@@ -89,6 +104,8 @@ export function describeEndpoint(s: S3Settings, env: NodeJS.ProcessEnv = process
   return `AWS S3${(s.region ?? env.AWS_REGION ?? env.AWS_DEFAULT_REGION) ? ` (${s.region ?? env.AWS_REGION ?? env.AWS_DEFAULT_REGION})` : ''}`;
 }
 
+const SILENT_LOGGER = { trace() {}, debug() {}, info() {}, warn() {}, error() {} };
+
 export function createS3Client(sdk: Sdk, s: S3Settings, checksums: PartChecksums, env: NodeJS.ProcessEnv = process.env): S3Client {
   // The version is pinned in the lockfile; its notice about future Node releases is noise in the sidecar's log.
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
@@ -99,6 +116,9 @@ export function createS3Client(sdk: Sdk, s: S3Settings, checksums: PartChecksums
     requestChecksumCalculation: 'WHEN_REQUIRED',
     responseChecksumValidation: 'WHEN_REQUIRED',
     requestHandler: { connectionTimeout: s.connectTimeoutMs ?? 10_000, requestTimeout: s.socketTimeoutMs ?? 120_000 },
+    // Without a logger of its own the SDK writes to the console (a failed streamed PUT, which it never retries,
+    // prints a warning there): the sidecar's output stays JSON lines, and the caller reports every failure.
+    logger: SILENT_LOGGER,
   };
   if (s.endpoint) config.endpoint = s.endpoint;
   const region = s.region ?? env.AWS_REGION ?? env.AWS_DEFAULT_REGION;

@@ -107,6 +107,7 @@ export class S3Target implements Target {
   private readonly checksums: PartChecksums = new Map();
   private readonly partSize: number;
   private readonly concurrency: number;
+  private readonly multipartThreshold: number;
   private readonly log: Logger;
   private readonly startedAt = new Date();
   private cleaned?: Promise<void>;
@@ -119,7 +120,7 @@ export class S3Target implements Target {
     private readonly opts: S3TargetOptions,
   ) {
     const settings = opts.settings ?? {};
-    ({ partSize: this.partSize, concurrency: this.concurrency } = checkS3Settings(settings));
+    ({ partSize: this.partSize, concurrency: this.concurrency, multipartThreshold: this.multipartThreshold } = checkS3Settings(settings));
     this.url = location.url;
     this.bucket = location.bucket;
     this.layout = new S3Layout(location.prefix);
@@ -301,6 +302,7 @@ export class S3Target implements Target {
               key,
               partSize: this.partSize,
               concurrency: this.concurrency,
+              multipartThreshold: this.multipartThreshold,
               signal: opts.signal,
               onBytes: opts.onBytes,
             }),

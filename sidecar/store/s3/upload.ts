@@ -1,13 +1,18 @@
 /**
- * Uploads one segment file as it is read, through `@aws-sdk/lib-storage`: a file up to one part goes as one PUT,
- * a larger one as a multipart upload with `concurrency` parts in flight, so memory is about
- * (concurrency + 1) × partSize whatever the file's size.
+ * Uploads one segment file as it is read. A file up to `multipartThreshold` goes as one streamed PUT whose sha256
+ * the SDK computes as it streams and sends as a trailing `x-amz-checksum-sha256`, which the server verifies: no
+ * part is held in memory, and a server that keeps objects as files (VersityGW) writes the bytes once. Segment
+ * files are at most 2 GiB (Druid's smoosh chunks), within S3's 5 GiB for one PUT, and a node sends several
+ * segments at once, so one stream per file loses no parallelism. A larger file goes through `@aws-sdk/lib-storage`
+ * as a multipart upload with `concurrency` parts in flight, so memory is about (concurrency + 1) × partSize.
  *
- * While the bytes stream by, they are hashed twice: the whole file (its sha256 goes into the manifest) and each
- * part, whose sha256 goes out as the part's `x-amz-checksum-sha256` (client.ts) and is verified by the server. The
- * checksum S3 returns at the end (the part's own for a single PUT, `sha256(part digests)-N` for a multipart
- * upload) is compared with ours, so a server that assembled anything else is caught before the manifest is written.
- * A file that changes size while read fails the upload; a failed or cancelled upload is aborted.
+ * For a single PUT, the whole file's sha256 (for the manifest) is computed here as well, and compared with the
+ * checksum the server reports having stored. For a multipart upload, the bytes are hashed twice while they stream
+ * by: the whole file (for the manifest) and each part, whose sha256 goes out as the part's `x-amz-checksum-sha256`
+ * (client.ts) and is verified by the server; the checksum S3 returns at the end (`sha256(part digests)-N`, or the
+ * part's own for a file of one part) is compared with ours, so a server that assembled anything else is caught
+ * before the manifest is written. A file that changes size while read fails the upload; a failed or cancelled
+ * upload is aborted.
  */
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
@@ -25,6 +30,8 @@ export interface UploadFileOptions {
   key: string;
   partSize: number;
   concurrency: number;
+  /** Files larger than this go as multipart uploads; others as one streamed PUT. */
+  multipartThreshold: number;
   signal?: AbortSignal;
   onBytes?: (n: number) => void;
 }
@@ -43,7 +50,75 @@ export function expectedChecksum(partDigests: readonly string[]): string {
   return `${h.digest('base64')}-${partDigests.length}`;
 }
 
+/** Checks the bytes read against the size the file had when scanned; the error says the segment goes again later. */
+function sizeCheck(file: FileToUpload): { add(n: number): void; end(): void } {
+  let read = 0;
+  return {
+    add(n) {
+      read += n;
+      if (read > file.size)
+        throw new BackupError('conflict', `${file.name} grew beyond its ${file.size} bytes while it was read; it will be sent again once it settles`);
+    },
+    end() {
+      if (read !== file.size)
+        throw new BackupError(
+          'conflict',
+          `${file.name} has ${read} bytes, not the ${file.size} it had when the segment was scanned; it will be sent again once it settles`,
+        );
+    },
+  };
+}
+
 export async function uploadFile(file: FileToUpload, o: UploadFileOptions): Promise<SegmentFileInfo> {
+  return file.size <= o.multipartThreshold ? putFile(file, o) : multipartFile(file, o);
+}
+
+/** One streamed PUT with a trailing sha256 checksum. The SDK never retries a streamed body: the caller retries. */
+async function putFile(file: FileToUpload, o: UploadFileOptions): Promise<SegmentFileInfo> {
+  const whole = createHash('sha256');
+  const source = file.open();
+  const size = sizeCheck(file);
+  // The SDK pipes the body into the request through streams of its own, and pipes do not pass errors on: a body
+  // that failed would go unheard (an unhandled stream error) and the request would wait for its timeout. So a read
+  // that fails (a file that changed, a disk error) aborts the request, never more bytes than declared having gone,
+  // and ends the body quietly; its error is the one reported.
+  const failed = new AbortController();
+  let bodyError: unknown;
+  async function* hashed(): AsyncGenerator<Buffer> {
+    try {
+      for await (const chunk of source as AsyncIterable<Buffer>) {
+        size.add(chunk.length);
+        whole.update(chunk);
+        o.onBytes?.(chunk.length);
+        yield chunk;
+      }
+      size.end();
+    } catch (e) {
+      bodyError = e;
+      failed.abort(e);
+    }
+  }
+  const signal = o.signal ? AbortSignal.any([o.signal, failed.signal]) : failed.signal;
+  try {
+    if (o.signal?.aborted) throw new BackupError('cancelled', `upload of ${file.name} cancelled`);
+    const body = Readable.from(hashed(), { objectMode: false });
+    const result = await o.client.send(
+      new o.sdk.PutObjectCommand({ Bucket: o.bucket, Key: o.key, Body: body, ContentLength: file.size, ChecksumAlgorithm: 'SHA256' }),
+      { abortSignal: signal },
+    );
+    const sha256 = whole.digest('hex');
+    const want = Buffer.from(sha256, 'hex').toString('base64');
+    if (result.ChecksumSHA256 !== undefined && result.ChecksumSHA256 !== want) {
+      throw new BackupError('digest_mismatch', `the server stored ${o.key} with checksum ${result.ChecksumSHA256}, but the bytes sent have ${want}`);
+    }
+    return { name: file.name, size: file.size, sha256 };
+  } catch (e) {
+    source.destroy();
+    throw bodyError ?? e;
+  }
+}
+
+async function multipartFile(file: FileToUpload, o: UploadFileOptions): Promise<SegmentFileInfo> {
   const parts: string[] = [];
   const mapKey = `${o.bucket}/${o.key}`;
   o.checksums.set(mapKey, parts);
@@ -54,11 +129,9 @@ export async function uploadFile(file: FileToUpload, o: UploadFileOptions): Prom
   async function* hashed(): AsyncGenerator<Buffer> {
     let part = createHash('sha256');
     let inPart = 0;
-    let read = 0;
+    const size = sizeCheck(file);
     for await (const chunk of source as AsyncIterable<Buffer>) {
-      read += chunk.length;
-      if (read > file.size)
-        throw new BackupError('conflict', `${file.name} grew beyond its ${file.size} bytes while it was read; it will be sent again once it settles`);
+      size.add(chunk.length);
       whole.update(chunk);
       for (let off = 0; off < chunk.length;) {
         const n = Math.min(partSize - inPart, chunk.length - off);
@@ -74,11 +147,7 @@ export async function uploadFile(file: FileToUpload, o: UploadFileOptions): Prom
       // Each part's digest is complete before lib-storage, which reads past the part's end, sends it.
       yield chunk;
     }
-    if (read !== file.size)
-      throw new BackupError(
-        'conflict',
-        `${file.name} has ${read} bytes, not the ${file.size} it had when the segment was scanned; it will be sent again once it settles`,
-      );
+    size.end();
     if (inPart > 0 || parts.length === 0) parts.push(part.digest('hex'));
   }
 

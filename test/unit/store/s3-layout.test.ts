@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { loadSidecarConfig } from '../../../sidecar/config.js';
-import { describeEndpoint } from '../../../sidecar/store/s3/client.js';
+import { describeEndpoint, s3SettingsFromEnv } from '../../../sidecar/store/s3/client.js';
 import { s3Error } from '../../../sidecar/store/s3/errors.js';
 import { MAX_NAME, S3Layout, encodeName } from '../../../sidecar/store/s3/layout.js';
 import { expectedChecksum } from '../../../sidecar/store/s3/upload.js';
@@ -149,13 +149,26 @@ test('druid.backup.target takes s3:// URLs; druid.backup.s3.* keys are typed and
   let { root, file } = conf('druid.backup.target=s3://druid-backups/prod/\ndruid.backup.s3.endpoint=http://127.0.0.1:7070\ndruid.backup.s3.partSize=16MiB\n');
   let c = loadSidecarConfig({ configFile: file, env: {}, baseDir: root });
   assert.equal(c.target, 's3://druid-backups/prod');
-  assert.deepEqual(c.s3, { endpoint: 'http://127.0.0.1:7070', region: undefined, forcePathStyle: undefined, partSize: 16 * 1024 * 1024, concurrency: 4 });
+  assert.deepEqual(c.s3, {
+    endpoint: 'http://127.0.0.1:7070',
+    region: undefined,
+    forcePathStyle: undefined,
+    partSize: 16 * 1024 * 1024,
+    concurrency: 4,
+    multipartThreshold: 5 * 1024 ** 3,
+  });
   c = loadSidecarConfig({
     configFile: file,
-    env: { DRUID_BACKUP_S3_CONCURRENCY: '8', DRUID_BACKUP_S3_REGION: 'eu-west-1', DRUID_BACKUP_S3_FORCE_PATH_STYLE: 'false' },
+    env: {
+      DRUID_BACKUP_S3_CONCURRENCY: '8',
+      DRUID_BACKUP_S3_REGION: 'eu-west-1',
+      DRUID_BACKUP_S3_FORCE_PATH_STYLE: 'false',
+      DRUID_BACKUP_S3_MULTIPART_THRESHOLD: '64MiB',
+    },
     baseDir: root,
   });
   assert.equal(c.s3.concurrency, 8);
+  assert.equal(c.s3.multipartThreshold, 64 * 1024 * 1024);
   assert.equal(c.s3.region, 'eu-west-1');
   assert.equal(c.s3.forcePathStyle, false);
   assert.equal(loadSidecarConfig({ configFile: file, env: {}, flags: { target: 's3://other-bucket' }, baseDir: root }).target, 's3://other-bucket');
@@ -166,6 +179,8 @@ test('druid.backup.target takes s3:// URLs; druid.backup.s3.* keys are typed and
     ['druid.backup.s3.partSize=1MiB\n', /druid\.backup\.s3\.partSize: 1MiB is outside 5\.00 MiB\.\.5\.00 GiB/],
     ['druid.backup.s3.partSize=lots\n', /"lots" is not a size/],
     ['druid.backup.s3.concurrency=0\n', /outside 1\.\.64/],
+    ['druid.backup.s3.multipartThreshold=1MiB\n', /druid\.backup\.s3\.multipartThreshold: 1MiB is outside 5\.00 MiB\.\.5\.00 GiB/],
+    ['druid.backup.s3.multipartThreshold=6GiB\n', /druid\.backup\.s3\.multipartThreshold: 6GiB is outside 5\.00 MiB\.\.5\.00 GiB/],
     ['druid.backup.s3.endpoint=http://key:secret@minio:9000\n', /credentials do not belong in the URL; they come from the AWS environment/],
     ['druid.backup.s3.endpoint=minio:9000\n', /only http:\/\/ and https:\/\//],
     ['druid.backup.s3.bucket=x\n', /unknown key/],
@@ -178,4 +193,26 @@ test('druid.backup.target takes s3:// URLs; druid.backup.s3.* keys are typed and
       line,
     );
   }
+});
+
+test('the command-line tools read druid.backup.s3.* from DRUID_BACKUP_S3_* and check them as the sidecar does', () => {
+  assert.deepEqual(s3SettingsFromEnv({ DRUID_BACKUP_S3_PART_SIZE: '16MiB', DRUID_BACKUP_S3_MULTIPART_THRESHOLD: '64MiB', DRUID_BACKUP_S3_CONCURRENCY: '2' }), {
+    endpoint: undefined,
+    region: undefined,
+    partSize: 16 * 1024 ** 2,
+    multipartThreshold: 64 * 1024 ** 2,
+    concurrency: 2,
+  });
+  const cases: Array<[NodeJS.ProcessEnv, RegExp]> = [
+    [{ DRUID_BACKUP_S3_MULTIPART_THRESHOLD: '1MiB' }, /multipartThreshold: 1048576 bytes is outside 5 MiB to 5 GiB/],
+    [{ DRUID_BACKUP_S3_MULTIPART_THRESHOLD: '6GiB' }, /multipartThreshold: 6442450944 bytes is outside 5 MiB to 5 GiB/],
+    [{ DRUID_BACKUP_S3_MULTIPART_THRESHOLD: 'big' }, /DRUID_BACKUP_S3_MULTIPART_THRESHOLD.*"big" is not a size/],
+    [{ DRUID_BACKUP_S3_PART_SIZE: '1MiB' }, /partSize: 1048576 bytes is outside S3's part sizes/],
+  ];
+  for (const [env, re] of cases)
+    assert.throws(
+      () => s3SettingsFromEnv(env),
+      (e: Error & { code?: string }) => e.code === 'bad_config' && re.test(e.message),
+      JSON.stringify(env),
+    );
 });
