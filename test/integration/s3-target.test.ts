@@ -18,6 +18,7 @@ import { writeSampleCache } from '../../sidecar/sample/sampleCache.js';
 import type { OutgoingSegment } from '../../sidecar/store/target.js';
 import { encodeName } from '../../sidecar/store/s3/layout.js';
 import { S3Target } from '../../sidecar/store/s3/target.js';
+import { bodyDigests } from '../../sidecar/store/s3/upload.js';
 import type { VersityGw } from '../helpers/versitygw.js';
 import { startVersityGw } from '../helpers/versitygw.js';
 
@@ -216,6 +217,15 @@ describe('S3 target against VersityGW', () => {
       (await t.s3()).client.send(new PutObjectCommand({ Bucket: b, Key: 'x', Body: Buffer.from('payload'), ChecksumSHA256: wrong })),
       /BadDigest|did not match/,
     );
+    // A streamed PUT's trailing checksum is the digest the uploader computed (bodyDigests): the server checks it too.
+    const body = Readable.from([Buffer.alloc(64 * 1024, 7)], { objectMode: false });
+    bodyDigests.set(body, Promise.resolve(createHash('sha256').update('other').digest()));
+    await assert.rejects(
+      (await t.s3()).client.send(new PutObjectCommand({ Bucket: b, Key: 'y', Body: body, ContentLength: 64 * 1024, ChecksumAlgorithm: 'SHA256' })),
+      /BadDigest|did not match|mismatch/i,
+    );
+    const keys = (await gw.client.send(new ListObjectsV2Command({ Bucket: b }))).Contents ?? [];
+    assert.deepEqual(keys, [], 'nothing stored under a wrong checksum');
   });
 
   test('another node with the same bytes becomes a source; different bytes are flagged, never stored over', async () => {

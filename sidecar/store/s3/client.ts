@@ -8,13 +8,15 @@
  * a file sent in one PUT carries the sha256 the SDK computes as it streams, as a trailing `x-amz-checksum-sha256`;
  * a multipart part carries the sha256 the uploader computed while reading it, as a signed `x-amz-checksum-sha256`
  * header, so that part's body goes as `UNSIGNED-PAYLOAD`. Either way the server verifies it (a mismatch is
- * `BadDigest`), and every byte is hashed twice on the sending side (once for the manifest's digest), not three or
- * four times.
+ * `BadDigest`). A single PUT's bytes are hashed once on the sending side (the same digest goes into the manifest),
+ * a multipart upload's twice (parts and file), not three or four times.
  */
+import type { Readable } from 'node:stream';
 import type { S3Client, S3ClientConfig } from '@aws-sdk/client-s3';
 import { parseHumanBytes } from '../../druid/bytes.js';
 import { BackupError } from '../../errors.js';
 import type { Sdk } from './sdk.js';
+import { bodyDigests } from './upload.js';
 
 export const MIB = 1024 * 1024;
 /** S3's smallest part (but the last) and largest part. */
@@ -104,6 +106,17 @@ export function describeEndpoint(s: S3Settings, env: NodeJS.ProcessEnv = process
   return `AWS S3${(s.region ?? env.AWS_REGION ?? env.AWS_DEFAULT_REGION) ? ` (${s.region ?? env.AWS_REGION ?? env.AWS_DEFAULT_REGION})` : ''}`;
 }
 
+type HashConstructor = new () => { update(data: Uint8Array): void; digest(): Promise<Uint8Array> };
+
+function hashStream(Hash: HashConstructor, stream: Readable): Promise<Uint8Array> {
+  const h = new Hash();
+  return new Promise((resolve, reject) => {
+    stream.on('data', (d: Uint8Array) => h.update(d));
+    stream.once('end', () => void h.digest().then(resolve, reject));
+    stream.once('error', reject);
+  });
+}
+
 const SILENT_LOGGER = { trace() {}, debug() {}, info() {}, warn() {}, error() {} };
 
 export function createS3Client(sdk: Sdk, s: S3Settings, checksums: PartChecksums, env: NodeJS.ProcessEnv = process.env): S3Client {
@@ -119,6 +132,9 @@ export function createS3Client(sdk: Sdk, s: S3Settings, checksums: PartChecksums
     // Without a logger of its own the SDK writes to the console (a failed streamed PUT, which it never retries,
     // prints a warning there): the sidecar's output stays JSON lines, and the caller reports every failure.
     logger: SILENT_LOGGER,
+    // A streamed PUT's trailing checksum: the digest the uploader computes as it reads the body, so the bytes are
+    // hashed once on this side; any other stream is hashed as the SDK would.
+    streamHasher: ((Hash: HashConstructor, stream: Readable) => bodyDigests.get(stream) ?? hashStream(Hash, stream)) as S3ClientConfig['streamHasher'],
   };
   if (s.endpoint) config.endpoint = s.endpoint;
   const region = s.region ?? env.AWS_REGION ?? env.AWS_DEFAULT_REGION;

@@ -6,8 +6,9 @@
  * segments at once, so one stream per file loses no parallelism. A larger file goes through `@aws-sdk/lib-storage`
  * as a multipart upload with `concurrency` parts in flight, so memory is about (concurrency + 1) × partSize.
  *
- * For a single PUT, the whole file's sha256 (for the manifest) is computed here as well, and compared with the
- * checksum the server reports having stored. For a multipart upload, the bytes are hashed twice while they stream
+ * For a single PUT, the file's sha256 is computed here once, as it is read: it goes into the manifest and, through
+ * `bodyDigests`, to the SDK as the trailing checksum, and is compared with the checksum the server reports having
+ * stored. For a multipart upload, the bytes are hashed twice while they stream
  * by: the whole file (for the manifest) and each part, whose sha256 goes out as the part's `x-amz-checksum-sha256`
  * (client.ts) and is verified by the server; the checksum S3 returns at the end (`sha256(part digests)-N`, or the
  * part's own for a file of one part) is compared with ours, so a server that assembled anything else is caught
@@ -50,6 +51,12 @@ export function expectedChecksum(partDigests: readonly string[]): string {
   return `${h.digest('base64')}-${partDigests.length}`;
 }
 
+/**
+ * The sha256 of each body putFile streams, computed as it is read, which the client's `streamHasher` (client.ts)
+ * gives the SDK for the trailing checksum: the bytes are hashed once on this side, not once here and once by the SDK.
+ */
+export const bodyDigests = new WeakMap<Readable, Promise<Uint8Array>>();
+
 /** Checks the bytes read against the size the file had when scanned; the error says the segment goes again later. */
 function sizeCheck(file: FileToUpload): { add(n: number): void; end(): void } {
   let read = 0;
@@ -84,6 +91,10 @@ async function putFile(file: FileToUpload, o: UploadFileOptions): Promise<Segmen
   // and ends the body quietly; its error is the one reported.
   const failed = new AbortController();
   let bodyError: unknown;
+  // Settled only when the whole file was read: on a failure the request is aborted, and a rejected digest would only
+  // make the SDK destroy its chunked stream with an error nobody listens to any more.
+  let resolveDigest!: (d: Buffer) => void;
+  const digest = new Promise<Buffer>((resolve) => (resolveDigest = resolve));
   async function* hashed(): AsyncGenerator<Buffer> {
     try {
       for await (const chunk of source as AsyncIterable<Buffer>) {
@@ -93,6 +104,7 @@ async function putFile(file: FileToUpload, o: UploadFileOptions): Promise<Segmen
         yield chunk;
       }
       size.end();
+      resolveDigest(whole.digest());
     } catch (e) {
       bodyError = e;
       failed.abort(e);
@@ -102,11 +114,12 @@ async function putFile(file: FileToUpload, o: UploadFileOptions): Promise<Segmen
   try {
     if (o.signal?.aborted) throw new BackupError('cancelled', `upload of ${file.name} cancelled`);
     const body = Readable.from(hashed(), { objectMode: false });
+    bodyDigests.set(body, digest);
     const result = await o.client.send(
       new o.sdk.PutObjectCommand({ Bucket: o.bucket, Key: o.key, Body: body, ContentLength: file.size, ChecksumAlgorithm: 'SHA256' }),
       { abortSignal: signal },
     );
-    const sha256 = whole.digest('hex');
+    const sha256 = (await digest).toString('hex');
     const want = Buffer.from(sha256, 'hex').toString('base64');
     if (result.ChecksumSHA256 !== undefined && result.ChecksumSHA256 !== want) {
       throw new BackupError('digest_mismatch', `the server stored ${o.key} with checksum ${result.ChecksumSHA256}, but the bytes sent have ${want}`);
