@@ -4,11 +4,12 @@
  *   `/restore` with an s3:// target), as a ratio to VersityGW's own raw throughput measured in the same run: one
  *   large object PUT and GET with the SDK (defaults, streamed from and to a file; the PUT again with a sha256
  *   checksum, the server-side work a backup asks for, as a second baseline). Rounds alternate raw and
- *   sidecar so that the machine's noise hits both alike, each after a `sync`; the median of the rounds is reported.
+ *   sidecar so that the machine's noise hits both alike (odd rounds raw first, even rounds the sidecar first:
+ *   the first upload of a series runs faster), each after a `sync`; the median of the rounds is reported.
  * - the sidecar's RSS while it backs up the segment (sampled from /proc every 50 ms, and its peak VmHWM);
  * - the catalog of 10,000 backed-up segments: requests and time of a listing without the index (every manifest
  *   read) and with it (list pages and one GET).
- * Size with DBK_BENCH_S3_MB (default 2048), rounds with DBK_BENCH_S3_ROUNDS (default 3); DBK_BENCH_S3_ONLY=transfer or
+ * Size with DBK_BENCH_S3_MB (default 2048), rounds with DBK_BENCH_S3_ROUNDS (default 4, as many of each order); DBK_BENCH_S3_ONLY=transfer or
  * catalog runs one part.
  */
 import { execFileSync } from 'node:child_process';
@@ -35,7 +36,11 @@ const BUCKET = 'bench';
  */
 const settle = () => execFileSync('sync');
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+};
 const mbps = (bytes: number, ms: number) => bytes / MIB / (ms / 1000);
 
 function rssOf(pid: number): { rss: number; hwm: number } {
@@ -70,7 +75,7 @@ const jobMs = (job: Job) => Date.parse(job.finishedAt!) - Date.parse(job.started
 
 async function benchTransfer(gw: VersityGw, root: string): Promise<void> {
   const mb = Number(process.env.DBK_BENCH_S3_MB ?? 2048);
-  const rounds = Number(process.env.DBK_BENCH_S3_ROUNDS ?? 3);
+  const rounds = Number(process.env.DBK_BENCH_S3_ROUNDS ?? 4);
   const sample = await writeSampleCache({
     dir: path.join(root, 'historical'),
     segments: 1,
@@ -97,49 +102,80 @@ async function benchTransfer(gw: VersityGw, root: string): Promise<void> {
   try {
     for (let round = 1; round <= rounds; round++) {
       const prefix = `round${round}`;
-      settle();
-      let t0 = performance.now();
-      await gw.client.send(
-        new PutObjectCommand({ Bucket: BUCKET, Key: `${prefix}-raw/object`, Body: createReadStream(big, { highWaterMark: MIB }), ContentLength: bigSize }),
-      );
-      const put = mbps(bigSize, performance.now() - t0);
-      // The same PUT with the checksum a backup must have the server verify (sha256), instead of the SDK's CRC32.
-      settle();
-      t0 = performance.now();
-      await gw.client.send(
-        new PutObjectCommand({
-          Bucket: BUCKET,
-          Key: `${prefix}-raw/object-sha256`,
-          Body: createReadStream(big, { highWaterMark: MIB }),
-          ContentLength: bigSize,
-          ChecksumAlgorithm: 'SHA256',
-        }),
-      );
-      const putSha = mbps(bigSize, performance.now() - t0);
+      const rawPuts = async () => {
+        settle();
+        let t0 = performance.now();
+        await gw.client.send(
+          new PutObjectCommand({ Bucket: BUCKET, Key: `${prefix}-raw/object`, Body: createReadStream(big, { highWaterMark: MIB }), ContentLength: bigSize }),
+        );
+        const put = mbps(bigSize, performance.now() - t0);
+        // The same PUT with the checksum a backup must have the server verify (sha256), instead of the SDK's CRC32.
+        settle();
+        t0 = performance.now();
+        await gw.client.send(
+          new PutObjectCommand({
+            Bucket: BUCKET,
+            Key: `${prefix}-raw/object-sha256`,
+            Body: createReadStream(big, { highWaterMark: MIB }),
+            ContentLength: bigSize,
+            ChecksumAlgorithm: 'SHA256',
+          }),
+        );
+        return { put, putSha: mbps(bigSize, performance.now() - t0) };
+      };
+      const sidecarBackup = async () => {
+        let peak = 0;
+        const before = rssOf(sc.proc.pid!).rss;
+        settle();
+        const job = await runJob(sc, '/data/v1/backup', { target: `s3://${BUCKET}/${prefix}` }, () => (peak = Math.max(peak, rssOf(sc.proc.pid!).rss)));
+        return { backup: mbps(sample.bytes, jobMs(job)), before, peak, hwm: rssOf(sc.proc.pid!).hwm };
+      };
+      // The server runs the first of a series of uploads faster than the ones after it (222-247 MB/s, then about
+      // 130, for the same SDK PUT of the same file): odd rounds go raw first, even rounds the sidecar first, for
+      // uploads and for downloads alike.
+      let raw: Awaited<ReturnType<typeof rawPuts>>;
+      let ours: Awaited<ReturnType<typeof sidecarBackup>>;
+      if (round % 2 === 1) {
+        raw = await rawPuts();
+        ours = await sidecarBackup();
+      } else {
+        ours = await sidecarBackup();
+        raw = await rawPuts();
+      }
+      const { put, putSha } = raw;
+      const { backup, before, peak, hwm } = ours;
 
-      let peak = 0;
-      const before = rssOf(sc.proc.pid!).rss;
-      settle();
-      const backupJob = await runJob(sc, '/data/v1/backup', { target: `s3://${BUCKET}/${prefix}` }, () => (peak = Math.max(peak, rssOf(sc.proc.pid!).rss)));
-      const backup = mbps(sample.bytes, jobMs(backupJob));
-      const hwm = rssOf(sc.proc.pid!).hwm;
-
-      const rawFile = path.join(root, 'raw-get');
-      settle();
-      t0 = performance.now();
-      const got = await gw.client.send(new GetObjectCommand({ Bucket: BUCKET, Key: `${prefix}-raw/object` }));
-      await pipeline(got.Body as NodeJS.ReadableStream, createWriteStream(rawFile));
-      const get = mbps(bigSize, performance.now() - t0);
-      rmSync(rawFile);
-
-      const dest = path.join(root, `restored-${round}`);
-      settle();
-      const restoreJob = await runJob(sc, '/data/v1/restore', { target: `s3://${BUCKET}/${prefix}`, destination: dest });
-      const restore = mbps(sample.bytes, jobMs(restoreJob));
-      rmSync(dest, { recursive: true, force: true });
+      const rawGet = async () => {
+        const rawFile = path.join(root, 'raw-get');
+        settle();
+        const t0 = performance.now();
+        const got = await gw.client.send(new GetObjectCommand({ Bucket: BUCKET, Key: `${prefix}-raw/object` }));
+        await pipeline(got.Body as NodeJS.ReadableStream, createWriteStream(rawFile));
+        const get = mbps(bigSize, performance.now() - t0);
+        rmSync(rawFile);
+        return get;
+      };
+      const sidecarRestore = async () => {
+        const dest = path.join(root, `restored-${round}`);
+        settle();
+        const restoreJob = await runJob(sc, '/data/v1/restore', { target: `s3://${BUCKET}/${prefix}`, destination: dest });
+        rmSync(dest, { recursive: true, force: true });
+        return mbps(sample.bytes, jobMs(restoreJob));
+      };
+      let get: number;
+      let restore: number;
+      if (round % 2 === 1) {
+        get = await rawGet();
+        restore = await sidecarRestore();
+      } else {
+        restore = await sidecarRestore();
+        get = await rawGet();
+      }
       await emptyBucket(gw, `${prefix}`);
 
-      rows.push({ put, putSha, backup, get, restore, peakRss: Math.max(peak, hwm) });
+      // VmHWM is the peak of the process's whole life: after round 1 it holds the restores' peaks too, so later
+      // rounds count only what was sampled while the backup ran.
+      rows.push({ put, putSha, backup, get, restore, peakRss: round === 1 ? Math.max(peak, hwm) : peak });
       console.log(
         `round ${round}: raw PUT ${put.toFixed(0)} MB/s (with sha256 ${putSha.toFixed(0)}), backup ${backup.toFixed(0)} MB/s (${(backup / put).toFixed(2)}x; ${(backup / putSha).toFixed(2)}x of the sha256 PUT); raw GET ${get.toFixed(0)} MB/s, restore ${restore.toFixed(0)} MB/s (${(restore / get).toFixed(2)}x); sidecar RSS ${(before / MIB).toFixed(0)} MiB before, peak ${(peak / MIB).toFixed(0)} MiB sampled, VmHWM ${(hwm / MIB).toFixed(0)} MiB`,
       );
@@ -152,7 +188,7 @@ async function benchTransfer(gw: VersityGw, root: string): Promise<void> {
   const down = median(rows.map((r) => r.restore / r.get));
   const rss = Math.max(...rows.map((r) => r.peakRss));
   console.log(
-    `S3 (VersityGW, ${(sample.bytes / MIB).toFixed(0)} MiB segment, part ${process.env.DRUID_BACKUP_S3_PART_SIZE ?? '8MiB'} x ${process.env.DRUID_BACKUP_S3_CONCURRENCY ?? 4}): backup/raw PUT median ${up.toFixed(2)}x (goal >= 0.8; ${upSha.toFixed(2)}x of a raw PUT with a sha256 checksum), restore/raw GET median ${down.toFixed(2)}x (goal >= 0.8); sidecar peak RSS ${(rss / MIB).toFixed(0)} MiB (goal < 150)`,
+    `S3 (VersityGW, ${(sample.bytes / MIB).toFixed(0)} MiB segment, part ${process.env.DRUID_BACKUP_S3_PART_SIZE ?? '8MiB'} x ${process.env.DRUID_BACKUP_S3_CONCURRENCY ?? 4}): backup/raw PUT median ${up.toFixed(2)}x (goal >= 0.8; ${upSha.toFixed(2)}x of a raw PUT with a sha256 checksum), restore/raw GET median ${down.toFixed(2)}x (goal >= 0.8); sidecar peak RSS while backing up ${(rss / MIB).toFixed(0)} MiB (goal < 150)`,
   );
 }
 
