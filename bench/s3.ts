@@ -30,10 +30,7 @@ import { startVersityGw } from '../test/helpers/versitygw.js';
 const MIB = 1024 * 1024;
 const BUCKET = 'bench';
 
-/**
- * Flushes dirty pages (untimed) before each timed transfer: otherwise whichever runs second pays for the writeback
- * of what the first wrote (the raw PUT ran at 150 or 300 MB/s depending on what came before it).
- */
+/** Flushes dirty pages (untimed) before each timed transfer, so that none pays for the writeback of another's. */
 const settle = () => execFileSync('sync');
 
 const median = (xs: number[]) => {
@@ -41,6 +38,20 @@ const median = (xs: number[]) => {
   const m = Math.floor(s.length / 2);
   return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 };
+/**
+ * Runs two timed parts in turn, the first of them first in odd rounds and second in even rounds: the server runs
+ * the first transfer of a series faster than the ones after it (222-247 MB/s, then about 130, for the same SDK PUT
+ * of the same file), so each side is first as often as the other.
+ */
+async function inTurn<A, B>(round: number, a: () => Promise<A>, b: () => Promise<B>): Promise<[A, B]> {
+  if (round % 2 === 1) {
+    const x = await a();
+    return [x, await b()];
+  }
+  const y = await b();
+  return [await a(), y];
+}
+
 const mbps = (bytes: number, ms: number) => bytes / MIB / (ms / 1000);
 
 function rssOf(pid: number): { rss: number; hwm: number } {
@@ -130,20 +141,7 @@ async function benchTransfer(gw: VersityGw, root: string): Promise<void> {
         const job = await runJob(sc, '/data/v1/backup', { target: `s3://${BUCKET}/${prefix}` }, () => (peak = Math.max(peak, rssOf(sc.proc.pid!).rss)));
         return { backup: mbps(sample.bytes, jobMs(job)), before, peak, hwm: rssOf(sc.proc.pid!).hwm };
       };
-      // The server runs the first of a series of uploads faster than the ones after it (222-247 MB/s, then about
-      // 130, for the same SDK PUT of the same file): odd rounds go raw first, even rounds the sidecar first, for
-      // uploads and for downloads alike.
-      let raw: Awaited<ReturnType<typeof rawPuts>>;
-      let ours: Awaited<ReturnType<typeof sidecarBackup>>;
-      if (round % 2 === 1) {
-        raw = await rawPuts();
-        ours = await sidecarBackup();
-      } else {
-        ours = await sidecarBackup();
-        raw = await rawPuts();
-      }
-      const { put, putSha } = raw;
-      const { backup, before, peak, hwm } = ours;
+      const [{ put, putSha }, { backup, before, peak, hwm }] = await inTurn(round, rawPuts, sidecarBackup);
 
       const rawGet = async () => {
         const rawFile = path.join(root, 'raw-get');
@@ -162,15 +160,7 @@ async function benchTransfer(gw: VersityGw, root: string): Promise<void> {
         rmSync(dest, { recursive: true, force: true });
         return mbps(sample.bytes, jobMs(restoreJob));
       };
-      let get: number;
-      let restore: number;
-      if (round % 2 === 1) {
-        get = await rawGet();
-        restore = await sidecarRestore();
-      } else {
-        restore = await sidecarRestore();
-        get = await rawGet();
-      }
+      const [get, restore] = await inTurn(round, rawGet, sidecarRestore);
       await emptyBucket(gw, `${prefix}`);
 
       // VmHWM is the peak of the process's whole life: after round 1 it holds the restores' peaks too, so later

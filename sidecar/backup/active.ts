@@ -240,10 +240,7 @@ export class ActiveBackup {
         void this.deps.cache.segmentDirsBelow(dir).then(
           (dirs) => {
             // Only what neither the watcher nor a scan has seen: a known segment is already queued or backed up.
-            for (const d of dirs) {
-              const where = this.deps.cache.segmentOfDir(d);
-              if (where && !this.deps.cache.get(where.seg.id)) this.dirChanged(d);
-            }
+            for (const d of dirs) if (!this.deps.cache.get(d.id)) this.dirChanged(d.dir);
           },
           (e) => this.log.debug({ dir, err: messageOf(e) }, 'cannot read a new directory'),
         );

@@ -107,10 +107,10 @@ export class CacheIndex {
    * appeared). The watcher reads a new directory before it watches it, so subdirectories that another process
    * (Druid's download) creates in between raise no event: active backup looks for them itself.
    */
-  async segmentDirsBelow(dir: string): Promise<string[]> {
+  async segmentDirsBelow(dir: string): Promise<Array<{ dir: string; id: string }>> {
     const where = this.placeOf(dir);
     if (!where || where.parts.length > 3 || tryParseSegmentId(where.parts[0]!)) return [];
-    const found: string[] = [];
+    const found: Array<{ dir: string; id: string }> = [];
     const walk = async (d: string, depth: number): Promise<void> => {
       let entries;
       try {
@@ -122,7 +122,10 @@ export class CacheIndex {
         if (!e.isDirectory() || e.name.startsWith('.')) continue;
         const child = path.join(d, e.name);
         if (depth < 4) await walk(child, depth + 1);
-        else if (this.segmentOfDir(child)) found.push(child);
+        else {
+          const seg = this.segmentOfDir(child)?.seg;
+          if (seg) found.push({ dir: child, id: seg.id });
+        }
       }
     };
     await walk(path.resolve(dir), where.parts.length + 1);

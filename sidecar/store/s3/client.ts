@@ -5,7 +5,7 @@
  * as overrides. Nothing here logs or keeps a credential: the SDK's logger is one that drops everything.
  *
  * The SDK's default checksums are switched off (`WHEN_REQUIRED`) because the uploader asks for its own (upload.ts):
- * a file sent in one PUT carries the sha256 the SDK computes as it streams, as a trailing `x-amz-checksum-sha256`;
+ * a file sent in one PUT carries the sha256 the uploader computes as it streams, as a trailing `x-amz-checksum-sha256`;
  * a multipart part carries the sha256 the uploader computed while reading it, as a signed `x-amz-checksum-sha256`
  * header, so that part's body goes as `UNSIGNED-PAYLOAD`. Either way the server verifies it (a mismatch is
  * `BadDigest`). A single PUT's bytes are hashed once on the sending side (the same digest goes into the manifest),

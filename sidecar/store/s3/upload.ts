@@ -1,6 +1,6 @@
 /**
- * Uploads one segment file as it is read. A file up to `multipartThreshold` goes as one streamed PUT whose sha256
- * the SDK computes as it streams and sends as a trailing `x-amz-checksum-sha256`, which the server verifies: no
+ * Uploads one segment file as it is read. A file up to `multipartThreshold` goes as one streamed PUT whose sha256,
+ * computed as it is read, goes as a trailing `x-amz-checksum-sha256`, which the server verifies: no
  * part is held in memory, and a server that keeps objects as files (VersityGW) writes the bytes once. Segment
  * files are at most 2 GiB (Druid's smoosh chunks), within S3's 5 GiB for one PUT, and a node sends several
  * segments at once, so one stream per file loses no parallelism. A larger file goes through `@aws-sdk/lib-storage`
