@@ -11,6 +11,7 @@ import type { TransformCallback } from 'node:stream';
 import { BackupError } from '../errors.js';
 import type { Manifest, SegmentFileInfo } from '../store/manifest.js';
 import type { IncomingFile, SegmentReader } from '../store/target.js';
+import { PipelinedFileWriter } from '../util/fileWriter.js';
 
 export interface ReceiveOptions {
   signal?: AbortSignal;
@@ -75,7 +76,8 @@ export class VerifyingTap extends Transform {
 
 /**
  * Writes one file with `wx` (never into an existing file: cache files may be hard links to deep storage) and fsyncs
- * it. The sha256 is computed here unless the reader already checks it (`SegmentReader.verified`).
+ * it; the disk writes while the bytes arrive (util/fileWriter.ts). The sha256 is computed here unless the reader
+ * already checks it (`SegmentReader.verified`).
  */
 async function writeFileVerified(
   segmentId: string,
@@ -85,7 +87,7 @@ async function writeFileVerified(
   opts: ReceiveOptions,
   readerVerifies: boolean,
 ): Promise<void> {
-  const fh = await fs.open(dest, 'wx', 0o644);
+  const out = await PipelinedFileWriter.create(dest);
   const hash = readerVerifies ? undefined : createHash('sha256');
   let bytes = 0;
   try {
@@ -94,16 +96,16 @@ async function writeFileVerified(
       bytes += chunk.length;
       if (bytes > want.size) throw mismatch(segmentId, want.name, `is longer than the ${want.size} bytes of the manifest`);
       hash?.update(chunk);
-      let off = 0;
-      while (off < chunk.length) off += (await fh.write(chunk, off, chunk.length - off)).bytesWritten;
+      await out.write(chunk);
       opts.onBytes?.(chunk.length);
     }
     if (bytes !== want.size) throw mismatch(segmentId, want.name, `has ${bytes} bytes, the manifest ${want.size}`);
     const got = hash?.digest('hex');
     if (got !== undefined && got !== want.sha256) throw mismatch(segmentId, want.name, `has sha256 ${got}, the manifest ${want.sha256}`);
-    await fh.sync();
-  } finally {
-    await fh.close();
+    await out.close();
+  } catch (e) {
+    await out.abort();
+    throw e;
   }
 }
 

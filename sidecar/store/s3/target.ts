@@ -64,37 +64,29 @@ export interface S3TargetOptions {
 /** How long the pages after a catalog's first page reuse its listing. */
 const CATALOG_REUSE_MS = 60_000;
 
-/** Bytes of a file handed on at once when reading: the socket delivers 64 KiB at a time. */
-const READ_BATCH = 1 << 20;
-
 /**
- * An object's bytes in pieces of READ_BATCH (one copy, where handing on each socket read would cost a hashing call,
- * a write and several promise hops apiece), checked against the manifest as they pass: too many bytes fail at once,
- * and a wrong size or sha256 fails the stream before its last piece, so a restore never installs a damaged file.
+ * An object's bytes as they arrive, checked against the manifest as they pass: too many bytes fail at once, and a
+ * wrong size or sha256 fails the stream before its last piece, so a restore never installs a damaged file. The pieces
+ * are handed on as the socket delivers them (the writer batches them into one writev each, without a copy).
  */
-async function* verifiedBatches(body: AsyncIterable<Uint8Array>, want: SegmentFileInfo, where: string): AsyncGenerator<Buffer> {
+async function* verifiedChunks(body: AsyncIterable<Uint8Array>, want: SegmentFileInfo, where: string): AsyncGenerator<Buffer> {
   const hash = createHash('sha256');
   let seen = 0;
-  let parts: Buffer[] = [];
-  let pending = 0;
+  let last: Buffer | undefined;
   for await (const c of body) {
     const chunk = Buffer.isBuffer(c) ? c : Buffer.from(c.buffer, c.byteOffset, c.byteLength);
     seen += chunk.length;
     if (seen > want.size) throw new BackupError('digest_mismatch', `${where}: ${want.name} is longer than the ${want.size} bytes of the manifest; run verify`);
     hash.update(chunk);
-    parts.push(chunk);
-    pending += chunk.length;
-    if (pending >= READ_BATCH) {
-      yield parts.length === 1 ? parts[0]! : Buffer.concat(parts, pending);
-      parts = [];
-      pending = 0;
-    }
+    // One piece is held back, so that the last one is handed on only once the whole object is checked.
+    if (last) yield last;
+    last = chunk;
   }
   if (seen !== want.size)
     throw new BackupError('digest_mismatch', `${where}: ${want.name} has ${seen} bytes in the bucket, the manifest ${want.size}; run verify`);
   const got = hash.digest('hex');
   if (got !== want.sha256) throw new BackupError('digest_mismatch', `${where}: ${want.name} has sha256 ${got}, the manifest ${want.sha256}; run verify`);
-  if (pending) yield parts.length === 1 ? parts[0]! : Buffer.concat(parts, pending);
+  if (last) yield last;
 }
 
 export class S3Target implements Target {
@@ -449,7 +441,7 @@ export class S3Target implements Target {
           throw new BackupError('digest_mismatch', `${this.where(id)}: ${name} has ${res.ContentLength} bytes in the bucket, the manifest ${size}; run verify`);
         }
         const body = res.Body as unknown as AsyncIterable<Uint8Array>;
-        return { name, size, stream: Readable.from(verifiedBatches(body, want, where), { objectMode: false }) };
+        return { name, size, stream: Readable.from(verifiedChunks(body, want, where), { objectMode: false }) };
       } catch (e) {
         if (isNotFound(e))
           throw new BackupError(
