@@ -9,7 +9,7 @@
  * - the sidecar's RSS while it backs up the segment (sampled from /proc every 50 ms, and its peak VmHWM);
  * - the catalog of 10,000 backed-up segments: requests and time of a listing without the index (every manifest
  *   read) and with it (list pages and one GET).
- * Size with DBK_BENCH_S3_MB (default 2048), rounds with DBK_BENCH_S3_ROUNDS (default 4, as many of each order); DBK_BENCH_S3_ONLY=transfer or
+ * Size with DBK_BENCH_S3_MB (default 2048), rounds with DBK_BENCH_S3_ROUNDS (default 6, as many of each order); DBK_BENCH_S3_ONLY=transfer or
  * catalog runs one part.
  */
 import { execFileSync } from 'node:child_process';
@@ -86,7 +86,7 @@ const jobMs = (job: Job) => Date.parse(job.finishedAt!) - Date.parse(job.started
 
 async function benchTransfer(gw: VersityGw, root: string): Promise<void> {
   const mb = Number(process.env.DBK_BENCH_S3_MB ?? 2048);
-  const rounds = Number(process.env.DBK_BENCH_S3_ROUNDS ?? 4);
+  const rounds = Number(process.env.DBK_BENCH_S3_ROUNDS ?? 6);
   const sample = await writeSampleCache({
     dir: path.join(root, 'historical'),
     segments: 1,
@@ -178,7 +178,7 @@ async function benchTransfer(gw: VersityGw, root: string): Promise<void> {
   const down = median(rows.map((r) => r.restore / r.get));
   const rss = Math.max(...rows.map((r) => r.peakRss));
   console.log(
-    `S3 (VersityGW, ${(sample.bytes / MIB).toFixed(0)} MiB segment, part ${process.env.DRUID_BACKUP_S3_PART_SIZE ?? '8MiB'} x ${process.env.DRUID_BACKUP_S3_CONCURRENCY ?? 4}): backup/raw PUT median ${up.toFixed(2)}x (goal >= 0.8; ${upSha.toFixed(2)}x of a raw PUT with a sha256 checksum), restore/raw GET median ${down.toFixed(2)}x (goal >= 0.8); sidecar peak RSS while backing up ${(rss / MIB).toFixed(0)} MiB (goal < 150)`,
+    `S3 (VersityGW, ${(sample.bytes / MIB).toFixed(0)} MiB segment, part ${process.env.DRUID_BACKUP_S3_PART_SIZE ?? '8MiB'} x ${process.env.DRUID_BACKUP_S3_CONCURRENCY ?? 4}): backup/raw PUT median ${up.toFixed(2)}x (goal >= 0.8; ${upSha.toFixed(2)}x of a raw PUT with a sha256 checksum), restore/raw GET median ${down.toFixed(2)}x (goal >= 0.8); sidecar peak RSS while backing up ${(rss / MIB).toFixed(0)} MiB = ${(rss / 1e6).toFixed(0)} MB (goal < 150 MB)`,
   );
 }
 
