@@ -11,7 +11,7 @@ import type { TransformCallback } from 'node:stream';
 import { BackupError } from '../errors.js';
 import type { Manifest, SegmentFileInfo } from '../store/manifest.js';
 import type { IncomingFile, SegmentReader } from '../store/target.js';
-import { PipelinedFileWriter } from '../util/fileWriter.js';
+import { writeChunks } from '../util/fileWriter.js';
 
 export interface ReceiveOptions {
   signal?: AbortSignal;
@@ -76,7 +76,7 @@ export class VerifyingTap extends Transform {
 
 /**
  * Writes one file with `wx` (never into an existing file: cache files may be hard links to deep storage) and fsyncs
- * it; the disk writes while the bytes arrive (util/fileWriter.ts). The sha256 is computed here unless the reader
+ * it; the disk writes while the next bytes arrive (util/fileWriter.ts). The sha256 is computed here unless the reader
  * already checks it (`SegmentReader.verified`).
  */
 async function writeFileVerified(
@@ -87,26 +87,24 @@ async function writeFileVerified(
   opts: ReceiveOptions,
   readerVerifies: boolean,
 ): Promise<void> {
-  const out = await PipelinedFileWriter.create(dest);
-  const hash = readerVerifies ? undefined : createHash('sha256');
-  let bytes = 0;
-  try {
+  async function* checked(): AsyncGenerator<Buffer> {
+    const hash = readerVerifies ? undefined : createHash('sha256');
+    let bytes = 0;
     for await (const chunk of file.stream as AsyncIterable<Buffer>) {
       if (opts.signal?.aborted) throw new BackupError('cancelled', 'restore cancelled');
       bytes += chunk.length;
       if (bytes > want.size) throw mismatch(segmentId, want.name, `is longer than the ${want.size} bytes of the manifest`);
       hash?.update(chunk);
-      await out.write(chunk);
+      yield chunk;
       opts.onBytes?.(chunk.length);
     }
     if (bytes !== want.size) throw mismatch(segmentId, want.name, `has ${bytes} bytes, the manifest ${want.size}`);
     const got = hash?.digest('hex');
     if (got !== undefined && got !== want.sha256) throw mismatch(segmentId, want.name, `has sha256 ${got}, the manifest ${want.sha256}`);
-    await out.close();
-  } catch (e) {
-    await out.abort();
-    throw e;
   }
+  await (
+    await writeChunks(dest, checked())
+  ).durable;
 }
 
 /** Receives every file of a segment into `dir` (which must exist and be empty) and fsyncs the directory. */

@@ -10,12 +10,10 @@
  * Druid replicates a segment on several Historicals: the first copy is stored, a later identical copy only adds
  * its node to `sources`, and a copy whose bytes differ is recorded in `conflicts` and never stored over the first.
  */
-import { close, createWriteStream, fsync, mkdirSync, open as openFd, readdirSync, readFileSync, rmSync, statfsSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmSync, statfsSync } from 'node:fs';
 import { mkdtemp, rename, rm } from 'node:fs/promises';
-import { promisify } from 'node:util';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
-import { once } from 'node:events';
 import { pathToFileURL } from 'node:url';
 import type { Logger } from 'pino';
 import type { Page, StoredSegment } from '../../api.js';
@@ -34,6 +32,7 @@ import type { Metrics } from '../../server/metrics.js';
 import { pageSorted } from '../../server/paging.js';
 import { readStream } from '../../util/readStream.js';
 import { fsyncDirAsync, writeFileAtomicAsync, writeFileDurable } from '../../util/atomic.js';
+import { writeChunks } from '../../util/fileWriter.js';
 import type { Manifest, SegmentFileInfo, SourceRecord } from '../manifest.js';
 import { MANIFEST_FORMAT_VERSION, MANIFEST_NAME, segmentDigest } from '../manifest.js';
 import type {
@@ -50,16 +49,10 @@ import type {
 } from '../target.js';
 import { SEGMENTS_DIR, TMP_DIR, segmentPath } from './layout.js';
 
-const fsyncAsync = promisify(fsync);
-const closeAsync = promisify(close);
-const openAsync = promisify(openFd);
-
 /** Largest segment accepted; free space is checked too. Druid segments are typically 300-700 MB. */
 export const MAX_SEGMENT_BYTES = 1024 ** 4;
 /** Kept free on the store's filesystem: an upload that would leave less is refused with `no_space`. */
 export const RESERVE_BYTES = 64 * 1024 * 1024;
-/** Writes of received files go out in batches up to this size (fs.WriteStream uses writev). */
-const WRITE_BUFFER = 4 * 1024 * 1024;
 /** Files smaller than this are fsynced while the next one is received; larger ones before. */
 const SYNC_INLINE_FROM = 8 * 1024 * 1024;
 /** Files of one upload being fsynced at once. */
@@ -113,31 +106,13 @@ function summaryOf(m: Manifest): StoredSegment {
   };
 }
 
-/**
- * Writes a stream of chunks to a new file. Resolves once the bytes are written, with `durable`, which settles once
- * the file is fsynced and closed.
- */
-async function writeChunks(file: string, size: number, chunks: AsyncIterable<Buffer>): Promise<{ durable: Promise<void> }> {
-  const fd = await openAsync(file, 'wx', 0o644);
-  try {
-    const ws = createWriteStream(file, { fd, highWaterMark: WRITE_BUFFER, autoClose: false });
-    const failed = new Promise<never>((_, reject) => ws.once('error', reject));
-    failed.catch(() => undefined);
-    for await (const chunk of chunks) {
-      if (!ws.write(chunk)) await Promise.race([once(ws, 'drain'), failed]);
-    }
-    ws.end();
-    await Promise.race([once(ws, 'finish'), failed]);
-  } catch (e) {
-    await closeAsync(fd).catch(() => undefined);
-    throw e;
-  }
-  const durable = fsyncAsync(fd).finally(() => closeAsync(fd));
-  durable.catch(() => undefined);
-  // A large file is flushed before the next one arrives: measured, overlapping its writeback with the next file's
-  // writes slows the disk down, where small files gain by sharing journal commits.
-  if (size >= SYNC_INLINE_FROM) await durable;
-  return { durable };
+/** Writes a received file; a large one is flushed before the next one arrives (`writeChunks` returns at once). */
+async function writeReceived(file: string, size: number, chunks: AsyncIterable<Buffer>): Promise<{ durable: Promise<void> }> {
+  const written = await writeChunks(file, chunks);
+  // Measured: overlapping a large file's writeback with the next file's writes slows the disk down, where small
+  // files gain by sharing journal commits.
+  if (size >= SYNC_INLINE_FROM) await written.durable;
+  return written;
 }
 
 export class LocalStore implements Target {
@@ -278,7 +253,7 @@ export class LocalStore implements Target {
       this.arrivingBytes += declared;
       arriving = declared;
       for await (const f of reader.files()) {
-        durable.push((await writeChunks(path.join(tmp, f.name), f.size, f.chunks)).durable);
+        durable.push((await writeReceived(path.join(tmp, f.name), f.size, f.chunks)).durable);
         // A segment may declare thousands of files: bound the descriptors held open while they flush.
         if (durable.length % MAX_PENDING_SYNCS === 0) await Promise.all(durable.slice(-MAX_PENDING_SYNCS));
       }
