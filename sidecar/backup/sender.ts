@@ -47,7 +47,10 @@ function outgoing(seg: CachedSegment, node: string): OutgoingSegment {
     segmentId: seg.id,
     descriptor: seg.descriptor ?? null,
     node,
-    files: seg.files.map((f) => ({ name: f.name, size: f.size, open: () => readStream(path.join(seg.dir, f.name), f.size) })),
+    files: seg.files.map((f) => {
+      const file = path.join(seg.dir, f.name);
+      return { name: f.name, size: f.size, path: file, open: () => readStream(file, f.size) };
+    }),
   };
 }
 

@@ -34,7 +34,8 @@ export interface OutgoingSegment {
   segmentId: string;
   descriptor: DataSegment | null;
   node: string;
-  files: Array<{ name: string; size: number; open(): Readable }>;
+  /** `path` is the file on disk, when there is one: a target may read it its own way (the S3 uploader does). */
+  files: Array<{ name: string; size: number; open(): Readable; path?: string }>;
 }
 
 export type PutOutcome = 'stored' | 'identical' | 'conflict';

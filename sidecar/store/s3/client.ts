@@ -15,6 +15,7 @@ import type { Readable } from 'node:stream';
 import type { S3Client, S3ClientConfig } from '@aws-sdk/client-s3';
 import { parseHumanBytes } from '../../druid/bytes.js';
 import { BackupError } from '../../errors.js';
+import { releaseLentOnWrite } from '../../util/bufferPool.js';
 import type { Sdk } from './sdk.js';
 import { bodyDigests } from './upload.js';
 
@@ -153,6 +154,8 @@ export function createS3Client(sdk: Sdk, s: S3Settings, checksums: PartChecksums
     };
   }
   const client = new sdk.S3Client(config);
+  // The uploader's read buffers are used again once a socket has written them (upload.ts, bufferPool.ts).
+  releaseLentOnWrite();
 
   client.middlewareStack.add(
     (next, context) => async (args) => {
