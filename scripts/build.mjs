@@ -18,7 +18,8 @@ await Promise.all([
     ...common,
     entryPoints: ['sidecar/cli.ts'],
     outfile: 'dist/sidecar.js',
-    banner: { js: '#!/usr/bin/env node' },
+    // The flags of sidecar/runtime.ts NODE_FLAGS (test/unit/runtime.test.ts checks they match); `env -S` splits them.
+    banner: { js: '#!/usr/bin/env -S node --max-semi-space-size=1' },
   }),
   build({
     ...common,

@@ -24,6 +24,7 @@ import { REQUEST_TIMEOUT_MS } from './store/http/client.js';
 import { LocalStore } from './store/local/store.js';
 import { openTarget } from './store/open.js';
 import type { Target } from './store/target.js';
+import { missingNodeFlags, NODE_FLAGS } from './runtime.js';
 import { wireTargets } from './targets/wire.js';
 import { VERSION } from './version.js';
 
@@ -169,6 +170,12 @@ export async function startSidecar(config: SidecarConfig, log: Logger = createLo
     },
     'sidecar listening',
   );
+  const missing = missingNodeFlags();
+  if (missing.length)
+    log.info(
+      { missing, nodeFlags: NODE_FLAGS },
+      `node was started without ${missing.join(' ')}: the sidecar works, but uses about 25 MB more memory while it streams (start it as druid-backup, or node ${NODE_FLAGS.join(' ')} sidecar.js)`,
+    );
 
   if (active) await active.start();
   else if (cache) void cache.scan().catch((e) => log.warn({ err: messageOf(e) }, 'cache scan failed'));

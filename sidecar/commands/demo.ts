@@ -14,6 +14,7 @@ import type { SegmentsResponse } from '../api.js';
 import { formatBytes } from '../druid/bytes.js';
 import { scanCache } from '../druid/scan.js';
 import { BackupError } from '../errors.js';
+import { withNodeFlags } from '../runtime.js';
 import { writeSampleCache } from '../sample/sampleCache.js';
 import { generateToken } from '../server/auth.js';
 import { SidecarClient } from '../store/http/client.js';
@@ -42,7 +43,7 @@ interface Child {
 
 /** Starts `druid-backup sidecar ...args` as a child writing its log to `log`; resolves `url` once it listens. */
 function startChild(name: string, args: string[], log: string, env: NodeJS.ProcessEnv): Child {
-  const proc = spawn(process.execPath, [...process.execArgv, process.argv[1]!, 'sidecar', ...args], {
+  const proc = spawn(process.execPath, [...withNodeFlags(process.execArgv), process.argv[1]!, 'sidecar', ...args], {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

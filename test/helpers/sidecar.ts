@@ -16,6 +16,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Job } from '../../sidecar/api.js';
 import { SIDECAR_JS } from './cli.js';
+import { NODE_FLAGS } from '../../sidecar/runtime.js';
 
 export { SIDECAR_JS };
 
@@ -115,6 +116,8 @@ export interface StartOptions {
   /** Fast defaults for tests: settle time 200 ms, retry backoff capped at 1 s. Set false for production defaults. */
   fast?: boolean;
   timeoutMs?: number;
+  /** Node.js flags before sidecar.js (default: NODE_FLAGS, the ones every launcher gives it). */
+  nodeFlags?: readonly string[];
 }
 
 export class SidecarProcess {
@@ -226,7 +229,7 @@ export async function startSidecar(args: string[], opts: StartOptions = {}): Pro
   if (token && !has('--token') && !has('--token-file')) full.push('--token', token);
   if (!has('--state-dir')) full.push('--state-dir', stateDir);
   const fast = opts.fast === false ? {} : { DRUID_BACKUP_SETTLE_TIME: 'PT0.2S', DRUID_BACKUP_RETRY_MAX_DELAY: 'PT1S' };
-  const proc = spawn(process.execPath, [SIDECAR_JS, ...full], {
+  const proc = spawn(process.execPath, [...(opts.nodeFlags ?? NODE_FLAGS), SIDECAR_JS, ...full], {
     cwd: opts.cwd,
     env: { ...process.env, ...fast, ...opts.env },
     stdio: ['ignore', 'pipe', 'pipe'],

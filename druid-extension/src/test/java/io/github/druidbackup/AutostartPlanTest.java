@@ -35,7 +35,7 @@ class AutostartPlanTest
     assertTrue(d.start());
     assertEquals(
         List.of(
-            "/usr/bin/node", "--require", EXT.resolve("parent-watch.cjs").toString(), EXT.resolve("sidecar.js").toString(),
+            "/usr/bin/node", "--max-semi-space-size=1", "--require", EXT.resolve("parent-watch.cjs").toString(), EXT.resolve("sidecar.js").toString(),
             "sidecar", "--config", PROPS.toString(), "--port", "8584"
         ),
         d.command()
