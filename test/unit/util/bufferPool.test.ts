@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import http from 'node:http';
+import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import net from 'node:net';
 import path from 'node:path';
@@ -14,9 +16,14 @@ import { tmpDir } from '../../helpers/sidecar.js';
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 const KIB = 1024;
 
-/** A server that reads each PUT slowly (a pause every 256 KiB), so the client's socket holds writes back. */
-async function slowServer(): Promise<{ url: string; close(): Promise<void> }> {
-  const server = http.createServer((req, res) => {
+interface Tls {
+  key: Buffer;
+  cert: Buffer;
+}
+
+/** A server (HTTPS when given a key) that reads each PUT slowly (a pause every 256 KiB), so the client's socket holds writes back. */
+async function slowServer(tls?: Tls): Promise<{ url: string; close(): Promise<void> }> {
+  const handler: http.RequestListener = (req, res) => {
     const h = createHash('sha256');
     let since = 0;
     req.on('data', (d: Buffer) => {
@@ -29,17 +36,19 @@ async function slowServer(): Promise<{ url: string; close(): Promise<void> }> {
       }
     });
     req.on('end', () => res.end(h.digest('hex')));
-  });
+  };
+  const server = tls ? https.createServer(tls, handler) : http.createServer(handler);
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/`,
+    url: `${tls ? 'https' : 'http'}://127.0.0.1:${(server.address() as AddressInfo).port}/`,
     close: () => new Promise<void>((r) => server.close(() => r())),
   };
 }
 
-/** PUTs `body` to `url` through a real HTTP request, as the S3 SDK does (a piped stream), and returns the server's sha256. */
-async function put(url: string, body: Readable, length: number): Promise<string> {
-  const req = http.request(url, { method: 'PUT', headers: { 'content-length': length } });
+/** PUTs `body` to `url` through a real HTTP(S) request, as the S3 SDK does (a piped stream), and returns the server's sha256. */
+async function put(url: string, body: Readable, length: number, ca?: Buffer): Promise<string> {
+  const options = { method: 'PUT', headers: { 'content-length': length } };
+  const req = ca ? https.request(url, { ...options, ca }) : http.request(url, options);
   const answer = new Promise<string>((resolve, reject) => {
     req.on('response', (res) => {
       let text = '';
@@ -53,10 +62,11 @@ async function put(url: string, body: Readable, length: number): Promise<string>
   return answer;
 }
 
-test('a file sent through a socket that is slower than the disk arrives byte for byte, its few buffers used again and again', async () => {
+/** Sends a 24 MiB file read into a pool of 64 KiB buffers; checks the bytes that arrived and how many buffers it took. */
+async function sendThroughPool(tls?: Tls): Promise<void> {
   releaseLentOnWrite();
   const dir = tmpDir('dbk-pool-');
-  const server = await slowServer();
+  const server = await slowServer(tls);
   try {
     const file = path.join(dir, 'data');
     const data = randomBytes(24 * 1024 * KIB + 17);
@@ -69,7 +79,7 @@ test('a file sent through a socket that is slower than the disk arrives byte for
         yield piece;
       }
     }
-    const got = await put(server.url, Readable.from(counted(), { objectMode: false }), data.length);
+    const got = await put(server.url, Readable.from(counted(), { objectMode: false }), data.length, tls?.cert);
     assert.equal(got, sha(data));
     assert.equal(pieces, Math.ceil(data.length / (64 * KIB)));
     // Each buffer came back once the socket had written it: a handful for 385 reads, not one per read.
@@ -77,6 +87,43 @@ test('a file sent through a socket that is slower than the disk arrives byte for
     assert.ok(pool.freeCount >= 1);
   } finally {
     await server.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+const hasOpenssl = spawnSync('openssl', ['version']).status === 0;
+
+test('a file sent through a socket that is slower than the disk arrives byte for byte, its few buffers used again and again', async () => {
+  await sendThroughPool();
+});
+
+test('the same over TLS (the write callback comes once the bytes are encrypted and written)', { skip: !hasOpenssl && 'no openssl' }, async () => {
+  const dir = tmpDir('dbk-pool-tls-');
+  try {
+    const r = spawnSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-keyout',
+        'key.pem',
+        '-out',
+        'cert.pem',
+        '-days',
+        '1',
+        '-subj',
+        '/CN=127.0.0.1',
+        '-addext',
+        'subjectAltName=IP:127.0.0.1',
+      ],
+      { cwd: dir, encoding: 'utf8' },
+    );
+    assert.equal(r.status, 0, r.stderr);
+    await sendThroughPool({ key: readFileSync(path.join(dir, 'key.pem')), cert: readFileSync(path.join(dir, 'cert.pem')) });
+  } finally {
     rmSync(dir, { recursive: true, force: true });
   }
 });
