@@ -128,7 +128,12 @@ describe('hostile requests to every endpoint of /openapi.json', () => {
       }
     }
     // A header far past Node's limit never reaches the auth check: still a clean 4xx.
-    const huge = await p2raw(target, `GET /data/v1/node HTTP/1.1\r\nhost: x\r\nauthorization: Bearer ${'a'.repeat(100_000)}\r\n\r\n`);
+    // The sidecar answers and closes while most of the header is still unread; once in a CI run under load the client
+    // read no byte at all before the connection ended (not a wrong answer: none). So up to three tries, each answer
+    // that does arrive a clean 431.
+    const hugeHead = `GET /data/v1/node HTTP/1.1\r\nhost: x\r\nauthorization: Bearer ${'a'.repeat(100_000)}\r\n\r\n`;
+    let huge = await p2raw(target, hugeHead);
+    for (let retry = 0; retry < 2 && huge.status === 0; retry++) huge = await p2raw(target, hugeHead);
     isCleanError(huge, '100 KB Authorization header', 431);
   });
 
