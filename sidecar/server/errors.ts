@@ -74,6 +74,10 @@ export function errorHandler(this: unknown, e: unknown, req: FastifyRequest, rep
  */
 export function clientErrorHandler(err: NodeJS.ErrnoException, socket: Duplex): void {
   if (err.code === 'ECONNRESET' || socket.destroyed) return;
+  // Node's parser goes on reading while the connection lingers after the answer, and reports the same error again:
+  // the lingering close is in charge then. Destroying the socket here reset the connection with request bytes
+  // unread, and the client lost the answer (seen with a 100 KB header sent in small pieces).
+  if (lingering.has(socket) || socket.writableEnded) return;
   const [status, message] =
     err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
       ? [408, 'the request took too long to arrive']
@@ -91,6 +95,9 @@ export function clientErrorHandler(err: NodeJS.ErrnoException, socket: Duplex): 
   lingeringClose(socket as Socket);
 }
 
+/** Connections answered and closing (lingeringClose). */
+const lingering = new WeakSet<Duplex>();
+
 /** How long, and for how many bytes, a connection closed after an answer keeps reading what the client still sends. */
 const LINGER_MS = 2000;
 const LINGER_BYTES = 16 * 1024 * 1024;
@@ -102,7 +109,8 @@ const LINGER_BYTES = 16 * 1024 * 1024;
  * makes the kernel reset the connection, and the client loses the answer that says why it was refused.
  */
 export function lingeringClose(socket: Socket): void {
-  if (socket.destroyed) return;
+  if (socket.destroyed || lingering.has(socket)) return;
+  lingering.add(socket);
   if (!socket.writableEnded) socket.end();
   let read = 0;
   const timer = setTimeout(() => socket.destroy(), LINGER_MS);

@@ -128,13 +128,20 @@ describe('hostile requests to every endpoint of /openapi.json', () => {
       }
     }
     // A header far past Node's limit never reaches the auth check: still a clean 4xx.
-    // The sidecar answers and closes while most of the header is still unread; once in a CI run under load the client
-    // read no byte at all before the connection ended (not a wrong answer: none). So up to three tries, each answer
-    // that does arrive a clean 431.
     const hugeHead = `GET /data/v1/node HTTP/1.1\r\nhost: x\r\nauthorization: Bearer ${'a'.repeat(100_000)}\r\n\r\n`;
-    let huge = await p2raw(target, hugeHead);
-    for (let retry = 0; retry < 2 && huge.status === 0; retry++) huge = await p2raw(target, hugeHead);
-    isCleanError(huge, '100 KB Authorization header', 431);
+    isCleanError(await p2raw(target, hugeHead), '100 KB Authorization header', 431);
+    // The same header in 1 KiB writes: Node's parser reports the overflow again while the connection lingers after
+    // the answer, and handling that second report by closing at once reset the connection before the client had read
+    // the 431 (a fifth of the tries). Twenty tries, each a clean 431.
+    const pieces = function* (): Generator<Buffer> {
+      const rest = Buffer.from(hugeHead.slice(40));
+      for (let off = 0; off < rest.length; off += 1024) yield rest.subarray(off, off + 1024);
+    };
+    for (let i = 0; i < 20; i++) {
+      const r = await rawHttp(target.url, hugeHead.slice(0, 40), pieces(), { timeoutMs: 10_000 });
+      count++;
+      isCleanError({ status: r.status ?? 0, text: r.body }, `100 KB Authorization header in 1 KiB writes (try ${i + 1})`, 431);
+    }
   });
 
   async function p2raw(p: SidecarProcess, head: string): Promise<{ status: number; text: string }> {
