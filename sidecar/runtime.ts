@@ -11,15 +11,17 @@
  */
 export const NODE_FLAGS: readonly string[] = ['--max-semi-space-size=1'];
 
+/** `--name=value` → `--name`. */
+const flagName = (flag: string) => flag.split('=')[0]!;
+
 /** `execArgv` with each of NODE_FLAGS that it does not set already (a flag given by the operator wins). */
 export function withNodeFlags(execArgv: readonly string[]): string[] {
-  const name = (flag: string) => flag.split('=')[0]!;
-  const given = new Set(execArgv.map(name));
-  return [...NODE_FLAGS.filter((f) => !given.has(name(f))), ...execArgv];
+  const given = new Set(execArgv.map(flagName));
+  return [...NODE_FLAGS.filter((f) => !given.has(flagName(f))), ...execArgv];
 }
 
 /** The flags of NODE_FLAGS this process was started without (on its command line or in NODE_OPTIONS). */
 export function missingNodeFlags(execArgv: readonly string[] = process.execArgv, nodeOptions = process.env.NODE_OPTIONS ?? ''): string[] {
-  const given = new Set([...execArgv, ...nodeOptions.split(/\s+/)].map((f) => f.split('=')[0]!));
-  return NODE_FLAGS.filter((f) => !given.has(f.split('=')[0]!));
+  const given = new Set([...execArgv, ...nodeOptions.split(/\s+/)].map(flagName));
+  return NODE_FLAGS.filter((f) => !given.has(flagName(f)));
 }

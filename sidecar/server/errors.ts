@@ -74,10 +74,10 @@ export function errorHandler(this: unknown, e: unknown, req: FastifyRequest, rep
  */
 export function clientErrorHandler(err: NodeJS.ErrnoException, socket: Duplex): void {
   if (err.code === 'ECONNRESET' || socket.destroyed) return;
-  // Node's parser goes on reading while the connection lingers after the answer, and reports the same error again:
-  // the lingering close is in charge then. Destroying the socket here reset the connection with request bytes
-  // unread, and the client lost the answer (seen with a 100 KB header sent in small pieces).
-  if (lingering.has(socket) || socket.writableEnded) return;
+  // Node's parser goes on reading while the connection lingers after the answer (lingeringClose ended it), and
+  // reports the same error again. Destroying the socket here reset the connection with request bytes unread, and the
+  // client lost the answer (seen with a 100 KB header sent in small pieces).
+  if (socket.writableEnded) return;
   const [status, message] =
     err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
       ? [408, 'the request took too long to arrive']
@@ -95,7 +95,7 @@ export function clientErrorHandler(err: NodeJS.ErrnoException, socket: Duplex): 
   lingeringClose(socket as Socket);
 }
 
-/** Connections answered and closing (lingeringClose). */
+/** Connections answered and closing: lingeringClose sets each up once, however often Node calls destroySoon. */
 const lingering = new WeakSet<Duplex>();
 
 /** How long, and for how many bytes, a connection closed after an answer keeps reading what the client still sends. */
