@@ -138,6 +138,8 @@ export interface RestorePlan {
   destination: RestoreDestination;
   segments: RestorePlanItem[];
   totals: { segments: number; bytes: number; restore: number; skip: number; overwrite: number };
+  /** Segments refused before any byte is written (a bad manifest, an id or loadSpec naming no path inside its root), each with why. */
+  refused?: Array<{ segmentId: string; reason: string }>;
   /** A restore into deep storage with a Coordinator: the segments it would mark used, by data source. */
   markUsed?: { coordinator: string; segments: Record<string, string[]> };
 }

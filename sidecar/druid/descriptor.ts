@@ -2,6 +2,7 @@
  * The DataSegment JSON Druid keeps in `info_dir` and in its metadata store (the segment's descriptor).
  */
 import { BackupError } from '../errors.js';
+import { checkSegmentParts } from './paths.js';
 import type { SegmentId } from './segmentId.js';
 import { segmentIdOf } from './segmentId.js';
 
@@ -25,7 +26,11 @@ export interface DataSegment {
   [k: string]: unknown;
 }
 
-/** The segment id a descriptor stands for (`DataSegment.getId()`). Throws when the JSON is not a descriptor. */
+/**
+ * The segment id a descriptor stands for (`DataSegment.getId()`). Throws when the JSON is not a descriptor, or
+ * (`bad_segment_id`) when its parts could not name a path (paths.ts): descriptors come from uploads, manifests
+ * and info_dir files, all written by others.
+ */
 export function segmentIdOfDescriptor(d: unknown): SegmentId {
   if (!d || typeof d !== 'object' || Array.isArray(d)) throw new BackupError('bad_request', 'descriptor must be a JSON object');
   const o = d as Record<string, unknown>;
@@ -38,5 +43,7 @@ export function segmentIdOfDescriptor(d: unknown): SegmentId {
   const partition = shard && typeof shard.partitionNum === 'number' ? shard.partitionNum : 0;
   if (!Number.isInteger(partition) || partition < 0)
     throw new BackupError('bad_request', `descriptor partitionNum ${String(shard?.partitionNum)} is not a non-negative integer`);
-  return segmentIdOf({ dataSource: o.dataSource, start, end, version: o.version, partition });
+  const seg = segmentIdOf({ dataSource: o.dataSource, start, end, version: o.version, partition });
+  checkSegmentParts(seg);
+  return seg;
 }

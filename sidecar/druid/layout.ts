@@ -1,23 +1,12 @@
 /**
- * Where a segment lives inside a cache location, in Druid's two layouts:
+ * Druid's two cache layouts (the path of a segment in either is made by paths.ts, `cacheSegmentPath`):
  * - nested (Druid up to 34.x): `{location}/{dataSource}/{start}_{end}/{version}/{partitionNum}/`
  * - flat (Druid 35+, apache/druid#18176): `{location}/{segmentId}/`
  */
-import path from 'node:path';
 import type { SegmentId } from './segmentId.js';
 import { segmentIdOf } from './segmentId.js';
 
 export type CacheLayout = 'nested' | 'flat';
-
-/** Path of a segment's directory relative to its cache location. */
-export function relativeSegmentDir(seg: SegmentId, layout: CacheLayout): string {
-  if (layout === 'flat') return seg.id;
-  return path.join(seg.dataSource, `${seg.start}_${seg.end}`, seg.version, String(seg.partition));
-}
-
-export function segmentDir(location: string, seg: SegmentId, layout: CacheLayout): string {
-  return path.join(location, relativeSegmentDir(seg, layout));
-}
 
 /**
  * The segment of a nested-layout directory from its four path parts, or undefined when they do not form one

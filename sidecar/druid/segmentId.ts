@@ -5,6 +5,7 @@
  * trailing positive integer is read as the partition number first, as part of the version second.
  */
 import { BackupError } from '../errors.js';
+import { checkSegmentParts, quoteId } from './paths.js';
 import { COMMON_DATE_TIME, parseInstant } from './time.js';
 
 export interface SegmentId {
@@ -119,14 +120,17 @@ export function tryParseSegmentId(id: string, dataSource?: string): SegmentId | 
 /** Why a data source name is not one Druid accepts (`IdUtils.validateId`), or undefined when it is fine. */
 export function dataSourceProblem(name: string): string | undefined {
   if (!name) return 'the data source name is empty';
-  if (name.startsWith('.')) return `data source "${name}" starts with "."`;
-  if (name.includes('/')) return `data source "${name}" contains "/"`;
+  if (name.startsWith('.')) return `data source ${quoteId(name)} starts with "."`;
+  if (name.includes('/')) return `data source ${quoteId(name)} contains "/"`;
   // Druid allows the space but no other whitespace and no control characters.
-  if (/[\u0000-\u001f\u007f\t\n\r\u2028\u2029]/.test(name)) return `data source "${name}" contains a control or whitespace character`;
+  if (/[\u0000-\u001f\u007f\t\n\r\u2028\u2029]/.test(name)) return `data source ${quoteId(name)} contains a control or whitespace character`;
   return undefined;
 }
 
-/** Checks a segment id that came from outside (URL, request body, directory name) and parses it. */
+/**
+ * Checks a segment id that came from outside (URL, request body, upload, manifest) and parses it; an id whose
+ * parts could not name a path (paths.ts) is refused here already, so no such id is ever stored or planned.
+ */
 export function parseSegmentId(id: unknown, dataSource?: string): SegmentId {
   if (typeof id !== 'string' || id.length === 0) throw new BackupError('bad_segment_id', 'segment id must be a non-empty string');
   if (id.length > MAX_SEGMENT_ID_LENGTH) throw new BackupError('bad_segment_id', `segment id is longer than ${MAX_SEGMENT_ID_LENGTH} characters`);
@@ -135,11 +139,12 @@ export function parseSegmentId(id: unknown, dataSource?: string): SegmentId {
   if (!parsed) {
     throw new BackupError(
       'bad_segment_id',
-      `"${id.slice(0, 200)}" is not a Druid segment id (expected dataSource_start_end_version[_partition], e.g. wikipedia_2015-09-12T00:00:00.000Z_2015-09-13T00:00:00.000Z_2024-01-01T00:00:00.000Z)`,
+      `${quoteId(id)} is not a Druid segment id (expected dataSource_start_end_version[_partition], e.g. wikipedia_2015-09-12T00:00:00.000Z_2015-09-13T00:00:00.000Z_2024-01-01T00:00:00.000Z)`,
     );
   }
   const problem = dataSourceProblem(parsed.dataSource);
   if (problem) throw new BackupError('bad_segment_id', problem);
+  checkSegmentParts(parsed);
   return parsed;
 }
 

@@ -7,6 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, promises as fs } from 'node:fs';
 import path from 'node:path';
+import { ownPath } from '../druid/paths.js';
 import { STAGING_PREFIX } from '../druid/scan.js';
 import { messageOf } from '../errors.js';
 import { fsyncDir } from './receive.js';
@@ -14,7 +15,7 @@ import { fsyncDir } from './receive.js';
 const OLD = `${STAGING_PREFIX}old-`;
 
 export function stagingPath(root: string, kind: string, ext = ''): string {
-  return path.join(root, `${STAGING_PREFIX}${kind}-${randomBytes(8).toString('hex')}${ext}`);
+  return ownPath(root, `${STAGING_PREFIX}${kind}-${randomBytes(8).toString('hex')}${ext}`);
 }
 
 /** `mkdir -p` that returns the directories it made, deepest last, so a failed restore can take them away again. */

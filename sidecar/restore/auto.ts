@@ -16,7 +16,7 @@ import { lstatSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { segmentIdOfDescriptor } from '../druid/descriptor.js';
-import { segmentDir } from '../druid/layout.js';
+import { cacheSegmentPath } from '../druid/paths.js';
 import type { CacheLocationConfig } from '../druid/scan.js';
 import { DOWNLOAD_MARKER, SEGMENT_MARKERS } from '../druid/scan.js';
 import type { SegmentId } from '../druid/segmentId.js';
@@ -230,7 +230,7 @@ export class AutoRestore {
   private locate(seg: SegmentId): string | undefined {
     for (const loc of this.o.locations) {
       for (const layout of ['nested', 'flat'] as const) {
-        const d = segmentDir(loc.path, seg, layout);
+        const d = cacheSegmentPath(loc.path, seg, layout);
         if (statSafe(d)?.isDirectory()) return d;
       }
     }

@@ -8,10 +8,10 @@ import path from 'node:path';
 import type { RestoreDestination, RestorePlan, RestorePlanItem } from '../api.js';
 import { formatBytes } from '../druid/bytes.js';
 import type { CacheLayout } from '../druid/layout.js';
-import { segmentDir } from '../druid/layout.js';
+import { cacheSegmentPath, checkSegmentParts, deepStoragePath, infoFilePath, quoteId } from '../druid/paths.js';
 import type { SegmentId } from '../druid/segmentId.js';
 import { segmentIdOf } from '../druid/segmentId.js';
-import { BackupError } from '../errors.js';
+import { BackupError, isBackupError, messageOf } from '../errors.js';
 import type { Manifest } from '../store/manifest.js';
 import { segmentFileNameProblem } from '../store/manifest.js';
 import type { Room } from './room.js';
@@ -71,11 +71,13 @@ export interface PlanInput {
 export interface Plan {
   plan: RestorePlan;
   items: PlannedSegment[];
+  /** Segments whose manifest or paths were refused: each fails with its reason, the rest of the restore goes on. */
+  refused: Array<{ segmentId: string; message: string }>;
 }
 
 /** Checks a manifest that came from a target before anything is written from it. */
 export function checkManifest(m: Manifest, target: string): SegmentId {
-  const bad = (msg: string) => new BackupError('target_error', `target ${target}: manifest of ${String(m?.segmentId).slice(0, 200)} ${msg}`);
+  const bad = (msg: string) => new BackupError('target_error', `target ${target}: manifest of ${quoteId(m?.segmentId)} ${msg}`);
   if (!m || typeof m !== 'object' || typeof m.segmentId !== 'string' || !Array.isArray(m.files)) throw bad('is malformed');
   const [start, end, ...rest] = String(m.interval).split('/');
   let seg: SegmentId;
@@ -85,7 +87,8 @@ export function checkManifest(m: Manifest, target: string): SegmentId {
   } catch {
     throw bad('has no valid dataSource, interval, version and partition');
   }
-  if (seg.id !== m.segmentId) throw bad(`names segment ${seg.id} in its fields`);
+  if (seg.id !== m.segmentId) throw bad(`names segment ${quoteId(seg.id)} in its fields`);
+  checkSegmentParts(seg);
   const names = new Set<string>();
   for (const f of m.files) {
     const problem = segmentFileNameProblem(f?.name);
@@ -115,31 +118,9 @@ export function difference(manifest: Manifest, files: readonly PresentFile[]): s
   return problems.length > 3 ? `${problems.slice(0, 3).join('; ')}; and ${problems.length - 3} more` : problems.join('; ');
 }
 
-/**
- * The deep-storage path of a segment from its backed-up descriptor. The descriptor comes from outside, so the
- * path must be a local loadSpec inside the node's configured storage directory: a restore never writes where
- * a manifest merely says.
- */
-export function deepStoragePath(m: Manifest, directory: string): string {
-  const spec = m.descriptor?.loadSpec;
-  if (!spec)
-    throw new BackupError('bad_request', `segment ${m.segmentId} has no descriptor with a loadSpec in the backup; restore it into a directory instead`);
-  if (spec.type !== 'local' || typeof spec.path !== 'string') {
-    throw new BackupError(
-      'bad_request',
-      `segment ${m.segmentId} was loaded from "${String(spec.type)}" deep storage, not local; restore it into a directory instead`,
-    );
-  }
-  if (!path.isAbsolute(spec.path)) throw new BackupError('bad_request', `segment ${m.segmentId}: loadSpec path "${spec.path}" is not absolute`);
-  const p = path.resolve(spec.path);
-  const rel = path.relative(path.resolve(directory), p);
-  if (rel === '' || rel.startsWith('..') || path.isAbsolute(rel)) {
-    throw new BackupError(
-      'bad_request',
-      `segment ${m.segmentId}: loadSpec path ${p} is outside the node's deep storage ${directory} (druid.storage.storageDirectory)`,
-    );
-  }
-  return p;
+/** Where a manifest's segment goes in local deep storage (paths.ts: its loadSpec path, confined to `directory`). */
+export function deepStoragePathOf(m: Manifest, segment: SegmentId, directory: string): string {
+  return deepStoragePath(segment, m.descriptor?.loadSpec, directory);
 }
 
 export function isZipPath(p: string): boolean {
@@ -152,6 +133,12 @@ function compare(m: Manifest, copy: PresentCopy): { match: boolean; reason?: str
   return diff ? { match: false, reason: diff } : { match: true };
 }
 
+/**
+ * What refuses one segment rather than the whole plan: a malformed manifest, an id or loadSpec that could name no
+ * path inside its root, a loadSpec this node's deep storage cannot take.
+ */
+const REFUSALS = new Set(['target_error', 'bad_segment_id', 'bad_request']);
+
 export function planRestore(input: PlanInput): Plan {
   const { target } = input;
   // Rooms are counted down while placing; the caller's stay as measured.
@@ -161,12 +148,24 @@ export function planRestore(input: PlanInput): Plan {
       : { ...input.destination, measured: input.destination.room };
   const items: PlannedSegment[] = [];
   const needRoom: PlannedSegment[] = [];
+  const refused: Plan['refused'] = [];
   for (const m of input.manifests) {
-    const segment = checkManifest(m, target);
+    let segment: SegmentId;
+    let deepPath = '';
+    let infoFile: string | undefined;
+    try {
+      segment = checkManifest(m, target);
+      if (dest.kind === 'deep-storage') deepPath = deepStoragePathOf(m, segment, dest.directory);
+      else if (m.descriptor) infoFile = infoFilePath(dest.infoDir, segment);
+    } catch (e) {
+      if (!isBackupError(e) || !REFUSALS.has(e.code)) throw e;
+      refused.push({ segmentId: typeof m?.segmentId === 'string' ? m.segmentId : String(m?.segmentId), message: messageOf(e) });
+      continue;
+    }
     const copy = input.present.get(m.segmentId);
     const base = { segmentId: m.segmentId, size: m.size, manifest: m, segment };
     if (dest.kind === 'deep-storage') {
-      const p = deepStoragePath(m, dest.directory);
+      const p = deepPath;
       if (!copy) {
         needRoom.push({ ...base, action: 'restore', path: p, writeFiles: true, bytes: m.size, replaced: 0 });
         continue;
@@ -176,7 +175,6 @@ export function planRestore(input: PlanInput): Plan {
       else needRoom.push({ ...base, action: 'overwrite', reason: c.reason, path: p, writeFiles: true, bytes: m.size, replaced: copy.size });
       continue;
     }
-    const infoFile = m.descriptor ? path.join(dest.infoDir, m.segmentId) : undefined;
     if (!copy) {
       needRoom.push({ ...base, action: 'restore', path: '', infoFile, writeFiles: true, bytes: m.size, replaced: 0 });
       continue;
@@ -244,12 +242,14 @@ export function planRestore(input: PlanInput): Plan {
   const count = (a: RestorePlanItem['action']) => items.filter((s) => s.action === a).length;
   return {
     items,
+    refused,
     plan: {
       target,
       destination: dest.name,
       segments: items.map(({ segmentId, size, action, reason, path: p }) =>
         reason ? { segmentId, size, action, reason, path: p } : { segmentId, size, action, path: p },
       ),
+      ...(refused.length ? { refused: refused.map(({ segmentId, message }) => ({ segmentId, reason: message })) } : {}),
       totals: {
         segments: items.length,
         bytes: items.reduce((n, s) => n + s.bytes, 0),
@@ -287,7 +287,7 @@ function assignLocations(dest: Extract<DestinationSpec, { kind: 'cache' }>, item
       room = dest.rooms.filter((r) => fits(r, s.bytes)).sort((a, b) => a.used - b.used)[0];
       if (!room) throw noSpace(dest.rooms.map(asMeasured), needed, items.length, 'cache');
       s.location = room.path;
-      s.path = segmentDir(room.path, s.segment, dest.layout);
+      s.path = cacheSegmentPath(room.path, s.segment, dest.layout);
     }
     if (room) take(room, s.bytes, s.replaced);
   }

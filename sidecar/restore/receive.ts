@@ -5,9 +5,9 @@
  */
 import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
-import path from 'node:path';
 import { Transform } from 'node:stream';
 import type { TransformCallback } from 'node:stream';
+import { inside } from '../druid/paths.js';
 import { BackupError } from '../errors.js';
 import type { Manifest, SegmentFileInfo } from '../store/manifest.js';
 import type { IncomingFile, SegmentReader } from '../store/target.js';
@@ -110,7 +110,7 @@ async function writeFileVerified(
 /** Receives every file of a segment into `dir` (which must exist and be empty) and fsyncs the directory. */
 export async function receiveInto(reader: SegmentReader, planned: Manifest, dir: string, opts: ReceiveOptions = {}): Promise<void> {
   for await (const { file, want } of expectedFiles(reader, planned)) {
-    await writeFileVerified(planned.segmentId, file, want, path.join(dir, want.name), opts, reader.verified === true);
+    await writeFileVerified(planned.segmentId, file, want, inside(dir, [want.name], planned.segmentId), opts, reader.verified === true);
   }
   await fsyncDir(dir);
 }

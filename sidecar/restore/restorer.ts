@@ -19,7 +19,7 @@ import { removeLeftovers } from './atomic.js';
 import type { DigestMemo } from './digests.js';
 import { installSegment } from './install.js';
 import type { DestinationSpec, Plan, PlannedSegment, PresentCopy, PresentFile } from './plan.js';
-import { deepStoragePath, isZipPath, planRestore } from './plan.js';
+import { checkManifest, deepStoragePathOf, isZipPath, planRestore } from './plan.js';
 import { measureRoom } from './room.js';
 import { parseSelector, selectManifests, toListFilter } from './select.js';
 
@@ -156,7 +156,12 @@ export async function planFor(req: RestoreRequest, target: Target, env: RestoreE
   const present = new Map<string, PresentCopy>();
   if (resolved.kind === 'deep-storage') {
     for (const m of manifests) {
-      const p = deepStoragePath(m, resolved.directory);
+      let p: string;
+      try {
+        p = deepStoragePathOf(m, checkManifest(m, target.url), resolved.directory);
+      } catch {
+        continue; // the planner refuses this segment, with the reason
+      }
       const st = await fs.stat(p).catch(() => undefined);
       if (!st) continue;
       if (st.isDirectory() && !isZipPath(p)) present.set(m.segmentId, { path: p, size: 0, files: await presentFiles(p, m, env.memo, signal) });
@@ -203,7 +208,11 @@ export async function executePlan(
   hooks: RestoreHooks = {},
 ): Promise<RestoreOutcome> {
   const out: RestoreOutcome = { restored: [], skipped: [], failed: [] };
-  progress.setTotals(plan.items.length, plan.plan.totals.bytes);
+  progress.setTotals(plan.items.length + plan.refused.length, plan.plan.totals.bytes);
+  for (const r of plan.refused) {
+    progress.segmentFailed(r.segmentId, r.message);
+    out.failed.push(r);
+  }
   for (const s of plan.items.filter((i) => i.action === 'skip')) {
     progress.segmentDone('skipped');
     out.skipped.push(s.segmentId);

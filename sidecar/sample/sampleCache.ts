@@ -11,7 +11,7 @@ import path from 'node:path';
 import { once } from 'node:events';
 import type { DataSegment } from '../druid/descriptor.js';
 import type { CacheLayout } from '../druid/layout.js';
-import { segmentDir } from '../druid/layout.js';
+import { cacheSegmentPath } from '../druid/paths.js';
 import { segmentIdOf } from '../druid/segmentId.js';
 import { formatInstant } from '../druid/time.js';
 import { BackupError } from '../errors.js';
@@ -129,7 +129,7 @@ export async function writeSampleCache(o: SampleOptions): Promise<SampleResult> 
     let version = formatInstant(Date.UTC(2024, 0, 1) + (st.interval % 5) * 86_400_000 + 1234);
     if (st.interval % 7 === 6) version += '_1';
     const seg = segmentIdOf({ dataSource, start: formatInstant(startMs), end: formatInstant(startMs + hour), version, partition });
-    const dir = segmentDir(location, seg, o.layout);
+    const dir = cacheSegmentPath(location, seg, o.layout);
     await fs.mkdir(dir, { recursive: true });
     const jitter = 0.75 + rnd.int(1000) / 2000;
     const total = Math.floor(o.segmentSize * jitter);

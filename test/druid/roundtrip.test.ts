@@ -27,7 +27,7 @@ import { after, before, describe, test } from 'node:test';
 import type { TestContext } from 'node:test';
 import type { Job, JobAccepted, NodeInfo, RestorePlan, SegmentsResponse, StoreCatalogResponse } from '../../sidecar/api.js';
 import type { DataSegment } from '../../sidecar/druid/descriptor.js';
-import { relativeSegmentDir } from '../../sidecar/druid/layout.js';
+import { cacheSegmentPath } from '../../sidecar/druid/paths.js';
 import { parseSegmentId } from '../../sidecar/druid/segmentId.js';
 import { segmentPath } from '../../sidecar/store/local/layout.js';
 import type { SidecarProcess } from '../helpers/sidecar.js';
@@ -95,7 +95,7 @@ describe(`a real Apache Druid round trip (${process.env.DRUID_VERSION ?? '33.0.0
     if (r.status !== 200) throw new Error(`GET ${urlPath}: ${r.status} ${r.text}`);
     return r.json;
   };
-  const cacheDir = (id: string) => path.join(druid.DRUID_SEGMENT_CACHE_DIR, relativeSegmentDir(parseSegmentId(id, DATA_SOURCE), 'nested'));
+  const cacheDir = (id: string) => cacheSegmentPath(druid.DRUID_SEGMENT_CACHE_DIR, parseSegmentId(id, DATA_SOURCE), 'nested');
   const storedDir = (id: string) => path.join(storeDir, segmentPath(DATA_SOURCE, id));
   const infoFile = (id: string) => path.join(druid.DRUID_INFO_DIR, id);
   const answer = async () => (await sql<Answer>(ANSWER_SQL))[0]!;

@@ -15,7 +15,7 @@ import { after, before, test } from 'node:test';
 import type { Browser } from 'playwright-core';
 import { intervalLabel } from '../../extension/tree/format.js';
 import type { SegmentInfo, SegmentsResponse } from '../../sidecar/api.js';
-import { segmentDir } from '../../sidecar/druid/layout.js';
+import { cacheSegmentPath } from '../../sidecar/druid/paths.js';
 import { parseSegmentId } from '../../sidecar/druid/segmentId.js';
 import { writeSampleCache, type SampleResult } from '../../sidecar/sample/sampleCache.js';
 import { type SidecarProcess, startSidecar, tmpDir, waitFor } from '../helpers/sidecar.js';
@@ -174,7 +174,7 @@ test(
     await wb.screenshot('3-jobs');
 
     // Druid drops the segment: its info_dir entry goes, then its files.
-    const dir = segmentDir(sample.location, parseSegmentId(victim.id, victim.dataSource), 'nested');
+    const dir = cacheSegmentPath(sample.location, parseSegmentId(victim.id, victim.dataSource), 'nested');
     const infoFile = path.join(sample.infoDir, victim.id);
     const before = { files: digests(dir), info: readFileSync(infoFile) };
     assert.ok(Object.keys(before.files).includes('version.bin'));

@@ -11,7 +11,7 @@ import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { SegmentInfo, SegmentsResponse, StoreCatalogResponse } from '../../sidecar/api.js';
-import { relativeSegmentDir } from '../../sidecar/druid/layout.js';
+import { cacheSegmentPath } from '../../sidecar/druid/paths.js';
 import { parseSegmentId } from '../../sidecar/druid/segmentId.js';
 import type { SampleResult } from '../../sidecar/sample/sampleCache.js';
 import { writeSampleCache } from '../../sidecar/sample/sampleCache.js';
@@ -39,8 +39,8 @@ describe('active backup end to end', () => {
   /** Copies a segment of the `late` cache into the live cache, as Druid's download would, optionally holding the marker. */
   function arrive(id: string, withMarker: boolean): string {
     const seg = parseSegmentId(id);
-    const from = path.join(late.location, relativeSegmentDir(seg, 'nested'));
-    const to = path.join(sample.location, relativeSegmentDir(seg, 'nested'));
+    const from = cacheSegmentPath(late.location, seg, 'nested');
+    const to = cacheSegmentPath(sample.location, seg, 'nested');
     mkdirSync(to, { recursive: true });
     if (withMarker) writeFileSync(path.join(to, 'downloadStartMarker'), '');
     for (const f of readdirSync(from)) copyFileSync(path.join(from, f), path.join(to, f));

@@ -11,7 +11,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { segmentIdOfDescriptor } from '../../sidecar/druid/descriptor.js';
 import type { CacheLayout } from '../../sidecar/druid/layout.js';
-import { relativeSegmentDir } from '../../sidecar/druid/layout.js';
+import { cacheSegmentPath } from '../../sidecar/druid/paths.js';
 import type { Manifest } from '../../sidecar/store/manifest.js';
 import { segmentDigest } from '../../sidecar/store/manifest.js';
 import { runCli } from '../helpers/cli.js';
@@ -136,7 +136,7 @@ export function cacheDirs(sample: { location: string; infoDir: string; segmentId
   const out = new Map<string, string>();
   for (const id of sample.segmentIds) {
     const seg = segmentIdOfDescriptor(JSON.parse(readFileSync(path.join(sample.infoDir, id), 'utf8')));
-    out.set(id, path.join(sample.location, relativeSegmentDir(seg, layout)));
+    out.set(id, cacheSegmentPath(sample.location, seg, layout));
   }
   return out;
 }

@@ -33,6 +33,11 @@ export const restorePlanSchema = {
         },
       },
     },
+    refused: {
+      type: 'array',
+      description: 'segments refused before any byte is written (a bad manifest, an id or loadSpec naming no path inside its root), each with why',
+      items: { type: 'object', ...open, properties: { segmentId: { type: 'string' }, reason: { type: 'string' } } },
+    },
     markUsed: { type: 'object', ...open, properties: { coordinator: { type: 'string' }, segments: { type: 'object', ...open } } },
     totals: {
       type: 'object',

@@ -22,6 +22,7 @@ import type { PackedSegment } from '../../archive/pack.js';
 import { parseManifest } from '../../archive/format.js';
 import { UploadReader } from '../../archive/unpack.js';
 import { segmentIdOfDescriptor } from '../../druid/descriptor.js';
+import { ownPath, quoteId, storeSegmentPath } from '../../druid/paths.js';
 import { parseSegmentId } from '../../druid/segmentId.js';
 import type { SegmentId } from '../../druid/segmentId.js';
 import type { Selector } from '../../druid/selector.js';
@@ -157,8 +158,8 @@ export class LocalStore implements Target {
         const dir = path.join(dsDir, e.name);
         try {
           const m = parseManifest(JSON.parse(readFileSync(path.join(dir, MANIFEST_NAME), 'utf8')));
-          const rel = segmentPath(m.dataSource, m.segmentId);
-          if (path.join(this.root, rel) !== dir) throw new Error(`holds segment ${m.segmentId}, which belongs in ${rel}`);
+          const belongs = this.segmentDir(m.descriptor ? segmentIdOfDescriptor(m.descriptor) : parseSegmentId(m.segmentId));
+          if (belongs !== dir) throw new Error(`holds segment ${quoteId(m.segmentId)}, which belongs in ${path.relative(this.root, belongs)}`);
           this.addToIndex(m, dir);
         } catch (err) {
           this.issues.push({ path: dir, problem: messageOf(err) });
@@ -168,6 +169,11 @@ export class LocalStore implements Target {
     for (const i of this.issues) this.opts.log.warn(i, 'store directory skipped');
     this.opts.log.info({ store: this.root, segments: this.index.size, bytes: this.totalBytes, ms: Math.round(performance.now() - t0) }, 'store loaded');
     this.updateGauges();
+  }
+
+  /** Where a segment lives in this store, through the one rule for paths. */
+  private segmentDir(seg: SegmentId): string {
+    return storeSegmentPath(this.root, seg, segmentPath(seg.dataSource, seg.id));
   }
 
   private addToIndex(m: Manifest, dir: string): void {
@@ -242,7 +248,7 @@ export class LocalStore implements Target {
       signal: o.signal,
       onBytes: (n) => this.opts.metrics?.storeBytesReceived.inc(n),
     });
-    const tmp = await mkdtemp(path.join(this.root, TMP_DIR, 'put-'));
+    const tmp = await mkdtemp(ownPath(this.root, path.join(TMP_DIR, 'put-')));
     const durable: Array<Promise<void>> = [];
     let committed = false;
     let arriving = 0;
@@ -310,7 +316,7 @@ export class LocalStore implements Target {
     // The files are fsynced by now; then the manifest, the directory holding them, the rename and its parent.
     await writeFileDurable(path.join(tmp, MANIFEST_NAME), JSON.stringify(manifest, null, 2));
     await fsyncDirAsync(tmp);
-    const final = path.join(this.root, segmentPath(seg.dataSource, seg.id));
+    const final = this.segmentDir(seg);
     const parent = path.dirname(final);
     if (mkdirSync(parent, { recursive: true })) await fsyncDirAsync(path.dirname(parent));
     await rename(tmp, final);

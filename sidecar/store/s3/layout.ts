@@ -13,9 +13,11 @@
  * - no manifest key is a prefix of another (`.json` ends every encoded id), so a listing by prefix is exact.
  * A name longer than MAX_NAME bytes is cut at a `%XX` boundary and ends in `~` and the sha256 of the whole value,
  * which keeps every key segment under the 255 bytes of a file name and every key far under S3's 1024.
- * The manifest holds the exact id, so nothing needs to decode a key.
+ * The manifest holds the exact id, so nothing needs to decode a key. Every key of a segment is made through the
+ * one rule for paths (druid/paths.ts `bucketKey`), which proves it lies below the prefix.
  */
 import { createHash } from 'node:crypto';
+import { bucketKey } from '../../druid/paths.js';
 
 export const MANIFESTS_DIR = 'manifests';
 export const SEGMENTS_DIR = 'segments';
@@ -59,7 +61,7 @@ export class S3Layout {
   }
 
   manifestKey(segmentId: string): string {
-    return `${this.manifestsPrefix}${encodeName(segmentId)}${MANIFEST_SUFFIX}`;
+    return bucketKey(this.prefix, `${MANIFESTS_DIR}/${encodeName(segmentId)}${MANIFEST_SUFFIX}`, segmentId);
   }
 
   /** Listing prefix of the manifests of one data source (ids start with `{dataSource}_`); a superset when cut. */
@@ -69,16 +71,16 @@ export class S3Layout {
   }
 
   segmentPrefix(segmentId: string): string {
-    return `${this.segmentsPrefix}${encodeName(segmentId)}/`;
+    return bucketKey(this.prefix, `${SEGMENTS_DIR}/${encodeName(segmentId)}/`, segmentId);
   }
 
   /** Where the files of a segment uploaded by `node` live. */
   dataPrefix(segmentId: string, node: string): string {
-    return `${this.segmentPrefix(segmentId)}${encodeName(node)}/`;
+    return bucketKey(this.prefix, `${SEGMENTS_DIR}/${encodeName(segmentId)}/${encodeName(node)}/`, segmentId);
   }
 
   fileKey(segmentId: string, node: string, file: string): string {
-    return `${this.dataPrefix(segmentId, node)}${file}`;
+    return bucketKey(this.prefix, `${SEGMENTS_DIR}/${encodeName(segmentId)}/${encodeName(node)}/${file}`, segmentId);
   }
 
   isManifestKey(key: string): boolean {

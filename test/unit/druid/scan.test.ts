@@ -4,7 +4,8 @@ import { mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
-import { relativeSegmentDir, segmentOfNestedParts } from '../../../sidecar/druid/layout.js';
+import { segmentOfNestedParts } from '../../../sidecar/druid/layout.js';
+import { cacheSegmentPath } from '../../../sidecar/druid/paths.js';
 import { scanCache } from '../../../sidecar/druid/scan.js';
 import { parseSegmentId } from '../../../sidecar/druid/segmentId.js';
 import { writeSampleCache } from '../../../sidecar/sample/sampleCache.js';
@@ -13,8 +14,8 @@ const tmp = () => mkdtempSync(path.join(os.tmpdir(), 'dbk-scan-'));
 
 test('nested and flat directories map to and from segment ids', () => {
   const s = parseSegmentId('web_logs_2015-09-12T00:00:00.000Z_2015-09-12T01:00:00.000Z_2024-01-01T00:00:00.000Z_2');
-  assert.equal(relativeSegmentDir(s, 'nested'), 'web_logs/2015-09-12T00:00:00.000Z_2015-09-12T01:00:00.000Z/2024-01-01T00:00:00.000Z/2');
-  assert.equal(relativeSegmentDir(s, 'flat'), s.id);
+  assert.equal(cacheSegmentPath('/c', s, 'nested'), '/c/web_logs/2015-09-12T00:00:00.000Z_2015-09-12T01:00:00.000Z/2024-01-01T00:00:00.000Z/2');
+  assert.equal(cacheSegmentPath('/c', s, 'flat'), `/c/${s.id}`);
   const back = segmentOfNestedParts('web_logs', '2015-09-12T00:00:00.000Z_2015-09-12T01:00:00.000Z', '2024-01-01T00:00:00.000Z', '2');
   assert.equal(back?.id, s.id);
   const p0 = segmentOfNestedParts('web_logs', '2015-09-12T00:00:00.000Z_2015-09-12T01:00:00.000Z', 'v_1', '0');

@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import { parseSegmentId } from '../../../sidecar/druid/segmentId.js';
 import { BackupError } from '../../../sidecar/errors.js';
 import type { DestinationSpec, PresentCopy } from '../../../sidecar/restore/plan.js';
-import { checkManifest, deepStoragePath, difference, planRestore } from '../../../sidecar/restore/plan.js';
+import { checkManifest, deepStoragePathOf, difference, planRestore } from '../../../sidecar/restore/plan.js';
 import type { Room } from '../../../sidecar/restore/room.js';
 import { describeRoom, fits, freeBytes } from '../../../sidecar/restore/room.js';
 import { parseSelector, selectManifests } from '../../../sidecar/restore/select.js';
@@ -169,14 +169,16 @@ test('segments spread over locations, the least used first, and go where they fi
 
 test('deep storage paths come from the loadSpec and must lie inside the storage directory', () => {
   const m = catalog[0]!;
-  assert.equal(deepStoragePath(m, '/deep'), '/deep/wikipedia/2015-09-12T00:00:00.000Z_2015-09-12T01:00:00.000Z/2024-01-01T00:00:00.000Z/0/index');
-  assert.throws(() => deepStoragePath(manifest(A, 1000, { loadSpecPath: '/etc/index/' }), '/deep'), /outside the node's deep storage \/deep/);
-  assert.throws(() => deepStoragePath(manifest(A, 1000, { loadSpecPath: '/deep/../etc/x/index.zip' }), '/deep'), /outside/);
-  assert.throws(() => deepStoragePath({ ...m, descriptor: null }, '/deep'), /no descriptor with a loadSpec/);
-  assert.throws(
-    () => deepStoragePath({ ...m, descriptor: { ...m.descriptor!, loadSpec: { type: 's3_zip', bucket: 'b' } } }, '/deep'),
-    /"s3_zip" deep storage, not local/,
-  );
+  const deep = (x: Manifest) => deepStoragePathOf(x, checkManifest(x, 't'), '/deep');
+  assert.equal(deep(m), '/deep/wikipedia/2015-09-12T00:00:00.000Z_2015-09-12T01:00:00.000Z/2024-01-01T00:00:00.000Z/0/index');
+  assert.throws(() => deep(manifest(A, 1000, { loadSpecPath: '/etc/index/' })), {
+    code: 'bad_segment_id',
+    message: /outside the node's deep storage "\/deep"/,
+  });
+  assert.throws(() => deep(manifest(A, 1000, { loadSpecPath: '/deep/../etc/x/index.zip' })), /outside/);
+  assert.throws(() => deep(manifest(A, 1000, { loadSpecPath: '/deep' })), /outside/, 'the storage directory itself is no segment path');
+  assert.throws(() => deep({ ...m, descriptor: null }), /no descriptor with a loadSpec/);
+  assert.throws(() => deep({ ...m, descriptor: { ...m.descriptor!, loadSpec: { type: 's3_zip', bucket: 'b' } } }), /"s3_zip" deep storage, not local/);
   const dest: DestinationSpec = { kind: 'deep-storage', name: 'deep-storage', directory: '/deep', room: room('/deep') };
   const zipped = manifest(B, 1000, { loadSpecPath: '/deep/w/x/index.zip' });
   const { plan } = planRestore({ target: T, destination: dest, manifests: [zipped], present: new Map([[B, { path: '/deep/w/x/index.zip', size: 900 }]]) });

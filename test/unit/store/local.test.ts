@@ -124,8 +124,10 @@ test('the catalog survives a restart; the temporary area is emptied at open; fil
 test('an id with characters that are not safe in file names is stored under an encoded directory', async () => {
   const root = tmp();
   const store = LocalStore.open(root, { log });
-  const odd = 'web logs_2015-09-12T00:00:00.000Z_2015-09-12T01:00:00.000Z_v/1%2e';
+  const odd = 'web logs_2015-09-12T00:00:00.000Z_2015-09-12T01:00:00.000Z_v:1%2e+é';
   assert.equal((await store.put(seg(odd, 'h1', 'x'))).outcome, 'stored');
+  // A version with a path separator could name no cache path on a node restoring it: refused at the door.
+  await assert.rejects(store.put(seg('web logs_2015-09-12T00:00:00.000Z_2015-09-12T01:00:00.000Z_v/../1', 'h1', 'x')), { code: 'bad_segment_id' });
   const dsDirs = readdirSync(path.join(root, 'segments'));
   assert.deepEqual(dsDirs, ['web%20logs']);
   assert.deepEqual(readdirSync(path.join(root, 'segments', dsDirs[0]!)), [encodeName(odd)]);
