@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import fc from 'fast-check';
 import {
   allParsings,
   formatSegmentId,
@@ -9,6 +10,7 @@ import {
   segmentIdOf,
   tryParseSegmentId,
 } from '../../../sidecar/druid/segmentId.js';
+import type { SegmentId } from '../../../sidecar/druid/segmentId.js';
 
 const S = '2015-09-12T00:00:00.000Z';
 const E = '2015-09-13T00:00:00.000Z';
@@ -105,4 +107,70 @@ test('segmentIdOf builds the same id Druid would', () => {
   const s = segmentIdOf({ dataSource: 'wikipedia', start: S, end: E, version: V, partition: 2 });
   assert.equal(s.id, `wikipedia_${S}_${E}_${V}_2`);
   assert.equal(s.endMs - s.startMs, 86_400_000);
+});
+
+/** The parser as it was before it was made linear (quadratic in the number of `_`): the reference for its semantics. */
+function referenceParsings(id: string): SegmentId[] {
+  const splits = id.split('_');
+  const probable = mostProbableDataSource(id);
+  const out: SegmentId[] = probable ? parsingsWithDataSource(probable, id) : [];
+  for (let i = 1; i <= splits.length - 3; i++) {
+    const ds = splits.slice(0, i).join('_');
+    if (probable && ds.length === probable.length) continue;
+    out.push(...parsingsWithDataSource(ds, id));
+  }
+  return out;
+}
+
+test('the linear parser finds exactly the parsings the reference does, in the same order', () => {
+  const piece = fc.constantFrom(
+    '_',
+    '_',
+    '_',
+    'a',
+    'b_c',
+    '1',
+    '0',
+    '-1',
+    '2147483648',
+    S,
+    E,
+    V,
+    '2015-09-12',
+    '2015-09-14',
+    'x:y',
+    '-146136543-09-08T08:23:32.096Z',
+  );
+  fc.assert(
+    fc.property(fc.array(piece, { maxLength: 14 }), (a) => {
+      const id = a.join('');
+      assert.deepEqual(allParsings(id), referenceParsings(id));
+      assert.deepEqual(tryParseSegmentId(id), referenceParsings(id)[0]);
+    }),
+    { numRuns: 5000 },
+  );
+});
+
+test('10,000 worst-case ids of 1024 characters are parsed (the time is reported)', (t) => {
+  // Hundreds of `_` before the interval (or none at all): the shapes that made every candidate data source be built.
+  const shapes: Record<string, (i: number) => string> = {
+    'no interval': (i) => 'a_'.repeat(512).slice(0, 1020) + String(i).padStart(4, '0'),
+    'interval at the end': (i) => {
+      const tail = `_${S}_${E}_v${i}`;
+      return 'a_'.repeat(600).slice(0, 1024 - tail.length) + tail;
+    },
+    'instants only': (i) => `${S}_`.repeat(60).slice(0, 1020) + String(i).padStart(4, '0'),
+  };
+  for (const [shape, make] of Object.entries(shapes)) {
+    const ids = Array.from({ length: 10_000 }, (_, i) => make(i));
+    assert.ok(ids.every((id) => id.length === 1024));
+    const t0 = performance.now();
+    let parsed = 0;
+    for (const id of ids) if (tryParseSegmentId(id)) parsed++;
+    const ms = performance.now() - t0;
+    t.diagnostic(`${shape}: 10,000 ids of 1024 chars in ${ms.toFixed(0)} ms`);
+    assert.equal(parsed, shape === 'interval at the end' ? 10_000 : 0);
+  }
+  const last = tryParseSegmentId(shapes['interval at the end']!(7))!;
+  assert.deepEqual([last.start, last.end, last.version], [S, E, 'v7']);
 });
