@@ -6,7 +6,7 @@
 import type { DataSegment } from '../druid/descriptor.js';
 import { segmentIdOfDescriptor } from '../druid/descriptor.js';
 import { parseSegmentId } from '../druid/segmentId.js';
-import { BackupError, messageOf } from '../errors.js';
+import { BackupError, isBackupError, messageOf } from '../errors.js';
 import type { Manifest, SegmentFileInfo } from '../store/manifest.js';
 import { MANIFEST_FORMAT_VERSION, segmentDigest, segmentFileNameProblem } from '../store/manifest.js';
 
@@ -81,6 +81,8 @@ function checkDescriptor(v: unknown, segmentId: string, what: string): DataSegme
   try {
     id = segmentIdOfDescriptor(d).id;
   } catch (e) {
+    // A descriptor naming no path inside a root keeps its code: the id is refused, the archive is not damaged.
+    if (isBackupError(e) && e.code === 'bad_segment_id') throw e;
     bad(`${what} descriptor`, messageOf(e));
   }
   if (id !== segmentId) bad(`${what} descriptor`, `describes segment ${id}, not ${segmentId}`);

@@ -2,9 +2,9 @@
  * The DataSegment JSON Druid keeps in `info_dir` and in its metadata store (the segment's descriptor).
  */
 import { BackupError } from '../errors.js';
-import { checkSegmentParts } from './paths.js';
+import { checkSegmentParts, quoteId } from './paths.js';
 import type { SegmentId } from './segmentId.js';
-import { segmentIdOf } from './segmentId.js';
+import { formatSegmentId, segmentIdOf } from './segmentId.js';
 
 export interface LoadSpec {
   type: string;
@@ -37,13 +37,11 @@ export function segmentIdOfDescriptor(d: unknown): SegmentId {
   if (typeof o.dataSource !== 'string' || typeof o.interval !== 'string' || typeof o.version !== 'string') {
     throw new BackupError('bad_request', 'descriptor needs string fields dataSource, interval and version');
   }
-  const [start, end, ...rest] = o.interval.split('/');
-  if (!start || !end || rest.length) throw new BackupError('bad_interval', `descriptor interval "${o.interval}" is not start/end`);
+  const [start = '', end = '', ...rest] = o.interval.split('/');
   const shard = o.shardSpec as { partitionNum?: unknown } | undefined;
   const partition = shard && typeof shard.partitionNum === 'number' ? shard.partitionNum : 0;
-  if (!Number.isInteger(partition) || partition < 0)
-    throw new BackupError('bad_request', `descriptor partitionNum ${String(shard?.partitionNum)} is not a non-negative integer`);
-  const seg = segmentIdOf({ dataSource: o.dataSource, start, end, version: o.version, partition });
-  checkSegmentParts(seg);
-  return seg;
+  const parts = { dataSource: o.dataSource, start, end, version: o.version, partition };
+  checkSegmentParts({ ...parts, id: formatSegmentId(parts) });
+  if (rest.length) throw new BackupError('bad_interval', `descriptor interval ${quoteId(o.interval)} is not start/end`);
+  return segmentIdOf(parts);
 }

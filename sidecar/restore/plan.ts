@@ -80,6 +80,8 @@ export function checkManifest(m: Manifest, target: string): SegmentId {
   const bad = (msg: string) => new BackupError('target_error', `target ${target}: manifest of ${quoteId(m?.segmentId)} ${msg}`);
   if (!m || typeof m !== 'object' || typeof m.segmentId !== 'string' || !Array.isArray(m.files)) throw bad('is malformed');
   const [start, end, ...rest] = String(m.interval).split('/');
+  // The path rule first: a target's fields that could name a path outside a root are refused as such.
+  checkSegmentParts({ id: m.segmentId, dataSource: m.dataSource, start: start ?? '', end: end ?? '', version: m.version, partition: m.partition });
   let seg: SegmentId;
   try {
     if (!start || !end || rest.length) throw new Error();
@@ -88,7 +90,6 @@ export function checkManifest(m: Manifest, target: string): SegmentId {
     throw bad('has no valid dataSource, interval, version and partition');
   }
   if (seg.id !== m.segmentId) throw bad(`names segment ${quoteId(seg.id)} in its fields`);
-  checkSegmentParts(seg);
   const names = new Set<string>();
   for (const f of m.files) {
     const problem = segmentFileNameProblem(f?.name);

@@ -25,13 +25,17 @@ export function toListFilter(sel: Selection, raw: SegmentSelector): ListFilter {
   return { dataSource: sel.dataSource, interval: raw.interval, segmentIds: sel.segmentIds ? [...sel.segmentIds] : undefined };
 }
 
-/** Whether the selector takes this backed-up segment. */
+/**
+ * Whether the selector takes this backed-up segment. A manifest from a target whose interval is not one is taken
+ * when no interval is asked for, so the planner refuses it with its reason instead of it vanishing from the restore.
+ */
 export function manifestSelected(sel: Selection, m: Manifest): boolean {
-  const [a, b] = m.interval.split('/');
+  const [a, b] = String(m.interval).split('/');
   const startMs = parseInstant(a ?? '');
   const endMs = parseInstant(b ?? '');
-  if (startMs === undefined || endMs === undefined) return false;
-  return selects(sel, { id: m.segmentId, dataSource: m.dataSource, startMs, endMs });
+  const seg = { id: String(m.segmentId), dataSource: String(m.dataSource) };
+  if (startMs === undefined || endMs === undefined) return sel.interval === undefined && selects(sel, { ...seg, startMs: 0, endMs: 0 });
+  return selects(sel, { ...seg, startMs, endMs });
 }
 
 /**

@@ -16,7 +16,7 @@ import { parseManifest } from '../../archive/format.js';
 import { segmentIdOfDescriptor } from '../../druid/descriptor.js';
 import { compileSelector } from '../../druid/selector.js';
 import { parseSegmentId } from '../../druid/segmentId.js';
-import { BackupError, messageOf } from '../../errors.js';
+import { BackupError, isBackupError, messageOf } from '../../errors.js';
 import { pageSorted } from '../../server/paging.js';
 import { nodeNameProblem } from '../local/store.js';
 import type { Manifest, SegmentFileInfo, SourceRecord } from '../manifest.js';
@@ -233,7 +233,7 @@ export class S3Target implements Target {
       return { etag, manifest };
     } catch (e) {
       throw new BackupError(
-        'target_error',
+        isBackupError(e) && e.code === 'bad_segment_id' ? 'bad_segment_id' : 'target_error',
         `the manifest of ${this.where(segmentId)} (s3://${this.bucket}/${key}) is damaged: ${messageOf(e)}; run verify, and delete that object to back the segment up again`,
       );
     }
