@@ -506,11 +506,15 @@ describe('S3 target against VersityGW', () => {
     assert.equal((await gw.client.send(new ListMultipartUploadsCommand({ Bucket: b }))).Uploads?.length ?? 0, 0);
   });
 
-  test('segment ids with colons, plus, percent, unicode and slashes are safe keys; none is a prefix of another', async () => {
+  test('segment ids with colons, plus, percent, dots and unicode are safe keys; none is a prefix of another; a slash is refused', async () => {
     const b = await bucket();
     const t = open(`s3://${b}`);
     const seg = segments[0]!;
-    const weird = [`${seg.dataSource}_${seg.start}_${seg.end}_v1+a%2F/b:ü`, `${seg.dataSource}_${seg.start}_${seg.end}_v1+a%2F/b:ü_1`];
+    const weird = [`${seg.dataSource}_${seg.start}_${seg.end}_v1+a%2F..b:ü`, `${seg.dataSource}_${seg.start}_${seg.end}_v1+a%2F..b:ü_1`];
+    const climbing = outgoing(seg, 'n/1');
+    climbing.segmentId = `${seg.dataSource}_${seg.start}_${seg.end}_v1/../../b`;
+    climbing.descriptor = null;
+    await assert.rejects(t.put(climbing), { code: 'bad_segment_id' });
     for (const id of weird) {
       const out = outgoing(seg, 'n/1');
       out.segmentId = id;
