@@ -64,14 +64,17 @@ export function checkSegmentParts(p: SegmentParts): void {
   if (nameProblem('id', p.id)) throw refuse(p.id, nameProblem('id', p.id)!);
 }
 
+/** Whether the absolute path `p` lies strictly below `root` (not `root` itself), after resolving `..`. */
+export function isInside(root: string, p: string): boolean {
+  const rel = path.relative(path.resolve(root), path.resolve(p));
+  return rel !== '' && rel !== '..' && !rel.startsWith(`..${path.sep}`) && !path.isAbsolute(rel);
+}
+
 /** `root` joined with `parts`, proved to lie strictly inside `root`; else `bad_segment_id` for `id`. */
 export function inside(root: string, parts: readonly string[], id: unknown): string {
   const base = path.resolve(root);
   const p = path.resolve(base, ...parts);
-  const rel = path.relative(base, p);
-  if (rel === '' || rel === '..' || rel.startsWith(`..${path.sep}`) || path.isAbsolute(rel)) {
-    throw refuse(id, `its path ${quoteId(p)} is not inside ${quoteId(base)}`);
-  }
+  if (!isInside(base, p)) throw refuse(id, `its path ${quoteId(p)} is not inside ${quoteId(base)}`);
   return p;
 }
 
@@ -123,11 +126,9 @@ export function deepStoragePath(seg: SegmentParts, spec: LoadSpec | undefined, d
   if (CONTROL.test(spec.path)) throw refuse(seg.id, 'its loadSpec path contains a NUL or control character');
   if (!path.isAbsolute(spec.path)) throw refuse(seg.id, `its loadSpec path ${quoteId(spec.path)} is not absolute`);
   const p = path.resolve(spec.path);
-  try {
-    return inside(directory, [path.relative(path.resolve(directory), p)], seg.id);
-  } catch {
+  if (!isInside(directory, p))
     throw refuse(seg.id, `its loadSpec path ${quoteId(p)} is outside the node's deep storage ${quoteId(directory)} (druid.storage.storageDirectory)`);
-  }
+  return p;
 }
 
 /**

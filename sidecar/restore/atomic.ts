@@ -7,7 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, promises as fs } from 'node:fs';
 import path from 'node:path';
-import { ownPath } from '../druid/paths.js';
+import { isInside, ownPath } from '../druid/paths.js';
 import { STAGING_PREFIX } from '../druid/scan.js';
 import { messageOf } from '../errors.js';
 import { fsyncDir } from './receive.js';
@@ -118,8 +118,8 @@ export async function removeLeftovers(root: string, out: Leftovers = { removed: 
     const old = path.join(root, j.slice(0, -'.json'.length));
     try {
       const { path: dest } = JSON.parse(await fs.readFile(path.join(root, j), 'utf8')) as { path?: unknown };
-      const inside = typeof dest === 'string' && !path.relative(root, dest).startsWith('..') && path.isAbsolute(dest);
-      if (inside && existsSync(old) && !existsSync(dest)) {
+      // The journal is a file on disk like any other: its path is put back only inside the root it was found in.
+      if (typeof dest === 'string' && path.isAbsolute(dest) && isInside(root, dest) && existsSync(old) && !existsSync(dest)) {
         await fs.mkdir(path.dirname(dest), { recursive: true });
         await fs.rename(old, dest);
         moved.add(path.basename(old));
