@@ -46,7 +46,8 @@ export async function markUsed(plan: MarkUsedPlan, signal?: AbortSignal): Promis
           { timeout: TIMEOUT_MS, signal, validateStatus: () => true, maxRedirects: 0 },
         );
         if (res.status < 200 || res.status >= 300)
-          throw new Error(`the Coordinator answered ${res.status}${typeof res.data === 'object' ? ` ${JSON.stringify(res.data).slice(0, 200)}` : ''}`);
+          // Its status only: the answer's text is the Coordinator's, never put into our messages.
+          throw new Error(`the Coordinator answered ${res.status}`);
         changed += typeof res.data?.numChangedSegments === 'number' ? res.data.numChangedSegments : 0;
       }
       outcome[ds] = { changed };
