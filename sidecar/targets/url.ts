@@ -49,7 +49,7 @@ export function parseTargetUrl(raw: unknown, where: string, opts: ParseTargetOpt
   if (raw.length > MAX_TARGET_URL) return bad(`a target URL is at most ${MAX_TARGET_URL} characters`);
   // Control characters (C0, DEL, C1) and any white space, anywhere: never part of a target's name.
   if (/[\u0000-\u0020\u007f-\u00a0\s\u200b-\u200f\u2028\u2029\ufeff]/u.test(raw))
-    return bad(`${shownUrl(raw)} holds white space or a control character; a target URL has none`);
+    return bad(`${shownUrl(raw)} is not a URL: it holds white space or a control character, which a target URL never has`);
   const m = /^([A-Za-z][A-Za-z0-9+.-]*):/.exec(raw);
   const scheme = m?.[1]!.toLowerCase();
   const expected = `expected http://host:port (a target sidecar) or s3://bucket/prefix (a bucket)${opts.allowFile ? ' or file:///dir' : ''}`;
@@ -103,7 +103,6 @@ function web(raw: string, scheme: 'http' | 'https', bad: (msg: string) => never)
     return bad(`${shownUrl(raw)} is not a URL (expected ${scheme}://host:port)`);
   }
   const host = u.hostname.toLowerCase();
-  if (host.endsWith('.')) bad(`${shownUrl(raw)}: write the host without a trailing "."`);
   const port = u.port ? Number(u.port) : DEFAULT_PORT[scheme]!;
   if (port === 0) bad(`${shownUrl(raw)}: port 0 names no server`);
   const path = segments.map((s) => `/${s}`).join('');
