@@ -61,7 +61,8 @@ export function parseTargetUrl(raw: unknown, where: string, opts: ParseTargetOpt
     case 'https':
       return web(raw, scheme, bad);
     case 'file':
-      if (!opts.allowFile) return bad(`${shownUrl(raw)}: file:// targets are not served over the API; use a target sidecar (http://host:8484) or a bucket (s3://)`);
+      if (!opts.allowFile)
+        return bad(`${shownUrl(raw)}: file:// targets are not served over the API; use a target sidecar (http://host:8484) or a bucket (s3://)`);
       return file(raw, bad);
     default:
       return bad(`${shownUrl(raw)}: unsupported scheme ${scheme}:; only http:// and https:// targets (a sidecar) and s3:// targets (a bucket) are supported`);

@@ -36,8 +36,7 @@ test('target URLs: control characters and white space anywhere, file:// in any c
     for (const raw of [`${c}file:///tmp/x`, `${c}http://a:8484`, `http://a:8484${c}`, `http://a${c}b:8484`, `s3://bucket/a${c}b`])
       refused(raw, /white space or a control character/);
   }
-  for (const raw of ['file:///tmp/x', 'FiLe:///tmp/x', 'FILE://localhost/tmp', 'file:'])
-    refused(raw, /file:\/\/ targets are not served over the API/);
+  for (const raw of ['file:///tmp/x', 'FiLe:///tmp/x', 'FILE://localhost/tmp', 'file:']) refused(raw, /file:\/\/ targets are not served over the API/);
   refused('file://otherhost/tmp', /names a local directory/, true);
   refused('ftp://host/x', /unsupported scheme ftp:/);
   refused('javascript:alert(1)', /unsupported scheme javascript:/);
@@ -121,7 +120,14 @@ test('look-alike URLs generated around an entry are allowed only when they name 
   const entry = 'http://backup.example.com:8484/store';
   const list = parseAllowList(JSON.stringify([entry]), 'allowedTargets');
   const label = fc.stringMatching(/^[a-z0-9-]{1,8}$/);
-  const host = fc.oneof(fc.constant('backup.example.com'), fc.constant('BACKUP.example.com'), label.map((l) => `${l}.backup.example.com`), label.map((l) => `backup.example.com${l}`), label.map((l) => `backup${l}.example.com`), label);
+  const host = fc.oneof(
+    fc.constant('backup.example.com'),
+    fc.constant('BACKUP.example.com'),
+    label.map((l) => `${l}.backup.example.com`),
+    label.map((l) => `backup.example.com${l}`),
+    label.map((l) => `backup${l}.example.com`),
+    label,
+  );
   const port = fc.constantFrom('', ':80', ':8484', ':8485', ':08484');
   const pathPart = fc.constantFrom('', '/', '/store', '/store/', '/store/x', '/storex', '/stor', '/other/store');
   const scheme = fc.constantFrom('http', 'HTTP', 'https');
@@ -133,8 +139,7 @@ test('look-alike URLs generated around an entry are allowed only when they name 
       } catch {
         return;
       }
-      const same =
-        t.scheme === 'http' && t.host === 'backup.example.com' && t.port === 8484 && (t.path === '/store' || t.path.startsWith('/store/'));
+      const same = t.scheme === 'http' && t.host === 'backup.example.com' && t.port === 8484 && (t.path === '/store' || t.path.startsWith('/store/'));
       assert.equal(isAllowed(list, t), same, t.url);
     }),
     { numRuns: 3000 },
@@ -203,10 +208,20 @@ test('opened targets: allow-checked before opening, an LRU bounded besides the c
   assert.equal(cache.get('HTTP://CONFIGURED:8484'), pinned, 'the configured target is never evicted nor opened again');
   assert.equal(opened.filter((u) => u === 'http://configured:8484').length, 1);
 
-  const strict = new TargetCache({ allowed: parseAllowList('["http://ok:8484"]', 'k'), pinned: [], open: (t) => (opened.push(t.url), fakeTarget(t.url, closed)) });
+  const strict = new TargetCache({
+    allowed: parseAllowList('["http://ok:8484"]', 'k'),
+    pinned: [],
+    open: (t) => (opened.push(t.url), fakeTarget(t.url, closed)),
+  });
   const before = opened.length;
-  assert.throws(() => strict.get('http://evil:8484'), (e: Error & { code?: string; status?: number }) => e.code === 'target_not_allowed' && e.status === 403);
-  assert.throws(() => strict.get('\u0000file:///tmp'), (e: Error & { code?: string }) => e.code === 'bad_request');
+  assert.throws(
+    () => strict.get('http://evil:8484'),
+    (e: Error & { code?: string; status?: number }) => e.code === 'target_not_allowed' && e.status === 403,
+  );
+  assert.throws(
+    () => strict.get('\u0000file:///tmp'),
+    (e: Error & { code?: string }) => e.code === 'bad_request',
+  );
   assert.equal(opened.length, before, 'nothing opened for a refused URL');
   strict.get('http://ok:8484');
   assert.equal(opened.length, before + 1);
