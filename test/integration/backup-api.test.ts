@@ -138,7 +138,7 @@ describe('sidecar API edges', () => {
       await other.stop();
     }
     // A sidecar without a store cannot be a target: its status and code are relayed, not its text.
-    assertError(await post({ target: source.url }), 502, 'target_error', /cannot take backups: .* answered 404 not_found$/);
+    assertError(await post({ target: source.url }), 502, 'target_error', /cannot take backups: .* answered 404 not_found \(it does not have it\)$/);
     const jobs = await source.get<{ items: Job[] }>('/data/v1/jobs');
     assert.equal(jobs.items.length, 0, 'no job was started by a rejected request');
   });

@@ -31,18 +31,21 @@ export interface ClientOptions {
   echoMessages?: boolean;
 }
 
-/** Codes a sidecar answers with that keep their meaning on the calling side. */
-const PASSED_THROUGH = new Set<ErrorCode>([
-  'bad_request',
-  'bad_segment_id',
-  'bad_interval',
-  'not_found',
-  'conflict',
-  'digest_mismatch',
-  'bad_archive',
-  'payload_too_large',
-  'no_space',
-  'cancelled',
+/**
+ * Codes a sidecar answers with that keep their meaning on the calling side, each with what it means said on this
+ * side (the target's own message stays in its log: nothing of a remote answer but its status and code is shown).
+ */
+const PASSED_THROUGH = new Map<ErrorCode, string>([
+  ['bad_request', 'it refused the request'],
+  ['bad_segment_id', 'it refused the segment id'],
+  ['bad_interval', 'it refused the interval'],
+  ['not_found', 'it does not have it'],
+  ['conflict', 'it holds a differing copy or is busy with it'],
+  ['digest_mismatch', 'bytes did not match their digests'],
+  ['bad_archive', 'it could not read the archive'],
+  ['payload_too_large', 'too large for it'],
+  ['no_space', 'no room there: its disk or its druid.backup.storeQuota is full (its log says which)'],
+  ['cancelled', 'cancelled'],
 ]);
 
 const NETWORK_CODES = new Set([
@@ -111,7 +114,8 @@ export async function errorFromResponse(res: AxiosResponse, where: string, echoM
   const said = echoMessage && typeof err?.message === 'string' ? `: ${err.message.slice(0, 1000)}` : '';
   const answer = `${res.status}${code ? ` ${code}` : ''}${said}`;
   if (res.status === 401) return new BackupError('target_error', `${where} refused the token (${answer}); check the token configured for it`);
-  if (code && PASSED_THROUGH.has(code as ErrorCode)) return new BackupError(code as ErrorCode, `${where} answered ${answer}`, res.status);
+  const meaning = code ? PASSED_THROUGH.get(code as ErrorCode) : undefined;
+  if (meaning) return new BackupError(code as ErrorCode, `${where} answered ${answer}${said ? '' : ` (${meaning})`}`, res.status);
   return new BackupError('target_error', `${where} answered ${answer}`);
 }
 
