@@ -525,7 +525,10 @@ export function loadSidecarConfig(opts: LoadOptions = {}): SidecarConfig {
   const allowedSetting = resolve(known.get('druid.backup.allowedTargets')!);
   let allowedTargets: AllowList = allowedSetting ? parseAllowList(allowedSetting.value, allowedSetting.source) : [];
   if (allowedTargets !== '*')
-    allowedTargets = [...allowedTargets, ...[...(target ? [target] : []), ...(targets ?? []).map((t) => t.url)].map((u) => parseAllowEntry(u, 'druid.backup.target'))];
+    allowedTargets = [
+      ...allowedTargets,
+      ...[...(target ? [target] : []), ...(targets ?? []).map((t) => t.url)].map((u) => parseAllowEntry(u, 'druid.backup.target')),
+    ];
 
   return {
     files,

@@ -190,8 +190,7 @@ function shownValue(v: unknown): string {
 export function statsProblem(s: unknown): string | undefined {
   if (!s || typeof s !== 'object' || Array.isArray(s)) return 'not a JSON object';
   const o = s as Record<string, unknown>;
-  for (const k of ['segments', 'bytes', 'freeBytes'] as const)
-    if (!isCount(o[k])) return `${k} is ${shownValue(o[k])}, not a whole number ≥ 0`;
+  for (const k of ['segments', 'bytes', 'freeBytes'] as const) if (!isCount(o[k])) return `${k} is ${shownValue(o[k])}, not a whole number ≥ 0`;
   if (o.quotaBytes !== undefined && !isCount(o.quotaBytes)) return `quotaBytes is ${shownValue(o.quotaBytes)}`;
   if (o.quotaBytes !== undefined && (o.bytes as number) > (o.quotaBytes as number) * 2 + 1024 ** 3)
     return `it holds ${o.bytes as number} bytes with a quota of ${o.quotaBytes as number}`;
