@@ -191,6 +191,17 @@ describe('hostile target URLs', () => {
         assert.equal(r.status, 403, `${route} ${t}: ${r.text}`);
         assert.equal(r.json.error.code, 'target_not_allowed', `${route} ${t}`);
       }
+    // A bucket answered for or verified by this node: the same list decides, before the bucket is opened.
+    const id = encodeURIComponent(cache.segmentIds[0]!);
+    for (const t of lookAlikes.filter((u) => u.startsWith('s3://'))) {
+      for (const route of ['/data/v1/store/segments', `/data/v1/store/segments/${id}/manifest`, '/data/v1/store/stats']) {
+        const r = await source.request<ErrorBody>('GET', `${route}?target=${encodeURIComponent(t)}`);
+        assert.equal(r.status, 403, `GET ${route}?target=${t}: ${r.text}`);
+        assert.equal(r.json.error.code, 'target_not_allowed');
+      }
+      const v = await source.request<ErrorBody>('POST', '/data/v1/store/verify', { target: t });
+      assert.equal(v.status, 403, `verify ${t}: ${v.text}`);
+    }
     for (const t of [`${allowedRec.url}/store/../x`, `${allowedRec.url}/store/%2e%2e/x`, `${allowedRec.url}/store\\..\\x`]) {
       const r = await source.request<ErrorBody>('POST', '/data/v1/restore', { target: t, dryRun: true });
       assert.equal(r.status, 400, `${t}: ${r.text}`);
