@@ -15,9 +15,11 @@ import type { Properties } from './druid/properties.js';
 import { mergeProperties, readPropertiesFile } from './druid/properties.js';
 import { periodToMillis } from './druid/time.js';
 import type { S3Settings } from './store/s3/client.js';
-import { isS3Url, parseS3Url } from './store/s3/url.js';
 import type { TargetSpec } from './targets/spec.js';
 import { checkCopies, parseTargetsSetting } from './targets/spec.js';
+import type { AllowList } from './targets/allow.js';
+import { parseAllowEntry, parseAllowList } from './targets/allow.js';
+import { parseTargetUrl } from './targets/url.js';
 
 export type KeyType = 'string' | 'int' | 'bool' | 'duration' | 'path' | 'url' | 'target' | 'size' | 'secret';
 
@@ -39,7 +41,13 @@ export const PREFIX = 'druid.backup.';
 /** Every `druid.backup.*` key the sidecar accepts. The README's configuration table is generated from it. */
 export const BACKUP_KEYS: KeySpec[] = [
   { key: 'druid.backup.port', type: 'int', default: '8484', flag: 'port', min: 0, max: 65535, doc: 'HTTP port of the sidecar API (0 picks a free port).' },
-  { key: 'druid.backup.bindAddress', type: 'string', default: '0.0.0.0', flag: 'bind', doc: 'Address the API listens on.' },
+  {
+    key: 'druid.backup.bindAddress',
+    type: 'string',
+    default: '0.0.0.0',
+    flag: 'bind',
+    doc: 'Address the API listens on. A sidecar the Druid extension autostarts listens on 127.0.0.1 unless this is set (a node that is also a target, or that VS Code reaches directly, sets it).',
+  },
   { key: 'druid.backup.tls.cert', type: 'path', flag: 'tls-cert', doc: 'PEM certificate (with its chain) the API serves HTTPS with; needs tls.key.' },
   { key: 'druid.backup.tls.key', type: 'path', flag: 'tls-key', doc: 'PEM private key of tls.cert.' },
   {
@@ -66,6 +74,12 @@ export const BACKUP_KEYS: KeySpec[] = [
     type: 'string',
     flag: 'targets',
     doc: 'Several targets instead of one, as a JSON list of URLs or {"url","zone","weight"} objects; each segment goes to the best available one (or to `copies` of them), see "Several targets".',
+  },
+  {
+    key: 'druid.backup.allowedTargets',
+    type: 'string',
+    flag: 'allowed-targets',
+    doc: 'Targets a request may name besides druid.backup.target(s), as a JSON list of URLs: same scheme, port and host (*.example.com: its subdomains), the path a prefix at a "/" (s3://bucket/prod allows s3://bucket/prod/x); ["*"] allows any (a lab). Anything else is refused with 403 target_not_allowed before a byte is sent.',
   },
   {
     key: 'druid.backup.copies',
@@ -235,6 +249,8 @@ export interface SidecarConfig {
   target?: string;
   /** druid.backup.targets: several targets, each segment kept on `copies` of them. */
   targets?: TargetSpec[];
+  /** The targets a request may name: druid.backup.allowedTargets plus target and targets (targets/allow.ts). */
+  allowedTargets: AllowList;
   copies: number;
   zone?: string;
   coordinator?: string;
@@ -423,25 +439,12 @@ export function loadSidecarConfig(opts: LoadOptions = {}): SidecarConfig {
           );
         return u.toString().replace(/\/+$/, '');
       }
-      case 'target': {
-        if (isS3Url(v)) {
-          try {
-            return parseS3Url(v).url;
-          } catch (e) {
-            fail(r.source, messageOf(e));
-          }
-        }
-        let u: URL;
+      case 'target':
         try {
-          u = new URL(v);
-        } catch {
-          fail(r.source, `"${v}" is not a URL (expected http://host:port or s3://bucket/prefix)`);
+          return parseTargetUrl(v, r.source).url;
+        } catch (e) {
+          throw new BackupError('bad_config', messageOf(e));
         }
-        if (u.protocol !== 'http:' && u.protocol !== 'https:')
-          fail(r.source, `"${v}": only http:// and https:// targets (a sidecar) and s3:// targets (a bucket) are supported`);
-        if (u.username || u.password) fail(r.source, 'credentials do not belong in the URL; use the token settings');
-        return u.toString().replace(/\/+$/, '');
-      }
       case 'size': {
         let n: number;
         try {
@@ -519,6 +522,13 @@ export function loadSidecarConfig(opts: LoadOptions = {}): SidecarConfig {
     }
     if (target) fail(where, 'druid.backup.target is set too; give one target or a list of them, not both');
   } else if (copies > 1) fail('druid.backup.copies', `is ${copies}, but there is only one target; list them in druid.backup.targets`);
+  const allowedSetting = resolve(known.get('druid.backup.allowedTargets')!);
+  let allowedTargets: AllowList = allowedSetting ? parseAllowList(allowedSetting.value, allowedSetting.source) : [];
+  if (allowedTargets !== '*')
+    allowedTargets = [
+      ...allowedTargets,
+      ...[...(target ? [target] : []), ...(targets ?? []).map((t) => t.url)].map((u) => parseAllowEntry(u, 'druid.backup.target')),
+    ];
 
   return {
     files,
@@ -528,6 +538,7 @@ export function loadSidecarConfig(opts: LoadOptions = {}): SidecarConfig {
     token,
     target,
     targets,
+    allowedTargets,
     copies,
     zone: typed('druid.backup.zone') as string | undefined,
     coordinator: typed('druid.backup.coordinator') as string | undefined,

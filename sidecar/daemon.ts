@@ -25,6 +25,7 @@ import { LocalStore } from './store/local/store.js';
 import { openTarget } from './store/open.js';
 import type { Target } from './store/target.js';
 import { missingNodeFlags, NODE_FLAGS } from './runtime.js';
+import { TargetCache } from './targets/cache.js';
 import { wireTargets } from './targets/wire.js';
 import { VERSION } from './version.js';
 
@@ -96,18 +97,11 @@ export async function startSidecar(config: SidecarConfig, log: Logger = createLo
   const state = isSource ? new SourceState(config.stateDir, log) : undefined;
   const cache = state ? new CacheIndex({ config, state, events, log }) : undefined;
 
-  const targets = new Map<string, Target>();
-  const open = (url: string): Target => {
-    let t = targets.get(url);
-    if (!t) {
-      // A file:// target is a directory of this machine: opening one empties its .tmp and makes a store there, so
-      // nobody calling the API may name one (the CLI's verify --store reads a directory directly).
-      if (/^file:/i.test(url.trim()))
-        throw new BackupError(
-          'bad_request',
-          `target ${url.slice(0, 200)}: file:// targets are not served over the API; use a target sidecar (http://host:8484) or a bucket (s3://)`,
-        );
-      t = openTarget(url, {
+  const opened = new TargetCache({
+    allowed: config.allowedTargets,
+    pinned: [...(config.target ? [config.target] : []), ...(config.targets ?? []).map((t) => t.url)],
+    open: (t) =>
+      openTarget(t, {
         log,
         token: config.targetToken ?? token,
         maxSockets: config.workers * 2 + 2,
@@ -116,13 +110,9 @@ export async function startSidecar(config: SidecarConfig, log: Logger = createLo
         ca: tls.ca,
         s3: config.s3,
         node: config.nodeName,
-      });
-      targets.set(url, t);
-      // The same target may be named with or without a trailing slash.
-      targets.set(t.url, t);
-    }
-    return t;
-  };
+      }),
+  });
+  const open = (url: string): Target => opened.get(url);
   const wired = wireTargets({ config, open, log, metrics, cache, state });
   const activeTarget = wired.set ?? (config.target ? open(config.target) : undefined);
   const active = cache && state && activeTarget && config.active ? new ActiveBackup({ config, cache, state, target: activeTarget, metrics, log }) : undefined;
@@ -191,6 +181,7 @@ export async function startSidecar(config: SidecarConfig, log: Logger = createLo
       clearTimeout(grace);
       state?.close();
       wired.close();
+      opened.close();
       log.info('stopped');
     })());
   return { ctx, app, url, port: addr.port, tokenFile, close };

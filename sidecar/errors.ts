@@ -10,6 +10,7 @@ export type ErrorCode =
   | 'bad_config'
   | 'unauthorized'
   | 'forbidden'
+  | 'target_not_allowed'
   | 'not_found'
   | 'conflict'
   | 'digest_mismatch'
@@ -28,6 +29,7 @@ const STATUS: Record<ErrorCode, number> = {
   bad_config: 400,
   unauthorized: 401,
   forbidden: 403,
+  target_not_allowed: 403,
   not_found: 404,
   conflict: 409,
   digest_mismatch: 422,

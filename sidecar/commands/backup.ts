@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { API_PREFIX } from '../api.js';
 import type { BackupRequest, JobAccepted } from '../api.js';
 import type { NodeOptions } from './jobs.js';
-import { intOption } from './options.js';
+import { collectTargets, intOption } from './options.js';
 import { followJob, nodeClient, nodeOptions, reportJob } from './jobs.js';
 
 function collect(v: string, prev: string[]): string[] {
@@ -14,7 +14,7 @@ export function register(program: Command): void {
     .option(
       '--target <url>',
       'URL of the target sidecar, e.g. http://backup-host:8484; repeat for a set of targets; left out: the targets the node is configured with',
-      collect,
+      collectTargets,
       [],
     )
     .option('--copies <n>', 'with several --target: on how many each segment is kept', intOption(1, 16))

@@ -173,7 +173,7 @@ export function register(program: Command): void {
 
       const scan = await scanCache({ locations: [{ path: path.join(historical, 'segment-cache') }] });
       const complete = scan.segments.filter((s) => s.state === 'complete');
-      const client = new SidecarClient(sourceUrl, { token });
+      const client = new SidecarClient(sourceUrl, { token, echoMessages: true });
       let backedUp = 0;
       for (let i = 0; ; i++) {
         backedUp = (await client.get<SegmentsResponse>(`${API_PREFIX}/segments`, { state: 'backedUp', limit: 1 })).total;

@@ -50,7 +50,7 @@ export function resolveToken(o: { token?: string; tokenFile?: string }): string 
 }
 
 export function nodeClient(o: NodeOptions): SidecarClient {
-  return new SidecarClient(o.node, { token: resolveToken(o) });
+  return new SidecarClient(o.node, { token: resolveToken(o), echoMessages: true });
 }
 
 function summary(job: Job): string {

@@ -2,6 +2,7 @@
 import { InvalidArgumentError } from 'commander';
 import { parseHumanBytes } from '../druid/bytes.js';
 import { BackupError } from '../errors.js';
+import { parseTargetUrl } from '../targets/url.js';
 
 export function intOption(min: number, max: number) {
   return (v: string): number => {
@@ -34,4 +35,13 @@ export function listOption(v: string): string[] {
     .filter(Boolean);
   if (items.length === 0) throw new InvalidArgumentError('expected a comma-separated list');
   return items;
+}
+
+/** A repeatable --target: each URL checked by the one target parser (targets/url.ts) before anything is sent. */
+export function collectTargets(v: string, prev: string[]): string[] {
+  try {
+    return [...prev, parseTargetUrl(v, '--target').url];
+  } catch (e) {
+    throw new InvalidArgumentError((e as BackupError).message);
+  }
 }

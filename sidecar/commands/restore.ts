@@ -11,6 +11,7 @@ import { formatBytes } from '../druid/bytes.js';
 import { table } from '../util/table.js';
 import type { NodeOptions } from './jobs.js';
 import { followJob, nodeClient, nodeOptions, reportJob } from './jobs.js';
+import { collectTargets } from './options.js';
 
 function collect(v: string, prev: string[]): string[] {
   return [...prev, v];
@@ -55,7 +56,7 @@ export function register(program: Command): void {
     .option(
       '--target <url>',
       'URL of the target holding the backups, as the node reaches it; repeat for several (the nearest good copy is read); left out: the targets the node is configured with',
-      collect,
+      collectTargets,
       [],
     )
     .option('--data-source <name>', 'only segments of this data source')

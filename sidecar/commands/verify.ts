@@ -18,7 +18,7 @@ import { followJob, resolveToken } from './jobs.js';
 import { SidecarClient } from '../store/http/client.js';
 import { s3SettingsFromEnv } from '../store/s3/client.js';
 import { S3Target } from '../store/s3/target.js';
-import { isS3Url } from '../store/s3/url.js';
+import { parseTargetUrl } from '../targets/url.js';
 
 export const EXIT_DAMAGED = 3;
 
@@ -51,7 +51,10 @@ export function register(program: Command): void {
   program
     .command('verify')
     .description('re-read a store against its manifests and report every segment with missing, extra, resized or damaged files')
-    .option('--target <url>', 'a target sidecar (http://host:8484): runs a verify job there; or a bucket (s3://bucket/prefix), read from here')
+    .option(
+      '--target <url>',
+      'a target sidecar (http://host:8484): runs a verify job there; or a bucket (s3://bucket/prefix), read from here; or file:///dir, as --store',
+    )
     .option('--store <dir>', 'a store directory on this machine, read without any sidecar')
     .option('--data-source <name>', 'only segments of this data source')
     .option('--interval <interval>', 'only segments overlapping this ISO-8601 interval')
@@ -66,14 +69,17 @@ export function register(program: Command): void {
       if (o.interval !== undefined) request.interval = o.interval;
       if (o.segmentId.length) request.segmentIds = o.segmentId;
       const sel = compileSelector(request);
+      // The CLI reads a directory on this machine too: file:///dir is --store DIR (never a target over the API).
+      const target = o.target ? parseTargetUrl(o.target, '--target', { allowFile: true }) : undefined;
+      const dir = o.store ?? target?.dir;
       let report: Report;
-      if (o.store) {
-        const r = await verifyStore(o.store, sel);
+      if (dir) {
+        const r = await verifyStore(dir, sel);
         report = { store: r.store, segments: r.segments, ok: r.ok, bytes: r.bytes, bad: r.bad.map((b) => ({ segmentId: b.segmentId, problems: b.problems })) };
-      } else if (isS3Url(o.target)) {
-        const target = S3Target.open(o.target, { log: pino({ level: 'silent' }), settings: s3SettingsFromEnv() });
+      } else if (target!.scheme === 's3') {
+        const bucket = S3Target.open(target!.url, { log: pino({ level: 'silent' }), settings: s3SettingsFromEnv() });
         try {
-          const r = await target.verify(request);
+          const r = await bucket.verify(request);
           report = {
             store: r.store,
             segments: r.segments,
@@ -82,10 +88,10 @@ export function register(program: Command): void {
             bad: r.bad.map((b) => ({ segmentId: b.segmentId, problems: b.problems })),
           };
         } finally {
-          target.close();
+          bucket.close();
         }
       } else {
-        const client = new SidecarClient(o.target, { token: resolveToken(o) });
+        const client = new SidecarClient(target!.url, { token: resolveToken(o), echoMessages: true });
         const { jobId } = await client.post<JobAccepted>(`${API_PREFIX}/store/verify`, request);
         const job: Job = await followJob(client, jobId);
         if (!job.result)

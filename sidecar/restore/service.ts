@@ -182,7 +182,7 @@ export class RestoreService {
     const deep = req.destination === 'deep-storage';
     if ((req.markUsed || req.coordinator) && !deep)
       throw new BackupError('bad_request', 'markUsed and coordinator apply to a restore into deep storage ("destination": "deep-storage")');
-    const c = req.coordinator !== undefined ? checkCoordinatorUrl(req.coordinator, 'coordinator') : this.ctx.config.coordinator;
+    const c = req.coordinator !== undefined ? checkCoordinatorUrl(req.coordinator, 'coordinator', this.ctx.config) : this.ctx.config.coordinator;
     if (req.markUsed && !c) throw new BackupError('bad_request', 'markUsed needs the Coordinator: give "coordinator" or set druid.backup.coordinator');
     return deep ? c : undefined;
   }

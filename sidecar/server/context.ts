@@ -16,8 +16,10 @@
  *   `cache.setRestoring(id, true)` so active backup leaves them alone, and calls `cache.refresh(dir)` after.
  * - `state`: the source's persistent per-segment state (file digests by fingerprint, backup records), with `cache`.
  * - `active`: active backup, when a target is configured and `druid.backup.active` is true.
- * - `openTarget(url)`: the `Target` behind a URL (http(s)://, s3://, file://), with this sidecar's credentials for
- *   it; the same object for the same URL, so connections are reused. Throws `bad_request` for a URL it cannot use.
+ * - `openTarget(url)`: the `Target` behind a URL (http(s)://, s3://), with this sidecar's credentials for it; the
+ *   same object for the same URL while it stays in the bounded cache (targets/cache.ts), so connections are reused.
+ *   Throws `bad_request` for a URL it cannot use and 403 `target_not_allowed` for one druid.backup.allowedTargets
+ *   does not allow, before anything is opened.
  * - `targets`: the configured target set (`druid.backup.targets`), when there is one; `targetPool` the health of
  *   every target used through a set (sidecar/targets/). Requests resolve their `target` field with
  *   targets/resolve.ts.

@@ -15,8 +15,11 @@ export const errorSchema = {
   },
 } as const;
 
-/** The error answers every authenticated route can give. */
-export const commonErrors = { 400: errorSchema, 401: errorSchema, 404: errorSchema, 500: errorSchema } as const;
+/**
+ * The error answers every authenticated route can give; 403 is a target the allow list does not allow
+ * (target_not_allowed), or Druid refusing the caller when the Druid extension forwards the call.
+ */
+export const commonErrors = { 400: errorSchema, 401: errorSchema, 403: errorSchema, 404: errorSchema, 500: errorSchema } as const;
 
 export const segmentIdParams = {
   type: 'object',

@@ -98,4 +98,6 @@ export interface Target {
   read(segmentId: string, opts?: TransferOptions): Promise<SegmentReader>;
   list(filter?: ListFilter, opts?: TransferOptions): AsyncIterable<Manifest>;
   stats(opts?: TransferOptions): Promise<StoreStats>;
+  /** Releases what the target keeps open (idle connections, a client) when it holds any; calls in flight finish. */
+  close?(): void;
 }

@@ -5,7 +5,9 @@
  */
 import axios from 'axios';
 import { BackupError, messageOf } from '../errors.js';
-import { normalizeTargetUrl } from './spec.js';
+import type { SidecarConfig } from '../config.js';
+import { ALLOWED_TARGETS_KEY, isAllowed } from './allow.js';
+import { parseTargetUrl } from './url.js';
 
 const TIMEOUT_MS = 30_000;
 /** Segment ids per call: a Coordinator takes a JSON body of this many ids without trouble. */
@@ -22,9 +24,19 @@ export interface MarkUsedResult extends MarkUsedPlan {
   outcome: Record<string, { changed?: number; error?: string }>;
 }
 
-export function checkCoordinatorUrl(raw: string, where: string): string {
-  if (raw.startsWith('s3://')) throw new BackupError('bad_request', `${where}: the Coordinator is an http(s):// URL`);
-  return normalizeTargetUrl(raw, where);
+/**
+ * A Coordinator named in a request: an http(s) URL, and the configured druid.backup.coordinator or one the allow list
+ * allows, so a caller cannot make the sidecar post to any server it likes (403 target_not_allowed, nothing sent).
+ */
+export function checkCoordinatorUrl(raw: string, where: string, config: Pick<SidecarConfig, 'coordinator' | 'allowedTargets'>): string {
+  const u = parseTargetUrl(raw, where);
+  if (u.scheme !== 'http' && u.scheme !== 'https') throw new BackupError('bad_request', `${where}: the Coordinator is an http(s):// URL`);
+  if (u.url !== config.coordinator && !isAllowed(config.allowedTargets, u))
+    throw new BackupError(
+      'target_not_allowed',
+      `${where}: ${u.url} is not the Coordinator of this node: set druid.backup.coordinator, or add it to ${ALLOWED_TARGETS_KEY} (--allowed-targets)`,
+    );
+  return u.url;
 }
 
 export function planMarkUsed(coordinator: string, segments: Array<{ segmentId: string; dataSource: string }>): MarkUsedPlan {
@@ -46,7 +58,8 @@ export async function markUsed(plan: MarkUsedPlan, signal?: AbortSignal): Promis
           { timeout: TIMEOUT_MS, signal, validateStatus: () => true, maxRedirects: 0 },
         );
         if (res.status < 200 || res.status >= 300)
-          throw new Error(`the Coordinator answered ${res.status}${typeof res.data === 'object' ? ` ${JSON.stringify(res.data).slice(0, 200)}` : ''}`);
+          // Its status only: the answer's text is the Coordinator's, never put into our messages.
+          throw new Error(`the Coordinator answered ${res.status}`);
         changed += typeof res.data?.numChangedSegments === 'number' ? res.data.numChangedSegments : 0;
       }
       outcome[ds] = { changed };

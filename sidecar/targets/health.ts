@@ -180,13 +180,18 @@ function isCount(v: unknown): boolean {
   return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
 }
 
+/** A value of a target's answer in a message: a number as it is, anything else by its type (never its text). */
+function shownValue(v: unknown): string {
+  if (typeof v === 'number') return String(v);
+  return v === null ? 'null' : Array.isArray(v) ? 'a list' : `a ${typeof v}`;
+}
+
 /** What is wrong with a stats answer, or undefined when it makes sense. */
 export function statsProblem(s: unknown): string | undefined {
   if (!s || typeof s !== 'object' || Array.isArray(s)) return 'not a JSON object';
   const o = s as Record<string, unknown>;
-  for (const k of ['segments', 'bytes', 'freeBytes'] as const)
-    if (!isCount(o[k])) return `${k} is ${JSON.stringify(o[k])?.slice(0, 40)}, not a whole number ≥ 0`;
-  if (o.quotaBytes !== undefined && !isCount(o.quotaBytes)) return `quotaBytes is ${JSON.stringify(o.quotaBytes)?.slice(0, 40)}`;
+  for (const k of ['segments', 'bytes', 'freeBytes'] as const) if (!isCount(o[k])) return `${k} is ${shownValue(o[k])}, not a whole number ≥ 0`;
+  if (o.quotaBytes !== undefined && !isCount(o.quotaBytes)) return `quotaBytes is ${shownValue(o.quotaBytes)}`;
   if (o.quotaBytes !== undefined && (o.bytes as number) > (o.quotaBytes as number) * 2 + 1024 ** 3)
     return `it holds ${o.bytes as number} bytes with a quota of ${o.quotaBytes as number}`;
   return undefined;

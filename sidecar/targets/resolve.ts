@@ -7,7 +7,9 @@ import { BackupError, isBackupError, messageOf } from '../errors.js';
 import type { SidecarContext } from '../server/context.js';
 import type { Target } from '../store/target.js';
 import { TargetSet } from './set.js';
+import { checkAllowed } from './allow.js';
 import { checkCopies, parseTargetList, placesFor } from './spec.js';
+import { parseTargetUrl } from './url.js';
 
 export type TargetField = string | string[] | undefined;
 
@@ -24,6 +26,8 @@ export function resolveTarget(ctx: SidecarContext, field: TargetField, copies?: 
     throw new BackupError('bad_request', 'no target given and none configured: name one in "target" or set druid.backup.target or druid.backup.targets');
   }
   const specs = parseTargetList(field, 'target');
+  // Every target of the list is allowed, or none is opened: a set connects to its members as it is made.
+  for (const [i, s] of specs.entries()) checkAllowed(ctx.config.allowedTargets, parseTargetUrl(s.url, `target[${i}]`));
   const want = copies ?? Math.min(ctx.config.copies, placesFor(specs));
   checkCopies(want, specs, 'copies');
   if (!ctx.targetPool) throw new BackupError('internal', 'this sidecar keeps no target pool');

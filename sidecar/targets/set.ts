@@ -38,6 +38,7 @@ import type {
 import type { Candidate, Choice } from './choose.js';
 import { choose, compareCandidates, zoneKey } from './choose.js';
 import type { CopyCatalog } from './copies.js';
+import { OPEN_TARGETS } from './cache.js';
 import { TargetHealth } from './health.js';
 import type { TargetSpec } from './spec.js';
 
@@ -51,6 +52,8 @@ export interface PoolOptions {
   /** This node's name: copies it sent are the ones it records. */
   node: string;
   maxBackoffMs: number;
+  /** URLs of the configured targets: their health is kept for good; that of targets named in requests is not. */
+  pinned?: Iterable<string>;
 }
 
 /** How often the pool looks at its targets: stale stats are fetched again, open circuits probed when due. */
@@ -58,11 +61,15 @@ const HEALTH_CHECK_MS = 1000;
 
 /** The health of every target this node talks to through a set, by URL. */
 export class TargetPool {
+  /** Configured targets first, then those named in requests, least recently used first. */
   private readonly members = new Map<string, TargetHealth>();
+  private readonly pinned: Set<string>;
   private readonly listeners = new Set<(url: string) => void>();
   private timer?: NodeJS.Timeout;
 
-  constructor(readonly opts: PoolOptions) {}
+  constructor(readonly opts: PoolOptions) {
+    this.pinned = new Set(opts.pinned ?? []);
+  }
 
   /**
    * Health checks in the background, so a target that goes down is skipped before a transfer finds out and one
@@ -91,6 +98,16 @@ export class TargetPool {
         this.opts.log.info({ target: r.url }, 'target answers again; segments short of copies go again');
         for (const l of this.listeners) l(r.url);
       });
+      this.members.set(url, h);
+      // As the opened targets (cache.ts): naming thousands of targets in requests keeps the health of a few.
+      if (this.members.size - this.pinned.size > OPEN_TARGETS)
+        for (const old of this.members.keys())
+          if (!this.pinned.has(old)) {
+            this.members.delete(old);
+            break;
+          }
+    } else if (!this.pinned.has(url)) {
+      this.members.delete(url);
       this.members.set(url, h);
     }
     return h;

@@ -4,7 +4,7 @@
  * here once, so nothing downstream meets a duplicate, a URL it cannot use, or more copies than places for them.
  */
 import { BackupError, messageOf } from '../errors.js';
-import { isS3Url, parseS3Url } from '../store/s3/url.js';
+import { parseTargetUrl } from './url.js';
 
 export interface TargetSpec {
   url: string;
@@ -21,27 +21,9 @@ function bad(where: string, msg: string): never {
   throw new BackupError('bad_request', `${where}: ${msg}`);
 }
 
-/** A target URL in the one spelling used everywhere (no trailing slash), or a clear error. */
+/** A target URL in the one spelling used everywhere (no trailing slash), or a clear error (targets/url.ts). */
 export function normalizeTargetUrl(raw: unknown, where: string): string {
-  if (typeof raw !== 'string' || raw.trim() === '') bad(where, 'a target is a non-empty URL string');
-  const v = raw.trim();
-  if (isS3Url(v)) {
-    try {
-      return parseS3Url(v).url;
-    } catch (e) {
-      bad(where, messageOf(e));
-    }
-  }
-  let u: URL;
-  try {
-    u = new URL(v);
-  } catch {
-    bad(where, `"${v.slice(0, 200)}" is not a URL (expected http://host:port or s3://bucket/prefix)`);
-  }
-  if (u.protocol !== 'http:' && u.protocol !== 'https:')
-    bad(where, `"${v.slice(0, 200)}": only http:// and https:// targets (a sidecar) and s3:// targets (a bucket) are supported`);
-  if (u.username || u.password) bad(where, 'credentials do not belong in the URL; use the token settings');
-  return u.toString().replace(/\/+$/, '');
+  return parseTargetUrl(raw, where).url;
 }
 
 /** One entry of the list: a URL string or `{url, zone?, weight?}`. */

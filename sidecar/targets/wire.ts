@@ -28,7 +28,14 @@ export function wireTargets(opts: {
 }): TargetWiring {
   const { config, log, cache, state } = opts;
   const catalog = new CopyCatalog(config.stateDir, log.child({ component: 'copies' }));
-  const pool = new TargetPool({ open: opts.open, catalog, log: log.child({ component: 'targets' }), node: config.nodeName, maxBackoffMs: config.retryMaxMs });
+  const pool = new TargetPool({
+    open: opts.open,
+    catalog,
+    log: log.child({ component: 'targets' }),
+    node: config.nodeName,
+    maxBackoffMs: config.retryMaxMs,
+    pinned: [...(config.target ? [config.target] : []), ...(config.targets ?? []).map((t) => t.url)],
+  });
   const set = config.targets
     ? new TargetSet(pool, config.targets, { copies: config.copies, localZone: config.zone, log: log.child({ component: 'targets' }) })
     : undefined;

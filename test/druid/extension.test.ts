@@ -34,6 +34,8 @@ let tmp: string;
 let druidHome: string;
 let druid: DruidEnv;
 let sidecarUrl: string;
+/** Ports of the target sidecars started below, picked first: the Historical's sidecar allows exactly these. */
+let targetPorts: number[];
 const targets: Array<{ url: string; proc: ChildProcess }> = [];
 const started: ChildProcess[] = [];
 
@@ -82,8 +84,7 @@ async function call(method: string, url: string, body?: unknown, headers: Record
 }
 
 /** A sidecar with a store, started here: a backup target. */
-async function startTarget(name: string): Promise<string> {
-  const port = await freePort();
+async function startTarget(name: string, port: number): Promise<string> {
   const dir = path.join(tmp, name);
   const proc = spawn(
     process.execPath,
@@ -203,6 +204,7 @@ describe('druid-backup as a Druid extension', { concurrency: false, timeout: 1_8
       recursive: true,
     });
     sidecarUrl = `http://127.0.0.1:${await freePort()}`;
+    targetPorts = [await freePort(), await freePort()];
     // Where .ci/run looks for a cluster left running when a test process is killed.
     mkdirSync(path.join(REPO_ROOT, '.cache'), { recursive: true });
     druidHome = mkdtempSync(path.join(REPO_ROOT, '.cache', 'druid-roundtrip-extension-'));
@@ -229,6 +231,8 @@ describe('druid-backup as a Druid extension', { concurrency: false, timeout: 1_8
         `druid.backup.stateDir=${tmp}/historical-sidecar`,
         `druid.backup.store=${tmp}/historical-store`,
         'druid.backup.bindAddress=127.0.0.1',
+        // The targets the calls below name (through this Historical and through the Coordinator's fan-out).
+        `druid.backup.allowedTargets=${JSON.stringify(targetPorts.map((p) => `http://127.0.0.1:${p}`))}`,
         // The restore below is the one asked for, not the sidecar's own repair.
         'druid.backup.autoRestore=false',
       ].join('\n'),
@@ -279,7 +283,7 @@ describe('druid-backup as a Druid extension', { concurrency: false, timeout: 1_8
   });
 
   test("the seed's call on the Historical's port: POST :8083/data/v1/backup backs up every segment it serves", async () => {
-    const target = await startTarget('target-1');
+    const target = await startTarget('target-1', targetPorts[0]!);
     const events = await fetch(`${druid.DRUID_HISTORICAL_URL}/data/v1/events`, { signal: AbortSignal.timeout(300_000) });
     assert.equal(events.status, 200);
     assert.match(events.headers.get('content-type') ?? '', /text\/event-stream/);
@@ -311,7 +315,7 @@ describe('druid-backup as a Druid extension', { concurrency: false, timeout: 1_8
   });
 
   test('POST :8081/data/v1/backup on the Coordinator backs up the cluster through every Historical', async () => {
-    const target = await startTarget('target-2');
+    const target = await startTarget('target-2', targetPorts[1]!);
     const served = servedIds();
     const accepted = await call('POST', `${druid.DRUID_COORDINATOR_URL}/data/v1/backup`, { target, dataSource: 'wikipedia' });
     assert.equal(accepted.status, 202, accepted.body);

@@ -118,6 +118,8 @@ export interface StartOptions {
   timeoutMs?: number;
   /** Node.js flags before sidecar.js (default: NODE_FLAGS, the ones every launcher gives it). */
   nodeFlags?: readonly string[];
+  /** Targets requests may name besides the configured ones (--allowed-targets); `['*']` allows any. */
+  allowedTargets?: string[];
 }
 
 export class SidecarProcess {
@@ -228,6 +230,7 @@ export async function startSidecar(args: string[], opts: StartOptions = {}): Pro
   if (!has('--bind')) full.push('--bind', '127.0.0.1');
   if (token && !has('--token') && !has('--token-file')) full.push('--token', token);
   if (!has('--state-dir')) full.push('--state-dir', stateDir);
+  if (opts.allowedTargets && !has('--allowed-targets')) full.push('--allowed-targets', JSON.stringify(opts.allowedTargets));
   const fast = opts.fast === false ? {} : { DRUID_BACKUP_SETTLE_TIME: 'PT0.2S', DRUID_BACKUP_RETRY_MAX_DELAY: 'PT1S' };
   const proc = spawn(process.execPath, [...(opts.nodeFlags ?? NODE_FLAGS), SIDECAR_JS, ...full], {
     cwd: opts.cwd,

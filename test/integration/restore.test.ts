@@ -230,14 +230,15 @@ describe('bad restore requests', () => {
       seed: 47,
     });
     target = await startSidecar(['--store', path.join(root, 'store')]);
-    source = await startSidecar(['--config', sample.propertiesFile, '--target', target.url], { token: target.token });
+    // Allowed besides its own target: an address nobody listens on (the unreachable case below).
+    source = await startSidecar(['--config', sample.propertiesFile, '--target', target.url], { token: target.token, allowedTargets: ['http://127.0.0.1:1'] });
     await backedUp(target, 4);
     // The same node with a cache location too small for one more segment.
     emptyCache = path.join(root, 'small-cache');
     mkdirSync(emptyCache);
     const props = path.join(root, 'tight.properties');
     writeFileSync(props, `druid.segmentCache.locations=[{"path":${JSON.stringify(emptyCache)},"maxSize":"20k"}]\ndruid.storage.type=hdfs\n`);
-    tight = await startSidecar(['--config', props], { token: target.token });
+    tight = await startSidecar(['--config', props], { token: target.token, allowedTargets: [target.url] });
   });
   after(async () => {
     await tight?.stop();

@@ -58,7 +58,9 @@ describe('S3 target with real sidecars and VersityGW', () => {
       seed: 5,
     });
     original = treeDigests(sample.location);
+    // Besides its own prefix: the rest of the bucket (backups to other prefixes below) and a bucket that does not exist.
     source = await startSidecar(['--config', sample.propertiesFile, '--node-name', node, '--target', url], {
+      allowedTargets: [`s3://${bucket}`, 's3://no-such-bucket-here'],
       env: { ...gw.env, DRUID_BACKUP_RECONCILE_PERIOD: 'PT1H', DRUID_BACKUP_AUTO_RESTORE_CHECK_PERIOD: 'PT0.5S' },
     });
   });
@@ -265,7 +267,10 @@ describe('S3 target with real sidecars and VersityGW', () => {
 
   test('a wrong secret is refused with the S3 code named, and the secret appears nowhere', async () => {
     const wrong = 'wrong-secret-0123456789abcdef';
-    const other = await startSidecar(['--config', sample.propertiesFile, '--node-name', 'other'], { env: { ...gw.env, AWS_SECRET_ACCESS_KEY: wrong } });
+    const other = await startSidecar(['--config', sample.propertiesFile, '--node-name', 'other'], {
+      allowedTargets: [url],
+      env: { ...gw.env, AWS_SECRET_ACCESS_KEY: wrong },
+    });
     try {
       const r = await other.request<{ error: { code: string; message: string } }>('POST', '/data/v1/backup', { target: url });
       assert.equal(r.status, 403, r.text);

@@ -77,7 +77,7 @@ describe(`crashes during a restore: kill -9 the source at random points of the d
       const proxy = await FaultProxy.start(target.port);
       const args = ['--config', props, '--node-name', 'restored'];
       const start = async () => {
-        const p = await startSidecar(args, { token: target.token, env });
+        const p = await startSidecar(args, { token: target.token, env, allowedTargets: [proxy.url] });
         alive.add(p);
         return p;
       };

@@ -95,7 +95,9 @@ describe('the store on a small filesystem', () => {
       };
       const { ok, failed } = await waitFor('the store to fill up and refuse the rest', settled, 60_000, 200);
       assert.ok(ok > 0, 'some segments fit');
-      for (const s of failed.items) assert.match(s.backup.error ?? '', /free; a segment of .* would leave less than/, `a clear error: ${s.backup.error}`);
+      // The source names the target's answer (status and code); the target's log says why.
+      for (const s of failed.items) assert.match(s.backup.error ?? '', /answered 507 no_space \(no room there/, `a clear error: ${s.backup.error}`);
+      assert.match(JSON.stringify(logged(target.stdout, 'request failed')), /free; a segment of .* would leave less than/);
       const check = checkStore(storeDir);
       assert.deepEqual(check.problems, []);
       assert.deepEqual(check.tmp, []);
@@ -147,11 +149,9 @@ describe('the store on a small filesystem', () => {
       await waitFor('the held upload to fail for want of room', () => logged(source.stdout, 'backup failed; will retry').length > 0, 30_000, 100);
       const err = String(logged(source.stdout, 'backup failed; will retry')[0]!.err);
       figures.enospcError = err;
-      assert.match(
-        err,
-        /ran out of room while receiving .*ENOSPC.*nothing was stored/,
-        `a clear no_space, not an internal error; the target logged ${JSON.stringify(logged(target.stdout, 'request failed'))}`,
-      );
+      // The source says what the target answered (its status and code); the target's own log says why.
+      assert.match(err, /answered 507 no_space \(no room there/, `a clear no_space, not an internal error: ${err}`);
+      assert.match(JSON.stringify(logged(target.stdout, 'request failed')), /ran out of room while receiving .*ENOSPC.*nothing was stored/);
       await waitFor('the temporary area to be emptied', () => readdirSync(path.join(storeDir, '.tmp')).length === 0, 10_000, 50);
       const mid = checkStore(storeDir);
       assert.deepEqual(mid.problems, [], 'no partial or damaged segment');
@@ -200,7 +200,8 @@ describe("the store's own limit (druid.backup.storeQuota)", () => {
       60_000,
       100,
     );
-    for (const s of failed.items) assert.match(s.backup.error ?? '', /quota/, `a clear error: ${s.backup.error}`);
+    for (const s of failed.items) assert.match(s.backup.error ?? '', /answered 507 no_space .*storeQuota/, `a clear error: ${s.backup.error}`);
+    assert.match(JSON.stringify(logged(target.stdout, 'request failed')), /quota/);
     const check = checkStore(storeDir);
     assert.deepEqual(check.problems, []);
     const held = [...check.segments.values()].reduce((n, m) => n + m.size, 0);

@@ -12,6 +12,7 @@ import { parseSegmentId } from '../../druid/segmentId.js';
 import { BackupError } from '../../errors.js';
 import type { LocalStore } from '../../store/local/store.js';
 import { S3Target } from '../../store/s3/target.js';
+import { parseTargetUrl } from '../../targets/url.js';
 import { nodeNameProblem } from '../../store/local/store.js';
 import { DIGEST_HEADER, NODE_HEADER, SIZE_HEADER, SOURCES_HEADER, TAR_CONTENT_TYPE, encodeSources } from '../../store/http/target.js';
 import type { SidecarContext } from '../context.js';
@@ -41,9 +42,11 @@ export function register(app: FastifyInstance, ctx: SidecarContext): void {
     return ctx.store;
   };
   const bucket = (url: string): S3Target => {
-    const t = ctx.openTarget(url);
-    if (!(t instanceof S3Target))
-      throw new BackupError('bad_request', `target ${t.url}: only buckets (s3://) are answered for here; ask the target sidecar itself`);
+    const parsed = parseTargetUrl(url, 'target');
+    if (parsed.scheme !== 's3')
+      throw new BackupError('bad_request', `target ${parsed.url}: only buckets (s3://) are answered for here; ask the target sidecar itself`);
+    const t = ctx.openTarget(parsed.url);
+    if (!(t instanceof S3Target)) throw new BackupError('internal', `target ${t.url} did not open as a bucket`);
     return t;
   };
   const tags = ['store'];

@@ -10,6 +10,7 @@ import type { VerifyRequest } from '../../api.js';
 import { compileSelector, isEmptySelector } from '../../druid/selector.js';
 import { BackupError } from '../../errors.js';
 import { S3Target } from '../../store/s3/target.js';
+import { parseTargetUrl } from '../../targets/url.js';
 import { verifyStore } from '../../verify/store.js';
 import type { SidecarContext } from '../context.js';
 import { commonErrors, jobAcceptedSchema, selectorProperties } from '../schemas.js';
@@ -36,12 +37,14 @@ export function register(app: FastifyInstance, ctx: SidecarContext): void {
         const { target: url, ...request } = req.body;
         // Bad filters and a bad URL are refused here, before any job.
         compileSelector(request);
-        const target = ctx.openTarget(url);
-        if (!(target instanceof S3Target))
+        const parsed = parseTargetUrl(url, 'target');
+        if (parsed.scheme !== 's3')
           throw new BackupError(
             'bad_request',
-            `target ${target.url}: only buckets (s3://) are verified from here; verify a target sidecar's store on that sidecar`,
+            `target ${parsed.url}: only buckets (s3://) are verified from here; verify a target sidecar's store on that sidecar`,
           );
+        const target = ctx.openTarget(parsed.url);
+        if (!(target instanceof S3Target)) throw new BackupError('internal', `target ${target.url} did not open as a bucket`);
         const job = ctx.jobs.create({
           type: 'verify',
           request: { ...req.body },

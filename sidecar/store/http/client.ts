@@ -11,6 +11,8 @@ import axios from 'axios';
 import type { AxiosInstance, AxiosRequestConfig, AxiosResponse } from 'axios';
 import type { ErrorCode } from '../../errors.js';
 import { BackupError, isBackupError, messageOf } from '../../errors.js';
+import { parseTargetUrl, shownUrl } from '../../targets/url.js';
+import { retireAgent } from '../../util/agents.js';
 
 /** Calls that move no segment bytes must answer within this time. */
 export const REQUEST_TIMEOUT_MS = 30_000;
@@ -25,20 +27,25 @@ export interface ClientOptions {
   maxSockets?: number;
   /** PEM CA certificate(s) trusted for https:// besides the system ones (druid.backup.tls.ca). */
   ca?: Buffer;
+  /** Show the message of an error answer (the CLI and its own sidecar); a target's is never shown. */
+  echoMessages?: boolean;
 }
 
-/** Codes a sidecar answers with that keep their meaning on the calling side. */
-const PASSED_THROUGH = new Set<ErrorCode>([
-  'bad_request',
-  'bad_segment_id',
-  'bad_interval',
-  'not_found',
-  'conflict',
-  'digest_mismatch',
-  'bad_archive',
-  'payload_too_large',
-  'no_space',
-  'cancelled',
+/**
+ * Codes a sidecar answers with that keep their meaning on the calling side, each with what it means said on this
+ * side (the target's own message stays in its log: nothing of a remote answer but its status and code is shown).
+ */
+const PASSED_THROUGH = new Map<ErrorCode, string>([
+  ['bad_request', 'it refused the request'],
+  ['bad_segment_id', 'it refused the segment id'],
+  ['bad_interval', 'it refused the interval'],
+  ['not_found', 'it does not have it'],
+  ['conflict', 'it holds a differing copy or is busy with it'],
+  ['digest_mismatch', 'bytes did not match their digests'],
+  ['bad_archive', 'it could not read the archive'],
+  ['payload_too_large', 'too large for it'],
+  ['no_space', 'no room there: its disk or its druid.backup.storeQuota is full (its log says which)'],
+  ['cancelled', 'cancelled'],
 ]);
 
 const NETWORK_CODES = new Set([
@@ -66,17 +73,11 @@ const TLS_CODES = new Set([
   'ERR_TLS_CERT_ALTNAME_INVALID',
 ]);
 
+/** The URL of a sidecar (a target, or the node the CLI asks): parsed by the one target parser, http(s) only. */
 export function checkBaseUrl(url: string): string {
-  let u: URL;
-  try {
-    u = new URL(url);
-  } catch {
-    throw new BackupError('bad_request', `"${url.slice(0, 200)}" is not a URL (expected http://host:port)`);
-  }
-  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new BackupError('bad_request', `"${url.slice(0, 200)}" is not an http:// or https:// URL`);
-  if (u.username || u.password) throw new BackupError('bad_request', 'credentials do not belong in the URL; use a token');
-  if (u.search || u.hash) throw new BackupError('bad_request', `"${url.slice(0, 200)}" must not have a query or fragment`);
-  return u.toString().replace(/\/+$/, '');
+  const t = parseTargetUrl(url, 'sidecar URL');
+  if (t.scheme !== 'http' && t.scheme !== 'https') throw new BackupError('bad_request', `${shownUrl(url)} is not an http:// or https:// URL`);
+  return t.url;
 }
 
 /** Reads at most 64 KiB of an error body that came as a stream. */
@@ -97,16 +98,25 @@ async function readSmall(stream: Readable): Promise<unknown> {
   }
 }
 
-/** Turns an answer with an error status into a BackupError naming the remote side. */
-export async function errorFromResponse(res: AxiosResponse, where: string): Promise<BackupError> {
+/** The code of a sidecar's JSON error, kept when it is a short token: nothing else of a remote answer is shown. */
+const ERROR_CODE_TOKEN = /^[a-z_]{1,40}$/;
+
+/**
+ * Turns an answer with an error status into a BackupError naming the remote side by its status and error code.
+ * The message of the answer is shown only with `echoMessage` (the CLI asking the operator's own sidecar): a target's
+ * answer never reaches an error message, so a caller who named some server as a target cannot read its answers.
+ */
+export async function errorFromResponse(res: AxiosResponse, where: string, echoMessage = false): Promise<BackupError> {
   let data = res.data as unknown;
   if (data && typeof (data as Readable).pipe === 'function') data = await readSmall(data as Readable);
-  const err = (data as { error?: { code?: string; message?: string } } | undefined)?.error;
-  const code = err?.code as ErrorCode | undefined;
-  const message = err?.message ?? (typeof data === 'string' && data ? data.slice(0, 300) : `HTTP ${res.status}`);
-  if (res.status === 401) return new BackupError('target_error', `${where} refused the token (401: ${message}); check the token configured for it`);
-  if (code && PASSED_THROUGH.has(code)) return new BackupError(code, `${where}: ${message}`, res.status);
-  return new BackupError('target_error', `${where} answered ${res.status}: ${message}`);
+  const err = (data as { error?: { code?: unknown; message?: unknown } } | undefined)?.error;
+  const code = typeof err?.code === 'string' && ERROR_CODE_TOKEN.test(err.code) ? err.code : undefined;
+  const said = echoMessage && typeof err?.message === 'string' ? `: ${err.message.slice(0, 1000)}` : '';
+  const answer = `${res.status}${code ? ` ${code}` : ''}${said}`;
+  if (res.status === 401) return new BackupError('target_error', `${where} refused the token (${answer}); check the token configured for it`);
+  const meaning = code ? PASSED_THROUGH.get(code as ErrorCode) : undefined;
+  if (meaning) return new BackupError(code as ErrorCode, `${where} answered ${answer}${said ? '' : ` (${meaning})`}`, res.status);
+  return new BackupError('target_error', `${where} answered ${answer}`);
 }
 
 /** Turns a failed request (no answer) into `target_unreachable`, or `cancelled` when we aborted it. */
@@ -165,6 +175,7 @@ export class IdleWatchdog {
 export class SidecarClient {
   readonly http: AxiosInstance;
   readonly idleTimeoutMs: number;
+  private readonly agents: [http.Agent, https.Agent];
 
   constructor(
     readonly baseUrl: string,
@@ -173,6 +184,10 @@ export class SidecarClient {
     this.baseUrl = checkBaseUrl(baseUrl);
     this.idleTimeoutMs = opts.idleTimeoutMs ?? IDLE_TIMEOUT_MS;
     const agentOpts = { keepAlive: true, maxSockets: opts.maxSockets ?? 16 };
+    this.agents = [
+      new http.Agent(agentOpts),
+      new https.Agent({ ...agentOpts, ...(opts.ca ? { ca: [...tls.rootCertificates, opts.ca.toString('utf8')] } : {}) }),
+    ];
     this.http = axios.create({
       baseURL: this.baseUrl,
       headers: opts.token ? { authorization: `Bearer ${opts.token}` } : {},
@@ -181,8 +196,8 @@ export class SidecarClient {
       maxBodyLength: Infinity,
       maxContentLength: Infinity,
       validateStatus: () => true,
-      httpAgent: new http.Agent(agentOpts),
-      httpsAgent: new https.Agent({ ...agentOpts, ...(opts.ca ? { ca: [...tls.rootCertificates, opts.ca.toString('utf8')] } : {}) }),
+      httpAgent: this.agents[0],
+      httpsAgent: this.agents[1],
       // A proxy from the environment must not see segment bytes or the token unless configured on purpose.
       proxy: false,
     });
@@ -200,7 +215,7 @@ export class SidecarClient {
   /** A JSON call that must answer 2xx; anything else becomes a BackupError. */
   async call<T>(method: 'GET' | 'POST' | 'DELETE', url: string, body?: unknown, config: AxiosRequestConfig = {}): Promise<T> {
     const res = await this.raw<T>({ method, url, data: body, ...config });
-    if (res.status < 200 || res.status >= 300) throw await errorFromResponse(res, this.baseUrl);
+    if (res.status < 200 || res.status >= 300) throw await errorFromResponse(res, this.baseUrl, this.opts.echoMessages);
     return res.data;
   }
 
@@ -214,5 +229,10 @@ export class SidecarClient {
 
   delete<T>(url: string): Promise<T> {
     return this.call<T>('DELETE', url);
+  }
+
+  /** Closes the kept-alive connections; calls in flight finish first. */
+  close(): void {
+    for (const a of this.agents) retireAgent(a);
   }
 }

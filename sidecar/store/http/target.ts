@@ -68,6 +68,10 @@ export class HttpTarget implements Target {
     this.url = this.client.baseUrl;
   }
 
+  close(): void {
+    this.client.close();
+  }
+
   async head(segmentId: string, opts: TransferOptions = {}): Promise<StoredSummary | undefined> {
     const res = await this.client.raw({ method: 'HEAD', url: segmentUrl(segmentId), signal: opts.signal });
     if (res.status === 404) return undefined;

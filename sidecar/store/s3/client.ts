@@ -11,6 +11,8 @@
  * `BadDigest`). A single PUT's bytes are hashed once on the sending side (the same digest goes into the manifest),
  * a multipart upload's twice (parts and file), not three or four times.
  */
+import http from 'node:http';
+import https from 'node:https';
 import type { Readable } from 'node:stream';
 import type { S3Client, S3ClientConfig } from '@aws-sdk/client-s3';
 import { parseHumanBytes } from '../../druid/bytes.js';
@@ -120,7 +122,24 @@ function hashStream(Hash: HashConstructor, stream: Readable): Promise<Uint8Array
 
 const SILENT_LOGGER = { trace() {}, debug() {}, info() {}, warn() {}, error() {} };
 
-export function createS3Client(sdk: Sdk, s: S3Settings, checksums: PartChecksums, env: NodeJS.ProcessEnv = process.env): S3Client {
+/** The connections of one target's client, kept so that closing the target can retire them (util/agents.ts). */
+export interface S3Agents {
+  httpAgent: http.Agent;
+  httpsAgent: https.Agent;
+}
+
+/** Keep-alive agents as the SDK would make them (50 sockets each), but owned by the target. */
+export function s3Agents(): S3Agents {
+  return { httpAgent: new http.Agent({ keepAlive: true, maxSockets: 50 }), httpsAgent: new https.Agent({ keepAlive: true, maxSockets: 50 }) };
+}
+
+export function createS3Client(
+  sdk: Sdk,
+  s: S3Settings,
+  checksums: PartChecksums,
+  env: NodeJS.ProcessEnv = process.env,
+  agents: S3Agents = s3Agents(),
+): S3Client {
   // The version is pinned in the lockfile; its notice about future Node releases is noise in the sidecar's log.
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   const customEndpoint = Boolean(s.endpoint ?? env.AWS_ENDPOINT_URL_S3 ?? env.AWS_ENDPOINT_URL);
@@ -129,7 +148,7 @@ export function createS3Client(sdk: Sdk, s: S3Settings, checksums: PartChecksums
     maxAttempts: MAX_ATTEMPTS,
     requestChecksumCalculation: 'WHEN_REQUIRED',
     responseChecksumValidation: 'WHEN_REQUIRED',
-    requestHandler: { connectionTimeout: s.connectTimeoutMs ?? 10_000, requestTimeout: s.socketTimeoutMs ?? 120_000 },
+    requestHandler: { connectionTimeout: s.connectTimeoutMs ?? 10_000, requestTimeout: s.socketTimeoutMs ?? 120_000, ...agents },
     // Without a logger of its own the SDK writes to the console (a failed streamed PUT, which it never retries,
     // prints a warning there): the sidecar's output stays JSON lines, and the caller reports every failure.
     logger: SILENT_LOGGER,

@@ -36,7 +36,8 @@ import type {
 import type { KnownManifest } from './catalog.js';
 import { S3Catalog } from './catalog.js';
 import type { PartChecksums, S3Settings } from './client.js';
-import { checkS3Settings, createS3Client, describeEndpoint } from './client.js';
+import { checkS3Settings, createS3Client, describeEndpoint, s3Agents } from './client.js';
+import { retireAgent } from '../../util/agents.js';
 import { isNotFound, isPreconditionFailed, s3Error } from './errors.js';
 import { S3Layout, encodeName } from './layout.js';
 import type { S3Connection } from './sdk.js';
@@ -105,6 +106,7 @@ export class S3Target implements Target {
   private cleaned?: Promise<void>;
   private readonly settings: S3Settings;
   private connection?: Promise<S3Connection>;
+  private readonly agents = s3Agents();
   private lastCatalog?: { key: string; at: number; items: StoredSegment[] };
 
   constructor(
@@ -137,7 +139,7 @@ export class S3Target implements Target {
 
   /** The client, made when the bucket is first used (loading the SDK then). */
   s3(): Promise<S3Connection> {
-    this.connection ??= loadSdk().then((sdk) => ({ sdk, client: createS3Client(sdk, this.settings, this.checksums) }));
+    this.connection ??= loadSdk().then((sdk) => ({ sdk, client: createS3Client(sdk, this.settings, this.checksums, process.env, this.agents) }));
     return this.connection;
   }
 
@@ -552,7 +554,9 @@ export class S3Target implements Target {
     });
   }
 
+  /** Closes idle connections now and busy ones when their call ends, so a job still reading this bucket finishes. */
   close(): void {
-    void this.connection?.then((c) => c.client.destroy());
+    retireAgent(this.agents.httpAgent);
+    retireAgent(this.agents.httpsAgent);
   }
 }

@@ -14,10 +14,6 @@ export interface S3Location {
   url: string;
 }
 
-export function isS3Url(url: string): boolean {
-  return /^s3:\/\//i.test(url);
-}
-
 /** S3's bucket naming rules (the strict, DNS-compatible ones that every S3-compatible server accepts). */
 export function bucketNameProblem(name: string): string | undefined {
   if (name.length < 3 || name.length > 63) return `bucket name "${name}" must be 3 to 63 characters`;

@@ -36,7 +36,9 @@ final class AutostartPlan
       String nodeSetting,
       Optional<Path> node,
       Optional<Path> runtimeProperties,
-      boolean hasSegmentCache
+      boolean hasSegmentCache,
+      /** Whether druid.backup.bindAddress is set (in the properties or the environment): then the sidecar binds that. */
+      boolean bindAddressSet
   )
   {
   }
@@ -112,7 +114,23 @@ final class AutostartPlan
     // The port the extension calls, whatever else the file says.
     command.add("--port");
     command.add(Integer.toString(SidecarUrls.port(facts.url())));
+    // Druid's port is the sidecar's only face: it listens on the loopback address the extension calls, unless the
+    // operator says otherwise (a node that is also a target, or that VS Code reaches directly).
+    if (!facts.bindAddressSet()) {
+      command.add("--bind");
+      command.add(loopbackAddress(facts.url()));
+    }
     return new Decision(true, List.copyOf(command), "starting the druid-backup sidecar: " + String.join(" ", command), false);
+  }
+
+  /** The loopback address of a local sidecar URL as written ({@code ::1}, {@code 127.0.0.2}); 127.0.0.1 for localhost. */
+  static String loopbackAddress(URI url)
+  {
+    final String host = url.getHost();
+    if (host.startsWith("[") && host.endsWith("]")) {
+      return host.substring(1, host.length() - 1);
+    }
+    return host.matches("[0-9.]+") ? host : "127.0.0.1";
   }
 
   /** A name is looked up on the PATH as a shell would; a value with a separator is a path. */

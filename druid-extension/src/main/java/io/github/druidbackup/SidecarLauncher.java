@@ -59,7 +59,8 @@ public class SidecarLauncher
         config.getNode(),
         AutostartPlan.findExecutable(config.getNode(), System.getenv("PATH"), AutostartPlan::isExecutableFile),
         runtimePropertiesFile(),
-        hasSegmentCache(properties)
+        hasSegmentCache(properties),
+        bindAddressSet(properties, System.getenv("DRUID_BACKUP_BIND_ADDRESS"))
     ));
     if (!decision.start()) {
       if (decision.error()) {
@@ -167,6 +168,13 @@ public class SidecarLauncher
   }
 
   /** An Indexer or a MiddleManager has no segment cache; a sidecar started there would only refuse to run. */
+  /** druid.backup.bindAddress in the configuration, or its environment variable (the sidecar reads both). */
+  static boolean bindAddressSet(Properties properties, String environment)
+  {
+    return !properties.getProperty("druid.backup.bindAddress", "").isBlank()
+           || (environment != null && !environment.isBlank());
+  }
+
   static boolean hasSegmentCache(Properties properties)
   {
     final String locations = properties.getProperty("druid.segmentCache.locations", "").replaceAll("\\s", "");

@@ -25,7 +25,7 @@ class AutostartPlanTest
 
   private static AutostartPlan.Facts facts(Boolean autostart, URI url, boolean sidecarJs, Optional<Path> node, Optional<Path> props)
   {
-    return new AutostartPlan.Facts(autostart, url, EXT, sidecarJs, true, "node", node, props, true);
+    return new AutostartPlan.Facts(autostart, url, EXT, sidecarJs, true, "node", node, props, true, false);
   }
 
   @Test
@@ -36,7 +36,7 @@ class AutostartPlanTest
     assertEquals(
         List.of(
             "/usr/bin/node", "--max-semi-space-size=1", "--require", EXT.resolve("parent-watch.cjs").toString(), EXT.resolve("sidecar.js").toString(),
-            "sidecar", "--config", PROPS.toString(), "--port", "8584"
+            "sidecar", "--config", PROPS.toString(), "--port", "8584", "--bind", "127.0.0.1"
         ),
         d.command()
     );
@@ -46,7 +46,7 @@ class AutostartPlanTest
   void withoutTheParentWatchTheSidecarStillStarts()
   {
     final AutostartPlan.Decision d = AutostartPlan.decide(
-        new AutostartPlan.Facts(true, LOCAL, EXT, true, false, "node", Optional.of(NODE), Optional.of(PROPS), true)
+        new AutostartPlan.Facts(true, LOCAL, EXT, true, false, "node", Optional.of(NODE), Optional.of(PROPS), true, false)
     );
     assertTrue(d.start());
     assertFalse(d.command().contains("--require"));
@@ -66,10 +66,10 @@ class AutostartPlanTest
   void aNodeWithoutSegmentCacheStartsNoSidecarUnlessAsked()
   {
     final AutostartPlan.Facts indexer =
-        new AutostartPlan.Facts(null, LOCAL, EXT, true, true, "node", Optional.of(NODE), Optional.of(PROPS), false);
+        new AutostartPlan.Facts(null, LOCAL, EXT, true, true, "node", Optional.of(NODE), Optional.of(PROPS), false, false);
     assertSkip(indexer, "this node has no druid.segmentCache.locations", false);
     final AutostartPlan.Facts asked =
-        new AutostartPlan.Facts(true, LOCAL, EXT, true, true, "node", Optional.of(NODE), Optional.of(PROPS), false);
+        new AutostartPlan.Facts(true, LOCAL, EXT, true, true, "node", Optional.of(NODE), Optional.of(PROPS), false, false);
     assertTrue(AutostartPlan.decide(asked).start());
   }
 
@@ -82,6 +82,32 @@ class AutostartPlanTest
     assertFalse(SidecarLauncher.hasSegmentCache(p));
     p.setProperty("druid.segmentCache.locations", "[{\"path\":\"var/druid/segment-cache\",\"maxSize\":\"300g\"}]");
     assertTrue(SidecarLauncher.hasSegmentCache(p));
+  }
+
+  @Test
+  void anAutostartedSidecarListensOnLoopbackUnlessBindAddressIsSet()
+  {
+    final List<String> loopback = AutostartPlan.decide(facts(null, LOCAL, true, Optional.of(NODE), Optional.of(PROPS))).command();
+    assertEquals(List.of("--bind", "127.0.0.1"), loopback.subList(loopback.size() - 2, loopback.size()));
+    final List<String> v6 = AutostartPlan.decide(facts(null, URI.create("http://[::1]:8484"), true, Optional.of(NODE), Optional.of(PROPS))).command();
+    assertEquals(List.of("--bind", "::1"), v6.subList(v6.size() - 2, v6.size()));
+    // druid.backup.bindAddress set: the sidecar reads it from the same runtime.properties; no flag overrides it.
+    final AutostartPlan.Decision own = AutostartPlan.decide(
+        new AutostartPlan.Facts(null, LOCAL, EXT, true, true, "node", Optional.of(NODE), Optional.of(PROPS), true, true)
+    );
+    assertTrue(own.start());
+    assertFalse(own.command().contains("--bind"), own.command().toString());
+  }
+
+  @Test
+  void theBindAddressCountsAsSetInThePropertiesOrTheEnvironment()
+  {
+    final java.util.Properties p = new java.util.Properties();
+    assertFalse(SidecarLauncher.bindAddressSet(p, null));
+    assertFalse(SidecarLauncher.bindAddressSet(p, " "));
+    assertTrue(SidecarLauncher.bindAddressSet(p, "0.0.0.0"));
+    p.setProperty("druid.backup.bindAddress", "0.0.0.0");
+    assertTrue(SidecarLauncher.bindAddressSet(p, null));
   }
 
   @Test
