@@ -28,7 +28,10 @@ function fuzz(p: SidecarProcess, target: string): Promise<{ code: number | null;
     const args = ['run', `${p.url}/openapi.json`, '-H', `Authorization: Bearer ${p.token}`, '--checks', 'not_a_server_error,no_stack_trace'];
     // One worker: hypothesis describes strategies with ast.parse, which CPython 3.11 does not survive in threads.
     args.push('--max-examples', '8', '--max-time', String(SECONDS), '--seed', '1', '-w', '1', '--no-color', '--suppress-health-check', 'all');
+    // In a directory of its own: Schemathesis keeps a crash cache (.schemathesis/) in its working directory, which would
+    // litter the clone and replay one run's failures in the next.
     const child = spawn(ST, args, {
+      cwd: tmpDir('dbk-fuzz-st-'),
       env: { ...process.env, DBK_FUZZ_TARGET: target, SCHEMATHESIS_HOOKS: 'dbk_hooks', PYTHONPATH: path.join(__dirname, 'fuzz') },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
