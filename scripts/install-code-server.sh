@@ -50,6 +50,12 @@ export npm_config_unsafe_perm=true npm_config_yes=true npm_config_fund=false npm
 # @vscode/ripgrep's postinstall downloads rg from a host these machines cannot reach; it first looks for the
 # archive in {tmpdir}/vscode-ripgrep-cache-{its version}/, so Debian's rg is put there, under the install's own TMPDIR.
 export TMPDIR="$PWD/$DIR/tmp"
+# node-gyp builds the native modules against Node's headers, which it downloads from a host these machines cannot
+# reach unless told where Node's own are (a packaged Node ships them in {prefix}/include/node).
+node_prefix=$(dirname "$(dirname "$(readlink -f "$(command -v node)")")")
+if [ -z "${npm_config_nodedir:-}" ] && [ -f "$node_prefix/include/node/node_version.h" ]; then
+  export npm_config_nodedir="$node_prefix"
+fi
 
 (cd "$DIR" && retry npm install --ignore-scripts --no-package-lock)
 # The versions of @vscode/ripgrep that VS Code's own install will fetch, from its shrinkwrap.
