@@ -3,6 +3,7 @@
  * in the same process. These machines are noisy: compare ratios, not absolute times.
  * Usage: npm run bench [-- name...]   (default: all)
  */
+import { spawnSync } from 'node:child_process';
 import { benchBackup } from './backup.js';
 import { benchRestore } from './restore.js';
 import { benchS3 } from './s3.js';
@@ -12,6 +13,9 @@ const BENCHES: Record<string, () => Promise<void>> = { scan: benchScan, backup: 
 
 async function main() {
   const names = process.argv.slice(2).length ? process.argv.slice(2) : Object.keys(BENCHES);
+  // The S3 benchmark runs against VersityGW, installed on first use into .cache/bin (the script says what is missing).
+  if (names.includes('s3') && spawnSync('bash', ['scripts/install-versitygw.sh'], { stdio: 'inherit' }).status !== 0)
+    throw new Error('VersityGW could not be installed for the s3 benchmark: scripts/install-versitygw.sh says why above');
   for (const n of names) {
     const b = BENCHES[n];
     if (!b) throw new Error(`unknown benchmark ${n}; known: ${Object.keys(BENCHES).join(', ')}`);

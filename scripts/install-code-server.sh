@@ -2,9 +2,10 @@
 # Installs code-server (a real VS Code served to a browser) from the npm registry into .cache/code-server, in its
 # own folder with its own package.json, so the project's `npm ci` stays lean. The e2e test (test/e2e/) runs it.
 # Installs the Debian packages it needs when they are missing (as root). Idempotent: an install of the pinned
-# version that already works is kept.
+# version that already works is kept. A failed download (apt, npm's registry, node-gyp's headers) is tried again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/retry.sh
 
 # Pinned: the e2e leans on VS Code's DOM, and 4.100.x is the last line that runs on the machines' Node 20.
 VERSION=4.100.3
@@ -19,8 +20,8 @@ done
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "install-code-server: apt-get install ${need[*]}"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+    retry apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive retry apt-get install -y -qq "${need[@]}" >/dev/null
   else
     echo "install-code-server: missing Debian packages: ${need[*]} (sudo apt-get install ${need[*]})" >&2
     exit 1
@@ -49,8 +50,14 @@ export npm_config_unsafe_perm=true npm_config_yes=true npm_config_fund=false npm
 # @vscode/ripgrep's postinstall downloads rg from a host these machines cannot reach; it first looks for the
 # archive in {tmpdir}/vscode-ripgrep-cache-{its version}/, so Debian's rg is put there, under the install's own TMPDIR.
 export TMPDIR="$PWD/$DIR/tmp"
+# node-gyp builds the native modules against Node's headers, which it downloads from a host these machines cannot
+# reach unless told where Node's own are (a packaged Node ships them in {prefix}/include/node).
+node_prefix=$(dirname "$(dirname "$(readlink -f "$(command -v node)")")")
+if [ -z "${npm_config_nodedir:-}" ] && [ -f "$node_prefix/include/node/node_version.h" ]; then
+  export npm_config_nodedir="$node_prefix"
+fi
 
-(cd "$DIR" && npm install --ignore-scripts --no-package-lock)
+(cd "$DIR" && retry npm install --ignore-scripts --no-package-lock)
 # The versions of @vscode/ripgrep that VS Code's own install will fetch, from its shrinkwrap.
 RG_VERSIONS=$(node -e '
   const fs = require("fs"), seen = new Set();
@@ -70,7 +77,7 @@ for v in $RG_VERSIONS; do
     done
   done
 done
-(cd "$DIR" && npm rebuild code-server argon2)
+(cd "$DIR" && retry npm rebuild code-server argon2)
 [ -f "$BIN" ] || { echo "install-code-server: $BIN missing after install" >&2; exit 1; }
 echo "$VERSION" >"$DIR/.installed"
 rm -rf "$TMPDIR"

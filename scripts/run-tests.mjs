@@ -1,4 +1,6 @@
-// Runs the test suites with Node's built-in runner (TypeScript through tsx).
+// Runs the test suites with Node's built-in runner (TypeScript through tsx), first installing on first use, into the
+// ignored .cache/, the tools the selected suites run besides npm's packages, so that `npm ci && npm test` works on a
+// fresh clone. Each install script keeps what is already there and says in one line what is missing (Go, Python).
 // Usage: node scripts/run-tests.mjs [--concurrency=N] [suite...]   suites: unit integration reliability e2e druid (default: unit integration reliability e2e)
 import { spawnSync } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
@@ -27,20 +29,32 @@ if (files.length === 0) {
   console.error(`no test files under ${suites.map((s) => `test/${s}`).join(', ')}`);
   process.exit(1);
 }
-// The e2e suite drives a real VS Code (code-server) in Chromium: it runs on its own after the others, so it does not
-// compete with them for the 2 cores, once scripts/install-code-server.sh has installed what it needs.
+// The tools the suites run besides npm's packages: the S3 tests (integration, and the e2e client's bucket target)
+// start VersityGW, the reliability suite fuzzes the API with Schemathesis, the e2e suite drives a real VS Code
+// (code-server). Each is installed before the first group of tests that needs it. A tool that cannot be installed
+// does not stop the run: the tests that need it fail, saying so, and the others still give their results.
+const TOOLS = [
+  { name: 'VersityGW', script: 'scripts/install-versitygw.sh', suites: ['integration', 'e2e'] },
+  { name: 'Schemathesis', script: 'scripts/install-schemathesis.sh', suites: ['reliability'] },
+  { name: 'code-server', script: 'scripts/install-code-server.sh', suites: ['e2e'] },
+];
+const suiteOf = (file) => file.split(path.sep)[1];
+const tried = new Set();
+const notInstalled = [];
+// The e2e suite drives Chromium: it runs on its own after the others, not competing with them for the 2 cores.
 const e2eDir = path.join('test', 'e2e') + path.sep;
 const groups = [files.filter((f) => !f.startsWith(e2eDir)), files.filter((f) => f.startsWith(e2eDir))].filter((g) => g.length);
 let status = 0;
 for (const group of groups) {
-  if (group[0].startsWith(e2eDir)) {
-    const setup = spawnSync('bash', ['scripts/install-code-server.sh'], { stdio: 'inherit' });
-    if (setup.status !== 0) {
-      status ||= setup.status ?? 1;
-      continue;
-    }
+  for (const tool of TOOLS) {
+    if (tried.has(tool) || !group.some((f) => tool.suites.includes(suiteOf(f)))) continue;
+    tried.add(tool);
+    if (spawnSync('bash', [tool.script], { stdio: 'inherit' }).status !== 0) notInstalled.push(`${tool.name} (${tool.script})`);
   }
   const r = spawnSync(process.execPath, ['--import', 'tsx', '--test', `--test-concurrency=${concurrency}`, ...group], { stdio: 'inherit' });
   status ||= r.status ?? 1;
 }
-process.exit(status);
+// Said again at the end, where it is read: the install's own line scrolled by before the tests.
+if (notInstalled.length)
+  console.error(`run-tests: could not install ${notInstalled.join(', ')}; the tests that need it failed; the install's line above says why`);
+process.exit(status || (notInstalled.length ? 1 : 0));

@@ -41,7 +41,10 @@ function dirs(home: string) {
 }
 
 export function requireCodeServer(): void {
-  if (!existsSync(CODE_SERVER)) throw new Error(`code-server is not installed at ${CODE_SERVER}: run scripts/install-code-server.sh`);
+  if (!existsSync(CODE_SERVER))
+    throw new Error(
+      `code-server is not installed at ${CODE_SERVER}: npm test installs it on first use; run scripts/install-code-server.sh to install it or see what is missing`,
+    );
 }
 
 /** Installs a .vsix the way a person does (`code-server --install-extension`). */

@@ -1,6 +1,7 @@
 /**
  * A real S3 server for tests and benchmarks: VersityGW (installed into .cache/bin by scripts/install-versitygw.sh,
- * which .ci/run calls), started on a free loopback port with a temporary posix root. Objects are plain files under
+ * which `npm test`, `npm run test:e2e` and `npm run bench` run first), started on a free loopback port with a
+ * temporary posix root. Objects are plain files under
  * `{root}/{bucket}/{key}`, so a test can hash what arrived without an S3 client.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -12,6 +13,17 @@ import path from 'node:path';
 import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 
 export const VERSITYGW_BIN = process.env.VERSITYGW_BIN ?? path.resolve(__dirname, '../../.cache/bin/versitygw');
+
+/**
+ * Throws, saying why, when VersityGW is not installed. A test file calls it at its top, so that a missing server fails
+ * the file with this line instead of cancelling its tests behind a failed `before`.
+ */
+export function requireVersityGw(): void {
+  if (!existsSync(VERSITYGW_BIN))
+    throw new Error(
+      `VersityGW is not installed at ${VERSITYGW_BIN}: npm test installs it on first use; run scripts/install-versitygw.sh to install it or see what is missing (it needs Go)`,
+    );
+}
 
 export interface VersityGw {
   /** `http://127.0.0.1:PORT` */
@@ -61,8 +73,7 @@ async function waitHealthy(endpoint: string, child: ChildProcess, output: () => 
 }
 
 export async function startVersityGw(opts: { rootParent?: string } = {}): Promise<VersityGw> {
-  if (!existsSync(VERSITYGW_BIN))
-    throw new Error(`VersityGW is not installed at ${VERSITYGW_BIN}: run scripts/install-versitygw.sh (needs Go), as .ci/run does`);
+  requireVersityGw();
   const root = mkdtempSync(path.join(opts.rootParent ?? os.tmpdir(), 'dbk-s3root-'));
   const accessKey = 'dbk-test-key';
   const secretKey = `secret-${randomBytes(12).toString('hex')}`;

@@ -17,7 +17,9 @@ import { startSidecar, tmpDir, waitFor } from '../helpers/sidecar.js';
 import { runCli } from '../helpers/cli.js';
 import { treeDigests } from '../helpers/tree.js';
 import type { VersityGw } from '../helpers/versitygw.js';
-import { startVersityGw } from '../helpers/versitygw.js';
+import { requireVersityGw, startVersityGw } from '../helpers/versitygw.js';
+
+requireVersityGw();
 
 const sha = (file: string) => createHash('sha256').update(readFileSync(file)).digest('hex');
 

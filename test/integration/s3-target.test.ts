@@ -20,7 +20,9 @@ import { encodeName } from '../../sidecar/store/s3/layout.js';
 import { S3Target } from '../../sidecar/store/s3/target.js';
 import { bodyDigests } from '../../sidecar/store/s3/upload.js';
 import type { VersityGw } from '../helpers/versitygw.js';
-import { startVersityGw } from '../helpers/versitygw.js';
+import { requireVersityGw, startVersityGw } from '../helpers/versitygw.js';
+
+requireVersityGw();
 
 const MIB = 1024 * 1024;
 const silent = pino({ level: 'silent' });
