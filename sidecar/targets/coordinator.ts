@@ -4,6 +4,7 @@
  * source, so the cluster loads them again. A dry run only says what would be marked.
  */
 import axios from 'axios';
+import { ANSWER_LIMITS } from '../util/limitedRead.js';
 import { BackupError, messageOf } from '../errors.js';
 import { normalizeTargetUrl } from './spec.js';
 
@@ -43,7 +44,8 @@ export async function markUsed(plan: MarkUsedPlan, signal?: AbortSignal): Promis
         const res = await axios.post<{ numChangedSegments?: number }>(
           `${plan.coordinator}/druid/coordinator/v1/datasources/${encodeURIComponent(ds)}/markUsed`,
           { segmentIds: ids.slice(i, i + BATCH) },
-          { timeout: TIMEOUT_MS, signal, validateStatus: () => true, maxRedirects: 0 },
+          // The answer is a count: anything larger than a small answer is refused by axios as it arrives.
+          { timeout: TIMEOUT_MS, signal, validateStatus: () => true, maxRedirects: 0, maxContentLength: ANSWER_LIMITS.small },
         );
         if (res.status < 200 || res.status >= 300)
           throw new Error(`the Coordinator answered ${res.status}${typeof res.data === 'object' ? ` ${JSON.stringify(res.data).slice(0, 200)}` : ''}`);
