@@ -448,11 +448,15 @@ export function isJobActive(j: Pick<Job, 'state'>): boolean {
 
 /** What a job acts on, in a few words: "wikipedia 2024-01-01/2024-01-02", "3 segments", "everything". */
 export function jobScope(j: Job): string {
-  const r = j.request as { dataSource?: unknown; interval?: unknown; segmentIds?: unknown };
+  const r = j.request as { dataSource?: unknown; interval?: unknown; segmentIds?: unknown; truncated?: { segmentIds?: unknown } };
   const parts: string[] = [];
   if (typeof r.dataSource === 'string') parts.push(r.dataSource);
   if (typeof r.interval === 'string') parts.push(intervalLabel(r.interval));
-  if (Array.isArray(r.segmentIds)) parts.push(r.segmentIds.length === 1 ? String(r.segmentIds[0]) : plural(r.segmentIds.length, 'segment'));
+  if (Array.isArray(r.segmentIds)) {
+    // The sidecar keeps the first ids of a long list and its full length in `truncated`.
+    const count = typeof r.truncated?.segmentIds === 'number' && r.truncated.segmentIds > 0 ? r.truncated.segmentIds : r.segmentIds.length;
+    parts.push(count === 1 && r.segmentIds.length === 1 ? String(r.segmentIds[0]) : plural(count, 'segment'));
+  }
   return parts.join(' ') || (j.type === 'verify' ? 'whole store' : 'all segments');
 }
 
