@@ -8,7 +8,7 @@ import type { Duplex } from 'node:stream';
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import type { ApiError } from '../api.js';
 import type { ErrorCode } from '../errors.js';
-import { BackupError, isBackupError, messageOf } from '../errors.js';
+import { BackupError, isBackupError } from '../errors.js';
 
 export function errorBody(code: ErrorCode | string, message: string): ApiError {
   return { error: { code, message } };
