@@ -193,10 +193,10 @@ export const BACKUP_KEYS: KeySpec[] = [
   {
     key: 'druid.backup.http.bodyLimit',
     type: 'size',
-    default: '16MiB',
+    default: '8MiB',
     min: 1024,
     max: 1024 ** 3,
-    doc: 'Largest JSON request body (a backup request naming 100,000 segment ids is about 10 MB); larger ones get 413. Segment uploads stream and are bounded by their declared size instead.',
+    doc: 'Largest JSON request body; larger ones get 413. 8 MiB holds about 80,000 segment ids of usual length (select more by data source and interval), and ten such bodies back to back keep the sidecar below 300 MiB. Segment uploads stream and are bounded by their declared size instead.',
   },
   {
     key: 'druid.backup.http.maxConnections',

@@ -198,13 +198,14 @@ export class JobRegistry {
     const log = this.opts.log.child({ job: job.id, type: job.type });
     let fatal = false;
     let errorBytes = 0;
-    /** Keeps an error while the job's count and bytes of errors allow. */
-    const keepError = (segmentId: string | undefined, message: string) => {
+    /** Keeps an error while the job's count and bytes of errors allow; false when it was dropped. */
+    const keepError = (segmentId: string | undefined, message: string): boolean => {
       const e = segmentId ? { segmentId: clip(segmentId), message: clip(message) } : { message: clip(message) };
       const bytes = (e.segmentId?.length ?? 0) + e.message.length + 32;
-      if (job.errors.length >= MAX_ERRORS || errorBytes + bytes > MAX_ERROR_BYTES) return;
+      if (job.errors.length >= MAX_ERRORS || errorBytes + bytes > MAX_ERROR_BYTES) return false;
       errorBytes += bytes;
       job.errors.push(e);
+      return true;
     };
     const ctx: JobContext = {
       id: job.id,
@@ -230,8 +231,8 @@ export class JobRegistry {
       },
       segmentFailed: (segmentId, message) => {
         job.progress.segmentsFailed++;
-        keepError(segmentId, message);
-        log.warn({ segmentId, err: message }, 'segment failed');
+        // The log line goes with the kept error: 100,000 unknown ids must not write 100,000 lines while the loop waits.
+        if (keepError(segmentId, message)) log.warn({ segmentId: clip(segmentId ?? ''), err: clip(message) }, 'segment failed');
         this.changed(entry, false);
       },
       error: (message) => {
