@@ -295,7 +295,13 @@ describe('hostile resources', () => {
     assert.ok(peakMiB(busy) < PEAK_LIMIT_MIB, `busy peak ${peakMiB(busy)} MiB`);
   });
 
-  test('throughout: no sidecar exited, each peak below 300 MiB, health always within 1 s', () => {
+  test('an unknown route answers 404 naming the route, not "[object Object]"', async () => {
+    const r = await busy.request<{ error: { code: string; message: string } }>('GET', '/data/v1/nothing-here?x=1');
+    assert.equal(r.status, 404);
+    assert.deepEqual(r.json, { error: { code: 'not_found', message: 'no route GET /data/v1/nothing-here' } });
+  });
+
+  test('throughout: no sidecar exited, each peak below 300 MiB, health always within 1 s', async () => {
     for (const p of [victim, busy, target]) assert.equal(p.proc.exitCode, null, 'still running');
     for (const p of [victim, busy, target]) assert.ok(peakMiB(p) < PEAK_LIMIT_MIB, `peak ${peakMiB(p)} MiB`);
     for (const w of watches) {

@@ -210,9 +210,11 @@ export function createS3Client(sdk: Sdk, s: S3Settings, checksums: PartChecksums
   client.middlewareStack.addRelativeTo(
     ((next: (a: unknown) => Promise<{ response: unknown }>, context: { commandName?: string }) => async (args: unknown) => {
       const out = await next(args);
-      const res = out.response as { body?: unknown };
-      // GetObject's body is a segment file, streamed by its reader; every other answer is parsed whole by the SDK.
-      if (context.commandName !== 'GetObjectCommand' && res?.body && typeof (res.body as Readable).pipe === 'function')
+      const res = out.response as { body?: unknown; statusCode?: number };
+      // GetObject's body is a segment file, streamed by its reader; every other answer, and an error of any, is parsed
+      // whole by the SDK.
+      const parsed = context.commandName !== 'GetObjectCommand' || (res?.statusCode ?? 0) >= 300;
+      if (parsed && res?.body && typeof (res.body as Readable).pipe === 'function')
         res.body = limitedBody(res.body as Readable, ANSWER_LIMITS.page, `the answer of ${describeEndpoint(s, env)} to ${context.commandName ?? 'a request'}`);
       return out;
     }) as unknown as Middleware,
