@@ -221,8 +221,8 @@ export const BACKUP_KEYS: KeySpec[] = [
   {
     key: 'druid.backup.http.keepAliveTimeout',
     type: 'duration',
-    default: 'PT5S',
-    doc: 'How long an idle keep-alive connection stays open for its next request.',
+    default: 'PT72S',
+    doc: "How long an idle keep-alive connection stays open for its next request (longer than the usual 60 s of load balancers and clients' pools, so they close first and never reuse a connection as it closes); each counts toward maxConnections.",
   },
   // The Druid extension's keys (druid-extension/): both read the same runtime.properties.
   {
