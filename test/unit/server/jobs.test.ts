@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
@@ -129,6 +129,8 @@ test('the registry keeps errors bounded in bytes and saves the history without b
       for (let i = 0; i < 5000; i++) ctx.segmentFailed(`id-${i}`, 'y'.repeat(2000));
     },
   });
+  // Nothing is written while the job is created: the history is saved later, off the event loop.
+  assert.equal(existsSync(path.join(dir, 'jobs.json')), false);
   const done = (await jobs.wait(job.id))!;
   assert.equal(done.progress.segmentsFailed, 5000);
   const errorBytes = done.errors.reduce((n, e) => n + (e.segmentId?.length ?? 0) + e.message.length, 0);
