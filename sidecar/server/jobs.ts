@@ -198,6 +198,7 @@ export class JobRegistry {
     const log = this.opts.log.child({ job: job.id, type: job.type });
     let fatal = false;
     let errorBytes = 0;
+    let droppedNoted = false;
     /** Keeps an error while the job's count and bytes of errors allow; false when it was dropped. */
     const keepError = (segmentId: string | undefined, message: string): boolean => {
       const e = segmentId ? { segmentId: clip(segmentId), message: clip(message) } : { message: clip(message) };
@@ -233,6 +234,10 @@ export class JobRegistry {
         job.progress.segmentsFailed++;
         // The log line goes with the kept error: 100,000 unknown ids must not write 100,000 lines while the loop waits.
         if (keepError(segmentId, message)) log.warn({ segmentId: clip(segmentId ?? ''), err: clip(message) }, 'segment failed');
+        else if (!droppedNoted) {
+          droppedNoted = true;
+          log.warn({ kept: job.errors.length }, 'more segments failed: counted in the job, not kept or logged one by one');
+        }
         this.changed(entry, false);
       },
       error: (message) => {
