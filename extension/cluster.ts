@@ -12,8 +12,20 @@ import type { NodeProblem, NodeView } from './tree/rows.js';
 export interface NodeConfig {
   url: string;
   name?: string;
-  /** Where the Druid web console of this node's cluster is; default: the Router's port on the node's Druid host. */
+  /** Where the Druid web console of this node's cluster is; default: the Router's port on the host of `url`. */
   consoleUrl?: string;
+}
+
+/** A console URL from the settings: http(s) only, without credentials; undefined for anything else. */
+export function checkConsoleUrl(raw: string): string | undefined {
+  let u: URL;
+  try {
+    u = new URL(raw);
+  } catch {
+    return undefined;
+  }
+  if ((u.protocol !== 'http:' && u.protocol !== 'https:') || u.username || u.password) return undefined;
+  return u.toString();
 }
 
 /** Reads `druidBackup.nodes`: URLs as strings or `{url, name?, consoleUrl?}`; bad entries are reported, not fatal. */
@@ -27,11 +39,12 @@ export function parseNodes(raw: unknown, warn: (message: string) => void): NodeC
     }
     try {
       const url = normalizeNodeUrl(o.url);
-      out.set(url, {
-        url,
-        name: typeof o.name === 'string' && o.name ? o.name : undefined,
-        consoleUrl: typeof o.consoleUrl === 'string' ? o.consoleUrl : undefined,
-      });
+      let consoleUrl: string | undefined;
+      if (typeof o.consoleUrl === 'string' && o.consoleUrl) {
+        consoleUrl = checkConsoleUrl(o.consoleUrl);
+        if (!consoleUrl) warn(`druidBackup.nodes: the consoleUrl of ${url} is not an http:// or https:// URL; the default is used`);
+      }
+      out.set(url, { url, name: typeof o.name === 'string' && o.name ? o.name : undefined, consoleUrl });
     } catch (e) {
       warn(`druidBackup.nodes: ${(e as Error).message}`);
     }
@@ -40,14 +53,15 @@ export function parseNodes(raw: unknown, warn: (message: string) => void): NodeC
 }
 
 /**
- * The Druid web console of the node's cluster: the node's `consoleUrl` setting, else the Router's default port
- * (8888) on the node's Druid host, which is where a standard deployment serves it.
+ * The Druid web console of the node's cluster: the node's `consoleUrl` setting (http or https only), else the
+ * Router's default port (8888) on the host of the node's configured URL, which is where a standard deployment serves
+ * it. Never a host the server names (its `druid.host`): a server must not choose what VS Code opens.
  */
-export function consoleUrlOf(n: { url: string; consoleUrl?: string; info?: { druid: { host?: string } } }): string {
-  if (n.consoleUrl) return n.consoleUrl;
-  const host = n.info?.druid.host ?? new URL(n.url).hostname;
-  const h = host.includes(':') && !host.startsWith('[') ? `[${host}]` : host;
-  return `http://${h}:8888/unified-console.html`;
+export function consoleUrlOf(n: { url: string; consoleUrl?: string }): string {
+  const configured = n.consoleUrl ? checkConsoleUrl(n.consoleUrl) : undefined;
+  if (configured) return configured;
+  // The Router of a standard deployment speaks plain HTTP on 8888 whatever the sidecar speaks; an IPv6 hostname keeps its brackets.
+  return `http://${new URL(n.url).hostname}:8888/unified-console.html`;
 }
 
 export type ViewName = 'nodes' | 'backups' | 'jobs';

@@ -203,6 +203,41 @@ export const BACKUP_KEYS: KeySpec[] = [
     max: 5 * 1024 ** 3,
     doc: 'Files larger than this go up as multipart uploads (partSize, concurrency); others, every smoosh file by default, as one streamed PUT with a trailing sha256 that holds no part in memory.',
   },
+  // Limits of the API's HTTP server: a caller, or many, cannot exhaust memory, connections or the event loop.
+  {
+    key: 'druid.backup.http.bodyLimit',
+    type: 'size',
+    default: '8MiB',
+    min: 1024,
+    max: 1024 ** 3,
+    doc: 'Largest JSON request body; larger ones get 413. 8 MiB holds about 80,000 segment ids of usual length (select more by data source and interval), and ten such bodies back to back keep the sidecar below 300 MiB. Segment uploads stream and are bounded by their declared size instead.',
+  },
+  {
+    key: 'druid.backup.http.maxConnections',
+    type: 'int',
+    default: '1024',
+    min: 1,
+    max: 1_000_000,
+    doc: 'Connections the API serves at once; one beyond is closed as it opens.',
+  },
+  {
+    key: 'druid.backup.http.headersTimeout',
+    type: 'duration',
+    default: 'PT5S',
+    doc: "Time a request's headers may take to arrive; a connection that sends part of a request and stalls is answered 408 and closed within it.",
+  },
+  {
+    key: 'druid.backup.http.requestTimeout',
+    type: 'duration',
+    default: 'PT0S',
+    doc: 'Time a whole request may take to arrive; PT0S is none (the default: an upload of a large segment can take hours, and one that stays silent is dropped after stallTimeout).',
+  },
+  {
+    key: 'druid.backup.http.keepAliveTimeout',
+    type: 'duration',
+    default: 'PT72S',
+    doc: "How long an idle keep-alive connection stays open for its next request (longer than the usual 60 s of load balancers and clients' pools, so they close first and never reuse a connection as it closes); each counts toward maxConnections.",
+  },
   // The Druid extension's keys (druid-extension/): both read the same runtime.properties.
   {
     key: 'druid.backup.sidecar.url',
@@ -277,6 +312,17 @@ export interface SidecarConfig {
   restoreLayout: 'auto' | 'nested' | 'flat';
   /** Settings of s3:// targets. */
   s3: S3Settings;
+  /** Limits of the API's HTTP server (druid.backup.http.*). */
+  http: HttpLimits;
+}
+
+export interface HttpLimits {
+  bodyLimit: number;
+  maxConnections: number;
+  headersTimeoutMs: number;
+  /** 0: none. */
+  requestTimeoutMs: number;
+  keepAliveTimeoutMs: number;
 }
 
 export interface LoadOptions {
@@ -505,6 +551,21 @@ export function loadSidecarConfig(opts: LoadOptions = {}): SidecarConfig {
     fail(tls.cert ? 'druid.backup.tls.cert' : 'druid.backup.tls.key', 'HTTPS needs both druid.backup.tls.cert and druid.backup.tls.key');
   for (const [k, file] of Object.entries(tls)) if (file && !existsSync(file)) fail(`druid.backup.tls.${k}`, `${file} does not exist`);
 
+  function httpLimits(): HttpLimits {
+    const limits: HttpLimits = {
+      bodyLimit: typed('druid.backup.http.bodyLimit') as number,
+      maxConnections: typed('druid.backup.http.maxConnections') as number,
+      headersTimeoutMs: typed('druid.backup.http.headersTimeout') as number,
+      requestTimeoutMs: typed('druid.backup.http.requestTimeout') as number,
+      keepAliveTimeoutMs: typed('druid.backup.http.keepAliveTimeout') as number,
+    };
+    if (limits.headersTimeoutMs < 100) fail('druid.backup.http.headersTimeout', 'is below 100 ms; a request could not arrive');
+    // Node refuses a headers timeout longer than the request timeout, and the headers are part of the request.
+    if (limits.requestTimeoutMs > 0 && limits.requestTimeoutMs < limits.headersTimeoutMs)
+      fail('druid.backup.http.requestTimeout', `is shorter than druid.backup.http.headersTimeout (${limits.headersTimeoutMs} ms)`);
+    return limits;
+  }
+
   const host = druid.host;
   const nodeName = (typed('druid.backup.nodeName') as string | undefined) ?? (host ? `${host}:${druid.plaintextPort ?? 8083}` : `${os.hostname()}:${port}`);
 
@@ -571,5 +632,6 @@ export function loadSidecarConfig(opts: LoadOptions = {}): SidecarConfig {
       concurrency: typed('druid.backup.s3.concurrency') as number,
       multipartThreshold: typed('druid.backup.s3.multipartThreshold') as number,
     },
+    http: httpLimits(),
   };
 }

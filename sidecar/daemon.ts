@@ -134,7 +134,7 @@ export async function startSidecar(config: SidecarConfig, log: Logger = createLo
     openTarget: open,
   };
 
-  const app = await buildApp(ctx, { token, https: tls.server });
+  const app = await buildApp(ctx, { token, https: tls.server, limits: config.http });
   await app.listen({ port: config.port, host: config.bindAddress });
   const addr = app.server.address();
   if (!addr || typeof addr === 'string') throw new BackupError('internal', 'the API has no TCP address');

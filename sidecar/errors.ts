@@ -19,6 +19,7 @@ export type ErrorCode =
   | 'no_space'
   | 'target_unreachable'
   | 'target_error'
+  | 'target_answer_too_large'
   | 'cancelled'
   | 'internal';
 
@@ -38,6 +39,7 @@ const STATUS: Record<ErrorCode, number> = {
   no_space: 507,
   target_unreachable: 502,
   target_error: 502,
+  target_answer_too_large: 502,
   cancelled: 409,
   internal: 500,
 };

@@ -97,7 +97,6 @@ export function refreshNode(ext: ExtensionState, arg?: unknown): void {
 export async function openConsole(ext: ExtensionState, arg?: unknown): Promise<void> {
   const n = await nodeOf(ext, arg, 'Node whose Druid console to open');
   if (!n) return;
-  await ext.cluster.ensureInfo(n);
   const url = consoleUrlOf(n);
   ext.output.info(`opening the Druid console of ${n.url}: ${url}`);
   await vscode.env.openExternal(vscode.Uri.parse(url));

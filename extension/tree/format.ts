@@ -29,11 +29,19 @@ export function timeAgo(iso: string | undefined, now: number): string {
   return iso.slice(0, 10);
 }
 
+/** The count as a number whatever a server sent (a string would go into a tooltip as it is). */
 export function plural(n: number, word: string): string {
-  return `${n.toLocaleString('en-US')} ${word}${n === 1 ? '' : 's'}`;
+  const v = Number(n);
+  return `${v.toLocaleString('en-US')} ${word}${v === 1 ? '' : 's'}`;
 }
 
-/** Escapes text for a MarkdownString tooltip. */
-export function md(text: string): string {
-  return text.replace(/[\\`*_{}[\]()#+\-.!|<>]/g, '\\$&');
+/**
+ * Text from a server (names, ids, paths, messages) made literal for a MarkdownString tooltip: every ASCII punctuation
+ * character backslash-escaped, as CommonMark allows, so no link, image, HTML, entity, code span or emphasis can
+ * come out of it; line breaks and other control characters become spaces, so it cannot start a block either.
+ */
+export function md(text: unknown): string {
+  return String(text)
+    .replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]+/g, ' ')
+    .replace(/[\x21-\x2f\x3a-\x40\x5b-\x60\x7b-\x7e]/g, '\\$&');
 }

@@ -17,7 +17,13 @@ export function toTreeItem(row: Row): vscode.TreeItem {
   const item = new vscode.TreeItem(row.label, COLLAPSIBLE[row.collapsible]);
   item.id = row.id;
   item.description = row.description;
-  if (row.tooltip) item.tooltip = new vscode.MarkdownString(row.tooltip);
+  if (row.tooltip) {
+    // The rows escape what servers send (md()); nothing in a tooltip may run a command or render HTML.
+    const tip = new vscode.MarkdownString(row.tooltip, false);
+    tip.isTrusted = false;
+    tip.supportHtml = false;
+    item.tooltip = tip;
+  }
   if (row.icon) item.iconPath = new vscode.ThemeIcon(row.icon.icon, row.icon.color ? new vscode.ThemeColor(row.icon.color) : undefined);
   item.contextValue = row.contextValue;
   if (row.command) item.command = { command: row.command.command, title: row.command.title, arguments: row.command.args };

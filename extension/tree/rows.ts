@@ -150,12 +150,12 @@ function nodeTooltip(n: NodeView): string {
   const lines = [`**${md(nodeLabel(n))}**`, '', `URL: ${md(n.url)}`];
   const i = n.via ? undefined : n.info;
   if (i) {
-    lines.push(`Roles: ${i.roles.join(', ')}`, `Sidecar version: ${md(i.version)}`, `Started: ${md(i.startedAt)}`);
+    lines.push(`Roles: ${md(i.roles.join(', '))}`, `Sidecar version: ${md(i.version)}`, `Started: ${md(i.startedAt)}`);
     if (i.druid.service || i.druid.host)
       lines.push(`Druid: ${md([i.druid.service, i.druid.host && `${i.druid.host}:${i.druid.plaintextPort ?? ''}`].filter(Boolean).join(' on '))}`);
-    if (i.druid.locations.length) lines.push(`Cache locations (${i.druid.layout} layout): ${i.druid.locations.map((l) => md(l.path)).join(', ')}`);
+    if (i.druid.locations.length) lines.push(`Cache locations (${md(i.druid.layout)} layout): ${i.druid.locations.map((l) => md(l.path)).join(', ')}`);
     if (i.target) lines.push(`Backs up to: ${md(i.target)}`);
-    if (i.store) lines.push(`Store: ${md(i.store.path)}, ${plural(i.store.segments, 'segment')}, ${formatBytes(i.store.bytes)}`);
+    if (i.store) lines.push(`Store: ${md(i.store.path)}, ${plural(i.store.segments, 'segment')}, ${md(formatBytes(i.store.bytes))}`);
   }
   if (n.via) lines.push(`A bucket, read through the node at ${md(n.via)}`);
   if (n.error) lines.push('', `Error: ${md(n.error.message)}`);
@@ -224,7 +224,7 @@ export function dataSourceRow(n: NodeView, dataSource: string): Row {
     kind: 'dataSource',
     label: dataSource,
     description: `${plural(sum.segments, 'segment')}, ${formatBytes(sum.bytes)} · ${stateCounts(sum)}`,
-    tooltip: `**${md(dataSource)}**  \n${plural(n.segments?.intervals(dataSource).length ?? 0, 'interval')}, ${plural(sum.segments, 'segment')}, ${formatBytes(sum.bytes)}  \n${stateCounts(sum)}`,
+    tooltip: `**${md(dataSource)}**  \n${plural(n.segments?.intervals(dataSource).length ?? 0, 'interval')}, ${plural(sum.segments, 'segment')}, ${md(formatBytes(sum.bytes))}  \n${stateCounts(sum)}`,
     icon: { icon: 'database', color: LOOKS[sum.worst].color },
     contextValue: 'dataSource',
     collapsible: 'collapsed',
@@ -244,7 +244,7 @@ export function intervalRow(n: NodeView, dataSource: string, interval: string): 
     kind: 'interval',
     label: intervalLabel(interval),
     description: `${plural(sum.segments, 'segment')}, ${formatBytes(sum.bytes)} · ${stateCounts(sum)}`,
-    tooltip: `**${md(dataSource)}** ${md(interval)}  \n${plural(sum.segments, 'segment')}, ${formatBytes(sum.bytes)}  \n${stateCounts(sum)}`,
+    tooltip: `**${md(dataSource)}** ${md(interval)}  \n${plural(sum.segments, 'segment')}, ${md(formatBytes(sum.bytes))}  \n${stateCounts(sum)}`,
     icon: { icon: 'calendar', color: LOOKS[sum.worst].color },
     contextValue: 'interval',
     collapsible: 'collapsed',
@@ -267,11 +267,11 @@ export function segmentRow(n: NodeView, s: SegmentInfo, now: number): Row {
     `**${md(s.id)}**`,
     '',
     `State: ${md(look.label)}${reason ? ` (${md(reason)})` : ''}`,
-    `Size: ${formatBytes(s.size)} in ${plural(s.files.length, 'file')} (${s.layout} layout)`,
-    `Files: ${s.files.map((f) => `${md(f.name)} ${formatBytes(f.size)}`).join(', ')}`,
+    `Size: ${md(formatBytes(s.size))} in ${plural(s.files.length, 'file')} (${md(s.layout)} layout)`,
+    `Files: ${s.files.map((f) => `${md(f.name)} ${md(formatBytes(f.size))}`).join(', ')}`,
     `Backup: ${md(s.backup.state)}${s.backup.target ? ` to ${md(s.backup.target)}` : ''}`,
   ];
-  if (s.backup.at) tip.push(`Backed up: ${md(s.backup.at)} (${timeAgo(s.backup.at, now)})`);
+  if (s.backup.at) tip.push(`Backed up: ${md(s.backup.at)} (${md(timeAgo(s.backup.at, now))})`);
   if (s.backup.error) tip.push(`Backup error: ${md(s.backup.error)}`);
   if (!s.hasInfoFile) tip.push('No info_dir entry: Druid will not load it at start');
   const words = ['segment', state];
@@ -378,7 +378,7 @@ export function storedIntervalRow(n: NodeView, dataSource: string, interval: str
     kind: 'storedInterval',
     label: intervalLabel(interval),
     description: storedDescription(sum),
-    tooltip: `**${md(dataSource)}** ${md(interval)}  \n${storedDescription(sum)}`,
+    tooltip: `**${md(dataSource)}** ${md(interval)}  \n${md(storedDescription(sum))}`,
     icon: { icon: 'calendar', color: sum.conflicts ? 'charts.yellow' : undefined },
     contextValue: 'storedInterval',
     collapsible: 'collapsed',
@@ -398,10 +398,10 @@ export function storedSegmentRow(n: NodeView, s: StoredSegment, now: number): Ro
   const tip = [
     `**${md(s.segmentId)}**`,
     '',
-    `Size: ${formatBytes(s.size)} in ${plural(s.fileCount, 'file')}`,
-    `Digest: \`${s.digest}\``,
+    `Size: ${md(formatBytes(s.size))} in ${plural(s.fileCount, 'file')}`,
+    `Digest: ${md(s.digest)}`,
     `Sources: ${s.sources.map(md).join(', ') || 'none'}`,
-    `Stored: ${md(s.createdAt)}, updated ${md(s.updatedAt)} (${timeAgo(s.updatedAt, now)})`,
+    `Stored: ${md(s.createdAt)}, updated ${md(s.updatedAt)} (${md(timeAgo(s.updatedAt, now))})`,
   ];
   if (conflict) tip.push(`**Replicas that differ from the stored copy:** ${s.conflicts.map(md).join(', ')}`);
   return {
@@ -448,11 +448,15 @@ export function isJobActive(j: Pick<Job, 'state'>): boolean {
 
 /** What a job acts on, in a few words: "wikipedia 2024-01-01/2024-01-02", "3 segments", "everything". */
 export function jobScope(j: Job): string {
-  const r = j.request as { dataSource?: unknown; interval?: unknown; segmentIds?: unknown };
+  const r = j.request as { dataSource?: unknown; interval?: unknown; segmentIds?: unknown; truncated?: { segmentIds?: unknown } };
   const parts: string[] = [];
   if (typeof r.dataSource === 'string') parts.push(r.dataSource);
   if (typeof r.interval === 'string') parts.push(intervalLabel(r.interval));
-  if (Array.isArray(r.segmentIds)) parts.push(r.segmentIds.length === 1 ? String(r.segmentIds[0]) : plural(r.segmentIds.length, 'segment'));
+  if (Array.isArray(r.segmentIds)) {
+    // The sidecar keeps the first ids of a long list and its full length in `truncated`.
+    const count = typeof r.truncated?.segmentIds === 'number' && r.truncated.segmentIds > 0 ? r.truncated.segmentIds : r.segmentIds.length;
+    parts.push(count === 1 && r.segmentIds.length === 1 ? String(r.segmentIds[0]) : plural(count, 'segment'));
+  }
   return parts.join(' ') || (j.type === 'verify' ? 'whole store' : 'all segments');
 }
 
@@ -478,9 +482,9 @@ export function jobRow(n: NodeView, j: Job, now: number): Row {
     description = `${j.state} · ${counts.join(', ')} · ${timeAgo(j.finishedAt ?? j.createdAt, now)}`;
   }
   const tip = [
-    `**${j.type} job ${md(j.id)}** on ${md(nodeLabel(n))}`,
+    `**${md(j.type)} job ${md(j.id)}** on ${md(nodeLabel(n))}`,
     '',
-    `State: ${j.state}`,
+    `State: ${md(j.state)}`,
     `Scope: ${md(jobScope(j))}`,
     ...(j.target ? [`Target: ${md(j.target)}`] : []),
     `Progress: ${md(jobProgress(j))}`,

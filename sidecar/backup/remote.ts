@@ -4,7 +4,9 @@
  */
 import type { StoredSummary, Target, TransferOptions } from '../store/target.js';
 import type { ListFilter } from '../store/target.js';
+import { BackupError } from '../errors.js';
 import { HttpTarget } from '../store/http/target.js';
+import { PageGuard } from '../util/limitedRead.js';
 
 const PAGE = 1000;
 
@@ -19,10 +21,14 @@ export async function remoteIndex(target: Target, filter: ListFilter = {}, opts:
   if (target instanceof HttpTarget && !filter.segmentIds) {
     // The catalog carries digest and sources without the file lists of whole manifests.
     let cursor: string | undefined;
+    const guard = new PageGuard(`the catalog of ${target.url}`);
     do {
       const page = await target.catalog({ dataSource: filter.dataSource, interval: filter.interval, limit: PAGE, cursor }, opts);
+      if (!Array.isArray(page?.items) || page.items.length > PAGE)
+        throw new BackupError('target_error', `${target.url} answered a catalog page that is not a list of at most ${PAGE} segments`);
       for (const s of page.items) out.set(s.segmentId, { digest: s.digest, sources: s.sources, size: s.size });
-      cursor = page.nextCursor;
+      cursor = typeof page.nextCursor === 'string' && page.nextCursor ? page.nextCursor : undefined;
+      if (cursor) guard.next(cursor);
     } while (cursor);
     return out;
   }

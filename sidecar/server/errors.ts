@@ -8,7 +8,7 @@ import type { Duplex } from 'node:stream';
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import type { ApiError } from '../api.js';
 import type { ErrorCode } from '../errors.js';
-import { BackupError, isBackupError, messageOf } from '../errors.js';
+import { BackupError, isBackupError } from '../errors.js';
 
 export function errorBody(code: ErrorCode | string, message: string): ApiError {
   return { error: { code, message } };
@@ -50,7 +50,8 @@ export function toHttpError(e: unknown): { status: number; body: ApiError; log: 
     return { status: fe.statusCode ?? new BackupError(code, '').status, body: errorBody(code, message), log: false };
   }
   if (fe && typeof fe.statusCode === 'number' && fe.statusCode >= 400 && fe.statusCode < 500) {
-    return { status: fe.statusCode, body: errorBody(fe.statusCode === 404 ? 'not_found' : 'bad_request', messageOf(e)), log: false };
+    const message = typeof fe.message === 'string' && fe.message ? fe.message : STATUS_CODES[fe.statusCode] ?? 'bad request';
+    return { status: fe.statusCode, body: errorBody(fe.statusCode === 404 ? 'not_found' : 'bad_request', message), log: false };
   }
   return { status: 500, body: errorBody('internal', 'internal error; see the sidecar log'), log: true };
 }

@@ -1,10 +1,12 @@
 /**
  * The job registry: backup, restore and verify jobs run here, whatever starts them. A job is created with a type,
- * the request that started it and a run function; the run function gets a `JobContext` with an AbortSignal (set
+ * a summary of the request that started it (bounded in bytes: a request naming 100,000 segments keeps the first
+ * few and their count) and a run function; the run function gets a `JobContext` with an AbortSignal (set
  * by `DELETE /data/v1/jobs/{id}` or shutdown) and calls to report progress and per-segment errors. Every change is
  * published as a `job` event (throttled while bytes flow); the newest `HISTORY` jobs are kept in memory and in
  * `{stateDir}/jobs.json`, so a client can still read a job's outcome after the sidecar restarted. A job that was
- * running when the sidecar stopped is read back as failed, with the reason.
+ * running when the sidecar stopped is read back as failed, with the reason. The file is written on the thread pool,
+ * changes of a moment coalesced into one write, so saving never stalls the server.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync } from 'node:fs';
@@ -12,13 +14,21 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import type { Job, JobProgress, JobState, JobType } from '../api.js';
 import { BackupError, messageOf } from '../errors.js';
-import { writeFileAtomic } from '../util/atomic.js';
+import { writeFileAtomicAsync } from '../util/atomic.js';
 import type { EventBus } from './events.js';
 
 /** Jobs kept (in memory and on disk) once finished. */
 export const HISTORY = 200;
 /** Per-job errors kept: a job over 100,000 segments against a dead target must not grow without bound. */
 export const MAX_ERRORS = 1000;
+/** Bytes of error messages kept per job (its count of failed segments stays exact). */
+export const MAX_ERROR_BYTES = 64 * 1024;
+/** What a job keeps of its request, in bytes of JSON. */
+export const REQUEST_SUMMARY_BYTES = 4096;
+/** A string in a request summary or an error is cut to this many characters (a segment id runs to 1024). */
+const MAX_TEXT = 1100;
+/** The history file is written at most this often. */
+const PERSIST_DELAY_MS = 200;
 /** Progress events of one job are published at most this often; state changes go out at once. */
 const EVENT_INTERVAL_MS = 250;
 
@@ -60,6 +70,59 @@ interface Entry {
   eventTimer?: NodeJS.Timeout;
 }
 
+function clip(s: string): string {
+  return s.length > MAX_TEXT ? `${s.slice(0, MAX_TEXT)}…` : s;
+}
+
+/** A value of a request as kept: strings cut, anything else kept when its JSON is short. */
+function clipValue(v: unknown): { value: unknown; bytes: number } | undefined {
+  const value = typeof v === 'string' ? clip(v) : v;
+  const json = JSON.stringify(value);
+  if (json === undefined || (typeof value !== 'string' && json.length > MAX_TEXT)) return undefined;
+  return { value, bytes: Buffer.byteLength(json) };
+}
+
+/**
+ * What a job keeps of its request: at most `maxBytes` of JSON. Scalars are kept (strings cut); a list keeps its
+ * first items while room lasts, and `truncated` maps each list cut short to its full length, so a client can still
+ * say "100,000 segments". A field too large to keep at all is named in `truncated` with -1.
+ */
+export function summarizeRequest(request: Record<string, unknown>, maxBytes = REQUEST_SUMMARY_BYTES): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  const truncated: Record<string, number> = {};
+  // Room held back for `truncated` itself: a few fields, each a name and a count.
+  let room = maxBytes - 256;
+  const entries = Object.entries(request);
+  // Scalars first, so a long list cannot crowd out the data source or the target.
+  entries.sort(([, a], [, b]) => Number(Array.isArray(a)) - Number(Array.isArray(b)));
+  for (const [k, v] of entries) {
+    const keyBytes = Buffer.byteLength(JSON.stringify(clip(k))) + 2;
+    if (Array.isArray(v)) {
+      const kept: unknown[] = [];
+      let bytes = keyBytes + 2;
+      for (const item of v) {
+        const c = clipValue(item);
+        if (!c || bytes + c.bytes + 1 > room) break;
+        kept.push(c.value);
+        bytes += c.bytes + 1;
+      }
+      out[clip(k)] = kept;
+      room -= bytes;
+      if (kept.length < v.length) truncated[clip(k)] = v.length;
+      continue;
+    }
+    const c = clipValue(v);
+    if (!c || keyBytes + c.bytes > room) {
+      if (Object.keys(truncated).length < 8) truncated[clip(k)] = -1;
+      continue;
+    }
+    out[clip(k)] = c.value;
+    room -= keyBytes + c.bytes;
+  }
+  if (Object.keys(truncated).length) out.truncated = truncated;
+  return out;
+}
+
 function emptyProgress(): JobProgress {
   return { segmentsTotal: 0, segmentsDone: 0, segmentsSkipped: 0, segmentsFailed: 0, bytesTotal: 0, bytesDone: 0 };
 }
@@ -72,6 +135,9 @@ export class JobRegistry {
   private readonly entries = new Map<string, Entry>();
   private readonly file?: string;
   private persistTimer?: NodeJS.Timeout;
+  /** The write in flight, and whether a change came after it began (one more write follows). */
+  private writing?: Promise<void>;
+  private dirty = false;
   private closed = false;
 
   constructor(private readonly opts: { stateDir?: string; events: EventBus; log: Logger }) {
@@ -114,7 +180,7 @@ export class JobRegistry {
       type: o.type,
       state: 'queued',
       target: o.target,
-      request: o.request,
+      request: summarizeRequest(o.request),
       progress: emptyProgress(),
       errors: [],
       createdAt: new Date(now).toISOString(),
@@ -131,6 +197,17 @@ export class JobRegistry {
     const { job, abort } = entry;
     const log = this.opts.log.child({ job: job.id, type: job.type });
     let fatal = false;
+    let errorBytes = 0;
+    let droppedNoted = false;
+    /** Keeps an error while the job's count and bytes of errors allow; false when it was dropped. */
+    const keepError = (segmentId: string | undefined, message: string): boolean => {
+      const e = segmentId ? { segmentId: clip(segmentId), message: clip(message) } : { message: clip(message) };
+      const bytes = (e.segmentId?.length ?? 0) + e.message.length + 32;
+      if (job.errors.length >= MAX_ERRORS || errorBytes + bytes > MAX_ERROR_BYTES) return false;
+      errorBytes += bytes;
+      job.errors.push(e);
+      return true;
+    };
     const ctx: JobContext = {
       id: job.id,
       signal: abort.signal,
@@ -155,13 +232,17 @@ export class JobRegistry {
       },
       segmentFailed: (segmentId, message) => {
         job.progress.segmentsFailed++;
-        if (job.errors.length < MAX_ERRORS) job.errors.push(segmentId ? { segmentId, message } : { message });
-        log.warn({ segmentId, err: message }, 'segment failed');
+        // The log line goes with the kept error: 100,000 unknown ids must not write 100,000 lines while the loop waits.
+        if (keepError(segmentId, message)) log.warn({ segmentId: clip(segmentId ?? ''), err: clip(message) }, 'segment failed');
+        else if (!droppedNoted) {
+          droppedNoted = true;
+          log.warn({ kept: job.errors.length }, 'more segments failed: counted in the job, not kept or logged one by one');
+        }
         this.changed(entry, false);
       },
       error: (message) => {
         fatal = true;
-        if (job.errors.length < MAX_ERRORS) job.errors.push({ message });
+        keepError(undefined, message);
         this.changed(entry, false);
       },
       throwIfCancelled: () => {
@@ -185,7 +266,8 @@ export class JobRegistry {
     } catch (e) {
       if (abort.signal.aborted) this.finish(entry, 'cancelled');
       else {
-        if (job.errors.length < MAX_ERRORS) job.errors.push({ message: messageOf(e) });
+        // The reason the job failed is kept even when the errors before it filled the budget.
+        if (job.errors.length < MAX_ERRORS) job.errors.push({ message: clip(messageOf(e)) });
         if (!(e instanceof BackupError)) log.error({ err: e }, 'job crashed');
         this.finish(entry, 'failed');
       }
@@ -231,21 +313,36 @@ export class JobRegistry {
     }
   }
 
+  /** A write soon; changes until then, or while a write runs, go into the next one. */
   private schedulePersist(): void {
-    if (!this.file || this.persistTimer) return;
+    if (!this.file) return;
+    if (this.writing) {
+      this.dirty = true;
+      return;
+    }
+    if (this.persistTimer) return;
     this.persistTimer = setTimeout(() => {
       this.persistTimer = undefined;
-      this.persist();
-    }, 200);
+      void this.persist();
+    }, PERSIST_DELAY_MS);
   }
 
-  private persist(): void {
-    if (!this.file) return;
-    try {
-      writeFileAtomic(this.file, JSON.stringify(this.list()));
-    } catch (e) {
-      this.opts.log.warn({ file: this.file, err: messageOf(e) }, 'cannot save the job history');
+  /** Writes the history on the thread pool; one write at a time, then one more if something changed meanwhile. */
+  private persist(): Promise<void> {
+    if (!this.file) return Promise.resolve();
+    if (this.writing) {
+      this.dirty = true;
+      return this.writing;
     }
+    this.dirty = false;
+    const file = this.file;
+    this.writing = writeFileAtomicAsync(file, JSON.stringify(this.list()))
+      .catch((e) => this.opts.log.warn({ file, err: messageOf(e) }, 'cannot save the job history'))
+      .finally(() => {
+        this.writing = undefined;
+        if (this.dirty && !this.closed) this.schedulePersist();
+      });
+    return this.writing;
   }
 
   /** Newest first; optionally only jobs of one type or state. */
@@ -289,6 +386,7 @@ export class JobRegistry {
     for (const e of this.entries.values()) clearTimeout(e.eventTimer);
     clearTimeout(this.persistTimer);
     this.persistTimer = undefined;
-    this.persist();
+    await this.writing;
+    await this.persist();
   }
 }

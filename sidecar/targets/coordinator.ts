@@ -4,6 +4,7 @@
  * source, so the cluster loads them again. A dry run only says what would be marked.
  */
 import axios from 'axios';
+import { ANSWER_LIMITS } from '../util/limitedRead.js';
 import { BackupError, messageOf } from '../errors.js';
 import type { SidecarConfig } from '../config.js';
 import { ALLOWED_TARGETS_KEY, isAllowed } from './allow.js';
@@ -55,7 +56,8 @@ export async function markUsed(plan: MarkUsedPlan, signal?: AbortSignal): Promis
         const res = await axios.post<{ numChangedSegments?: number }>(
           `${plan.coordinator}/druid/coordinator/v1/datasources/${encodeURIComponent(ds)}/markUsed`,
           { segmentIds: ids.slice(i, i + BATCH) },
-          { timeout: TIMEOUT_MS, signal, validateStatus: () => true, maxRedirects: 0 },
+          // The answer is a count: anything larger than a small answer is refused by axios as it arrives.
+          { timeout: TIMEOUT_MS, signal, validateStatus: () => true, maxRedirects: 0, maxContentLength: ANSWER_LIMITS.small },
         );
         if (res.status < 200 || res.status >= 300)
           // Its status only: the answer's text is the Coordinator's, never put into our messages.

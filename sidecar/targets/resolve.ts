@@ -45,7 +45,7 @@ export async function checkTarget(target: Target, named: boolean, timeoutMs: num
     await target.stats({ signal });
   } catch (e) {
     // Unreachable, or refused with a 4xx the target itself named (an S3 bucket that does not exist, refused credentials).
-    if (isBackupError(e) && (e.code === 'target_unreachable' || (e.code === 'target_error' && e.status < 500))) throw e;
+    if (isBackupError(e) && (e.code === 'target_unreachable' || e.code === 'target_answer_too_large' || (e.code === 'target_error' && e.status < 500))) throw e;
     throw new BackupError('target_error', `target ${target.url} cannot take backups: ${messageOf(e)}`);
   }
 }

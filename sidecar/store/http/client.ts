@@ -13,6 +13,7 @@ import type { ErrorCode } from '../../errors.js';
 import { BackupError, isBackupError, messageOf } from '../../errors.js';
 import { parseTargetUrl, shownUrl } from '../../targets/url.js';
 import { retireAgent } from '../../util/agents.js';
+import { ANSWER_LIMITS, readJsonLimited, readLimited } from '../../util/limitedRead.js';
 
 /** Calls that move no segment bytes must answer within this time. */
 export const REQUEST_TIMEOUT_MS = 30_000;
@@ -80,17 +81,16 @@ export function checkBaseUrl(url: string): string {
   return t.url;
 }
 
-/** Reads at most 64 KiB of an error body that came as a stream. */
+/** An error body that came as a stream, at most `ANSWER_LIMITS.small` of it: JSON when it parses, else its text. */
 async function readSmall(stream: Readable): Promise<unknown> {
-  const parts: Buffer[] = [];
-  let n = 0;
-  for await (const c of stream as AsyncIterable<Buffer>) {
-    parts.push(c);
-    n += c.length;
-    if (n > 65536) break;
+  let buf: Buffer;
+  try {
+    buf = await readLimited(stream, ANSWER_LIMITS.small, 'the error body');
+  } catch {
+    // An error body too large or cut off says nothing more than its status.
+    return undefined;
   }
-  stream.destroy();
-  const text = Buffer.concat(parts).toString('utf8');
+  const text = buf.toString('utf8');
   try {
     return JSON.parse(text);
   } catch {
@@ -212,15 +212,40 @@ export class SidecarClient {
     }
   }
 
-  /** A JSON call that must answer 2xx; anything else becomes a BackupError. */
-  async call<T>(method: 'GET' | 'POST' | 'DELETE', url: string, body?: unknown, config: AxiosRequestConfig = {}): Promise<T> {
-    const res = await this.raw<T>({ method, url, data: body, ...config });
+  /**
+   * A JSON call that must answer 2xx; anything else becomes a BackupError. The answer is read as a stream and at
+   * most `maxBytes` of it (default: a page), so a target that answers with more fails the call instead of filling
+   * the heap.
+   */
+  async call<T>(
+    method: 'GET' | 'POST' | 'DELETE',
+    url: string,
+    body?: unknown,
+    config: AxiosRequestConfig = {},
+    maxBytes: number = ANSWER_LIMITS.page,
+  ): Promise<T> {
+    const res = await this.raw<Readable>({ method, url, data: body, ...config, responseType: 'stream' });
     if (res.status < 200 || res.status >= 300) throw await errorFromResponse(res, this.baseUrl, this.opts.echoMessages);
-    return res.data;
+    return this.readJson<T>(res, maxBytes, `the answer of ${this.baseUrl} to ${method} ${url.split('?', 1)[0]}`, config.signal as AbortSignal | undefined);
   }
 
-  get<T>(url: string, params?: Record<string, unknown>, signal?: AbortSignal): Promise<T> {
-    return this.call<T>('GET', url, undefined, { params, signal });
+  /** Reads a streamed JSON answer with a limit; an empty body (204) is undefined. */
+  async readJson<T>(res: AxiosResponse<Readable>, maxBytes: number, what: string, signal?: AbortSignal): Promise<T> {
+    const header = res.headers['content-length'] as string | undefined;
+    const declared = header === undefined ? undefined : Number(header);
+    try {
+      if (declared === 0 || res.status === 204) {
+        res.data.destroy();
+        return undefined as T;
+      }
+      return await readJsonLimited<T>(res.data, maxBytes, what, Number.isFinite(declared) ? declared : undefined);
+    } catch (e) {
+      throw errorFromFailure(e, this.baseUrl, signal);
+    }
+  }
+
+  get<T>(url: string, params?: Record<string, unknown>, signal?: AbortSignal, maxBytes?: number): Promise<T> {
+    return this.call<T>('GET', url, undefined, { params, signal }, maxBytes);
   }
 
   post<T>(url: string, body: unknown, signal?: AbortSignal): Promise<T> {

@@ -4,11 +4,13 @@
  * stalled target fails the transfer (and active backup retries it) instead of hanging a worker.
  */
 import { Readable } from 'node:stream';
+import type { AxiosResponse } from 'axios';
 import { API_PREFIX } from '../../api.js';
 import type { Page, StoredSegment } from '../../api.js';
 import { packSegment } from '../../archive/pack.js';
 import { DownloadReader } from '../../archive/unpack.js';
 import { BackupError } from '../../errors.js';
+import { ANSWER_LIMITS, PageGuard } from '../../util/limitedRead.js';
 import type { Manifest } from '../manifest.js';
 import { segmentDigest } from '../manifest.js';
 import type {
@@ -82,10 +84,23 @@ export class HttpTarget implements Target {
   }
 
   async manifest(segmentId: string, opts: TransferOptions = {}): Promise<Manifest | undefined> {
-    const res = await this.client.raw<Manifest>({ method: 'GET', url: `${segmentUrl(segmentId)}/manifest`, signal: opts.signal });
-    if (res.status === 404) return undefined;
+    const res = await this.client.raw<Readable>({ method: 'GET', url: `${segmentUrl(segmentId)}/manifest`, responseType: 'stream', signal: opts.signal });
+    if (res.status === 404) {
+      res.data.destroy();
+      return undefined;
+    }
     if (res.status !== 200) throw await errorFromResponse(res, this.url);
-    return res.data;
+    return this.client.readJson<Manifest>(res, ANSWER_LIMITS.manifest, `the manifest of ${segmentId} from ${this.url}`, opts.signal);
+  }
+
+  /**
+   * The JSON answer of a PUT or POST read with the small limit when it is one the caller inspects (2xx, 409); any
+   * other status is left as a stream for errorFromResponse.
+   */
+  private async answer<T>(res: AxiosResponse<Readable>, what: string, signal?: AbortSignal): Promise<AxiosResponse<T | undefined>> {
+    if ((res.status >= 200 && res.status < 300) || res.status === 409)
+      return { ...res, data: await this.client.readJson<T>(res, ANSWER_LIMITS.small, what, signal) };
+    return res as unknown as AxiosResponse<T | undefined>;
   }
 
   async put(segment: OutgoingSegment, opts: TransferOptions = {}): Promise<PutResult> {
@@ -100,15 +115,21 @@ export class HttpTarget implements Target {
     let streamError: unknown;
     packed.stream.on('error', (e) => (streamError = e));
     try {
-      const res = await this.client.raw<{ outcome?: PutOutcome; error?: { code: string } }>({
+      const sent = await this.client.raw<Readable>({
         method: 'PUT',
         url: segmentUrl(segment.segmentId),
         data: packed.stream,
         headers: { 'content-type': TAR_CONTENT_TYPE, 'content-length': String(packed.length), [NODE_HEADER]: segment.node },
+        responseType: 'stream',
         signal: watchdog.signal,
         // The transfer is bounded by the idle watchdog, not by a total time.
         timeout: 0,
       });
+      const res = await this.answer<{ outcome?: PutOutcome; error?: { code: string } }>(
+        sent,
+        `the answer of ${this.url} to the upload of ${segment.segmentId}`,
+        watchdog.signal,
+      );
       if (streamError) throw streamError;
       let outcome: PutOutcome;
       if (res.status === 201) outcome = 'stored';
@@ -126,12 +147,14 @@ export class HttpTarget implements Target {
   }
 
   async addSource(segmentId: string, node: string, digest: string, opts: TransferOptions = {}): Promise<PutOutcome> {
-    const res = await this.client.raw<{ outcome?: PutOutcome; error?: { code: string } }>({
+    const sent = await this.client.raw<Readable>({
       method: 'POST',
       url: `${segmentUrl(segmentId)}/sources`,
       data: { node, digest },
+      responseType: 'stream',
       signal: opts.signal,
     });
+    const res = await this.answer<{ outcome?: PutOutcome; error?: { code: string } }>(sent, `the answer of ${this.url} to a sources update`, opts.signal);
     if (res.status === 200) return 'identical';
     if (res.status === 409 && res.data?.error?.code === 'conflict') return 'conflict';
     throw await errorFromResponse(res, this.url);
@@ -192,14 +215,19 @@ export class HttpTarget implements Target {
       return;
     }
     let cursor: string | undefined;
+    const guard = new PageGuard(`the manifest listing of ${this.url}`);
     do {
       const page = await this.client.get<Page<Manifest>>(
         `${API_PREFIX}/store/manifests`,
         { dataSource: filter.dataSource, interval: filter.interval, limit: LIST_PAGE, cursor },
         opts.signal,
+        ANSWER_LIMITS.page,
       );
+      if (!Array.isArray(page?.items) || page.items.length > LIST_PAGE)
+        throw new BackupError('target_error', `${this.url} answered a manifest page that is not a list of at most ${LIST_PAGE} manifests`);
       yield* page.items;
-      cursor = page.nextCursor;
+      cursor = typeof page.nextCursor === 'string' && page.nextCursor ? page.nextCursor : undefined;
+      if (cursor) guard.next(cursor);
     } while (cursor);
   }
 
@@ -208,10 +236,10 @@ export class HttpTarget implements Target {
     query: { dataSource?: string; interval?: string; state?: string; limit?: number; cursor?: string },
     opts: TransferOptions = {},
   ): Promise<Page<StoredSegment>> {
-    return this.client.get<Page<StoredSegment>>(`${API_PREFIX}/store/segments`, query, opts.signal);
+    return this.client.get<Page<StoredSegment>>(`${API_PREFIX}/store/segments`, query, opts.signal, ANSWER_LIMITS.page);
   }
 
   stats(opts: TransferOptions = {}): Promise<StoreStats> {
-    return this.client.get<StoreStats>(`${API_PREFIX}/store/stats`, undefined, opts.signal);
+    return this.client.get<StoreStats>(`${API_PREFIX}/store/stats`, undefined, opts.signal, ANSWER_LIMITS.small);
   }
 }

@@ -16,8 +16,10 @@ import type { Selector } from '../../druid/selector.js';
 import { selects } from '../../druid/selector.js';
 import { parseInterval } from '../../druid/time.js';
 import { messageOf } from '../../errors.js';
+import { ANSWER_LIMITS, PageGuard } from '../../util/limitedRead.js';
 import { mapLimit } from '../../util/pool.js';
 import type { Manifest } from '../manifest.js';
+import { readObjectLimited } from './client.js';
 import { isNotFound, isPreconditionFailed, s3Status } from './errors.js';
 import type { S3Layout } from './layout.js';
 import type { S3Connection } from './sdk.js';
@@ -86,7 +88,8 @@ export class S3Catalog {
 
   private parseIndex(body: Buffer): Map<string, KnownManifest> {
     const out = new Map<string, KnownManifest>();
-    const json = JSON.parse(gunzipSync(body).toString('utf8')) as { formatVersion?: unknown; entries?: unknown };
+    // An index that inflates beyond its limit throws, and is not used (loadIndex).
+    const json = JSON.parse(gunzipSync(body, { maxOutputLength: ANSWER_LIMITS.indexInflated }).toString('utf8')) as { formatVersion?: unknown; entries?: unknown };
     if (json.formatVersion !== CATALOG_FORMAT_VERSION || !Array.isArray(json.entries)) return out;
     for (const e of json.entries as Array<{ key?: unknown; etag?: unknown; manifest?: unknown }>) {
       if (typeof e?.key !== 'string' || typeof e.etag !== 'string' || !this.d.layout.isManifestKey(e.key)) continue;
@@ -104,7 +107,7 @@ export class S3Catalog {
     const { sdk, client } = await this.d.s3();
     try {
       const res = await client.send(new sdk.GetObjectCommand({ Bucket: this.d.bucket, Key: key, IfNoneMatch: this.index?.etag }), { abortSignal: signal });
-      const body = Buffer.from(await res.Body!.transformToByteArray());
+      const body = await readObjectLimited(res, ANSWER_LIMITS.index, `the catalog index s3://${this.d.bucket}/${key}`);
       this.index = { etag: res.ETag ?? '', entries: this.parseIndex(body) };
       stats.indexRead = 'fresh';
     } catch (e) {
@@ -169,6 +172,7 @@ export class S3Catalog {
     let fetched = 0;
     const { sdk, client } = await this.d.s3();
     let token: string | undefined;
+    const guard = new PageGuard(`the manifest listing of s3://${this.d.bucket}/${prefix}`);
     do {
       const page = await this.d.call('listing manifests', signal, () =>
         client.send(new sdk.ListObjectsV2Command({ Bucket: this.d.bucket, Prefix: prefix, ContinuationToken: token, MaxKeys: LIST_PAGE }), {
@@ -177,6 +181,7 @@ export class S3Catalog {
       );
       stats.listRequests++;
       token = page.IsTruncated ? page.NextContinuationToken : undefined;
+      if (token) guard.next(token);
       const keys = (page.Contents ?? []).filter((o) => o.Key && this.d.layout.isManifestKey(o.Key));
       const known = await mapLimit(keys, FETCH_PARALLEL, async (o) => {
         const key = o.Key!;
@@ -214,7 +219,7 @@ export class S3Catalog {
     const { sdk, client } = await this.d.s3();
     try {
       const res = await client.send(new sdk.GetObjectCommand({ Bucket: this.d.bucket, Key: key }), { abortSignal: signal });
-      const m = parseManifest(JSON.parse(await res.Body!.transformToString('utf8')));
+      const m = parseManifest(JSON.parse((await readObjectLimited(res, ANSWER_LIMITS.manifest, `s3://${this.d.bucket}/${key}`)).toString('utf8')));
       if (this.d.layout.manifestKey(m.segmentId) !== key) return undefined;
       return { etag: res.ETag ?? '', manifest: m };
     } catch (e) {

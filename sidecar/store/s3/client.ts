@@ -13,11 +13,13 @@
  */
 import http from 'node:http';
 import https from 'node:https';
+import { Transform } from 'node:stream';
 import type { Readable } from 'node:stream';
 import type { S3Client, S3ClientConfig } from '@aws-sdk/client-s3';
 import { parseHumanBytes } from '../../druid/bytes.js';
 import { BackupError } from '../../errors.js';
 import { releaseLentOnWrite } from '../../util/bufferPool.js';
+import { ANSWER_LIMITS, readLimited, tooLarge } from '../../util/limitedRead.js';
 import type { Sdk } from './sdk.js';
 import { bodyDigests } from './upload.js';
 
@@ -120,6 +122,30 @@ function hashStream(Hash: HashConstructor, stream: Readable): Promise<Uint8Array
   });
 }
 
+/** Reads a GetObject answer whole (a manifest, the catalog index) with a limit; its declared length is checked first. */
+export function readObjectLimited(res: { Body?: unknown; ContentLength?: number }, limit: number, what: string): Promise<Buffer> {
+  const body = res.Body as (AsyncIterable<Uint8Array> & { destroy?: () => void }) | undefined;
+  if (!body) return Promise.resolve(Buffer.alloc(0));
+  return readLimited(body, limit, what, res.ContentLength);
+}
+
+/**
+ * A response body that errors once it passed `limit` bytes. The SDK reads every answer but GetObject's whole before
+ * parsing it (a listing is XML): a bucket that answers a listing with 200 MiB fails it instead of filling the heap.
+ */
+function limitedBody(body: Readable, limit: number, what: string): Readable {
+  let n = 0;
+  const counted = new Transform({
+    transform(chunk: Buffer, _enc, done) {
+      n += chunk.length;
+      done(n > limit ? tooLarge(what, limit) : null, chunk);
+    },
+  });
+  body.on('error', (e) => counted.destroy(e));
+  counted.on('error', () => body.destroy());
+  return body.pipe(counted);
+}
+
 const SILENT_LOGGER = { trace() {}, debug() {}, info() {}, warn() {}, error() {} };
 
 /** The connections of one target's client, kept so that closing the target can retire them (util/agents.ts). */
@@ -198,6 +224,20 @@ export function createS3Client(
       return next(args);
     },
     { step: 'build', name: 'druidBackupPayloadHash' },
+  );
+  type Middleware = Parameters<typeof client.middlewareStack.addRelativeTo>[0];
+  client.middlewareStack.addRelativeTo(
+    ((next: (a: unknown) => Promise<{ response: unknown }>, context: { commandName?: string }) => async (args: unknown) => {
+      const out = await next(args);
+      const res = out.response as { body?: unknown; statusCode?: number };
+      // GetObject's body is a segment file, streamed by its reader; every other answer, and an error of any, is parsed
+      // whole by the SDK.
+      const parsed = context.commandName !== 'GetObjectCommand' || (res?.statusCode ?? 0) >= 300;
+      if (parsed && res?.body && typeof (res.body as Readable).pipe === 'function')
+        res.body = limitedBody(res.body as Readable, ANSWER_LIMITS.page, `the answer of ${describeEndpoint(s, env)} to ${context.commandName ?? 'a request'}`);
+      return out;
+    }) as unknown as Middleware,
+    { relation: 'after', toMiddleware: 'deserializerMiddleware', name: 'druidBackupAnswerLimit' },
   );
   return client;
 }

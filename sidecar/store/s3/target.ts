@@ -17,6 +17,7 @@ import { segmentIdOfDescriptor } from '../../druid/descriptor.js';
 import { compileSelector } from '../../druid/selector.js';
 import { parseSegmentId } from '../../druid/segmentId.js';
 import { BackupError, isBackupError, messageOf } from '../../errors.js';
+import { ANSWER_LIMITS, PageGuard } from '../../util/limitedRead.js';
 import { pageSorted } from '../../server/paging.js';
 import { nodeNameProblem } from '../local/store.js';
 import type { Manifest, SegmentFileInfo, SourceRecord } from '../manifest.js';
@@ -36,7 +37,7 @@ import type {
 import type { KnownManifest } from './catalog.js';
 import { S3Catalog } from './catalog.js';
 import type { PartChecksums, S3Settings } from './client.js';
-import { checkS3Settings, createS3Client, describeEndpoint, s3Agents } from './client.js';
+import { checkS3Settings, createS3Client, describeEndpoint, readObjectLimited, s3Agents } from './client.js';
 import { retireAgent } from '../../util/agents.js';
 import { isNotFound, isPreconditionFailed, s3Error } from './errors.js';
 import { S3Layout, encodeName } from './layout.js';
@@ -51,7 +52,6 @@ import { verifyBucket } from './verify.js';
 /** Attempts of a manifest read-modify-write against other writers. */
 const UPDATE_ATTEMPTS = 8;
 /** Largest manifest object read (a descriptor is a few KB; 10,000 file names a few hundred KB). */
-const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
 /** Bucket capacity is not something S3 reports: `freeBytes` says "no limit known". */
 export const UNBOUNDED_BYTES = Number.MAX_SAFE_INTEGER;
 
@@ -168,6 +168,7 @@ export class S3Target implements Target {
       let keyMarker: string | undefined;
       let uploadIdMarker: string | undefined;
       let aborted = 0;
+      const guard = new PageGuard(`the multipart uploads of s3://${this.bucket}`);
       do {
         const page = await client.send(
           new sdk.ListMultipartUploadsCommand({
@@ -186,6 +187,7 @@ export class S3Target implements Target {
         }
         keyMarker = page.IsTruncated ? page.NextKeyMarker : undefined;
         uploadIdMarker = page.IsTruncated ? page.NextUploadIdMarker : undefined;
+        if (keyMarker) guard.next(`${keyMarker}\0${uploadIdMarker ?? ''}`);
       } while (keyMarker);
       if (aborted) this.log.info({ aborted }, 'aborted stale multipart uploads left by an earlier run of this node');
     })().catch((e) => {
@@ -214,16 +216,7 @@ export class S3Target implements Target {
     let etag: string;
     try {
       const res = await client.send(new sdk.GetObjectCommand({ Bucket: this.bucket, Key: key }), { abortSignal: signal });
-      if ((res.ContentLength ?? 0) > MAX_MANIFEST_BYTES) {
-        res.Body?.transformToWebStream()
-          .cancel()
-          .catch(() => undefined);
-        throw new BackupError(
-          'target_error',
-          `the manifest of ${this.where(segmentId)} is ${res.ContentLength} bytes, more than a manifest can be; run verify`,
-        );
-      }
-      text = await res.Body!.transformToString('utf8');
+      text = (await readObjectLimited(res, ANSWER_LIMITS.manifest, `the manifest of ${this.where(segmentId)} (s3://${this.bucket}/${key})`)).toString('utf8');
       etag = res.ETag ?? '';
     } catch (e) {
       if (isNotFound(e) && (e as { name?: string }).name !== 'NoSuchBucket') return undefined;
@@ -536,6 +529,7 @@ export class S3Target implements Target {
     const { sdk, client } = await this.s3();
     await this.call(`removing s3://${this.bucket}/${prefix}`, signal, async () => {
       let token: string | undefined;
+      const guard = new PageGuard(`the listing of s3://${this.bucket}/${prefix}`);
       do {
         const page = await client.send(new sdk.ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, ContinuationToken: token }), {
           abortSignal: signal,
@@ -550,6 +544,7 @@ export class S3Target implements Target {
             throw new BackupError('target_error', `could not delete ${failed.length} object(s) under s3://${this.bucket}/${prefix} (${failed[0]!.Code})`);
         }
         token = page.IsTruncated ? page.NextContinuationToken : undefined;
+        if (token) guard.next(token);
       } while (token);
     });
   }

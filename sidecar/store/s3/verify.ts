@@ -9,8 +9,10 @@ import { parseManifest } from '../../archive/format.js';
 import type { Selector } from '../../druid/selector.js';
 import { isEmptySelector, selects } from '../../druid/selector.js';
 import { parseInterval } from '../../druid/time.js';
-import { BackupError, messageOf } from '../../errors.js';
+import { BackupError, isBackupError, messageOf } from '../../errors.js';
+import { ANSWER_LIMITS, PageGuard } from '../../util/limitedRead.js';
 import type { Manifest } from '../manifest.js';
+import { readObjectLimited } from './client.js';
 import { isNotFound } from './errors.js';
 import type { S3Target } from './target.js';
 
@@ -50,12 +52,14 @@ async function* manifestKeys(t: S3Target, sel: Selector, signal?: AbortSignal): 
   const prefix = sel.dataSource !== undefined ? t.layout.dataSourceManifestsPrefix(sel.dataSource) : t.layout.manifestsPrefix;
   const { sdk, client } = await t.s3();
   let token: string | undefined;
+  const guard = new PageGuard(`the manifest listing of s3://${t.bucket}/${prefix}`);
   do {
     const page = await t.call('listing manifests', signal, () =>
       client.send(new sdk.ListObjectsV2Command({ Bucket: t.bucket, Prefix: prefix, ContinuationToken: token }), { abortSignal: signal }),
     );
     for (const o of page.Contents ?? []) if (o.Key && t.layout.isManifestKey(o.Key)) yield o.Key;
     token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    if (token) guard.next(token);
   } while (token);
 }
 
@@ -64,12 +68,14 @@ async function listObjects(t: S3Target, prefix: string, signal?: AbortSignal): P
   const out = new Map<string, number>();
   const { sdk, client } = await t.s3();
   let token: string | undefined;
+  const guard = new PageGuard(`the listing of s3://${t.bucket}/${prefix}`);
   do {
     const page = await t.call(`listing s3://${t.bucket}/${prefix}`, signal, () =>
       client.send(new sdk.ListObjectsV2Command({ Bucket: t.bucket, Prefix: prefix, ContinuationToken: token }), { abortSignal: signal }),
     );
     for (const o of page.Contents ?? []) if (o.Key) out.set(o.Key.slice(prefix.length), o.Size ?? 0);
     token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    if (token) guard.next(token);
   } while (token);
   return out;
 }
@@ -101,7 +107,7 @@ async function readManifestText(t: S3Target, key: string, signal?: AbortSignal):
     const { sdk, client } = await t.s3();
     try {
       const res = await client.send(new sdk.GetObjectCommand({ Bucket: t.bucket, Key: key }), { abortSignal: signal });
-      return await res.Body!.transformToString('utf8');
+      return (await readObjectLimited(res, ANSWER_LIMITS.manifest, `s3://${t.bucket}/${key}`)).toString('utf8');
     } catch (e) {
       if (isNotFound(e)) return undefined;
       throw e;
@@ -163,8 +169,16 @@ export async function verifyBucket(t: S3Target, sel: Selector, opts: S3VerifyOpt
   };
   for await (const key of manifestKeys(t, sel, opts.signal)) {
     if (opts.signal?.aborted) throw new BackupError('cancelled', 'verify cancelled');
-    const text = await readManifestText(t, key, opts.signal);
-    if (text === undefined) {
+    let text: string | undefined;
+    // A manifest too large to be one is a damaged manifest of that segment; the verify goes on.
+    let tooLarge: BackupError | undefined;
+    try {
+      text = await readManifestText(t, key, opts.signal);
+    } catch (e) {
+      if (!isBackupError(e) || e.code !== 'target_answer_too_large') throw e;
+      tooLarge = e;
+    }
+    if (text === undefined && !tooLarge) {
       // Only asked-for ids get here without a manifest: say so rather than verify nothing.
       const segmentId = t.layout.idOfManifestKey(key) ?? key;
       record(
@@ -179,7 +193,8 @@ export async function verifyBucket(t: S3Target, sel: Selector, opts: S3VerifyOpt
     }
     let m: Manifest;
     try {
-      m = parseManifest(JSON.parse(text));
+      if (tooLarge) throw tooLarge;
+      m = parseManifest(JSON.parse(text!));
       if (t.layout.manifestKey(m.segmentId) !== key)
         throw new Error(`it is the manifest of ${m.segmentId}, which belongs at ${t.layout.manifestKey(m.segmentId)}`);
       if (m.sources.length === 0) throw new Error('it names no source, so its files cannot be found');

@@ -23,7 +23,7 @@ test('druidBackup.nodes: URLs or objects, normalized, duplicates and bad entries
   );
   assert.deepEqual(nodes, [
     { url: 'http://h1:8484', name: undefined, consoleUrl: undefined },
-    { url: 'https://h2:8484', name: 'Historical 2', consoleUrl: 'http://router:8888' },
+    { url: 'https://h2:8484', name: 'Historical 2', consoleUrl: 'http://router:8888/' },
   ]);
   assert.equal(warnings.length, 4);
   assert.match(warnings.join('\n'), /not an http\(s\) URL/);
@@ -150,9 +150,26 @@ test('a bucket a node backs up to becomes a target answered by that node, with i
   cluster.dispose();
 });
 
-test("the Druid console: the node's consoleUrl, else the Router's port on its Druid host", () => {
+test("the Druid console: the node's consoleUrl when it is http(s), else the Router's port on the host of the node's URL", () => {
   assert.equal(consoleUrlOf({ url: 'http://h1:8484', consoleUrl: 'https://druid.example.org/' }), 'https://druid.example.org/');
-  assert.equal(consoleUrlOf({ url: 'http://h1:8484', info: { druid: { host: 'historical-1' } } }), 'http://historical-1:8888/unified-console.html');
-  assert.equal(consoleUrlOf({ url: 'http://10.1.2.3:8484' }), 'http://10.1.2.3:8888/unified-console.html');
-  assert.equal(consoleUrlOf({ url: 'http://[::1]:8484', info: { druid: { host: '::1' } } }), 'http://[::1]:8888/unified-console.html');
+  assert.equal(consoleUrlOf({ url: 'http://historical-1:8083' }), 'http://historical-1:8888/unified-console.html');
+  assert.equal(consoleUrlOf({ url: 'https://10.1.2.3:8484' }), 'http://10.1.2.3:8888/unified-console.html');
+  assert.equal(consoleUrlOf({ url: 'http://[::1]:8484' }), 'http://[::1]:8888/unified-console.html');
+  // A server's answer has no say: whatever its druid.host, the node's own settings decide.
+  const served = { url: 'http://h1:8484', info: { druid: { host: 'evil.example:1/x?' } } };
+  assert.equal(consoleUrlOf(served), 'http://h1:8888/unified-console.html');
+  // A consoleUrl of another scheme, or with credentials, is not opened.
+  for (const bad of ['javascript:alert(1)', 'file:///etc/passwd', 'command:workbench.action.terminal.new', 'vscode://x', 'http://u:p@h/', 'not a url'])
+    assert.equal(consoleUrlOf({ url: 'http://h1:8484', consoleUrl: bad }), 'http://h1:8888/unified-console.html', bad);
+  const warnings: string[] = [];
+  const nodes = parseNodes(
+    [{ url: 'http://h1:8484', consoleUrl: 'javascript:alert(1)' }, { url: 'http://h2:8484', consoleUrl: 'https://console.example/' }],
+    (m) => warnings.push(m),
+  );
+  assert.deepEqual(
+    nodes.map((n) => n.consoleUrl),
+    [undefined, 'https://console.example/'],
+  );
+  assert.equal(warnings.length, 1);
+  assert.match(warnings[0]!, /consoleUrl of http:\/\/h1:8484 is not an http:\/\/ or https:\/\/ URL/);
 });

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { NodeInfo, SegmentInfo } from '../../../sidecar/api.js';
 import { SEGMENT_GROUPING, STORED_GROUPING } from '../../../extension/cluster.js';
-import { intervalLabel, timeAgo } from '../../../extension/tree/format.js';
+import { intervalLabel, md, timeAgo } from '../../../extension/tree/format.js';
 import { GroupedIndex } from '../../../extension/tree/index.js';
 import {
   dataSourceChildren,
@@ -16,6 +16,7 @@ import {
   type Paging,
   type Row,
   segmentRow,
+  storedSegmentRow,
   storedIntervalChildren,
   targetChildren,
   targetRow,
@@ -103,7 +104,7 @@ test('a segment row: id as label, state and size as description, id, size, files
   assert.equal(r.icon?.icon, 'pass');
   assert.equal(r.icon?.color, 'charts.green');
   assert.match(r.contextValue!, /^segment backedUp hasBackup$/);
-  for (const part of ['wikipedia\\_2024', '256 KiB in 3 files', '00000\\.smoosh', '2024\\-06\\-01T11:55:00\\.000Z'])
+  for (const part of ['wikipedia\\_2024', '256 KiB in 3 files', '00000\\.smoosh', '2024\\-06\\-01T11\\:55\\:00\\.000Z'])
     assert.ok(r.tooltip!.includes(part), `${part} in ${r.tooltip}`);
 
   const damaged = segmentRow(node([s]), { ...s, state: 'missing' }, NOW);
@@ -216,7 +217,7 @@ test('Backups view: target → data source → interval → segment with size, t
   assert.equal(rows[1]!.description, '⚠ replicas differ · 256 KiB · 1 h ago · from 2 nodes');
   assert.equal(rows[1]!.icon?.icon, 'warning');
   assert.equal(rows[1]!.contextValue, 'storedSegment conflict');
-  assert.ok(rows[1]!.tooltip!.includes('historical\\-2:8083'));
+  assert.ok(rows[1]!.tooltip!.includes('historical\\-2\\:8083'));
 });
 
 test('Jobs view: running jobs first with progress, then the most recent finished ones', () => {
@@ -254,4 +255,72 @@ test('summaries, interval labels and times', () => {
   assert.equal(timeAgo('2024-06-01T11:59:30.000Z', NOW), 'just now');
   assert.equal(timeAgo('2024-05-30T12:00:00.000Z', NOW), '2 days ago');
   assert.equal(timeAgo('2023-01-01T00:00:00.000Z', NOW), '2023-01-01');
+});
+
+/**
+ * Reads a tooltip as CommonMark would, for what matters here: a backslash before ASCII punctuation makes it literal,
+ * and any other ASCII punctuation is markup. Returns the literal text, or undefined when markup came through.
+ */
+function literalText(escaped: string): string | undefined {
+  let out = '';
+  for (let i = 0; i < escaped.length; i++) {
+    const c = escaped[i]!;
+    const punct = /[\x21-\x2f\x3a-\x40\x5b-\x60\x7b-\x7e]/;
+    if (c === '\\' && i + 1 < escaped.length && punct.test(escaped[i + 1]!)) out += escaped[++i];
+    else if (punct.test(c)) return undefined;
+    else out += c;
+  }
+  return out;
+}
+
+const HOSTILE = [
+  '[click](command:workbench.action.terminal.new)',
+  '![x](https://evil.example/pixel.png)',
+  '<img src=x onerror=alert(1)>',
+  '`code` **bold** _em_ ~~strike~~',
+  '&lt;script&gt; &#x3C;',
+  'line1\n# heading\n\n- item\r\n> quote\u2028===',
+  'https://evil.example www.evil.example',
+  '\\[escaped\\]',
+];
+
+test('md() makes any server text literal in a tooltip: no link, image, HTML, entity or block survives', () => {
+  for (const h of HOSTILE) {
+    const lit = literalText(md(h));
+    assert.equal(lit, h.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]+/g, ' '), `${JSON.stringify(h)} -> ${md(h)}`);
+  }
+  // Non-text values (a number where a string was due, an object) are made text first, never passed through.
+  assert.equal(literalText(md({ toString: () => '[a](b)' })), '[a](b)');
+});
+
+test('tooltips escape every server-supplied name: roles, layout, digests, data sources, ids, jobs', () => {
+  const evil = '[x](command:evil)<b>';
+  const info: NodeInfo = {
+    ...INFO,
+    roles: [evil as 'source'],
+    version: evil,
+    druid: { ...INFO.druid, host: evil, layout: evil as 'nested', service: evil, locations: [{ path: evil }] },
+    target: evil,
+    store: { path: evil, segments: evil as unknown as number, bytes: evil as unknown as number },
+  } as NodeInfo;
+  const s = segment(evil, 0, 0, { layout: evil as 'nested', files: [{ name: evil, size: evil as unknown as number }], backup: { state: evil as 'backedUp', at: evil, target: evil, error: evil } });
+  const n = node([s], { info });
+  const j = job(evil, { type: evil as 'backup', state: evil as 'running', target: evil, errors: [{ segmentId: evil, message: evil }], request: { dataSource: evil } });
+  const st = stored(s, { digest: evil, sources: [evil], conflicts: [evil], createdAt: evil, updatedAt: evil, size: evil as unknown as number });
+  const tips = {
+    node: nodeRow(n).tooltip!,
+    segment: segmentRow(n, s, NOW).tooltip!,
+    stored: storedSegmentRow(n, st, NOW).tooltip!,
+    job: jobRow(n, j, NOW).tooltip!,
+  };
+  for (const [what, tip] of Object.entries(tips)) {
+    // The rows' own text uses no brackets, angle brackets, backticks, bangs or ampersands: each one here is the
+    // server's, and must be escaped.
+    const unescaped = /(^|[^\\])[[\]<>`!&]/.exec(tip);
+    assert.equal(unescaped, null, `${what}: markup from the server came through at "${unescaped?.[0]}": ${tip}`);
+    assert.ok(!tip.includes('command:'), `${what}: ${tip}`);
+    // The name is still there, readable once unescaped.
+    assert.ok(tip.includes(md(evil)), `${what}: ${tip}`);
+  }
+  assert.match(tips.node, /NaN segments/, 'a count that is not a number is not shown as text');
 });

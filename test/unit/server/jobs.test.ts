@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
@@ -7,7 +7,7 @@ import pino from 'pino';
 import type { SidecarEvent } from '../../../sidecar/api.js';
 import { TokenCheck } from '../../../sidecar/server/auth.js';
 import { EventBus } from '../../../sidecar/server/events.js';
-import { HISTORY, JobRegistry } from '../../../sidecar/server/jobs.js';
+import { HISTORY, JobRegistry, MAX_ERROR_BYTES, REQUEST_SUMMARY_BYTES, summarizeRequest } from '../../../sidecar/server/jobs.js';
 import { paginate } from '../../../sidecar/server/paging.js';
 
 const log = pino({ level: 'silent' });
@@ -98,4 +98,48 @@ test('token check and paging', () => {
   );
   assert.equal(p3.nextCursor, undefined);
   assert.throws(() => paginate(items, (x) => x.id, 10, 'bogus!'), /cursor/);
+});
+
+test('a job keeps a summary of its request bounded in bytes, with the length of each list it cut', () => {
+  const ids = Array.from({ length: 100_000 }, (_, i) => `wiki_2024-01-01T00:00:00.000Z_2024-01-02T00:00:00.000Z_v${i}`);
+  const summary = summarizeRequest({ segmentIds: ids, dataSource: 'wiki', target: 'http://t:8484', dryRun: false, huge: 'x'.repeat(10_000) });
+  const bytes = Buffer.byteLength(JSON.stringify(summary));
+  assert.ok(bytes <= REQUEST_SUMMARY_BYTES, `${bytes} bytes`);
+  assert.equal(summary.dataSource, 'wiki');
+  assert.equal(summary.target, 'http://t:8484');
+  assert.equal(summary.dryRun, false);
+  assert.ok((summary.segmentIds as string[]).length > 10);
+  assert.deepEqual((summary.segmentIds as string[]).slice(0, 2), ids.slice(0, 2));
+  assert.equal((summary.truncated as Record<string, number>).segmentIds, 100_000);
+  assert.equal((summary.huge as string).length, 1101);
+  // A small request is kept as it is.
+  assert.deepEqual(summarizeRequest({ segmentIds: ['a', 'b'], dataSource: 'd' }), { segmentIds: ['a', 'b'], dataSource: 'd' });
+  // A list of items each too large to keep.
+  const big = summarizeRequest({ target: [{ url: 'x'.repeat(5000) }] });
+  assert.deepEqual(big, { target: [], truncated: { target: 1 } });
+});
+
+test('the registry keeps errors bounded in bytes and saves the history without blocking, coalescing changes', async () => {
+  const dir = tmp();
+  const jobs = new JobRegistry({ stateDir: dir, events: new EventBus(), log });
+  const job = jobs.create({
+    type: 'backup',
+    request: { segmentIds: Array.from({ length: 50_000 }, (_, i) => `id-${i}`) },
+    run: async (ctx) => {
+      for (let i = 0; i < 5000; i++) ctx.segmentFailed(`id-${i}`, 'y'.repeat(2000));
+    },
+  });
+  // Nothing is written while the job is created: the history is saved later, off the event loop.
+  assert.equal(existsSync(path.join(dir, 'jobs.json')), false);
+  const done = (await jobs.wait(job.id))!;
+  assert.equal(done.progress.segmentsFailed, 5000);
+  const errorBytes = done.errors.reduce((n, e) => n + (e.segmentId?.length ?? 0) + e.message.length, 0);
+  assert.ok(errorBytes <= MAX_ERROR_BYTES, `${errorBytes} bytes of errors`);
+  assert.ok(done.errors.length > 10);
+  await jobs.close();
+  const saved = readFileSync(path.join(dir, 'jobs.json'), 'utf8');
+  assert.ok(saved.length < REQUEST_SUMMARY_BYTES + MAX_ERROR_BYTES * 2, `${saved.length} bytes saved`);
+  const back = new JobRegistry({ stateDir: dir, events: new EventBus(), log }).get(job.id)!;
+  assert.equal(back.state, 'failed');
+  assert.equal((back.request.truncated as Record<string, number>).segmentIds, 50_000);
 });
