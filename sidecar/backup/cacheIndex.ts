@@ -212,7 +212,7 @@ export class CacheIndex {
   }
 
   /** With several targets (sidecar/targets/): the good copies of a segment and the targets holding them. */
-  copiesOf?: (id: string) => { copies: number; targets: string[] };
+  copiesOf?: (id: string) => Pick<SegmentInfo['backup'], 'copies' | 'targets' | 'damagedCopies'>;
 
   backupOf(id: string): SegmentInfo['backup'] {
     const b = this.opts.state.get(id)?.backup;

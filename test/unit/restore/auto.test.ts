@@ -9,6 +9,7 @@ import { scanCache } from '../../../sidecar/druid/scan.js';
 import { AutoRestore } from '../../../sidecar/restore/auto.js';
 import { DigestMemo } from '../../../sidecar/restore/digests.js';
 import { executePlan, planFor } from '../../../sidecar/restore/restorer.js';
+import { decide, surveyCopies } from '../../../sidecar/restore/sources.js';
 import type { RestoreEnv, RestoreProgress } from '../../../sidecar/restore/restorer.js';
 import { writeSampleCache } from '../../../sidecar/sample/sampleCache.js';
 import { LocalStore } from '../../../sidecar/store/local/store.js';
@@ -82,12 +83,14 @@ async function setup() {
     memo: env.memo,
     log,
     isBusy: () => false,
+    survey: async (id) => decide(id, await surveyCopies(store, id)),
     restore: async (ids) => {
       calls.push(ids);
-      if (failNext) return ids;
+      if (failNext) return ids.map((segmentId) => ({ segmentId, case: 'restorable' as const }));
       const { plan, dest } = await planFor({ target: store.url, segmentIds: ids }, store, env);
       const out = await executePlan(plan, dest, store, env, progress());
-      return out.failed.map((f) => f.segmentId);
+      const failed = new Set(out.failed.map((f) => f.segmentId));
+      return ids.map((segmentId) => ({ segmentId, case: failed.has(segmentId) ? ('restorable' as const) : ('restored' as const) }));
     },
   });
   return { sample, segs, auto, calls, lines, original: treeDigests(sample.location), setFail: (v: boolean) => (failNext = v) };
@@ -123,7 +126,7 @@ test('a loss is restored, a drop is left alone, a segment without backup is said
   await auto.sweepAndRepair();
   await auto.sweepAndRepair();
   await auto.sweepAndRepair();
-  assert.equal(lines.filter((l) => l.segmentId === notBackedUp.id && /holds no backup/.test(String(l.msg))).length, 1, 'said once');
+  assert.equal(lines.filter((l) => l.segmentId === notBackedUp.id && /no target holds a backup/.test(String(l.msg)) && l.case === 'no_backup').length, 1, 'said once');
   assert.ok(!calls.some((ids) => ids.includes(notBackedUp.id)));
 
   setFail(true);
