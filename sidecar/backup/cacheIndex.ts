@@ -216,7 +216,8 @@ export class CacheIndex {
 
   backupOf(id: string): SegmentInfo['backup'] {
     const b = this.opts.state.get(id)?.backup;
-    if (!b) return { state: 'none' };
+    // A segment lost from the cache has no backup record any more, but its copies on the targets are still news.
+    if (!b) return { state: 'none', ...this.copiesOf?.(id) };
     const state: BackupState = b.state;
     return {
       state,

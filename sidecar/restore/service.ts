@@ -65,8 +65,7 @@ class RestoreMetrics {
     });
     this.verdicts = new Counter({
       name: 'druid_backup_lost_segment_verdicts_total',
-      help:
-        'Decisions about lost segments, by case: restored; holders_unreachable (waits for a holder to answer); copies_damaged (every reachable copy failed its digests); no_backup (no target holds it).',
+      help: 'Decisions about lost segments, by case: restored; holders_unreachable (waits for a holder to answer); copies_damaged (every reachable copy failed its digests); no_backup (no target holds it).',
       labelNames: ['case'],
       registers,
     });
@@ -170,7 +169,11 @@ export class RestoreService {
       survey: async (id) => decide(id, await surveyCopies(target, id)),
       restore: (ids, mode) => this.repair(target, ids, mode),
       onVerdict: (v) => this.metrics.verdicts.inc({ case: v.case }),
-      onLoss: (reason) => this.metrics.lost.inc({ reason }),
+      onLoss: (reason) => {
+        this.metrics.lost.inc({ reason });
+        // Listed at once as missing, with its copies (GET /data/v1/segments), not only at the next full scan.
+        this.ctx.cache?.scan().catch((e) => log.debug({ err: messageOf(e) }, 'cache scan failed'));
+      },
       onScrubbed: (damaged) => this.metrics.scrubbed.inc({ outcome: damaged ? 'damaged' : 'ok' }),
     });
     this.auto.start();
@@ -265,7 +268,14 @@ export class RestoreService {
     return deep ? c : undefined;
   }
 
-  private startJob(plan: Plan, dest: DestinationSpec, target: Target, request: RestoreRequest & Record<string, unknown>, mode: RestoreMode, coordinator?: string): Job {
+  private startJob(
+    plan: Plan,
+    dest: DestinationSpec,
+    target: Target,
+    request: RestoreRequest & Record<string, unknown>,
+    mode: RestoreMode,
+    coordinator?: string,
+  ): Job {
     return this.ctx.jobs.create({ type: 'restore', request, target: target.url, run: (job) => this.run(plan, dest, target, job, mode, request, coordinator) });
   }
 
@@ -402,10 +412,16 @@ export class RestoreService {
           if (!m) continue;
           const problems = await checkSegmentDir(m, seg.dir, { memo: this.memo, fresh: true });
           if (problems.length) {
-            log.warn({ segmentId: id, problems: problems.map((p) => p.message) }, "the cache's copy differs from the manifest; it cannot repair the damaged copies");
+            log.warn(
+              { segmentId: id, problems: problems.map((p) => p.message) },
+              "the cache's copy differs from the manifest; it cannot repair the damaged copies",
+            );
             continue;
           }
-          log.warn({ segmentId: id, targets: damaged.map((d) => d.target), problems: damaged.map((d) => d.problem) }, 'repairing damaged copies from the cache');
+          log.warn(
+            { segmentId: id, targets: damaged.map((d) => d.target), problems: damaged.map((d) => d.problem) },
+            'repairing damaged copies from the cache',
+          );
           const r = await set.repair(
             {
               segmentId: id,

@@ -323,7 +323,11 @@ export class TargetSet implements Target {
    * Replaces every damaged copy of a segment on an available target with `seg`, whose bytes have `digest` (the
    * manifest's), then reads each back with every digest checked; only then is the copy good again in the records.
    */
-  async repair(seg: OutgoingSegment, digest: string, opts: TransferOptions = {}): Promise<{ repaired: string[]; failed: Array<{ target: string; error: string }> }> {
+  async repair(
+    seg: OutgoingSegment,
+    digest: string,
+    opts: TransferOptions = {},
+  ): Promise<{ repaired: string[]; failed: Array<{ target: string; error: string }> }> {
     const id = seg.segmentId;
     const bytes = seg.files.reduce((n, f) => n + f.size, 0);
     const out = { repaired: [] as string[], failed: [] as Array<{ target: string; error: string }> };
@@ -617,7 +621,8 @@ export class TargetSet implements Target {
   underReplicated(segmentId: string, digest?: string): boolean {
     const { targets } = this.copiesOf(segmentId, digest);
     if (targets.length === 0 && this.damagedCopies(segmentId).length === 0) return false;
-    return this.places(targets.filter((u) => this.member(u).h.available)) < this.copies;
+    // A target counts once it answers (circuit closed), not merely because its back-off let the next call through.
+    return this.places(targets.filter((u) => this.member(u).h.circuit === 'closed' && !this.member(u).h.statsProblem)) < this.copies;
   }
 
   /** Every target with its state, space, RTT and its last choice (GET /data/v1/targets). */

@@ -47,8 +47,7 @@ export function wireTargets(opts: {
       collect() {
         let n = 0;
         // A segment lost from the cache still counts while one of its copies is damaged: it is short of a good copy.
-        for (const id of catalog.ids())
-          if ((cache.get(id) || set.damagedCopies(id).length) && set.underReplicated(id, state?.get(id)?.digest)) n++;
+        for (const id of catalog.ids()) if ((cache.get(id) || set.damagedCopies(id).length) && set.underReplicated(id, state?.get(id)?.digest)) n++;
         this.set(n);
       },
     });

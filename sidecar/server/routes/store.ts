@@ -70,7 +70,9 @@ export function register(app: FastifyInstance, ctx: SidecarContext): void {
         querystring: {
           type: 'object',
           additionalProperties: false,
-          properties: { replace: { type: 'boolean', description: "repair: store these bytes over the held copy; only the bytes its manifest names are taken (else 409)" } },
+          properties: {
+            replace: { type: 'boolean', description: 'repair: store these bytes over the held copy; only the bytes its manifest names are taken (else 409)' },
+          },
         },
         headers: { type: 'object', required: [NODE_HEADER], properties: { [NODE_HEADER]: { type: 'string', minLength: 1, maxLength: 255 } } },
         consumes: [TAR_CONTENT_TYPE],

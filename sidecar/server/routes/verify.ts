@@ -101,7 +101,12 @@ export function register(app: FastifyInstance, ctx: SidecarContext): void {
             onSegment: (id, problems) => {
               job.setCurrent(id);
               // A damaged copy is marked so, and served as such, until a node holding the segment replaces it.
-              void store.verified(id, problems.map((p) => p.message)).catch((e: unknown) => job.log.warn({ segmentId: id, err: String(e) }, 'cannot mark the copy'));
+              void store
+                .verified(
+                  id,
+                  problems.map((p) => p.message),
+                )
+                .catch((e: unknown) => job.log.warn({ segmentId: id, err: String(e) }, 'cannot mark the copy'));
               if (problems.length === 0) job.segmentDone('done');
               else job.segmentFailed(id, problems.map((p) => p.message).join('; '));
             },

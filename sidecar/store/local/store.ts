@@ -186,7 +186,8 @@ export class LocalStore implements Target {
     try {
       raw = JSON.parse(readFileSync(path.join(this.root, DAMAGED_FILE), 'utf8'));
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') this.opts.log.warn({ err: messageOf(e) }, `${DAMAGED_FILE} unreadable; the next verify marks damaged copies again`);
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT')
+        this.opts.log.warn({ err: messageOf(e) }, `${DAMAGED_FILE} unreadable; the next verify marks damaged copies again`);
       return;
     }
     if (!raw || typeof raw !== 'object' || Array.isArray(raw)) return;
@@ -435,7 +436,8 @@ export class LocalStore implements Target {
   /** A copy marked damaged is never served as good: reading it fails with what the verify found. */
   private checkNotDamaged(segmentId: string): void {
     const problem = this.damaged.get(segmentId);
-    if (problem) throw new BackupError('digest_mismatch', `the store's verify found its copy of ${segmentId} damaged (${problem}); it awaits repair from a good copy`);
+    if (problem)
+      throw new BackupError('digest_mismatch', `the store's verify found its copy of ${segmentId} damaged (${problem}); it awaits repair from a good copy`);
   }
 
   async manifest(segmentId: string): Promise<Manifest | undefined> {

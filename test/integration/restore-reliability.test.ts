@@ -1,0 +1,201 @@
+/**
+ * Restore reliability with real sidecars (issue 19): a node keeps two copies (copies=2) on targets A and B; a byte
+ * of A's copy rots, B goes down, the node loses its cache while the info_dir entries stay. The automatic restore
+ * refuses A's copy, waits for B instead of giving the segment up, restores it within seconds of B answering, and
+ * repairs A's copy, which then verifies clean. With no good copy anywhere the segment is reported unrecoverable
+ * from backups with every holder named, and nothing is installed.
+ */
+import assert from 'node:assert/strict';
+import { existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import type { Job, JobAccepted, LossVerdict, SegmentsResponse, StoreCatalogResponse } from '../../sidecar/api.js';
+import type { SampleResult } from '../../sidecar/sample/sampleCache.js';
+import { writeSampleCache } from '../../sidecar/sample/sampleCache.js';
+import { runCli } from '../helpers/cli.js';
+import type { SidecarProcess } from '../helpers/sidecar.js';
+import { newToken, startSidecar, tmpDir, waitFor } from '../helpers/sidecar.js';
+import { treeDigests } from '../helpers/tree.js';
+
+const SEGMENTS = 4;
+
+async function segmentDirs(props: string): Promise<Map<string, string>> {
+  const r = await runCli(['scan', '--config', props, '--json']);
+  return new Map((JSON.parse(r.stdout) as { segments: Array<{ id: string; dir: string }> }).segments.map((s) => [s.id, s.dir]));
+}
+
+/** The directory of a segment in a local store, found by its manifest. */
+function storedDir(storeDir: string, segmentId: string): string {
+  const walk = (dir: string): string | undefined => {
+    for (const e of readdirSync(dir, { withFileTypes: true })) {
+      const p = path.join(dir, e.name);
+      if (e.isDirectory()) {
+        const found = walk(p);
+        if (found) return found;
+      } else if (e.name === 'manifest.json' && JSON.parse(readFileSync(p, 'utf8')).segmentId === segmentId) return dir;
+    }
+    return undefined;
+  };
+  const d = walk(path.join(storeDir, 'segments'));
+  if (!d) throw new Error(`${segmentId} is not in ${storeDir}`);
+  return d;
+}
+
+/** Flips one byte in the middle of the largest file of a stored copy; returns the file. */
+function rot(storeDir: string, segmentId: string): string {
+  const dir = storedDir(storeDir, segmentId);
+  const file = readdirSync(dir)
+    .filter((n) => n !== 'manifest.json')
+    .map((n) => path.join(dir, n))
+    .sort((a, b) => statSync(b).size - statSync(a).size)[0]!;
+  const b = readFileSync(file);
+  b[b.length >> 1] = b[b.length >> 1]! ^ 0x01;
+  writeFileSync(file, b);
+  return file;
+}
+
+async function stored(t: SidecarProcess): Promise<Set<string>> {
+  return new Set((await t.get<StoreCatalogResponse>('/data/v1/store/segments?limit=1000')).items.map((s) => s.segmentId));
+}
+
+async function restoreJobs(source: SidecarProcess): Promise<Job[]> {
+  return (await source.get<{ items: Job[] }>('/data/v1/jobs?type=restore&limit=1000')).items;
+}
+
+/** The verdict on a segment in the newest restore job that has one. */
+async function verdictIn(source: SidecarProcess, id: string, wanted: LossVerdict['case']): Promise<{ job: Job; v: LossVerdict } | undefined> {
+  for (const job of await restoreJobs(source)) {
+    const v = ((job.result?.outcomes as LossVerdict[] | undefined) ?? []).find((x) => x.segmentId === id && x.case === wanted);
+    if (v) return { job, v };
+  }
+  return undefined;
+}
+
+describe('copies=2: a rotten copy on A, B down, the cache lost', () => {
+  const token = newToken();
+  const root = tmpDir('dbk-reliab-');
+  const storeA = path.join(root, 'a');
+  const storeB = path.join(root, 'b');
+  let sample: SampleResult;
+  let a: SidecarProcess;
+  let b: SidecarProcess;
+  let source: SidecarProcess;
+  let original: Map<string, string>;
+  let dirs: Map<string, string>;
+
+  before(async () => {
+    sample = await writeSampleCache({
+      dir: path.join(root, 'historical'),
+      segments: SEGMENTS,
+      layout: 'nested',
+      dataSources: ['wikipedia'],
+      segmentSize: 32 * 1024,
+      smooshChunkSize: 2147483647,
+      seed: 91,
+    });
+    original = treeDigests(sample.location);
+    dirs = await segmentDirs(sample.propertiesFile);
+    a = await startSidecar(['--store', storeA], { token });
+    b = await startSidecar(['--store', storeB], { token, stateDir: path.join(root, 'b-state') });
+    source = await startSidecar(['--config', sample.propertiesFile, '--targets', JSON.stringify([a.url, b.url]), '--copies', '2'], { token });
+    await waitFor('every segment on A and B', async () => (await stored(a)).size === SEGMENTS && (await stored(b)).size === SEGMENTS, 30_000);
+    await waitFor('no segment under-replicated', async () => (await source.metric('druid_backup_segments_under_replicated')) === 0);
+  });
+  after(async () => {
+    await source?.stop();
+    await a?.stop();
+    await b?.stop();
+  });
+
+  test('the segment waits for B, comes back byte-identical within seconds of B answering, and A is repaired', async () => {
+    const id = sample.segmentIds[1]!;
+    const rotten = rot(storeA, id);
+    const rottenName = path.basename(rotten);
+    const bPort = b.port;
+    await b.stop();
+    // The node loses its cache; Druid's info_dir entries stay.
+    for (const d of dirs.values()) rmSync(d, { recursive: true, force: true });
+
+    // A refuses its damaged copy, B cannot be asked: the segment waits, named as such in the log and the job.
+    const waiting = await waitFor('the restore job to say the segment waits for B', () => verdictIn(source, id, 'holders_unreachable'), 30_000, 200);
+    assert.deepEqual(waiting.v.waitOn, [b.url]);
+    assert.ok(
+      waiting.v.damaged?.some((d) => d.target === a.url && d.problem.includes(rottenName)),
+      JSON.stringify(waiting.v),
+    );
+    assert.ok(
+      source
+        .logLines()
+        .some((l) => l.segmentId === id && l.case === 'holders_unreachable' && /every target that may hold a good copy is unreachable/.test(String(l.msg))),
+      'logged which case applied',
+    );
+    // The other segments had a good copy on A and are back.
+    for (const other of sample.segmentIds.filter((x) => x !== id)) await waitFor(`${other} restored`, () => existsSync(dirs.get(other)!), 20_000);
+    // With B down every segment is short of a copy; the lost one is among them.
+    assert.equal(await source.metric('druid_backup_segments_under_replicated'), SEGMENTS);
+    assert.equal(await source.metric('druid_backup_lost_segments_waiting'), 1);
+    const shown = await waitFor(
+      'the lost segment listed with its damaged copy',
+      async () => (await source.get<SegmentsResponse>('/data/v1/segments?limit=1000')).items.find((s) => s.id === id && s.backup.damagedCopies),
+      10_000,
+    );
+    assert.equal(shown.state, 'missing');
+    assert.ok(
+      shown?.backup.damagedCopies?.some((d) => d.target === a.url && d.problem.includes(rottenName)),
+      JSON.stringify(shown?.backup),
+    );
+
+    // Several probe periods later it still waits: never given up as "no backup" while B is merely down.
+    await new Promise((r) => setTimeout(r, 5000));
+    assert.ok(!existsSync(dirs.get(id)!));
+    assert.ok(!source.logLines().some((l) => l.segmentId === id && /no target holds a backup/.test(String(l.msg))));
+    assert.equal(await source.metric('druid_backup_lost_segment_verdicts_total', { case: 'no_backup' }), 0);
+
+    // The under-replicated count from here on, sampled often: B back leaves only the segment with A's damaged copy.
+    const counts: Array<{ at: number; n: number }> = [];
+    let sampling = true;
+    const sampler = (async () => {
+      while (sampling) {
+        counts.push({ at: Date.now(), n: await source.metric('druid_backup_segments_under_replicated') });
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    })();
+    b = await startSidecar(['--store', storeB], { token, port: bPort, stateDir: path.join(root, 'b-state') });
+    const answeredAt = Date.now();
+    const rel = path.relative(sample.location, dirs.get(id)!);
+    const whole = () => {
+      const now = treeDigests(dirs.get(id)!);
+      const want = [...original].filter(([k]) => k.startsWith(rel + path.sep));
+      return now.size === want.length && want.every(([k, d]) => now.get(path.relative(dirs.get(id)!, path.join(sample.location, k))) === d);
+    };
+    await waitFor('the segment back byte-identical', whole, 20_000, 100);
+    const tookMs = Date.now() - answeredAt;
+    console.log(`restored ${tookMs} ms after B answered`);
+    assert.ok(tookMs < 8000, `restored ${tookMs} ms after B answered`);
+    const done = await waitFor('the job to say it was restored from B', () => verdictIn(source, id, 'restored'), 10_000);
+    assert.equal(done.v.from, b.url);
+
+    // A's copy is replaced from the restored cache and verifies clean; the count of under-replicated goes to 0.
+    await waitFor('A repaired', async () => (await source.metric('druid_backup_copies_repaired_total', { outcome: 'repaired' })) >= 1, 20_000);
+    await waitFor('no segment under-replicated', async () => (await source.metric('druid_backup_segments_under_replicated')) === 0, 10_000);
+    sampling = false;
+    await sampler;
+    const seq = counts.map((c) => c.n).filter((n, i, all) => i === 0 || all[i - 1] !== n);
+    console.log(`under-replicated while B came back: ${seq.join(' -> ')}`);
+    // Every segment short of B while it is down; once B answers only the one whose copy on A is damaged; then none.
+    assert.equal(seq[0], SEGMENTS, seq.join(','));
+    assert.equal(seq.at(-1), 0, seq.join(','));
+    assert.ok(
+      seq.every((n, i) => i === 0 || n < seq[i - 1]!),
+      `only ever down: ${seq.join(',')}`,
+    );
+    const v = await a.request<JobAccepted>('POST', '/data/v1/store/verify', {});
+    assert.equal(v.status, 202, v.text);
+    const vj = await a.waitForJob(v.json.jobId);
+    assert.equal(vj.state, 'succeeded', JSON.stringify(vj.errors));
+    assert.deepEqual(vj.result?.bad, []);
+    assert.ok(source.logLines().some((l) => l.segmentId === id && l.target === a.url && /replaced and verified clean/.test(String(l.msg))));
+    const after = await source.get<SegmentsResponse>('/data/v1/segments?limit=1000');
+    assert.equal(after.items.find((s) => s.id === id)?.backup.damagedCopies, undefined);
+  });
+});
