@@ -21,7 +21,14 @@ export async function remoteIndex(target: Target, filter: ListFilter = {}, opts:
     let cursor: string | undefined;
     do {
       const page = await target.catalog({ dataSource: filter.dataSource, interval: filter.interval, limit: PAGE, cursor }, opts);
-      for (const s of page.items) out.set(s.segmentId, { digest: s.digest, sources: s.sources, size: s.size });
+      for (const s of page.items)
+        out.set(s.segmentId, {
+          digest: s.digest,
+          sources: s.sources,
+          size: s.size,
+          // The target's own verify found this copy damaged: the node holding the segment repairs it.
+          ...(typeof s.damaged === 'string' && s.damaged ? { damaged: s.damaged.slice(0, 1000) } : {}),
+        });
       cursor = page.nextCursor;
     } while (cursor);
     return out;

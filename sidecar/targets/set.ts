@@ -489,8 +489,9 @@ export class TargetSet implements Target {
     let m = this.badCopies.get(segmentId);
     if (!m) this.badCopies.set(segmentId, (m = new Map()));
     m.set(url, Date.now());
-    // A copy that failed its digests is still "held" by its target: recorded as damaged, to be replaced.
-    if (isBackupError(e) && (e.code === 'digest_mismatch' || e.code === 'bad_archive')) this.catalog.damaged(segmentId, url, messageOf(e));
+    // A copy that failed its digests is still "held" by its target: recorded as damaged, to be replaced. (A stream
+    // cut mid-transfer is no damage of the copy: it reads as a bad archive or an unreachable target.)
+    if (isBackupError(e) && e.code === 'digest_mismatch') this.catalog.damaged(segmentId, url, messageOf(e));
     if (isBackupError(e) && e.code === 'not_found') this.catalog.lost(segmentId, url);
     this.opts.log.warn({ segmentId, target: url, err: messageOf(e) }, 'cannot read this copy; another copy will be used');
   }
@@ -577,6 +578,7 @@ export class TargetSet implements Target {
             if (!m) per.set(id, (m = new Map()));
             m.set(spec.url, s);
             this.catalog.holds(id, spec.url, s.digest);
+            if (s.damaged) this.catalog.damaged(id, spec.url, s.damaged);
           }
           if (!filter.dataSource && !filter.interval && !filter.segmentIds)
             for (const id of [...this.catalog.ids()]) if (!idx.has(id)) this.catalog.lost(id, spec.url);

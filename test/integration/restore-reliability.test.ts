@@ -198,4 +198,37 @@ describe('copies=2: a rotten copy on A, B down, the cache lost', () => {
     const after = await source.get<SegmentsResponse>('/data/v1/segments?limit=1000');
     assert.equal(after.items.find((s) => s.id === id)?.backup.damagedCopies, undefined);
   });
+
+  test('no good copy anywhere: unrecoverable from backups, every holder named with its damaged file, nothing installed', async () => {
+    const id = sample.segmentIds[2]!;
+    const fileA = path.basename(rot(storeA, id));
+    const fileB = path.basename(rot(storeB, id));
+    // B's own verify finds its copy damaged: marked so, answered as damaged, and never served as good.
+    const v = await b.request<JobAccepted>('POST', '/data/v1/store/verify', { segmentIds: [id] });
+    assert.equal(v.status, 202, v.text);
+    await b.waitForJob(v.json.jobId);
+    const head = await b.request('HEAD', `/data/v1/store/segments/${encodeURIComponent(id)}`);
+    assert.equal(head.status, 200);
+    assert.match(decodeURIComponent(head.headers.get('x-druid-backup-damaged') ?? ''), new RegExp(fileB.replace('.', '\\.')));
+    const listed = (await b.get<StoreCatalogResponse>('/data/v1/store/segments?limit=1000')).items.find((s) => s.segmentId === id);
+    assert.ok(listed?.damaged?.includes(fileB), JSON.stringify(listed));
+    const get = await b.request('GET', `/data/v1/store/segments/${encodeURIComponent(id)}`);
+    assert.equal(get.status, 422, 'a copy marked damaged is not served');
+
+    rmSync(dirs.get(id)!, { recursive: true, force: true });
+    const found = await waitFor('the restore job to say every copy is damaged', () => verdictIn(source, id, 'copies_damaged'), 30_000, 200);
+    const named = new Map((found.v.damaged ?? []).map((d) => [d.target, d.problem]));
+    assert.deepEqual([...named.keys()].sort(), [a.url, b.url].sort());
+    assert.ok(named.get(a.url)!.includes(fileA), named.get(a.url));
+    assert.ok(named.get(b.url)!.includes(fileB), named.get(b.url));
+    assert.ok(
+      source
+        .logLines()
+        .some((l) => l.segmentId === id && l.case === 'copies_damaged' && /every reachable copy is damaged.*unrecoverable from backups/.test(String(l.msg))),
+      'logged as unrecoverable from backups',
+    );
+    assert.ok(!existsSync(dirs.get(id)!), 'nothing installed');
+    assert.ok(!source.logLines().some((l) => l.segmentId === id && /no target holds a backup/.test(String(l.msg))));
+    assert.ok((await source.metric('druid_backup_lost_segment_verdicts_total', { case: 'copies_damaged' })) >= 1);
+  });
 });
