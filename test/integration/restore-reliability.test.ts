@@ -12,10 +12,13 @@ import { after, before, describe, test } from 'node:test';
 import type { Job, JobAccepted, LossVerdict, SegmentsResponse, StoreCatalogResponse } from '../../sidecar/api.js';
 import type { SampleResult } from '../../sidecar/sample/sampleCache.js';
 import { writeSampleCache } from '../../sidecar/sample/sampleCache.js';
+import { S3Layout } from '../../sidecar/store/s3/layout.js';
 import { runCli } from '../helpers/cli.js';
 import type { SidecarProcess } from '../helpers/sidecar.js';
 import { newToken, startSidecar, tmpDir, waitFor } from '../helpers/sidecar.js';
 import { treeDigests } from '../helpers/tree.js';
+import type { VersityGw } from '../helpers/versitygw.js';
+import { startVersityGw } from '../helpers/versitygw.js';
 
 const SEGMENTS = 4;
 
@@ -52,6 +55,23 @@ function rot(storeDir: string, segmentId: string): string {
   b[b.length >> 1] = b[b.length >> 1]! ^ 0x01;
   writeFileSync(file, b);
   return file;
+}
+
+/** Flips one byte in the middle of a file; returns its bytes before. */
+function flip(file: string): Buffer {
+  const before = readFileSync(file);
+  const b = Buffer.from(before);
+  b[b.length >> 1] = b[b.length >> 1]! ^ 0x01;
+  writeFileSync(file, b);
+  return before;
+}
+
+/** Whether the cache holds the segment byte for byte as it was. */
+function wholeAgain(original: Map<string, string>, location: string, dir: string): boolean {
+  const rel = path.relative(location, dir);
+  const now = treeDigests(dir);
+  const want = [...original].filter(([k]) => k.startsWith(rel + path.sep));
+  return now.size === want.length && want.every(([k, d]) => now.get(path.relative(dir, path.join(location, k))) === d);
 }
 
 async function stored(t: SidecarProcess): Promise<Set<string>> {
@@ -230,5 +250,86 @@ describe('copies=2: a rotten copy on A, B down, the cache lost', () => {
     assert.ok(!existsSync(dirs.get(id)!), 'nothing installed');
     assert.ok(!source.logLines().some((l) => l.segmentId === id && /no target holds a backup/.test(String(l.msg))));
     assert.ok((await source.metric('druid_backup_lost_segment_verdicts_total', { case: 'copies_damaged' })) >= 1);
+  });
+});
+
+describe('the damaged copy in a bucket (VersityGW), the good one on a sidecar', () => {
+  const token = newToken();
+  const root = tmpDir('dbk-reliab-s3-');
+  const bucket = 'backups';
+  const s3url = `s3://${bucket}/druid`;
+  const layout = new S3Layout('druid/');
+  const node = 'historical-r:8083';
+  let gw: VersityGw;
+  let sample: SampleResult;
+  let a: SidecarProcess;
+  let source: SidecarProcess;
+  let original: Map<string, string>;
+  let dirs: Map<string, string>;
+
+  before(async () => {
+    gw = await startVersityGw();
+    await gw.createBucket(bucket);
+    sample = await writeSampleCache({
+      dir: path.join(root, 'historical'),
+      segments: 3,
+      layout: 'nested',
+      dataSources: ['kttm'],
+      segmentSize: 32 * 1024,
+      smooshChunkSize: 2147483647,
+      seed: 93,
+    });
+    original = treeDigests(sample.location);
+    dirs = await segmentDirs(sample.propertiesFile);
+    a = await startSidecar(['--store', path.join(root, 'a')], { token, stateDir: path.join(root, 'a-state') });
+    source = await startSidecar(['--config', sample.propertiesFile, '--node-name', node, '--targets', JSON.stringify([s3url, a.url]), '--copies', '2'], {
+      token,
+      env: gw.env,
+    });
+    await waitFor(
+      'no segment under-replicated',
+      async () => {
+        const segs = await source.get<SegmentsResponse>('/data/v1/segments?limit=1000');
+        return segs.items.length === 3 && segs.items.every((x) => x.backup.copies === 2);
+      },
+      30_000,
+    );
+  });
+  after(async () => {
+    await source?.stop();
+    await a?.stop();
+    await gw?.close();
+  });
+
+  test('read from the bucket, found damaged, waits for the sidecar; restored from it; the objects are overwritten and verify clean', async () => {
+    const id = sample.segmentIds[0]!;
+    const object = path.join(gw.root, bucket, layout.fileKey(id, node, '00000.smoosh'));
+    const good = flip(object);
+    const aPort = a.port;
+    await a.stop();
+    rmSync(dirs.get(id)!, { recursive: true, force: true });
+
+    const waiting = await waitFor('the job to say the segment waits for the sidecar', () => verdictIn(source, id, 'holders_unreachable'), 30_000, 200);
+    assert.deepEqual(waiting.v.waitOn, [a.url]);
+    assert.ok(
+      waiting.v.damaged?.some((d) => d.target === s3url && d.problem.includes('00000.smoosh')),
+      JSON.stringify(waiting.v),
+    );
+
+    a = await startSidecar(['--store', path.join(root, 'a')], { token, port: aPort, stateDir: path.join(root, 'a-state') });
+    const answeredAt = Date.now();
+    await waitFor('the segment back byte-identical', () => wholeAgain(original, sample.location, dirs.get(id)!), 20_000, 100);
+    console.log(`restored ${Date.now() - answeredAt} ms after the sidecar answered`);
+    assert.ok(Date.now() - answeredAt < 8000);
+    assert.equal((await waitFor('restored from the sidecar', () => verdictIn(source, id, 'restored'))).v.from, a.url);
+
+    await waitFor('the bucket copy repaired', async () => (await source.metric('druid_backup_copies_repaired_total', { outcome: 'repaired' })) >= 1, 20_000);
+    assert.ok(readFileSync(object).equals(good), 'the object holds the good bytes again');
+    await waitFor('no segment under-replicated', async () => (await source.metric('druid_backup_segments_under_replicated')) === 0, 10_000);
+    const r = await source.request<JobAccepted>('POST', '/data/v1/store/verify', { target: s3url });
+    assert.equal(r.status, 202, r.text);
+    const job = await source.waitForJob(r.json.jobId);
+    assert.equal(job.state, 'succeeded', JSON.stringify(job.errors));
+    assert.deepEqual(job.result?.bad, []);
   });
 });
