@@ -154,6 +154,7 @@ export class RestoreService {
     });
     this.unsubscribe = layouts;
     const target = this.ctx.targets ?? (c.target ? this.ctx.openTarget(c.target) : undefined);
+    this.startRepairs();
     if (!c.autoRestore || !target || c.druid.locations.length === 0) return;
     this.auto = new AutoRestore({
       locations: c.druid.locations,
@@ -185,7 +186,6 @@ export class RestoreService {
       layouts();
       losses();
     };
-    this.startRepairs();
     log.info({ target: target.url, checkMs: c.autoRestoreCheckMs, scrubMs: c.scrubMs }, 'automatic restore on');
   }
 
@@ -388,7 +388,11 @@ export class RestoreService {
       const ids = [...set.pool.catalog.ids()].filter((id) => set.damagedCopies(id).length > 0 && this.ctx.cache!.get(id));
       if (ids.length) void this.repairCopies(ids);
     };
-    pass();
+    // At start once the cache is known: a repair a crash cut short is finished now, not a period later.
+    this.ctx.cache
+      .scan()
+      .then(pass)
+      .catch((e) => this.ctx.log.warn({ err: messageOf(e) }, 'cannot look for damaged copies to repair'));
     this.repairTimer = setInterval(pass, Math.max(REPAIR_PERIOD_MS, this.ctx.config.autoRestoreCheckMs));
     this.repairTimer.unref();
   }

@@ -117,6 +117,8 @@ export class CopyCatalog {
     if (old?.damaged?.problem === problem) return;
     const now = new Date().toISOString();
     this.append({ id, t: target, r: { digest: d, seenAt: old?.seenAt ?? now, damaged: { at: now, problem: problem.slice(0, 500) } } });
+    // Rare, and what a repair after a crash starts from: on disk at once, not at the next flush.
+    this.journal.flush();
   }
 
   /** The targets whose copy of the segment is known damaged, with what is wrong. */
