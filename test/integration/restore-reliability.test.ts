@@ -251,6 +251,37 @@ describe('copies=2: a rotten copy on A, B down, the cache lost', () => {
     assert.ok(!source.logLines().some((l) => l.segmentId === id && /no target holds a backup/.test(String(l.msg))));
     assert.ok((await source.metric('druid_backup_lost_segment_verdicts_total', { case: 'copies_damaged' })) >= 1);
   });
+
+  test('a manual restore with "retry": the segment that fails while B is down goes again as soon as B answers', async () => {
+    const id = sample.segmentIds[3]!;
+    rot(storeA, id);
+    const bPort = b.port;
+    await b.stop();
+    const dest = tmpDir('dbk-reliab-dest-');
+    const r = await source.request<JobAccepted>('POST', '/data/v1/restore', { segmentIds: [id], destination: dest, retry: true });
+    assert.equal(r.status, 202, r.text);
+    const first = await source.waitForJob(r.json.jobId);
+    const outcomes = first.result?.outcomes as LossVerdict[];
+    assert.equal(outcomes.length, 1);
+    assert.equal(outcomes[0]!.case, 'holders_unreachable');
+    assert.deepEqual(outcomes[0]!.waitOn, [b.url]);
+    assert.ok(outcomes[0]!.damaged?.some((d) => d.target === a.url));
+
+    b = await startSidecar(['--store', storeB], { token, port: bPort, stateDir: path.join(root, 'b-state') });
+    const again = await waitFor(
+      'the restore started again',
+      async () => (await restoreJobs(source)).find((j) => j.id !== first.id && j.request.destination === dest && j.request.retry === true),
+      10_000,
+    );
+    const done = await source.waitForJob(again.id);
+    assert.equal(done.state, 'succeeded', JSON.stringify(done.errors));
+    assert.equal((done.result?.outcomes as LossVerdict[])[0]!.case, 'restored');
+    const rel = path.relative(sample.location, dirs.get(id)!);
+    const got = treeDigests(dest);
+    const want = [...original].filter(([k]) => k.startsWith(rel + path.sep));
+    assert.ok(want.length > 0);
+    for (const [k, d] of want) assert.equal(got.get(k), d, k);
+  });
 });
 
 describe('the damaged copy in a bucket (VersityGW), the good one on a sidecar', () => {
