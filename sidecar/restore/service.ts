@@ -3,7 +3,8 @@
  * the scrub of the node's cache, keeps one restore per segment at a time, tells active backup which segments
  * are being installed, and counts everything in /metrics. At start it removes what a crash left of restores.
  */
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { Counter, Gauge } from 'prom-client';
 import type { Job, LossVerdict, RestorePlan, RestoreRequest } from '../api.js';
@@ -22,6 +23,7 @@ import { AutoRestore } from './auto.js';
 import { DigestMemo } from './digests.js';
 import type { DestinationSpec, Plan } from './plan.js';
 import type { RestoreEnv, RestoreHooks } from './restorer.js';
+import { receiveInto } from './receive.js';
 import { cleanLeftovers, executePlan, planFor } from './restorer.js';
 import { HolderWaits, decide, explainVerdict, surveyCopies } from './sources.js';
 
@@ -380,59 +382,64 @@ export class RestoreService {
     return segmentIds.map((id) => verdicts.get(id) ?? { segmentId: id, case: 'restorable' });
   }
 
-  /** Looks for damaged copies of the cache's segments now and then (and at start: a repair cut short by a crash is finished). */
+  /** Looks for damaged copies now and then (and at start: a repair a crash cut short is finished). */
   private startRepairs(): void {
     const set = this.ctx.targets;
-    if (!set || !this.ctx.cache) return;
+    if (!set) return;
+    // What a crash left of a repair's staging is no copy of anything.
+    rmSync(this.repairStaging, { recursive: true, force: true });
     const pass = () => {
-      const ids = [...set.pool.catalog.ids()].filter((id) => set.damagedCopies(id).length > 0 && this.ctx.cache!.get(id));
+      const ids = [...set.pool.catalog.ids()].filter((id) => set.damagedCopies(id).length > 0);
       if (ids.length) void this.repairCopies(ids);
     };
-    // At start once the cache is known: a repair a crash cut short is finished now, not a period later.
-    this.ctx.cache
-      .scan()
-      .then(pass)
-      .catch((e) => this.ctx.log.warn({ err: messageOf(e) }, 'cannot look for damaged copies to repair'));
+    // Once the cache is known, so a segment it holds is repaired from it rather than downloaded.
+    (this.ctx.cache?.scan() ?? Promise.resolve()).then(pass).catch((e) => this.ctx.log.warn({ err: messageOf(e) }, 'cannot look for damaged copies to repair'));
     this.repairTimer = setInterval(pass, Math.max(REPAIR_PERIOD_MS, this.ctx.config.autoRestoreCheckMs));
     this.repairTimer.unref();
   }
 
+  private get repairStaging(): string {
+    return path.join(this.ctx.config.stateDir, 'repair');
+  }
+
   /**
-   * Replaces the damaged copies of these segments on the node's targets from its own cache, when the cache's files
-   * are exactly the manifest's (read in full here), then has each copy read back and verified.
+   * Replaces the damaged copies of these segments on the node's targets, then has each read back and verified.
+   * The bytes come from the node's cache when its files are exactly the manifest's (read in full here), else from
+   * a good copy on another target, received (every digest checked) into a staging directory under the state
+   * directory first.
    */
   repairCopies(segmentIds: string[]): Promise<void> {
     const set = this.ctx.targets;
-    const cache = this.ctx.cache;
-    if (!set || !cache) return Promise.resolve();
+    if (!set) return Promise.resolve();
     const run = async () => {
       const log = this.ctx.log.child({ component: 'repair' });
       for (const id of segmentIds) {
         const damaged = set.damagedCopies(id);
-        const seg = cache.get(id);
-        if (damaged.length === 0 || !seg || this.busy.has(id)) continue;
+        if (damaged.length === 0 || this.busy.has(id)) continue;
+        let staging: string | undefined;
         try {
           const m = await set.manifest(id);
           if (!m) continue;
-          const problems = await checkSegmentDir(m, seg.dir, { memo: this.memo, fresh: true });
-          if (problems.length) {
-            log.warn(
-              { segmentId: id, problems: problems.map((p) => p.message) },
-              "the cache's copy differs from the manifest; it cannot repair the damaged copies",
-            );
-            continue;
+          const cached = this.ctx.cache?.get(id);
+          let dir = cached?.dir;
+          let from = 'the cache';
+          if (!dir || (await checkSegmentDir(m, dir, { memo: this.memo, fresh: true })).length > 0) {
+            mkdirSync(this.repairStaging, { recursive: true, mode: 0o700 });
+            staging = await mkdtemp(path.join(this.repairStaging, 'segment-'));
+            const reader = await set.read(id);
+            await receiveInto(reader, m, staging);
+            dir = staging;
+            from = 'a good copy on another target';
           }
-          log.warn(
-            { segmentId: id, targets: damaged.map((d) => d.target), problems: damaged.map((d) => d.problem) },
-            'repairing damaged copies from the cache',
-          );
+          log.warn({ segmentId: id, targets: damaged.map((d) => d.target), problems: damaged.map((d) => d.problem), from }, 'repairing damaged copies');
+          const src = dir;
           const r = await set.repair(
             {
               segmentId: id,
               descriptor: m.descriptor,
               node: this.ctx.config.nodeName,
               files: m.files.map((f) => {
-                const file = path.join(seg.dir, f.name);
+                const file = path.join(src, f.name);
                 return { name: f.name, size: f.size, path: file, open: () => readStream(file, f.size) };
               }),
             },
@@ -444,6 +451,8 @@ export class RestoreService {
           for (const f of r.failed) log.error({ segmentId: id, target: f.target, err: f.error }, 'damaged copy not repaired; tried again later');
         } catch (e) {
           log.error({ segmentId: id, err: messageOf(e) }, 'damaged copies not repaired; tried again later');
+        } finally {
+          if (staging) await rm(staging, { recursive: true, force: true });
         }
       }
     };

@@ -363,4 +363,30 @@ describe('the damaged copy in a bucket (VersityGW), the good one on a sidecar', 
     assert.equal(job.state, 'succeeded', JSON.stringify(job.errors));
     assert.deepEqual(job.result?.bad, []);
   });
+
+  test("the node's verify of the bucket finds a damaged copy of a segment it no longer serves: repaired from the sidecar's copy", async () => {
+    const id = sample.segmentIds[1]!;
+    // Druid dropped it from this node: info file first, then the files.
+    rmSync(path.join(sample.infoDir, id));
+    rmSync(dirs.get(id)!, { recursive: true, force: true });
+    const object = path.join(gw.root, bucket, layout.fileKey(id, node, '00000.smoosh'));
+    const good = flip(object);
+
+    const r = await source.request<JobAccepted>('POST', '/data/v1/store/verify', { target: s3url });
+    const found = await source.waitForJob(r.json.jobId);
+    assert.deepEqual(
+      (found.result?.bad as Array<{ segmentId: string }>).map((x) => x.segmentId),
+      [id],
+    );
+    await waitFor(
+      'the bucket copy replaced from the sidecar and verified clean',
+      () => source.logLines().some((l) => l.segmentId === id && l.target === s3url && /replaced and verified clean/.test(String(l.msg))),
+      20_000,
+    );
+    assert.ok(source.logLines().some((l) => l.segmentId === id && l.msg === 'repairing damaged copies' && l.from === 'a good copy on another target'));
+    assert.ok(readFileSync(object).equals(good));
+    const again = await source.request<JobAccepted>('POST', '/data/v1/store/verify', { target: s3url });
+    assert.deepEqual((await source.waitForJob(again.json.jobId)).result?.bad, []);
+    assert.ok(!existsSync(dirs.get(id)!), 'the dropped segment stays dropped');
+  });
 });

@@ -118,7 +118,7 @@ describe(`crashes during a repair: kill -9 the node while it replaces a damaged 
       await reached;
       await waitFor(
         'the node repairing',
-        () => node!.logLines().some((l) => l.segmentId === id && l.msg === 'repairing damaged copies from the cache'),
+        () => node!.logLines().some((l) => l.segmentId === id && l.msg === 'repairing damaged copies' && l.from === 'the cache'),
         10_000,
       );
       assert.ok(!node!.logLines().some((l) => l.segmentId === id && /replaced and verified clean/.test(String(l.msg))), 'killed before the repair ended');

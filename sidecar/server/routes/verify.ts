@@ -11,6 +11,7 @@ import { compileSelector, isEmptySelector } from '../../druid/selector.js';
 import { BackupError } from '../../errors.js';
 import { S3Target } from '../../store/s3/target.js';
 import { verifyStore } from '../../verify/store.js';
+import { restoreService } from './restore.js';
 import type { SidecarContext } from '../context.js';
 import { commonErrors, jobAcceptedSchema, selectorProperties } from '../schemas.js';
 
@@ -42,6 +43,8 @@ export function register(app: FastifyInstance, ctx: SidecarContext): void {
             'bad_request',
             `target ${target.url}: only buckets (s3://) are verified from here; verify a target sidecar's store on that sidecar`,
           );
+        const member = ctx.targets?.specs.find((sp) => ctx.openTarget(sp.url) === target)?.url;
+        const damaged: string[] = [];
         const job = ctx.jobs.create({
           type: 'verify',
           request: { ...req.body },
@@ -60,9 +63,15 @@ export function register(app: FastifyInstance, ctx: SidecarContext): void {
               onSegment: (id, problems) => {
                 job.setCurrent(id);
                 if (problems.length === 0) job.segmentDone('done');
-                else job.segmentFailed(id, problems.map((p) => p.message).join('; '));
+                else {
+                  job.segmentFailed(id, problems.map((p) => p.message).join('; '));
+                  // A bucket of this node's targets: the damaged copy is recorded, and repaired from a good one.
+                  if (member) ctx.targetPool?.catalog.damaged(id, member, problems.map((p) => p.message).join('; '));
+                  damaged.push(id);
+                }
               },
             });
+            if (damaged.length) void restoreService(ctx)?.repairCopies(damaged);
             return {
               store: report.store,
               segments: report.segments,
