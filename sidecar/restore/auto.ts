@@ -10,8 +10,8 @@
  * is restored from the node's target, once its copies say it can be (sources.ts): a segment whose holders are all
  * unreachable waits for one to answer (probed every few seconds) until Druid takes over (its info_dir entry goes,
  * or it downloads the segment itself); one whose every reachable copy is damaged is said so and tried again later;
- * only one that no target holds is given up, and said so once. The sweep slows itself down on a large cache so it never takes more than a
- * twentieth of the time. The scrub (off by default) reads every byte of the served segments against their
+ * only one that no target holds is given up, and said so once. The sweep slows itself down on a large cache so it
+ * never takes more than a twentieth of the time. The scrub (off by default) reads every byte of the served segments against their
  * manifests and repairs what it finds: bit rot changes no stat.
  */
 import type { Dirent, Stats } from 'node:fs';
@@ -234,7 +234,7 @@ export class AutoRestore {
           this.o.onVerdict?.(v);
         } else if (v && v.case !== 'restorable') this.notRestored(v, this.served.get(id)?.suspect?.why);
         else this.failed(id, 'the restore failed');
-        // Look at them afresh: restored ones are observed again, failed ones become suspects again.
+        // Restored ones are observed afresh (new inodes are no change); the others stay suspects since their loss.
         const s = this.served.get(id);
         if (s) this.served.set(id, { segment: s.segment, suspect: v?.case === 'restored' ? undefined : s.suspect });
       }

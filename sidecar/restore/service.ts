@@ -94,8 +94,8 @@ export class RestoreService {
   private readonly metrics: RestoreMetrics;
   private auto?: AutoRestore;
   private unsubscribe?: () => void;
-  /** Failed segments of manual restores asked with `retry`, waiting for a holder to answer: their requests by segment. */
-  private readonly manualWaits = new Map<string, { waits: HolderWaits; request: RestoreRequest }>();
+  /** Failed segments of manual restores asked with `retry`, waiting for a holder to answer, with the wait they are in. */
+  private readonly manualWaits = new Map<string, HolderWaits>();
   private repairing?: Promise<void>;
   private repairTimer?: NodeJS.Timeout;
   /** The layout this node's cache had when last seen with segments: an emptied cache is restored in it. */
@@ -194,7 +194,7 @@ export class RestoreService {
   async stop(): Promise<void> {
     this.unsubscribe?.();
     clearInterval(this.repairTimer);
-    for (const w of this.manualWaits.values()) w.waits.stop();
+    for (const w of this.manualWaits.values()) w.stop();
     await this.auto?.stop();
     await this.repairing;
   }
@@ -237,9 +237,10 @@ export class RestoreService {
       },
     });
     for (const v of waiting) {
-      this.manualWaits.get(v.segmentId)?.waits.end(v.segmentId);
+      // A later request for the same segment replaces its earlier wait.
+      this.manualWaits.get(v.segmentId)?.end(v.segmentId);
       waits.wait(v.segmentId, v.waitOn ?? []);
-      this.manualWaits.set(v.segmentId, { waits, request: req });
+      this.manualWaits.set(v.segmentId, waits);
     }
   }
 
@@ -417,10 +418,12 @@ export class RestoreService {
         const damaged = set.damagedCopies(id);
         if (damaged.length === 0 || this.busy.has(id)) continue;
         let staging: string | undefined;
+        const cached = this.ctx.cache?.get(id);
+        // No good copy recorded and none here: nothing to repair from (a restore says so); looked at again next pass.
+        if (!cached && set.copiesOf(id).copies === 0) continue;
         try {
           const m = await set.manifest(id);
           if (!m) continue;
-          const cached = this.ctx.cache?.get(id);
           let dir = cached?.dir;
           let from = 'the cache';
           if (!dir || (await checkSegmentDir(m, dir, { memo: this.memo, fresh: true })).length > 0) {
