@@ -29,8 +29,11 @@ import { HolderWaits, decide, explainVerdict, surveyCopies } from './sources.js'
 
 export type RestoreMode = 'manual' | RepairMode;
 
-/** How often the node looks for damaged copies of its segments on its targets to repair. */
-const REPAIR_PERIOD_MS = 30_000;
+/**
+ * How often the node looks for damaged copies it knows of (a failed read, a target's own verify learned at the
+ * reconcile) to repair. Cheap when there are none: one walk of the copy records.
+ */
+const REPAIR_PERIOD_MS = 10_000;
 
 class RestoreMetrics {
   readonly segments: Counter<'mode' | 'outcome'>;

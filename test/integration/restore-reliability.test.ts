@@ -117,7 +117,10 @@ describe('copies=2: a rotten copy on A, B down, the cache lost', () => {
     dirs = await segmentDirs(sample.propertiesFile);
     a = await startSidecar(['--store', storeA], { token });
     b = await startSidecar(['--store', storeB], { token, stateDir: path.join(root, 'b-state') });
-    source = await startSidecar(['--config', sample.propertiesFile, '--targets', JSON.stringify([a.url, b.url]), '--copies', '2'], { token });
+    source = await startSidecar(['--config', sample.propertiesFile, '--targets', JSON.stringify([a.url, b.url]), '--copies', '2'], {
+      token,
+      env: { DRUID_BACKUP_RECONCILE_PERIOD: 'PT1S' },
+    });
     await waitFor('every segment on A and B', async () => (await stored(a)).size === SEGMENTS && (await stored(b)).size === SEGMENTS, 30_000);
     await waitFor('no segment under-replicated', async () => (await source.metric('druid_backup_segments_under_replicated')) === 0);
   });
@@ -250,6 +253,28 @@ describe('copies=2: a rotten copy on A, B down, the cache lost', () => {
     assert.ok(!existsSync(dirs.get(id)!), 'nothing installed');
     assert.ok(!source.logLines().some((l) => l.segmentId === id && /no target holds a backup/.test(String(l.msg))));
     assert.ok((await source.metric('druid_backup_lost_segment_verdicts_total', { case: 'copies_damaged' })) >= 1);
+  });
+
+  test("a target's own verify marks a copy damaged: the node's next reconcile learns it and repairs it from its cache", async () => {
+    const id = sample.segmentIds[0]!;
+    const file = rot(storeA, id);
+    const v = await a.request<JobAccepted>('POST', '/data/v1/store/verify', { segmentIds: [id] });
+    const found = await a.waitForJob(v.json.jobId);
+    assert.deepEqual(
+      (found.result?.bad as Array<{ segmentId: string }>).map((x) => x.segmentId),
+      [id],
+    );
+    assert.ok((await a.get<StoreCatalogResponse>('/data/v1/store/segments?limit=1000')).items.find((s) => s.segmentId === id)?.damaged);
+    await waitFor(
+      "A's copy repaired from the node's cache",
+      () =>
+        source.logLines().some((l) => l.segmentId === id && l.msg === 'repairing damaged copies' && l.from === 'the cache') &&
+        source.logLines().some((l) => l.segmentId === id && l.target === a.url && /replaced and verified clean/.test(String(l.msg))),
+      30_000,
+      200,
+    );
+    assert.ok(readFileSync(file).equals(readFileSync(path.join(storedDir(storeB, id), path.basename(file)))), "byte-identical to B's copy");
+    assert.equal((await a.get<StoreCatalogResponse>('/data/v1/store/segments?limit=1000')).items.find((s) => s.segmentId === id)?.damaged, undefined);
   });
 
   test('a manual restore with "retry": the segment that fails while B is down goes again as soon as B answers', async () => {
