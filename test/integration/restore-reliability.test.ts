@@ -3,7 +3,10 @@
  * of A's copy rots, B goes down, the node loses its cache while the info_dir entries stay. The automatic restore
  * refuses A's copy, waits for B instead of giving the segment up, restores it within seconds of B answering, and
  * repairs A's copy, which then verifies clean. With no good copy anywhere the segment is reported unrecoverable
- * from backups with every holder named, and nothing is installed.
+ * from backups with every holder named, and nothing is installed. A target's own verify marks a copy damaged and
+ * the node repairs it after its next reconcile; a manual restore with `retry` goes again when its holder answers.
+ * The same with the damaged copy in a bucket (VersityGW) and the good one on a sidecar, and a bucket copy the
+ * node's verify finds damaged is repaired from the sidecar's copy when the node no longer serves the segment.
  */
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
