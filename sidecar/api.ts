@@ -62,6 +62,8 @@ export interface SegmentInfo {
     /** With several targets (druid.backup.targets): how many hold a good copy, and which. */
     copies?: number;
     targets?: string[];
+    /** Copies a read or a verify found damaged, not counted in `copies` until repaired and verified clean. */
+    damagedCopies?: Array<{ target: string; problem: string; at: string }>;
     digest?: string;
     error?: string;
   };
@@ -122,6 +124,31 @@ export interface RestoreRequest extends SegmentSelector {
   /** `cache` (default), `deep-storage`, or an absolute directory path. */
   destination?: RestoreDestination;
   dryRun?: boolean;
+  /**
+   * Segments that fail because every target holding a good copy is unreachable are restored again as soon as one
+   * answers (probed every few seconds); the job result says per segment which case applied.
+   */
+  retry?: boolean;
+}
+
+/**
+ * Why a lost segment is or is not back (restore/sources.ts): `restored`; `restorable` (a good copy answers);
+ * `holders_unreachable` (waiting for a target that holds it); `copies_damaged` (every reachable copy failed its
+ * digests); `no_backup` (every target answered, none holds it).
+ */
+export type LossCase = 'restored' | 'restorable' | 'holders_unreachable' | 'copies_damaged' | 'no_backup';
+
+export interface LossVerdict {
+  segmentId: string;
+  case: LossCase;
+  /** Targets with a good copy. */
+  good?: string[];
+  /** The target restored from. */
+  from?: string;
+  damaged?: Array<{ target: string; problem: string }>;
+  unreachable?: Array<{ target: string; why: string }>;
+  /** Targets the segment waits on. */
+  waitOn?: string[];
 }
 
 export interface RestorePlanItem {
@@ -207,6 +234,8 @@ export interface StoredSegment {
   sources: string[];
   /** Replicas whose bytes differ from the stored copy. */
   conflicts: string[];
+  /** The store's own verify found this copy damaged (what is wrong); it is not served until replaced. */
+  damaged?: string;
   createdAt: string;
   updatedAt: string;
 }

@@ -212,11 +212,12 @@ export class CacheIndex {
   }
 
   /** With several targets (sidecar/targets/): the good copies of a segment and the targets holding them. */
-  copiesOf?: (id: string) => { copies: number; targets: string[] };
+  copiesOf?: (id: string) => Pick<SegmentInfo['backup'], 'copies' | 'targets' | 'damagedCopies'>;
 
   backupOf(id: string): SegmentInfo['backup'] {
     const b = this.opts.state.get(id)?.backup;
-    if (!b) return { state: 'none' };
+    // A segment lost from the cache has no backup record any more, but its copies on the targets are still news.
+    if (!b) return { state: 'none', ...this.copiesOf?.(id) };
     const state: BackupState = b.state;
     return {
       state,

@@ -26,7 +26,14 @@ export async function remoteIndex(target: Target, filter: ListFilter = {}, opts:
       const page = await target.catalog({ dataSource: filter.dataSource, interval: filter.interval, limit: PAGE, cursor }, opts);
       if (!Array.isArray(page?.items) || page.items.length > PAGE)
         throw new BackupError('target_error', `${target.url} answered a catalog page that is not a list of at most ${PAGE} segments`);
-      for (const s of page.items) out.set(s.segmentId, { digest: s.digest, sources: s.sources, size: s.size });
+      for (const s of page.items)
+        out.set(s.segmentId, {
+          digest: s.digest,
+          sources: s.sources,
+          size: s.size,
+          // The target's own verify found this copy damaged: the node holding the segment repairs it.
+          ...(typeof s.damaged === 'string' && s.damaged ? { damaged: s.damaged.slice(0, 1000) } : {}),
+        });
       cursor = typeof page.nextCursor === 'string' && page.nextCursor ? page.nextCursor : undefined;
       if (cursor) guard.next(cursor);
     } while (cursor);

@@ -7,8 +7,11 @@
  * served segment's directory the first time. A file gone, or whose size, inode or mtime changed, makes the segment
  * a suspect; a changed file is hashed against the backup's manifest (a file rewritten with the same bytes is no
  * loss). A suspect still lost after the settle time, and not being downloaded by Druid (`downloadStartMarker`),
- * is restored from the node's target. The sweep slows itself down on a large cache so it never takes more than a
- * twentieth of the time. The scrub (off by default) reads every byte of the served segments against their
+ * is restored from the node's target, once its copies say it can be (sources.ts): a segment whose holders are all
+ * unreachable waits for one to answer (probed every few seconds) until Druid takes over (its info_dir entry goes,
+ * or it downloads the segment itself); one whose every reachable copy is damaged is said so and tried again later;
+ * only one that no target holds is given up, and said so once. The sweep slows itself down on a large cache so it
+ * never takes more than a twentieth of the time. The scrub (off by default) reads every byte of the served segments against their
  * manifests and repairs what it finds: bit rot changes no stat.
  */
 import type { Dirent, Stats } from 'node:fs';
@@ -20,11 +23,13 @@ import { cacheSegmentPath } from '../druid/paths.js';
 import type { CacheLocationConfig } from '../druid/scan.js';
 import { DOWNLOAD_MARKER, SEGMENT_MARKERS } from '../druid/scan.js';
 import type { SegmentId } from '../druid/segmentId.js';
+import type { LossVerdict } from '../api.js';
 import { messageOf } from '../errors.js';
 import type { Manifest } from '../store/manifest.js';
 import type { Target } from '../store/target.js';
 import { checkSegmentDir } from '../verify/check.js';
 import type { DigestMemo } from './digests.js';
+import { HolderWaits, explainVerdict } from './sources.js';
 
 export type LossReason = 'vanished' | 'damaged';
 export type RepairMode = 'auto' | 'scrub';
@@ -45,8 +50,14 @@ export interface AutoRestoreOptions {
   log: Logger;
   /** True while a restore (manual or automatic) is installing the segment. */
   isBusy(segmentId: string): boolean;
-  /** Restores these segments from the target into the cache; resolves when done, with the ids that could not be. */
-  restore(segmentIds: string[], mode: RepairMode): Promise<string[]>;
+  /** Where the copies of a lost segment are, and so what can be done (restore/sources.ts). */
+  survey(segmentId: string): Promise<LossVerdict>;
+  /** Restores these segments from the target into the cache; resolves when done, with a verdict for each (`restored` or why not). */
+  restore(segmentIds: string[], mode: RepairMode): Promise<LossVerdict[]>;
+  /** Counts a decision about a lost segment (for /metrics). */
+  onVerdict?(v: LossVerdict): void;
+  /** How often a holder a segment waits on is probed (default sources.ts HOLDER_PROBE_MS). */
+  probeMs?: number;
   /** Counts a detected loss (for /metrics). */
   onLoss?(reason: LossReason): void;
   /** Counts a segment the scrub read, and whether it was damaged. */
@@ -96,6 +107,8 @@ export class AutoRestore {
   private readonly unavailable = new Set<string>();
   private readonly manifests = new Map<string, Manifest>();
   private readonly retries = new Map<string, { attempts: number; at: number }>();
+  /** Lost segments whose every holder is unreachable: not on the back-off, restored as soon as one answers. */
+  private readonly waits: HolderWaits;
   private timer?: NodeJS.Timeout;
   private nextAt = 0;
   private scrubTimer?: NodeJS.Timeout;
@@ -104,7 +117,22 @@ export class AutoRestore {
   private stopped = true;
   private lastSweepMs = 0;
 
-  constructor(private readonly o: AutoRestoreOptions) {}
+  constructor(private readonly o: AutoRestoreOptions) {
+    this.waits = new HolderWaits({
+      target: o.target,
+      log: o.log,
+      periodMs: o.probeMs,
+      onAnswer: (ids) => {
+        for (const id of ids) this.retries.delete(id);
+        if (!this.stopped) this.schedule(0);
+      },
+    });
+  }
+
+  /** Lost segments waiting for a target that holds them to answer. */
+  get waiting(): string[] {
+    return this.waits.ids();
+  }
 
   start(): void {
     this.stopped = false;
@@ -115,6 +143,7 @@ export class AutoRestore {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    this.waits.stop();
     clearTimeout(this.timer);
     clearInterval(this.scrubTimer);
     await this.running;
@@ -161,45 +190,81 @@ export class AutoRestore {
     await this.sweep();
     this.lastSweepMs = performance.now() - t0;
     const now = Date.now();
+    // A wait ends when the segment is whole again (Druid re-downloaded it, or a manual restore): look() cleared it.
+    for (const id of this.waits.ids()) if (!this.served.get(id)?.suspect) this.endWait(id, 'the segment is whole again');
     const due = [...this.served.entries()].filter(
       ([id, s]) =>
-        s.suspect && now - s.suspect.since >= this.o.settleMs && !this.o.isBusy(id) && !this.unavailable.has(id) && (this.retries.get(id)?.at ?? 0) <= now,
+        s.suspect &&
+        now - s.suspect.since >= this.o.settleMs &&
+        !this.o.isBusy(id) &&
+        !this.unavailable.has(id) &&
+        !this.waits.has(id) &&
+        (this.retries.get(id)?.at ?? 0) <= now,
     );
     if (due.length === 0) return;
     const ids: string[] = [];
     for (const [id, s] of due) {
-      let m: Manifest | undefined;
+      let v: LossVerdict;
       try {
-        m = await this.manifestOf(id);
+        v = await this.o.survey(id);
       } catch (e) {
         this.failed(id, messageOf(e));
         continue;
       }
-      if (!m) {
-        this.unavailable.add(id);
-        this.o.log.warn(
-          { segmentId: id, reason: s.suspect!.why },
-          'segment lost from the cache, but the target holds no backup of it; Druid will pull it from deep storage',
-        );
+      if (v.case !== 'restorable') {
+        this.notRestored(v, s.suspect!.why);
         continue;
       }
-      this.o.log.warn({ segmentId: id, reason: s.suspect!.why }, 'segment lost from the cache while its info_dir entry remains; restoring it from the backup');
+      this.o.log.warn(
+        { segmentId: id, reason: s.suspect!.why, from: v.good, damaged: v.damaged },
+        'segment lost from the cache while its info_dir entry remains; restoring it from the backup',
+      );
       ids.push(id);
     }
     if (ids.length === 0) return;
-    let failed: string[] = ids;
+    let verdicts: LossVerdict[] = ids.map((segmentId) => ({ segmentId, case: 'restorable' }));
     try {
-      failed = await this.o.restore(ids, 'auto');
+      verdicts = await this.o.restore(ids, 'auto');
     } finally {
-      const bad = new Set(failed);
+      const byId = new Map(verdicts.map((v) => [v.segmentId, v]));
       for (const id of ids) {
-        if (bad.has(id)) this.failed(id, 'the restore failed');
-        else this.retries.delete(id);
-        // Look at them afresh: restored ones are observed again, failed ones become suspects again.
+        const v = byId.get(id);
+        if (v?.case === 'restored') {
+          this.retries.delete(id);
+          this.o.onVerdict?.(v);
+        } else if (v && v.case !== 'restorable') this.notRestored(v, this.served.get(id)?.suspect?.why);
+        else this.failed(id, 'the restore failed');
+        // Restored ones are observed afresh (new inodes are no change); the others stay suspects since their loss.
         const s = this.served.get(id);
-        if (s) this.served.set(id, { segment: s.segment });
+        if (s) this.served.set(id, { segment: s.segment, suspect: v?.case === 'restored' ? undefined : s.suspect });
       }
     }
+  }
+
+  /** A lost segment that cannot be restored now: what applies is said, counted and acted on per case. */
+  private notRestored(v: LossVerdict, why: string | undefined): void {
+    const id = v.segmentId;
+    const detail = { segmentId: id, reason: why, case: v.case, damaged: v.damaged, unreachable: v.unreachable, waitOn: v.waitOn };
+    if (v.case === 'no_backup') {
+      this.unavailable.add(id);
+      this.o.onVerdict?.(v);
+      this.o.log.warn(detail, 'segment lost from the cache, but no target holds a backup of it; Druid will pull it from deep storage');
+    } else if (v.case === 'holders_unreachable') {
+      this.retries.delete(id);
+      if (this.waits.wait(id, v.waitOn ?? [])) {
+        this.o.onVerdict?.(v);
+        this.o.log.warn(detail, `lost segment not restored: ${explainVerdict(v)}`);
+      }
+    } else {
+      this.o.onVerdict?.(v);
+      this.o.log.error(detail, `lost segment not restored: ${explainVerdict(v)}`);
+      this.failed(id, explainVerdict(v));
+    }
+  }
+
+  private endWait(id: string, why: string): void {
+    if (!this.waits.end(id)) return;
+    this.o.log.info({ segmentId: id, why }, 'lost segment no longer waits for its targets');
   }
 
   private failed(id: string, why: string): void {
@@ -257,6 +322,7 @@ export class AutoRestore {
   }
 
   private forget(id: string): void {
+    this.endWait(id, 'its info_dir entry is gone (Druid dropped it)');
     this.served.delete(id);
     this.retries.delete(id);
     this.unavailable.delete(id);
@@ -286,6 +352,7 @@ export class AutoRestore {
     // Druid is (re)loading it: its business, not a loss.
     if (names.has(DOWNLOAD_MARKER)) {
       s.suspect = undefined;
+      this.endWait(id, `Druid is downloading it itself (${DOWNLOAD_MARKER})`);
       return;
     }
     if (!SEGMENT_MARKERS.some((m) => names.has(m))) return this.suspect(s, 'vanished', `${SEGMENT_MARKERS.join(' / ')} is missing`);
@@ -310,7 +377,13 @@ export class AutoRestore {
       if (s.suspect?.reason === 'vanished') s.suspect = undefined;
       return;
     }
-    const m = await this.manifestOf(id);
+    let m: Manifest | undefined;
+    try {
+      m = await this.manifestOf(id);
+    } catch {
+      // No target answers now: compare at a later sweep.
+      return;
+    }
     if (!m) {
       // Nothing to compare with; take the new state as it is.
       s.files = undefined;
@@ -340,8 +413,9 @@ export class AutoRestore {
       this.o.log.warn({ segmentId: id, problems: problems.map((p) => p.message) }, 'scrub found a damaged segment; restoring it from the backup');
       damaged.push(id);
     }
-    const failed = damaged.length ? await this.o.restore(damaged, 'scrub') : [];
-    for (const id of failed) this.o.log.warn({ segmentId: id }, 'scrub could not repair a damaged segment; the next scrub tries again');
+    const verdicts = damaged.length ? await this.o.restore(damaged, 'scrub') : [];
+    for (const v of verdicts.filter((x) => x.case !== 'restored'))
+      this.o.log.warn({ segmentId: v.segmentId, case: v.case }, `scrub could not repair a damaged segment (${explainVerdict(v)}); the next scrub tries again`);
     return { checked, damaged };
   }
 }

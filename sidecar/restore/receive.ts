@@ -75,6 +75,32 @@ export class VerifyingTap extends Transform {
 }
 
 /**
+ * The chunks of a received file, checked against its manifest entry: fails past the size, short of it, or (unless
+ * the reader already checks it, `readerVerifies`) on a sha256 that differs.
+ */
+async function* checkedChunks(
+  segmentId: string,
+  file: IncomingFile,
+  want: SegmentFileInfo,
+  opts: ReceiveOptions,
+  readerVerifies: boolean,
+): AsyncGenerator<Buffer> {
+  const hash = readerVerifies ? undefined : createHash('sha256');
+  let bytes = 0;
+  for await (const chunk of file.stream as AsyncIterable<Buffer>) {
+    if (opts.signal?.aborted) throw new BackupError('cancelled', 'restore cancelled');
+    bytes += chunk.length;
+    if (bytes > want.size) throw mismatch(segmentId, want.name, `is longer than the ${want.size} bytes of the manifest`);
+    hash?.update(chunk);
+    yield chunk;
+    opts.onBytes?.(chunk.length);
+  }
+  if (bytes !== want.size) throw mismatch(segmentId, want.name, `has ${bytes} bytes, the manifest ${want.size}`);
+  const got = hash?.digest('hex');
+  if (got !== undefined && got !== want.sha256) throw mismatch(segmentId, want.name, `has sha256 ${got}, the manifest ${want.sha256}`);
+}
+
+/**
  * Writes one file with `wx` (never into an existing file: cache files may be hard links to deep storage) and fsyncs
  * it; the disk writes while the next bytes arrive (util/fileWriter.ts). The sha256 is computed here unless the reader
  * already checks it (`SegmentReader.verified`).
@@ -87,23 +113,8 @@ async function writeFileVerified(
   opts: ReceiveOptions,
   readerVerifies: boolean,
 ): Promise<void> {
-  async function* checked(): AsyncGenerator<Buffer> {
-    const hash = readerVerifies ? undefined : createHash('sha256');
-    let bytes = 0;
-    for await (const chunk of file.stream as AsyncIterable<Buffer>) {
-      if (opts.signal?.aborted) throw new BackupError('cancelled', 'restore cancelled');
-      bytes += chunk.length;
-      if (bytes > want.size) throw mismatch(segmentId, want.name, `is longer than the ${want.size} bytes of the manifest`);
-      hash?.update(chunk);
-      yield chunk;
-      opts.onBytes?.(chunk.length);
-    }
-    if (bytes !== want.size) throw mismatch(segmentId, want.name, `has ${bytes} bytes, the manifest ${want.size}`);
-    const got = hash?.digest('hex');
-    if (got !== undefined && got !== want.sha256) throw mismatch(segmentId, want.name, `has sha256 ${got}, the manifest ${want.sha256}`);
-  }
   await (
-    await writeChunks(dest, checked())
+    await writeChunks(dest, checkedChunks(segmentId, file, want, opts, readerVerifies))
   ).durable;
 }
 
@@ -113,6 +124,19 @@ export async function receiveInto(reader: SegmentReader, planned: Manifest, dir:
     await writeFileVerified(planned.segmentId, file, want, inside(dir, [want.name], planned.segmentId), opts, reader.verified === true);
   }
   await fsyncDir(dir);
+}
+
+/**
+ * Reads a whole copy back and checks every byte against its manifest, writing nothing: a repaired copy counts as
+ * good only after this. `digest` is the one the copy must have.
+ */
+export async function drainVerified(reader: SegmentReader, digest: string, signal?: AbortSignal): Promise<void> {
+  const m = reader.manifest;
+  if (m.digest !== digest) throw new BackupError('digest_mismatch', `segment ${m.segmentId}: the copy's manifest has digest ${m.digest}, not ${digest}`);
+  for await (const { file, want } of expectedFiles(reader, m)) {
+    // Hashed here whatever the reader checks: a repaired copy is taken for good only on this side's word.
+    for await (const chunk of checkedChunks(m.segmentId, file, want, { signal }, false)) void chunk;
+  }
 }
 
 export async function fsyncDir(dir: string): Promise<void> {

@@ -27,6 +27,8 @@ export interface StoredSummary {
   digest: string;
   sources: string[];
   size: number;
+  /** The target's own verify found this copy damaged (what is wrong): held, but no good copy until replaced. */
+  damaged?: string;
 }
 
 /** A segment to send: its files are opened one at a time while streaming. */
@@ -50,6 +52,11 @@ export interface PutResult {
 
 export interface TransferOptions {
   signal?: AbortSignal;
+  /**
+   * `put` only: the target's copy of the segment is damaged; store these bytes over it. Taken only when they are
+   * the bytes its manifest names (same digest), so repairs from several nodes at once write the same thing.
+   */
+  replace?: boolean;
   /** Called as bytes go out or come in, for progress. */
   onBytes?: (n: number) => void;
 }
@@ -87,6 +94,18 @@ export interface StoreStats {
   quotaBytes?: number;
 }
 
+/** Where the copies of one segment are, as a restore must tell them apart: good, damaged, absent, or not answering. */
+export interface CopySurvey {
+  /** Targets holding a copy not known damaged. */
+  good: string[];
+  /** Targets whose copy failed its digests, with what is wrong (target and files). */
+  damaged: Array<{ target: string; problem: string }>;
+  /** Targets that could not be asked, and why. */
+  unreachable: Array<{ target: string; why: string; holder: boolean }>;
+  /** Targets that answered they hold no copy. */
+  absent: string[];
+}
+
 export interface Target {
   /** The URL operators configure (`http://host:8484`, `s3://bucket/prefix`, `file:///dir`). */
   readonly url: string;
@@ -100,4 +119,10 @@ export interface Target {
   stats(opts?: TransferOptions): Promise<StoreStats>;
   /** Releases what the target keeps open (idle connections, a client) when it holds any; calls in flight finish. */
   close?(): void;
+  /**
+   * A target made of several (a set) says where each copy of a segment is; `probe` asks one member whether it
+   * answers now, whatever its back-off. One target without them is surveyed with `head` (restore/sources.ts).
+   */
+  survey?(segmentId: string, opts?: TransferOptions): Promise<CopySurvey>;
+  probe?(url: string, opts?: TransferOptions): Promise<boolean>;
 }

@@ -20,6 +20,11 @@ export interface CopyRecord {
   verifiedAt?: string;
   /** ISO time this node last saw the copy listed or answered by the target. */
   seenAt: string;
+  /**
+   * The copy failed its digests when read (or the target's own verify flagged it): it still says "held", so only
+   * a replace that verifies clean takes this away. Until then it is no good copy.
+   */
+  damaged?: { at: string; problem: string };
 }
 
 export interface SegmentCopies {
@@ -99,7 +104,28 @@ export class CopyCatalog {
       return;
     }
     const verifiedAt = verified ? now : old?.digest === digest ? old.verifiedAt : undefined;
-    this.append({ id, t: target, r: { digest, seenAt: now, ...(verifiedAt ? { verifiedAt } : {}) } });
+    // A listing or a have-it answer says nothing of the bytes: a damaged copy stays damaged until verified clean.
+    const damaged = !verified && old?.digest === digest ? old.damaged : undefined;
+    this.append({ id, t: target, r: { digest, seenAt: now, ...(verifiedAt ? { verifiedAt } : {}), ...(damaged ? { damaged } : {}) } });
+  }
+
+  /** The target's copy failed its digests: kept as held (the target still says so) but damaged, to be replaced. */
+  damaged(id: string, target: string, problem: string, digest?: string): void {
+    const old = this.segments.get(id)?.copies.get(target);
+    const d = old?.digest ?? digest;
+    if (!d) return;
+    if (old?.damaged?.problem === problem) return;
+    const now = new Date().toISOString();
+    this.append({ id, t: target, r: { digest: d, seenAt: old?.seenAt ?? now, damaged: { at: now, problem: problem.slice(0, 500) } } });
+    // Rare, and what a repair after a crash starts from: on disk at once, not at the next flush.
+    this.journal.flush();
+  }
+
+  /** The targets whose copy of the segment is known damaged, with what is wrong. */
+  damagedCopies(id: string): Array<{ target: string; problem: string; at: string }> {
+    const s = this.segments.get(id);
+    if (!s) return [];
+    return [...s.copies].filter(([, r]) => r.damaged).map(([target, r]) => ({ target, ...r.damaged! }));
   }
 
   /** The target no longer holds the segment (it answered that it does not, or its copy failed its digests). */

@@ -23,7 +23,9 @@ import { formatBytes } from '../druid/bytes.js';
 import { BackupError, isBackupError, messageOf } from '../errors.js';
 import type { Manifest, SegmentFileInfo } from '../store/manifest.js';
 import { segmentDigest } from '../store/manifest.js';
+import { drainVerified } from '../restore/receive.js';
 import type {
+  CopySurvey,
   IncomingFile,
   ListFilter,
   OutgoingSegment,
@@ -284,8 +286,90 @@ export class TargetSet implements Target {
         lastError = e;
       }
     }
-    if (!answered && lastError) throw lastError;
+    if (!answered) {
+      // Nobody answered: that is no "not held", whatever the reason (every holder down, every copy set aside).
+      throw lastError ?? new BackupError('target_unreachable', `no target of ${this.url} that may hold ${segmentId} can be asked now`);
+    }
     return undefined;
+  }
+
+  /**
+   * Where the copies of a segment are: asks every target that can be asked (a have-it check), and sorts them into
+   * good, damaged (per the copy records or the target's own verify), absent and unreachable.
+   */
+  async survey(segmentId: string, opts: TransferOptions = {}): Promise<CopySurvey> {
+    const held = this.catalog.get(segmentId)?.copies;
+    const out: CopySurvey = { good: [], damaged: [], unreachable: [], absent: [] };
+    await Promise.all(
+      this.members.map(async ({ spec, h }) => {
+        const url = spec.url;
+        const holder = held?.has(url) ?? false;
+        if (!h.available) {
+          out.unreachable.push({ target: url, why: h.down ?? 'down', holder });
+          return;
+        }
+        try {
+          const s = await h.call(() => h.target.head(segmentId, opts));
+          if (!s) {
+            this.catalog.lost(segmentId, url);
+            out.absent.push(url);
+            return;
+          }
+          this.catalog.holds(segmentId, url, s.digest);
+          if (s.damaged) this.catalog.damaged(segmentId, url, s.damaged);
+          const d = this.catalog.get(segmentId)?.copies.get(url)?.damaged;
+          if (d) out.damaged.push({ target: url, problem: d.problem });
+          else out.good.push(url);
+        } catch (e) {
+          if (opts.signal?.aborted) throw e;
+          out.unreachable.push({ target: url, why: messageOf(e), holder });
+        }
+      }),
+    );
+    return out;
+  }
+
+  /** Asks one target whether it answers now, whatever its back-off (a lost segment waits on it). */
+  async probe(url: string, opts: TransferOptions = {}): Promise<boolean> {
+    const { h } = this.member(url);
+    await h.refresh(true, opts);
+    return h.circuit === 'closed' && !h.statsProblem;
+  }
+
+  /**
+   * Replaces every damaged copy of a segment on an available target with `seg`, whose bytes have `digest` (the
+   * manifest's), then reads each back with every digest checked; only then is the copy good again in the records.
+   */
+  async repair(
+    seg: OutgoingSegment,
+    digest: string,
+    opts: TransferOptions = {},
+  ): Promise<{ repaired: string[]; failed: Array<{ target: string; error: string }> }> {
+    const id = seg.segmentId;
+    const bytes = seg.files.reduce((n, f) => n + f.size, 0);
+    const out = { repaired: [] as string[], failed: [] as Array<{ target: string; error: string }> };
+    const mine = new Set(this.specs.map((s) => s.url));
+    for (const d of this.catalog.damagedCopies(id)) {
+      if (!mine.has(d.target)) continue;
+      const { h } = this.member(d.target);
+      if (!h.available) {
+        out.failed.push({ target: d.target, error: h.down ?? 'down' });
+        continue;
+      }
+      try {
+        const r = await h.transfer(bytes, () => h.target.put(seg, { ...opts, replace: true }));
+        if (r.digest !== digest) throw new BackupError('digest_mismatch', `the bytes sent have digest ${r.digest}, the manifest ${digest}`);
+        const reader = await h.transfer(0, () => h.target.read(id, { signal: opts.signal }));
+        await drainVerified(reader, digest, opts.signal);
+        this.catalog.holds(id, d.target, digest, true);
+        this.badCopies.get(id)?.delete(d.target);
+        out.repaired.push(d.target);
+      } catch (e) {
+        if (opts.signal?.aborted) throw e;
+        out.failed.push({ target: d.target, error: messageOf(e) });
+      }
+    }
+    return out;
   }
 
   private recordChoice(segmentId: string, choice: Choice): void {
@@ -392,7 +476,7 @@ export class TargetSet implements Target {
   /** Targets to read a segment from, best first: available ones, those known to hold it first, nearest first. */
   private readOrder(segmentId: string): string[] {
     const held = this.catalog.get(segmentId)?.copies;
-    const cands = this.candidates().filter((c) => c.available && !this.isBad(segmentId, c.url));
+    const cands = this.candidates().filter((c) => c.available && !this.isBad(segmentId, c.url) && !held?.get(c.url)?.damaged);
     cands.sort(
       (a, b) =>
         Number(held?.has(b.url) ?? false) - Number(held?.has(a.url) ?? false) ||
@@ -422,7 +506,10 @@ export class TargetSet implements Target {
     let m = this.badCopies.get(segmentId);
     if (!m) this.badCopies.set(segmentId, (m = new Map()));
     m.set(url, Date.now());
-    if (isBackupError(e) && (e.code === 'digest_mismatch' || e.code === 'not_found')) this.catalog.lost(segmentId, url);
+    // A copy that failed its digests is still "held" by its target: recorded as damaged, to be replaced. (A stream
+    // cut mid-transfer is no damage of the copy: it reads as a bad archive or an unreachable target.)
+    if (isBackupError(e) && e.code === 'digest_mismatch') this.catalog.damaged(segmentId, url, messageOf(e));
+    if (isBackupError(e) && e.code === 'not_found') this.catalog.lost(segmentId, url);
     this.opts.log.warn({ segmentId, target: url, err: messageOf(e) }, 'cannot read this copy; another copy will be used');
   }
 
@@ -508,6 +595,7 @@ export class TargetSet implements Target {
             if (!m) per.set(id, (m = new Map()));
             m.set(spec.url, s);
             this.catalog.holds(id, spec.url, s.digest);
+            if (s.damaged) this.catalog.damaged(id, spec.url, s.damaged);
           }
           if (!filter.dataSource && !filter.interval && !filter.segmentIds)
             for (const id of [...this.catalog.ids()]) if (!idx.has(id)) this.catalog.lost(id, spec.url);
@@ -538,15 +626,22 @@ export class TargetSet implements Target {
     const held = this.catalog.get(segmentId)?.copies;
     if (!held) return { copies: 0, targets: [] };
     const mine = new Set(this.specs.map((s) => s.url));
-    const targets = [...held].filter(([u, r]) => mine.has(u) && (!digest || r.digest === digest)).map(([u]) => u);
+    const targets = [...held].filter(([u, r]) => mine.has(u) && !r.damaged && (!digest || r.digest === digest)).map(([u]) => u);
     return { copies: targets.length, targets };
+  }
+
+  /** The copies of a segment on targets of this set known damaged. */
+  damagedCopies(segmentId: string): Array<{ target: string; problem: string; at: string }> {
+    const mine = new Set(this.specs.map((s) => s.url));
+    return this.catalog.damagedCopies(segmentId).filter((d) => mine.has(d.target));
   }
 
   /** True when the segment has fewer good copies on available targets, in distinct zones, than wanted. */
   underReplicated(segmentId: string, digest?: string): boolean {
     const { targets } = this.copiesOf(segmentId, digest);
-    if (targets.length === 0) return false;
-    return this.places(targets.filter((u) => this.member(u).h.available)) < this.copies;
+    if (targets.length === 0 && this.damagedCopies(segmentId).length === 0) return false;
+    // A target counts once it answers (circuit closed), not merely because its back-off let the next call through.
+    return this.places(targets.filter((u) => this.member(u).h.circuit === 'closed' && !this.member(u).h.statsProblem)) < this.copies;
   }
 
   /** Every target with its state, space, RTT and its last choice (GET /data/v1/targets). */

@@ -44,15 +44,17 @@ export function wireTargets(opts: {
   if (set && cache) {
     cache.copiesOf = (id) => {
       const { copies, targets } = set.copiesOf(id, state?.get(id)?.digest);
-      return { copies, targets };
+      const damaged = set.damagedCopies(id);
+      return { copies, targets, ...(damaged.length ? { damagedCopies: damaged } : {}) };
     };
     new Gauge({
       name: 'druid_backup_segments_under_replicated',
-      help: 'Segments of the cache kept on fewer available targets (distinct zones) than druid.backup.copies.',
+      help: 'Segments of the cache (or with a copy found damaged) kept on fewer available good copies (distinct zones) than druid.backup.copies.',
       registers: [opts.metrics.registry],
       collect() {
         let n = 0;
-        for (const id of catalog.ids()) if (cache.get(id) && set.underReplicated(id, state?.get(id)?.digest)) n++;
+        // A segment lost from the cache still counts while one of its copies is damaged: it is short of a good copy.
+        for (const id of catalog.ids()) if ((cache.get(id) || set.damagedCopies(id).length) && set.underReplicated(id, state?.get(id)?.digest)) n++;
         this.set(n);
       },
     });

@@ -77,6 +77,10 @@ const restoreBody = {
       description: '"cache" (default), "deep-storage" (rebuild index/ or index.zip at each loadSpec path) or an absolute directory',
     },
     dryRun: { type: 'boolean', description: 'answer with the plan and change nothing' },
+    retry: {
+      type: 'boolean',
+      description: 'segments that fail while every target holding a good copy is unreachable are restored again as soon as one answers',
+    },
   },
 } as const;
 

@@ -14,7 +14,7 @@ import type { LocalStore } from '../../store/local/store.js';
 import { S3Target } from '../../store/s3/target.js';
 import { parseTargetUrl } from '../../targets/url.js';
 import { nodeNameProblem } from '../../store/local/store.js';
-import { DIGEST_HEADER, NODE_HEADER, SIZE_HEADER, SOURCES_HEADER, TAR_CONTENT_TYPE, encodeSources } from '../../store/http/target.js';
+import { DAMAGED_HEADER, DIGEST_HEADER, NODE_HEADER, SIZE_HEADER, SOURCES_HEADER, TAR_CONTENT_TYPE, encodeSources } from '../../store/http/target.js';
 import type { SidecarContext } from '../context.js';
 import { commonErrors, errorSchema, listQuery, manifestSchema, pageSchema, segmentIdParams, storedSegmentSchema } from '../schemas.js';
 
@@ -58,17 +58,25 @@ export function register(app: FastifyInstance, ctx: SidecarContext): void {
       const id = parseSegmentId(req.params.id).id;
       const s = await store().head(id);
       if (!s) return reply.code(404).send();
+      if (s.damaged) void reply.header(DAMAGED_HEADER, encodeURIComponent(s.damaged));
       return reply.code(200).header(DIGEST_HEADER, s.digest).header(SOURCES_HEADER, encodeSources(s.sources)).header(SIZE_HEADER, String(s.size)).send();
     },
   );
 
-  app.put<IdParams>(
+  app.put<IdParams & { Querystring: { replace?: boolean } }>(
     `${API_PREFIX}/store/segments/:id`,
     {
       schema: {
         tags,
-        summary: `Receives a segment as a tar stream (${TAR_CONTENT_TYPE}; segment.json, files, digests.json): 201 stored, 200 identical copy already held, 409 differing replica flagged`,
+        summary: `Receives a segment as a tar stream (${TAR_CONTENT_TYPE}; segment.json, files, digests.json): 201 stored, 200 identical copy already held, 409 differing replica flagged; with replace=true, a damaged copy is replaced (201) when the bytes are its manifest's`,
         params: segmentIdParams,
+        querystring: {
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            replace: { type: 'boolean', description: 'repair: store these bytes over the held copy; only the bytes its manifest names are taken (else 409)' },
+          },
+        },
         headers: { type: 'object', required: [NODE_HEADER], properties: { [NODE_HEADER]: { type: 'string', minLength: 1, maxLength: 255 } } },
         consumes: [TAR_CONTENT_TYPE],
         response: { 200: outcomeSchema, 201: outcomeSchema, 409: errorSchema, 413: errorSchema, 422: errorSchema, 507: errorSchema, ...commonErrors },
@@ -91,7 +99,7 @@ export function register(app: FastifyInstance, ctx: SidecarContext): void {
       socket.setTimeout(ctx.config.stallMs, silent);
       let r;
       try {
-        r = await s.receive(req.body as Readable, { segmentId: id, node, leaveBodyOpen: true });
+        r = await s.receive(req.body as Readable, { segmentId: id, node, leaveBodyOpen: true, replace: req.query.replace === true });
       } catch (e) {
         // The rest of a refused upload is never read: the connection closes once the error is sent, so no later
         // request lands on a socket whose body is half-read (it would hang there until the keep-alive timeout).

@@ -12,6 +12,7 @@ import { BackupError } from '../../errors.js';
 import { S3Target } from '../../store/s3/target.js';
 import { parseTargetUrl } from '../../targets/url.js';
 import { verifyStore } from '../../verify/store.js';
+import { restoreService } from './restore.js';
 import type { SidecarContext } from '../context.js';
 import { commonErrors, jobAcceptedSchema, selectorProperties } from '../schemas.js';
 
@@ -45,6 +46,8 @@ export function register(app: FastifyInstance, ctx: SidecarContext): void {
           );
         const target = ctx.openTarget(parsed.url);
         if (!(target instanceof S3Target)) throw new BackupError('internal', `target ${target.url} did not open as a bucket`);
+        const member = ctx.targets?.specs.find((sp) => ctx.openTarget(sp.url) === target)?.url;
+        const damaged: string[] = [];
         const job = ctx.jobs.create({
           type: 'verify',
           request: { ...req.body },
@@ -63,9 +66,15 @@ export function register(app: FastifyInstance, ctx: SidecarContext): void {
               onSegment: (id, problems) => {
                 job.setCurrent(id);
                 if (problems.length === 0) job.segmentDone('done');
-                else job.segmentFailed(id, problems.map((p) => p.message).join('; '));
+                else {
+                  job.segmentFailed(id, problems.map((p) => p.message).join('; '));
+                  // A bucket of this node's targets: the damaged copy is recorded, and repaired from a good one.
+                  if (member) ctx.targetPool?.catalog.damaged(id, member, problems.map((p) => p.message).join('; '));
+                  damaged.push(id);
+                }
               },
             });
+            if (damaged.length) void restoreService(ctx)?.repairCopies(damaged);
             return {
               store: report.store,
               segments: report.segments,
@@ -103,6 +112,13 @@ export function register(app: FastifyInstance, ctx: SidecarContext): void {
             onBytes: (n) => job.addBytes(n),
             onSegment: (id, problems) => {
               job.setCurrent(id);
+              // A damaged copy is marked so, and served as such, until a node holding the segment replaces it.
+              void store
+                .verified(
+                  id,
+                  problems.map((p) => p.message),
+                )
+                .catch((e: unknown) => job.log.warn({ segmentId: id, err: String(e) }, 'cannot mark the copy'));
               if (problems.length === 0) job.segmentDone('done');
               else job.segmentFailed(id, problems.map((p) => p.message).join('; '));
             },

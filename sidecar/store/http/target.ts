@@ -34,6 +34,8 @@ export const NODE_HEADER = 'x-druid-backup-node';
 export const DIGEST_HEADER = 'x-druid-backup-digest';
 export const SOURCES_HEADER = 'x-druid-backup-sources';
 export const SIZE_HEADER = 'x-druid-backup-size';
+/** On HEAD: the target's verify found its copy damaged; the value says what is wrong (percent-encoded). */
+export const DAMAGED_HEADER = 'x-druid-backup-damaged';
 /** Largest segment a download accepts; the manifest declares the size first. */
 const MAX_DOWNLOAD_BYTES = 1024 ** 4;
 const LIST_PAGE = 1000;
@@ -80,7 +82,13 @@ export class HttpTarget implements Target {
     if (res.status !== 200) throw await errorFromResponse(res, this.url);
     const digest = String(res.headers[DIGEST_HEADER] ?? '');
     if (!/^[0-9a-f]{64}$/.test(digest)) throw new BackupError('target_error', `${this.url} answered HEAD without a valid ${DIGEST_HEADER}`);
-    return { digest, sources: decodeSources(res.headers[SOURCES_HEADER] as string | undefined), size: Number(res.headers[SIZE_HEADER] ?? 0) };
+    const damaged = decodeSources(res.headers[DAMAGED_HEADER] as string | undefined)[0]?.slice(0, 1000);
+    return {
+      digest,
+      sources: decodeSources(res.headers[SOURCES_HEADER] as string | undefined),
+      size: Number(res.headers[SIZE_HEADER] ?? 0),
+      ...(damaged ? { damaged } : {}),
+    };
   }
 
   async manifest(segmentId: string, opts: TransferOptions = {}): Promise<Manifest | undefined> {
@@ -117,7 +125,7 @@ export class HttpTarget implements Target {
     try {
       const sent = await this.client.raw<Readable>({
         method: 'PUT',
-        url: segmentUrl(segment.segmentId),
+        url: segmentUrl(segment.segmentId) + (opts.replace ? '?replace=true' : ''),
         data: packed.stream,
         headers: { 'content-type': TAR_CONTENT_TYPE, 'content-length': String(packed.length), [NODE_HEADER]: segment.node },
         responseType: 'stream',

@@ -9,6 +9,11 @@
  *
  * Druid replicates a segment on several Historicals: the first copy is stored, a later identical copy only adds
  * its node to `sources`, and a copy whose bytes differ is recorded in `conflicts` and never stored over the first.
+ *
+ * Repair: a copy the store's verify found damaged is marked so (`{store}/damaged.json`), answered as damaged by
+ * `head` and the catalog, and not served; an upload with `replace` whose bytes are the manifest's (same digest)
+ * puts its files over the damaged ones, one rename each, and clears the mark. Any other upload of a held segment
+ * stays "already held". Two nodes repairing at once write the same bytes.
  */
 import { mkdirSync, readdirSync, readFileSync, rmSync, statfsSync } from 'node:fs';
 import { mkdtemp, rename, rm } from 'node:fs/promises';
@@ -49,6 +54,9 @@ import type {
   TransferOptions,
 } from '../target.js';
 import { SEGMENTS_DIR, TMP_DIR, segmentPath } from './layout.js';
+
+/** The store's marks of damaged copies, by segment id: what its verify found wrong. */
+const DAMAGED_FILE = 'damaged.json';
 
 /** Largest segment accepted; free space is checked too. Druid segments are typically 300-700 MB. */
 export const MAX_SEGMENT_BYTES = 1024 ** 4;
@@ -124,6 +132,8 @@ export class LocalStore implements Target {
   private totalBytes = 0;
   /** Bytes declared by uploads still arriving: counted as stored until they end, so uploads at once cannot each see the same room. */
   private arrivingBytes = 0;
+  /** Copies the store's verify found damaged, by segment id, with what is wrong. */
+  private readonly damaged = new Map<string, string>();
   /** Problems found while loading (unreadable manifests, misplaced directories), for the log and verify. */
   readonly issues: Array<{ path: string; problem: string }> = [];
 
@@ -167,6 +177,7 @@ export class LocalStore implements Target {
       }
     }
     for (const i of this.issues) this.opts.log.warn(i, 'store directory skipped');
+    this.loadDamaged();
     this.opts.log.info({ store: this.root, segments: this.index.size, bytes: this.totalBytes, ms: Math.round(performance.now() - t0) }, 'store loaded');
     this.updateGauges();
   }
@@ -176,12 +187,50 @@ export class LocalStore implements Target {
     return storeSegmentPath(this.root, seg, segmentPath(seg.dataSource, seg.id));
   }
 
+  private loadDamaged(): void {
+    let raw: unknown;
+    try {
+      raw = JSON.parse(readFileSync(path.join(this.root, DAMAGED_FILE), 'utf8'));
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT')
+        this.opts.log.warn({ err: messageOf(e) }, `${DAMAGED_FILE} unreadable; the next verify marks damaged copies again`);
+      return;
+    }
+    if (!raw || typeof raw !== 'object' || Array.isArray(raw)) return;
+    for (const [id, problem] of Object.entries(raw as Record<string, unknown>)) {
+      const e = this.index.get(id);
+      if (!e || typeof problem !== 'string') continue;
+      this.damaged.set(id, problem.slice(0, 1000));
+      e.summary.damaged = this.damaged.get(id);
+    }
+  }
+
+  private async saveDamaged(): Promise<void> {
+    await writeFileAtomicAsync(path.join(this.root, DAMAGED_FILE), JSON.stringify(Object.fromEntries(this.damaged)));
+  }
+
+  /** What the store's own verify found of a segment: damaged (marked, served as such) or clean (the mark goes). */
+  async verified(segmentId: string, problems: string[]): Promise<void> {
+    const e = this.entry(segmentId);
+    if (!e) return;
+    const problem = problems.length ? problems.join('; ').slice(0, 1000) : undefined;
+    if (problem === this.damaged.get(segmentId)) return;
+    if (problem) this.damaged.set(segmentId, problem);
+    else this.damaged.delete(segmentId);
+    e.summary.damaged = problem;
+    if (!problem) delete e.summary.damaged;
+    await this.saveDamaged();
+    this.publish(e);
+    if (problem) this.opts.log.warn({ segmentId, problem }, 'verify found this copy damaged; marked so until a node replaces it');
+  }
+
   private addToIndex(m: Manifest, dir: string): void {
     const seg = m.descriptor ? segmentIdOfDescriptor(m.descriptor) : parseSegmentId(m.segmentId);
     const old = this.index.get(m.segmentId);
     if (old) this.totalBytes -= old.summary.size;
     else this.sortedIds = undefined;
-    this.index.set(m.segmentId, { dir, startMs: seg.startMs, endMs: seg.endMs, summary: summaryOf(m) });
+    const damaged = this.damaged.get(m.segmentId);
+    this.index.set(m.segmentId, { dir, startMs: seg.startMs, endMs: seg.endMs, summary: { ...summaryOf(m), ...(damaged ? { damaged } : {}) } });
     this.totalBytes += m.size;
   }
 
@@ -237,7 +286,7 @@ export class LocalStore implements Target {
    */
   async receive(
     body: Readable | AsyncIterable<Buffer>,
-    o: { segmentId: string; node: string; signal?: AbortSignal; leaveBodyOpen?: boolean },
+    o: { segmentId: string; node: string; signal?: AbortSignal; leaveBodyOpen?: boolean; replace?: boolean },
   ): Promise<ReceiveResult> {
     const seg = parseSegmentId(o.segmentId);
     const problem = nodeNameProblem(o.node);
@@ -266,7 +315,7 @@ export class LocalStore implements Target {
       const files = await reader.finish();
       await Promise.all(durable);
       const parts = decl.descriptor ? segmentIdOfDescriptor(decl.descriptor) : seg;
-      const result = await this.withLock(seg.id, () => this.commit(tmp, parts, decl.descriptor, files, o.node));
+      const result = await this.withLock(seg.id, () => this.commit(tmp, parts, decl.descriptor, files, o.node, o.replace === true));
       committed = result.outcome === 'stored';
       this.opts.metrics?.storePuts.inc({ outcome: result.outcome });
       return result;
@@ -288,11 +337,19 @@ export class LocalStore implements Target {
     }
   }
 
-  private async commit(tmp: string, seg: SegmentId, descriptor: Manifest['descriptor'], files: SegmentFileInfo[], node: string): Promise<ReceiveResult> {
+  private async commit(
+    tmp: string,
+    seg: SegmentId,
+    descriptor: Manifest['descriptor'],
+    files: SegmentFileInfo[],
+    node: string,
+    replace: boolean,
+  ): Promise<ReceiveResult> {
     const digest = segmentDigest(files);
     const now = new Date().toISOString();
     const bytes = files.reduce((n, f) => n + f.size, 0);
     const existing = this.entry(seg.id);
+    if (existing && replace) return this.replaceFiles(existing, tmp, files, node, bytes);
     if (existing) {
       const { outcome, manifest } = await this.recordReplica(existing, node, digest, now);
       return { outcome, manifest, bytes, files };
@@ -328,6 +385,30 @@ export class LocalStore implements Target {
     return { outcome: 'stored', manifest, bytes, files };
   }
 
+  /**
+   * A repair: the received files (every digest checked against the sender's trailer) go over the stored ones, each
+   * by one rename, when they are exactly the manifest's. A crash part-way leaves some files good and the rest as
+   * they were: the copy is still damaged, and the next repair finishes it. The manifest is not touched.
+   */
+  private async replaceFiles(e: IndexEntry, tmp: string, files: SegmentFileInfo[], node: string, bytes: number): Promise<ReceiveResult> {
+    const manifest = this.readManifest(e);
+    const want = new Map(manifest.files.map((f) => [f.name, f]));
+    const same = files.length === want.size && files.every((f) => want.get(f.name)?.sha256 === f.sha256 && want.get(f.name)?.size === f.size);
+    if (!same)
+      throw new BackupError(
+        'conflict',
+        `the store's manifest of ${manifest.segmentId} has digest ${manifest.digest}; a replacement must be those bytes, and these are not; nothing was replaced`,
+      );
+    for (const f of files) await rename(path.join(tmp, f.name), path.join(e.dir, f.name));
+    await fsyncDirAsync(e.dir);
+    await rm(tmp, { recursive: true, force: true });
+    if (this.damaged.delete(manifest.segmentId)) await this.saveDamaged();
+    delete e.summary.damaged;
+    this.publish(e);
+    this.opts.log.warn({ segmentId: manifest.segmentId, node, bytes, files: files.length }, 'damaged copy replaced with the bytes of its manifest');
+    return { outcome: 'stored', manifest, bytes, files };
+  }
+
   /** Records another node's copy of a stored segment: a source when identical, a conflict when not. */
   private async recordReplica(e: IndexEntry, node: string, digest: string, now: string): Promise<{ outcome: PutOutcome; manifest: Manifest }> {
     const manifest = this.readManifest(e);
@@ -353,7 +434,16 @@ export class LocalStore implements Target {
 
   async head(segmentId: string): Promise<StoredSummary | undefined> {
     const e = this.entry(segmentId);
-    return e ? { digest: e.summary.digest, sources: [...e.summary.sources], size: e.summary.size } : undefined;
+    return e
+      ? { digest: e.summary.digest, sources: [...e.summary.sources], size: e.summary.size, ...(e.summary.damaged ? { damaged: e.summary.damaged } : {}) }
+      : undefined;
+  }
+
+  /** A copy marked damaged is never served as good: reading it fails with what the verify found. */
+  private checkNotDamaged(segmentId: string): void {
+    const problem = this.damaged.get(segmentId);
+    if (problem)
+      throw new BackupError('digest_mismatch', `the store's verify found its copy of ${segmentId} damaged (${problem}); it awaits repair from a good copy`);
   }
 
   async manifest(segmentId: string): Promise<Manifest | undefined> {
@@ -363,7 +453,7 @@ export class LocalStore implements Target {
 
   async put(segment: OutgoingSegment, opts: TransferOptions = {}): Promise<PutResult> {
     const packed = packSegment(segment, opts);
-    const r = await this.receive(packed.stream, { segmentId: segment.segmentId, node: segment.node, signal: opts.signal });
+    const r = await this.receive(packed.stream, { segmentId: segment.segmentId, node: segment.node, signal: opts.signal, replace: opts.replace });
     return { outcome: r.outcome, files: r.files, digest: segmentDigest(r.files), bytes: r.bytes };
   }
 
@@ -381,6 +471,7 @@ export class LocalStore implements Target {
   async read(segmentId: string): Promise<SegmentReader> {
     const e = this.entry(segmentId);
     if (!e) throw new BackupError('not_found', `the store holds no segment ${segmentId}`);
+    this.checkNotDamaged(segmentId);
     const manifest = this.readManifest(e);
     const dir = e.dir;
     async function* files(): AsyncGenerator<IncomingFile> {
@@ -393,6 +484,7 @@ export class LocalStore implements Target {
   async pack(segmentId: string, opts: TransferOptions = {}): Promise<PackedSegment> {
     const e = this.entry(segmentId);
     if (!e) throw new BackupError('not_found', `the store holds no segment ${segmentId}`);
+    this.checkNotDamaged(segmentId);
     const manifest = this.readManifest(e);
     const sizes = new Map(manifest.files.map((f) => [f.name, f.size]));
     return packStored(manifest, (name) => readStream(path.join(e.dir, name), sizes.get(name) ?? 0), opts);

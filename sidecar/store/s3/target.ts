@@ -90,6 +90,24 @@ async function* verifiedChunks(body: AsyncIterable<Uint8Array>, want: SegmentFil
   if (last) yield last;
 }
 
+/** Reads and hashes the files of a segment to send, sending nothing. */
+async function hashFiles(segment: OutgoingSegment, signal?: AbortSignal): Promise<SegmentFileInfo[]> {
+  const files: SegmentFileInfo[] = [];
+  for (const f of segment.files) {
+    const h = createHash('sha256');
+    let n = 0;
+    for await (const chunk of f.open() as AsyncIterable<Buffer>) {
+      if (signal?.aborted) throw new BackupError('cancelled', `backup of ${segment.segmentId} cancelled`);
+      h.update(chunk);
+      n += chunk.length;
+    }
+    if (n !== f.size)
+      throw new BackupError('conflict', `${segment.segmentId}/${f.name} changed size while it was read; it will be tried again once it settles`);
+    files.push({ name: f.name, size: n, sha256: h.digest('hex') });
+  }
+  return files;
+}
+
 export class S3Target implements Target {
   readonly url: string;
   readonly bucket: string;
@@ -268,6 +286,7 @@ export class S3Target implements Target {
     const { sdk, client } = await this.s3();
 
     const existing = await this.getManifest(seg.id, opts.signal);
+    if (existing && opts.replace) return this.replaceCopy(segment, existing.manifest, opts);
     if (existing) return this.recordCopy(segment, existing, opts);
 
     const node = segment.node;
@@ -355,21 +374,50 @@ export class S3Target implements Target {
     }
   }
 
-  /** The bucket holds the segment already: compare digests (reading the local files, sending none) and record. */
-  private async recordCopy(segment: OutgoingSegment, existing: KnownManifest, opts: TransferOptions): Promise<PutResult> {
+  /**
+   * A repair: the stored copy is damaged. The files are hashed first and must be exactly the manifest's; only then
+   * is each uploaded over the object the manifest points at (an overwrite with the same bytes, whoever else repairs
+   * it at once). The manifest is not touched.
+   */
+  private async replaceCopy(segment: OutgoingSegment, manifest: Manifest, opts: TransferOptions): Promise<PutResult> {
+    const want = new Map(manifest.files.map((f) => [f.name, f]));
+    const hashed = await hashFiles(segment, opts.signal);
+    if (hashed.length !== want.size || hashed.some((f) => want.get(f.name)?.sha256 !== f.sha256 || want.get(f.name)?.size !== f.size))
+      throw new BackupError(
+        'conflict',
+        `the manifest of ${this.where(segment.segmentId)} has digest ${manifest.digest}; a replacement must be those bytes, and these are not; nothing was replaced`,
+      );
+    const { sdk, client } = await this.s3();
+    const prefix = this.dataPrefixOf(manifest);
     const files: SegmentFileInfo[] = [];
     for (const f of segment.files) {
-      const h = createHash('sha256');
-      let n = 0;
-      for await (const chunk of f.open() as AsyncIterable<Buffer>) {
-        if (opts.signal?.aborted) throw new BackupError('cancelled', `backup of ${segment.segmentId} cancelled`);
-        h.update(chunk);
-        n += chunk.length;
-      }
-      if (n !== f.size)
-        throw new BackupError('conflict', `${segment.segmentId}/${f.name} changed size while it was read; it will be tried again once it settles`);
-      files.push({ name: f.name, size: n, sha256: h.digest('hex') });
+      const key = `${prefix}${f.name}`;
+      files.push(
+        await this.call(`replacing ${key}`, opts.signal, () =>
+          uploadFile(f, {
+            sdk,
+            client,
+            checksums: this.checksums,
+            bucket: this.bucket,
+            key,
+            partSize: this.partSize,
+            concurrency: this.concurrency,
+            multipartThreshold: this.multipartThreshold,
+            signal: opts.signal,
+            onBytes: opts.onBytes,
+          }),
+        ),
+      );
     }
+    const digest = segmentDigest(files);
+    const bytes = files.reduce((n, f) => n + f.size, 0);
+    this.log.warn({ segmentId: segment.segmentId, node: segment.node, bytes, files: files.length }, 'damaged copy replaced with the bytes of its manifest');
+    return { outcome: 'stored', files, digest, bytes };
+  }
+
+  /** The bucket holds the segment already: compare digests (reading the local files, sending none) and record. */
+  private async recordCopy(segment: OutgoingSegment, existing: KnownManifest, opts: TransferOptions): Promise<PutResult> {
+    const files = await hashFiles(segment, opts.signal);
     const digest = segmentDigest(files);
     const outcome =
       existing.manifest.digest === digest && existing.manifest.sources.some((s) => s.node === segment.node)

@@ -134,3 +134,31 @@ test('an id with characters that are not safe in file names is stored under an e
   const again = LocalStore.open(root, { log });
   assert.equal((await again.manifest(odd))!.segmentId, odd);
 });
+
+test('repair: a copy its verify found damaged is marked (kept over a restart) and not served; only its own bytes replace it', async () => {
+  const root = tmp();
+  const store = LocalStore.open(root, { log });
+  const a = id('wikipedia', 3);
+  await store.put(seg(a, 'h1', 'the good bytes'));
+  const file = path.join(root, segmentPath('wikipedia', a), '00000.smoosh');
+  writeFileSync(file, 'the goad bytes');
+  await store.verified(a, ['00000.smoosh has sha256 x, the manifest y']);
+
+  const reopened = LocalStore.open(root, { log });
+  assert.match((await reopened.head(a))!.damaged ?? '', /00000\.smoosh/);
+  await assert.rejects(reopened.read(a), (e: Error & { code?: string }) => e.code === 'digest_mismatch' && /awaits repair/.test(e.message));
+  // An ordinary upload of the same bytes says "already held" and changes nothing.
+  assert.equal((await reopened.put(seg(a, 'h2', 'the good bytes'))).outcome, 'identical');
+  assert.equal(readFileSync(file, 'utf8'), 'the goad bytes');
+  // A replacement with other bytes than the manifest's is refused; nothing is replaced.
+  await assert.rejects(reopened.put(seg(a, 'h2', 'other bytes!!!'), { replace: true }), (e: Error & { code?: string }) => e.code === 'conflict');
+  assert.equal(readFileSync(file, 'utf8'), 'the goad bytes');
+  // The manifest's bytes replace the damaged ones; the mark goes, the manifest stays as it was.
+  const before = await reopened.manifest(a);
+  assert.equal((await reopened.put(seg(a, 'h2', 'the good bytes'), { replace: true })).outcome, 'stored');
+  assert.equal(readFileSync(file, 'utf8'), 'the good bytes');
+  assert.equal((await reopened.head(a))!.damaged, undefined);
+  assert.deepEqual(await reopened.manifest(a), before);
+  assert.deepEqual(readdirSync(path.join(root, '.tmp')), []);
+  assert.equal(LocalStore.open(root, { log }).catalog(compileSelector({}), 10).items[0]!.damaged, undefined);
+});
