@@ -124,6 +124,9 @@ export function register(app: FastifyInstance, ctx: SidecarContext): void {
     { schema: { tags, summary: 'A stored segment as a tar stream: manifest.json, then its files', params: segmentIdParams, produces: [TAR_CONTENT_TYPE] } },
     async (req, reply) => {
       const id = parseSegmentId(req.params.id).id;
+      // A copy marked damaged is refused (422): the header says what the verify found, as HEAD does.
+      const damaged = (await store().head(id))?.damaged;
+      if (damaged) void reply.header(DAMAGED_HEADER, encodeURIComponent(damaged));
       const packed = await store().pack(id);
       packed.stream.on('error', (e) => req.log.warn({ segmentId: id, err: e.message }, 'sending a stored segment failed'));
       return reply.type(TAR_CONTENT_TYPE).header('content-length', String(packed.length)).send(packed.stream);

@@ -49,6 +49,15 @@ export function encodeSources(sources: string[]): string {
   return sources.map(encodeURIComponent).join(',');
 }
 
+/**
+ * What a target's own verify found wrong with its copy (the damaged header of HEAD and of a refused GET): shown to
+ * operators, so bounded and without control characters; the node still checks every byte it reads itself.
+ */
+function damagedOf(header: unknown): string | undefined {
+  const text = decodeSources(typeof header === 'string' ? header : undefined)[0];
+  return text ? text.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, ' ').slice(0, 1000) : undefined;
+}
+
 export function decodeSources(header: string | undefined): string[] {
   if (!header) return [];
   return header
@@ -82,7 +91,7 @@ export class HttpTarget implements Target {
     if (res.status !== 200) throw await errorFromResponse(res, this.url);
     const digest = String(res.headers[DIGEST_HEADER] ?? '');
     if (!/^[0-9a-f]{64}$/.test(digest)) throw new BackupError('target_error', `${this.url} answered HEAD without a valid ${DIGEST_HEADER}`);
-    const damaged = decodeSources(res.headers[DAMAGED_HEADER] as string | undefined)[0]?.slice(0, 1000);
+    const damaged = damagedOf(res.headers[DAMAGED_HEADER]);
     return {
       digest,
       sources: decodeSources(res.headers[SOURCES_HEADER] as string | undefined),
@@ -178,6 +187,11 @@ export class HttpTarget implements Target {
       });
     if (res.status !== 200) {
       watchdog.stop();
+      const damaged = res.status === 422 ? damagedOf(res.headers[DAMAGED_HEADER]) : undefined;
+      if (damaged) {
+        res.data.destroy();
+        throw new BackupError('digest_mismatch', `${this.url} holds a damaged copy of ${segmentId}: its verify found ${damaged}`);
+      }
       throw await errorFromResponse(res, this.url);
     }
     const reader = new DownloadReader(res.data, {
