@@ -6,6 +6,13 @@ import { BackupError } from '../../errors.js';
 import type { SidecarContext } from '../context.js';
 import { commonErrors, listQuery, pageSchema, segmentInfoSchema } from '../schemas.js';
 
+/**
+ * Without active backup nothing watches the cache, so the first page of a listing reads the cache again when the
+ * index is older than this: segments Druid loaded since (on a node whose sidecar Druid starts, every one of them)
+ * are listed, and published as events. Later pages keep the index their first page read.
+ */
+const PASSIVE_LISTING_MAX_AGE_MS = 5_000;
+
 const STATES = ['complete', 'downloading', 'incomplete', 'missing', 'damaged', 'restoring', 'backedUp', 'pending', 'failed', 'none'];
 
 export function register(app: FastifyInstance, ctx: SidecarContext): void {
@@ -32,7 +39,8 @@ export function register(app: FastifyInstance, ctx: SidecarContext): void {
       if (!ctx.cache) throw new BackupError('not_found', 'this sidecar watches no segment cache (start it with --config and the node runtime.properties)');
       const q = req.query;
       const sel = compileSelector({ dataSource: q.dataSource, interval: q.interval });
-      if (!ctx.cache.lastScan) await ctx.cache.scan();
+      const last = ctx.cache.lastScan;
+      if (!last || (!ctx.active && !q.cursor && Date.now() - Date.parse(last.at) > PASSIVE_LISTING_MAX_AGE_MS)) await ctx.cache.scan();
       return ctx.cache.page(sel, q.state, q.limit, q.cursor);
     },
   );
