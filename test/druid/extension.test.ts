@@ -617,6 +617,16 @@ describe('druid-backup as a Druid extension', { concurrency: false, timeout: 1_8
     const error = down.json().error as { code: string; message: string };
     assert.equal(error.code, 'sidecar_unavailable');
     assert.ok(error.message.includes(`the druid-backup sidecar at ${sidecarUrl} does not answer`), error.message);
+    // What VS Code shows for a node added by its Druid URL: Druid answers, the sidecar behind it does not.
+    const vscode = new SidecarClient(druid.DRUID_HISTORICAL_URL, { token: 'druid-credential', timeoutMs: 60_000, log: { info: () => {}, error: () => {} } });
+    await assert.rejects(
+      vscode.node(),
+      (e: unknown) =>
+        e instanceof SidecarRequestError &&
+        e.code === 'sidecar_unavailable' &&
+        e.status === 503 &&
+        e.message.includes(`the druid-backup sidecar at ${sidecarUrl}`),
+    );
 
     // The other way to run it, as a bin/supervise line would: the same runtime.properties.
     const manual = spawn(process.execPath, [SIDECAR_JS, 'sidecar', '--config', druid.DRUID_HISTORICAL_RUNTIME_PROPERTIES], {
