@@ -18,6 +18,10 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { promisify } from 'node:util';
 import { after, before, describe, test } from 'node:test';
+import { createParser } from 'eventsource-parser';
+import { normalizeNodeUrl, SidecarClient, SidecarRequestError } from '../../extension/client.js';
+import { parseEvent } from '../../extension/live.js';
+import type { SidecarEvent } from '../../sidecar/api.js';
 import { HttpTarget } from '../../sidecar/store/http/target.js';
 import { configureCluster, ingest, REPO_ROOT, startCluster, startService, stopCluster, stopService } from './cluster.js';
 import type { DruidEnv } from './cluster.js';
@@ -409,6 +413,126 @@ describe('druid-backup as a Druid extension', { concurrency: false, timeout: 1_8
     }
   });
 
+  test("VS Code's own API client adds the Historical by its Druid URL and does its work through :8083", async () => {
+    // What Add Node does with http://historical:8083/: the URL normalized, then the node probed with GET /data/v1/node.
+    // The token VS Code asks for is Druid's business here (the test cluster lets an anonymous caller through); it
+    // is not the sidecar's, which only the extension sends.
+    const url = normalizeNodeUrl(`${druid.DRUID_HISTORICAL_URL}/`);
+    assert.equal(url, druid.DRUID_HISTORICAL_URL);
+    const vscodeToken = randomBytes(16).toString('hex');
+    const lines: string[] = [];
+    const log = { info: (m: string) => lines.push(m), error: (m: string) => lines.push(m) };
+    const client = new SidecarClient(url, { token: vscodeToken, timeoutMs: 60_000, log });
+
+    const info = await client.node();
+    assert.deepEqual([...info.roles].sort(), ['source', 'target']);
+    assert.equal(info.druid.service, 'druid/historical');
+    assert.equal(info.druid.plaintextPort, Number(druid.DRUID_HISTORICAL_PORT));
+
+    // Every segment the Historical loaded after Druid started the sidecar: the Nodes view.
+    const segments = await client.allSegments();
+    assert.deepEqual(segments.map((s) => s.id).sort(), servedIds());
+
+    // Live updates: the event stream through Druid, parsed as the extension parses it.
+    const abort = new AbortController();
+    const seen: SidecarEvent[] = [];
+    const stream = await client.events(abort.signal);
+    const parser = createParser({
+      onEvent: (m) => {
+        const ev = parseEvent(m.data);
+        if (ev) seen.push(ev);
+      },
+    });
+    stream.setEncoding('utf8');
+    stream.on('data', (chunk: string) => parser.feed(chunk));
+    stream.on('error', () => undefined);
+
+    const waitForClientJob = (id: string) =>
+      waitFor(`job ${id} through the client`, async () => {
+        const job = await client.job(id);
+        return ['succeeded', 'failed', 'cancelled'].includes(job.state) ? job : undefined;
+      });
+
+    try {
+      // Back Up Now to a target sidecar.
+      const target = await startTarget('vscode-target');
+      const { jobId } = await client.backup({ target, dataSource: 'wikipedia' });
+      const job = await waitForClientJob(jobId);
+      assert.equal(job.state, 'succeeded', JSON.stringify(job));
+      assert.deepEqual(await storedIds(target), servedIds());
+      await waitFor('the job events through the client', () =>
+        seen.some((e) => e.type === 'job' && e.job.id === jobId && e.job.state === 'succeeded') ? true : undefined,
+      );
+      assert.ok(
+        seen.some((e) => e.type === 'segment' && e.segment.backup.state === 'backedUp' && e.segment.backup.target === target),
+        'segment events tell the Nodes view of each backup',
+      );
+      assert.ok(
+        (await client.jobs()).some((j) => j.id === jobId),
+        'the Jobs view lists it',
+      );
+      const afterBackup = await client.allSegments();
+      assert.ok(
+        afterBackup.every((s) => s.backup.state === 'backedUp' && s.backup.target === target),
+        JSON.stringify(afterBackup.map((s) => s.backup)),
+      );
+      // Cancel Job on a finished job: DELETE through Druid, the job stays as it ended.
+      assert.equal(((await client.cancelJob(jobId)) as { state?: string }).state, 'succeeded');
+
+      // The Historical is a target too: VS Code offers its URL as one (Back Up Now → pick a target), so a backup may
+      // name the Druid URL; the Backups view then reads its store, a manifest and a verify through the same port.
+      const id = servedIds()[0]!;
+      const own = await waitForClientJob((await client.backup({ target: url, segmentIds: [id] })).jobId);
+      assert.equal(own.state, 'succeeded', JSON.stringify(own));
+      const stored = await client.allStored();
+      const mine = stored.find((s) => s.segmentId === id);
+      assert.ok(mine, JSON.stringify(stored));
+      assert.equal(mine.dataSource, 'wikipedia');
+      const manifest = await client.manifest(id);
+      assert.equal(manifest.segmentId, id);
+      assert.equal(manifest.digest, mine.digest);
+      const verified = await waitForClientJob((await client.verify({ segmentIds: [id] })).jobId);
+      assert.equal(verified.state, 'succeeded', JSON.stringify(verified));
+      assert.equal(verified.progress.segmentsFailed, 0, JSON.stringify(verified));
+
+      // Restore…: the dry-run plan, then the job, for a segment deleted from the cache; back byte-identical.
+      const last = servedIds().at(-1)!;
+      const segment = afterBackup.find((s) => s.id === last)!;
+      const dir = path.join(druid.DRUID_SEGMENT_CACHE_DIR, segment.dataSource, segment.interval.replace('/', '_'), segment.version, String(segment.partition));
+      const digests = () =>
+        Object.fromEntries(
+          readdirSync(dir)
+            .sort()
+            .map((f) => [
+              f,
+              createHash('sha256')
+                .update(readFileSync(path.join(dir, f)))
+                .digest('hex'),
+            ]),
+        );
+      const before = digests();
+      rmSync(dir, { recursive: true });
+      const plan = await client.restorePlan({ target, segmentIds: [last], destination: 'cache' });
+      assert.deepEqual(
+        plan.segments.map((s) => [s.segmentId, s.action]),
+        [[last, 'restore']],
+        JSON.stringify(plan),
+      );
+      const restored = await waitForClientJob((await client.restore({ target, segmentIds: [last], destination: 'cache' })).jobId);
+      assert.equal(restored.state, 'succeeded', JSON.stringify(restored));
+      assert.deepEqual(digests(), before);
+
+      // The sidecar's own errors come through Druid as the client reads them.
+      await assert.rejects(client.job('backup-nope-00000000'), (e: unknown) => e instanceof SidecarRequestError && e.status === 404 && e.code === 'not_found');
+    } finally {
+      abort.abort();
+    }
+
+    // Every request is logged by its Druid URL; no token is in the log.
+    assert.ok(lines.length > 10 && lines.every((l) => l.includes(url)), lines.join('\n'));
+    assert.ok(!lines.some((l) => l.includes(vscodeToken) || l.includes(TOKEN)));
+  });
+
   test("a 1 GiB segment file goes through the Historical's port with the JVM's heap unchanged", async (t) => {
     const pid = historicalPid();
     const historical = new HttpTarget(druid.DRUID_HISTORICAL_URL, { idleTimeoutMs: 120_000 });
@@ -497,6 +621,16 @@ describe('druid-backup as a Druid extension', { concurrency: false, timeout: 1_8
     const error = down.json().error as { code: string; message: string };
     assert.equal(error.code, 'sidecar_unavailable');
     assert.ok(error.message.includes(`the druid-backup sidecar at ${sidecarUrl} does not answer`), error.message);
+    // What VS Code shows for a node added by its Druid URL: Druid answers, the sidecar behind it does not.
+    const vscode = new SidecarClient(druid.DRUID_HISTORICAL_URL, { token: 'druid-credential', timeoutMs: 60_000, log: { info: () => {}, error: () => {} } });
+    await assert.rejects(
+      vscode.node(),
+      (e: unknown) =>
+        e instanceof SidecarRequestError &&
+        e.code === 'sidecar_unavailable' &&
+        e.status === 503 &&
+        e.message.includes(`the druid-backup sidecar at ${sidecarUrl}`),
+    );
 
     // The other way to run it, as a bin/supervise line would: the same runtime.properties.
     const manual = spawn(process.execPath, [SIDECAR_JS, 'sidecar', '--config', druid.DRUID_HISTORICAL_RUNTIME_PROPERTIES], {

@@ -4,6 +4,7 @@
  * `druid-backup backup` and `jobs` commands.
  */
 import assert from 'node:assert/strict';
+import { cpSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
@@ -164,5 +165,30 @@ describe('passive backup', () => {
       assert.match(r.stderr, re, args.join(' '));
       assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
     }
+  });
+
+  test('a segment Druid loads after the start is listed, without a backup and without a watcher', async () => {
+    const listed = async () => (await source.get<SegmentsResponse>('/data/v1/segments?dataSource=late&limit=10')).items.map((s) => s.id);
+    assert.deepEqual(await listed(), []);
+    const late = await writeSampleCache({
+      dir: tmpDir('dbk-passive-late-'),
+      segments: 1,
+      layout: 'flat',
+      dataSources: ['late'],
+      segmentSize: 4096,
+      smooshChunkSize: 2147483647,
+      seed: 22,
+    });
+    const id = late.segmentIds[0]!;
+    // As Druid loads a segment: its directory in the location, then its descriptor in info_dir.
+    cpSync(path.join(late.location, id), path.join(sample.location, id), { recursive: true });
+    cpSync(path.join(late.infoDir, id), path.join(sample.infoDir, id));
+    const deadline = Date.now() + 15_000;
+    let ids = await listed();
+    while (ids.length === 0 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 500));
+      ids = await listed();
+    }
+    assert.deepEqual(ids, [id]);
   });
 });
