@@ -208,12 +208,13 @@ describe('druid-backup as a Druid extension', { concurrency: false, timeout: 1_8
       recursive: true,
     });
     sidecarUrl = `http://127.0.0.1:${await freePort()}`;
-    targetPorts = [await freePort(), await freePort()];
+    targetPorts = [await freePort(), await freePort(), await freePort()];
     // Where .ci/run looks for a cluster left running when a test process is killed.
     mkdirSync(path.join(REPO_ROOT, '.cache'), { recursive: true });
     druidHome = mkdtempSync(path.join(REPO_ROOT, '.cache', 'druid-roundtrip-extension-'));
+    const portOffset = Number(process.env.DRUID_PORT_OFFSET ?? '100');
     configureCluster({
-      DRUID_PORT_OFFSET: process.env.DRUID_PORT_OFFSET ?? '100',
+      DRUID_PORT_OFFSET: String(portOffset),
       DRUID_DEV_HOME: druidHome,
       DRUID_EXTENSIONS_DIR: extensions,
       DRUID_BACKUP_SIDECAR_CMD: undefined,
@@ -236,7 +237,8 @@ describe('druid-backup as a Druid extension', { concurrency: false, timeout: 1_8
         `druid.backup.store=${tmp}/historical-store`,
         'druid.backup.bindAddress=127.0.0.1',
         // The targets the calls below name (through this Historical and through the Coordinator's fan-out).
-        `druid.backup.allowedTargets=${JSON.stringify(targetPorts.map((p) => `http://127.0.0.1:${p}`))}`,
+        // And the Historical's own Druid URL, which VS Code offers as a target (scripts/druid-dev-cluster.sh: 8083 + offset).
+        `druid.backup.allowedTargets=${JSON.stringify([...targetPorts, 8083 + portOffset].map((p) => `http://127.0.0.1:${p}`))}`,
         // The restore below is the one asked for, not the sidecar's own repair.
         'druid.backup.autoRestore=false',
       ].join('\n'),
@@ -455,7 +457,7 @@ describe('druid-backup as a Druid extension', { concurrency: false, timeout: 1_8
 
     try {
       // Back Up Now to a target sidecar.
-      const target = await startTarget('vscode-target');
+      const target = await startTarget('vscode-target', targetPorts[2]!);
       const { jobId } = await client.backup({ target, dataSource: 'wikipedia' });
       const job = await waitForClientJob(jobId);
       assert.equal(job.state, 'succeeded', JSON.stringify(job));
