@@ -51,6 +51,9 @@ export const CLUSTER_PORT = 8486;
  */
 export type SidecarRole = 'node' | 'cluster';
 
+/** The cluster sidecar's default state directory, apart from a Historical's sidecar's (druid.backup.stateDir). */
+export const CLUSTER_STATE_DIR = 'var/druid-backup-cluster';
+
 /** Every `druid.backup.*` key the sidecar accepts. The README's configuration table is generated from it. */
 export const BACKUP_KEYS: KeySpec[] = [
   { key: 'druid.backup.port', type: 'int', default: '8484', flag: 'port', min: 0, max: 65535, doc: 'HTTP port of the sidecar API (0 picks a free port).' },
@@ -145,7 +148,7 @@ export const BACKUP_KEYS: KeySpec[] = [
     type: 'path',
     default: 'var/druid-backup',
     flag: 'state-dir',
-    doc: 'Where the sidecar keeps its queue, digests and job history; never inside a cache location.',
+    doc: `Where the sidecar keeps its queue, digests and job history; never inside a cache location. The cluster sidecar's default is ${CLUSTER_STATE_DIR}.`,
   },
   {
     key: 'druid.backup.nodeName',
@@ -277,7 +280,7 @@ export const BACKUP_KEYS: KeySpec[] = [
   {
     key: 'druid.backup.sidecar.url',
     type: 'url',
-    doc: "Where the Druid extension calls this node's sidecar (its default: http://127.0.0.1:8484). Without druid.backup.port the sidecar listens on this URL's port.",
+    doc: `Where the Druid extension calls this node's sidecar (its default: http://127.0.0.1:8484; on a Coordinator, the cluster sidecar's http://127.0.0.1:${CLUSTER_PORT}). Without druid.backup.port the sidecar listens on this URL's port.`,
   },
   {
     key: 'druid.backup.sidecar.token',
@@ -287,7 +290,7 @@ export const BACKUP_KEYS: KeySpec[] = [
   {
     key: 'druid.backup.sidecar.autostart',
     type: 'bool',
-    doc: 'Druid extension: start the sidecar as a child of the Druid service (default: when sidecar.js is in the extension folder, node is on the PATH and the node has a segment cache).',
+    doc: 'Druid extension: start the sidecar as a child of the Druid service (default: when sidecar.js is in the extension folder, node is on the PATH and the node has a segment cache or is a Coordinator, whose cluster sidecar reads druid.backup.coordinator, else that Coordinator itself).',
   },
   { key: 'druid.backup.sidecar.node', type: 'string', doc: 'Druid extension: the Node.js executable that autostart runs (default: node on the PATH).' },
   {
@@ -562,7 +565,11 @@ export function loadSidecarConfig(opts: LoadOptions = {}): SidecarConfig {
   const role: SidecarRole = coordinator && !store && !hasCache ? 'cluster' : 'node';
   const druid = readDruidNodeConfig(props, { requireCache: role === 'node' && (!store || hasCache), baseDir, configFile: opts.configFile });
 
-  const stateDir = typed('druid.backup.stateDir') as string;
+  // Beside a Historical's sidecar on the same host and working directory, the cluster sidecar keeps its own state.
+  const stateDir =
+    role === 'cluster' && resolve(known.get('druid.backup.stateDir')!)!.source.startsWith('default of ')
+      ? path.resolve(baseDir, CLUSTER_STATE_DIR)
+      : (typed('druid.backup.stateDir') as string);
   for (const loc of druid.locations) {
     const rel = path.relative(loc.path, stateDir);
     if (rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel)))

@@ -111,6 +111,7 @@ test('a Coordinator with neither a cache nor a store is the cluster sidecar, on 
   assert.equal(c.port, 8486);
   assert.deepEqual(c.druid.locations, []);
   assert.equal(c.overlord, 'http://localhost:8081', 'the Overlord defaults to the Coordinator');
+  assert.equal(c.stateDir, path.join(root, 'var/druid-backup-cluster'), "apart from a Historical's sidecar's state");
   // Without a file too, as a bin/supervise line.
   assert.equal(loadSidecarConfig({ flags: { coordinator: 'http://c:8081', broker: 'http://b:8082' }, env: {}, baseDir: root }).role, 'cluster');
   // An explicit port or the extension's URL wins.
@@ -118,7 +119,7 @@ test('a Coordinator with neither a cache nor a store is the cluster sidecar, on 
   // A node with a cache, or a target, that knows its Coordinator stays a node on 8484.
   const node = druidConf(`${LOC}druid.backup.coordinator=http://localhost:8081\n`);
   const n = loadSidecarConfig({ configFile: node.file, env: {}, baseDir: node.root });
-  assert.deepEqual([n.role, n.port], ['node', 8484]);
+  assert.deepEqual([n.role, n.port, n.stateDir], ['node', 8484, path.join(node.root, 'var/druid-backup')]);
   const t = loadSidecarConfig({ flags: { store: path.join(root, 'store'), coordinator: 'http://c:8081' }, env: {}, baseDir: root });
   assert.deepEqual([t.role, t.port], ['node', 8484]);
 });
