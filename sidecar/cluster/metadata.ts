@@ -77,14 +77,16 @@ const PARTS: PartSpec[] = [
   { part: 'lookups', server: 'coordinator', path: '/druid/coordinator/v1/lookups/config/all', shape: 'object', limit: ANSWER_LIMITS.page, none: [404] },
 ];
 
-const NO_OFFSETS =
-  'Druid has no HTTP API for committed stream offsets; they are read in-process by the druid-backup extension on the Overlord, which does not provide them yet';
+/** Served by the druid-backup extension on the Overlord (druid-extension/OffsetsResource.java). */
+export const OFFSETS_PATH = '/druid-ext/druid-backup/v1/offsets';
+/** Data sources per call, as the extension takes them. */
+const OFFSETS_BATCH = 1000;
 
 /** Reads every part; never throws for what Druid answers (that goes to `errors`), only when aborted. */
 export async function captureClusterMetadata(opts: CaptureOptions): Promise<ClusterMetadata> {
   const base = { coordinator: trimSlash(opts.coordinator), overlord: trimSlash(opts.overlord ?? opts.coordinator) };
   const keep = opts.dataSources ? new Set(opts.dataSources) : undefined;
-  const meta: ClusterMetadata = { offsets: { captured: false, reason: NO_OFFSETS }, redacted: [] };
+  const meta: ClusterMetadata = { offsets: { captured: false }, redacted: [] };
   const errors: Record<string, string> = {};
 
   try {
@@ -133,12 +135,78 @@ export async function captureClusterMetadata(opts: CaptureOptions): Promise<Clus
       errors[spec.part] = messageOf(e);
     }
   }
+  meta.offsets = await captureOffsets(base.overlord, offsetDataSources(meta.supervisors, opts.dataSources), opts);
   if (Object.keys(errors).length) {
     meta.errors = errors;
     opts.log.warn({ errors }, "some of Druid's metadata could not be read");
   }
   if (meta.redacted.length) opts.log.info({ redacted: meta.redacted }, 'values that look like secrets were replaced in the snapshot');
   return meta;
+}
+
+/** The data sources whose offsets are asked: the chosen ones, else those of the supervisors read. */
+function offsetDataSources(supervisors: unknown, chosen: string[] | undefined): string[] {
+  if (chosen) return chosen;
+  if (typeof supervisors !== 'string') return [];
+  const root = parseJsonText(supervisors);
+  if (root.kind !== 'array') return [];
+  return [...new Set(root.items.map(supervisorDataSource).filter((d): d is string => d !== undefined))];
+}
+
+/**
+ * Committed stream offsets: no Druid HTTP API gives them, so the druid-backup extension on the Overlord reads them
+ * in-process. Without it (404), or from an Overlord that does not lead, the snapshot says they were not captured and why.
+ */
+async function captureOffsets(overlord: string, dataSources: string[], opts: CaptureOptions): Promise<ClusterMetadata['offsets']> {
+  if (dataSources.length === 0) return { captured: false, reason: 'no stream supervisor: there are no committed offsets to capture' };
+  const out: Record<string, string | null> = {};
+  try {
+    for (let i = 0; i < dataSources.length; i += OFFSETS_BATCH) {
+      const query = dataSources
+        .slice(i, i + OFFSETS_BATCH)
+        .map((d) => `dataSource=${encodeURIComponent(d)}`)
+        .join('&');
+      const answer = await druidCall({
+        method: 'GET',
+        url: `${overlord}${OFFSETS_PATH}?${query}`,
+        auth: opts.auth,
+        limit: ANSWER_LIMITS.page,
+        what: 'the committed offsets',
+        signal: opts.signal,
+      });
+      if (answer.status === 404)
+        return {
+          captured: false,
+          reason: 'Druid has no HTTP API for committed stream offsets, and the druid-backup extension that reads them is not loaded on the Overlord',
+        };
+      if (answer.status === 503) return { captured: false, reason: 'the Overlord asked is not the leader (503): set druid.backup.overlord to the leader' };
+      if (answer.status !== 200) return { captured: false, reason: `the Overlord answered ${statusPhrase(answer)}` };
+      Object.assign(out, parseOffsets(answer.text));
+    }
+  } catch (e) {
+    if (opts.signal?.aborted) throw e;
+    return { captured: false, reason: messageOf(e) };
+  }
+  return { captured: true, dataSources: out };
+}
+
+/** `{"dataSources":{"ds": {...} | null}}`: each data source's committed metadata as the JSON text Druid wrote. */
+export function parseOffsets(text: string): Record<string, string | null> {
+  let root: JsonNode;
+  try {
+    root = parseJsonText(text);
+  } catch {
+    throw new BackupError('target_error', "the Overlord's committed offsets are not valid JSON");
+  }
+  const ds = member(root, 'dataSources');
+  if (ds?.kind !== 'object') throw new BackupError('target_error', 'the Overlord\'s committed offsets have no "dataSources" object');
+  const out: Record<string, string | null> = {};
+  for (const m of ds.members) {
+    if (m.value.kind !== 'object' && m.value.kind !== 'null')
+      throw new BackupError('target_error', `the Overlord's committed offsets of ${JSON.stringify(m.key)} are not an object`);
+    out[m.key] = m.value.kind === 'null' ? null : text.slice(m.value.start, m.value.end);
+  }
+  return out;
 }
 
 /** Validates one answer, narrows it to the chosen data sources and redacts it; the text otherwise as Druid sent it. */

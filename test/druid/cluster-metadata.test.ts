@@ -6,7 +6,7 @@
  *
  * Its own cluster (port offset 600 unless DRUID_PORT_OFFSET says otherwise, its own folder under .cache), so it runs
  * beside the other Druid tests. The extension is loaded by every service; the Historical's sidecar is not started
- * (autostart=false), only the Coordinator's.
+ * (autostart=false), only the Coordinator's; the Coordinator runs the Overlord, so it also serves the committed offsets.
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -150,12 +150,22 @@ describe('snapshot metadata on a real Druid 33', { concurrency: false, timeout: 
     assert.ok(rules.text.includes((other.rules as string).slice('{"_default":'.length, -1)));
   });
 
+  test('committed offsets come from the druid-backup extension on the Overlord (the Coordinator running it)', async () => {
+    const c = druid!.DRUID_COORDINATOR_URL;
+    const direct = await druidText(`${c}/druid-ext/druid-backup/v1/offsets?dataSource=${DS}`);
+    // A batch data source has no committed metadata: null, from Druid's own metadata store.
+    assert.deepEqual({ status: direct.status, json: JSON.parse(direct.text) as unknown }, { status: 200, json: { dataSources: { [DS]: null } } });
+    assert.equal((await druidText(`${c}/druid-ext/druid-backup/v1/offsets`)).status, 400);
+    const m = await captureClusterMetadata({ coordinator: c, dataSources: [DS], log });
+    assert.deepEqual(m.offsets, { captured: true, dataSources: { [DS]: null } });
+  });
+
   test('row counts from sys.segments for exactly the used segments add up to what SQL counts', async () => {
     const ids = (await (await fetch(`${druid!.DRUID_COORDINATOR_URL}/druid/coordinator/v1/metadata/datasources/${DS}/segments`)).json()) as string[];
     assert.ok(ids.length > 0);
     const counts = await waitFor('the Broker to know every row count', async () => {
       const r = await countRows(druid!.DRUID_BROKER_URL, { [DS]: [...ids, `${DS}_2000-01-01T00:00:00.000Z_2000-01-02T00:00:00.000Z_v'); --`] });
-      return r.byDataSource[DS].counted === ids.length ? r : undefined;
+      return r.byDataSource[DS]?.counted === ids.length ? r : undefined;
     });
     assert.deepEqual(counts.byDataSource[DS], { rows: 39_244, counted: ids.length, unknown: 1 });
   });
@@ -171,6 +181,9 @@ describe('snapshot metadata on a real Druid 33', { concurrency: false, timeout: 
     assert.deepEqual(node.roles, ['cluster']);
     assert.deepEqual(node.druid.locations, []);
     const coordinatorLog = readFileSync(path.join(druid!.DRUID_LOG_DIR, 'coordinator.log'), 'utf8');
-    assert.match(coordinatorLog, new RegExp(`starting the druid-backup sidecar: .*--coordinator http://127\\.0\\.0\\.1:${new URL(druid!.DRUID_COORDINATOR_URL).port}`));
+    assert.match(
+      coordinatorLog,
+      new RegExp(`starting the druid-backup sidecar: .*--coordinator http://127\\.0\\.0\\.1:${new URL(druid!.DRUID_COORDINATOR_URL).port}`),
+    );
   });
 });

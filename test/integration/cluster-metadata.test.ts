@@ -38,6 +38,8 @@ interface Fake {
   sql: Array<{ query: string; parameters: Array<{ type: string; value: string }> }>;
   marked: string[][];
   leader: boolean;
+  /** The extension's answer of committed offsets; unset: the extension is not loaded (404). */
+  offsets?: string;
   close(): Promise<void>;
 }
 
@@ -75,13 +77,24 @@ async function fakeDruid(): Promise<Fake> {
           return send(200, SUPERVISORS);
         case '/druid/coordinator/v1/lookups/config/all':
           return send(404, '');
+        case '/druid-ext/druid-backup/v1/offsets?dataSource=wiki':
+          // As the druid-backup extension on the Overlord answers, when the test loads it.
+          return fake.offsets ? send(200, fake.offsets) : send(404, '');
         case '/druid/coordinator/v1/isLeader':
           return send(fake.leader ? 200 : 404, JSON.stringify({ leader: fake.leader }));
         case '/druid/v2/sql': {
           const q = JSON.parse(Buffer.concat(chunks).toString('utf8')) as Fake['sql'][number];
           fake.sql.push(q);
           const ids = q.parameters.map((p) => p.value);
-          return send(200, JSON.stringify(ids.filter((id) => rows[id]).map((id) => ({ segment_id: id, num_rows: rows[id][0], is_available: rows[id][1] }))));
+          return send(
+            200,
+            JSON.stringify(
+              ids.flatMap((id) => {
+                const r = rows[id];
+                return r ? [{ segment_id: id, num_rows: r[0], is_available: r[1] }] : [];
+              }),
+            ),
+          );
         }
         case '/druid/coordinator/v1/datasources/demo/markUsed': {
           const ids = (JSON.parse(Buffer.concat(chunks).toString('utf8')) as { segmentIds: string[] }).segmentIds;
@@ -124,7 +137,7 @@ test('every part is kept byte for byte as Druid answered it, with the secrets re
   assert.equal(m.supervisors, SUPERVISORS.replace(/"sasl\.jaas\.config":"(?:[^"\\]|\\.)*"/, `"sasl.jaas.config":${marker}`));
   assert.equal(m.lookups, LOOKUPS.replace('"lookup-secret"', marker));
   assert.deepEqual(m.offsets.captured, false);
-  assert.match(m.offsets.reason!, /no HTTP API/);
+  assert.match(m.offsets.reason ?? '', /no HTTP API .* not loaded on the Overlord/);
   // The snapshot's metadata blob is JSON of this record: the texts survive it unchanged.
   assert.equal(JSON.parse(JSON.stringify(m)).compaction, COMPACTION);
 });
@@ -146,9 +159,9 @@ test('a part Druid refuses, or answers with something else, goes to errors; the 
   druid.overrides.set('/druid/coordinator/v1/config/compaction', { status: 200, body: `{"compactionConfigs":[${'"x",'.repeat(1_200_000)}"x"]}` });
   const m = await captureClusterMetadata({ coordinator: druid.url, auth: AUTH, log });
   assert.equal(m.errors?.supervisors, '403 Forbidden');
-  assert.match(m.errors!.coordinatorDynamicConfig, /not valid JSON/);
-  assert.match(m.errors!.rules, /not a list of rules/);
-  assert.match(m.errors!.compaction, /larger than 4 MiB/);
+  assert.match(m.errors?.coordinatorDynamicConfig ?? '', /not valid JSON/);
+  assert.match(m.errors?.rules ?? '', /not a list of rules/);
+  assert.match(m.errors?.compaction ?? '', /larger than 4 MiB/);
   assert.equal(m.lookups, null, 'lookups never configured: 404 means none');
   assert.equal(m.errors!.lookups, undefined);
   assert.equal(m.druidVersion, '33.0.0');
@@ -160,7 +173,7 @@ test('without the credentials every part is refused, and said so; a Druid that i
   const m = await captureClusterMetadata({ coordinator: druid.url, log });
   assert.deepEqual(Object.values(m.errors ?? {}).sort(), Array(7).fill('401 Unauthorized'));
   const down = await captureClusterMetadata({ coordinator: 'http://127.0.0.1:1', log });
-  assert.match(down.errors!.rules, /no answer from http:\/\/127\.0\.0\.1:1/);
+  assert.match(down.errors?.rules ?? '', /no answer from http:\/\/127\.0\.0\.1:1/);
   const ac = new AbortController();
   ac.abort();
   await assert.rejects(captureClusterMetadata({ coordinator: druid.url, auth: AUTH, signal: ac.signal, log }));
@@ -191,7 +204,7 @@ test('isLeader follows the Coordinator; markUsed carries the credentials', async
   assert.deepEqual(done.outcome, { demo: { changed: 2 } });
   assert.deepEqual(druid.marked.at(-1), ['demo_a', 'demo_b']);
   const refused = await markUsed({ coordinator: druid.url, segments: { demo: ['demo_a'] } });
-  assert.match(refused.outcome.demo.error!, /401/);
+  assert.match(refused.outcome.demo?.error ?? '', /401/);
 });
 
 test('the cluster sidecar: a Coordinator and no cache starts with its API up, role cluster, nothing to back up', async () => {
@@ -211,5 +224,25 @@ test('the cluster sidecar: a Coordinator and no cache starts with its API up, ro
     assert.ok(!sc.logs().includes(AUTH.password), "Druid's password is never logged");
   } finally {
     await sc.stop();
+  }
+});
+
+test("committed offsets of the supervisors' data sources, from the druid-backup extension on the Overlord, byte for byte", async () => {
+  druid.overrides.clear();
+  const kafka = '{"type":"kafka","partitions":{"type":"end","stream":"wiki","topic":"wiki","partitionSequenceNumberMap":{"0":9007199254740993,"1":12}}}';
+  druid.offsets = `{"dataSources":{"wiki":${kafka}}}`;
+  try {
+    const m = await captureClusterMetadata({ coordinator: druid.url, auth: AUTH, log });
+    assert.deepEqual(m.offsets, { captured: true, dataSources: { wiki: kafka } });
+    druid.offsets = '{"dataSources":{"wiki":[1,2]}}';
+    const bad = await captureClusterMetadata({ coordinator: druid.url, auth: AUTH, log });
+    assert.equal(bad.offsets.captured, false);
+    assert.match(bad.offsets.reason ?? '', /committed offsets of "wiki" are not an object/);
+    // No stream supervisor: nothing to capture, said so.
+    druid.overrides.set('/druid/indexer/v1/supervisor?full', { status: 200, body: '[]' });
+    const none = await captureClusterMetadata({ coordinator: druid.url, auth: AUTH, log });
+    assert.deepEqual(none.offsets, { captured: false, reason: 'no stream supervisor: there are no committed offsets to capture' });
+  } finally {
+    delete druid.offsets;
   }
 });
