@@ -20,6 +20,7 @@ export interface CaptureOptions {
   coordinator: string;
   /** Default: the Coordinator (a Coordinator running the Overlord serves its APIs too). */
   overlord?: string;
+  /** The snapshot's Broker, when configured; its row counts are read by countRows (rows.ts), not here. */
   broker?: string;
   auth?: DruidAuth;
   /** Only these data sources' rules, compaction configs and supervisors (the default rules are always kept). */
