@@ -261,7 +261,7 @@ describe('druid-backup as a Druid extension', { concurrency: false, timeout: 1_8
     const ours = modules.filter((m) => m.artifact === 'druid-backup');
     assert.deepEqual(
       ours.map((m) => m.name).sort(),
-      ['io.github.druidbackup.CoordinatorModule', 'io.github.druidbackup.DataNodeModule'],
+      ['io.github.druidbackup.CoordinatorModule', 'io.github.druidbackup.DataNodeModule', 'io.github.druidbackup.OverlordModule'],
       JSON.stringify(modules),
     );
     for (const m of ours) assert.equal(m.version, VERSION);
