@@ -34,7 +34,7 @@ const LOOKUPS =
 interface Fake {
   url: string;
   /** Answers by path; `null` for the Druid 33 default of the path. */
-  overrides: Map<string, { status: number; body: string }>;
+  overrides: Map<string, { status: number; body: string; location?: string }>;
   sql: Array<{ query: string; parameters: Array<{ type: string; value: string }> }>;
   marked: string[][];
   leader: boolean;
@@ -60,7 +60,10 @@ async function fakeDruid(): Promise<Fake> {
       if (req.headers.authorization !== `Basic ${Buffer.from(`${AUTH.user}:${AUTH.password}`).toString('base64')}`) return send(401, '');
       const u = req.url ?? '';
       const o = fake.overrides.get(u);
-      if (o) return send(o.status, o.body);
+      if (o) {
+        if (o.location) res.setHeader('Location', o.location);
+        return send(o.status, o.body);
+      }
       switch (u) {
         case '/status':
           return send(200, '{"version":"33.0.0","modules":[]}');
@@ -244,5 +247,25 @@ test("committed offsets of the supervisors' data sources, from the druid-backup 
     assert.deepEqual(none.offsets, { captured: false, reason: 'no stream supervisor: there are no committed offsets to capture' });
   } finally {
     delete druid.offsets;
+  }
+});
+
+test("a redirect is not followed: Druid's credentials never go to a server this sidecar was not configured with", async () => {
+  const seen: Array<string | undefined> = [];
+  const elsewhere = http.createServer((req, res) => {
+    seen.push(req.headers.authorization);
+    res.end('{}');
+  });
+  await new Promise<void>((r) => elsewhere.listen(0, '127.0.0.1', r));
+  try {
+    druid.overrides.clear();
+    const location = `http://127.0.0.1:${(elsewhere.address() as AddressInfo).port}/druid/coordinator/v1/rules`;
+    druid.overrides.set('/druid/coordinator/v1/rules', { status: 307, body: '', location });
+    const m = await captureClusterMetadata({ coordinator: druid.url, auth: AUTH, log });
+    assert.equal(m.errors?.rules, '307 Temporary Redirect');
+    assert.deepEqual(seen, []);
+  } finally {
+    druid.overrides.clear();
+    await new Promise((r) => elsewhere.close(r));
   }
 });
