@@ -23,7 +23,8 @@ export interface HealthResponse {
 export interface NodeInfo {
   name: string;
   version: string;
-  roles: Array<'source' | 'target'>;
+  /** source: backs up a cache; target: keeps a store; cluster: the cluster sidecar beside the Coordinator (snapshots). */
+  roles: Array<'source' | 'target' | 'cluster'>;
   druid: {
     service?: string;
     host?: string;

@@ -20,6 +20,7 @@ import { checkCopies, parseTargetsSetting } from './targets/spec.js';
 import type { AllowList } from './targets/allow.js';
 import { parseAllowEntry, parseAllowList } from './targets/allow.js';
 import { parseTargetUrl } from './targets/url.js';
+import type { DruidAuth } from './cluster/druidHttp.js';
 
 export type KeyType = 'string' | 'int' | 'bool' | 'duration' | 'path' | 'url' | 'target' | 'size' | 'secret';
 
@@ -37,6 +38,21 @@ export interface KeySpec {
 }
 
 export const PREFIX = 'druid.backup.';
+
+/**
+ * The cluster sidecar's default port: beside a Coordinator it may share a host with a Historical's sidecar (8484)
+ * and the demo's target (8485).
+ */
+export const CLUSTER_PORT = 8486;
+
+/**
+ * What a sidecar is for: `node` beside a Druid data node (a cache to back up) or a target (a store), `cluster` beside
+ * the Coordinator (a Coordinator, no cache, no store): it reads the cluster's state for snapshots.
+ */
+export type SidecarRole = 'node' | 'cluster';
+
+/** The cluster sidecar's default state directory, apart from a Historical's sidecar's (druid.backup.stateDir). */
+export const CLUSTER_STATE_DIR = 'var/druid-backup-cluster';
 
 /** Every `druid.backup.*` key the sidecar accepts. The README's configuration table is generated from it. */
 export const BACKUP_KEYS: KeySpec[] = [
@@ -95,7 +111,29 @@ export const BACKUP_KEYS: KeySpec[] = [
     key: 'druid.backup.coordinator',
     type: 'url',
     flag: 'coordinator',
-    doc: 'The Druid Coordinator (http://coordinator:8081): after a restore into deep storage, the restored segments are marked used there so the cluster loads them again.',
+    doc: `The Druid Coordinator (http://coordinator:8081): after a restore into deep storage, the restored segments are marked used there so the cluster loads them again. A sidecar with a Coordinator and neither a segment cache nor a store is the cluster sidecar (snapshots; default port ${CLUSTER_PORT}).`,
+  },
+  {
+    key: 'druid.backup.overlord',
+    type: 'url',
+    flag: 'overlord',
+    doc: "The Druid Overlord, where snapshots read supervisor specs and the Overlord's dynamic config (default: druid.backup.coordinator, when it runs the Overlord).",
+  },
+  {
+    key: 'druid.backup.broker',
+    type: 'url',
+    flag: 'broker',
+    doc: "A Druid Broker (http://broker:8082): snapshots count each data source's rows from sys.segments there; without it they hold no row counts.",
+  },
+  {
+    key: 'druid.backup.druid.user',
+    type: 'string',
+    doc: "User of Druid's basic authentication, sent with every call the sidecar makes to Druid (Coordinator, Overlord, Broker); needs druid.backup.druid.password.",
+  },
+  {
+    key: 'druid.backup.druid.password',
+    type: 'secret',
+    doc: 'Password of druid.backup.druid.user: a value or a Druid PasswordProvider such as {"type":"environment","variable":"DRUID_BACKUP_DRUID_PASSWORD"}.',
   },
   { key: 'druid.backup.store', type: 'path', flag: 'store', doc: 'Directory where this sidecar keeps backups it receives (makes it a target).' },
   {
@@ -110,7 +148,7 @@ export const BACKUP_KEYS: KeySpec[] = [
     type: 'path',
     default: 'var/druid-backup',
     flag: 'state-dir',
-    doc: 'Where the sidecar keeps its queue, digests and job history; never inside a cache location.',
+    doc: `Where the sidecar keeps its queue, digests and job history; never inside a cache location. The cluster sidecar's default is ${CLUSTER_STATE_DIR}.`,
   },
   {
     key: 'druid.backup.nodeName',
@@ -242,7 +280,7 @@ export const BACKUP_KEYS: KeySpec[] = [
   {
     key: 'druid.backup.sidecar.url',
     type: 'url',
-    doc: "Where the Druid extension calls this node's sidecar (its default: http://127.0.0.1:8484). Without druid.backup.port the sidecar listens on this URL's port.",
+    doc: `Where the Druid extension calls this node's sidecar (its default: http://127.0.0.1:8484; on a Coordinator, the cluster sidecar's http://127.0.0.1:${CLUSTER_PORT}). Without druid.backup.port the sidecar listens on this URL's port.`,
   },
   {
     key: 'druid.backup.sidecar.token',
@@ -252,7 +290,7 @@ export const BACKUP_KEYS: KeySpec[] = [
   {
     key: 'druid.backup.sidecar.autostart',
     type: 'bool',
-    doc: 'Druid extension: start the sidecar as a child of the Druid service (default: when sidecar.js is in the extension folder, node is on the PATH and the node has a segment cache).',
+    doc: 'Druid extension: start the sidecar as a child of the Druid service (default: when sidecar.js is in the extension folder, node is on the PATH and the node has a segment cache or is a Coordinator, whose cluster sidecar reads druid.backup.coordinator, else that Coordinator itself).',
   },
   { key: 'druid.backup.sidecar.node', type: 'string', doc: 'Druid extension: the Node.js executable that autostart runs (default: node on the PATH).' },
   {
@@ -289,6 +327,12 @@ export interface SidecarConfig {
   copies: number;
   zone?: string;
   coordinator?: string;
+  /** druid.backup.overlord, else the Coordinator. */
+  overlord?: string;
+  broker?: string;
+  /** Basic-auth credentials for every call to Druid's APIs. */
+  druidAuth?: DruidAuth;
+  role: SidecarRole;
   store?: string;
   storeQuota?: number;
   stateDir: string;
@@ -367,10 +411,11 @@ function readSecret(inline: string | undefined, file: string | undefined, key: s
 }
 
 /**
- * The token of `druid.backup.sidecar.token`, read as the Druid extension reads it: a plain value, or a Druid
- * PasswordProvider of type `default` or `environment` (the others exist in Druid's JVM only).
+ * A secret given the way Druid takes passwords (`druid.backup.sidecar.token`, `druid.backup.druid.password`): a plain
+ * value, or a Druid PasswordProvider of type `default` or `environment` (the others exist in Druid's JVM only).
+ * `otherwise` says what to use instead for another type.
  */
-function sidecarToken(r: Resolved | undefined, env: NodeJS.ProcessEnv): { value: string; source: string } | undefined {
+function passwordProvider(r: Resolved | undefined, env: NodeJS.ProcessEnv, otherwise: string): { value: string; source: string } | undefined {
   if (!r) return undefined;
   const raw = r.value.trim();
   if (raw === '') fail(r.source, 'is empty');
@@ -391,7 +436,7 @@ function sidecarToken(r: Resolved | undefined, env: NodeJS.ProcessEnv): { value:
   }
   fail(
     r.source,
-    `the sidecar reads a value, {"type":"default","password":...} or {"type":"environment","variable":...}; for type ${JSON.stringify(type)} give it druid.backup.token or druid.backup.tokenFile`,
+    `the sidecar reads a value, {"type":"default","password":...} or {"type":"environment","variable":...}; for type ${JSON.stringify(type)} ${otherwise}`,
   );
 }
 
@@ -509,11 +554,22 @@ export function loadSidecarConfig(opts: LoadOptions = {}): SidecarConfig {
   };
 
   const store = typed('druid.backup.store') as string | undefined;
-  if (!store && !opts.configFile)
-    fail('configuration', "nothing to do: give --config with the node's runtime.properties to back up its cache, or --store for a target");
-  const druid = readDruidNodeConfig(props, { requireCache: !store || props.has('druid.segmentCache.locations'), baseDir, configFile: opts.configFile });
+  const coordinator = typed('druid.backup.coordinator') as string | undefined;
+  if (!store && !opts.configFile && !coordinator)
+    fail(
+      'configuration',
+      "nothing to do: give --config with the node's runtime.properties to back up its cache, --store for a target, or --coordinator for the cluster sidecar",
+    );
+  const hasCache = props.has('druid.segmentCache.locations');
+  // A Coordinator and no cache nor store: the cluster sidecar beside the Coordinator, which has no cache to require.
+  const role: SidecarRole = coordinator && !store && !hasCache ? 'cluster' : 'node';
+  const druid = readDruidNodeConfig(props, { requireCache: role === 'node' && (!store || hasCache), baseDir, configFile: opts.configFile });
 
-  const stateDir = typed('druid.backup.stateDir') as string;
+  // Beside a Historical's sidecar on the same host and working directory, the cluster sidecar keeps its own state.
+  const stateDir =
+    role === 'cluster' && resolve(known.get('druid.backup.stateDir')!)!.source.startsWith('default of ')
+      ? path.resolve(baseDir, CLUSTER_STATE_DIR)
+      : (typed('druid.backup.stateDir') as string);
   for (const loc of druid.locations) {
     const rel = path.relative(loc.path, stateDir);
     if (rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel)))
@@ -531,15 +587,16 @@ export function loadSidecarConfig(opts: LoadOptions = {}): SidecarConfig {
     }
     if (!token) fail('druid.backup.tokenFile', `${tokenFile} is empty`);
   }
-  const extensionToken = sidecarToken(resolve(known.get('druid.backup.sidecar.token')!), env);
+  const extensionToken = passwordProvider(resolve(known.get('druid.backup.sidecar.token')!), env, 'give it druid.backup.token or druid.backup.tokenFile');
   if (token && extensionToken && token !== extensionToken.value)
     fail(extensionToken.source, 'differs from druid.backup.token: the Druid extension would be refused; set only one of them');
   token ??= extensionToken?.value;
   if (token && token.length < 16) fail('druid.backup.token', 'token is shorter than 16 characters; use a long random value (openssl rand -hex 32)');
 
+  const portSource = resolve(known.get('druid.backup.port')!)!.source;
   const port = sidecarPort(
-    typed('druid.backup.port') as number,
-    resolve(known.get('druid.backup.port')!)!.source,
+    role === 'cluster' && portSource.startsWith('default of ') ? CLUSTER_PORT : (typed('druid.backup.port') as number),
+    portSource,
     typed('druid.backup.sidecar.url') as string | undefined,
   );
   const tls = {
@@ -564,6 +621,19 @@ export function loadSidecarConfig(opts: LoadOptions = {}): SidecarConfig {
     if (limits.requestTimeoutMs > 0 && limits.requestTimeoutMs < limits.headersTimeoutMs)
       fail('druid.backup.http.requestTimeout', `is shorter than druid.backup.http.headersTimeout (${limits.headersTimeoutMs} ms)`);
     return limits;
+  }
+
+  function druidAuth(): DruidAuth | undefined {
+    const user = typed('druid.backup.druid.user') as string | undefined;
+    const password = passwordProvider(resolve(known.get('druid.backup.druid.password')!), env, 'give it the password itself or {"type":"environment",...}');
+    if (user === '') fail('druid.backup.druid.user', 'is empty');
+    if (!user !== !password)
+      fail(
+        user ? 'druid.backup.druid.user' : 'druid.backup.druid.password',
+        "Druid's basic authentication needs both druid.backup.druid.user and druid.backup.druid.password",
+      );
+    if (user?.includes(':')) fail('druid.backup.druid.user', 'contains ":", which basic authentication cannot carry in a user name');
+    return user && password ? { user, password: password.value } : undefined;
   }
 
   const host = druid.host;
@@ -602,7 +672,11 @@ export function loadSidecarConfig(opts: LoadOptions = {}): SidecarConfig {
     allowedTargets,
     copies,
     zone: typed('druid.backup.zone') as string | undefined,
-    coordinator: typed('druid.backup.coordinator') as string | undefined,
+    coordinator,
+    overlord: (typed('druid.backup.overlord') as string | undefined) ?? coordinator,
+    broker: typed('druid.backup.broker') as string | undefined,
+    druidAuth: druidAuth(),
+    role,
     store,
     storeQuota: typed('druid.backup.storeQuota') as number | undefined,
     stateDir,

@@ -145,7 +145,7 @@ export async function startSidecar(config: SidecarConfig, log: Logger = createLo
         ? `[${config.bindAddress}]`
         : config.bindAddress;
   const url = `${tls.server ? 'https' : 'http'}://${host}:${addr.port}`;
-  const roles = [...(cache ? ['source'] : []), ...(store ? ['target'] : [])];
+  const roles = [...(cache ? ['source'] : []), ...(store ? ['target'] : []), ...(config.role === 'cluster' ? ['cluster'] : [])];
   log.info(
     {
       url,

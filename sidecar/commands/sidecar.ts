@@ -11,7 +11,9 @@ function camel(flag: string): string {
 export function register(program: Command): void {
   const cmd = program
     .command('sidecar')
-    .description('run the sidecar daemon beside a Druid data node: back up its cache to --target (source), keep backups in --store (target), or both')
+    .description(
+      'run the sidecar daemon beside a Druid data node: back up its cache to --target (source), keep backups in --store (target), or both; or beside the Coordinator with --coordinator and no cache (the cluster sidecar)',
+    )
     .option('--config <file>', "the Druid service's runtime.properties (its druid.segmentCache.locations make this sidecar a source)")
     .option('--common <file>', 'the common.runtime.properties (default: ../_common/ beside --config)');
   // Every druid.backup.* key with a flag, documented as in the configuration table.

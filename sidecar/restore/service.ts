@@ -13,7 +13,7 @@ import type { SidecarContext } from '../server/context.js';
 import type { JobContext } from '../server/jobs.js';
 import type { Target } from '../store/target.js';
 import type { CacheLayout } from '../druid/layout.js';
-import { checkCoordinatorUrl, markUsed, planMarkUsed } from '../targets/coordinator.js';
+import { checkCoordinatorUrl, druidAuthFor, markUsed, planMarkUsed } from '../targets/coordinator.js';
 import { resolveTarget } from '../targets/resolve.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { readStream } from '../util/readStream.js';
@@ -353,7 +353,7 @@ export class RestoreService {
           coordinator,
           plan.items.filter((i) => whole.has(i.segmentId)).map((i) => ({ segmentId: i.segmentId, dataSource: i.manifest.dataSource })),
         ),
-        job.signal,
+        { auth: druidAuthFor(coordinator, this.ctx.config), signal: job.signal },
       );
       for (const [ds, o] of Object.entries(marked.outcome)) {
         if (o.error) job.segmentFailed(undefined, `markUsed of ${ds} on ${coordinator}: ${o.error}`);

@@ -3,14 +3,14 @@
  * `POST /druid/coordinator/v1/datasources/{dataSource}/markUsed` with `{"segmentIds": [...]}`, one call per data
  * source, so the cluster loads them again. A dry run only says what would be marked.
  */
-import axios from 'axios';
+import type { DruidAuth } from '../cluster/druidHttp.js';
+import { druidCall, statusPhrase } from '../cluster/druidHttp.js';
 import { ANSWER_LIMITS } from '../util/limitedRead.js';
 import { BackupError, messageOf } from '../errors.js';
 import type { SidecarConfig } from '../config.js';
 import { ALLOWED_TARGETS_KEY, isAllowed } from './allow.js';
 import { parseTargetUrl } from './url.js';
 
-const TIMEOUT_MS = 30_000;
 /** Segment ids per call: a Coordinator takes a JSON body of this many ids without trouble. */
 const BATCH = 1000;
 
@@ -46,23 +46,34 @@ export function planMarkUsed(coordinator: string, segments: Array<{ segmentId: s
   return { coordinator, segments: by };
 }
 
+/**
+ * The credentials for a Coordinator: druid.backup.druid.* go to the configured Coordinator only; one a request names
+ * through the allow list is another cluster, which gets none of this one's credentials.
+ */
+export function druidAuthFor(coordinator: string, config: Pick<SidecarConfig, 'coordinator' | 'druidAuth'>): DruidAuth | undefined {
+  return coordinator === config.coordinator ? config.druidAuth : undefined;
+}
+
 /** Marks the segments used; never throws for the Coordinator's answer (the restore itself succeeded), reports it. */
-export async function markUsed(plan: MarkUsedPlan, signal?: AbortSignal): Promise<MarkUsedResult> {
+export async function markUsed(plan: MarkUsedPlan, opts: { auth?: DruidAuth; signal?: AbortSignal } = {}): Promise<MarkUsedResult> {
   const outcome: MarkUsedResult['outcome'] = {};
   for (const [ds, ids] of Object.entries(plan.segments)) {
     let changed = 0;
     try {
       for (let i = 0; i < ids.length; i += BATCH) {
-        const res = await axios.post<{ numChangedSegments?: number }>(
-          `${plan.coordinator}/druid/coordinator/v1/datasources/${encodeURIComponent(ds)}/markUsed`,
-          { segmentIds: ids.slice(i, i + BATCH) },
-          // The answer is a count: anything larger than a small answer is refused by axios as it arrives.
-          { timeout: TIMEOUT_MS, signal, validateStatus: () => true, maxRedirects: 0, maxContentLength: ANSWER_LIMITS.small },
-        );
-        if (res.status < 200 || res.status >= 300)
-          // Its status only: the answer's text is the Coordinator's, never put into our messages.
-          throw new Error(`the Coordinator answered ${res.status}`);
-        changed += typeof res.data?.numChangedSegments === 'number' ? res.data.numChangedSegments : 0;
+        // The answer is a count: anything larger than a small answer is refused as it arrives.
+        const res = await druidCall({
+          method: 'POST',
+          url: `${plan.coordinator}/druid/coordinator/v1/datasources/${encodeURIComponent(ds)}/markUsed`,
+          body: { segmentIds: ids.slice(i, i + BATCH) },
+          auth: opts.auth,
+          signal: opts.signal,
+          limit: ANSWER_LIMITS.small,
+          what: "the Coordinator's markUsed answer",
+        });
+        // Its status only: the answer's text is the Coordinator's, never put into our messages.
+        if (res.status < 200 || res.status >= 300) throw new Error(`the Coordinator answered ${statusPhrase(res)}`);
+        changed += numChanged(res.text);
       }
       outcome[ds] = { changed };
     } catch (e) {
@@ -70,4 +81,13 @@ export async function markUsed(plan: MarkUsedPlan, signal?: AbortSignal): Promis
     }
   }
   return { ...plan, outcome };
+}
+
+function numChanged(text: string): number {
+  try {
+    const n = (JSON.parse(text) as { numChangedSegments?: unknown })?.numChangedSegments;
+    return typeof n === 'number' && Number.isSafeInteger(n) && n >= 0 ? n : 0;
+  } catch {
+    return 0;
+  }
 }

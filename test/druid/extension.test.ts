@@ -267,7 +267,7 @@ describe('druid-backup as a Druid extension', { concurrency: false, timeout: 1_8
     const ours = modules.filter((m) => m.artifact === 'druid-backup');
     assert.deepEqual(
       ours.map((m) => m.name).sort(),
-      ['io.github.druidbackup.CoordinatorModule', 'io.github.druidbackup.DataNodeModule'],
+      ['io.github.druidbackup.CoordinatorModule', 'io.github.druidbackup.DataNodeModule', 'io.github.druidbackup.OverlordModule'],
       JSON.stringify(modules),
     );
     for (const m of ours) assert.equal(m.version, VERSION);
@@ -402,6 +402,7 @@ describe('druid-backup as a Druid extension', { concurrency: false, timeout: 1_8
       ['DELETE', `${druid.DRUID_HISTORICAL_URL}/data/v1/jobs/x`, undefined],
       ['POST', `${druid.DRUID_COORDINATOR_URL}/data/v1/backup`, { target }],
       ['GET', `${druid.DRUID_COORDINATOR_URL}/data/v1/jobs`, undefined],
+      ['GET', `${druid.DRUID_COORDINATOR_URL}/druid-ext/druid-backup/v1/offsets?dataSource=wikipedia`, undefined],
     ] as const) {
       const a = await call(method, url, body, DENIED);
       assert.equal(a.status, 403, `${method} ${url}: ${a.body}`);
@@ -409,6 +410,9 @@ describe('druid-backup as a Druid extension', { concurrency: false, timeout: 1_8
     }
     assert.equal((await call('GET', `${druid.DRUID_HISTORICAL_URL}/data/v1/jobs`)).json().total, jobsBefore);
     assert.equal((await call('GET', `${druid.DRUID_COORDINATOR_URL}/data/v1/jobs`)).json().total, clusterJobsBefore);
+    // The committed offsets the Overlord's part of the extension serves (the Coordinator runs the Overlord here).
+    const offsets = await call('GET', `${druid.DRUID_COORDINATOR_URL}/druid-ext/druid-backup/v1/offsets?dataSource=wikipedia`);
+    assert.equal(offsets.status, 200, offsets.body);
     // Every allowed call above went through Druid's check that each response was authorized.
     for (const log of ['historical.log', 'coordinator.log']) {
       assert.doesNotMatch(readFileSync(path.join(druid.DRUID_LOG_DIR, log), 'utf8'), /did not have an authorization check/);

@@ -30,7 +30,11 @@ export function register(app: FastifyInstance, ctx: SidecarContext): void {
       return {
         name: c.nodeName,
         version: VERSION,
-        roles: [...(ctx.cache ? (['source'] as const) : []), ...(ctx.store ? (['target'] as const) : [])],
+        roles: [
+          ...(ctx.cache ? (['source'] as const) : []),
+          ...(ctx.store ? (['target'] as const) : []),
+          ...(c.role === 'cluster' ? (['cluster'] as const) : []),
+        ],
         druid: {
           service: c.druid.service,
           host: c.druid.host,

@@ -103,3 +103,43 @@ test('a target-only sidecar needs no Druid config', () => {
   assert.deepEqual(c.druid.locations, []);
   assert.throws(() => loadSidecarConfig({ env: {} }), /nothing to do/);
 });
+
+test('a Coordinator with neither a cache nor a store is the cluster sidecar, on its own default port', () => {
+  const { root, file } = druidConf('druid.service=druid/coordinator\ndruid.plaintextPort=8081\ndruid.backup.coordinator=http://localhost:8081\n');
+  const c = loadSidecarConfig({ configFile: file, env: {}, baseDir: root });
+  assert.equal(c.role, 'cluster');
+  assert.equal(c.port, 8486);
+  assert.deepEqual(c.druid.locations, []);
+  assert.equal(c.overlord, 'http://localhost:8081', 'the Overlord defaults to the Coordinator');
+  assert.equal(c.stateDir, path.join(root, 'var/druid-backup-cluster'), "apart from a Historical's sidecar's state");
+  // Without a file too, as a bin/supervise line.
+  assert.equal(loadSidecarConfig({ flags: { coordinator: 'http://c:8081', broker: 'http://b:8082' }, env: {}, baseDir: root }).role, 'cluster');
+  // An explicit port or the extension's URL wins.
+  assert.equal(loadSidecarConfig({ configFile: file, flags: { port: '9000' }, env: {}, baseDir: root }).port, 9000);
+  // A node with a cache, or a target, that knows its Coordinator stays a node on 8484.
+  const node = druidConf(`${LOC}druid.backup.coordinator=http://localhost:8081\n`);
+  const n = loadSidecarConfig({ configFile: node.file, env: {}, baseDir: node.root });
+  assert.deepEqual([n.role, n.port, n.stateDir], ['node', 8484, path.join(node.root, 'var/druid-backup')]);
+  const t = loadSidecarConfig({ flags: { store: path.join(root, 'store'), coordinator: 'http://c:8081' }, env: {}, baseDir: root });
+  assert.deepEqual([t.role, t.port], ['node', 8484]);
+});
+
+test("Druid's credentials: a user and a PasswordProvider-style password, both or neither", () => {
+  const { root, file } = druidConf(
+    'druid.backup.coordinator=http://c:8081\ndruid.backup.overlord=http://o:8090\ndruid.backup.druid.user=admin\ndruid.backup.druid.password={"type":"environment","variable":"DRUID_PW"}\n',
+  );
+  const c = loadSidecarConfig({ configFile: file, env: { DRUID_PW: 'pw1' }, baseDir: root });
+  assert.deepEqual(c.druidAuth, { user: 'admin', password: 'pw1' });
+  assert.equal(c.overlord, 'http://o:8090');
+  assert.throws(() => loadSidecarConfig({ configFile: file, env: {}, baseDir: root }), /DRUID_PW is not set/);
+  const plain = druidConf('druid.backup.coordinator=http://c:8081\ndruid.backup.druid.user=admin\ndruid.backup.druid.password=plain pw\n');
+  assert.deepEqual(loadSidecarConfig({ configFile: plain.file, env: {}, baseDir: plain.root }).druidAuth, { user: 'admin', password: 'plain pw' });
+  const half = druidConf('druid.backup.coordinator=http://c:8081\ndruid.backup.druid.user=admin\n');
+  assert.throws(
+    () => loadSidecarConfig({ configFile: half.file, env: {}, baseDir: half.root }),
+    /needs both druid.backup.druid.user and druid.backup.druid.password/,
+  );
+  const other = druidConf('druid.backup.coordinator=http://c:8081\ndruid.backup.druid.user=a\ndruid.backup.druid.password={"type":"hashicorp"}\n');
+  assert.throws(() => loadSidecarConfig({ configFile: other.file, env: {}, baseDir: other.root }), /for type "hashicorp"/);
+  assert.equal(loadSidecarConfig({ flags: { coordinator: 'http://c:8081' }, env: {}, baseDir: root }).druidAuth, undefined);
+});

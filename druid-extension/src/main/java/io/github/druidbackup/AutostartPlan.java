@@ -38,7 +38,11 @@ final class AutostartPlan
       Optional<Path> runtimeProperties,
       boolean hasSegmentCache,
       /** Whether druid.backup.bindAddress is set (in the properties or the environment): then the sidecar binds that. */
-      boolean bindAddressSet
+      boolean bindAddressSet,
+      /** On a Coordinator: the cluster sidecar, which has no cache and takes snapshots of the cluster. */
+      boolean cluster,
+      /** The Coordinator the cluster sidecar reads, given as --coordinator when the properties do not name one. */
+      Optional<String> coordinatorFlag
   )
   {
   }
@@ -65,7 +69,7 @@ final class AutostartPlan
     }
     final boolean asked = Boolean.TRUE.equals(facts.autostart());
     final String notStarting = "not starting the druid-backup sidecar: ";
-    if (!asked && !facts.hasSegmentCache()) {
+    if (!asked && !facts.cluster() && !facts.hasSegmentCache()) {
       return Decision.skip(
           notStarting + "this node has no druid.segmentCache.locations, so nothing for it to back up (set "
           + key + "=true to start one anyway, e.g. as a target with druid.backup.store)" + expecting,
@@ -111,6 +115,10 @@ final class AutostartPlan
     command.add("sidecar");
     command.add("--config");
     command.add(facts.runtimeProperties().get().toString());
+    if (facts.cluster() && facts.coordinatorFlag().isPresent()) {
+      command.add("--coordinator");
+      command.add(facts.coordinatorFlag().get());
+    }
     // The port the extension calls, whatever else the file says.
     command.add("--port");
     command.add(Integer.toString(SidecarUrls.port(facts.url())));

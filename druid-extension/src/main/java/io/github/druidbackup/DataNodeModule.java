@@ -16,6 +16,7 @@ public class DataNodeModule implements DruidModule
   public void configure(Binder binder)
   {
     JsonConfigProvider.bind(binder, SidecarConfig.PREFIX, SidecarConfig.class);
+    binder.bind(SidecarRole.class).toInstance(SidecarRole.NODE);
     Jerseys.addResource(binder, DataNodeBackupResource.class);
     LifecycleModule.register(binder, SidecarLauncher.class);
   }

@@ -16,9 +16,13 @@ public class SidecarConfig
 {
   public static final String PREFIX = "druid.backup.sidecar";
   static final String DEFAULT_URL = "http://127.0.0.1:8484";
+  /** The cluster sidecar's, beside a Coordinator: a different port, so it can share a host with a Historical's. */
+  static final String CLUSTER_DEFAULT_URL = "http://127.0.0.1:8486";
 
+  /** Unset: the default of this node's role. */
   @JsonProperty
-  private String url = DEFAULT_URL;
+  @Nullable
+  private String url;
 
   /** A Druid PasswordProvider: a plain string, or e.g. {"type":"environment","variable":"DRUID_BACKUP_TOKEN"}. */
   @JsonProperty
@@ -39,13 +43,19 @@ public class SidecarConfig
 
   public String getUrl()
   {
-    return url;
+    return url == null ? DEFAULT_URL : url;
   }
 
-  /** The checked base URL; a bad value stops the node's start-up with a message naming the key. */
+  /** The checked base URL of a data node's sidecar; a bad value stops the node's start-up with a message naming the key. */
   public URI baseUri()
   {
-    return SidecarUrls.parseBase(url);
+    return baseUri(SidecarRole.NODE);
+  }
+
+  /** The checked base URL of this role's sidecar. */
+  public URI baseUri(SidecarRole role)
+  {
+    return SidecarUrls.parseBase(url != null ? url : role == SidecarRole.CLUSTER ? CLUSTER_DEFAULT_URL : DEFAULT_URL);
   }
 
   @Nullable

@@ -38,21 +38,25 @@ public class SidecarLauncher
   private Process child;
   private volatile boolean stopping;
 
+  private final SidecarRole role;
+
   @Inject
-  public SidecarLauncher(SidecarConfig config, SidecarToken token, Properties properties)
+  public SidecarLauncher(SidecarConfig config, SidecarToken token, Properties properties, SidecarRole role)
   {
     this.config = config;
     this.token = token;
     this.properties = properties;
+    this.role = role;
   }
 
   @LifecycleStart
   public void start()
   {
     final Path extensionDir = extensionDir();
+    final boolean cluster = role == SidecarRole.CLUSTER;
     final AutostartPlan.Decision decision = AutostartPlan.decide(new AutostartPlan.Facts(
         config.getAutostart(),
-        config.baseUri(),
+        config.baseUri(role),
         extensionDir,
         Files.isRegularFile(extensionDir.resolve(AutostartPlan.SIDECAR_JS)),
         Files.isRegularFile(extensionDir.resolve(AutostartPlan.PARENT_WATCH)),
@@ -60,7 +64,9 @@ public class SidecarLauncher
         AutostartPlan.findExecutable(config.getNode(), System.getenv("PATH"), AutostartPlan::isExecutableFile),
         runtimePropertiesFile(),
         hasSegmentCache(properties),
-        bindAddressSet(properties, System.getenv("DRUID_BACKUP_BIND_ADDRESS"))
+        bindAddressSet(properties, System.getenv("DRUID_BACKUP_BIND_ADDRESS")),
+        cluster,
+        cluster ? coordinatorFlag(properties, System.getenv("DRUID_BACKUP_COORDINATOR")) : Optional.empty()
     ));
     if (!decision.start()) {
       if (decision.error()) {
@@ -167,7 +173,18 @@ public class SidecarLauncher
     }
   }
 
-  /** An Indexer or a MiddleManager has no segment cache; a sidecar started there would only refuse to run. */
+  /**
+   * The Coordinator the cluster sidecar reads: none to give when druid.backup.coordinator is set (the sidecar reads it
+   * from the same file or environment), else this Coordinator on loopback at its plaintext port.
+   */
+  static Optional<String> coordinatorFlag(Properties properties, @Nullable String environment)
+  {
+    if (!properties.getProperty("druid.backup.coordinator", "").isBlank() || (environment != null && !environment.isBlank())) {
+      return Optional.empty();
+    }
+    return Optional.of("http://127.0.0.1:" + properties.getProperty("druid.plaintextPort", "8081").trim());
+  }
+
   /** druid.backup.bindAddress in the configuration, or its environment variable (the sidecar reads both). */
   static boolean bindAddressSet(Properties properties, String environment)
   {
@@ -175,6 +192,7 @@ public class SidecarLauncher
            || (environment != null && !environment.isBlank());
   }
 
+  /** An Indexer or a MiddleManager has no segment cache; a sidecar started there would only refuse to run. */
   static boolean hasSegmentCache(Properties properties)
   {
     final String locations = properties.getProperty("druid.segmentCache.locations", "").replaceAll("\\s", "");

@@ -25,7 +25,7 @@ class AutostartPlanTest
 
   private static AutostartPlan.Facts facts(Boolean autostart, URI url, boolean sidecarJs, Optional<Path> node, Optional<Path> props)
   {
-    return new AutostartPlan.Facts(autostart, url, EXT, sidecarJs, true, "node", node, props, true, false);
+    return new AutostartPlan.Facts(autostart, url, EXT, sidecarJs, true, "node", node, props, true, false, false, Optional.empty());
   }
 
   @Test
@@ -46,7 +46,7 @@ class AutostartPlanTest
   void withoutTheParentWatchTheSidecarStillStarts()
   {
     final AutostartPlan.Decision d = AutostartPlan.decide(
-        new AutostartPlan.Facts(true, LOCAL, EXT, true, false, "node", Optional.of(NODE), Optional.of(PROPS), true, false)
+        new AutostartPlan.Facts(true, LOCAL, EXT, true, false, "node", Optional.of(NODE), Optional.of(PROPS), true, false, false, Optional.empty())
     );
     assertTrue(d.start());
     assertFalse(d.command().contains("--require"));
@@ -66,10 +66,10 @@ class AutostartPlanTest
   void aNodeWithoutSegmentCacheStartsNoSidecarUnlessAsked()
   {
     final AutostartPlan.Facts indexer =
-        new AutostartPlan.Facts(null, LOCAL, EXT, true, true, "node", Optional.of(NODE), Optional.of(PROPS), false, false);
+        new AutostartPlan.Facts(null, LOCAL, EXT, true, true, "node", Optional.of(NODE), Optional.of(PROPS), false, false, false, Optional.empty());
     assertSkip(indexer, "this node has no druid.segmentCache.locations", false);
     final AutostartPlan.Facts asked =
-        new AutostartPlan.Facts(true, LOCAL, EXT, true, true, "node", Optional.of(NODE), Optional.of(PROPS), false, false);
+        new AutostartPlan.Facts(true, LOCAL, EXT, true, true, "node", Optional.of(NODE), Optional.of(PROPS), false, false, false, Optional.empty());
     assertTrue(AutostartPlan.decide(asked).start());
   }
 
@@ -93,7 +93,7 @@ class AutostartPlanTest
     assertEquals(List.of("--bind", "::1"), v6.subList(v6.size() - 2, v6.size()));
     // druid.backup.bindAddress set: the sidecar reads it from the same runtime.properties; no flag overrides it.
     final AutostartPlan.Decision own = AutostartPlan.decide(
-        new AutostartPlan.Facts(null, LOCAL, EXT, true, true, "node", Optional.of(NODE), Optional.of(PROPS), true, true)
+        new AutostartPlan.Facts(null, LOCAL, EXT, true, true, "node", Optional.of(NODE), Optional.of(PROPS), true, true, false, Optional.empty())
     );
     assertTrue(own.start());
     assertFalse(own.command().contains("--bind"), own.command().toString());
@@ -139,5 +139,32 @@ class AutostartPlanTest
     assertEquals(Optional.empty(), AutostartPlan.findExecutable("node", dir.toString(), AutostartPlan::isExecutableFile));
     assertEquals(Optional.empty(), AutostartPlan.findExecutable("node", null, AutostartPlan::isExecutableFile));
     assertEquals(Optional.empty(), AutostartPlan.findExecutable(dir.resolve("node").toString(), path, AutostartPlan::isExecutableFile));
+  }
+
+  @Test
+  void onACoordinatorTheClusterSidecarStartsWithoutACacheAndReadsThisCoordinator()
+  {
+    final URI cluster = URI.create("http://127.0.0.1:8486");
+    final AutostartPlan.Decision d = AutostartPlan.decide(
+        new AutostartPlan.Facts(null, cluster, EXT, true, true, "node", Optional.of(NODE), Optional.of(PROPS), false, false, true, Optional.of("http://127.0.0.1:8081"))
+    );
+    assertTrue(d.start(), d.reason());
+    assertEquals(
+        List.of(
+            "/usr/bin/node", "--max-semi-space-size=1", "--require", EXT.resolve("parent-watch.cjs").toString(), EXT.resolve("sidecar.js").toString(),
+            "sidecar", "--config", PROPS.toString(), "--coordinator", "http://127.0.0.1:8081", "--port", "8486", "--bind", "127.0.0.1"
+        ),
+        d.command()
+    );
+    // druid.backup.coordinator in the file: the sidecar reads it there.
+    final AutostartPlan.Decision named = AutostartPlan.decide(
+        new AutostartPlan.Facts(null, cluster, EXT, true, true, "node", Optional.of(NODE), Optional.of(PROPS), false, false, true, Optional.empty())
+    );
+    assertFalse(named.command().contains("--coordinator"));
+    assertSkip(
+        new AutostartPlan.Facts(false, cluster, EXT, true, true, "node", Optional.of(NODE), Optional.of(PROPS), false, false, true, Optional.empty()),
+        "druid.backup.sidecar.autostart=false",
+        false
+    );
   }
 }

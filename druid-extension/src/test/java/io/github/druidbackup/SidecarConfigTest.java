@@ -30,6 +30,9 @@ class SidecarConfigTest
   {
     final SidecarConfig c = config(Map.of());
     assertEquals(URI.create("http://127.0.0.1:8484"), c.baseUri());
+    assertEquals(URI.create("http://127.0.0.1:8484"), c.baseUri(SidecarRole.NODE));
+    // The cluster sidecar beside a Coordinator has its own port, so it can share a host with a Historical's.
+    assertEquals(URI.create("http://127.0.0.1:8486"), c.baseUri(SidecarRole.CLUSTER));
     assertNull(c.getToken());
     assertNull(c.getAutostart());
     assertEquals("node", c.getNode());
@@ -47,6 +50,7 @@ class SidecarConfigTest
         "connectTimeout", "PT0.5S"
     ));
     assertEquals(URI.create("http://localhost:8584"), c.baseUri());
+    assertEquals(URI.create("http://localhost:8584"), c.baseUri(SidecarRole.CLUSTER));
     assertEquals("0123456789abcdef0123", c.getToken().getPassword());
     assertEquals(Boolean.FALSE, c.getAutostart());
     assertEquals("/opt/node/bin/node", c.getNode());
