@@ -14,7 +14,7 @@ import type { Logger } from 'pino';
 import type { SidecarConfig } from '../config.js';
 import type { CachedSegment } from '../druid/scan.js';
 import { BackupError, isBackupError, messageOf } from '../errors.js';
-import type { Metrics } from '../server/metrics.js';
+import type { Metrics } from '../services/metrics.js';
 import { segmentDigest } from '../store/manifest.js';
 import type { StoredSummary, Target } from '../store/target.js';
 import type { CacheIndex } from './cacheIndex.js';

@@ -9,7 +9,7 @@ import type { CachedSegment } from '../druid/scan.js';
 import type { Selector } from '../druid/selector.js';
 import { selects } from '../druid/selector.js';
 import { BackupError, messageOf } from '../errors.js';
-import type { JobContext } from '../server/jobs.js';
+import type { JobContext } from '../services/jobs.js';
 import { segmentDigest } from '../store/manifest.js';
 import type { StoredSummary, Target } from '../store/target.js';
 import { mapLimit } from '../util/pool.js';

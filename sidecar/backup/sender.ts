@@ -11,7 +11,7 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import type { CachedSegment } from '../druid/scan.js';
 import { BackupError } from '../errors.js';
-import type { Metrics } from '../server/metrics.js';
+import type { Metrics } from '../services/metrics.js';
 import type { SegmentFileInfo } from '../store/manifest.js';
 import { segmentDigest } from '../store/manifest.js';
 import type { OutgoingSegment, StoredSummary, Target } from '../store/target.js';

@@ -3,9 +3,11 @@
  * alone), as a list (a set of those targets, checked whole before anything is sent), or left out (the targets
  * this sidecar is configured with: `druid.backup.targets`, else `druid.backup.target`).
  */
+import type { Logger } from 'pino';
+import type { SidecarConfig } from '../config.js';
 import { BackupError, isBackupError, messageOf } from '../errors.js';
-import type { SidecarContext } from '../server/context.js';
 import type { Target } from '../store/target.js';
+import type { TargetPool } from './set.js';
 import { TargetSet } from './set.js';
 import { checkAllowed } from './allow.js';
 import { checkCopies, parseTargetList, placesFor } from './spec.js';
@@ -13,8 +15,18 @@ import { parseTargetUrl } from './url.js';
 
 export type TargetField = string | string[] | undefined;
 
+/** What resolving a request's target needs of the node: its settings, its opened targets, its configured set and pool. */
+export interface NodeTargets {
+  readonly config: Pick<SidecarConfig, 'allowedTargets' | 'copies' | 'zone' | 'target'>;
+  readonly log: Logger;
+  /** The configured target set (druid.backup.targets), when there is one. */
+  readonly targets?: TargetSet;
+  readonly targetPool?: TargetPool;
+  openTarget(url: string): Target;
+}
+
 /** The Target a request names; `copies` applies to a list (default druid.backup.copies, at most the list's length). */
-export function resolveTarget(ctx: SidecarContext, field: TargetField, copies?: number): Target {
+export function resolveTarget(ctx: NodeTargets, field: TargetField, copies?: number): Target {
   if (typeof field === 'string') return ctx.openTarget(field);
   if (field === undefined) {
     if (copies !== undefined && ctx.targets && copies !== ctx.targets.copies) {

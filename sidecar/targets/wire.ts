@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 import type { CacheIndex } from '../backup/cacheIndex.js';
 import type { SourceState } from '../backup/state.js';
 import type { SidecarConfig } from '../config.js';
-import type { Metrics } from '../server/metrics.js';
+import type { Metrics } from '../services/metrics.js';
 import type { Target } from '../store/target.js';
 import { CopyCatalog } from './copies.js';
 import { TargetPool, TargetSet } from './set.js';

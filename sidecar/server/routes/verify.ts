@@ -12,7 +12,6 @@ import { BackupError } from '../../errors.js';
 import { S3Target } from '../../store/s3/target.js';
 import { parseTargetUrl } from '../../targets/url.js';
 import { verifyStore } from '../../verify/store.js';
-import { restoreService } from './restore.js';
 import type { SidecarContext } from '../context.js';
 import { commonErrors, jobAcceptedSchema, selectorProperties } from '../schemas.js';
 
@@ -74,7 +73,7 @@ export function register(app: FastifyInstance, ctx: SidecarContext): void {
                 }
               },
             });
-            if (damaged.length) void restoreService(ctx)?.repairCopies(damaged);
+            if (damaged.length) void ctx.restore.repairCopies(damaged);
             return {
               store: report.store,
               segments: report.segments,
