@@ -18,7 +18,7 @@ import type { Metrics } from '../services/metrics.js';
 import { segmentDigest } from '../store/manifest.js';
 import type { StoredSummary, Target } from '../store/target.js';
 import type { CacheIndex } from './cacheIndex.js';
-import { remoteIndex } from './remote.js';
+import { remoteIndex } from '../store/held.js';
 import { sendSegment } from './sender.js';
 import { sleep } from '../util/sleep.js';
 import type { SourceState } from './state.js';

@@ -15,7 +15,7 @@ import type { StoredSummary, Target } from '../store/target.js';
 import { mapLimit } from '../util/pool.js';
 import { sleep } from '../util/sleep.js';
 import type { CacheIndex } from './cacheIndex.js';
-import { remoteIndex } from './remote.js';
+import { remoteIndex } from '../store/held.js';
 import type { SendDeps, SendResult } from './sender.js';
 import { sendSegment } from './sender.js';
 import type { SourceState } from './state.js';

@@ -17,7 +17,8 @@ import { verifyStore } from '../verify/store.js';
 import { followJob, resolveToken } from './jobs.js';
 import { SidecarClient } from '../store/http/client.js';
 import { s3SettingsFromEnv } from '../store/s3/client.js';
-import { S3Target } from '../store/s3/target.js';
+import { openTarget } from '../store/open.js';
+import { hasCapability } from '../store/target.js';
 import { parseTargetUrl } from '../targets/url.js';
 
 export const EXIT_DAMAGED = 3;
@@ -77,8 +78,9 @@ export function register(program: Command): void {
         const r = await verifyStore(dir, sel);
         report = { store: r.store, segments: r.segments, ok: r.ok, bytes: r.bytes, bad: r.bad.map((b) => ({ segmentId: b.segmentId, problems: b.problems })) };
       } else if (target!.scheme === 's3') {
-        const bucket = S3Target.open(target!.url, { log: pino({ level: 'silent' }), settings: s3SettingsFromEnv() });
+        const bucket = openTarget(target!, { log: pino({ level: 'silent' }), s3: s3SettingsFromEnv() });
         try {
+          if (!hasCapability(bucket, 'verify')) throw new BackupError('internal', `target ${bucket.url} cannot be verified from here`);
           const r = await bucket.verify(request);
           report = {
             store: r.store,
@@ -88,7 +90,7 @@ export function register(program: Command): void {
             bad: r.bad.map((b) => ({ segmentId: b.segmentId, problems: b.problems })),
           };
         } finally {
-          bucket.close();
+          bucket.close?.();
         }
       } else {
         const client = new SidecarClient(target!.url, { token: resolveToken(o), echoMessages: true });

@@ -52,7 +52,7 @@ export function resolveTarget(ctx: NodeTargets, field: TargetField, copies?: num
  */
 export async function checkTarget(target: Target, named: boolean, timeoutMs: number): Promise<void> {
   const signal = AbortSignal.timeout(timeoutMs);
-  if (target instanceof TargetSet) return target.check(named, { signal });
+  if (target.check) return target.check(named, { signal });
   try {
     await target.stats({ signal });
   } catch (e) {

@@ -6,7 +6,7 @@
  *   available target whether it holds the segment already, counts the good copies, and sends to the best
  *   targets for the rest (choose.ts); a transfer that fails moves on to the next target. Fewer copies than wanted
  *   is logged and left to the next reconcile, which runs at once when a target comes back (`onRecovered`).
- * - `head` and `index` answer "held" only for segments with all their copies, so the reconcile of active backup
+ * - `head` and `held` answer "held" only for segments with all their copies, so the reconcile of active backup
  *   re-sends a segment short of copies.
  * - `read` reads from the nearest target holding a copy; when a copy turns out damaged or its target goes down
  *   mid-restore, `readFailed` says so and the restore reads again from another copy.
@@ -18,7 +18,7 @@
 import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { TargetStatus } from '../api.js';
-import { remoteIndex } from '../backup/remote.js';
+import { remoteIndex } from '../store/held.js';
 import { formatBytes } from '../druid/bytes.js';
 import { BackupError, isBackupError, messageOf } from '../errors.js';
 import type { Manifest, SegmentFileInfo } from '../store/manifest.js';
@@ -580,7 +580,7 @@ export class TargetSet implements Target {
    * What the targets hold, for the reconcile of active backup: a segment counts as held only with all its copies
    * (agreeing digests on enough distinct targets), so one short of copies is queued and sent again.
    */
-  async index(filter: ListFilter = {}, opts: TransferOptions = {}): Promise<Map<string, StoredSummary>> {
+  async held(filter: ListFilter = {}, opts: TransferOptions = {}): Promise<Map<string, StoredSummary>> {
     const per = new Map<string, Map<string, StoredSummary>>();
     const errors: string[] = [];
     await Promise.all(

@@ -9,7 +9,7 @@ import { API_PREFIX } from '../../api.js';
 import type { VerifyRequest } from '../../api.js';
 import { compileSelector, isEmptySelector } from '../../druid/selector.js';
 import { BackupError } from '../../errors.js';
-import { S3Target } from '../../store/s3/target.js';
+import { hasCapability } from '../../store/target.js';
 import { parseTargetUrl } from '../../targets/url.js';
 import { verifyStore } from '../../verify/store.js';
 import type { SidecarContext } from '../context.js';
@@ -44,7 +44,7 @@ export function register(app: FastifyInstance, ctx: SidecarContext): void {
             `target ${parsed.url}: only buckets (s3://) are verified from here; verify a target sidecar's store on that sidecar`,
           );
         const target = ctx.openTarget(parsed.url);
-        if (!(target instanceof S3Target)) throw new BackupError('internal', `target ${target.url} did not open as a bucket`);
+        if (!hasCapability(target, 'verify')) throw new BackupError('internal', `target ${target.url} cannot be verified from here`);
         const member = ctx.targets?.specs.find((sp) => ctx.openTarget(sp.url) === target)?.url;
         const damaged: string[] = [];
         const job = ctx.jobs.create({

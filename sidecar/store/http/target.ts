@@ -14,6 +14,7 @@ import { ANSWER_LIMITS, PageGuard } from '../../util/limitedRead.js';
 import type { Manifest } from '../manifest.js';
 import { segmentDigest } from '../manifest.js';
 import type {
+  CatalogQuery,
   IncomingFile,
   ListFilter,
   OutgoingSegment,
@@ -240,11 +241,15 @@ export class HttpTarget implements Target {
   }
 
   /** One page of the target's catalog (`GET /data/v1/store/segments`). */
-  catalog(
-    query: { dataSource?: string; interval?: string; state?: string; limit?: number; cursor?: string },
-    opts: TransferOptions = {},
-  ): Promise<Page<StoredSegment>> {
-    return this.client.get<Page<StoredSegment>>(`${API_PREFIX}/store/segments`, query, opts.signal, ANSWER_LIMITS.page);
+  catalogPage(filter: ListFilter, query: CatalogQuery, opts: TransferOptions = {}): Promise<Page<StoredSegment>> {
+    const q = {
+      dataSource: filter.dataSource,
+      interval: filter.interval,
+      limit: query.limit,
+      cursor: query.cursor,
+      ...(query.onlyConflicts ? { state: 'conflict' } : {}),
+    };
+    return this.client.get<Page<StoredSegment>>(`${API_PREFIX}/store/segments`, q, opts.signal, ANSWER_LIMITS.page);
   }
 
   stats(opts: TransferOptions = {}): Promise<StoreStats> {

@@ -23,6 +23,7 @@ import { nodeNameProblem } from '../local/store.js';
 import type { Manifest, SegmentFileInfo, SourceRecord } from '../manifest.js';
 import { MANIFEST_FORMAT_VERSION, segmentDigest, segmentFileNameProblem } from '../manifest.js';
 import type {
+  CatalogQuery,
   IncomingFile,
   ListFilter,
   OutgoingSegment,
@@ -519,7 +520,8 @@ export class S3Target implements Target {
    * A first page lists the bucket; the pages that follow it within CATALOG_REUSE_MS page through that same listing,
    * so walking 10,000 segments in pages of 1,000 costs one listing, not ten.
    */
-  async catalogPage(filter: ListFilter, limit: number, cursor?: string, onlyConflicts = false, opts: TransferOptions = {}): Promise<Page<StoredSegment>> {
+  async catalogPage(filter: ListFilter, query: CatalogQuery, opts: TransferOptions = {}): Promise<Page<StoredSegment>> {
+    const { limit, cursor, onlyConflicts = false } = query;
     const key = JSON.stringify([filter.dataSource, filter.interval, filter.segmentIds, onlyConflicts]);
     const kept = this.lastCatalog;
     let items: StoredSegment[];
