@@ -109,7 +109,7 @@ export async function startSidecar(config: SidecarConfig, log: Logger = createLo
         idleTimeoutMs: config.stallMs,
         requestTimeoutMs: Math.min(REQUEST_TIMEOUT_MS, config.stallMs),
         ca: tls.ca,
-        s3: config.s3,
+        settings: config.kindSettings,
         node: config.nodeName,
       }),
   });

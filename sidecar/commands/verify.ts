@@ -16,7 +16,7 @@ import { table } from '../util/table.js';
 import { verifyStore } from '../verify/store.js';
 import { followJob, resolveToken } from './jobs.js';
 import { SidecarClient } from '../store/http/client.js';
-import { s3SettingsFromEnv } from '../store/s3/client.js';
+import { kindOfScheme } from '../store/kinds.js';
 import { openTarget } from '../store/open.js';
 import { hasCapability } from '../store/target.js';
 import { parseTargetUrl } from '../targets/url.js';
@@ -77,8 +77,9 @@ export function register(program: Command): void {
       if (dir) {
         const r = await verifyStore(dir, sel);
         report = { store: r.store, segments: r.segments, ok: r.ok, bytes: r.bytes, bad: r.bad.map((b) => ({ segmentId: b.segmentId, problems: b.problems })) };
-      } else if (target!.scheme === 's3') {
-        const bucket = openTarget(target!, { log: pino({ level: 'silent' }), s3: s3SettingsFromEnv() });
+      } else if (kindOfScheme(target!.scheme)?.answeredByNode) {
+        // A target with no sidecar of its own (a bucket) is read from here, with the environment's settings.
+        const bucket = openTarget(target!, { log: pino({ level: 'silent' }) });
         try {
           if (!hasCapability(bucket, 'verify')) throw new BackupError('internal', `target ${bucket.url} cannot be verified from here`);
           const r = await bucket.verify(request);

@@ -24,6 +24,7 @@ import { BackupError, isBackupError, messageOf } from '../errors.js';
 import type { Manifest, SegmentFileInfo } from '../store/manifest.js';
 import { segmentDigest } from '../store/manifest.js';
 import { drainVerified } from '../restore/receive.js';
+import { kindOf } from '../store/kinds.js';
 import type {
   CopySurvey,
   IncomingFile,
@@ -650,6 +651,7 @@ export class TargetSet implements Target {
     for (const id of this.catalog.ids()) for (const u of this.catalog.get(id)!.copies.keys()) counts.set(u, (counts.get(u) ?? 0) + 1);
     return this.members.map(({ spec, h }) => ({
       url: spec.url,
+      kind: kindOf(spec.url).name,
       ...(spec.zone ? { zone: spec.zone } : {}),
       weight: spec.weight,
       state: h.statsProblem ? 'invalid' : h.circuit !== 'closed' ? 'down' : h.stats ? 'up' : 'unknown',

@@ -17,6 +17,7 @@ const targetStatusSchema = {
   ...open,
   properties: {
     url: { type: 'string' },
+    kind: { type: 'string', description: 'the kind of target (http: a target sidecar, s3: a bucket, ...)' },
     zone: { type: 'string' },
     weight: { type: 'number' },
     state: { type: 'string', enum: ['up', 'down', 'unknown', 'invalid'] },

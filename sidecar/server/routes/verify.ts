@@ -10,6 +10,7 @@ import type { VerifyRequest } from '../../api.js';
 import { compileSelector, isEmptySelector } from '../../druid/selector.js';
 import { BackupError } from '../../errors.js';
 import { hasCapability } from '../../store/target.js';
+import { kindOfScheme } from '../../store/kinds.js';
 import { parseTargetUrl } from '../../targets/url.js';
 import { verifyStore } from '../../verify/store.js';
 import type { SidecarContext } from '../context.js';
@@ -38,7 +39,7 @@ export function register(app: FastifyInstance, ctx: SidecarContext): void {
         // Bad filters and a bad URL are refused here, before any job.
         compileSelector(request);
         const parsed = parseTargetUrl(url, 'target');
-        if (parsed.scheme !== 's3')
+        if (!kindOfScheme(parsed.scheme)?.answeredByNode)
           throw new BackupError(
             'bad_request',
             `target ${parsed.url}: only buckets (s3://) are verified from here; verify a target sidecar's store on that sidecar`,
