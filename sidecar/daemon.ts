@@ -115,10 +115,10 @@ export async function startSidecar(config: SidecarConfig, log: Logger = createLo
   });
   const open = (url: string): Target => opened.get(url);
   const wired = wireTargets({ config, open, log, metrics, cache, state });
-  const activeTarget = wired.set ?? (config.target ? open(config.target) : undefined);
+  const activeTarget = wired.set;
   const active = cache && state && activeTarget && config.active ? new ActiveBackup({ config, cache, state, target: activeTarget, metrics, log }) : undefined;
   // A target back from an outage (or with room again): segments short of copies go again now, not at the next period.
-  if (active && wired.set) wired.pool.onRecovered(() => active.reconcileSoon());
+  if (active) wired.pool.onRecovered(() => active.reconcileSoon());
   const services = { config, log, jobs, events, metrics, cache, state, targets: wired.set, targetPool: wired.pool, openTarget: open };
   // Both background services start here: restore first (it cleans what a crashed restore left before anything
   // is served), active backup once the API listens.

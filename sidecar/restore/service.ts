@@ -174,7 +174,7 @@ export class RestoreService {
       if (e.type === 'segment' && e.segment.state === 'complete') this.rememberLayout(e.segment.layout);
     });
     this.unsubscribe = layouts;
-    const target = this.ctx.targets ?? (c.target ? this.ctx.openTarget(c.target) : undefined);
+    const target = this.ctx.targets;
     this.startRepairs();
     if (!c.autoRestore || !target || c.druid.locations.length === 0) return;
     this.auto = new AutoRestore({

@@ -21,7 +21,7 @@
  *   same object for the same URL while it stays in the bounded cache (targets/cache.ts), so connections are reused.
  *   Throws `bad_request` for a URL it cannot use and 403 `target_not_allowed` for one druid.backup.allowedTargets
  *   does not allow, before anything is opened.
- * - `targets`: the configured target set (`druid.backup.targets`), when there is one; `targetPool` the health of
+ * - `targets`: the node's target, always a set (`druid.backup.targets`, or a set of one for `druid.backup.target`); `targetPool` the health of
  *   every target used through a set (sidecar/targets/). Requests resolve their `target` field with
  *   targets/resolve.ts.
  */

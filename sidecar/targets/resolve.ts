@@ -17,9 +17,9 @@ export type TargetField = string | string[] | undefined;
 
 /** What resolving a request's target needs of the node: its settings, its opened targets, its configured set and pool. */
 export interface NodeTargets {
-  readonly config: Pick<SidecarConfig, 'allowedTargets' | 'copies' | 'zone' | 'target'>;
+  readonly config: Pick<SidecarConfig, 'allowedTargets' | 'copies' | 'zone'>;
   readonly log: Logger;
-  /** The configured target set (druid.backup.targets), when there is one. */
+  /** The node's target: always a set (druid.backup.targets, or a set of one for druid.backup.target), when configured. */
   readonly targets?: TargetSet;
   readonly targetPool?: TargetPool;
   openTarget(url: string): Target;
@@ -34,7 +34,6 @@ export function resolveTarget(ctx: NodeTargets, field: TargetField, copies?: num
       return new TargetSet(ctx.targets.pool, ctx.targets.specs, { ...ctx.targets.opts, copies });
     }
     if (ctx.targets) return ctx.targets;
-    if (ctx.config.target) return ctx.openTarget(ctx.config.target);
     throw new BackupError('bad_request', 'no target given and none configured: name one in "target" or set druid.backup.target or druid.backup.targets');
   }
   const specs = parseTargetList(field, 'target');
