@@ -6,14 +6,12 @@
  *   different bytes are sent so the target flags the replica as a conflict.
  * The digests read are remembered, so the next pass over an unchanged segment reads nothing.
  */
-import { createHash } from 'node:crypto';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import type { CachedSegment } from '../druid/scan.js';
 import { BackupError } from '../errors.js';
 import type { Metrics } from '../services/metrics.js';
-import type { SegmentFileInfo } from '../store/manifest.js';
-import { segmentDigest } from '../store/manifest.js';
+import { hashOutgoing, segmentDigest } from '../store/manifest.js';
 import type { OutgoingSegment, StoredSummary, Target } from '../store/target.js';
 import { readStream } from '../util/readStream.js';
 import type { SourceState } from './state.js';
@@ -54,23 +52,6 @@ function outgoing(seg: CachedSegment, node: string): OutgoingSegment {
   };
 }
 
-/** Reads and hashes every file of a segment (no transfer). */
-export async function hashSegment(seg: CachedSegment, signal?: AbortSignal): Promise<SegmentFileInfo[]> {
-  const out: SegmentFileInfo[] = [];
-  for (const f of seg.files) {
-    const h = createHash('sha256');
-    let n = 0;
-    for await (const chunk of readStream(path.join(seg.dir, f.name), f.size) as AsyncIterable<Buffer>) {
-      if (signal?.aborted) throw new BackupError('cancelled', 'cancelled');
-      h.update(chunk);
-      n += chunk.length;
-    }
-    if (n !== f.size) throw new BackupError('conflict', `${seg.id}/${f.name} changed size while it was read; it will be tried again once it settles`);
-    out.push({ name: f.name, size: f.size, sha256: h.digest('hex') });
-  }
-  return out;
-}
-
 export async function sendSegment(seg: CachedSegment, deps: SendDeps, opts: SendOptions = {}): Promise<SendResult> {
   if (seg.state !== 'complete') throw new BackupError('conflict', `segment ${seg.id} is ${seg.state}, not complete`);
   const { target, node, state } = deps;
@@ -78,7 +59,7 @@ export async function sendSegment(seg: CachedSegment, deps: SendDeps, opts: Send
   if (remote) {
     let files = state.cachedDigests(seg);
     if (!files) {
-      files = await hashSegment(seg, opts.signal);
+      files = await hashOutgoing(outgoing(seg, node), opts.signal);
       deps.metrics.segmentsHashed.inc();
       state.setDigests(seg, files);
     }

@@ -15,7 +15,7 @@ import { BackupError } from '../errors.js';
 import { table } from '../util/table.js';
 import { verifyStore } from '../verify/store.js';
 import { followJob, resolveToken } from './jobs.js';
-import { SidecarClient } from '../store/http/client.js';
+import { ApiClient } from '../store/http/client.js';
 import { kindOfScheme } from '../store/kinds.js';
 import { openTarget } from '../store/open.js';
 import { hasCapability } from '../store/target.js';
@@ -94,7 +94,7 @@ export function register(program: Command): void {
           bucket.close?.();
         }
       } else {
-        const client = new SidecarClient(target!.url, { token: resolveToken(o), echoMessages: true });
+        const client = new ApiClient(target!.url, { token: resolveToken(o), echoMessages: true });
         const { jobId } = await client.post<JobAccepted>(`${API_PREFIX}/store/verify`, request);
         const job: Job = await followJob(client, jobId);
         if (!job.result)

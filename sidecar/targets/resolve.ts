@@ -5,11 +5,12 @@
  */
 import type { Logger } from 'pino';
 import type { SidecarConfig } from '../config.js';
-import { BackupError, isBackupError, messageOf } from '../errors.js';
+import { BackupError } from '../errors.js';
 import type { Target } from '../store/target.js';
 import type { TargetPool } from './set.js';
 import { TargetSet } from './set.js';
 import { checkAllowed } from './allow.js';
+import { cannotTakeBackups } from './faults.js';
 import { checkCopies, parseTargetList, placesFor } from './spec.js';
 import { parseTargetUrl } from './url.js';
 
@@ -55,8 +56,6 @@ export async function checkTarget(target: Target, named: boolean, timeoutMs: num
   try {
     await target.stats({ signal });
   } catch (e) {
-    // Unreachable, or refused with a 4xx the target itself named (an S3 bucket that does not exist, refused credentials).
-    if (isBackupError(e) && (e.code === 'target_unreachable' || e.code === 'target_answer_too_large' || (e.code === 'target_error' && e.status < 500))) throw e;
-    throw new BackupError('target_error', `target ${target.url} cannot take backups: ${messageOf(e)}`);
+    throw cannotTakeBackups(target.url, e);
   }
 }

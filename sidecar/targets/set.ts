@@ -15,14 +15,13 @@
  * The health of each target (circuit, RTT, stats) lives in the pool, shared by every set this node builds, and
  * the copies each target holds in the node's copy records (copies.ts).
  */
-import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { TargetStatus } from '../api.js';
 import { remoteIndex } from '../store/held.js';
 import { formatBytes } from '../druid/bytes.js';
 import { BackupError, isBackupError, messageOf } from '../errors.js';
 import type { Manifest, SegmentFileInfo } from '../store/manifest.js';
-import { segmentDigest } from '../store/manifest.js';
+import { hashOutgoing, segmentDigest } from '../store/manifest.js';
 import { drainVerified } from '../restore/receive.js';
 import { kindOf } from '../store/kinds.js';
 import type {
@@ -42,6 +41,7 @@ import type { Candidate, Choice } from './choose.js';
 import { choose, compareCandidates, zoneKey } from './choose.js';
 import type { CopyCatalog } from './copies.js';
 import { OPEN_TARGETS } from './cache.js';
+import { failsOver, readsElsewhere } from './faults.js';
 import { TargetHealth } from './health.js';
 import type { TargetSpec } from './spec.js';
 
@@ -132,36 +132,6 @@ export interface SetOptions {
 interface Member {
   spec: TargetSpec;
   h: TargetHealth;
-}
-
-function hashOutgoing(seg: OutgoingSegment, signal?: AbortSignal): Promise<SegmentFileInfo[]> {
-  return (async () => {
-    const out: SegmentFileInfo[] = [];
-    for (const f of seg.files) {
-      const h = createHash('sha256');
-      let n = 0;
-      for await (const chunk of f.open() as AsyncIterable<Buffer>) {
-        if (signal?.aborted) throw new BackupError('cancelled', 'cancelled');
-        h.update(chunk);
-        n += chunk.length;
-      }
-      if (n !== f.size) throw new BackupError('conflict', `${seg.segmentId}/${f.name} changed size while it was read; it will be tried again once it settles`);
-      out.push({ name: f.name, size: f.size, sha256: h.digest('hex') });
-    }
-    return out;
-  })();
-}
-
-/** A failed transfer worth moving to the next target (not a cancel, not a fault of our own request or files). */
-function failsOver(e: unknown): boolean {
-  if (!isBackupError(e)) return true;
-  return ['target_unreachable', 'target_error', 'no_space', 'internal', 'payload_too_large'].includes(e.code);
-}
-
-/** A failed read worth trying on another copy. */
-function readsElsewhere(e: unknown): boolean {
-  if (!isBackupError(e)) return true;
-  return ['target_unreachable', 'target_error', 'digest_mismatch', 'bad_archive', 'not_found', 'internal'].includes(e.code);
 }
 
 export class TargetSet implements Target {

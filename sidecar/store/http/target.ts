@@ -27,7 +27,7 @@ import type {
   TransferOptions,
 } from '../target.js';
 import type { ClientOptions } from './client.js';
-import { IdleWatchdog, SidecarClient, errorFromFailure, errorFromResponse } from './client.js';
+import { IdleWatchdog, ApiClient, errorFromFailure, errorFromResponse } from './client.js';
 
 export const TAR_CONTENT_TYPE = 'application/x-tar';
 /** Header naming the node that sends a segment. */
@@ -65,11 +65,11 @@ export function decodeSources(header: string | undefined): string[] {
 }
 
 export class HttpTarget implements Target {
-  readonly client: SidecarClient;
+  readonly client: ApiClient;
   readonly url: string;
 
   constructor(url: string, opts: ClientOptions = {}) {
-    this.client = new SidecarClient(url, opts);
+    this.client = new ApiClient(url, opts);
     this.url = this.client.baseUrl;
   }
 
