@@ -12,6 +12,7 @@ import type { CachedSegment } from '../druid/scan.js';
 import { BackupError } from '../errors.js';
 import type { Metrics } from '../services/metrics.js';
 import { hashOutgoing, segmentDigest } from '../store/manifest.js';
+import type { SegmentFileInfo } from '../store/manifest.js';
 import type { OutgoingSegment, StoredSummary, Target } from '../store/target.js';
 import { readStream } from '../util/readStream.js';
 import type { SourceState } from './state.js';
@@ -40,29 +41,39 @@ export interface SendOptions {
   remote?: StoredSummary | null;
 }
 
-function outgoing(seg: CachedSegment, node: string): OutgoingSegment {
-  return {
+/** The segment as it goes out, with its digests read at most once (remembered by fingerprint for the next pass). */
+function outgoing(seg: CachedSegment, deps: SendDeps): OutgoingSegment {
+  const out: OutgoingSegment = {
     segmentId: seg.id,
     descriptor: seg.descriptor ?? null,
-    node,
+    node: deps.node,
     files: seg.files.map((f) => {
       const file = path.join(seg.dir, f.name);
       return { name: f.name, size: f.size, path: file, open: () => readStream(file, f.size) };
     }),
   };
+  let known: Promise<SegmentFileInfo[]> | undefined;
+  out.digests = (signal) =>
+    (known ??= (async () => {
+      const cached = deps.state.cachedDigests(seg);
+      if (cached) return cached;
+      const files = await hashOutgoing(out, signal);
+      deps.metrics.segmentsHashed.inc();
+      deps.state.setDigests(seg, files);
+      return files;
+    })());
+  return out;
 }
 
 export async function sendSegment(seg: CachedSegment, deps: SendDeps, opts: SendOptions = {}): Promise<SendResult> {
   if (seg.state !== 'complete') throw new BackupError('conflict', `segment ${seg.id} is ${seg.state}, not complete`);
   const { target, node, state } = deps;
-  const remote = opts.remote !== undefined ? opts.remote : await target.head(seg.id, { signal: opts.signal });
+  const out = outgoing(seg, deps);
+  // "Already held?" is decided once per segment: by the catalog listing when given, else by the target's put when it
+  // decides that itself (a set asks each member there), else by one HEAD here.
+  const remote = opts.remote !== undefined ? opts.remote : target.putDecidesHeld ? null : await target.head(seg.id, { signal: opts.signal });
   if (remote) {
-    let files = state.cachedDigests(seg);
-    if (!files) {
-      files = await hashOutgoing(outgoing(seg, node), opts.signal);
-      deps.metrics.segmentsHashed.inc();
-      state.setDigests(seg, files);
-    }
+    const files = await out.digests!(opts.signal);
     const digest = segmentDigest(files);
     if (digest === remote.digest) {
       if (remote.sources.includes(node)) return { outcome: 'identical', digest, bytesSent: 0 };
@@ -71,10 +82,10 @@ export async function sendSegment(seg: CachedSegment, deps: SendDeps, opts: Send
     }
     // Different bytes: sent, so the target keeps the evidence and flags the replica.
   }
-  const r = await target.put(outgoing(seg, node), { signal: opts.signal, onBytes: opts.onBytes });
+  const r = await target.put(out, { signal: opts.signal, onBytes: opts.onBytes });
   deps.metrics.bytesSent.inc(r.bytes);
   state.setDigests(seg, r.files);
   if (r.outcome === 'conflict')
     deps.log.warn({ segmentId: seg.id, digest: r.digest }, 'the target holds different bytes for this segment; flagged there as a conflict');
-  return { outcome: r.outcome === 'stored' ? 'stored' : r.outcome, digest: r.digest, bytesSent: r.bytes };
+  return { outcome: r.sourceAdded ? 'source-added' : r.outcome, digest: r.digest, bytesSent: r.bytes };
 }

@@ -45,6 +45,12 @@ export interface OutgoingSegment {
   node: string;
   /** `path` is the file on disk, when there is one: a target may read it its own way (the S3 uploader does). */
   files: Array<{ name: string; size: number; open(): Readable; path?: string }>;
+  /**
+   * The files' digests as the sender knows them (remembered by file fingerprint, else read once and remembered), for
+   * a target that must compare before sending (a set, some of whose members hold the segment); without it the
+   * target reads the files to hash them.
+   */
+  digests?(signal?: AbortSignal): Promise<SegmentFileInfo[]>;
 }
 
 export type PutOutcome = 'stored' | 'identical' | 'conflict';
@@ -55,6 +61,8 @@ export interface PutResult {
   files: SegmentFileInfo[];
   digest: string;
   bytes: number;
+  /** `identical` only: the bytes were held, and this node was recorded as another source of them. */
+  sourceAdded?: boolean;
 }
 
 export interface TransferOptions {
@@ -148,6 +156,12 @@ export interface Target {
   read(segmentId: string, opts?: TransferOptions): Promise<SegmentReader>;
   list(filter?: ListFilter, opts?: TransferOptions): AsyncIterable<Manifest>;
   stats(opts?: TransferOptions): Promise<StoreStats>;
+  /**
+   * Capability: `put` itself decides, once per segment, whether and where the segment is already held (a set asks
+   * each member), records this node as a source where the bytes are identical and sends only where they are missing,
+   * taking the digests from `segment.digests`; the sender asks nothing before it (backup/sender.ts).
+   */
+  readonly putDecidesHeld?: true;
   /** Capability: releases what the target keeps open (idle connections, a client); calls in flight finish. */
   close?(): void;
   /**

@@ -136,6 +136,7 @@ interface Member {
 
 export class TargetSet implements Target {
   readonly url: string;
+  readonly putDecidesHeld = true;
   private readonly members: Member[];
   private readonly badCopies = new Map<string, Map<string, number>>();
   private readonly lastRead = new Map<string, string>();
@@ -356,8 +357,8 @@ export class TargetSet implements Target {
     let digest: string | undefined;
     const holders: string[] = [];
     if (found.size > 0) {
-      // Some targets hold it: our digest says whether their copies count (read locally, nothing sent).
-      files = await hashOutgoing(seg, opts.signal);
+      // Some targets hold it: our digest says whether their copies count (known to the sender, else read here once).
+      files = seg.digests ? await seg.digests(opts.signal) : await hashOutgoing(seg, opts.signal);
       digest = segmentDigest(files);
       const differing: string[] = [];
       for (const [url, s] of found) {
@@ -371,6 +372,7 @@ export class TargetSet implements Target {
           const { h } = this.member(url);
           await h
             .call(() => h.target.addSource(id, seg.node, digest!, opts))
+            .then(() => (sourceAdded = true))
             .catch((e: unknown) => this.opts.log.warn({ segmentId: id, target: url, err: messageOf(e) }, 'cannot record this node as a source'));
         }
       }
@@ -381,6 +383,7 @@ export class TargetSet implements Target {
       }
     }
     let outcome: PutOutcome = 'identical';
+    let sourceAdded = false;
     let sent = 0;
     let lastError: unknown;
     const tried = new Set<string>();
@@ -424,7 +427,7 @@ export class TargetSet implements Target {
         { segmentId: id, copies: holders.length, wanted: this.copies, targets: holders },
         'segment kept on fewer targets than druid.backup.copies; it goes again when a target comes back or has room',
       );
-    return { outcome, files: files!, digest: digest!, bytes: sent };
+    return { outcome, files: files!, digest: digest!, bytes: sent, ...(outcome === 'identical' && sourceAdded ? { sourceAdded } : {}) };
   }
 
   async addSource(segmentId: string, node: string, digest: string, opts: TransferOptions = {}): Promise<PutOutcome> {
