@@ -197,7 +197,16 @@ export class TargetSet implements Target {
     const failed = results.flatMap((r) => (r.status === 'rejected' ? [r.reason as unknown] : []));
     if (all && failed.length) throw failed[0];
     if (failed.length === this.members.length)
-      throw new BackupError('target_unreachable', `none of the targets can take backups: ${failed.map((e) => messageOf(e)).join('; ')}`);
+      throw this.noneAnswers(failed, `none of the targets can take backups: ${failed.map((e) => messageOf(e)).join('; ')}`);
+  }
+
+  /**
+   * The error when no target answered: a set of one (the node's `druid.backup.target`) fails as its target did, with
+   * that target's own code (an answer too large, a bucket refusing credentials); a larger set says none answers.
+   */
+  private noneAnswers(failed: unknown[], message: string): unknown {
+    if (this.members.length === 1 && failed.length === 1) return failed[0];
+    return new BackupError('target_unreachable', message);
   }
 
   /** Which targets hold the segment now, asked of every available one; throws when none answers. */
@@ -205,6 +214,7 @@ export class TargetSet implements Target {
     const found = new Map<string, StoredSummary>();
     let answered = 0;
     const errors: string[] = [];
+    const failed: unknown[] = [];
     await Promise.all(
       this.members.map(async ({ spec, h }) => {
         if (!h.available) {
@@ -218,11 +228,12 @@ export class TargetSet implements Target {
           else this.catalog.lost(id, spec.url);
         } catch (e) {
           errors.push(`${spec.url}: ${messageOf(e)}`);
+          failed.push(e);
         }
       }),
     );
     if (opts.signal?.aborted) throw new BackupError('cancelled', 'cancelled');
-    if (answered === 0) throw new BackupError('target_unreachable', `none of the targets answers (${errors.join('; ')})`);
+    if (answered === 0) throw this.noneAnswers(failed, `none of the targets answers (${errors.join('; ')})`);
     return found;
   }
 
@@ -519,6 +530,7 @@ export class TargetSet implements Target {
     const seen = new Set<string>();
     let answered = 0;
     const errors: string[] = [];
+    const failed: unknown[] = [];
     for (const url of this.readOrder('')) {
       const { h } = this.member(url);
       try {
@@ -533,9 +545,10 @@ export class TargetSet implements Target {
         if (opts.signal?.aborted) throw e;
         h.failed(e);
         errors.push(`${url}: ${messageOf(e)}`);
+        failed.push(e);
       }
     }
-    if (answered === 0) throw new BackupError('target_unreachable', `none of the targets answers (${errors.join('; ') || 'all are down'})`);
+    if (answered === 0) throw this.noneAnswers(failed, `none of the targets answers (${errors.join('; ') || 'all are down'})`);
   }
 
   async stats(opts: TransferOptions = {}): Promise<StoreStats> {
@@ -557,6 +570,7 @@ export class TargetSet implements Target {
   async held(filter: ListFilter = {}, opts: TransferOptions = {}): Promise<Map<string, StoredSummary>> {
     const per = new Map<string, Map<string, StoredSummary>>();
     const errors: string[] = [];
+    const failed: unknown[] = [];
     await Promise.all(
       this.members.map(async ({ spec, h }) => {
         if (!h.available) return;
@@ -576,11 +590,12 @@ export class TargetSet implements Target {
         } catch (e) {
           h.failed(e);
           errors.push(`${spec.url}: ${messageOf(e)}`);
+          failed.push(e);
         }
       }),
     );
     if (errors.length === this.members.length || this.members.every((m) => !m.h.available))
-      throw new BackupError('target_unreachable', `none of the targets answers (${errors.join('; ') || 'all are down'})`);
+      throw this.noneAnswers(failed, `none of the targets answers (${errors.join('; ') || 'all are down'})`);
     const out = new Map<string, StoredSummary>();
     for (const [id, found] of per) {
       const good = this.agreeing(found);
