@@ -48,7 +48,7 @@ export interface ClientOptions {
   timeoutMs: number;
   log: ClientLog;
   /**
-   * A bucket (`s3://bucket/prefix`) this client asks about: the store calls (catalog, manifest, verify) go to the
+   * A bucket (a target with no sidecar of its own) this client asks about: the store calls (catalog, manifest, verify) go to the
    * node with `target` set, since a bucket has no sidecar of its own and the node that backs up to it answers.
    */
   bucket?: string;

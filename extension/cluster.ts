@@ -121,7 +121,7 @@ export class NodeEntry implements NodeView {
   }
 
   /**
-   * A bucket (`s3://…`) that `source` backs up to, shown as a target: it has no sidecar, so its catalog,
+   * A bucket (a target with no sidecar of its own) that `source` backs up to, shown as a target: it has no sidecar, so its catalog,
    * manifests and verify jobs are asked of the source, with the source's token.
    */
   static forBucket(source: NodeEntry, bucket: string): NodeEntry {
@@ -201,14 +201,15 @@ export class Cluster {
   }
 
   /**
-   * Shows each bucket (`s3://…`) a node backs up to as a target answered by that node, and drops buckets no node
+   * Shows each bucket (a target the node answers for) a node backs up to as a target answered by that node, and drops buckets no node
    * names any more. Called whenever a node's identity is read.
    */
   syncBuckets(): void {
     const wanted = new Map<string, NodeEntry>();
     for (const e of this.entries.values()) {
       const t = e.info?.target;
-      if (!e.via && t?.startsWith('s3://') && !wanted.has(t)) wanted.set(t, e);
+      // The node says what kind its target is: the extension never reads a kind from a URL's scheme.
+      if (!e.via && t && e.info?.targetKind?.answeredByNode && !wanted.has(t)) wanted.set(t, e);
     }
     let changed = false;
     for (const e of [...this.entries.values()]) {

@@ -36,6 +36,11 @@ export interface NodeInfo {
   };
   /** The target active backup streams to, when set. */
   target?: string;
+  /**
+   * The kind of `target` (the registry of target kinds): its name (`http`, `s3`, ...) and whether this node answers
+   * for it (a bucket has no sidecar of its own: its catalog, manifests and verify are asked of this node).
+   */
+  targetKind?: TargetKindInfo;
   store?: { path: string; segments: number; bytes: number };
   startedAt: string;
 }
@@ -251,9 +256,17 @@ export type SidecarEvent =
 
 export type { DataSegment, Manifest };
 
+/** What a client may know of a target's kind, from the API: clients never parse a target's URL scheme. */
+export interface TargetKindInfo {
+  name: string;
+  answeredByNode: boolean;
+}
+
 /** One target of GET /data/v1/targets. */
 export interface TargetStatus {
   url: string;
+  /** Its kind's name (`http`, `s3`, ...). */
+  kind: string;
   zone?: string;
   weight: number;
   /** up: used; down: its circuit is open (failed its health check or transfers); invalid: answers nonsense stats; unknown: not asked yet. */

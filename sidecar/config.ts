@@ -14,7 +14,7 @@ import { readDruidNodeConfig } from './druid/nodeConfig.js';
 import type { Properties } from './druid/properties.js';
 import { mergeProperties, readPropertiesFile } from './druid/properties.js';
 import { periodToMillis } from './druid/time.js';
-import type { S3Settings } from './store/s3/client.js';
+import { KINDS, kindKeys, kindSettings } from './store/kinds.js';
 import type { TargetSpec } from './targets/spec.js';
 import { checkCopies, parseTargetsSetting } from './targets/spec.js';
 import type { AllowList } from './targets/allow.js';
@@ -35,6 +35,11 @@ export interface KeySpec {
   /** The values a string key accepts. */
   choices?: string[];
   doc: string;
+}
+
+/** Where the credentials that go with a key's URL come from: its target kind's, else the token settings. */
+function credentialsOf(spec: KeySpec): string {
+  return KINDS.find((k) => k.keys?.includes(spec))?.credentialsFrom ?? 'use the token settings';
 }
 
 export const PREFIX = 'druid.backup.';
@@ -212,35 +217,8 @@ export const BACKUP_KEYS: KeySpec[] = [
     choices: ['auto', 'nested', 'flat'],
     doc: 'Layout of segments restored into an empty cache: auto (the layout the sidecar last saw in this cache, else nested as Druid up to 34 writes), nested or flat (Druid 35+); a cache with segments keeps its own.',
   },
-  // S3 targets (store/s3/): endpoint, region and credentials come from the AWS SDK's chain; these override it.
-  {
-    key: 'druid.backup.s3.endpoint',
-    type: 'url',
-    doc: 'Endpoint of an S3-compatible server (http://minio:9000); default AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL, else AWS S3.',
-  },
-  { key: 'druid.backup.s3.region', type: 'string', doc: 'Region of the bucket; default AWS_REGION or the profile, else us-east-1 when an endpoint is set.' },
-  {
-    key: 'druid.backup.s3.forcePathStyle',
-    type: 'bool',
-    doc: 'Address buckets as endpoint/bucket rather than bucket.endpoint; default true when an endpoint is set (most S3-compatible servers need it).',
-  },
-  {
-    key: 'druid.backup.s3.partSize',
-    type: 'size',
-    default: '8MiB',
-    min: 5 * 1024 ** 2,
-    max: 5 * 1024 ** 3,
-    doc: 'Part size of multipart uploads (5MiB to 5GiB); memory per upload is about (concurrency + 1) × partSize.',
-  },
-  { key: 'druid.backup.s3.concurrency', type: 'int', default: '4', min: 1, max: 64, doc: 'Parts of one file uploaded at once.' },
-  {
-    key: 'druid.backup.s3.multipartThreshold',
-    type: 'size',
-    default: '5GiB',
-    min: 5 * 1024 ** 2,
-    max: 5 * 1024 ** 3,
-    doc: 'Files larger than this go up as multipart uploads (partSize, concurrency); others, every smoosh file by default, as one streamed PUT with a trailing sha256 that holds no part in memory.',
-  },
+  // Each target kind's own keys (druid.backup.<kind>.*), from the registry (store/kinds.ts).
+  ...kindKeys(),
   // Limits of the API's HTTP server: a caller, or many, cannot exhaust memory, connections or the event loop.
   {
     key: 'druid.backup.http.bodyLimit',
@@ -354,8 +332,8 @@ export interface SidecarConfig {
   /** 0 when the scrub is off. */
   scrubMs: number;
   restoreLayout: 'auto' | 'nested' | 'flat';
-  /** Settings of s3:// targets. */
-  s3: S3Settings;
+  /** The settings of each target kind, by kind name, read from its keys (store/kinds.ts). */
+  kindSettings: Record<string, unknown>;
   /** Limits of the API's HTTP server (druid.backup.http.*). */
   http: HttpLimits;
 }
@@ -526,7 +504,7 @@ export function loadSidecarConfig(opts: LoadOptions = {}): SidecarConfig {
         if (u.username || u.password)
           fail(
             r.source,
-            `credentials do not belong in the URL; ${spec.key.startsWith('druid.backup.s3.') ? 'they come from the AWS environment, profile or instance role' : 'use the token settings'}`,
+            `credentials do not belong in the URL; ${credentialsOf(spec)}`,
           );
         return u.toString().replace(/\/+$/, '');
       }
@@ -698,14 +676,7 @@ export function loadSidecarConfig(opts: LoadOptions = {}): SidecarConfig {
     autoRestoreCheckMs: Math.max(100, typed('druid.backup.autoRestoreCheckPeriod') as number),
     scrubMs: typed('druid.backup.scrubPeriod') as number,
     restoreLayout: typed('druid.backup.restoreLayout') as SidecarConfig['restoreLayout'],
-    s3: {
-      endpoint: typed('druid.backup.s3.endpoint') as string | undefined,
-      region: typed('druid.backup.s3.region') as string | undefined,
-      forcePathStyle: typed('druid.backup.s3.forcePathStyle') as boolean | undefined,
-      partSize: typed('druid.backup.s3.partSize') as number,
-      concurrency: typed('druid.backup.s3.concurrency') as number,
-      multipartThreshold: typed('druid.backup.s3.multipartThreshold') as number,
-    },
+    kindSettings: kindSettings(typed),
     http: httpLimits(),
   };
 }

@@ -14,12 +14,13 @@ import { CacheIndex } from './backup/cacheIndex.js';
 import { SourceState } from './backup/state.js';
 import type { SidecarConfig } from './config.js';
 import { BackupError, messageOf } from './errors.js';
+import { RestoreService } from './restore/service.js';
 import { buildApp } from './server/app.js';
 import { generateToken } from './server/auth.js';
 import type { SidecarContext } from './server/context.js';
-import { EventBus } from './server/events.js';
-import { JobRegistry } from './server/jobs.js';
-import { Metrics } from './server/metrics.js';
+import { EventBus } from './services/events.js';
+import { JobRegistry } from './services/jobs.js';
+import { Metrics } from './services/metrics.js';
 import { REQUEST_TIMEOUT_MS } from './store/http/client.js';
 import { LocalStore } from './store/local/store.js';
 import { openTarget } from './store/open.js';
@@ -108,34 +109,31 @@ export async function startSidecar(config: SidecarConfig, log: Logger = createLo
         idleTimeoutMs: config.stallMs,
         requestTimeoutMs: Math.min(REQUEST_TIMEOUT_MS, config.stallMs),
         ca: tls.ca,
-        s3: config.s3,
+        settings: config.kindSettings,
         node: config.nodeName,
       }),
   });
   const open = (url: string): Target => opened.get(url);
   const wired = wireTargets({ config, open, log, metrics, cache, state });
-  const activeTarget = wired.set ?? (config.target ? open(config.target) : undefined);
+  const activeTarget = wired.set;
   const active = cache && state && activeTarget && config.active ? new ActiveBackup({ config, cache, state, target: activeTarget, metrics, log }) : undefined;
   // A target back from an outage (or with room again): segments short of copies go again now, not at the next period.
-  if (active && wired.set) wired.pool.onRecovered(() => active.reconcileSoon());
-  const ctx: SidecarContext = {
-    config,
-    log,
-    jobs,
-    events,
-    metrics,
-    startedAt: new Date().toISOString(),
-    store,
-    cache,
-    state,
-    active,
-    targets: wired.set,
-    targetPool: wired.pool,
-    openTarget: open,
-  };
+  if (active) wired.pool.onRecovered(() => active.reconcileSoon());
+  const services = { config, log, jobs, events, metrics, cache, state, targets: wired.set, targetPool: wired.pool, openTarget: open };
+  // Both background services start here: restore first (it cleans what a crashed restore left before anything
+  // is served), active backup once the API listens.
+  const restore = new RestoreService(services);
+  await restore.start();
+  const ctx: SidecarContext = { ...services, startedAt: new Date().toISOString(), store, active, restore };
 
-  const app = await buildApp(ctx, { token, https: tls.server, limits: config.http });
-  await app.listen({ port: config.port, host: config.bindAddress });
+  let app: FastifyInstance;
+  try {
+    app = await buildApp(ctx, { token, https: tls.server, limits: config.http });
+    await app.listen({ port: config.port, host: config.bindAddress });
+  } catch (e) {
+    await restore.stop();
+    throw e;
+  }
   const addr = app.server.address();
   if (!addr || typeof addr === 'string') throw new BackupError('internal', 'the API has no TCP address');
   const host =
@@ -178,6 +176,7 @@ export async function startSidecar(config: SidecarConfig, log: Logger = createLo
       await active?.stop();
       await jobs.close(SHUTDOWN_GRACE_MS);
       await app.close();
+      await restore.stop();
       clearTimeout(grace);
       state?.close();
       wired.close();

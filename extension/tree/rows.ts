@@ -69,7 +69,7 @@ export interface NodeView {
   url: string;
   /** The name given in the settings, if any. */
   name?: string;
-  /** For a bucket (`s3://…`): the URL of the node that answers for it. */
+  /** For a bucket (a target its node answers for): the URL of the node that answers for it. */
   via?: string;
   info?: NodeInfo;
   error?: NodeProblem;

@@ -20,8 +20,8 @@ import { tryParseSegmentId } from '../druid/segmentId.js';
 import type { Selector } from '../druid/selector.js';
 import { selects } from '../druid/selector.js';
 import type { SidecarConfig } from '../config.js';
-import type { EventBus } from '../server/events.js';
-import { pageSorted } from '../server/paging.js';
+import type { EventBus } from '../services/events.js';
+import { pageSorted } from '../services/paging.js';
 import type { SourceState } from './state.js';
 
 export interface CacheIndexOptions {

@@ -8,14 +8,15 @@ import type { BackupRequest } from '../api.js';
 import type { CachedSegment } from '../druid/scan.js';
 import type { Selector } from '../druid/selector.js';
 import { selects } from '../druid/selector.js';
-import { BackupError, messageOf } from '../errors.js';
-import type { JobContext } from '../server/jobs.js';
+import { messageOf } from '../errors.js';
+import type { JobContext } from '../services/jobs.js';
 import { segmentDigest } from '../store/manifest.js';
 import type { StoredSummary, Target } from '../store/target.js';
 import { mapLimit } from '../util/pool.js';
 import { sleep } from '../util/sleep.js';
 import type { CacheIndex } from './cacheIndex.js';
-import { remoteIndex } from './remote.js';
+import { remoteIndex } from '../store/held.js';
+import { isTransient } from '../targets/faults.js';
 import type { SendDeps, SendResult } from './sender.js';
 import { sendSegment } from './sender.js';
 import type { SourceState } from './state.js';
@@ -30,11 +31,6 @@ export interface PassiveDeps extends Omit<SendDeps, 'target'> {
   workers: number;
   /** The active-backup target, whose per-segment state this job also updates when it is the same. */
   activeTarget?: string;
-}
-
-/** Errors worth another attempt: the network or the target, not our own input. */
-export function isTransient(e: unknown): boolean {
-  return e instanceof BackupError ? ['target_unreachable', 'target_error', 'internal', 'conflict', 'no_space'].includes(e.code) : true;
 }
 
 export function backupJob(req: BackupRequest, sel: Selector, target: Target, deps: PassiveDeps) {

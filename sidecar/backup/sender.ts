@@ -6,14 +6,13 @@
  *   different bytes are sent so the target flags the replica as a conflict.
  * The digests read are remembered, so the next pass over an unchanged segment reads nothing.
  */
-import { createHash } from 'node:crypto';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import type { CachedSegment } from '../druid/scan.js';
 import { BackupError } from '../errors.js';
-import type { Metrics } from '../server/metrics.js';
+import type { Metrics } from '../services/metrics.js';
+import { hashOutgoing, segmentDigest } from '../store/manifest.js';
 import type { SegmentFileInfo } from '../store/manifest.js';
-import { segmentDigest } from '../store/manifest.js';
 import type { OutgoingSegment, StoredSummary, Target } from '../store/target.js';
 import { readStream } from '../util/readStream.js';
 import type { SourceState } from './state.js';
@@ -42,46 +41,39 @@ export interface SendOptions {
   remote?: StoredSummary | null;
 }
 
-function outgoing(seg: CachedSegment, node: string): OutgoingSegment {
-  return {
+/** The segment as it goes out, with its digests read at most once (remembered by fingerprint for the next pass). */
+function outgoing(seg: CachedSegment, deps: SendDeps): OutgoingSegment {
+  const out: OutgoingSegment = {
     segmentId: seg.id,
     descriptor: seg.descriptor ?? null,
-    node,
+    node: deps.node,
     files: seg.files.map((f) => {
       const file = path.join(seg.dir, f.name);
       return { name: f.name, size: f.size, path: file, open: () => readStream(file, f.size) };
     }),
   };
-}
-
-/** Reads and hashes every file of a segment (no transfer). */
-export async function hashSegment(seg: CachedSegment, signal?: AbortSignal): Promise<SegmentFileInfo[]> {
-  const out: SegmentFileInfo[] = [];
-  for (const f of seg.files) {
-    const h = createHash('sha256');
-    let n = 0;
-    for await (const chunk of readStream(path.join(seg.dir, f.name), f.size) as AsyncIterable<Buffer>) {
-      if (signal?.aborted) throw new BackupError('cancelled', 'cancelled');
-      h.update(chunk);
-      n += chunk.length;
-    }
-    if (n !== f.size) throw new BackupError('conflict', `${seg.id}/${f.name} changed size while it was read; it will be tried again once it settles`);
-    out.push({ name: f.name, size: f.size, sha256: h.digest('hex') });
-  }
+  let known: Promise<SegmentFileInfo[]> | undefined;
+  out.digests = (signal) =>
+    (known ??= (async () => {
+      const cached = deps.state.cachedDigests(seg);
+      if (cached) return cached;
+      const files = await hashOutgoing(out, signal);
+      deps.metrics.segmentsHashed.inc();
+      deps.state.setDigests(seg, files);
+      return files;
+    })());
   return out;
 }
 
 export async function sendSegment(seg: CachedSegment, deps: SendDeps, opts: SendOptions = {}): Promise<SendResult> {
   if (seg.state !== 'complete') throw new BackupError('conflict', `segment ${seg.id} is ${seg.state}, not complete`);
   const { target, node, state } = deps;
-  const remote = opts.remote !== undefined ? opts.remote : await target.head(seg.id, { signal: opts.signal });
+  const out = outgoing(seg, deps);
+  // "Already held?" is decided once per segment: by the catalog listing when given, else by the target's put when it
+  // decides that itself (a set asks each member there), else by one HEAD here.
+  const remote = opts.remote !== undefined ? opts.remote : target.putDecidesHeld ? null : await target.head(seg.id, { signal: opts.signal });
   if (remote) {
-    let files = state.cachedDigests(seg);
-    if (!files) {
-      files = await hashSegment(seg, opts.signal);
-      deps.metrics.segmentsHashed.inc();
-      state.setDigests(seg, files);
-    }
+    const files = await out.digests!(opts.signal);
     const digest = segmentDigest(files);
     if (digest === remote.digest) {
       if (remote.sources.includes(node)) return { outcome: 'identical', digest, bytesSent: 0 };
@@ -90,10 +82,10 @@ export async function sendSegment(seg: CachedSegment, deps: SendDeps, opts: Send
     }
     // Different bytes: sent, so the target keeps the evidence and flags the replica.
   }
-  const r = await target.put(outgoing(seg, node), { signal: opts.signal, onBytes: opts.onBytes });
+  const r = await target.put(out, { signal: opts.signal, onBytes: opts.onBytes });
   deps.metrics.bytesSent.inc(r.bytes);
   state.setDigests(seg, r.files);
   if (r.outcome === 'conflict')
     deps.log.warn({ segmentId: seg.id, digest: r.digest }, 'the target holds different bytes for this segment; flagged there as a conflict');
-  return { outcome: r.outcome === 'stored' ? 'stored' : r.outcome, digest: r.digest, bytesSent: r.bytes };
+  return { outcome: r.sourceAdded ? 'source-added' : r.outcome, digest: r.digest, bytesSent: r.bytes };
 }

@@ -17,7 +17,7 @@ import { BackupError } from '../errors.js';
 import { withNodeFlags } from '../runtime.js';
 import { writeSampleCache } from '../sample/sampleCache.js';
 import { generateToken } from '../server/auth.js';
-import { SidecarClient } from '../store/http/client.js';
+import { ApiClient } from '../store/http/client.js';
 import { intOption } from './options.js';
 
 export const CLUSTER_FILE = 'cluster.json';
@@ -173,7 +173,7 @@ export function register(program: Command): void {
 
       const scan = await scanCache({ locations: [{ path: path.join(historical, 'segment-cache') }] });
       const complete = scan.segments.filter((s) => s.state === 'complete');
-      const client = new SidecarClient(sourceUrl, { token, echoMessages: true });
+      const client = new ApiClient(sourceUrl, { token, echoMessages: true });
       let backedUp = 0;
       for (let i = 0; ; i++) {
         backedUp = (await client.get<SegmentsResponse>(`${API_PREFIX}/segments`, { state: 'backedUp', limit: 1 })).total;

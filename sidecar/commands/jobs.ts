@@ -10,7 +10,7 @@ import { API_PREFIX } from '../api.js';
 import type { Job } from '../api.js';
 import { formatBytes } from '../druid/bytes.js';
 import { BackupError, messageOf } from '../errors.js';
-import { SidecarClient } from '../store/http/client.js';
+import { ApiClient } from '../store/http/client.js';
 import { table } from '../util/table.js';
 
 export const TOKEN_ENV = 'DRUID_BACKUP_TOKEN';
@@ -49,8 +49,8 @@ export function resolveToken(o: { token?: string; tokenFile?: string }): string 
   );
 }
 
-export function nodeClient(o: NodeOptions): SidecarClient {
-  return new SidecarClient(o.node, { token: resolveToken(o), echoMessages: true });
+export function nodeClient(o: NodeOptions): ApiClient {
+  return new ApiClient(o.node, { token: resolveToken(o), echoMessages: true });
 }
 
 function summary(job: Job): string {
@@ -64,7 +64,7 @@ const FINISHED = new Set(['succeeded', 'failed', 'cancelled']);
  * Follows a job until it finishes: a progress bar on a terminal, a line every few seconds otherwise. Ctrl-C
  * cancels the job. Resolves with the finished job.
  */
-export async function followJob(client: SidecarClient, jobId: string, out: NodeJS.WriteStream = process.stderr): Promise<Job> {
+export async function followJob(client: ApiClient, jobId: string, out: NodeJS.WriteStream = process.stderr): Promise<Job> {
   const tty = out.isTTY === true;
   const bar = tty
     ? new SingleBar({ stream: out, format: '{bar} {percentage}% | {segments} segments | {bytes} | {current}', hideCursor: true, barsize: 30, etaBuffer: 20 })

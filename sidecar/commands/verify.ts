@@ -15,9 +15,10 @@ import { BackupError } from '../errors.js';
 import { table } from '../util/table.js';
 import { verifyStore } from '../verify/store.js';
 import { followJob, resolveToken } from './jobs.js';
-import { SidecarClient } from '../store/http/client.js';
-import { s3SettingsFromEnv } from '../store/s3/client.js';
-import { S3Target } from '../store/s3/target.js';
+import { ApiClient } from '../store/http/client.js';
+import { kindOfScheme } from '../store/kinds.js';
+import { openTarget } from '../store/open.js';
+import { hasCapability } from '../store/target.js';
 import { parseTargetUrl } from '../targets/url.js';
 
 export const EXIT_DAMAGED = 3;
@@ -76,9 +77,11 @@ export function register(program: Command): void {
       if (dir) {
         const r = await verifyStore(dir, sel);
         report = { store: r.store, segments: r.segments, ok: r.ok, bytes: r.bytes, bad: r.bad.map((b) => ({ segmentId: b.segmentId, problems: b.problems })) };
-      } else if (target!.scheme === 's3') {
-        const bucket = S3Target.open(target!.url, { log: pino({ level: 'silent' }), settings: s3SettingsFromEnv() });
+      } else if (kindOfScheme(target!.scheme)?.answeredByNode) {
+        // A target with no sidecar of its own (a bucket) is read from here, with the environment's settings.
+        const bucket = openTarget(target!, { log: pino({ level: 'silent' }) });
         try {
+          if (!hasCapability(bucket, 'verify')) throw new BackupError('internal', `target ${bucket.url} cannot be verified from here`);
           const r = await bucket.verify(request);
           report = {
             store: r.store,
@@ -88,10 +91,10 @@ export function register(program: Command): void {
             bad: r.bad.map((b) => ({ segmentId: b.segmentId, problems: b.problems })),
           };
         } finally {
-          bucket.close();
+          bucket.close?.();
         }
       } else {
-        const client = new SidecarClient(target!.url, { token: resolveToken(o), echoMessages: true });
+        const client = new ApiClient(target!.url, { token: resolveToken(o), echoMessages: true });
         const { jobId } = await client.post<JobAccepted>(`${API_PREFIX}/store/verify`, request);
         const job: Job = await followJob(client, jobId);
         if (!job.result)

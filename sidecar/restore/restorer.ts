@@ -25,11 +25,6 @@ import { parseSelector, selectManifests, toListFilter } from './select.js';
 
 export type RestoreLayoutSetting = CacheLayout | 'auto';
 
-/** A target that keeps several copies: after a failed read of a segment, whether another copy can be read. */
-interface ReadFallback {
-  readFailed(segmentId: string, e: unknown): boolean;
-}
-
 /** What a restore needs to know of the node it runs on. */
 export interface RestoreEnv {
   druid: SidecarConfig['druid'];
@@ -246,7 +241,7 @@ export async function executePlan(
             break;
           } catch (e) {
             progress.addBytes(-moved);
-            if (progress.signal.aborted || !(target as Partial<ReadFallback>).readFailed?.(item.segmentId, e)) throw e;
+            if (progress.signal.aborted || !target.readFailed?.(item.segmentId, e)) throw e;
           }
         }
         env.memo.forget(item.path + path.sep);

@@ -9,11 +9,16 @@ import path from 'node:path';
 import { Counter, Gauge } from 'prom-client';
 import type { Job, LossVerdict, RestorePlan, RestoreRequest } from '../api.js';
 import { BackupError, messageOf } from '../errors.js';
-import type { SidecarContext } from '../server/context.js';
-import type { JobContext } from '../server/jobs.js';
+import type { CacheIndex } from '../backup/cacheIndex.js';
+import type { SourceState } from '../backup/state.js';
+import type { SidecarConfig } from '../config.js';
+import type { EventBus } from '../services/events.js';
+import type { JobContext, JobRegistry } from '../services/jobs.js';
+import type { Metrics } from '../services/metrics.js';
 import type { Target } from '../store/target.js';
 import type { CacheLayout } from '../druid/layout.js';
 import { checkCoordinatorUrl, druidAuthFor, markUsed, planMarkUsed } from '../targets/coordinator.js';
+import type { NodeTargets } from '../targets/resolve.js';
 import { resolveTarget } from '../targets/resolve.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { readStream } from '../util/readStream.js';
@@ -29,6 +34,17 @@ import { HolderWaits, decide, explainVerdict, surveyCopies } from './sources.js'
 
 export type RestoreMode = 'manual' | RepairMode;
 
+/** What the restore service uses of the node: built once by the daemon (daemon.ts), which starts and stops it. */
+export interface RestoreDeps extends NodeTargets {
+  readonly config: SidecarConfig;
+  readonly jobs: JobRegistry;
+  readonly events: EventBus;
+  readonly metrics: Metrics;
+  /** The node's segment cache and per-segment state, when it is a source. */
+  readonly cache?: CacheIndex;
+  readonly state?: SourceState;
+}
+
 /**
  * How often the node looks for damaged copies it knows of (a failed read, a target's own verify learned at the
  * reconcile) to repair. Cheap when there are none: one walk of the copy records.
@@ -42,7 +58,7 @@ class RestoreMetrics {
   readonly scrubbed: Counter<'outcome'>;
   readonly verdicts: Counter<'case'>;
   readonly repairs: Counter<'outcome'>;
-  constructor(ctx: SidecarContext, waiting: () => number) {
+  constructor(ctx: RestoreDeps, waiting: () => number) {
     const registers = [ctx.metrics.registry];
     this.segments = new Counter({
       name: 'druid_backup_segments_restored_total',
@@ -104,7 +120,7 @@ export class RestoreService {
   /** The layout this node's cache had when last seen with segments: an emptied cache is restored in it. */
   private seenLayout?: CacheLayout;
 
-  constructor(private readonly ctx: SidecarContext) {
+  constructor(private readonly ctx: RestoreDeps) {
     this.metrics = new RestoreMetrics(ctx, () => (this.auto?.waiting.length ?? 0) + this.manualWaits.size);
   }
 
@@ -158,7 +174,7 @@ export class RestoreService {
       if (e.type === 'segment' && e.segment.state === 'complete') this.rememberLayout(e.segment.layout);
     });
     this.unsubscribe = layouts;
-    const target = this.ctx.targets ?? (c.target ? this.ctx.openTarget(c.target) : undefined);
+    const target = this.ctx.targets;
     this.startRepairs();
     if (!c.autoRestore || !target || c.druid.locations.length === 0) return;
     this.auto = new AutoRestore({

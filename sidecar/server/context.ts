@@ -16,11 +16,12 @@
  *   `cache.setRestoring(id, true)` so active backup leaves them alone, and calls `cache.refresh(dir)` after.
  * - `state`: the source's persistent per-segment state (file digests by fingerprint, backup records), with `cache`.
  * - `active`: active backup, when a target is configured and `druid.backup.active` is true.
+ * - `restore`: the restore service (restore/service.ts): restore jobs, automatic restore, repair of damaged copies.
  * - `openTarget(url)`: the `Target` behind a URL (http(s)://, s3://), with this sidecar's credentials for it; the
  *   same object for the same URL while it stays in the bounded cache (targets/cache.ts), so connections are reused.
  *   Throws `bad_request` for a URL it cannot use and 403 `target_not_allowed` for one druid.backup.allowedTargets
  *   does not allow, before anything is opened.
- * - `targets`: the configured target set (`druid.backup.targets`), when there is one; `targetPool` the health of
+ * - `targets`: the node's target, always a set (`druid.backup.targets`, or a set of one for `druid.backup.target`); `targetPool` the health of
  *   every target used through a set (sidecar/targets/). Requests resolve their `target` field with
  *   targets/resolve.ts.
  */
@@ -28,13 +29,14 @@ import type { Logger } from 'pino';
 import type { ActiveBackup } from '../backup/active.js';
 import type { CacheIndex } from '../backup/cacheIndex.js';
 import type { SourceState } from '../backup/state.js';
+import type { RestoreService } from '../restore/service.js';
 import type { SidecarConfig } from '../config.js';
 import type { LocalStore } from '../store/local/store.js';
 import type { Target } from '../store/target.js';
 import type { TargetPool, TargetSet } from '../targets/set.js';
-import type { EventBus } from './events.js';
-import type { JobRegistry } from './jobs.js';
-import type { Metrics } from './metrics.js';
+import type { EventBus } from '../services/events.js';
+import type { JobRegistry } from '../services/jobs.js';
+import type { Metrics } from '../services/metrics.js';
 
 export interface SidecarContext {
   readonly config: SidecarConfig;
@@ -48,6 +50,7 @@ export interface SidecarContext {
   readonly cache?: CacheIndex;
   readonly state?: SourceState;
   readonly active?: ActiveBackup;
+  readonly restore: RestoreService;
   readonly targets?: TargetSet;
   readonly targetPool?: TargetPool;
   openTarget(url: string): Target;

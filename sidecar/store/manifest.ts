@@ -4,7 +4,11 @@
  * size and sha256.
  */
 import { createHash } from 'node:crypto';
+import type { StoredSegment } from '../api.js';
 import type { DataSegment } from '../druid/descriptor.js';
+import type { SegmentId } from '../druid/segmentId.js';
+import { BackupError } from '../errors.js';
+import type { OutgoingSegment } from './target.js';
 
 export const MANIFEST_FORMAT_VERSION = 1;
 export const MANIFEST_NAME = 'manifest.json';
@@ -58,4 +62,71 @@ export function segmentDigest(files: readonly SegmentFileInfo[]): string {
   const h = createHash('sha256');
   for (const f of [...files].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) h.update(`${f.name}\t${f.size}\t${f.sha256}\n`);
   return h.digest('hex');
+}
+
+/**
+ * Reads and hashes the files of a segment to send, sending nothing. A file that is not the size declared changed
+ * while it was read: a `conflict`, tried again once it settles.
+ */
+export async function hashOutgoing(segment: Pick<OutgoingSegment, 'segmentId' | 'files'>, signal?: AbortSignal): Promise<SegmentFileInfo[]> {
+  const files: SegmentFileInfo[] = [];
+  for (const f of segment.files) {
+    const h = createHash('sha256');
+    let n = 0;
+    for await (const chunk of f.open() as AsyncIterable<Buffer>) {
+      if (signal?.aborted) throw new BackupError('cancelled', `backup of ${segment.segmentId} cancelled`);
+      h.update(chunk);
+      n += chunk.length;
+    }
+    if (n !== f.size)
+      throw new BackupError('conflict', `${segment.segmentId}/${f.name} changed size while it was read; it will be tried again once it settles`);
+    files.push({ name: f.name, size: n, sha256: h.digest('hex') });
+  }
+  return files;
+}
+
+/** The manifest of a segment's first copy on a target, sent by `node` with these files. */
+export function newManifest(
+  segmentId: string,
+  parts: SegmentId,
+  descriptor: DataSegment | null,
+  files: SegmentFileInfo[],
+  node: string,
+  now = new Date().toISOString(),
+): Manifest {
+  const digest = segmentDigest(files);
+  return {
+    formatVersion: MANIFEST_FORMAT_VERSION,
+    segmentId,
+    dataSource: parts.dataSource,
+    interval: `${parts.start}/${parts.end}`,
+    version: parts.version,
+    partition: parts.partition,
+    descriptor,
+    files,
+    size: files.reduce((n, f) => n + f.size, 0),
+    digest,
+    sources: [{ node, digest, at: now }],
+    conflicts: [],
+    createdAt: now,
+    updatedAt: now,
+  };
+}
+
+/** A stored segment as a catalog lists it (`GET /data/v1/store/segments`): its manifest without the file list. */
+export function catalogEntry(m: Manifest): StoredSegment {
+  return {
+    segmentId: m.segmentId,
+    dataSource: m.dataSource,
+    interval: m.interval,
+    version: m.version,
+    partition: m.partition,
+    size: m.size,
+    fileCount: m.files.length,
+    digest: m.digest,
+    sources: [...new Set(m.sources.map((s) => s.node))],
+    conflicts: [...new Set(m.conflicts.map((s) => s.node))],
+    createdAt: m.createdAt,
+    updatedAt: m.updatedAt,
+  };
 }

@@ -1,34 +1,16 @@
 /**
- * `openTarget(url)`: the Target behind a parsed target URL (targets/url.ts). `http(s)://host:port` is another
- * sidecar with a store; `s3://bucket/prefix` a bucket this process talks to itself (store/s3/); `file:///dir` a
- * local store directory opened in this process, which only the CLI's tools parse (opening one makes a store there
- * and empties its .tmp, so nothing a request names can be one).
+ * `openTarget(url)`: the Target behind a parsed target URL (targets/url.ts), opened by its kind (kinds.ts).
  */
-import type { Logger } from 'pino';
-import type { TargetUrl } from '../targets/url.js';
-import type { ClientOptions } from './http/client.js';
-import { HttpTarget } from './http/target.js';
-import { LocalStore } from './local/store.js';
-import type { S3Settings } from './s3/client.js';
-import { S3Target } from './s3/target.js';
+import type { TargetUrl } from './kind.js';
+import type { KindOpenOptions } from './kind.js';
+import { kindOfScheme } from './kinds.js';
 import type { Target } from './target.js';
+import { BackupError } from '../errors.js';
 
-export interface OpenTargetOptions extends ClientOptions {
-  log: Logger;
-  /** Settings of s3:// targets (druid.backup.s3.*). */
-  s3?: S3Settings;
-  /** This sidecar's node name (an S3 target aborts this node's stale multipart uploads). */
-  node?: string;
-}
+export type OpenTargetOptions = KindOpenOptions;
 
 export function openTarget(t: TargetUrl, opts: OpenTargetOptions): Target {
-  switch (t.scheme) {
-    case 's3':
-      return S3Target.open(t.url, { log: opts.log, settings: opts.s3, node: opts.node });
-    case 'http':
-    case 'https':
-      return new HttpTarget(t.url, opts);
-    case 'file':
-      return LocalStore.open(t.dir!, { log: opts.log });
-  }
+  const kind = kindOfScheme(t.scheme);
+  if (!kind) throw new BackupError('internal', `${t.url} is of no known target kind`);
+  return kind.open(t, opts);
 }

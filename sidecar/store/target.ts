@@ -3,7 +3,13 @@
  * a `Target` and never knows which kind it has, as Litestream's ReplicaClient:
  * - `http(s)://host:port`: another sidecar started with `--store` (store/http/), which keeps a local store;
  * - a local store directory (store/local/), used by that sidecar and by `verify --store DIR`;
- * - `s3://bucket/prefix` (store/s3/), later.
+ * - `s3://bucket/prefix` (store/s3/), a bucket this process talks to itself;
+ * - a set of targets (targets/set.ts) keeping each segment on several of them.
+ *
+ * ## Capabilities
+ * Beyond the core calls, a kind offers what it can, declared as the optional members below ("Capability:" in
+ * their comments). A caller asks for the member (`target.held?.(…)`, `hasCapability(target, 'verify')`), never for
+ * a class: `instanceof` on a target class outside store/ and targets/ is refused by test/unit/layering.test.ts.
  *
  * ## Wire format between sidecars (the http target)
  * `PUT /data/v1/store/segments/{id}` with `Content-Type: application/x-tar`, header `X-Druid-Backup-Node`, body a
@@ -20,6 +26,7 @@
  * `HEAD /data/v1/store/segments/{id}` answers `X-Druid-Backup-Digest` and `X-Druid-Backup-Sources`.
  */
 import type { Readable } from 'node:stream';
+import type { Page, StoredSegment, VerifyProblem } from '../api.js';
 import type { DataSegment } from '../druid/descriptor.js';
 import type { Manifest, SegmentFileInfo } from './manifest.js';
 
@@ -38,6 +45,12 @@ export interface OutgoingSegment {
   node: string;
   /** `path` is the file on disk, when there is one: a target may read it its own way (the S3 uploader does). */
   files: Array<{ name: string; size: number; open(): Readable; path?: string }>;
+  /**
+   * The files' digests as the sender knows them (remembered by file fingerprint, else read once and remembered), for
+   * a target that must compare before sending (a set, some of whose members hold the segment); without it the
+   * target reads the files to hash them.
+   */
+  digests?(signal?: AbortSignal): Promise<SegmentFileInfo[]>;
 }
 
 export type PutOutcome = 'stored' | 'identical' | 'conflict';
@@ -48,6 +61,8 @@ export interface PutResult {
   files: SegmentFileInfo[];
   digest: string;
   bytes: number;
+  /** `identical` only: the bytes were held, and this node was recorded as another source of them. */
+  sourceAdded?: boolean;
 }
 
 export interface TransferOptions {
@@ -106,6 +121,30 @@ export interface CopySurvey {
   absent: string[];
 }
 
+/** A page of a catalog (`catalogPage`): `onlyConflicts` keeps the segments with a differing replica flagged. */
+export interface CatalogQuery {
+  limit: number;
+  cursor?: string;
+  onlyConflicts?: boolean;
+}
+
+export interface TargetVerifyOptions {
+  signal?: AbortSignal;
+  onBytes?(n: number): void;
+  /** Called after each segment, bad or not. */
+  onSegment?(segmentId: string, problems: VerifyProblem[]): void;
+}
+
+/** What a verify found: the same shape as a local store's verify report (verify/store.ts). */
+export interface TargetVerifyReport {
+  store: string;
+  segments: number;
+  ok: number;
+  bytes: number;
+  /** `dir`: where the segment's files are on the target. */
+  bad: Array<{ segmentId: string; dir: string; problems: VerifyProblem[] }>;
+}
+
 export interface Target {
   /** The URL operators configure (`http://host:8484`, `s3://bucket/prefix`, `file:///dir`). */
   readonly url: string;
@@ -117,12 +156,51 @@ export interface Target {
   read(segmentId: string, opts?: TransferOptions): Promise<SegmentReader>;
   list(filter?: ListFilter, opts?: TransferOptions): AsyncIterable<Manifest>;
   stats(opts?: TransferOptions): Promise<StoreStats>;
-  /** Releases what the target keeps open (idle connections, a client) when it holds any; calls in flight finish. */
+  /**
+   * Capability: `put` itself decides, once per segment, whether and where the segment is already held (a set asks
+   * each member), records this node as a source where the bytes are identical and sends only where they are missing,
+   * taking the digests from `segment.digests`; the sender asks nothing before it (backup/sender.ts).
+   */
+  readonly putDecidesHeld?: true;
+  /** Capability: releases what the target keeps open (idle connections, a client); calls in flight finish. */
   close?(): void;
   /**
-   * A target made of several (a set) says where each copy of a segment is; `probe` asks one member whether it
-   * answers now, whatever its back-off. One target without them is surveyed with `head` (restore/sources.ts).
+   * Capability: the catalog in pages (each segment's digest, sources, size, damage; no file lists), far cheaper
+   * than whole manifests for "what do you hold" over thousands of segments (store/held.ts).
+   */
+  catalogPage?(filter: ListFilter, query: CatalogQuery, opts?: TransferOptions): Promise<Page<StoredSegment>>;
+  /**
+   * Capability: this process re-reads the target's copies against their manifests where they lie (a bucket, which
+   * has no sidecar of its own to verify it).
+   */
+  verify?(filter: ListFilter, opts?: TargetVerifyOptions): Promise<TargetVerifyReport>;
+  /**
+   * Capability of a target made of several (a set): it decides itself which segments count as held (only those
+   * with all their copies), so the reconcile re-sends a segment short of copies.
+   */
+  held?(filter: ListFilter, opts?: TransferOptions): Promise<Map<string, StoredSummary>>;
+  /**
+   * Capability of a set: says where each copy of a segment is; `probe` asks one member whether it answers now,
+   * whatever its back-off. One target without them is surveyed with `head` (restore/sources.ts).
    */
   survey?(segmentId: string, opts?: TransferOptions): Promise<CopySurvey>;
   probe?(url: string, opts?: TransferOptions): Promise<boolean>;
+  /**
+   * Capability of a set: a restore of the segment failed after `read`; the copy read is set aside, and true means
+   * another copy can be tried (the restore calls `read` again).
+   */
+  readFailed?(segmentId: string, e: unknown): boolean;
+  /**
+   * Capability of a set: before a job, checks its members answer (`all`: every one, else at least one). A target
+   * without it is checked with `stats`.
+   */
+  check?(all: boolean, opts?: TransferOptions): Promise<void>;
+}
+
+/** The optional members of `Target`: what a kind may offer. */
+export type TargetCapability = 'close' | 'catalogPage' | 'verify' | 'held' | 'survey' | 'probe' | 'readFailed' | 'check';
+
+/** True when the target offers the capability; the member is then known to be there. */
+export function hasCapability<C extends TargetCapability>(target: Target, c: C): target is Target & Required<Pick<Target, C>> {
+  return typeof target[c] === 'function';
 }

@@ -8,6 +8,7 @@
  * `druid.backup.retryMaxDelay`. Closing after an open circuit is news: segments short of copies go again.
  */
 import { BackupError, isBackupError, messageOf } from '../errors.js';
+import { cannotTakeBackups, isTargetFault } from './faults.js';
 import type { StoreStats, Target, TransferOptions } from '../store/target.js';
 
 const FIRST_BACKOFF_MS = 1000;
@@ -157,8 +158,7 @@ export class TargetHealth {
     try {
       s = await this.call(() => this.target.stats(opts));
     } catch (e) {
-      if (isBackupError(e) && (e.code === 'target_unreachable' || (e.code === 'target_error' && e.status < 500))) throw e;
-      throw new BackupError('target_error', `target ${this.url} cannot take backups: ${messageOf(e)}`);
+      throw cannotTakeBackups(this.url, e);
     } finally {
       this.statsAt = Date.now();
     }
@@ -167,13 +167,6 @@ export class TargetHealth {
     this.stats = s;
     return s;
   }
-}
-
-/** Errors that say something about the target (not about our request or our own files). */
-export function isTargetFault(e: unknown): boolean {
-  if (!isBackupError(e)) return true;
-  if (e.code === 'target_unreachable') return true;
-  return e.code === 'target_error' && e.status >= 500;
 }
 
 function isCount(v: unknown): boolean {

@@ -3,18 +3,31 @@
  * alone), as a list (a set of those targets, checked whole before anything is sent), or left out (the targets
  * this sidecar is configured with: `druid.backup.targets`, else `druid.backup.target`).
  */
-import { BackupError, isBackupError, messageOf } from '../errors.js';
-import type { SidecarContext } from '../server/context.js';
+import type { Logger } from 'pino';
+import type { SidecarConfig } from '../config.js';
+import { BackupError } from '../errors.js';
 import type { Target } from '../store/target.js';
+import type { TargetPool } from './set.js';
 import { TargetSet } from './set.js';
 import { checkAllowed } from './allow.js';
+import { cannotTakeBackups } from './faults.js';
 import { checkCopies, parseTargetList, placesFor } from './spec.js';
 import { parseTargetUrl } from './url.js';
 
 export type TargetField = string | string[] | undefined;
 
+/** What resolving a request's target needs of the node: its settings, its opened targets, its configured set and pool. */
+export interface NodeTargets {
+  readonly config: Pick<SidecarConfig, 'allowedTargets' | 'copies' | 'zone'>;
+  readonly log: Logger;
+  /** The node's target: always a set (druid.backup.targets, or a set of one for druid.backup.target), when configured. */
+  readonly targets?: TargetSet;
+  readonly targetPool?: TargetPool;
+  openTarget(url: string): Target;
+}
+
 /** The Target a request names; `copies` applies to a list (default druid.backup.copies, at most the list's length). */
-export function resolveTarget(ctx: SidecarContext, field: TargetField, copies?: number): Target {
+export function resolveTarget(ctx: NodeTargets, field: TargetField, copies?: number): Target {
   if (typeof field === 'string') return ctx.openTarget(field);
   if (field === undefined) {
     if (copies !== undefined && ctx.targets && copies !== ctx.targets.copies) {
@@ -22,7 +35,6 @@ export function resolveTarget(ctx: SidecarContext, field: TargetField, copies?: 
       return new TargetSet(ctx.targets.pool, ctx.targets.specs, { ...ctx.targets.opts, copies });
     }
     if (ctx.targets) return ctx.targets;
-    if (ctx.config.target) return ctx.openTarget(ctx.config.target);
     throw new BackupError('bad_request', 'no target given and none configured: name one in "target" or set druid.backup.target or druid.backup.targets');
   }
   const specs = parseTargetList(field, 'target');
@@ -40,12 +52,10 @@ export function resolveTarget(ctx: SidecarContext, field: TargetField, copies?: 
  */
 export async function checkTarget(target: Target, named: boolean, timeoutMs: number): Promise<void> {
   const signal = AbortSignal.timeout(timeoutMs);
-  if (target instanceof TargetSet) return target.check(named, { signal });
+  if (target.check) return target.check(named, { signal });
   try {
     await target.stats({ signal });
   } catch (e) {
-    // Unreachable, or refused with a 4xx the target itself named (an S3 bucket that does not exist, refused credentials).
-    if (isBackupError(e) && (e.code === 'target_unreachable' || e.code === 'target_answer_too_large' || (e.code === 'target_error' && e.status < 500))) throw e;
-    throw new BackupError('target_error', `target ${target.url} cannot take backups: ${messageOf(e)}`);
+    throw cannotTakeBackups(target.url, e);
   }
 }

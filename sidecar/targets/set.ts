@@ -6,7 +6,7 @@
  *   available target whether it holds the segment already, counts the good copies, and sends to the best
  *   targets for the rest (choose.ts); a transfer that fails moves on to the next target. Fewer copies than wanted
  *   is logged and left to the next reconcile, which runs at once when a target comes back (`onRecovered`).
- * - `head` and `index` answer "held" only for segments with all their copies, so the reconcile of active backup
+ * - `head` and `held` answer "held" only for segments with all their copies, so the reconcile of active backup
  *   re-sends a segment short of copies.
  * - `read` reads from the nearest target holding a copy; when a copy turns out damaged or its target goes down
  *   mid-restore, `readFailed` says so and the restore reads again from another copy.
@@ -15,15 +15,15 @@
  * The health of each target (circuit, RTT, stats) lives in the pool, shared by every set this node builds, and
  * the copies each target holds in the node's copy records (copies.ts).
  */
-import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { TargetStatus } from '../api.js';
-import { remoteIndex } from '../backup/remote.js';
+import { remoteIndex } from '../store/held.js';
 import { formatBytes } from '../druid/bytes.js';
 import { BackupError, isBackupError, messageOf } from '../errors.js';
 import type { Manifest, SegmentFileInfo } from '../store/manifest.js';
-import { segmentDigest } from '../store/manifest.js';
+import { hashOutgoing, segmentDigest } from '../store/manifest.js';
 import { drainVerified } from '../restore/receive.js';
+import { kindOf } from '../store/kinds.js';
 import type {
   CopySurvey,
   IncomingFile,
@@ -41,6 +41,7 @@ import type { Candidate, Choice } from './choose.js';
 import { choose, compareCandidates, zoneKey } from './choose.js';
 import type { CopyCatalog } from './copies.js';
 import { OPEN_TARGETS } from './cache.js';
+import { failsOver, readsElsewhere } from './faults.js';
 import { TargetHealth } from './health.js';
 import type { TargetSpec } from './spec.js';
 
@@ -133,38 +134,9 @@ interface Member {
   h: TargetHealth;
 }
 
-function hashOutgoing(seg: OutgoingSegment, signal?: AbortSignal): Promise<SegmentFileInfo[]> {
-  return (async () => {
-    const out: SegmentFileInfo[] = [];
-    for (const f of seg.files) {
-      const h = createHash('sha256');
-      let n = 0;
-      for await (const chunk of f.open() as AsyncIterable<Buffer>) {
-        if (signal?.aborted) throw new BackupError('cancelled', 'cancelled');
-        h.update(chunk);
-        n += chunk.length;
-      }
-      if (n !== f.size) throw new BackupError('conflict', `${seg.segmentId}/${f.name} changed size while it was read; it will be tried again once it settles`);
-      out.push({ name: f.name, size: f.size, sha256: h.digest('hex') });
-    }
-    return out;
-  })();
-}
-
-/** A failed transfer worth moving to the next target (not a cancel, not a fault of our own request or files). */
-function failsOver(e: unknown): boolean {
-  if (!isBackupError(e)) return true;
-  return ['target_unreachable', 'target_error', 'no_space', 'internal', 'payload_too_large'].includes(e.code);
-}
-
-/** A failed read worth trying on another copy. */
-function readsElsewhere(e: unknown): boolean {
-  if (!isBackupError(e)) return true;
-  return ['target_unreachable', 'target_error', 'digest_mismatch', 'bad_archive', 'not_found', 'internal'].includes(e.code);
-}
-
 export class TargetSet implements Target {
   readonly url: string;
+  readonly putDecidesHeld = true;
   private readonly members: Member[];
   private readonly badCopies = new Map<string, Map<string, number>>();
   private readonly lastRead = new Map<string, string>();
@@ -225,7 +197,16 @@ export class TargetSet implements Target {
     const failed = results.flatMap((r) => (r.status === 'rejected' ? [r.reason as unknown] : []));
     if (all && failed.length) throw failed[0];
     if (failed.length === this.members.length)
-      throw new BackupError('target_unreachable', `none of the targets can take backups: ${failed.map((e) => messageOf(e)).join('; ')}`);
+      throw this.noneAnswers(failed, `none of the targets can take backups: ${failed.map((e) => messageOf(e)).join('; ')}`);
+  }
+
+  /**
+   * The error when no target answered: a set of one (the node's `druid.backup.target`) fails as its target did, with
+   * that target's own code (an answer too large, a bucket refusing credentials); a larger set says none answers.
+   */
+  private noneAnswers(failed: unknown[], message: string): unknown {
+    if (this.members.length === 1 && failed.length === 1) return failed[0];
+    return new BackupError('target_unreachable', message);
   }
 
   /** Which targets hold the segment now, asked of every available one; throws when none answers. */
@@ -233,6 +214,7 @@ export class TargetSet implements Target {
     const found = new Map<string, StoredSummary>();
     let answered = 0;
     const errors: string[] = [];
+    const failed: unknown[] = [];
     await Promise.all(
       this.members.map(async ({ spec, h }) => {
         if (!h.available) {
@@ -246,11 +228,12 @@ export class TargetSet implements Target {
           else this.catalog.lost(id, spec.url);
         } catch (e) {
           errors.push(`${spec.url}: ${messageOf(e)}`);
+          failed.push(e);
         }
       }),
     );
     if (opts.signal?.aborted) throw new BackupError('cancelled', 'cancelled');
-    if (answered === 0) throw new BackupError('target_unreachable', `none of the targets answers (${errors.join('; ')})`);
+    if (answered === 0) throw this.noneAnswers(failed, `none of the targets answers (${errors.join('; ')})`);
     return found;
   }
 
@@ -385,8 +368,8 @@ export class TargetSet implements Target {
     let digest: string | undefined;
     const holders: string[] = [];
     if (found.size > 0) {
-      // Some targets hold it: our digest says whether their copies count (read locally, nothing sent).
-      files = await hashOutgoing(seg, opts.signal);
+      // Some targets hold it: our digest says whether their copies count (known to the sender, else read here once).
+      files = seg.digests ? await seg.digests(opts.signal) : await hashOutgoing(seg, opts.signal);
       digest = segmentDigest(files);
       const differing: string[] = [];
       for (const [url, s] of found) {
@@ -400,6 +383,7 @@ export class TargetSet implements Target {
           const { h } = this.member(url);
           await h
             .call(() => h.target.addSource(id, seg.node, digest!, opts))
+            .then(() => (sourceAdded = true))
             .catch((e: unknown) => this.opts.log.warn({ segmentId: id, target: url, err: messageOf(e) }, 'cannot record this node as a source'));
         }
       }
@@ -410,6 +394,7 @@ export class TargetSet implements Target {
       }
     }
     let outcome: PutOutcome = 'identical';
+    let sourceAdded = false;
     let sent = 0;
     let lastError: unknown;
     const tried = new Set<string>();
@@ -453,7 +438,7 @@ export class TargetSet implements Target {
         { segmentId: id, copies: holders.length, wanted: this.copies, targets: holders },
         'segment kept on fewer targets than druid.backup.copies; it goes again when a target comes back or has room',
       );
-    return { outcome, files: files!, digest: digest!, bytes: sent };
+    return { outcome, files: files!, digest: digest!, bytes: sent, ...(outcome === 'identical' && sourceAdded ? { sourceAdded } : {}) };
   }
 
   async addSource(segmentId: string, node: string, digest: string, opts: TransferOptions = {}): Promise<PutOutcome> {
@@ -545,6 +530,7 @@ export class TargetSet implements Target {
     const seen = new Set<string>();
     let answered = 0;
     const errors: string[] = [];
+    const failed: unknown[] = [];
     for (const url of this.readOrder('')) {
       const { h } = this.member(url);
       try {
@@ -559,9 +545,10 @@ export class TargetSet implements Target {
         if (opts.signal?.aborted) throw e;
         h.failed(e);
         errors.push(`${url}: ${messageOf(e)}`);
+        failed.push(e);
       }
     }
-    if (answered === 0) throw new BackupError('target_unreachable', `none of the targets answers (${errors.join('; ') || 'all are down'})`);
+    if (answered === 0) throw this.noneAnswers(failed, `none of the targets answers (${errors.join('; ') || 'all are down'})`);
   }
 
   async stats(opts: TransferOptions = {}): Promise<StoreStats> {
@@ -580,9 +567,10 @@ export class TargetSet implements Target {
    * What the targets hold, for the reconcile of active backup: a segment counts as held only with all its copies
    * (agreeing digests on enough distinct targets), so one short of copies is queued and sent again.
    */
-  async index(filter: ListFilter = {}, opts: TransferOptions = {}): Promise<Map<string, StoredSummary>> {
+  async held(filter: ListFilter = {}, opts: TransferOptions = {}): Promise<Map<string, StoredSummary>> {
     const per = new Map<string, Map<string, StoredSummary>>();
     const errors: string[] = [];
+    const failed: unknown[] = [];
     await Promise.all(
       this.members.map(async ({ spec, h }) => {
         if (!h.available) return;
@@ -602,11 +590,12 @@ export class TargetSet implements Target {
         } catch (e) {
           h.failed(e);
           errors.push(`${spec.url}: ${messageOf(e)}`);
+          failed.push(e);
         }
       }),
     );
     if (errors.length === this.members.length || this.members.every((m) => !m.h.available))
-      throw new BackupError('target_unreachable', `none of the targets answers (${errors.join('; ') || 'all are down'})`);
+      throw this.noneAnswers(failed, `none of the targets answers (${errors.join('; ') || 'all are down'})`);
     const out = new Map<string, StoredSummary>();
     for (const [id, found] of per) {
       const good = this.agreeing(found);
@@ -650,6 +639,7 @@ export class TargetSet implements Target {
     for (const id of this.catalog.ids()) for (const u of this.catalog.get(id)!.copies.keys()) counts.set(u, (counts.get(u) ?? 0) + 1);
     return this.members.map(({ spec, h }) => ({
       url: spec.url,
+      kind: kindOf(spec.url).name,
       ...(spec.zone ? { zone: spec.zone } : {}),
       weight: spec.weight,
       state: h.statsProblem ? 'invalid' : h.circuit !== 'closed' ? 'down' : h.stats ? 'up' : 'unknown',

@@ -1,19 +1,21 @@
 /**
- * The daemon's side of target sets: the pool of target health and the copy records every set shares, the set of
- * `druid.backup.targets` when it is configured, and its gauges in /metrics.
+ * The daemon's side of target sets: the pool of target health and the copy records every set shares, the node's
+ * target (always one set: `druid.backup.targets`, or a set of one for `druid.backup.target`), and the gauges of a
+ * configured list in /metrics.
  */
 import { Gauge } from 'prom-client';
 import type { Logger } from 'pino';
 import type { CacheIndex } from '../backup/cacheIndex.js';
 import type { SourceState } from '../backup/state.js';
 import type { SidecarConfig } from '../config.js';
-import type { Metrics } from '../server/metrics.js';
+import type { Metrics } from '../services/metrics.js';
 import type { Target } from '../store/target.js';
 import { CopyCatalog } from './copies.js';
 import { TargetPool, TargetSet } from './set.js';
 
 export interface TargetWiring {
   pool: TargetPool;
+  /** The node's target: what active backup, automatic restore and a request naming no target use. */
   set?: TargetSet;
   close(): void;
 }
@@ -36,12 +38,14 @@ export function wireTargets(opts: {
     maxBackoffMs: config.retryMaxMs,
     pinned: [...(config.target ? [config.target] : []), ...(config.targets ?? []).map((t) => t.url)],
   });
-  const set = config.targets
-    ? new TargetSet(pool, config.targets, { copies: config.copies, localZone: config.zone, log: log.child({ component: 'targets' }) })
+  // The node's target is worked out here once: every user of it (daemon, restore, routes) takes this set.
+  const specs = config.targets ?? (config.target ? [{ url: config.target, weight: 1 }] : undefined);
+  const set = specs
+    ? new TargetSet(pool, specs, { copies: config.targets ? config.copies : 1, localZone: config.zone, log: log.child({ component: 'targets' }) })
     : undefined;
   // Only the configured targets are watched in the background; lists named in requests are checked when used.
   if (set) pool.start();
-  if (set && cache) {
+  if (set && config.targets && cache) {
     cache.copiesOf = (id) => {
       const { copies, targets } = set.copiesOf(id, state?.get(id)?.digest);
       const damaged = set.damagedCopies(id);

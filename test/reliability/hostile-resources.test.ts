@@ -14,7 +14,7 @@ import { after, before, describe, test } from 'node:test';
 import type { Job } from '../../sidecar/api.js';
 import type { SampleResult } from '../../sidecar/sample/sampleCache.js';
 import { writeSampleCache } from '../../sidecar/sample/sampleCache.js';
-import { HISTORY, REQUEST_SUMMARY_BYTES } from '../../sidecar/server/jobs.js';
+import { HISTORY, REQUEST_SUMMARY_BYTES } from '../../sidecar/services/jobs.js';
 import type { HealthProbe } from '../helpers/healthProbe.js';
 import { probeHealth } from '../helpers/healthProbe.js';
 import type { SidecarProcess } from '../helpers/sidecar.js';

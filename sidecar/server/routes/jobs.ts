@@ -3,7 +3,7 @@ import { API_PREFIX } from '../../api.js';
 import type { Job, JobState, JobType } from '../../api.js';
 import { BackupError } from '../../errors.js';
 import type { SidecarContext } from '../context.js';
-import { JOB_ID_PATTERN } from '../jobs.js';
+import { JOB_ID_PATTERN } from '../../services/jobs.js';
 import { commonErrors, jobSchema } from '../schemas.js';
 
 const idParams = {

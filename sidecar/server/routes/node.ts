@@ -2,6 +2,7 @@ import { statfsSync } from 'node:fs';
 import type { FastifyInstance } from 'fastify';
 import { API_PREFIX } from '../../api.js';
 import type { NodeInfo } from '../../api.js';
+import { kindInfo } from '../../store/kinds.js';
 import { VERSION } from '../../version.js';
 import type { SidecarContext } from '../context.js';
 import { commonErrors } from '../schemas.js';
@@ -45,6 +46,7 @@ export function register(app: FastifyInstance, ctx: SidecarContext): void {
           deepStorage: { type: c.druid.storage.type, directory: c.druid.storage.directory, zip: c.druid.storage.zip },
         },
         target: c.target,
+        targetKind: c.target ? kindInfo(c.target) : undefined,
         store: ctx.store && storeStats ? { path: ctx.store.root, segments: storeStats.segments, bytes: storeStats.bytes } : undefined,
         startedAt: ctx.startedAt,
         active: ctx.active?.status(),

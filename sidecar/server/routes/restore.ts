@@ -7,7 +7,6 @@
 import type { FastifyInstance } from 'fastify';
 import { API_PREFIX } from '../../api.js';
 import type { RestoreRequest } from '../../api.js';
-import { RestoreService } from '../../restore/service.js';
 import type { SidecarContext } from '../context.js';
 import { commonErrors, errorSchema, jobAcceptedSchema, selectorProperties, targetFieldSchema } from '../schemas.js';
 
@@ -84,19 +83,9 @@ const restoreBody = {
   },
 } as const;
 
-/** The restore service of each app (one app per sidecar; tests start several in a process). */
-const services = new WeakMap<SidecarContext, RestoreService>();
-
-export function restoreService(ctx: SidecarContext): RestoreService | undefined {
-  return services.get(ctx);
-}
-
-export async function register(app: FastifyInstance, ctx: SidecarContext): Promise<void> {
-  const service = new RestoreService(ctx);
-  services.set(ctx, service);
-  // Cleaning up after a crashed restore and the automatic restore belong to the sidecar's life, as this API does.
-  await service.start();
-  app.addHook('onClose', async () => service.stop());
+export function register(app: FastifyInstance, ctx: SidecarContext): void {
+  // The restore service is the daemon's (started and stopped with the sidecar); this route only translates.
+  const service = ctx.restore;
 
   app.post<{ Body: RestoreRequest }>(
     `${API_PREFIX}/restore`,

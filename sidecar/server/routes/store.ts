@@ -11,7 +11,9 @@ import { compileSelector } from '../../druid/selector.js';
 import { parseSegmentId } from '../../druid/segmentId.js';
 import { BackupError } from '../../errors.js';
 import type { LocalStore } from '../../store/local/store.js';
-import { S3Target } from '../../store/s3/target.js';
+import type { Target } from '../../store/target.js';
+import { hasCapability } from '../../store/target.js';
+import { kindOfScheme } from '../../store/kinds.js';
 import { parseTargetUrl } from '../../targets/url.js';
 import { nodeNameProblem } from '../../store/local/store.js';
 import { DAMAGED_HEADER, DIGEST_HEADER, NODE_HEADER, SIZE_HEADER, SOURCES_HEADER, TAR_CONTENT_TYPE, encodeSources } from '../../store/http/target.js';
@@ -41,12 +43,12 @@ export function register(app: FastifyInstance, ctx: SidecarContext): void {
     if (!ctx.store) throw new BackupError('not_found', 'this sidecar keeps no store; start it with --store DIR to make it a target');
     return ctx.store;
   };
-  const bucket = (url: string): S3Target => {
+  const bucket = (url: string): Target & Required<Pick<Target, 'catalogPage'>> => {
     const parsed = parseTargetUrl(url, 'target');
-    if (parsed.scheme !== 's3')
+    if (!kindOfScheme(parsed.scheme)?.answeredByNode)
       throw new BackupError('bad_request', `target ${parsed.url}: only buckets (s3://) are answered for here; ask the target sidecar itself`);
     const t = ctx.openTarget(parsed.url);
-    if (!(t instanceof S3Target)) throw new BackupError('internal', `target ${t.url} did not open as a bucket`);
+    if (!hasCapability(t, 'catalogPage')) throw new BackupError('internal', `target ${t.url} has no catalog to answer with`);
     return t;
   };
   const tags = ['store'];
@@ -190,7 +192,10 @@ export function register(app: FastifyInstance, ctx: SidecarContext): void {
     async (req) => {
       const q = req.query;
       const sel = compileSelector({ dataSource: q.dataSource, interval: q.interval });
-      if (q.target) return bucket(q.target).catalogPage({ dataSource: q.dataSource, interval: q.interval }, q.limit, q.cursor, q.state === 'conflict');
+      if (q.target) return bucket(q.target).catalogPage(
+          { dataSource: q.dataSource, interval: q.interval },
+          { limit: q.limit, cursor: q.cursor, onlyConflicts: q.state === 'conflict' },
+        );
       return store().catalog(sel, q.limit, q.cursor, q.state === 'conflict');
     },
   );

@@ -6,7 +6,6 @@
 import type { FastifyInstance } from 'fastify';
 import { API_PREFIX } from '../../api.js';
 import type { TargetStatus, TargetsResponse } from '../../api.js';
-import { TargetSet } from '../../targets/set.js';
 import type { SidecarContext } from '../context.js';
 import { commonErrors } from '../schemas.js';
 
@@ -17,6 +16,7 @@ const targetStatusSchema = {
   ...open,
   properties: {
     url: { type: 'string' },
+    kind: { type: 'string', description: 'the kind of target (http: a target sidecar, s3: a bucket, ...)' },
     zone: { type: 'string' },
     weight: { type: 'number' },
     state: { type: 'string', enum: ['up', 'down', 'unknown', 'invalid'] },
@@ -60,12 +60,8 @@ export function register(app: FastifyInstance, ctx: SidecarContext): void {
       },
     },
     async (): Promise<TargetsResponse> => {
-      // One configured target is shown as a set of one, measured the same way.
-      const set =
-        ctx.targets ??
-        (ctx.config.target && ctx.targetPool
-          ? new TargetSet(ctx.targetPool, [{ url: ctx.openTarget(ctx.config.target).url, weight: 1 }], { copies: 1, log: ctx.log })
-          : undefined);
+      // One configured target is a set of one (targets/wire.ts), measured the same way.
+      const set = ctx.targets;
       if (!set) return { copies: ctx.config.copies, ...(ctx.config.zone ? { zone: ctx.config.zone } : {}), underReplicated: 0, targets: [] };
       await set.refresh(false);
       const targets: TargetStatus[] = set.describe();

@@ -9,12 +9,25 @@ import { API_PREFIX } from '../../api.js';
 import type { VerifyRequest } from '../../api.js';
 import { compileSelector, isEmptySelector } from '../../druid/selector.js';
 import { BackupError } from '../../errors.js';
-import { S3Target } from '../../store/s3/target.js';
+import type { TargetVerifyReport } from '../../store/target.js';
+import { hasCapability } from '../../store/target.js';
+import { kindOfScheme } from '../../store/kinds.js';
 import { parseTargetUrl } from '../../targets/url.js';
+import type { VerifyReport } from '../../verify/store.js';
 import { verifyStore } from '../../verify/store.js';
-import { restoreService } from './restore.js';
 import type { SidecarContext } from '../context.js';
 import { commonErrors, jobAcceptedSchema, selectorProperties } from '../schemas.js';
+
+/** A verify report as the job's result: where each bad copy lies stays on this side. */
+function jobResult(report: TargetVerifyReport | VerifyReport): Record<string, unknown> {
+  return {
+    store: report.store,
+    segments: report.segments,
+    ok: report.ok,
+    bytes: report.bytes,
+    bad: report.bad.map((b) => ({ segmentId: b.segmentId, problems: b.problems })),
+  };
+}
 
 export function register(app: FastifyInstance, ctx: SidecarContext): void {
   app.post<{ Body: VerifyRequest | undefined }>(
@@ -39,13 +52,13 @@ export function register(app: FastifyInstance, ctx: SidecarContext): void {
         // Bad filters and a bad URL are refused here, before any job.
         compileSelector(request);
         const parsed = parseTargetUrl(url, 'target');
-        if (parsed.scheme !== 's3')
+        if (!kindOfScheme(parsed.scheme)?.answeredByNode)
           throw new BackupError(
             'bad_request',
             `target ${parsed.url}: only buckets (s3://) are verified from here; verify a target sidecar's store on that sidecar`,
           );
         const target = ctx.openTarget(parsed.url);
-        if (!(target instanceof S3Target)) throw new BackupError('internal', `target ${target.url} did not open as a bucket`);
+        if (!hasCapability(target, 'verify')) throw new BackupError('internal', `target ${target.url} cannot be verified from here`);
         const member = ctx.targets?.specs.find((sp) => ctx.openTarget(sp.url) === target)?.url;
         const damaged: string[] = [];
         const job = ctx.jobs.create({
@@ -74,14 +87,8 @@ export function register(app: FastifyInstance, ctx: SidecarContext): void {
                 }
               },
             });
-            if (damaged.length) void restoreService(ctx)?.repairCopies(damaged);
-            return {
-              store: report.store,
-              segments: report.segments,
-              ok: report.ok,
-              bytes: report.bytes,
-              bad: report.bad.map((b) => ({ segmentId: b.segmentId, problems: b.problems })),
-            };
+            if (damaged.length) void ctx.restore.repairCopies(damaged);
+            return jobResult(report);
           },
         });
         return reply.code(202).send({ jobId: job.id });
@@ -123,13 +130,7 @@ export function register(app: FastifyInstance, ctx: SidecarContext): void {
               else job.segmentFailed(id, problems.map((p) => p.message).join('; '));
             },
           });
-          return {
-            store: report.store,
-            segments: report.segments,
-            ok: report.ok,
-            bytes: report.bytes,
-            bad: report.bad.map((b) => ({ segmentId: b.segmentId, problems: b.problems })),
-          };
+          return jobResult(report);
         },
       });
       return reply.code(202).send({ jobId: job.id });

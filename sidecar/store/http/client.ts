@@ -14,6 +14,7 @@ import { BackupError, isBackupError, messageOf } from '../../errors.js';
 import { parseTargetUrl, shownUrl } from '../../targets/url.js';
 import { retireAgent } from '../../util/agents.js';
 import { ANSWER_LIMITS, readJsonLimited, readLimited } from '../../util/limitedRead.js';
+import { networkCodes } from '../../util/network.js';
 
 /** Calls that move no segment bytes must answer within this time. */
 export const REQUEST_TIMEOUT_MS = 30_000;
@@ -49,19 +50,7 @@ const PASSED_THROUGH = new Map<ErrorCode, string>([
   ['cancelled', 'cancelled'],
 ]);
 
-const NETWORK_CODES = new Set([
-  'ECONNREFUSED',
-  'ECONNRESET',
-  'ETIMEDOUT',
-  'ECONNABORTED',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'ENOTFOUND',
-  'EAI_AGAIN',
-  'EPIPE',
-  'ERR_SOCKET_CONNECTION_TIMEOUT',
-  'ECANCELED',
-]);
+const NETWORK_CODES = networkCodes('ERR_SOCKET_CONNECTION_TIMEOUT', 'ECANCELED');
 
 /** Certificate problems of an https:// peer: unreachable until its CA is trusted. */
 const TLS_CODES = new Set([
@@ -172,7 +161,11 @@ export class IdleWatchdog {
   }
 }
 
-export class SidecarClient {
+/**
+ * A client of another sidecar's API (the http target, the CLI): named apart from the extension's SidecarClient, which
+ * speaks to the same API from VS Code with its own error handling.
+ */
+export class ApiClient {
   readonly http: AxiosInstance;
   readonly idleTimeoutMs: number;
   private readonly agents: [http.Agent, https.Agent];

@@ -14,6 +14,7 @@ import { ANSWER_LIMITS, PageGuard } from '../../util/limitedRead.js';
 import type { Manifest } from '../manifest.js';
 import { segmentDigest } from '../manifest.js';
 import type {
+  CatalogQuery,
   IncomingFile,
   ListFilter,
   OutgoingSegment,
@@ -26,7 +27,7 @@ import type {
   TransferOptions,
 } from '../target.js';
 import type { ClientOptions } from './client.js';
-import { IdleWatchdog, SidecarClient, errorFromFailure, errorFromResponse } from './client.js';
+import { IdleWatchdog, ApiClient, errorFromFailure, errorFromResponse } from './client.js';
 
 export const TAR_CONTENT_TYPE = 'application/x-tar';
 /** Header naming the node that sends a segment. */
@@ -73,11 +74,11 @@ export function decodeSources(header: string | undefined): string[] {
 }
 
 export class HttpTarget implements Target {
-  readonly client: SidecarClient;
+  readonly client: ApiClient;
   readonly url: string;
 
   constructor(url: string, opts: ClientOptions = {}) {
-    this.client = new SidecarClient(url, opts);
+    this.client = new ApiClient(url, opts);
     this.url = this.client.baseUrl;
   }
 
@@ -254,11 +255,15 @@ export class HttpTarget implements Target {
   }
 
   /** One page of the target's catalog (`GET /data/v1/store/segments`). */
-  catalog(
-    query: { dataSource?: string; interval?: string; state?: string; limit?: number; cursor?: string },
-    opts: TransferOptions = {},
-  ): Promise<Page<StoredSegment>> {
-    return this.client.get<Page<StoredSegment>>(`${API_PREFIX}/store/segments`, query, opts.signal, ANSWER_LIMITS.page);
+  catalogPage(filter: ListFilter, query: CatalogQuery, opts: TransferOptions = {}): Promise<Page<StoredSegment>> {
+    const q = {
+      dataSource: filter.dataSource,
+      interval: filter.interval,
+      limit: query.limit,
+      cursor: query.cursor,
+      ...(query.onlyConflicts ? { state: 'conflict' } : {}),
+    };
+    return this.client.get<Page<StoredSegment>>(`${API_PREFIX}/store/segments`, q, opts.signal, ANSWER_LIMITS.page);
   }
 
   stats(opts: TransferOptions = {}): Promise<StoreStats> {

@@ -33,14 +33,14 @@ import type { SegmentId } from '../../druid/segmentId.js';
 import type { Selector } from '../../druid/selector.js';
 import { compileSelector, selects } from '../../druid/selector.js';
 import { BackupError, messageOf } from '../../errors.js';
-import type { EventBus } from '../../server/events.js';
-import type { Metrics } from '../../server/metrics.js';
-import { pageSorted } from '../../server/paging.js';
+import type { EventBus } from '../../services/events.js';
+import type { Metrics } from '../../services/metrics.js';
+import { pageSorted } from '../../services/paging.js';
 import { readStream } from '../../util/readStream.js';
 import { fsyncDirAsync, writeFileAtomicAsync, writeFileDurable } from '../../util/atomic.js';
 import { writeChunks } from '../../util/fileWriter.js';
 import type { Manifest, SegmentFileInfo, SourceRecord } from '../manifest.js';
-import { MANIFEST_FORMAT_VERSION, MANIFEST_NAME, segmentDigest } from '../manifest.js';
+import { MANIFEST_NAME, catalogEntry, newManifest, segmentDigest } from '../manifest.js';
 import type {
   IncomingFile,
   ListFilter,
@@ -98,22 +98,6 @@ export function nodeNameProblem(node: unknown): string | undefined {
   return undefined;
 }
 
-function summaryOf(m: Manifest): StoredSegment {
-  return {
-    segmentId: m.segmentId,
-    dataSource: m.dataSource,
-    interval: m.interval,
-    version: m.version,
-    partition: m.partition,
-    size: m.size,
-    fileCount: m.files.length,
-    digest: m.digest,
-    sources: [...new Set(m.sources.map((s) => s.node))],
-    conflicts: [...new Set(m.conflicts.map((s) => s.node))],
-    createdAt: m.createdAt,
-    updatedAt: m.updatedAt,
-  };
-}
 
 /** Writes a received file; a large one is flushed before the next one arrives (`writeChunks` returns at once). */
 async function writeReceived(file: string, size: number, chunks: AsyncIterable<Buffer>): Promise<{ durable: Promise<void> }> {
@@ -230,7 +214,7 @@ export class LocalStore implements Target {
     if (old) this.totalBytes -= old.summary.size;
     else this.sortedIds = undefined;
     const damaged = this.damaged.get(m.segmentId);
-    this.index.set(m.segmentId, { dir, startMs: seg.startMs, endMs: seg.endMs, summary: { ...summaryOf(m), ...(damaged ? { damaged } : {}) } });
+    this.index.set(m.segmentId, { dir, startMs: seg.startMs, endMs: seg.endMs, summary: { ...catalogEntry(m), ...(damaged ? { damaged } : {}) } });
     this.totalBytes += m.size;
   }
 
@@ -354,22 +338,7 @@ export class LocalStore implements Target {
       const { outcome, manifest } = await this.recordReplica(existing, node, digest, now);
       return { outcome, manifest, bytes, files };
     }
-    const manifest: Manifest = {
-      formatVersion: MANIFEST_FORMAT_VERSION,
-      segmentId: seg.id,
-      dataSource: seg.dataSource,
-      interval: `${seg.start}/${seg.end}`,
-      version: seg.version,
-      partition: seg.partition,
-      descriptor,
-      files,
-      size: bytes,
-      digest,
-      sources: [{ node, digest, at: now }],
-      conflicts: [],
-      createdAt: now,
-      updatedAt: now,
-    };
+    const manifest = newManifest(seg.id, seg, descriptor, files, node, now);
     // The files are fsynced by now; then the manifest, the directory holding them, the rename and its parent.
     await writeFileDurable(path.join(tmp, MANIFEST_NAME), JSON.stringify(manifest, null, 2));
     await fsyncDirAsync(tmp);

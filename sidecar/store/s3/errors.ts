@@ -5,6 +5,7 @@
  * The SDK has already retried what a retry can help (throttling, 5xx, dropped connections) when this runs.
  */
 import { BackupError, isBackupError, messageOf } from '../../errors.js';
+import { networkCodes } from '../../util/network.js';
 
 export interface S3ErrorContext {
   /** What was being done, e.g. `uploading segments/…/00000.smoosh`. */
@@ -34,19 +35,7 @@ const CREDENTIAL_CODES = new Set([
   'AuthorizationHeaderMalformed',
   'InvalidSecurity',
 ]);
-const NETWORK_CODES = new Set([
-  'ECONNREFUSED',
-  'ECONNRESET',
-  'ETIMEDOUT',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'ENOTFOUND',
-  'EAI_AGAIN',
-  'EPIPE',
-  'ECONNABORTED',
-  'TimeoutError',
-  'RequestTimeout',
-]);
+const NETWORK_CODES = networkCodes('TimeoutError', 'RequestTimeout');
 
 /** The S3 error code of an SDK error (`NoSuchBucket`, `SignatureDoesNotMatch`…), or the system code of a network failure. */
 export function s3ErrorCode(e: unknown): string | undefined {

@@ -18,11 +18,12 @@ import { compileSelector } from '../../druid/selector.js';
 import { parseSegmentId } from '../../druid/segmentId.js';
 import { BackupError, isBackupError, messageOf } from '../../errors.js';
 import { ANSWER_LIMITS, PageGuard } from '../../util/limitedRead.js';
-import { pageSorted } from '../../server/paging.js';
+import { pageSorted } from '../../services/paging.js';
 import { nodeNameProblem } from '../local/store.js';
 import type { Manifest, SegmentFileInfo, SourceRecord } from '../manifest.js';
-import { MANIFEST_FORMAT_VERSION, segmentDigest, segmentFileNameProblem } from '../manifest.js';
+import { catalogEntry, hashOutgoing, newManifest, segmentDigest, segmentFileNameProblem } from '../manifest.js';
 import type {
+  CatalogQuery,
   IncomingFile,
   ListFilter,
   OutgoingSegment,
@@ -88,24 +89,6 @@ async function* verifiedChunks(body: AsyncIterable<Uint8Array>, want: SegmentFil
   const got = hash.digest('hex');
   if (got !== want.sha256) throw new BackupError('digest_mismatch', `${where}: ${want.name} has sha256 ${got}, the manifest ${want.sha256}; run verify`);
   if (last) yield last;
-}
-
-/** Reads and hashes the files of a segment to send, sending nothing. */
-async function hashFiles(segment: OutgoingSegment, signal?: AbortSignal): Promise<SegmentFileInfo[]> {
-  const files: SegmentFileInfo[] = [];
-  for (const f of segment.files) {
-    const h = createHash('sha256');
-    let n = 0;
-    for await (const chunk of f.open() as AsyncIterable<Buffer>) {
-      if (signal?.aborted) throw new BackupError('cancelled', `backup of ${segment.segmentId} cancelled`);
-      h.update(chunk);
-      n += chunk.length;
-    }
-    if (n !== f.size)
-      throw new BackupError('conflict', `${segment.segmentId}/${f.name} changed size while it was read; it will be tried again once it settles`);
-    files.push({ name: f.name, size: n, sha256: h.digest('hex') });
-  }
-  return files;
 }
 
 export class S3Target implements Target {
@@ -315,25 +298,8 @@ export class S3Target implements Target {
           ),
         );
       }
-      const bytes = files.reduce((n, f) => n + f.size, 0);
-      const digest = segmentDigest(files);
-      const now = new Date().toISOString();
-      const manifest: Manifest = {
-        formatVersion: MANIFEST_FORMAT_VERSION,
-        segmentId: seg.id,
-        dataSource: parts.dataSource,
-        interval: `${parts.start}/${parts.end}`,
-        version: parts.version,
-        partition: parts.partition,
-        descriptor: segment.descriptor,
-        files,
-        size: bytes,
-        digest,
-        sources: [{ node, digest, at: now }],
-        conflicts: [],
-        createdAt: now,
-        updatedAt: now,
-      };
+      const manifest = newManifest(seg.id, parts, segment.descriptor, files, node);
+      const { size: bytes, digest } = manifest;
       const key = this.layout.manifestKey(seg.id);
       if (opts.signal?.aborted) throw new BackupError('cancelled', `backup of ${seg.id} cancelled`);
       manifestSent = true;
@@ -381,7 +347,7 @@ export class S3Target implements Target {
    */
   private async replaceCopy(segment: OutgoingSegment, manifest: Manifest, opts: TransferOptions): Promise<PutResult> {
     const want = new Map(manifest.files.map((f) => [f.name, f]));
-    const hashed = await hashFiles(segment, opts.signal);
+    const hashed = await hashOutgoing(segment, opts.signal);
     if (hashed.length !== want.size || hashed.some((f) => want.get(f.name)?.sha256 !== f.sha256 || want.get(f.name)?.size !== f.size))
       throw new BackupError(
         'conflict',
@@ -417,7 +383,7 @@ export class S3Target implements Target {
 
   /** The bucket holds the segment already: compare digests (reading the local files, sending none) and record. */
   private async recordCopy(segment: OutgoingSegment, existing: KnownManifest, opts: TransferOptions): Promise<PutResult> {
-    const files = await hashFiles(segment, opts.signal);
+    const files = await hashOutgoing(segment, opts.signal);
     const digest = segmentDigest(files);
     const outcome =
       existing.manifest.digest === digest && existing.manifest.sources.some((s) => s.node === segment.node)
@@ -519,7 +485,8 @@ export class S3Target implements Target {
    * A first page lists the bucket; the pages that follow it within CATALOG_REUSE_MS page through that same listing,
    * so walking 10,000 segments in pages of 1,000 costs one listing, not ten.
    */
-  async catalogPage(filter: ListFilter, limit: number, cursor?: string, onlyConflicts = false, opts: TransferOptions = {}): Promise<Page<StoredSegment>> {
+  async catalogPage(filter: ListFilter, query: CatalogQuery, opts: TransferOptions = {}): Promise<Page<StoredSegment>> {
+    const { limit, cursor, onlyConflicts = false } = query;
     const key = JSON.stringify([filter.dataSource, filter.interval, filter.segmentIds, onlyConflicts]);
     const kept = this.lastCatalog;
     let items: StoredSegment[];
@@ -528,20 +495,7 @@ export class S3Target implements Target {
       items = [];
       for await (const m of this.list(filter, opts)) {
         if (onlyConflicts && m.conflicts.length === 0) continue;
-        items.push({
-          segmentId: m.segmentId,
-          dataSource: m.dataSource,
-          interval: m.interval,
-          version: m.version,
-          partition: m.partition,
-          size: m.size,
-          fileCount: m.files.length,
-          digest: m.digest,
-          sources: [...new Set(m.sources.map((x) => x.node))],
-          conflicts: [...new Set(m.conflicts.map((x) => x.node))],
-          createdAt: m.createdAt,
-          updatedAt: m.updatedAt,
-        });
+        items.push(catalogEntry(m));
       }
       items.sort((a, b) => (a.segmentId < b.segmentId ? -1 : a.segmentId > b.segmentId ? 1 : 0));
       this.lastCatalog = { key, at: Date.now(), items };

@@ -12,32 +12,15 @@ import { parseInterval } from '../../druid/time.js';
 import { BackupError, isBackupError, messageOf } from '../../errors.js';
 import { ANSWER_LIMITS, PageGuard } from '../../util/limitedRead.js';
 import type { Manifest } from '../manifest.js';
+import type { TargetVerifyOptions, TargetVerifyReport } from '../target.js';
 import { readObjectLimited } from './client.js';
 import { isNotFound } from './errors.js';
 import type { S3Target } from './target.js';
 
-export interface S3VerifyOptions {
-  signal?: AbortSignal;
-  onBytes?(n: number): void;
-  /** Called after each segment, bad or not. */
-  onSegment?(segmentId: string, problems: VerifyProblem[]): void;
-}
-
-export interface S3BadSegment {
-  segmentId: string;
-  /** `s3://bucket/prefix/segments/{id}/{node}/`: where its files are. */
-  dir: string;
-  problems: VerifyProblem[];
-}
-
-/** The same shape as a local store's verify report (verify/store.ts). */
-export interface S3VerifyReport {
-  store: string;
-  segments: number;
-  ok: number;
-  bytes: number;
-  bad: S3BadSegment[];
-}
+/** The `verify` capability's options and report (store/target.ts); a bad segment's `dir` is `s3://bucket/prefix/segments/{id}/{node}/`. */
+export type S3VerifyOptions = TargetVerifyOptions;
+export type S3VerifyReport = TargetVerifyReport;
+export type S3BadSegment = TargetVerifyReport['bad'][number];
 
 function selected(sel: Selector, m: Manifest): boolean {
   const { startMs, endMs } = parseInterval(m.interval);

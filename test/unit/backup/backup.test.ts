@@ -11,7 +11,7 @@ import { sendSegment } from '../../../sidecar/backup/sender.js';
 import { CacheWatcher } from '../../../sidecar/backup/watcher.js';
 import { scanCache } from '../../../sidecar/druid/scan.js';
 import { writeSampleCache } from '../../../sidecar/sample/sampleCache.js';
-import { Metrics } from '../../../sidecar/server/metrics.js';
+import { Metrics } from '../../../sidecar/services/metrics.js';
 import { HttpTarget } from '../../../sidecar/store/http/target.js';
 import { LocalStore } from '../../../sidecar/store/local/store.js';
 

@@ -128,6 +128,7 @@ test('a bucket a node backs up to becomes a target answered by that node, with i
     roles: ['source'],
     druid: { locations: [{ path: '/cache' }], layout: 'nested', deepStorage: { type: 'local', zip: false } },
     target: 's3://backups/druid',
+    targetKind: { name: 's3', answeredByNode: true },
     startedAt: '2024-06-01T00:00:00.000Z',
   };
   cluster.syncBuckets();

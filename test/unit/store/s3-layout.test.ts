@@ -6,6 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { loadSidecarConfig } from '../../../sidecar/config.js';
+import type { S3Settings } from '../../../sidecar/store/s3/client.js';
 import { describeEndpoint, s3SettingsFromEnv } from '../../../sidecar/store/s3/client.js';
 import { s3Error } from '../../../sidecar/store/s3/errors.js';
 import { MAX_NAME, S3Layout, encodeName } from '../../../sidecar/store/s3/layout.js';
@@ -149,7 +150,7 @@ test('druid.backup.target takes s3:// URLs; druid.backup.s3.* keys are typed and
   let { root, file } = conf('druid.backup.target=s3://druid-backups/prod/\ndruid.backup.s3.endpoint=http://127.0.0.1:7070\ndruid.backup.s3.partSize=16MiB\n');
   let c = loadSidecarConfig({ configFile: file, env: {}, baseDir: root });
   assert.equal(c.target, 's3://druid-backups/prod');
-  assert.deepEqual(c.s3, {
+  assert.deepEqual(c.kindSettings.s3, {
     endpoint: 'http://127.0.0.1:7070',
     region: undefined,
     forcePathStyle: undefined,
@@ -167,10 +168,10 @@ test('druid.backup.target takes s3:// URLs; druid.backup.s3.* keys are typed and
     },
     baseDir: root,
   });
-  assert.equal(c.s3.concurrency, 8);
-  assert.equal(c.s3.multipartThreshold, 64 * 1024 * 1024);
-  assert.equal(c.s3.region, 'eu-west-1');
-  assert.equal(c.s3.forcePathStyle, false);
+  assert.equal((c.kindSettings.s3 as S3Settings).concurrency, 8);
+  assert.equal((c.kindSettings.s3 as S3Settings).multipartThreshold, 64 * 1024 * 1024);
+  assert.equal((c.kindSettings.s3 as S3Settings).region, 'eu-west-1');
+  assert.equal((c.kindSettings.s3 as S3Settings).forcePathStyle, false);
   assert.equal(loadSidecarConfig({ configFile: file, env: {}, flags: { target: 's3://other-bucket' }, baseDir: root }).target, 's3://other-bucket');
 
   const cases: Array<[string, RegExp]> = [

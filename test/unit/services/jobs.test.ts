@@ -6,9 +6,9 @@ import { test } from 'node:test';
 import pino from 'pino';
 import type { SidecarEvent } from '../../../sidecar/api.js';
 import { TokenCheck } from '../../../sidecar/server/auth.js';
-import { EventBus } from '../../../sidecar/server/events.js';
-import { HISTORY, JobRegistry, MAX_ERROR_BYTES, REQUEST_SUMMARY_BYTES, summarizeRequest } from '../../../sidecar/server/jobs.js';
-import { paginate } from '../../../sidecar/server/paging.js';
+import { EventBus } from '../../../sidecar/services/events.js';
+import { HISTORY, JobRegistry, MAX_ERROR_BYTES, REQUEST_SUMMARY_BYTES, summarizeRequest } from '../../../sidecar/services/jobs.js';
+import { paginate } from '../../../sidecar/services/paging.js';
 
 const log = pino({ level: 'silent' });
 const tmp = () => mkdtempSync(path.join(os.tmpdir(), 'dbk-jobs-'));

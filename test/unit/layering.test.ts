@@ -1,0 +1,85 @@
+/**
+ * The layering of sidecar/ (docs/architecture.md), read from the source itself so that a change breaking it fails here:
+ * - backup/, restore/, store/, targets/ and services/ import nothing from server/ (the HTTP layer only translates);
+ * - no code outside store/ and targets/ asks `instanceof` of a target class (a kind's capabilities are asked
+ *   through the Target contract instead);
+ * - the extension never reads a target's kind from its URL's scheme (the API reports `kind`).
+ */
+import assert from 'node:assert/strict';
+import { readFileSync, readdirSync } from 'node:fs';
+import path from 'node:path';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { KINDS } from '../../sidecar/store/kinds.js';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const sidecar = path.join(root, 'sidecar');
+
+function sources(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true, recursive: true })
+    .filter((e) => e.isFile() && e.name.endsWith('.ts'))
+    .map((e) => path.join(e.parentPath, e.name));
+}
+
+/** Every module a file imports (static, type-only, re-exports and dynamic imports), as written. */
+function importsOf(text: string): string[] {
+  const out: string[] = [];
+  for (const m of text.matchAll(/(?:^|\n)\s*(?:import|export)\b[^'"]*?\bfrom\s*['"]([^'"]+)['"]/g)) out.push(m[1]!);
+  for (const m of text.matchAll(/\bimport\s*\(\s*['"]([^'"]+)['"]\s*\)/g)) out.push(m[1]!);
+  for (const m of text.matchAll(/(?:^|\n)\s*import\s*['"]([^'"]+)['"]/g)) out.push(m[1]!);
+  return out;
+}
+
+/** The file's text without comments, so that a comment naming a class or a scheme is no finding. */
+function code(text: string): string {
+  return text.replace(/\/\*[\s\S]*?\*\//g, '').replace(/(^|[^:])\/\/.*$/gm, '$1');
+}
+
+test('importsOf finds every kind of import (the check below cannot pass by missing them)', () => {
+  const found = importsOf(
+    "import a from '../server/a.js';\nimport type { B } from '../server/b.js';\nexport { c } from '../server/c.js';\nconst d = await import('../server/d.js');\nimport '../server/e.js';\nimport {\n  f,\n} from '../server/f.js';",
+  );
+  assert.deepEqual(found.sort(), ['../server/a.js', '../server/b.js', '../server/c.js', '../server/d.js', '../server/e.js', '../server/f.js']);
+});
+
+test('backup/, restore/, store/, targets/ and services/ import nothing from server/', () => {
+  const server = path.join(sidecar, 'server') + path.sep;
+  const wrong: string[] = [];
+  for (const layer of ['backup', 'restore', 'store', 'targets', 'services'])
+    for (const file of sources(path.join(sidecar, layer)))
+      for (const spec of importsOf(readFileSync(file, 'utf8'))) {
+        if (!spec.startsWith('.')) continue;
+        const to = path.resolve(path.dirname(file), spec);
+        if (to.startsWith(server)) wrong.push(`${path.relative(root, file)} imports ${spec}`);
+      }
+  assert.deepEqual(wrong, []);
+});
+
+test('no instanceof of a target class outside store/ and targets/', () => {
+  // The classes that implement Target (every kind's, and the set), found in their folders.
+  const classes = new Set<string>();
+  for (const layer of ['store', 'targets'])
+    for (const file of sources(path.join(sidecar, layer)))
+      for (const m of readFileSync(file, 'utf8').matchAll(/\bclass\s+(\w+)[^{]*\bimplements\b[^{]*\bTarget\b/g)) classes.add(m[1]!);
+  for (const c of ['HttpTarget', 'S3Target', 'LocalStore', 'TargetSet']) assert.ok(classes.has(c), `${c} is found as a target class`);
+  const inside = [path.join(sidecar, 'store') + path.sep, path.join(sidecar, 'targets') + path.sep];
+  const wrong: string[] = [];
+  for (const file of [...sources(sidecar), ...sources(path.join(root, 'extension'))]) {
+    if (inside.some((d) => file.startsWith(d))) continue;
+    for (const m of code(readFileSync(file, 'utf8')).matchAll(/\binstanceof\s+(\w+)/g))
+      if (classes.has(m[1]!)) wrong.push(`${path.relative(root, file)}: instanceof ${m[1]}`);
+  }
+  assert.deepEqual(wrong, []);
+});
+
+test('the extension reads no target kind from a URL scheme', () => {
+  // http(s) is how the extension reaches every sidecar; the schemes of the other kinds are the registry's business.
+  const schemes = KINDS.flatMap((k) => k.schemes).filter((s) => s !== 'http' && s !== 'https');
+  assert.ok(schemes.includes('s3'));
+  const wrong: string[] = [];
+  for (const file of sources(path.join(root, 'extension'))) {
+    const text = code(readFileSync(file, 'utf8'));
+    for (const s of schemes) if (text.includes(`${s}://`) || text.includes(`'${s}:`)) wrong.push(`${path.relative(root, file)} names ${s}://`);
+  }
+  assert.deepEqual(wrong, []);
+});
