@@ -21,6 +21,7 @@
  */
 import type { Readable } from 'node:stream';
 import type { DataSegment } from '../druid/descriptor.js';
+import type { SnapshotStore } from '../snapshot/store.js';
 import type { Manifest, SegmentFileInfo } from './manifest.js';
 
 export interface StoredSummary {
@@ -125,4 +126,6 @@ export interface Target {
    */
   survey?(segmentId: string, opts?: TransferOptions): Promise<CopySurvey>;
   probe?(url: string, opts?: TransferOptions): Promise<boolean>;
+  /** Snapshots, retention and prune (issue 21): a target that keeps snapshots beside its segments offers this. */
+  readonly snapshots?: SnapshotStore;
 }
