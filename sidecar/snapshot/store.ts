@@ -55,6 +55,14 @@ export interface SnapshotStore {
   acquireLease(owner: string, ttlMs: number, signal?: AbortSignal): Promise<boolean>;
   releaseLease(owner: string, signal?: AbortSignal): Promise<void>;
   readLease(signal?: AbortSignal): Promise<Lease | undefined>;
+  /**
+   * The marker of a snapshot being written, from before its taker reads the catalogs until its header is written:
+   * a prune that sees a live one sweeps no segment (docs/retention.md, the safety argument).
+   */
+  putWriting(id: string, expires: string, signal?: AbortSignal): Promise<void>;
+  deleteWriting(id: string, signal?: AbortSignal): Promise<void>;
+  /** Live markers (an expired one is its taker's, dead: ignored). */
+  listWriting(signal?: AbortSignal): Promise<Array<{ id: string; expires: string }>>;
   readMarks(signal?: AbortSignal): Promise<PruneMarks | undefined>;
   writeMarks(marks: PruneMarks, signal?: AbortSignal): Promise<void>;
   putHoldings(h: Holdings, signal?: AbortSignal): Promise<void>;

@@ -246,6 +246,31 @@ export class LocalSnapshots implements SnapshotStore {
     if (seen?.owner === owner) await unlink(this.leaseFile).catch(() => undefined);
   }
 
+  private writingPath(id: string): string {
+    return inside(ownPath(this.dir, 'writing'), [checkSnapshotId(id)], id);
+  }
+
+  async putWriting(id: string, expires: string): Promise<void> {
+    await this.ensure(ownPath(this.dir, 'writing'));
+    await writeFileAtomicAsync(this.writingPath(id), JSON.stringify({ owner: id, expires }));
+  }
+
+  async deleteWriting(id: string): Promise<void> {
+    await rm(this.writingPath(id), { force: true });
+  }
+
+  async listWriting(): Promise<Array<{ id: string; expires: string }>> {
+    const out: Array<{ id: string; expires: string }> = [];
+    for (const n of await this.names(ownPath(this.dir, 'writing'))) {
+      if (!/^\d{8}T\d{6}Z-[0-9a-f]{8}$/.test(n)) continue;
+      const data = await readBounded(this.writingPath(n), 64 * 1024, `marker of snapshot ${n}`);
+      if (!data) continue;
+      const m = parseLease(json(data, `marker of snapshot ${n}`));
+      if (Date.parse(m.expires) > Date.now()) out.push({ id: n, expires: m.expires });
+    }
+    return out;
+  }
+
   async readMarks(): Promise<PruneMarks | undefined> {
     const data = await readBounded(ownPath(this.prune, 'marks.json'), 256 * 1024 * 1024, 'prune marks');
     return data ? parseMarks(json(data, 'prune marks')) : undefined;
