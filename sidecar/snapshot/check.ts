@@ -134,12 +134,6 @@ export function parseSegmentLine(line: string, dataSource: string, what: string)
   };
 }
 
-/** A segment list blob's bytes: JSON lines sorted by id, so identical lists are identical bytes and share a blob. */
-export function listBlob(segments: readonly SnapshotSegment[]): Buffer {
-  const sorted = [...segments].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-  return Buffer.from(sorted.map((s) => `${JSON.stringify(s)}\n`).join(''), 'utf8');
-}
-
 /** Parses a whole list blob (bounded by the caller's read), checking order and data source. */
 export function parseListBlob(data: Buffer, dataSource: string, what: string): SnapshotSegment[] {
   const out: SnapshotSegment[] = [];

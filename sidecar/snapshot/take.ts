@@ -15,7 +15,7 @@ import type { Logger } from 'pino';
 import { BackupError, messageOf } from '../errors.js';
 import type { Target } from '../store/target.js';
 import { sleep } from '../util/sleep.js';
-import { listBlob, newSnapshotId, sha256 } from './check.js';
+import { newSnapshotId, sha256 } from './check.js';
 import type { DruidAuth, UsedSegment } from './coordinator.js';
 import { usedSegments } from './coordinator.js';
 import type { ClusterMetadata, MissingReason, SnapshotDataSource, SnapshotHeader, SnapshotSegment } from './model.js';
