@@ -86,6 +86,12 @@ export class S3Catalog {
     this.written.set(key, known);
   }
 
+  /** Forgets a manifest this process removed (prune), so no listing answers it from memory. */
+  forget(key: string): void {
+    this.written.delete(key);
+    this.index?.entries.delete(key);
+  }
+
   private parseIndex(body: Buffer): Map<string, KnownManifest> {
     const out = new Map<string, KnownManifest>();
     // An index that inflates beyond its limit throws, and is not used (loadIndex).
