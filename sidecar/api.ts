@@ -175,7 +175,7 @@ export interface JobAccepted {
   jobId: string;
 }
 
-export type JobType = 'backup' | 'restore' | 'verify';
+export type JobType = 'backup' | 'restore' | 'verify' | 'snapshot' | 'prune';
 export type JobState = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled';
 
 export interface JobProgress {

@@ -178,7 +178,7 @@ export const BACKUP_KEYS: KeySpec[] = [
     key: 'druid.backup.prunePeriod',
     type: 'duration',
     default: 'PT0S',
-    doc: 'Period of the prune of this sidecar\'s store by the retention policy (druid.backup.retention.*); PT0S is off.',
+    doc: "Period of the prune of this sidecar's store by the retention policy (druid.backup.retention.*); PT0S is off.",
   },
   { key: 'druid.backup.retention.keepLast', type: 'int', min: 0, doc: 'Retention: keep the newest n snapshots.' },
   { key: 'druid.backup.retention.keepHourly', type: 'int', min: 0, doc: 'Retention: keep the newest snapshot of each of the last n hours that have one.' },

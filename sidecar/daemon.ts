@@ -22,6 +22,9 @@ import { JobRegistry } from './server/jobs.js';
 import { Metrics } from './server/metrics.js';
 import { REQUEST_TIMEOUT_MS } from './store/http/client.js';
 import { LocalStore } from './store/local/store.js';
+import { versionOnlyMetadata } from './snapshot/fallbackMetadata.js';
+import { SnapshotService } from './snapshot/service.js';
+import type { CaptureClusterMetadata } from './snapshot/take.js';
 import { openTarget } from './store/open.js';
 import type { Target } from './store/target.js';
 import { missingNodeFlags, NODE_FLAGS } from './runtime.js';
@@ -83,7 +86,15 @@ function readTls(config: SidecarConfig): { server?: { cert: Buffer; key: Buffer 
   return { server: cert && key ? { cert: read('cert', cert), key: read('key', key) } : undefined, ca: ca ? read('ca', ca) : undefined };
 }
 
-export async function startSidecar(config: SidecarConfig, log: Logger = createLogger(config.logLevel)): Promise<RunningSidecar> {
+/** What the cluster side gives a sidecar that takes snapshots (sidecar/cluster/). */
+export interface SnapshotExtras {
+  /** Reads Druid's metadata for a snapshot (sidecar/cluster/metadata.ts); default: the Druid version only, the rest marked not captured. */
+  captureMetadata?: CaptureClusterMetadata;
+  /** A cluster sidecar (a Coordinator, no cache): druid.backup.snapshotPeriod defaults to PT1H. */
+  cluster?: boolean;
+}
+
+export async function startSidecar(config: SidecarConfig, log: Logger = createLogger(config.logLevel), extra: SnapshotExtras = {}): Promise<RunningSidecar> {
   mkdirSync(config.stateDir, { recursive: true, mode: 0o700 });
   const { token, file: tokenFile } = resolveToken(config, log);
   const tls = readTls(config);
@@ -118,6 +129,20 @@ export async function startSidecar(config: SidecarConfig, log: Logger = createLo
   const active = cache && state && activeTarget && config.active ? new ActiveBackup({ config, cache, state, target: activeTarget, metrics, log }) : undefined;
   // A target back from an outage (or with room again): segments short of copies go again now, not at the next period.
   if (active && wired.set) wired.pool.onRecovered(() => active.reconcileSoon());
+  const snapshotTargets = (): Target[] => [
+    ...(wired.set ? wired.set.specs.map((sp) => open(sp.url)) : config.target ? [open(config.target)] : []),
+    ...(store ? [store] : []),
+  ];
+  const snapshots = new SnapshotService({
+    config,
+    log: log.child({ component: 'snapshots' }),
+    jobs,
+    targets: snapshotTargets,
+    ownStore: store,
+    openTarget: open,
+    captureMetadata: extra.captureMetadata ?? versionOnlyMetadata,
+    cluster: extra.cluster === true,
+  });
   const ctx: SidecarContext = {
     config,
     log,
@@ -132,6 +157,7 @@ export async function startSidecar(config: SidecarConfig, log: Logger = createLo
     targets: wired.set,
     targetPool: wired.pool,
     openTarget: open,
+    snapshots,
   };
 
   const app = await buildApp(ctx, { token, https: tls.server, limits: config.http });
@@ -167,6 +193,7 @@ export async function startSidecar(config: SidecarConfig, log: Logger = createLo
       `node was started without ${missing.join(' ')}: the sidecar works, but uses about 25 MB more memory while it streams (start it as druid-backup, or node ${NODE_FLAGS.join(' ')} sidecar.js)`,
     );
 
+  snapshots.start();
   if (active) await active.start();
   else if (cache) void cache.scan().catch((e) => log.warn({ err: messageOf(e) }, 'cache scan failed'));
 
@@ -175,6 +202,7 @@ export async function startSidecar(config: SidecarConfig, log: Logger = createLo
     (closing ??= (async () => {
       log.info('shutting down');
       const grace = setTimeout(() => app.server.closeAllConnections(), SHUTDOWN_GRACE_MS);
+      snapshots.stop();
       await active?.stop();
       await jobs.close(SHUTDOWN_GRACE_MS);
       await app.close();

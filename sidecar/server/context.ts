@@ -31,6 +31,7 @@ import type { SourceState } from '../backup/state.js';
 import type { SidecarConfig } from '../config.js';
 import type { LocalStore } from '../store/local/store.js';
 import type { Target } from '../store/target.js';
+import type { SnapshotService } from '../snapshot/service.js';
 import type { TargetPool, TargetSet } from '../targets/set.js';
 import type { EventBus } from './events.js';
 import type { JobRegistry } from './jobs.js';
@@ -51,4 +52,6 @@ export interface SidecarContext {
   readonly targets?: TargetSet;
   readonly targetPool?: TargetPool;
   openTarget(url: string): Target;
+  /** Snapshots and prune (snapshot/service.ts), built by the daemon. */
+  readonly snapshots?: SnapshotService;
 }

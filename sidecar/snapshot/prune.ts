@@ -80,7 +80,11 @@ async function namedIds(s: SnapshotStore, h: SnapshotHeader, into: Map<string, s
   }
 }
 
-export async function planPrune(target: Target, policy: RetentionPolicy, o: { now?: number; signal?: AbortSignal } = {}): Promise<PrunePlan & { keptIds: Set<string>; headers: Map<string, SnapshotHeader> }> {
+export async function planPrune(
+  target: Target,
+  policy: RetentionPolicy,
+  o: { now?: number; signal?: AbortSignal } = {},
+): Promise<PrunePlan & { keptIds: Set<string>; headers: Map<string, SnapshotHeader> }> {
   const s = snapshotsOf(target);
   const now = o.now ?? Date.now();
   const ids = await s.listSnapshots(o.signal);

@@ -15,14 +15,28 @@ function bad(what: string, problem: string): never {
 
 export function parseLease(raw: unknown): Lease {
   const o = raw as Record<string, unknown> | null;
-  if (!o || typeof o !== 'object' || typeof o.owner !== 'string' || o.owner.length > 500 || typeof o.expires !== 'string' || parseInstant(o.expires) === undefined)
+  if (
+    !o ||
+    typeof o !== 'object' ||
+    typeof o.owner !== 'string' ||
+    o.owner.length > 500 ||
+    typeof o.expires !== 'string' ||
+    parseInstant(o.expires) === undefined
+  )
     bad('the prune lease', 'it is not {"owner", "expires"}');
   return { owner: o.owner as string, expires: o.expires as string };
 }
 
 export function parseMarks(raw: unknown): PruneMarks {
   const o = raw as Record<string, unknown> | null;
-  if (!o || typeof o !== 'object' || !Number.isSafeInteger(o.at) || !o.lastReferenced || typeof o.lastReferenced !== 'object' || Array.isArray(o.lastReferenced))
+  if (
+    !o ||
+    typeof o !== 'object' ||
+    !Number.isSafeInteger(o.at) ||
+    !o.lastReferenced ||
+    typeof o.lastReferenced !== 'object' ||
+    Array.isArray(o.lastReferenced)
+  )
     bad('the prune marks', 'they are not {"at", "lastReferenced"}');
   const lastReferenced: Record<string, number> = Object.create(null) as Record<string, number>;
   for (const [id, t] of Object.entries(o.lastReferenced as Record<string, unknown>)) {

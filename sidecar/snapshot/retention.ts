@@ -141,7 +141,10 @@ export function segmentVerdict(
   if (s.heldBy) return { keep: true, reason: `held by node ${s.heldBy}` };
   const age = nowMs - s.lastReferencedMs;
   if (age < policy.gracePeriodMs)
-    return { keep: true, reason: `in its grace period (${formatMs(policy.gracePeriodMs)}) until ${new Date(s.lastReferencedMs + policy.gracePeriodMs).toISOString()}` };
+    return {
+      keep: true,
+      reason: `in its grace period (${formatMs(policy.gracePeriodMs)}) until ${new Date(s.lastReferencedMs + policy.gracePeriodMs).toISOString()}`,
+    };
   return {
     keep: false,
     reason: `no kept snapshot names it, no node reports holding it, and it has not been referenced since ${new Date(s.lastReferencedMs).toISOString()} (grace period ${formatMs(policy.gracePeriodMs)})`,

@@ -206,7 +206,8 @@ export async function takeSnapshot(o: TakeOptions): Promise<TakeResult> {
         o.log.warn({ snapshot: id, target: t.url, err: messageOf(e) }, 'snapshot not written to this target');
       }
     }
-    if (!written.length) throw new BackupError('target_error', `snapshot ${id} was written to no target: ${failed.map((f) => `${f.target}: ${f.error}`).join('; ')}`);
+    if (!written.length)
+      throw new BackupError('target_error', `snapshot ${id} was written to no target: ${failed.map((f) => `${f.target}: ${f.error}`).join('; ')}`);
     o.log.info({ snapshot: id, segments: header.segments, complete: header.complete, targets: written.length, reusedBlobs: reused }, 'snapshot written');
     return { header, written, failed, reused };
   } finally {

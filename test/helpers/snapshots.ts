@@ -49,7 +49,12 @@ export function seg(day: number, version: string, node = 'h1'): OutgoingSegment 
 }
 
 /** A Coordinator answering the used segments as Druid 33 does, from a list the test changes. */
-export async function coordinator(): Promise<{ url: string; used: Array<{ day: number; version: string; overshadowed?: boolean }>; close(): void; asked: string[] }> {
+export async function coordinator(): Promise<{
+  url: string;
+  used: Array<{ day: number; version: string; overshadowed?: boolean }>;
+  close(): void;
+  asked: string[];
+}> {
   const state = { used: [] as Array<{ day: number; version: string; overshadowed?: boolean }>, asked: [] as string[] };
   const server = http.createServer((req, res) => {
     state.asked.push(req.url ?? '');
@@ -60,9 +65,9 @@ export async function coordinator(): Promise<{ url: string; used: Array<{ day: n
     res.writeHead(200, { 'content-type': 'application/json' });
     // Written in small pieces, as a large answer arrives.
     const text = JSON.stringify(
-      state.used.map((u) => ({ overshadowed: u.overshadowed ?? false, replicationFactor: 1, numRows: null, realtime: false, ...descriptor(u.day, u.version) })).concat([
-        { overshadowed: false, replicationFactor: 0, numRows: null, realtime: true, ...descriptor(9 - 1, 'rt') },
-      ]),
+      state.used
+        .map((u) => ({ overshadowed: u.overshadowed ?? false, replicationFactor: 1, numRows: null, realtime: false, ...descriptor(u.day, u.version) }))
+        .concat([{ overshadowed: false, replicationFactor: 0, numRows: null, realtime: true, ...descriptor(9 - 1, 'rt') }]),
     );
     for (let i = 0; i < text.length; i += 37) res.write(text.slice(i, i + 37));
     res.end();
@@ -71,7 +76,12 @@ export async function coordinator(): Promise<{ url: string; used: Array<{ day: n
   return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, ...state, close: () => server.close() } as never;
 }
 
-export const metadata = async (): Promise<ClusterMetadata> => ({ druidVersion: '33.0.0', rules: { _default: [{ type: 'loadForever' }] }, offsets: { captured: false, reason: 'no extension' }, redacted: [] });
+export const metadata = async (): Promise<ClusterMetadata> => ({
+  druidVersion: '33.0.0',
+  rules: { _default: [{ type: 'loadForever' }] },
+  offsets: { captured: false, reason: 'no extension' },
+  redacted: [],
+});
 
 /** Snapshot, compaction, snapshot again, prune keepLast=1: the store then holds only what Druid uses. */
 export async function compactionScenario(store: Target & { snapshots: SnapshotStore }): Promise<void> {
@@ -84,12 +94,15 @@ export async function compactionScenario(store: Target & { snapshots: SnapshotSt
     assert.equal(s1.header.segments, 4);
     assert.equal(s1.header.complete, false, 'day 4 is used but no target holds it');
     const list1 = parseListBlob(await store.snapshots.getBlob(s1.header.dataSources[0]!.list, 1e6), 'demo', 's1');
-    assert.deepEqual(list1.map((s) => [s.id.slice(5, 15), s.backedUp, s.missing]), [
-      ['2024-01-01', true, undefined],
-      ['2024-01-02', true, undefined],
-      ['2024-01-03', true, undefined],
-      ['2024-01-04', false, 'pending'],
-    ]);
+    assert.deepEqual(
+      list1.map((s) => [s.id.slice(5, 15), s.backedUp, s.missing]),
+      [
+        ['2024-01-01', true, undefined],
+        ['2024-01-02', true, undefined],
+        ['2024-01-03', true, undefined],
+        ['2024-01-04', false, 'pending'],
+      ],
+    );
     assert.deepEqual(list1[0]!.descriptor, descriptor(1, 'v1'), 'the descriptor as the Coordinator sent it');
     assert.ok(!c.asked.some((u) => u.includes('rt')));
     // An identical snapshot costs one header: both its blobs were there.
@@ -98,7 +111,12 @@ export async function compactionScenario(store: Target & { snapshots: SnapshotSt
     assert.equal(same.header.dataSources[0]!.list, s1.header.dataSources[0]!.list);
     // Compaction: v2 of days 1-3; the old versions stay used but overshadowed for a while, then go.
     for (const d of [1, 2, 3]) await store.put(seg(d, 'v2'));
-    c.used.splice(0, c.used.length, ...[1, 2, 3].map((day) => ({ day, version: 'v2' })), ...[1, 2, 3].map((day) => ({ day, version: 'v1', overshadowed: true })));
+    c.used.splice(
+      0,
+      c.used.length,
+      ...[1, 2, 3].map((day) => ({ day, version: 'v2' })),
+      ...[1, 2, 3].map((day) => ({ day, version: 'v1', overshadowed: true })),
+    );
     const mid = await take();
     assert.equal(parseListBlob(await store.snapshots.getBlob(mid.header.dataSources[0]!.list, 1e6), 'demo', 'mid').filter((s) => s.overshadowed).length, 3);
     c.used.splice(0, c.used.length, ...[1, 2, 3].map((day) => ({ day, version: 'v2' })));
@@ -106,13 +124,19 @@ export async function compactionScenario(store: Target & { snapshots: SnapshotSt
     assert.equal(s2.header.complete, true);
     const policy = { keepLast: 1, gracePeriodMs: 0 };
     const dry = await prune(store, { policy, dryRun: true, owner: 't', log });
-    assert.deepEqual(dry.snapshots.map((s) => [s.id, s.keep]), [
-      [s2.header.id, true],
-      [mid.header.id, false],
-      [same.header.id, false],
-      [s1.header.id, false],
-    ]);
-    assert.deepEqual(dry.remove.map((r) => r.segmentId).sort(), [1, 2, 3].map((d) => idOf(d, 'v1')));
+    assert.deepEqual(
+      dry.snapshots.map((s) => [s.id, s.keep]),
+      [
+        [s2.header.id, true],
+        [mid.header.id, false],
+        [same.header.id, false],
+        [s1.header.id, false],
+      ],
+    );
+    assert.deepEqual(
+      dry.remove.map((r) => r.segmentId).sort(),
+      [1, 2, 3].map((d) => idOf(d, 'v1')),
+    );
     assert.match(dry.remove[0]!.reason, /no kept snapshot names it/);
     assert.equal(dry.bytes.stored, dry.bytes.usedByLatest + dry.bytes.prunable);
     assert.equal((await store.stats()).segments, 6, 'a dry run removes nothing');
@@ -122,7 +146,10 @@ export async function compactionScenario(store: Target & { snapshots: SnapshotSt
     assert.deepEqual(await store.snapshots.listSnapshots(), [s2.header.id]);
     const left: string[] = [];
     for await (const m of store.list()) left.push(m.segmentId);
-    assert.deepEqual(left, [1, 2, 3].map((d) => idOf(d, 'v2')));
+    assert.deepEqual(
+      left,
+      [1, 2, 3].map((d) => idOf(d, 'v2')),
+    );
     // The kept snapshot's blobs are all still there and sound.
     for (const b of [s2.header.metadata, s2.header.dataSources[0]!.list]) await store.snapshots.getBlob(b, 1e6);
     // Idempotent: a second run has nothing to do.

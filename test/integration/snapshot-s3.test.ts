@@ -21,8 +21,7 @@ describe('snapshots in a bucket', () => {
     targets.push(t);
     return { t, name };
   };
-  const keys = async (bucket: string) =>
-    ((await gw.client.send(new ListObjectsV2Command({ Bucket: bucket }))).Contents ?? []).map((o) => o.Key!).sort();
+  const keys = async (bucket: string) => ((await gw.client.send(new ListObjectsV2Command({ Bucket: bucket }))).Contents ?? []).map((o) => o.Key!).sort();
 
   before(async () => {
     gw = await startVersityGw();

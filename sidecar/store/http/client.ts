@@ -218,7 +218,7 @@ export class SidecarClient {
    * the heap.
    */
   async call<T>(
-    method: 'GET' | 'POST' | 'DELETE',
+    method: 'GET' | 'POST' | 'PUT' | 'DELETE',
     url: string,
     body?: unknown,
     config: AxiosRequestConfig = {},

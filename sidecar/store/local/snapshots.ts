@@ -146,7 +146,8 @@ export class LocalSnapshots implements SnapshotStore {
     // What is written is what a reader will accept: the header goes through the same check it is read back with.
     const checked = parseHeader(JSON.parse(JSON.stringify(header)), checkSnapshotId(header.id));
     for (const b of [checked.metadata, ...checked.dataSources.map((d) => d.list)])
-      if (!(await this.hasBlob(b))) throw new BackupError('conflict', `snapshot ${header.id} names blob ${b}, which the store does not hold; the header is not written`);
+      if (!(await this.hasBlob(b)))
+        throw new BackupError('conflict', `snapshot ${header.id} names blob ${b}, which the store does not hold; the header is not written`);
     if (!(await this.createOnce(this.headerPath(header.id), JSON.stringify(checked, null, 2))))
       throw new BackupError('conflict', `snapshot ${header.id} exists; a snapshot is never overwritten`);
   }
@@ -229,7 +230,15 @@ export class LocalSnapshots implements SnapshotStore {
         throw e;
       }
       const moved = await readBounded(aside, 64 * 1024, 'prune lease');
-      const movedLease = moved ? (() => { try { return parseLease(JSON.parse(moved.toString('utf8'))); } catch { return undefined; } })() : undefined;
+      const movedLease = moved
+        ? (() => {
+            try {
+              return parseLease(JSON.parse(moved.toString('utf8')));
+            } catch {
+              return undefined;
+            }
+          })()
+        : undefined;
       if (movedLease && Date.parse(movedLease.expires) > Date.now()) {
         // Another taker renewed or took it between our read and our rename: give it back.
         await link(aside, this.leaseFile).catch(() => undefined);

@@ -86,7 +86,12 @@ export class S3Snapshots implements SnapshotStore {
   }
 
   /** A PUT; `false` when its condition failed (the object exists, or changed). */
-  private async put(key: string, body: Buffer | string, cond: { ifNoneMatch?: boolean; ifMatch?: string; sha?: string }, signal?: AbortSignal): Promise<boolean> {
+  private async put(
+    key: string,
+    body: Buffer | string,
+    cond: { ifNoneMatch?: boolean; ifMatch?: string; sha?: string },
+    signal?: AbortSignal,
+  ): Promise<boolean> {
     const { sdk, client } = await this.t.s3();
     try {
       await client.send(
@@ -169,7 +174,8 @@ export class S3Snapshots implements SnapshotStore {
   async putHeader(header: SnapshotHeader, signal?: AbortSignal): Promise<void> {
     const checked = parseHeader(JSON.parse(JSON.stringify(header)), checkSnapshotId(header.id));
     for (const b of [checked.metadata, ...checked.dataSources.map((d) => d.list)])
-      if (!(await this.hasBlob(b, signal))) throw new BackupError('conflict', `snapshot ${header.id} names blob ${b}, which ${this.t.url} does not hold; the header is not written`);
+      if (!(await this.hasBlob(b, signal)))
+        throw new BackupError('conflict', `snapshot ${header.id} names blob ${b}, which ${this.t.url} does not hold; the header is not written`);
     if (!(await this.put(this.headerKey(header.id), JSON.stringify(checked, null, 2), { ifNoneMatch: true }, signal)))
       throw new BackupError('conflict', `snapshot ${header.id} exists in ${this.t.url}; a snapshot is never overwritten`);
   }

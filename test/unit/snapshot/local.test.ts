@@ -32,7 +32,10 @@ test('prune keeps pinned snapshots, what nodes report holding, the grace period,
     const graced = await prune(store, { policy: { keepLast: 1, gracePeriodMs: 3600_000 }, dryRun: true, owner: 't', log });
     assert.equal(graced.remove.length, 0);
     const plan = await prune(store, { policy: { keepLast: 1, gracePeriodMs: 0 }, dryRun: true, owner: 't', log });
-    assert.deepEqual(plan.snapshots.map((s) => s.reasons[0]), ['newest', 'pinned']);
+    assert.deepEqual(
+      plan.snapshots.map((s) => s.reasons[0]),
+      ['newest', 'pinned'],
+    );
     assert.equal(plan.remove.length, 0, 'day 1 is named by the pinned snapshot, day 2 by the newest, day 3 held by h1');
     assert.deepEqual(plan.kept, { byLatestSnapshot: 1, bySnapshots: 1, byNodes: 1, byGracePeriod: 0 });
     // Unpinned and no longer held: both go, unless a snapshot is being written.
@@ -70,7 +73,10 @@ test('a prune killed after a manifest went leaves an invisible orphan that the n
   assert.equal(existsSync(dir), false);
   assert.equal(r.removed.segments, 0, 'a store without any snapshot is never pruned of segments');
   assert.match(r.deferred ?? '', /no snapshot/);
-  assert.deepEqual(readdirSync(path.join(root, 'prune')).filter((n) => n.startsWith('lease')), []);
+  assert.deepEqual(
+    readdirSync(path.join(root, 'prune')).filter((n) => n.startsWith('lease')),
+    [],
+  );
 });
 
 test('hostile store contents: a header naming another id, a damaged blob, a bad id are refused with a clear error', async () => {

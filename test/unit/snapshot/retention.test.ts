@@ -12,7 +12,11 @@ const T0 = Date.UTC(2026, 11, 6, 12, 0, 0);
 function snaps(times: number[], pinned: number[] = []): SnapshotFacts[] {
   return times.map((t, i) => ({ id: `s${String(i).padStart(3, '0')}`, timeMs: t, pinned: pinned.includes(i) }));
 }
-const kept = (v: ReturnType<typeof applyRetention>) => v.filter((x) => x.keep).map((x) => x.id).sort();
+const kept = (v: ReturnType<typeof applyRetention>) =>
+  v
+    .filter((x) => x.keep)
+    .map((x) => x.id)
+    .sort();
 
 const arbSnaps = fc
   .array(fc.record({ t: fc.integer({ min: 0, max: 120 * D }), pinned: fc.boolean() }), { maxLength: 60 })
