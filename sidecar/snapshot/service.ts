@@ -111,7 +111,8 @@ export class SnapshotService {
         if (h) by.set(id, { ...h, pinned: pins.has(id), targets: [t.url] });
       }
     }
-    return [...by.values()].sort((a, b) => (a.id < b.id ? 1 : -1));
+    // Newest first by time (ids of one second differ only in their random tail), then id.
+    return [...by.values()].sort((a, b) => Date.parse(b.time) - Date.parse(a.time) || (a.id < b.id ? 1 : -1));
   }
 
   async show(id: string, signal?: AbortSignal): Promise<SnapshotSummary> {
@@ -119,6 +120,13 @@ export class SnapshotService {
     const found = (await this.list(signal)).find((s) => s.id === id);
     if (!found) throw new BackupError('not_found', `no target of this sidecar holds snapshot ${id} (retention may have removed it)`);
     return found;
+  }
+
+  /** A target that holds snapshot `s` (to read its blobs from). */
+  holderOf(s: SnapshotSummary): Target {
+    const t = this.keeping().find((k) => s.targets.includes(k.url));
+    if (!t) throw new BackupError('not_found', `no target of this sidecar holds snapshot ${s.id} now`);
+    return t;
   }
 
   async pin(id: string, pin: Pin | undefined, signal?: AbortSignal): Promise<SnapshotSummary> {

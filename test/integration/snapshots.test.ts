@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import type { Job } from '../../sidecar/api.js';
+import type { Job, RestorePlan } from '../../sidecar/api.js';
 import { HttpTarget } from '../../sidecar/store/http/target.js';
 import type { PruneResult } from '../../sidecar/snapshot/prune.js';
 import type { SnapshotSummary } from '../../sidecar/snapshot/service.js';
@@ -74,6 +74,12 @@ describe('snapshots to a target sidecar', () => {
     const bad = await runCli(['snapshot', 'show', '../etc', '--node', cluster.url, '--token', token]);
     assert.notEqual(bad.code, 0);
     assert.match(bad.stderr, /is not of the form/);
+    // A restore from the older snapshot would bring back exactly its two segments, the old versions.
+    const into = tmpDir('dbk-snaprestore-');
+    const before = await cluster.request<RestorePlan>('POST', '/data/v1/restore', { snapshot: s1, target: target.url, destination: into, dryRun: true });
+    assert.equal(before.status, 200, before.text);
+    assert.deepEqual(before.json.segments.map((x) => x.segmentId).sort(), [idOf(1, 'v1'), idOf(2, 'v1')]);
+    assert.deepEqual(before.json.snapshot, { id: s1, missing: [] });
     // Dry run: the older snapshot and the old versions would go, each with its reason; nothing goes.
     const dry = await job(target, '/data/v1/store/prune', { dryRun: true });
     const plan = dry.result as unknown as PruneResult;
@@ -104,11 +110,40 @@ describe('snapshots to a target sidecar', () => {
         [s1, false],
       ],
     );
+    // The older snapshot is still in the cluster sidecar's own store, but its segments are gone: named, and refused.
+    const named = await cluster.request<RestorePlan>('POST', '/data/v1/restore', { snapshot: s1, target: target.url, destination: into, dryRun: true });
+    assert.equal(named.status, 200, named.text);
+    assert.equal(named.json.segments.length, 0);
+    assert.deepEqual(named.json.snapshot!.missing.map((m) => m.segmentId).sort(), [idOf(1, 'v1'), idOf(2, 'v1')]);
+    assert.match(named.json.snapshot!.missing[0]!.reason, /retention removed it/);
+    const refused = await cluster.request('POST', '/data/v1/restore', { snapshot: s1, target: target.url, destination: into });
+    assert.equal(refused.status, 409);
+    assert.match(refused.text, /names 2 segment\(s\) no target holds/);
+    // The newest restores, exactly its segments.
+    const restored = await job(cluster, '/data/v1/restore', { snapshot: s2, target: target.url, destination: into });
+    assert.equal(restored.state, 'succeeded', JSON.stringify(restored.errors));
+    assert.equal(restored.progress.segmentsDone, 2);
     // Forgotten everywhere, the older snapshot is gone and says so.
     assert.equal((await cluster.request('DELETE', `/data/v1/snapshots/${s1}`)).status, 200);
     const gone = await cluster.request('GET', `/data/v1/snapshots/${s1}`);
     assert.equal(gone.status, 404);
     assert.match(gone.text, /retention may have removed it/);
+    const cli = await runCli([
+      'restore',
+      '--node',
+      cluster.url,
+      '--token',
+      token,
+      '--snapshot',
+      s1,
+      '--target',
+      target.url,
+      '--destination',
+      into,
+      '--dry-run',
+    ]);
+    assert.notEqual(cli.code, 0);
+    assert.match(cli.stderr, new RegExp(`snapshot ${s1} is in none of this sidecar's targets: retention may have removed it`));
     http.close();
   });
 

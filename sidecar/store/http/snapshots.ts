@@ -37,7 +37,8 @@ export class HttpSnapshots implements SnapshotStore {
   private async getOrNone<T>(path: string, max: number, what: string, signal?: AbortSignal): Promise<T | undefined> {
     const res = await this.client.raw<Readable>({ method: 'GET', url: path, responseType: 'stream', signal });
     if (res.status === 404) {
-      res.data.destroy();
+      // Read to its end (small), so the connection goes back to the pool.
+      await readLimited(res.data, ANSWER_LIMITS.small, `the answer of ${this.url} to GET ${path}`);
       return undefined;
     }
     if (res.status !== 200) throw await errorFromResponse(res, this.url);
