@@ -142,6 +142,7 @@ export async function startSidecar(config: SidecarConfig, log: Logger = createLo
     openTarget: open,
     captureMetadata: extra.captureMetadata ?? versionOnlyMetadata,
     cluster: extra.cluster === true,
+    registry: metrics.registry,
   });
   const ctx: SidecarContext = {
     config,

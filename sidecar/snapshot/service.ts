@@ -8,6 +8,8 @@
  * (sidecar/cluster/metadata.ts, `captureClusterMetadata`) reads Druid's rules, configs, specs and lookups.
  */
 import type { Logger } from 'pino';
+import { Gauge } from 'prom-client';
+import type { Registry } from 'prom-client';
 import type { Job } from '../api.js';
 import type { SidecarConfig } from '../config.js';
 import { BackupError, messageOf } from '../errors.js';
@@ -16,8 +18,8 @@ import type { Target } from '../store/target.js';
 import { checkSnapshotId } from './check.js';
 import type { Pin } from './check.js';
 import type { SnapshotHeader } from './model.js';
-import type { PruneResult } from './prune.js';
-import { prune } from './prune.js';
+import type { PrunePlan, PruneResult } from './prune.js';
+import { planPrune, prune } from './prune.js';
 import type { CaptureClusterMetadata } from './take.js';
 import { takeSnapshot } from './take.js';
 
@@ -47,13 +49,90 @@ export interface SnapshotServiceOptions {
   captureMetadata: CaptureClusterMetadata;
   /** A cluster sidecar: snapshots every hour by default. */
   cluster?: boolean;
+  /** Where the retention gauges go (the sidecar's /metrics). */
+  registry?: Registry;
 }
+
+/** Stored bytes split by retention (`GET /data/v1/store/stats` `retention`, and /metrics). */
+export interface RetentionFigures {
+  at: string;
+  stored: number;
+  usedByLatest: number;
+  keptByRetention: number;
+  prunable: number;
+  /** Bytes Druid used at the latest snapshot (its segments' sizes). */
+  druidUses?: number;
+  /** stored / druidUses: 1.0 holds only what Druid uses. */
+  overhead?: number;
+}
+
+/** The figures are measured again (a dry-run plan, in the background) when older than this. */
+const FIGURES_MS = 5 * 60_000;
 
 export class SnapshotService {
   private timers: NodeJS.Timeout[] = [];
   private running?: Job;
+  private lastFigures?: RetentionFigures;
+  private measuring?: Promise<void>;
 
-  constructor(private readonly o: SnapshotServiceOptions) {}
+  constructor(private readonly o: SnapshotServiceOptions) {
+    const registry = o.registry;
+    if (!registry) return;
+    const figures = () => this.figures();
+    new Gauge({
+      name: 'druid_backup_store_retention_bytes',
+      help: "Bytes of this sidecar's store by retention: used by the latest snapshot, kept by retention (older snapshots, nodes, grace), prunable.",
+      labelNames: ['kind'],
+      registers: [registry],
+      collect() {
+        const f = figures();
+        if (!f) return;
+        this.set({ kind: 'used_by_latest' }, f.usedByLatest);
+        this.set({ kind: 'kept_by_retention' }, f.keptByRetention);
+        this.set({ kind: 'prunable' }, f.prunable);
+      },
+    });
+    new Gauge({
+      name: 'druid_backup_store_overhead_ratio',
+      help: 'Bytes stored divided by the bytes Druid used at the latest snapshot (1.0: the store holds only what Druid uses).',
+      registers: [registry],
+      collect() {
+        const f = figures();
+        if (f?.overhead !== undefined) this.set(f.overhead);
+      },
+    });
+  }
+
+  /** The last measured figures of the own store; measures again in the background when stale. */
+  figures(): RetentionFigures | undefined {
+    const store = this.o.ownStore;
+    if (!store) return undefined;
+    const stale = !this.lastFigures || Date.now() - Date.parse(this.lastFigures.at) > FIGURES_MS;
+    if (stale && !this.measuring)
+      this.measuring = planPrune(store, this.o.config.retention)
+        .then((p) => this.remember(p))
+        .catch((e) => this.o.log.warn({ err: messageOf(e) }, 'retention figures not measured'))
+        .finally(() => (this.measuring = undefined));
+    return this.lastFigures;
+  }
+
+  /** Measures now (a dry-run plan of the own store). */
+  async measure(): Promise<RetentionFigures | undefined> {
+    if (!this.o.ownStore) return undefined;
+    this.remember(await planPrune(this.o.ownStore, this.o.config.retention));
+    return this.lastFigures;
+  }
+
+  private remember(p: PrunePlan & { headers?: Map<string, SnapshotHeader> }): void {
+    const latest = p.snapshots[0] ? p.headers?.get(p.snapshots[0].id) : undefined;
+    const druidUses = latest?.bytes;
+    this.lastFigures = {
+      at: p.at,
+      ...p.bytes,
+      ...(druidUses !== undefined ? { druidUses } : {}),
+      ...(druidUses ? { overhead: Math.round((p.bytes.stored / druidUses) * 1000) / 1000 } : {}),
+    };
+  }
 
   private keeping(): Target[] {
     const ts = this.o.targets().filter((t) => t.snapshots);
@@ -168,6 +247,7 @@ export class SnapshotService {
           signal: job.signal,
         });
         job.setTotals(r.remove.length, r.bytes.prunable);
+        if (target === this.o.ownStore) await this.measure().catch(() => undefined);
         return r as unknown as Record<string, unknown>;
       },
     });

@@ -28,7 +28,8 @@ export function descriptor(day: number, version: string) {
     metrics: 'count',
     shardSpec: { type: 'numbered', partitionNum: 0, partitions: 1 },
     binaryVersion: 9,
-    size: 100 + day,
+    // What the segment's files add up to (seg() below), as Druid's size does.
+    size: 4 + Buffer.byteLength(`segment ${day} ${version}`),
     identifier: `demo_${d(day)}_${d(day + 1)}_${version}`,
   };
 }

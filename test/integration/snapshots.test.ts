@@ -97,11 +97,24 @@ describe('snapshots to a target sidecar', () => {
     const pinnedPlan = (await job(target, '/data/v1/store/prune', { dryRun: true })).result as unknown as PruneResult;
     assert.equal(pinnedPlan.remove.length, 0);
     assert.equal((await cluster.request('DELETE', `/data/v1/snapshots/${s1}/pin`)).status, 200);
+    // The storage overhead before: 4 segments stored, Druid uses 2 of the same size.
+    const measured = await waitFor(
+      'the retention figures',
+      async () => (await target.get<{ retention?: { overhead?: number } }>('/data/v1/store/stats')).retention,
+    );
+    assert.equal(measured.overhead, 2);
     // The CLI's prune through the target sidecar, for real.
     const pruned = await runCli(['prune', '--target', target.url, '--token', token]);
     assert.equal(pruned.code, 0, pruned.stderr);
     assert.match(pruned.stdout, /removed 1 snapshot\(s\), 2 segment\(s\)/);
     assert.equal((await http.stats()).segments, 2);
+    const stats = await target.get<{ retention: { overhead: number; prunable: number; usedByLatest: number; stored: number } }>('/data/v1/store/stats');
+    assert.equal(stats.retention.overhead, 1, 'the store now holds only what Druid uses');
+    assert.equal(stats.retention.prunable, 0);
+    assert.equal(stats.retention.usedByLatest, stats.retention.stored);
+    const metrics = (await target.request('GET', '/metrics')).text;
+    assert.match(metrics, /druid_backup_store_overhead_ratio 1\b/);
+    assert.match(metrics, /druid_backup_store_retention_bytes\{kind="prunable"\} 0/);
     const after = await cluster.get<{ snapshots: SnapshotSummary[] }>('/data/v1/snapshots');
     assert.deepEqual(
       after.snapshots.map((s) => [s.id, s.targets.includes(target.url)]),
