@@ -6,6 +6,7 @@
  * memory): prune a served store through its sidecar. The lease keeps two pruners of one store apart either way.
  * Exit status 0 when the prune (or the plan) succeeded, 1 when it failed.
  */
+import os from 'node:os';
 import type { Command } from 'commander';
 import pino from 'pino';
 import type { Job, JobAccepted } from '../api.js';
@@ -13,7 +14,7 @@ import { API_PREFIX } from '../api.js';
 import { formatBytes } from '../druid/bytes.js';
 import { BackupError } from '../errors.js';
 import type { PruneResult } from '../snapshot/prune.js';
-import { prune } from '../snapshot/prune.js';
+import { leaseOwner, prune } from '../snapshot/prune.js';
 import { policyFromSettings } from '../snapshot/retention.js';
 import { SidecarClient } from '../store/http/client.js';
 import { LocalStore } from '../store/local/store.js';
@@ -106,7 +107,7 @@ export function register(program: Command): void {
         const dir = o.store ?? target?.dir;
         const store: Target = dir ? LocalStore.open(dir, { log }) : S3Target.open(target!.url, { log, settings: s3SettingsFromEnv() });
         try {
-          result = await prune(store, { policy, dryRun: o.dryRun === true, owner: `cli/${process.pid}`, log });
+          result = await prune(store, { policy, dryRun: o.dryRun === true, owner: leaseOwner(`cli@${os.hostname()}`, 'prune'), log });
         } finally {
           store.close?.();
         }

@@ -28,7 +28,8 @@ import type { SnapshotStore } from './store.js';
 export const HOLDINGS_FRESH_MS = 24 * 3600_000;
 /** Largest list blob read back: 100,000 descriptors of about 1 KiB. */
 export const MAX_LIST_BYTES = 512 * 1024 * 1024;
-export const LEASE_MS = 5 * 60_000;
+/** A lease left by a pruner on another host that died blocks the next for at most this long (it is renewed every third of it). */
+export const LEASE_MS = 60_000;
 
 export interface PlannedSnapshot extends SnapshotVerdict {
   time: string;
@@ -169,6 +170,30 @@ export interface PruneOptions {
   onStep?: (step: string) => void;
 }
 
+/**
+ * Owners are `{node}/{pid}/…`: a lease left by a process of this node and host that is gone (a pruner killed and
+ * restarted) is taken over at once instead of blocking until it expires.
+ */
+export function leaseOwner(node: string, job: string): string {
+  return `${node}/${process.pid}/${job}`;
+}
+
+async function takeOverDead(s: SnapshotStore, o: PruneOptions): Promise<boolean> {
+  const l = await s.readLease(o.signal).catch(() => undefined);
+  if (!l) return false;
+  const [node, pid] = l.owner.split('/');
+  const [myNode] = o.owner.split('/');
+  if (node !== myNode || !/^\d+$/.test(pid ?? '') || Number(pid) === process.pid) return false;
+  try {
+    process.kill(Number(pid), 0);
+    return false;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ESRCH') return false;
+  }
+  o.log.warn({ lease: l }, 'the prune lease was left by a process of this node that is gone; taken over');
+  return s.acquireLease(o.owner, LEASE_MS, o.signal, l.owner);
+}
+
 export async function prune(target: Target, o: PruneOptions): Promise<PruneResult> {
   const s = snapshotsOf(target);
   const now = o.now ?? Date.now;
@@ -177,7 +202,7 @@ export async function prune(target: Target, o: PruneOptions): Promise<PruneResul
     const { keptIds: _k, headers: _h, ...plan } = await planPrune(target, o.policy, { now: now(), signal: o.signal });
     return { ...plan, dryRun: true, removed };
   }
-  if (!(await s.acquireLease(o.owner, LEASE_MS, o.signal))) {
+  if (!(await s.acquireLease(o.owner, LEASE_MS, o.signal)) && !(await takeOverDead(s, o))) {
     const l = await s.readLease(o.signal).catch(() => undefined);
     throw new BackupError('conflict', `another prune of ${target.url} holds its lease${l ? ` (${l.owner}, until ${l.expires})` : ''}; try again later`);
   }

@@ -19,7 +19,7 @@ import { checkSnapshotId } from './check.js';
 import type { Pin } from './check.js';
 import type { SnapshotHeader } from './model.js';
 import type { PrunePlan, PruneResult } from './prune.js';
-import { planPrune, prune } from './prune.js';
+import { leaseOwner, planPrune, prune } from './prune.js';
 import type { CaptureClusterMetadata } from './take.js';
 import { takeSnapshot } from './take.js';
 
@@ -242,7 +242,7 @@ export class SnapshotService {
         const r: PruneResult = await prune(target, {
           policy: this.o.config.retention,
           dryRun: request.dryRun === true,
-          owner: `${this.o.config.nodeName}/${process.pid}/${job.id}`,
+          owner: leaseOwner(this.o.config.nodeName, job.id),
           log: job.log,
           signal: job.signal,
         });

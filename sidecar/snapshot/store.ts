@@ -51,8 +51,11 @@ export interface SnapshotStore {
   setPin(id: string, pin: Pin | undefined, signal?: AbortSignal): Promise<void>;
   getPin(id: string, signal?: AbortSignal): Promise<Pin | undefined>;
   listPins(signal?: AbortSignal): Promise<string[]>;
-  /** Takes the prune lease for `ttlMs` (or renews it when `owner` holds it); false when another live owner holds it. */
-  acquireLease(owner: string, ttlMs: number, signal?: AbortSignal): Promise<boolean>;
+  /**
+   * Takes the prune lease for `ttlMs` (or renews it when `owner` holds it); false when another live owner holds it.
+   * `deadOwner`: a live lease held by exactly that owner is taken over as if expired (its process is known dead).
+   */
+  acquireLease(owner: string, ttlMs: number, signal?: AbortSignal, deadOwner?: string): Promise<boolean>;
   releaseLease(owner: string, signal?: AbortSignal): Promise<void>;
   readLease(signal?: AbortSignal): Promise<Lease | undefined>;
   /**

@@ -212,7 +212,7 @@ export class LocalSnapshots implements SnapshotStore {
    * A live lease of another owner refuses; an expired one is moved aside by a rename (only one taker's rename finds
    * it), checked to be the one seen expired, and the new one is created with link(2).
    */
-  async acquireLease(owner: string, ttlMs: number): Promise<boolean> {
+  async acquireLease(owner: string, ttlMs: number, _signal?: AbortSignal, deadOwner?: string): Promise<boolean> {
     await this.ensure(this.prune);
     const mine = JSON.stringify({ owner, expires: new Date(Date.now() + ttlMs).toISOString() });
     const seen = await this.readLease().catch(() => undefined);
@@ -220,7 +220,8 @@ export class LocalSnapshots implements SnapshotStore {
       await writeFileAtomicAsync(this.leaseFile, mine);
       return true;
     }
-    if (seen && Date.parse(seen.expires) > Date.now()) return false;
+    const live = (l: Lease | undefined) => !!l && Date.parse(l.expires) > Date.now() && l.owner !== deadOwner;
+    if (live(seen)) return false;
     if (seen || (await readBounded(this.leaseFile, 64 * 1024, 'prune lease'))) {
       const aside = ownPath(this.prune, `lease.stale-${process.pid}-${Math.random().toString(36).slice(2)}`);
       try {
@@ -239,7 +240,7 @@ export class LocalSnapshots implements SnapshotStore {
             }
           })()
         : undefined;
-      if (movedLease && Date.parse(movedLease.expires) > Date.now()) {
+      if (live(movedLease)) {
         // Another taker renewed or took it between our read and our rename: give it back.
         await link(aside, this.leaseFile).catch(() => undefined);
         await rm(aside, { force: true });

@@ -238,7 +238,7 @@ export class S3Snapshots implements SnapshotStore {
     return got ? parseLease(json(got.data, 'prune lease')) : undefined;
   }
 
-  async acquireLease(owner: string, ttlMs: number, signal?: AbortSignal): Promise<boolean> {
+  async acquireLease(owner: string, ttlMs: number, signal?: AbortSignal, deadOwner?: string): Promise<boolean> {
     const body = JSON.stringify({ owner, expires: new Date(Date.now() + ttlMs).toISOString() });
     const got = await this.get(this.leaseKey, SMALL, signal);
     if (!got) return this.put(this.leaseKey, body, { ifNoneMatch: true }, signal);
@@ -248,7 +248,7 @@ export class S3Snapshots implements SnapshotStore {
     } catch {
       seen = undefined;
     }
-    if (seen && seen.owner !== owner && Date.parse(seen.expires) > Date.now()) return false;
+    if (seen && seen.owner !== owner && seen.owner !== deadOwner && Date.parse(seen.expires) > Date.now()) return false;
     // Renewal, or the takeover of an expired (or unreadable) lease: only if it is still the object just read.
     return this.put(this.leaseKey, body, { ifMatch: got.etag }, signal);
   }
