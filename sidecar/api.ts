@@ -129,6 +129,8 @@ export interface RestoreRequest extends SegmentSelector {
   markUsed?: boolean;
   /** `cache` (default), `deep-storage`, or an absolute directory path. */
   destination?: RestoreDestination;
+  /** Restore exactly the segments this snapshot names (of `dataSource` when given); any no target holds is named in the plan. */
+  snapshot?: string;
   dryRun?: boolean;
   /**
    * Segments that fail because every target holding a good copy is unreachable are restored again as soon as one
@@ -175,13 +177,15 @@ export interface RestorePlan {
   refused?: Array<{ segmentId: string; reason: string }>;
   /** A restore into deep storage with a Coordinator: the segments it would mark used, by data source. */
   markUsed?: { coordinator: string; segments: Record<string, string[]> };
+  /** A restore from a snapshot: its id, and the segments it names that no target holds, each with why. */
+  snapshot?: { id: string; missing: Array<{ segmentId: string; reason: string }> };
 }
 
 export interface JobAccepted {
   jobId: string;
 }
 
-export type JobType = 'backup' | 'restore' | 'verify';
+export type JobType = 'backup' | 'restore' | 'verify' | 'snapshot' | 'prune';
 export type JobState = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled';
 
 export interface JobProgress {

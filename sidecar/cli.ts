@@ -14,6 +14,8 @@ import * as jobs from './commands/jobs.js';
 import * as restore from './commands/restore.js';
 import * as targets from './commands/targets.js';
 import * as verify from './commands/verify.js';
+import * as snapshot from './commands/snapshot.js';
+import * as prune from './commands/prune.js';
 
 export function buildProgram(): Command {
   const program = new Command('druid-backup')
@@ -21,7 +23,7 @@ export function buildProgram(): Command {
     .version(VERSION)
     .showHelpAfterError('(run with --help for usage)')
     .configureHelp({ sortSubcommands: true });
-  for (const c of [sampleCache, scan, demo, sidecar, backup, jobs, restore, targets, verify]) c.register(program);
+  for (const c of [sampleCache, scan, demo, sidecar, backup, jobs, restore, targets, verify, snapshot, prune]) c.register(program);
   return program;
 }
 

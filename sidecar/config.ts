@@ -15,6 +15,8 @@ import type { Properties } from './druid/properties.js';
 import { mergeProperties, readPropertiesFile } from './druid/properties.js';
 import { periodToMillis } from './druid/time.js';
 import { KINDS, kindKeys, kindSettings } from './store/kinds.js';
+import type { RetentionPolicy } from './snapshot/retention.js';
+import { policyFromSettings } from './snapshot/retention.js';
 import type { TargetSpec } from './targets/spec.js';
 import { checkCopies, parseTargetsSetting } from './targets/spec.js';
 import type { AllowList } from './targets/allow.js';
@@ -211,6 +213,33 @@ export const BACKUP_KEYS: KeySpec[] = [
     doc: 'Period of the scrub that re-reads every byte of the served segments against their backed-up digests and repairs damage; PT0S is off (the default: it reads the whole cache).',
   },
   {
+    key: 'druid.backup.snapshotPeriod',
+    type: 'duration',
+    doc: 'Period of the snapshots this sidecar takes of the cluster (the Coordinator is druid.backup.coordinator); PT0S is off. Default: PT1H on a cluster sidecar, off on a node with a cache.',
+  },
+  {
+    key: 'druid.backup.prunePeriod',
+    type: 'duration',
+    default: 'PT0S',
+    doc: "Period of the prune of this sidecar's store by the retention policy (druid.backup.retention.*); PT0S is off.",
+  },
+  { key: 'druid.backup.retention.keepLast', type: 'int', min: 0, doc: 'Retention: keep the newest n snapshots.' },
+  { key: 'druid.backup.retention.keepHourly', type: 'int', min: 0, doc: 'Retention: keep the newest snapshot of each of the last n hours that have one.' },
+  { key: 'druid.backup.retention.keepDaily', type: 'int', min: 0, doc: 'Retention: keep the newest snapshot of each of the last n days (UTC) that have one.' },
+  { key: 'druid.backup.retention.keepWeekly', type: 'int', min: 0, doc: 'Retention: keep the newest snapshot of each of the last n ISO weeks that have one.' },
+  { key: 'druid.backup.retention.keepMonthly', type: 'int', min: 0, doc: 'Retention: keep the newest snapshot of each of the last n months that have one.' },
+  {
+    key: 'druid.backup.retention.keepWithin',
+    type: 'string',
+    doc: 'Retention: keep every snapshot taken within this ISO-8601 period (e.g. P7D) of the newest one. Pinned snapshots and the newest are always kept; with no rule set, every snapshot is.',
+  },
+  {
+    key: 'druid.backup.retention.gracePeriod',
+    type: 'string',
+    default: 'P7D',
+    doc: 'Retention: how long a stored segment stays after no kept snapshot names it and no node reports holding it.',
+  },
+  {
     key: 'druid.backup.restoreLayout',
     type: 'string',
     default: 'auto',
@@ -334,6 +363,12 @@ export interface SidecarConfig {
   restoreLayout: 'auto' | 'nested' | 'flat';
   /** The settings of each target kind, by kind name, read from its keys (store/kinds.ts). */
   kindSettings: Record<string, unknown>;
+  /** druid.backup.snapshotPeriod when set (0: off); unset, the kind of sidecar decides (snapshot/schedule.ts). */
+  snapshotMs?: number;
+  /** 0 when the periodic prune is off. */
+  pruneMs: number;
+  /** druid.backup.retention.*, checked (snapshot/retention.ts). */
+  retention: RetentionPolicy;
   /** Limits of the API's HTTP server (druid.backup.http.*). */
   http: HttpLimits;
 }
@@ -501,11 +536,7 @@ export function loadSidecarConfig(opts: LoadOptions = {}): SidecarConfig {
           fail(r.source, `"${v}" is not a URL (expected http://host:port)`);
         }
         if (u.protocol !== 'http:' && u.protocol !== 'https:') fail(r.source, `"${v}": only http:// and https:// targets are supported`);
-        if (u.username || u.password)
-          fail(
-            r.source,
-            `credentials do not belong in the URL; ${credentialsOf(spec)}`,
-          );
+        if (u.username || u.password) fail(r.source, `credentials do not belong in the URL; ${credentialsOf(spec)}`);
         return u.toString().replace(/\/+$/, '');
       }
       case 'target':
@@ -614,6 +645,23 @@ export function loadSidecarConfig(opts: LoadOptions = {}): SidecarConfig {
     return user && password ? { user, password: password.value } : undefined;
   }
 
+  function retentionPolicy(): RetentionPolicy {
+    const n = (k: string) => typed(`druid.backup.retention.${k}`) as number | undefined;
+    try {
+      return policyFromSettings({
+        keepLast: n('keepLast'),
+        keepHourly: n('keepHourly'),
+        keepDaily: n('keepDaily'),
+        keepWeekly: n('keepWeekly'),
+        keepMonthly: n('keepMonthly'),
+        keepWithin: typed('druid.backup.retention.keepWithin') as string | undefined,
+        gracePeriod: typed('druid.backup.retention.gracePeriod') as string | undefined,
+      });
+    } catch (e) {
+      throw new BackupError('bad_config', messageOf(e));
+    }
+  }
+
   const host = druid.host;
   const nodeName = (typed('druid.backup.nodeName') as string | undefined) ?? (host ? `${host}:${druid.plaintextPort ?? 8083}` : `${os.hostname()}:${port}`);
 
@@ -677,6 +725,9 @@ export function loadSidecarConfig(opts: LoadOptions = {}): SidecarConfig {
     scrubMs: typed('druid.backup.scrubPeriod') as number,
     restoreLayout: typed('druid.backup.restoreLayout') as SidecarConfig['restoreLayout'],
     kindSettings: kindSettings(typed),
+    ...(typed('druid.backup.snapshotPeriod') !== undefined ? { snapshotMs: typed('druid.backup.snapshotPeriod') as number } : {}),
+    pruneMs: typed('druid.backup.prunePeriod') as number,
+    retention: retentionPolicy(),
     http: httpLimits(),
   };
 }

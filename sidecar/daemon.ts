@@ -23,6 +23,9 @@ import { JobRegistry } from './services/jobs.js';
 import { Metrics } from './services/metrics.js';
 import { REQUEST_TIMEOUT_MS } from './store/http/client.js';
 import { LocalStore } from './store/local/store.js';
+import { captureClusterMetadata } from './cluster/metadata.js';
+import { SnapshotService } from './snapshot/service.js';
+import type { CaptureClusterMetadata } from './snapshot/take.js';
 import { openTarget } from './store/open.js';
 import type { Target } from './store/target.js';
 import { missingNodeFlags, NODE_FLAGS } from './runtime.js';
@@ -84,7 +87,13 @@ function readTls(config: SidecarConfig): { server?: { cert: Buffer; key: Buffer 
   return { server: cert && key ? { cert: read('cert', cert), key: read('key', key) } : undefined, ca: ca ? read('ca', ca) : undefined };
 }
 
-export async function startSidecar(config: SidecarConfig, log: Logger = createLogger(config.logLevel)): Promise<RunningSidecar> {
+/** What the cluster side gives a sidecar that takes snapshots (sidecar/cluster/). */
+export interface SnapshotExtras {
+  /** Reads Druid's metadata for a snapshot; default: sidecar/cluster/metadata.ts, through Druid's own APIs. */
+  captureMetadata?: CaptureClusterMetadata;
+}
+
+export async function startSidecar(config: SidecarConfig, log: Logger = createLogger(config.logLevel), extra: SnapshotExtras = {}): Promise<RunningSidecar> {
   mkdirSync(config.stateDir, { recursive: true, mode: 0o700 });
   const { token, file: tokenFile } = resolveToken(config, log);
   const tls = readTls(config);
@@ -119,7 +128,20 @@ export async function startSidecar(config: SidecarConfig, log: Logger = createLo
   const active = cache && state && activeTarget && config.active ? new ActiveBackup({ config, cache, state, target: activeTarget, metrics, log }) : undefined;
   // A target back from an outage (or with room again): segments short of copies go again now, not at the next period.
   if (active) wired.pool.onRecovered(() => active.reconcileSoon());
-  const services = { config, log, jobs, events, metrics, cache, state, targets: wired.set, targetPool: wired.pool, openTarget: open };
+  const snapshotTargets = (): Target[] => [...(wired.set ? wired.set.specs.map((sp) => open(sp.url)) : []), ...(store ? [store] : [])];
+  const snapshots = new SnapshotService({
+    config,
+    log: log.child({ component: 'snapshots' }),
+    jobs,
+    targets: snapshotTargets,
+    ownStore: store,
+    openTarget: open,
+    captureMetadata: extra.captureMetadata ?? captureClusterMetadata,
+    // A cluster sidecar (a Coordinator, no cache) snapshots every hour unless druid.backup.snapshotPeriod says otherwise.
+    cluster: config.role === 'cluster',
+    registry: metrics.registry,
+  });
+  const services = { config, log, jobs, events, metrics, cache, state, targets: wired.set, targetPool: wired.pool, openTarget: open, snapshots };
   // Both background services start here: restore first (it cleans what a crashed restore left before anything
   // is served), active backup once the API listens.
   const restore = new RestoreService(services);
@@ -165,6 +187,7 @@ export async function startSidecar(config: SidecarConfig, log: Logger = createLo
       `node was started without ${missing.join(' ')}: the sidecar works, but uses about 25 MB more memory while it streams (start it as druid-backup, or node ${NODE_FLAGS.join(' ')} sidecar.js)`,
     );
 
+  snapshots.start();
   if (active) await active.start();
   else if (cache) void cache.scan().catch((e) => log.warn({ err: messageOf(e) }, 'cache scan failed'));
 
@@ -173,6 +196,7 @@ export async function startSidecar(config: SidecarConfig, log: Logger = createLo
     (closing ??= (async () => {
       log.info('shutting down');
       const grace = setTimeout(() => app.server.closeAllConnections(), SHUTDOWN_GRACE_MS);
+      snapshots.stop();
       await active?.stop();
       await jobs.close(SHUTDOWN_GRACE_MS);
       await app.close();

@@ -34,6 +34,10 @@ function printPlan(plan: RestorePlan): void {
   if (plan.markUsed)
     for (const [ds, ids] of Object.entries(plan.markUsed.segments))
       console.log(`would mark ${ids.length} segments of ${ds} used on the Coordinator ${plan.markUsed.coordinator}`);
+  if (plan.snapshot) {
+    console.log(`from snapshot ${plan.snapshot.id}: ${plan.snapshot.missing.length} segment(s) it names are held by no target`);
+    for (const m of plan.snapshot.missing) console.log(`  MISSING ${m.segmentId}: ${m.reason}`);
+  }
 }
 
 interface RestoreOptions extends NodeOptions {
@@ -44,6 +48,7 @@ interface RestoreOptions extends NodeOptions {
   interval?: string;
   segmentId: string[];
   destination?: string;
+  snapshot?: string;
   dryRun?: boolean;
   wait?: boolean;
   json?: boolean;
@@ -62,6 +67,7 @@ export function register(program: Command): void {
     .option('--data-source <name>', 'only segments of this data source')
     .option('--interval <interval>', 'only segments overlapping this ISO-8601 interval, e.g. 2015-09-12/2015-09-13')
     .option('--segment-id <id>', 'only this segment (repeat for more)', collect, [])
+    .option('--snapshot <id>', 'exactly the segments this snapshot names (of --data-source when given); any no target holds is named, and the restore refused')
     .option('--destination <where>', 'cache (default), deep-storage (index/ or index.zip at each loadSpec path) or an absolute directory on the node')
     .option(
       '--coordinator <url>',
@@ -81,6 +87,7 @@ export function register(program: Command): void {
       if (o.interval !== undefined) body.interval = o.interval;
       if (o.segmentId.length) body.segmentIds = o.segmentId;
       if (o.destination !== undefined) body.destination = o.destination;
+      if (o.snapshot !== undefined) body.snapshot = o.snapshot;
       if (o.dryRun) {
         const plan = await client.post<RestorePlan>(`${API_PREFIX}/restore`, { ...body, dryRun: true });
         if (o.json) console.log(JSON.stringify(plan, null, 2));

@@ -7,6 +7,8 @@ import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { Counter, Gauge } from 'prom-client';
+import { selectSnapshot } from '../snapshot/restore.js';
+import type { SnapshotService } from '../snapshot/service.js';
 import type { Job, LossVerdict, RestorePlan, RestoreRequest } from '../api.js';
 import { BackupError, messageOf } from '../errors.js';
 import type { CacheIndex } from '../backup/cacheIndex.js';
@@ -43,6 +45,8 @@ export interface RestoreDeps extends NodeTargets {
   /** The node's segment cache and per-segment state, when it is a source. */
   readonly cache?: CacheIndex;
   readonly state?: SourceState;
+  /** Where a restore from a snapshot finds it. */
+  readonly snapshots?: SnapshotService;
 }
 
 /**
@@ -219,16 +223,47 @@ export class RestoreService {
   }
 
   /** `POST /data/v1/restore`: the plan of a dry run, or the started job. Bad input and a plan that does not fit fail here, before any job. */
-  async request(req: RestoreRequest): Promise<{ plan: RestorePlan } | { job: Job }> {
-    const target = resolveTarget(this.ctx, req.target);
-    const coordinator = this.coordinatorFor(req);
+  async request(asked: RestoreRequest): Promise<{ plan: RestorePlan } | { job: Job }> {
+    const target = resolveTarget(this.ctx, asked.target);
+    const coordinator = this.coordinatorFor(asked);
+    // From a snapshot: exactly its segments; those no target holds are named, never skipped in silence.
+    const fromSnapshot = asked.snapshot
+      ? await selectSnapshot(this.ctx.snapshots, target, { snapshot: asked.snapshot, dataSource: asked.dataSource, segmentIds: asked.segmentIds })
+      : undefined;
+    const req: RestoreRequest = fromSnapshot ? { ...asked, segmentIds: fromSnapshot.segmentIds } : asked;
+    if (fromSnapshot && fromSnapshot.missing.length && !req.dryRun)
+      throw new BackupError(
+        'conflict',
+        `snapshot ${fromSnapshot.snapshot} names ${fromSnapshot.missing.length} segment(s) no target holds (${fromSnapshot.missing
+          .slice(0, 3)
+          .map((m) => `${m.segmentId}: ${m.reason}`)
+          .join(
+            '; ',
+          )}${fromSnapshot.missing.length > 3 ? '; …' : ''}); nothing was restored. The dry run lists them all; restore the others by naming them (segmentIds)`,
+      );
+    if (fromSnapshot && fromSnapshot.segmentIds.length === 0) {
+      // An empty list selects nothing here (to a selector it would mean "every segment").
+      if (!req.dryRun || !fromSnapshot.missing.length)
+        throw new BackupError('not_found', `snapshot ${fromSnapshot.snapshot} names no segment of the chosen data sources`);
+      return {
+        plan: {
+          target: target.url,
+          destination: req.destination ?? 'cache',
+          segments: [],
+          totals: { segments: 0, bytes: 0, restore: 0, skip: 0, overwrite: 0 },
+          snapshot: { id: fromSnapshot.snapshot, missing: fromSnapshot.missing },
+        },
+      };
+    }
     const { plan, dest } = await planFor(req, target, this.env);
     const marking = coordinator && dest.kind === 'deep-storage' ? coordinator : undefined;
     if (req.dryRun) {
-      if (!marking) return { plan: plan.plan };
+      const snapshot = fromSnapshot ? { snapshot: { id: fromSnapshot.snapshot, missing: fromSnapshot.missing } } : {};
+      if (!marking) return { plan: { ...plan.plan, ...snapshot } };
       return {
         plan: {
           ...plan.plan,
+          ...snapshot,
           markUsed: planMarkUsed(
             marking,
             plan.items.map((i) => ({ segmentId: i.segmentId, dataSource: i.manifest.dataSource })),
@@ -236,7 +271,7 @@ export class RestoreService {
         },
       };
     }
-    return { job: this.startJob(plan, dest, target, { ...req }, 'manual', marking) };
+    return { job: this.startJob(plan, dest, target, { ...asked }, 'manual', marking) };
   }
 
   /**

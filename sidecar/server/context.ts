@@ -33,6 +33,7 @@ import type { RestoreService } from '../restore/service.js';
 import type { SidecarConfig } from '../config.js';
 import type { LocalStore } from '../store/local/store.js';
 import type { Target } from '../store/target.js';
+import type { SnapshotService } from '../snapshot/service.js';
 import type { TargetPool, TargetSet } from '../targets/set.js';
 import type { EventBus } from '../services/events.js';
 import type { JobRegistry } from '../services/jobs.js';
@@ -54,4 +55,6 @@ export interface SidecarContext {
   readonly targets?: TargetSet;
   readonly targetPool?: TargetPool;
   openTarget(url: string): Target;
+  /** Snapshots and prune (snapshot/service.ts), built by the daemon. */
+  readonly snapshots?: SnapshotService;
 }

@@ -28,6 +28,7 @@
 import type { Readable } from 'node:stream';
 import type { Page, StoredSegment, VerifyProblem } from '../api.js';
 import type { DataSegment } from '../druid/descriptor.js';
+import type { SnapshotStore } from '../snapshot/store.js';
 import type { Manifest, SegmentFileInfo } from './manifest.js';
 
 export interface StoredSummary {
@@ -195,6 +196,8 @@ export interface Target {
    * without it is checked with `stats`.
    */
   check?(all: boolean, opts?: TransferOptions): Promise<void>;
+  /** Snapshots, retention and prune (issue 21): a target that keeps snapshots beside its segments offers this. */
+  readonly snapshots?: SnapshotStore;
 }
 
 /** The optional members of `Target`: what a kind may offer. */

@@ -12,6 +12,7 @@ import * as node from './node.js';
 import * as openapi from './openapi.js';
 import * as restore from './restore.js';
 import * as segments from './segments.js';
+import * as snapshots from './snapshots.js';
 import * as store from './store.js';
 import * as targets from './targets.js';
 import * as verify from './verify.js';
@@ -20,4 +21,4 @@ export interface RouteModule {
   register(app: FastifyInstance, ctx: SidecarContext): void | Promise<void>;
 }
 
-export const ROUTES: RouteModule[] = [health, node, segments, backup, restore, targets, jobs, events, store, verify, metrics, openapi];
+export const ROUTES: RouteModule[] = [health, node, segments, backup, restore, targets, jobs, events, store, verify, snapshots, metrics, openapi];

@@ -38,6 +38,14 @@ export const restorePlanSchema = {
       items: { type: 'object', ...open, properties: { segmentId: { type: 'string' }, reason: { type: 'string' } } },
     },
     markUsed: { type: 'object', ...open, properties: { coordinator: { type: 'string' }, segments: { type: 'object', ...open } } },
+    snapshot: {
+      type: 'object',
+      ...open,
+      properties: {
+        id: { type: 'string' },
+        missing: { type: 'array', items: { type: 'object', ...open, properties: { segmentId: { type: 'string' }, reason: { type: 'string' } } } },
+      },
+    },
     totals: {
       type: 'object',
       ...open,
@@ -76,6 +84,12 @@ const restoreBody = {
       description: '"cache" (default), "deep-storage" (rebuild index/ or index.zip at each loadSpec path) or an absolute directory',
     },
     dryRun: { type: 'boolean', description: 'answer with the plan and change nothing' },
+    snapshot: {
+      type: 'string',
+      pattern: '^\\d{8}T\\d{6}Z-[0-9a-f]{8}$',
+      description:
+        'restore exactly the segments this snapshot names (of dataSource when given); any that no target holds is named in the plan, and a restore is refused',
+    },
     retry: {
       type: 'boolean',
       description: 'segments that fail while every target holding a good copy is unreachable are restored again as soon as one answers',

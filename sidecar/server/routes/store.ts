@@ -226,12 +226,28 @@ export function register(app: FastifyInstance, ctx: SidecarContext): void {
         response: {
           200: {
             type: 'object',
-            properties: { segments: { type: 'integer' }, bytes: { type: 'integer' }, freeBytes: { type: 'integer' }, quotaBytes: { type: 'integer' } },
+            properties: {
+              segments: { type: 'integer' },
+              bytes: { type: 'integer' },
+              freeBytes: { type: 'integer' },
+              quotaBytes: { type: 'integer' },
+              retention: {
+                type: 'object',
+                description:
+                  'stored bytes by retention (issue 21), as last measured: used by the latest snapshot, kept by retention, prunable; overhead = stored / bytes Druid uses',
+                additionalProperties: true,
+              },
+            },
           },
           ...commonErrors,
         },
       },
     },
-    async (req) => (req.query.target ? bucket(req.query.target) : store()).stats(),
+    async (req) => {
+      if (req.query.target) return bucket(req.query.target).stats();
+      const stats = await store().stats();
+      const retention = ctx.snapshots?.figures();
+      return retention ? { ...stats, retention } : stats;
+    },
   );
 }

@@ -211,7 +211,7 @@ export class ApiClient {
    * the heap.
    */
   async call<T>(
-    method: 'GET' | 'POST' | 'DELETE',
+    method: 'GET' | 'POST' | 'PUT' | 'DELETE',
     url: string,
     body?: unknown,
     config: AxiosRequestConfig = {},

@@ -4,6 +4,7 @@
  * stalled target fails the transfer (and active backup retries it) instead of hanging a worker.
  */
 import { Readable } from 'node:stream';
+import { HttpSnapshots } from './snapshots.js';
 import type { AxiosResponse } from 'axios';
 import { API_PREFIX } from '../../api.js';
 import type { Page, StoredSegment } from '../../api.js';
@@ -77,9 +78,13 @@ export class HttpTarget implements Target {
   readonly client: ApiClient;
   readonly url: string;
 
+  /** Snapshots in the target sidecar's store (snapshots.ts). */
+  readonly snapshots: HttpSnapshots;
+
   constructor(url: string, opts: ClientOptions = {}) {
     this.client = new ApiClient(url, opts);
     this.url = this.client.baseUrl;
+    this.snapshots = new HttpSnapshots(this.client, this.url);
   }
 
   close(): void {

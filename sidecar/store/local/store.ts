@@ -15,8 +15,8 @@
  * puts its files over the damaged ones, one rename each, and clears the mark. Any other upload of a held segment
  * stays "already held". Two nodes repairing at once write the same bytes.
  */
-import { mkdirSync, readdirSync, readFileSync, rmSync, statfsSync } from 'node:fs';
-import { mkdtemp, rename, rm } from 'node:fs/promises';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statfsSync } from 'node:fs';
+import { mkdtemp, readdir, rename, rm, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { pathToFileURL } from 'node:url';
@@ -54,6 +54,8 @@ import type {
   TransferOptions,
 } from '../target.js';
 import { SEGMENTS_DIR, TMP_DIR, segmentPath } from './layout.js';
+import { LocalSnapshots } from './snapshots.js';
+import { inside } from '../../druid/paths.js';
 
 /** The store's marks of damaged copies, by segment id: what its verify found wrong. */
 const DAMAGED_FILE = 'damaged.json';
@@ -120,12 +122,19 @@ export class LocalStore implements Target {
   private readonly damaged = new Map<string, string>();
   /** Problems found while loading (unreadable manifests, misplaced directories), for the log and verify. */
   readonly issues: Array<{ path: string; problem: string }> = [];
+  /** Snapshots kept beside the segments, and what prune needs (store/local/snapshots.ts). */
+  readonly snapshots: LocalSnapshots;
 
   private constructor(
     readonly root: string,
     private readonly opts: LocalStoreOptions,
   ) {
     this.url = pathToFileURL(root).toString();
+    this.snapshots = new LocalSnapshots(root, {
+      removeSegment: (id) => this.remove(id),
+      orphans: () => this.orphanDirs(),
+      removeOrphan: (name) => this.removeOrphanDir(name),
+    });
   }
 
   /** Opens (creating if needed) the store at `root`, empties its temporary area and loads the catalog. */
@@ -397,6 +406,52 @@ export class LocalStore implements Target {
         );
     }
     return { outcome: identical ? 'identical' : 'conflict', manifest };
+  }
+
+  // ---- Prune ----
+
+  /**
+   * Removes a segment: its manifest first (fsynced), so from then on nothing lists, reads or restores it, then its
+   * files and directory. Killed in between, the directory without a manifest is an orphan the next prune removes.
+   */
+  async remove(segmentId: string): Promise<void> {
+    await this.withLock(segmentId, async () => {
+      const e = this.entry(segmentId);
+      if (!e) return;
+      this.index.delete(segmentId);
+      this.sortedIds = undefined;
+      this.totalBytes -= e.summary.size;
+      if (this.damaged.delete(segmentId)) await this.saveDamaged();
+      await unlink(path.join(e.dir, MANIFEST_NAME)).catch((err: NodeJS.ErrnoException) => {
+        if (err.code !== 'ENOENT') throw err;
+      });
+      await fsyncDirAsync(e.dir);
+      await rm(e.dir, { recursive: true, force: true });
+      await fsyncDirAsync(path.dirname(e.dir));
+      this.updateGauges();
+      this.opts.log.info({ segmentId, bytes: e.summary.size }, 'segment pruned');
+    });
+  }
+
+  /** Segment directories without a manifest (`{dataSource}/{segment}` relative to segments/): a prune cut short. */
+  private async orphanDirs(): Promise<string[]> {
+    const out: string[] = [];
+    const segmentsDir = path.join(this.root, SEGMENTS_DIR);
+    for (const ds of await readdir(segmentsDir, { withFileTypes: true })) {
+      if (!ds.isDirectory()) continue;
+      for (const e of await readdir(path.join(segmentsDir, ds.name), { withFileTypes: true })) {
+        if (!e.isDirectory() || e.name.startsWith('.')) continue;
+        if (!existsSync(path.join(segmentsDir, ds.name, e.name, MANIFEST_NAME))) out.push(`${ds.name}/${e.name}`);
+      }
+    }
+    return out.sort();
+  }
+
+  private async removeOrphanDir(name: string): Promise<void> {
+    const [ds = '', seg = '', ...rest] = name.split('/');
+    const dir = inside(path.join(this.root, SEGMENTS_DIR), [ds, seg], name);
+    if (rest.length || existsSync(path.join(dir, MANIFEST_NAME))) throw new BackupError('conflict', `${quoteId(name)} is not an orphan`);
+    await rm(dir, { recursive: true, force: true });
   }
 
   // ---- Target ----

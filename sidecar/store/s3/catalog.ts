@@ -86,10 +86,19 @@ export class S3Catalog {
     this.written.set(key, known);
   }
 
+  /** Forgets a manifest this process removed (prune), so no listing answers it from memory. */
+  forget(key: string): void {
+    this.written.delete(key);
+    this.index?.entries.delete(key);
+  }
+
   private parseIndex(body: Buffer): Map<string, KnownManifest> {
     const out = new Map<string, KnownManifest>();
     // An index that inflates beyond its limit throws, and is not used (loadIndex).
-    const json = JSON.parse(gunzipSync(body, { maxOutputLength: ANSWER_LIMITS.indexInflated }).toString('utf8')) as { formatVersion?: unknown; entries?: unknown };
+    const json = JSON.parse(gunzipSync(body, { maxOutputLength: ANSWER_LIMITS.indexInflated }).toString('utf8')) as {
+      formatVersion?: unknown;
+      entries?: unknown;
+    };
     if (json.formatVersion !== CATALOG_FORMAT_VERSION || !Array.isArray(json.entries)) return out;
     for (const e of json.entries as Array<{ key?: unknown; etag?: unknown; manifest?: unknown }>) {
       if (typeof e?.key !== 'string' || typeof e.etag !== 'string' || !this.d.layout.isManifestKey(e.key)) continue;

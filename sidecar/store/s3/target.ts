@@ -37,6 +37,7 @@ import type {
 } from '../target.js';
 import type { KnownManifest } from './catalog.js';
 import { S3Catalog } from './catalog.js';
+import { S3Snapshots } from './snapshots.js';
 import type { PartChecksums, S3Settings } from './client.js';
 import { checkS3Settings, createS3Client, describeEndpoint, readObjectLimited, s3Agents } from './client.js';
 import { retireAgent } from '../../util/agents.js';
@@ -109,6 +110,8 @@ export class S3Target implements Target {
   private connection?: Promise<S3Connection>;
   private readonly agents = s3Agents();
   private lastCatalog?: { key: string; at: number; items: StoredSegment[] };
+  /** Snapshots kept in the bucket beside the segments, and what prune needs (snapshots.ts). */
+  readonly snapshots: S3Snapshots = new S3Snapshots(this);
 
   constructor(
     location: S3Location,

@@ -1,0 +1,285 @@
+/**
+ * Prune: the plan first (what a dry run prints), then, under the store's lease, the sweep.
+ *
+ * The plan: the retention policy (retention.ts) decides each snapshot; a stored segment stays while a kept snapshot
+ * names it, while a node's latest holdings report (younger than HOLDINGS_FRESH_MS) lists it, or for the grace
+ * period after it was last seen so (the marks the pruner keeps in the store, or the manifest's last update for a
+ * segment never seen referenced). Everything else is named with its reason. A store without any snapshot loses no
+ * segment: nothing there says what Druid uses.
+ *
+ * The sweep, safe against kill -9 at any point and against work running beside it (docs/retention.md):
+ * 1. the lease, a record the store holds, created only if absent and renewed while the sweep runs;
+ * 2. the marks are written (when each segment was last seen referenced), so a run killed later loses no time;
+ * 3. the headers of forgotten snapshots go first (their blobs and segments are then unreferenced, as the plan says);
+ * 4. segments: only when no snapshot is being written (its marker), and after the headers are listed again so that a
+ *    snapshot written since the plan keeps what it names; each segment's manifest goes first;
+ * 5. the files of segments a killed prune left without a manifest, and blobs no header names.
+ */
+import type { Logger } from 'pino';
+import { BackupError, messageOf } from '../errors.js';
+import type { Target } from '../store/target.js';
+import { parseListBlob, snapshotIdTime } from './check.js';
+import type { SnapshotHeader } from './model.js';
+import type { RetentionPolicy, SnapshotVerdict } from './retention.js';
+import { applyRetention, describePolicy, segmentVerdict } from './retention.js';
+import type { SnapshotStore } from './store.js';
+
+/** A node's holdings report counts as "holds it now" this long (a node reconciles far more often). */
+export const HOLDINGS_FRESH_MS = 24 * 3600_000;
+/** Largest list blob read back: 100,000 descriptors of about 1 KiB. */
+export const MAX_LIST_BYTES = 512 * 1024 * 1024;
+/** A lease left by a pruner on another host that died blocks the next for at most this long (it is renewed every third of it). */
+export const LEASE_MS = 60_000;
+
+export interface PlannedSnapshot extends SnapshotVerdict {
+  time: string;
+  pinned: boolean;
+  segments: number;
+  complete: boolean;
+}
+
+export interface PlannedSegment {
+  segmentId: string;
+  dataSource: string;
+  bytes: number;
+  reason: string;
+}
+
+export interface PrunePlan {
+  target: string;
+  policy: string;
+  at: string;
+  snapshots: PlannedSnapshot[];
+  /** Segments to remove, each with why it is no longer kept. */
+  remove: PlannedSegment[];
+  /** Segments kept, counted by why (first reason). */
+  kept: { byLatestSnapshot: number; bySnapshots: number; byNodes: number; byGracePeriod: number };
+  /** Segment directories a killed prune left without a manifest. */
+  orphans: string[];
+  /** Blobs no kept snapshot names. */
+  blobs: string[];
+  bytes: { stored: number; usedByLatest: number; keptByRetention: number; prunable: number };
+}
+
+export interface PruneResult extends PrunePlan {
+  dryRun: boolean;
+  removed: { snapshots: number; segments: number; bytes: number; orphans: number; blobs: number };
+  /** Why segments were not swept this run, when they were not. */
+  deferred?: string;
+}
+
+function snapshotsOf(t: Target): SnapshotStore {
+  if (!t.snapshots) throw new BackupError('bad_request', `target ${t.url} keeps no snapshots, so it cannot be pruned`);
+  return t.snapshots;
+}
+
+/** Every segment id each header names, read from its list blobs (each checked: sorted, of its data source). */
+async function namedIds(s: SnapshotStore, h: SnapshotHeader, into: Map<string, string>, signal?: AbortSignal): Promise<void> {
+  for (const ds of h.dataSources) {
+    const data = await s.getBlob(ds.list, MAX_LIST_BYTES, signal);
+    for (const seg of parseListBlob(data, ds.name, `snapshot ${h.id}`)) if (!into.has(seg.id)) into.set(seg.id, h.id);
+  }
+}
+
+export async function planPrune(
+  target: Target,
+  policy: RetentionPolicy,
+  o: { now?: number; signal?: AbortSignal } = {},
+): Promise<PrunePlan & { keptIds: Set<string>; headers: Map<string, SnapshotHeader> }> {
+  const s = snapshotsOf(target);
+  const now = o.now ?? Date.now();
+  const ids = await s.listSnapshots(o.signal);
+  const pins = new Set(await s.listPins(o.signal));
+  const headers = new Map<string, SnapshotHeader>();
+  for (const id of ids) {
+    const h = await s.getHeader(id, o.signal);
+    if (h) headers.set(id, h);
+  }
+  const verdicts = applyRetention(
+    [...headers.values()].map((h) => ({ id: h.id, timeMs: Date.parse(h.time) || snapshotIdTime(h.id), pinned: pins.has(h.id) })),
+    policy,
+  );
+  const named = new Map<string, string>();
+  const latest = verdicts[0] ? headers.get(verdicts[0].id) : undefined;
+  const latestIds = new Map<string, string>();
+  if (latest) await namedIds(s, latest, latestIds, o.signal);
+  const keptBlobs = new Set<string>();
+  for (const v of verdicts) {
+    if (!v.keep) continue;
+    const h = headers.get(v.id)!;
+    keptBlobs.add(h.metadata);
+    for (const d of h.dataSources) keptBlobs.add(d.list);
+    await namedIds(s, h, named, o.signal);
+  }
+  const holders = new Map<string, string>();
+  const reportedAt = new Map<string, number>();
+  for (const r of await s.listHoldings(o.signal)) {
+    const at = Date.parse(r.at);
+    const fresh = now - at < HOLDINGS_FRESH_MS;
+    for (const id of r.segmentIds) {
+      if (fresh && !holders.has(id)) holders.set(id, r.node);
+      reportedAt.set(id, Math.max(reportedAt.get(id) ?? 0, at));
+    }
+  }
+  const marks = (await s.readMarks(o.signal))?.lastReferenced ?? {};
+  const plan: PrunePlan = {
+    target: target.url,
+    policy: `${describePolicy(policy)}, gracePeriod ${policy.gracePeriodMs / 1000}s`,
+    at: new Date(now).toISOString(),
+    snapshots: verdicts.map((v) => {
+      const h = headers.get(v.id)!;
+      return { ...v, time: h.time, pinned: pins.has(v.id), segments: h.segments, complete: h.complete };
+    }),
+    remove: [],
+    kept: { byLatestSnapshot: 0, bySnapshots: 0, byNodes: 0, byGracePeriod: 0 },
+    orphans: await s.orphans(o.signal),
+    blobs: (await s.listBlobs(o.signal)).filter((b) => !keptBlobs.has(b)),
+    bytes: { stored: 0, usedByLatest: 0, keptByRetention: 0, prunable: 0 },
+  };
+  for await (const m of target.list({}, { signal: o.signal })) {
+    plan.bytes.stored += m.size;
+    const inLatest = latestIds.has(m.segmentId);
+    const inKept = named.get(m.segmentId);
+    const heldBy = holders.get(m.segmentId);
+    const seen = Math.max(Object.hasOwn(marks, m.segmentId) ? marks[m.segmentId]! : 0, reportedAt.get(m.segmentId) ?? 0, Date.parse(m.updatedAt) || 0);
+    const v = segmentVerdict({ id: m.segmentId, inKeptSnapshot: inKept, heldBy, lastReferencedMs: seen }, policy, now);
+    if (inLatest) {
+      plan.bytes.usedByLatest += m.size;
+      plan.kept.byLatestSnapshot++;
+    } else if (v.keep) plan.bytes.keptByRetention += m.size;
+    if (!inLatest && inKept) plan.kept.bySnapshots++;
+    else if (!inLatest && heldBy) plan.kept.byNodes++;
+    else if (!inLatest && v.keep) plan.kept.byGracePeriod++;
+    if (!v.keep) {
+      plan.bytes.prunable += m.size;
+      plan.remove.push({ segmentId: m.segmentId, dataSource: m.dataSource, bytes: m.size, reason: v.reason });
+    }
+  }
+  return { ...plan, keptIds: new Set([...named.keys(), ...holders.keys()]), headers };
+}
+
+export interface PruneOptions {
+  policy: RetentionPolicy;
+  dryRun?: boolean;
+  /** Who holds the lease (this node and process). */
+  owner: string;
+  log: Logger;
+  signal?: AbortSignal;
+  now?: () => number;
+  /** Called before each step of the sweep, with its name: the crash trials kill the process there. */
+  onStep?: (step: string) => void;
+}
+
+/**
+ * Owners are `{node}/{pid}/…`: a lease left by a process of this node and host that is gone (a pruner killed and
+ * restarted) is taken over at once instead of blocking until it expires.
+ */
+export function leaseOwner(node: string, job: string): string {
+  return `${node}/${process.pid}/${job}`;
+}
+
+async function takeOverDead(s: SnapshotStore, o: PruneOptions): Promise<boolean> {
+  const l = await s.readLease(o.signal).catch(() => undefined);
+  if (!l) return false;
+  const [node, pid] = l.owner.split('/');
+  const [myNode] = o.owner.split('/');
+  if (node !== myNode || !/^\d+$/.test(pid ?? '') || Number(pid) === process.pid) return false;
+  try {
+    process.kill(Number(pid), 0);
+    return false;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ESRCH') return false;
+  }
+  o.log.warn({ lease: l }, 'the prune lease was left by a process of this node that is gone; taken over');
+  return s.acquireLease(o.owner, LEASE_MS, o.signal, l.owner);
+}
+
+export async function prune(target: Target, o: PruneOptions): Promise<PruneResult> {
+  const s = snapshotsOf(target);
+  const now = o.now ?? Date.now;
+  const removed = { snapshots: 0, segments: 0, bytes: 0, orphans: 0, blobs: 0 };
+  if (o.dryRun) {
+    const { keptIds: _k, headers: _h, ...plan } = await planPrune(target, o.policy, { now: now(), signal: o.signal });
+    return { ...plan, dryRun: true, removed };
+  }
+  if (!(await s.acquireLease(o.owner, LEASE_MS, o.signal)) && !(await takeOverDead(s, o))) {
+    const l = await s.readLease(o.signal).catch(() => undefined);
+    throw new BackupError('conflict', `another prune of ${target.url} holds its lease${l ? ` (${l.owner}, until ${l.expires})` : ''}; try again later`);
+  }
+  let renewedAt = now();
+  const renew = async () => {
+    if (now() - renewedAt < LEASE_MS / 3) return;
+    if (!(await s.acquireLease(o.owner, LEASE_MS, o.signal))) throw new BackupError('conflict', `the prune lease of ${target.url} was lost; stopping`);
+    renewedAt = now();
+  };
+  const step = (name: string) => {
+    o.onStep?.(name);
+    if (o.signal?.aborted) throw new BackupError('cancelled', 'prune cancelled');
+  };
+  try {
+    const t = now();
+    const { keptIds, headers, ...plan } = await planPrune(target, o.policy, { now: t, signal: o.signal });
+    step('marks');
+    const prev = (await s.readMarks(o.signal))?.lastReferenced ?? {};
+    const lastReferenced: Record<string, number> = Object.create(null) as Record<string, number>;
+    const removing = new Set(plan.remove.map((r) => r.segmentId));
+    for (const [id, ms] of Object.entries(prev)) if (!removing.has(id)) lastReferenced[id] = ms;
+    for (const id of keptIds) lastReferenced[id] = t;
+    await s.writeMarks({ at: t, lastReferenced }, o.signal);
+    for (const v of plan.snapshots) {
+      if (v.keep) continue;
+      step('forget');
+      await s.forget(v.id, o.signal);
+      removed.snapshots++;
+      await renew();
+    }
+    // What a killed prune left half-removed (no manifest: invisible already) is finished whatever else happens.
+    for (const name of plan.orphans) {
+      step('orphan');
+      await s.removeOrphan(name, o.signal);
+      removed.orphans++;
+    }
+    const writing = await s.listWriting(o.signal);
+    let deferred: string | undefined;
+    if (!headers.size) {
+      // Nothing says what Druid uses: a store that never had a snapshot keeps every segment.
+      deferred = 'the store holds no snapshot, so nothing says which segments Druid uses; no segment is removed';
+    } else if (writing.length) {
+      deferred = `snapshot ${writing.map((w) => w.id).join(', ')} is being written; segments and blobs are swept at the next run`;
+      o.log.info({ target: target.url, writing }, deferred);
+    } else {
+      // A snapshot written since the plan keeps every segment and blob it names.
+      const since = new Map<string, string>();
+      const newBlobs = new Set<string>();
+      for (const id of await s.listSnapshots(o.signal)) {
+        if (headers.has(id)) continue;
+        const h = await s.getHeader(id, o.signal);
+        if (!h) continue;
+        newBlobs.add(h.metadata);
+        for (const d of h.dataSources) newBlobs.add(d.list);
+        await namedIds(s, h, since, o.signal);
+      }
+      for (const r of plan.remove) {
+        if (since.has(r.segmentId)) continue;
+        step('segment');
+        await s.removeSegment(r.segmentId, o.signal);
+        removed.segments++;
+        removed.bytes += r.bytes;
+        await renew();
+      }
+      for (const b of plan.blobs) {
+        if (newBlobs.has(b)) continue;
+        step('blob');
+        await s.deleteBlob(b, o.signal);
+        removed.blobs++;
+      }
+    }
+    o.log.info({ target: target.url, ...removed }, 'prune finished');
+    return { ...plan, dryRun: false, removed, ...(deferred ? { deferred } : {}) };
+  } catch (e) {
+    o.log.warn({ target: target.url, err: messageOf(e) }, 'prune stopped');
+    throw e;
+  } finally {
+    await s.releaseLease(o.owner).catch(() => undefined);
+  }
+}

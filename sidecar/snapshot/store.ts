@@ -1,0 +1,78 @@
+/**
+ * What a target offers for snapshots and pruning: the `snapshots` capability of a `Target` (store/target.ts). Every
+ * kind implements the same contract (the local store, the http target through a target sidecar's API, S3):
+ * - blobs are content-addressed and created only if absent; `putBlob` checks the bytes against their name, and
+ *   `getBlob` reads at most `maxBytes` and checks them again (a target is hostile: what comes back is input);
+ * - a header is written last (after every blob it names) and never overwritten;
+ * - a pin is a small mutable marker apart from the immutable header;
+ * - the prune lease is held by the store itself, created with a conditional create, and expires, so a pruner that
+ *   died does not block the next;
+ * - `removeSegment` removes a segment's manifest first, so a half-removed segment is invisible (no catalog or
+ *   restore sees it) and its remaining files are removed by the next prune (`orphans`).
+ * Every id and digest is checked (snapshot/check.ts) before a key or a path is made of it.
+ */
+import type { SnapshotHeader } from './model.js';
+import type { Pin } from './check.js';
+
+export interface Lease {
+  owner: string;
+  /** ISO 8601 */
+  expires: string;
+}
+
+/** What the pruner remembers between runs: when each unreferenced segment was last seen referenced. */
+export interface PruneMarks {
+  /** segment id -> ms of the last time it was seen named by a kept snapshot or held by a node */
+  lastReferenced: Record<string, number>;
+  /** ms of the run that wrote them */
+  at: number;
+}
+
+/** What a node reported holding, the last time its reconcile ran. */
+export interface Holdings {
+  node: string;
+  at: string;
+  segmentIds: string[];
+}
+
+export interface SnapshotStore {
+  putBlob(sha256: string, data: Buffer, signal?: AbortSignal): Promise<'stored' | 'present'>;
+  hasBlob(sha256: string, signal?: AbortSignal): Promise<boolean>;
+  getBlob(sha256: string, maxBytes: number, signal?: AbortSignal): Promise<Buffer>;
+  listBlobs(signal?: AbortSignal): Promise<string[]>;
+  deleteBlob(sha256: string, signal?: AbortSignal): Promise<void>;
+  /** Fails with `conflict` when a header with this id exists. */
+  putHeader(header: SnapshotHeader, signal?: AbortSignal): Promise<void>;
+  getHeader(id: string, signal?: AbortSignal): Promise<SnapshotHeader | undefined>;
+  /** Ids of every snapshot whose header exists, sorted. */
+  listSnapshots(signal?: AbortSignal): Promise<string[]>;
+  /** Deletes the header (first) and the pin. Blobs go at the next prune, once no header names them. */
+  forget(id: string, signal?: AbortSignal): Promise<void>;
+  setPin(id: string, pin: Pin | undefined, signal?: AbortSignal): Promise<void>;
+  getPin(id: string, signal?: AbortSignal): Promise<Pin | undefined>;
+  listPins(signal?: AbortSignal): Promise<string[]>;
+  /**
+   * Takes the prune lease for `ttlMs` (or renews it when `owner` holds it); false when another live owner holds it.
+   * `deadOwner`: a live lease held by exactly that owner is taken over as if expired (its process is known dead).
+   */
+  acquireLease(owner: string, ttlMs: number, signal?: AbortSignal, deadOwner?: string): Promise<boolean>;
+  releaseLease(owner: string, signal?: AbortSignal): Promise<void>;
+  readLease(signal?: AbortSignal): Promise<Lease | undefined>;
+  /**
+   * The marker of a snapshot being written, from before its taker reads the catalogs until its header is written:
+   * a prune that sees a live one sweeps no segment (docs/retention.md, the safety argument).
+   */
+  putWriting(id: string, expires: string, signal?: AbortSignal): Promise<void>;
+  deleteWriting(id: string, signal?: AbortSignal): Promise<void>;
+  /** Live markers (an expired one is its taker's, dead: ignored). */
+  listWriting(signal?: AbortSignal): Promise<Array<{ id: string; expires: string }>>;
+  readMarks(signal?: AbortSignal): Promise<PruneMarks | undefined>;
+  writeMarks(marks: PruneMarks, signal?: AbortSignal): Promise<void>;
+  putHoldings(h: Holdings, signal?: AbortSignal): Promise<void>;
+  listHoldings(signal?: AbortSignal): Promise<Holdings[]>;
+  /** Removes a stored segment, its manifest first. */
+  removeSegment(segmentId: string, signal?: AbortSignal): Promise<void>;
+  /** Segments whose files are stored without a manifest (a prune killed part-way): removed by the next prune. */
+  orphans(signal?: AbortSignal): Promise<string[]>;
+  removeOrphan(name: string, signal?: AbortSignal): Promise<void>;
+}
