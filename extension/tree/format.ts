@@ -30,9 +30,9 @@ export function timeAgo(iso: string | undefined, now: number): string {
 }
 
 /** The count as a number whatever a server sent (a string would go into a tooltip as it is). */
-export function plural(n: number, word: string): string {
+export function plural(n: number, word: string, words = `${word}s`): string {
   const v = Number(n);
-  return `${v.toLocaleString('en-US')} ${word}${v === 1 ? '' : 's'}`;
+  return `${v.toLocaleString('en-US')} ${v === 1 ? word : words}`;
 }
 
 /**
