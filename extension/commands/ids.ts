@@ -17,6 +17,7 @@ export enum Command {
   CancelJob = 'druidBackup.cancelJob',
   LoadMore = 'druidBackup.loadMore',
   ShowOutput = 'druidBackup.showOutput',
+  ShowStatus = 'druidBackup.showStatus',
 }
 
 /** View ids, as in package.json's `contributes.views`. */
