@@ -18,6 +18,7 @@ export enum Command {
   LoadMore = 'druidBackup.loadMore',
   ShowOutput = 'druidBackup.showOutput',
   ShowStatus = 'druidBackup.showStatus',
+  ShowTimeline = 'druidBackup.showTimeline',
 }
 
 /** View ids, as in package.json's `contributes.views`. */

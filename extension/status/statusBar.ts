@@ -67,7 +67,9 @@ export class StatusBar implements vscode.Disposable {
       const client = n.client;
       this.wanted.set(n.url, { client, copies: known?.copies ?? 1 });
       try {
-        this.wanted.set(n.url, { client, copies: (await client.targets()).copies });
+        const copies = (await client.targets()).copies;
+        this.wanted.set(n.url, { client, copies });
+        n.wantedCopies = copies;
         this.update();
       } catch {
         // An older sidecar or a refusal: one copy wanted, as with a single target.
