@@ -79,13 +79,14 @@
     svg = el('svg', { width: '100%', height: h, role: 'grid', 'aria-label': 'Coverage of ' + tl.dataSource, 'aria-rowcount': tl.lanes.length });
     chart.appendChild(svg);
     const axis = el('g', { class: 'axis', 'aria-hidden': 'true' }, svg);
-    const ticks = 6;
+    // As many time labels as fit without overlapping.
+    const ticks = Math.max(1, Math.floor(width() / 200));
     for (let i = 0; i <= ticks; i++) {
       const t = state.view.start + ((state.view.end - state.view.start) * i) / ticks;
       const x = xOf(t);
       el('line', { x1: x, x2: x, y1: AXIS_H - 4, y2: h, class: 'tick' }, axis);
       const label = el('text', { x: x, y: AXIS_H - 8, class: 'tick-label', 'text-anchor': i === 0 ? 'start' : i === ticks ? 'end' : 'middle' }, axis);
-      label.textContent = fmtTime(t);
+      label.textContent = new Date(t).toISOString().slice(0, 16).replace('T', ' ');
     }
     const focusKey = state.focusKey && findKey(state.focusKey) ? state.focusKey : tl.lanes[0].cells[0] && tl.lanes[0].cells[0].key;
     tl.lanes.forEach((lane, li) => {
