@@ -109,7 +109,11 @@ async function colorTheme(wb: Workbench, name: string): Promise<void> {
 
 async function addNode(wb: Workbench, url: string, token: string, first: boolean): Promise<void> {
   if (!first) await wb.pane('Nodes').locator('.pane-header').hover();
-  await wb.pane('Nodes').getByRole('button', { name: 'Add Node', exact: true }).first().click();
+  await wb
+    .pane('Nodes')
+    .getByRole('button', { name: first ? 'Add Node' : 'Add Node…', exact: true })
+    .first()
+    .click();
   await wb.answer('Add a Druid Backup node', url);
   await wb.answer(`Token of ${url}`, token);
 }
