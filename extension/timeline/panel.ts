@@ -58,6 +58,7 @@ class TimelinePanel {
   private cells = new Map<string, Cell>();
   private timer: ReturnType<typeof setTimeout> | undefined;
   private readonly openedAt = Date.now();
+  private readonly prepared: Promise<void>;
 
   constructor(
     private readonly ext: ExtensionState,
@@ -73,6 +74,8 @@ class TimelinePanel {
     });
     this.panel.iconPath = vscode.Uri.joinPath(media, 'druid-backup.svg');
     this.panel.webview.html = html(this.panel.webview, media, dataSource);
+    // Load and build while the webview starts, so the page gets the model as soon as it asks.
+    this.prepared = this.load().then(() => this.build());
     const sub = ext.cluster.onChange(() => this.schedule());
     this.subscriptions.push(
       { dispose: () => sub.dispose() },
@@ -108,12 +111,18 @@ class TimelinePanel {
     }, 250);
   }
 
-  private send(): void {
+  /** Builds the model from what the views hold now. */
+  private build(): void {
     const nodes = this.ext.cluster.list();
     const wanted = Math.max(1, ...nodes.map((n) => n.wantedCopies ?? 1));
     this.timeline = buildTimeline(this.dataSource, nodes, wanted);
     this.cells = new Map(this.timeline.lanes.flatMap((l) => l.cells.map((c) => [c.key, c] as const)));
-    void this.panel.webview.postMessage({ type: 'timeline', timeline: this.timeline, names: nodeNames(nodes), words: CELL_WORDS, states: CELL_STATES });
+  }
+
+  private send(rebuild = true): void {
+    if (rebuild || !this.timeline) this.build();
+    const names = nodeNames(this.ext.cluster.list());
+    void this.panel.webview.postMessage({ type: 'timeline', timeline: this.timeline, names, words: CELL_WORDS, states: CELL_STATES });
   }
 
   /** Rows the tree commands take, for the segments of the cells with these keys. */
@@ -142,8 +151,9 @@ class TimelinePanel {
     if (!m) return;
     switch (m.type) {
       case 'ready': {
-        await this.load();
-        this.send();
+        // Built while the page loaded (see the constructor); a change since then is sent by schedule().
+        await this.prepared;
+        this.send(false);
         this.ext.output.info(`timeline of ${this.dataSource}: ${this.timeline?.segments ?? 0} segments sent ${Date.now() - this.openedAt} ms after opening`);
         return;
       }
