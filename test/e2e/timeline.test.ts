@@ -191,6 +191,10 @@ test('in VS Code: the coverage timeline, lost segments and the status bar', { ti
   await page.locator('.monaco-workbench.vs').waitFor();
   await frame.locator('rect.cell').first().waitFor();
   await wb.screenshot('timeline-light');
+  await colorTheme(wb, 'Dark High Contrast');
+  await page.locator('.monaco-workbench.hc-black').waitFor();
+  await frame.locator('rect.cell').first().waitFor();
+  await wb.screenshot('timeline-high-contrast');
   await colorTheme(wb, 'Dark Modern');
   await page.locator('.monaco-workbench.vs-dark').waitFor();
 
@@ -204,10 +208,23 @@ test('in VS Code: the coverage timeline, lost segments and the status bar', { ti
   await status.filter({ hasText: '1 lost' }).first().waitFor();
   await page.locator('.part.statusbar').screenshot({ path: path.join(SCREENSHOTS, 'status-bar-lost.png') });
 
-  // A click on the cell selects its segment in the Nodes view, where it shows as lost with Restore inline.
-  await cell.click();
+  // The status bar's summary links to it: picking it selects its row in the Nodes view, shown as lost.
+  await status.first().click();
+  const summaryPick = page.locator('.quick-input-widget');
+  await summaryPick.locator('.monaco-list-row', { hasText: victim.id }).waitFor();
+  await summaryPick.locator('.quick-input-box input').fill(victim.id);
+  await summaryPick.locator('.monaco-list-row.focused', { hasText: victim.id }).waitFor();
+  await page.keyboard.press('Enter');
   const row = wb.row('Nodes', victim.id);
-  await row.filter({ hasText: 'lost: files gone from the cache' }).waitFor();
+  await row.filter({ hasText: 'lost: files gone from the cache' }).and(page.locator('.selected')).waitFor();
+  // Another row selected (kttm, expanded by the click and collapsed again, so the view keeps its length).
+  await wb.labelled('Nodes', 'kttm').click();
+  await row.and(page.locator('.selected')).waitFor({ state: 'detached' });
+  await wb.labelled('Nodes', 'kttm').and(page.locator('[aria-expanded="true"]')).click();
+  await wb.labelled('Nodes', 'kttm').and(page.locator('[aria-expanded="false"]')).waitFor();
+
+  // A click on the cell selects its segment in the Nodes view too, with Restore inline.
+  await cell.click();
   await row.and(page.locator('.selected')).waitFor();
   await row.hover();
   await row.getByRole('button', { name: 'Restore…' }).waitFor();
