@@ -19,6 +19,7 @@ import type {
   RestoreRequest,
   SegmentInfo,
   StoredSegment,
+  TargetsResponse,
   VerifyRequest,
 } from '../sidecar/api.js';
 
@@ -106,6 +107,11 @@ export class SidecarClient {
   /** Every backup in the node's store (target role). */
   allStored(q: Omit<ListQuery, 'limit' | 'cursor'> = {}, signal?: AbortSignal): Promise<StoredSegment[]> {
     return this.all((cursor) => this.json('GET', `${API}/store/segments`, { params: { ...q, limit: MAX_PAGE, cursor, target: this.opts.bucket }, signal }));
+  }
+
+  /** The node's targets and the copies it keeps of each segment. */
+  targets(): Promise<TargetsResponse> {
+    return this.json('GET', `${API}/targets`);
   }
 
   async jobs(): Promise<Job[]> {

@@ -104,6 +104,8 @@ export class NodeEntry implements NodeView {
   storedError?: NodeProblem;
   jobs?: Job[];
   jobsError?: NodeProblem;
+  /** Copies it keeps of each segment (`GET /data/v1/targets`), once the status bar asked. */
+  wantedCopies?: number;
   /** Loads under way, so two views asking at once cause one request. */
   readonly loading = new Map<string, Promise<void>>();
 

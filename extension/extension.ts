@@ -12,6 +12,8 @@ import { backupNow, copySegmentId, restore, showManifest } from './commands/segm
 import { JsonDocuments, SCHEME } from './documents.js';
 import { LiveUpdates } from './live.js';
 import { readSettings, type Settings, Tokens } from './settings.js';
+import { StatusBar } from './status/statusBar.js';
+import { TimelinePanels } from './timeline/panel.js';
 import { BackupsProvider } from './tree/backupsProvider.js';
 import { JobsProvider } from './tree/jobsProvider.js';
 import { NodesProvider } from './tree/nodesProvider.js';
@@ -45,6 +47,8 @@ export function activate(context: vscode.ExtensionContext): void {
     settings: () => settings,
     clientFor: async (c) => makeClient(ext, c.url, await tokens.get(c.url)),
   };
+  const statusBar = new StatusBar(ext);
+  const timelines = new TimelinePanels(ext, context.extensionUri);
   const live = new LiveUpdates(cluster, { info: (m) => output.info(m), error: (m) => output.warn(m) });
 
   /** Makes the cluster match the settings; with `newClients`, every node gets a client made afresh (a new timeout). */
@@ -72,6 +76,8 @@ export function activate(context: vscode.ExtensionContext): void {
   register(Command.OpenConsole, (row?: Row) => openConsole(ext, row));
   register(Command.CancelJob, (row?: Row) => cancelJob(ext, row));
   register(Command.ShowOutput, () => output.show());
+  register(Command.ShowStatus, () => statusBar.showSummary());
+  register(Command.ShowTimeline, (row?: Row) => timelines.open(row));
   register(Command.LoadMore, (parentId: string) => {
     // A row id is a JSON array whose first word names its view.
     const viewOf: Record<string, RowProvider> = { n: providers.nodes, b: providers.backups, j: providers.jobs };
@@ -82,6 +88,8 @@ export function activate(context: vscode.ExtensionContext): void {
     output,
     cluster,
     live,
+    statusBar,
+    timelines,
     ...Object.values(providers),
     ...Object.values(views),
     vscode.workspace.registerTextDocumentContentProvider(SCHEME, new JsonDocuments(cluster)),

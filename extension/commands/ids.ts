@@ -17,6 +17,8 @@ export enum Command {
   CancelJob = 'druidBackup.cancelJob',
   LoadMore = 'druidBackup.loadMore',
   ShowOutput = 'druidBackup.showOutput',
+  ShowStatus = 'druidBackup.showStatus',
+  ShowTimeline = 'druidBackup.showTimeline',
 }
 
 /** View ids, as in package.json's `contributes.views`. */

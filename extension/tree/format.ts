@@ -29,10 +29,20 @@ export function timeAgo(iso: string | undefined, now: number): string {
   return iso.slice(0, 10);
 }
 
+/** A duration in a short word: "40 s", "5 min", "3 h", "2 days". */
+export function formatDuration(ms: number): string {
+  const s = Math.round(Math.max(0, ms) / 1000);
+  if (s < 60) return `${s} s`;
+  if (s < 3600) return `${Math.round(s / 60)} min`;
+  if (s < 86_400) return `${Math.round(s / 3600)} h`;
+  const d = Math.round(s / 86_400);
+  return `${d} day${d === 1 ? '' : 's'}`;
+}
+
 /** The count as a number whatever a server sent (a string would go into a tooltip as it is). */
-export function plural(n: number, word: string): string {
+export function plural(n: number, word: string, words = `${word}s`): string {
   const v = Number(n);
-  return `${v.toLocaleString('en-US')} ${word}${v === 1 ? '' : 's'}`;
+  return `${v.toLocaleString('en-US')} ${v === 1 ? word : words}`;
 }
 
 /**

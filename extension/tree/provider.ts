@@ -5,7 +5,7 @@
  */
 import * as vscode from 'vscode';
 import type { Change, Cluster, ViewName } from '../cluster.js';
-import type { Paging, Row } from './rows.js';
+import type { Paging, Row, RowRef } from './rows.js';
 
 const COLLAPSIBLE: Record<Row['collapsible'], vscode.TreeItemCollapsibleState> = {
   none: vscode.TreeItemCollapsibleState.None,
@@ -92,6 +92,34 @@ export abstract class RowProvider implements vscode.TreeDataProvider<Row>, vscod
       this.parents.set(r.id, row);
       return kept;
     });
+  }
+
+  /**
+   * The row standing for `ref`, found by walking down from the top (so that `TreeView.reveal` knows its ancestors);
+   * the deepest row on the way when paging hides it. `levels` are the fields of a ref each level adds.
+   */
+  async find(ref: RowRef, levels: ReadonlyArray<keyof RowRef>): Promise<Row | undefined> {
+    const depthOf = (r: Row): number => {
+      if (r.ref.node !== ref.node || r.kind === 'message' || r.kind === 'loadMore') return -1;
+      let d = 0;
+      for (const k of levels) {
+        if (r.ref[k] === undefined) break;
+        if (r.ref[k] !== ref[k]) return -1;
+        d++;
+      }
+      return d;
+    };
+    const want = levels.filter((k) => ref[k] !== undefined).length;
+    let best: Row | undefined;
+    let rows = await this.getChildren();
+    for (;;) {
+      const floor = best ? depthOf(best) : -1;
+      const next = rows.filter((r) => depthOf(r) > floor).sort((a, b) => depthOf(b) - depthOf(a))[0];
+      if (!next) return best;
+      best = next;
+      if (depthOf(best) >= want || best.collapsible === 'none') return best;
+      rows = await this.getChildren(best);
+    }
   }
 
   /** Shows the next page under `parentId`. */

@@ -8,7 +8,7 @@ import type { Job, NodeInfo, SegmentInfo, StoredSegment } from '../../sidecar/ap
 import { Command } from '../commands/ids.js';
 import { formatBytes, intervalLabel, md, plural, timeAgo } from './format.js';
 import type { GroupedIndex } from './index.js';
-import { damageReason, displayState, LOOKS, stateCounts, summarize } from './state.js';
+import { copiesOf, damageReason, displayState, LOOKS, LOST_EXPLAINED, stateCounts, summarize } from './state.js';
 
 export type RowKind =
   | 'node'
@@ -261,21 +261,27 @@ export function segmentRow(n: NodeView, s: SegmentInfo, now: number): Row {
   const state = displayState(s);
   const look = LOOKS[state];
   const reason = damageReason(s);
-  const parts = [state === 'damaged' && reason ? `damaged: ${reason}` : look.label, formatBytes(s.size)];
+  const copies = copiesOf(s);
+  const parts =
+    state === 'lost'
+      ? ['lost: files gone from the cache', copies ? `${plural(copies, 'copy', 'copies')} in the backup` : 'no copy in the backup']
+      : [state === 'damaged' && reason ? `damaged: ${reason}` : look.label, formatBytes(s.size)];
   if (s.backup.at) parts.push(`backed up ${timeAgo(s.backup.at, now)}`);
-  const tip = [
-    `**${md(s.id)}**`,
-    '',
-    `State: ${md(look.label)}${reason ? ` (${md(reason)})` : ''}`,
-    `Size: ${md(formatBytes(s.size))} in ${plural(s.files.length, 'file')} (${md(s.layout)} layout)`,
-    `Files: ${s.files.map((f) => `${md(f.name)} ${md(formatBytes(f.size))}`).join(', ')}`,
-    `Backup: ${md(s.backup.state)}${s.backup.target ? ` to ${md(s.backup.target)}` : ''}`,
-  ];
+  const tip = [`**${md(s.id)}**`, '', `State: ${md(look.label)}${reason ? ` (${md(reason)})` : ''}`];
+  if (state === 'lost') tip.push(md(LOST_EXPLAINED), 'Restore puts it back from the backup.');
+  else {
+    tip.push(
+      `Size: ${md(formatBytes(s.size))} in ${plural(s.files.length, 'file')} (${md(s.layout)} layout)`,
+      `Files: ${s.files.map((f) => `${md(f.name)} ${md(formatBytes(f.size))}`).join(', ')}`,
+    );
+  }
+  tip.push(`Backup: ${md(s.backup.state)}${s.backup.target ? ` to ${md(s.backup.target)}` : ''}`);
+  if (s.backup.targets?.length) tip.push(`Copies: ${copies} on ${s.backup.targets.map(md).join(', ')}`);
   if (s.backup.at) tip.push(`Backed up: ${md(s.backup.at)} (${md(timeAgo(s.backup.at, now))})`);
   if (s.backup.error) tip.push(`Backup error: ${md(s.backup.error)}`);
   if (!s.hasInfoFile) tip.push('No info_dir entry: Druid will not load it at start');
   const words = ['segment', state];
-  if (s.backup.state === 'backedUp' || s.backup.at) words.push('hasBackup');
+  if (s.backup.state === 'backedUp' || s.backup.at || copies > 0) words.push('hasBackup');
   return {
     id: rowId('n', n.url, s.dataSource, s.interval, s.id),
     kind: 'segment',

@@ -5,10 +5,10 @@
  */
 import type { BackupState, SegmentInfo, SegmentLocalState } from '../../sidecar/api.js';
 
-export type DisplayState = 'damaged' | 'failed' | 'restoring' | 'downloading' | 'pending' | 'notBackedUp' | 'backedUp';
+export type DisplayState = 'lost' | 'damaged' | 'failed' | 'restoring' | 'downloading' | 'pending' | 'notBackedUp' | 'backedUp';
 
 /** Worst first: a group shows the worst state of its segments. */
-export const DISPLAY_STATES: readonly DisplayState[] = ['damaged', 'failed', 'restoring', 'downloading', 'pending', 'notBackedUp', 'backedUp'];
+export const DISPLAY_STATES: readonly DisplayState[] = ['lost', 'damaged', 'failed', 'restoring', 'downloading', 'pending', 'notBackedUp', 'backedUp'];
 
 export interface Look {
   /** A codicon id (`~spin` makes it turn). */
@@ -20,6 +20,7 @@ export interface Look {
 }
 
 export const LOOKS: Record<DisplayState, Look> = {
+  lost: { icon: 'debug-disconnect', color: 'charts.red', label: 'lost' },
   damaged: { icon: 'warning', color: 'charts.red', label: 'damaged' },
   failed: { icon: 'error', color: 'charts.red', label: 'backup failed' },
   restoring: { icon: 'sync~spin', color: 'charts.blue', label: 'restoring' },
@@ -31,16 +32,31 @@ export const LOOKS: Record<DisplayState, Look> = {
 
 const LOCAL_DAMAGE: Partial<Record<SegmentLocalState, string>> = {
   damaged: 'files do not match their digests',
-  missing: 'files missing',
   incomplete: 'incomplete (no version.bin)',
 };
 
+/**
+ * Lost: Druid's info_dir entry says the node serves the segment while its files are gone from the cache (what
+ * automatic restore repairs). A Druid drop or a balancer move deletes the info_dir entry before the files, so such a
+ * segment is never `missing`: the sidecar removes it from its listing and it leaves the view.
+ */
+export const LOST_EXPLAINED =
+  "Lost: Druid's info_dir entry still says this node serves the segment, but its files are gone from the cache. " +
+  'A Druid drop or a balancer move removes the info_dir entry first, so such a segment is not lost: it simply leaves this view.';
+
 export function displayState(s: Pick<SegmentInfo, 'state' | 'backup'>): DisplayState {
+  if (s.state === 'missing') return 'lost';
   if (s.state === 'restoring') return 'restoring';
   if (s.state === 'downloading') return 'downloading';
   if (LOCAL_DAMAGE[s.state]) return 'damaged';
   const byBackup: Record<BackupState, DisplayState> = { backedUp: 'backedUp', pending: 'pending', failed: 'failed', none: 'notBackedUp' };
   return byBackup[s.backup.state] ?? 'notBackedUp';
+}
+
+/** Copies of a segment on its targets: the count the sidecar reports, else 1 for a single target's backup. */
+export function copiesOf(s: Pick<SegmentInfo, 'backup'>): number {
+  if (typeof s.backup.copies === 'number') return s.backup.copies;
+  return s.backup.state === 'backedUp' ? 1 : 0;
 }
 
 /** Why a damaged segment is damaged, in words. */

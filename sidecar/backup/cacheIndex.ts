@@ -183,6 +183,15 @@ export class CacheIndex {
     if (!this.segments.delete(id)) return;
     this.sortedIds = undefined;
     this.opts.state.delete(id);
+    // Files gone while info_dir still names the segment: Druid believes it serves it, so it is lost (what automatic
+    // restore repairs), listed and published as `missing`. A drop or a balancer move deletes the info_dir entry first.
+    const descriptor = this.readInfo(id);
+    if (descriptor) {
+      const seg = segmentIdOfDescriptor(descriptor);
+      this.missing.set(id, { ...seg, interval: `${seg.start}/${seg.end}`, descriptor, infoFile: path.join(this.infoDir, id) });
+      this.publish(id);
+      return;
+    }
     this.opts.events.publish({ type: 'segment-removed', segmentId: id });
   }
 

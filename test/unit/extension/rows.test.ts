@@ -1,5 +1,7 @@
 /** The extension's tree model without VS Code: API answers → rows, states, paging, stable ids. */
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { test } from 'node:test';
 import type { NodeInfo, SegmentInfo } from '../../../sidecar/api.js';
 import { SEGMENT_GROUPING, STORED_GROUPING } from '../../../extension/cluster.js';
@@ -26,6 +28,7 @@ import { displayState, summarize } from '../../../extension/tree/state.js';
 import { day, job, NOW, segment, stored } from './fixtures.js';
 
 const URL_1 = 'http://127.0.0.1:8484';
+const pkg = JSON.parse(readFileSync(path.resolve(__dirname, '../../../package.json'), 'utf8'));
 
 const INFO: NodeInfo = {
   name: 'historical-1:8083',
@@ -61,7 +64,8 @@ test('a segment shows its local state first, then its backup state', () => {
   assert.equal(displayState({ ...s, backup: { state: 'none' } }), 'notBackedUp');
   assert.equal(displayState({ ...s, state: 'downloading', backup: { state: 'none' } }), 'downloading');
   assert.equal(displayState({ ...s, state: 'restoring' }), 'restoring');
-  for (const bad of ['damaged', 'missing', 'incomplete'] as const) assert.equal(displayState({ ...s, state: bad }), 'damaged', bad);
+  for (const bad of ['damaged', 'incomplete'] as const) assert.equal(displayState({ ...s, state: bad }), 'damaged', bad);
+  assert.equal(displayState({ ...s, state: 'missing', backup: { state: 'none' } }), 'lost', 'files gone, info_dir entry kept');
 });
 
 test('node → data source → interval → segment, with counts and the worst state on each level', () => {
@@ -107,8 +111,8 @@ test('a segment row: id as label, state and size as description, id, size, files
   for (const part of ['wikipedia\\_2024', '256 KiB in 3 files', '00000\\.smoosh', '2024\\-06\\-01T11\\:55\\:00\\.000Z'])
     assert.ok(r.tooltip!.includes(part), `${part} in ${r.tooltip}`);
 
-  const damaged = segmentRow(node([s]), { ...s, state: 'missing' }, NOW);
-  assert.equal(damaged.description, 'damaged: files missing · 256 KiB · backed up 5 min ago');
+  const damaged = segmentRow(node([s]), { ...s, state: 'damaged' }, NOW);
+  assert.equal(damaged.description, 'damaged: files do not match their digests · 256 KiB · backed up 5 min ago');
   assert.equal(damaged.icon?.icon, 'warning');
   assert.match(damaged.contextValue!, /\bhasBackup\b/, 'a damaged segment with a backup can be restored');
 
@@ -303,9 +307,19 @@ test('tooltips escape every server-supplied name: roles, layout, digests, data s
     target: evil,
     store: { path: evil, segments: evil as unknown as number, bytes: evil as unknown as number },
   } as NodeInfo;
-  const s = segment(evil, 0, 0, { layout: evil as 'nested', files: [{ name: evil, size: evil as unknown as number }], backup: { state: evil as 'backedUp', at: evil, target: evil, error: evil } });
+  const s = segment(evil, 0, 0, {
+    layout: evil as 'nested',
+    files: [{ name: evil, size: evil as unknown as number }],
+    backup: { state: evil as 'backedUp', at: evil, target: evil, error: evil },
+  });
   const n = node([s], { info });
-  const j = job(evil, { type: evil as 'backup', state: evil as 'running', target: evil, errors: [{ segmentId: evil, message: evil }], request: { dataSource: evil } });
+  const j = job(evil, {
+    type: evil as 'backup',
+    state: evil as 'running',
+    target: evil,
+    errors: [{ segmentId: evil, message: evil }],
+    request: { dataSource: evil },
+  });
   const st = stored(s, { digest: evil, sources: [evil], conflicts: [evil], createdAt: evil, updatedAt: evil, size: evil as unknown as number });
   const tips = {
     node: nodeRow(n).tooltip!,
@@ -323,4 +337,52 @@ test('tooltips escape every server-supplied name: roles, layout, digests, data s
     assert.ok(tip.includes(md(evil)), `${what}: ${tip}`);
   }
   assert.match(tips.node, /NaN segments/, 'a count that is not a number is not shown as text');
+});
+
+test('a lost segment (info_dir entry kept, files gone) stays in the Nodes view as lost, with Restore, until it is back', () => {
+  const s = segment('wikipedia', 0);
+  // As the sidecar lists it: no files, no backup record any more, but its copies on the targets.
+  const lost: SegmentInfo = {
+    ...s,
+    state: 'missing',
+    size: 0,
+    files: [],
+    backup: { state: 'none', copies: 2, targets: ['http://t1:8485', 'http://t2:8485'] },
+  };
+  const n = node([segment('wikipedia', 0, 1), lost]);
+  const r = segmentRow(n, lost, NOW);
+  assert.equal(r.icon?.icon, 'debug-disconnect');
+  assert.equal(r.icon?.color, 'charts.red');
+  assert.equal(r.description, 'lost: files gone from the cache · 2 copies in the backup');
+  assert.match(r.contextValue!, /^segment lost\b/);
+  assert.match(r.contextValue!, /\bhasBackup\b/);
+  assert.match(r.tooltip!, /info\\_dir entry still says/);
+  assert.match(r.tooltip!, /drop or a balancer move removes the info\\_dir entry first/);
+  assert.match(r.tooltip!, /Copies: 2 on http/);
+  // A lost segment with no copy anywhere still offers Restore (its plan says what is missing).
+  const bare = segmentRow(n, { ...lost, backup: { state: 'none' } }, NOW);
+  assert.equal(bare.description, 'lost: files gone from the cache · no copy in the backup');
+  assert.match(bare.contextValue!, /^segment lost$/);
+
+  // Its groups show it as the worst state, by name.
+  const [ds] = nodeChildren(n, paging(50));
+  assert.match(ds!.description!, /1 lost, 1 backed up$/);
+  assert.equal(ds!.icon?.color, 'charts.red');
+  const [iv] = dataSourceChildren(n, 'wikipedia', paging(50));
+  assert.match(iv!.description!, /1 lost/);
+
+  // Restore's menus offer it inline for a lost row (package.json's `when` clause, as VS Code matches it).
+  const menus = (pkg.contributes.menus['view/item/context'] as Array<{ command: string; when: string; group: string }>).filter(
+    (m) => m.command === 'druidBackup.restore' && m.group.startsWith('inline') && m.when.includes('druidBackup.nodes'),
+  );
+  const re = (when: string) => new RegExp(/viewItem =~ \/(.*)\/$/.exec(when)![1]!);
+  assert.ok(
+    menus.some((m) => re(m.when).test(bare.contextValue!)),
+    'inline Restore on a lost row',
+  );
+
+  // Back: the same id, no longer lost.
+  const back = segmentRow(n, s, NOW);
+  assert.equal(back.id, r.id);
+  assert.doesNotMatch(back.contextValue!, /lost/);
 });

@@ -1,0 +1,265 @@
+/**
+ * The coverage timeline's model: what the nodes (their caches) and the targets (their catalogs) say about one data
+ * source → lanes, one per version, newest first, and cells, one per interval of a lane, coloured by the state of
+ * the segments in it. Pure, no `vscode` and no DOM: panel.ts sends it to the webview (media/timeline.js), which
+ * only draws it; the unit tests check it directly.
+ */
+import type { SegmentInfo, StoredSegment } from '../../sidecar/api.js';
+import { formatBytes, intervalLabel, plural } from '../tree/format.js';
+import type { NodeView } from '../tree/rows.js';
+import { nodeLabel } from '../tree/rows.js';
+import { copiesOf, displayState } from '../tree/state.js';
+
+/**
+ * Worst first: a cell of several partitions shows the worst. `lost`: a node's info_dir entry names it, its files are
+ * gone; `backupOnly`: no node lists it, a target holds it; `cacheOnly`: on a node, in no backup.
+ */
+export type CellState = 'lost' | 'failed' | 'cacheOnly' | 'pending' | 'overshadowed' | 'backupOnly' | 'backedUp';
+export const CELL_STATES: readonly CellState[] = ['lost', 'failed', 'cacheOnly', 'pending', 'overshadowed', 'backupOnly', 'backedUp'];
+
+export const CELL_WORDS: Record<CellState, string> = {
+  lost: 'lost from the node (backup holds it)',
+  failed: 'backup failed',
+  cacheOnly: 'in the cache only',
+  pending: 'backup pending',
+  overshadowed: 'overshadowed by a newer version',
+  backupOnly: 'in the backup only',
+  backedUp: 'backed up',
+};
+
+/** A segment of a cell, and where the commands find it: a node that lists it, else a target that holds it. */
+export interface CellSegment {
+  id: string;
+  partition: number;
+  size: number;
+  state: CellState;
+  copies: number;
+  /** Nodes whose cache lists it (lost or not). */
+  nodes: string[];
+  /** Targets that hold it, as the nodes report (backup.targets) and as the catalogs say. */
+  targets: string[];
+  backedUpAt?: string;
+  error?: string;
+}
+
+export interface Cell {
+  /** Stable across updates: version and interval. */
+  key: string;
+  interval: string;
+  start: number;
+  end: number;
+  version: string;
+  state: CellState;
+  /** The fewest copies among its segments that are backed up. */
+  copies: number;
+  size: number;
+  segments: CellSegment[];
+  /** Words for screen readers and the hover. */
+  label: string;
+}
+
+export interface Lane {
+  version: string;
+  cells: Cell[];
+}
+
+export interface Timeline {
+  dataSource: string;
+  start: number;
+  end: number;
+  lanes: Lane[];
+  /** Cells per state, for the legend. */
+  counts: Record<CellState, number>;
+  /** Copies wanted, for the colour of "backed up with fewer copies". */
+  wantedCopies: number;
+  segments: number;
+}
+
+function parseInterval(interval: string): { start: number; end: number } | undefined {
+  const [a, b] = interval.split('/');
+  const start = Date.parse(a ?? '');
+  const end = Date.parse(b ?? '');
+  return Number.isFinite(start) && Number.isFinite(end) && start < end ? { start, end } : undefined;
+}
+
+interface Gathered {
+  id: string;
+  interval: string;
+  version: string;
+  partition: number;
+  size: number;
+  onNodes: Array<{ node: NodeView; s: SegmentInfo }>;
+  stored: Array<{ target: NodeView; s: StoredSegment }>;
+}
+
+/** Merged [start, end) ranges, sorted, for "is this interval covered by newer versions". */
+function merge(ranges: Array<[number, number]>): Array<[number, number]> {
+  const sorted = [...ranges].sort((a, b) => a[0] - b[0]);
+  const out: Array<[number, number]> = [];
+  for (const r of sorted) {
+    const last = out[out.length - 1];
+    if (last && r[0] <= last[1]) last[1] = Math.max(last[1], r[1]);
+    else out.push([r[0], r[1]]);
+  }
+  return out;
+}
+
+function covered(merged: Array<[number, number]>, start: number, end: number): boolean {
+  let lo = 0;
+  let hi = merged.length - 1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1;
+    const m = merged[mid]!;
+    if (m[1] <= start) lo = mid + 1;
+    else if (m[0] > start) hi = mid - 1;
+    else return m[1] >= end;
+  }
+  return false;
+}
+
+function segmentState(g: Gathered, overshadowed: boolean): { state: CellState; copies: number; targets: string[]; at?: string; error?: string } {
+  const targets = new Set<string>();
+  let copies = 0;
+  let at: string | undefined;
+  let error: string | undefined;
+  let lost = false;
+  let failed = false;
+  let pending = false;
+  for (const { s } of g.onNodes) {
+    for (const t of s.backup.targets ?? (s.backup.state === 'backedUp' && s.backup.target ? [s.backup.target] : [])) targets.add(t);
+    copies = Math.max(copies, copiesOf(s));
+    if (s.backup.at && (!at || s.backup.at > at)) at = s.backup.at;
+    const d = displayState(s);
+    if (d === 'lost') lost = true;
+    if (s.backup.state === 'failed') {
+      failed = true;
+      error ??= s.backup.error;
+    }
+    if (s.backup.state === 'pending') pending = true;
+  }
+  for (const { target, s } of g.stored) if (!s.damaged) targets.add(target.url);
+  copies = Math.max(copies, g.stored.filter((x) => !x.s.damaged).length);
+  let state: CellState;
+  if (lost) state = 'lost';
+  else if (g.onNodes.length === 0) state = 'backupOnly';
+  else if (overshadowed) state = 'overshadowed';
+  else if (failed) state = 'failed';
+  else if (pending) state = 'pending';
+  else state = copies > 0 ? 'backedUp' : 'cacheOnly';
+  return { state, copies, targets: [...targets].sort(), at, error };
+}
+
+/**
+ * The timeline of `dataSource` from every loaded node: sources give their cache's segments, targets their catalog.
+ * A segment in several places is one segment: its replicas and copies are counted, not drawn twice.
+ */
+export function buildTimeline(dataSource: string, nodes: readonly NodeView[], wantedCopies = 1): Timeline {
+  const byId = new Map<string, Gathered>();
+  const gather = (id: string, interval: string, version: string, partition: number, size: number): Gathered => {
+    let g = byId.get(id);
+    if (!g) {
+      g = { id, interval, version, partition, size, onNodes: [], stored: [] };
+      byId.set(id, g);
+    }
+    if (size > g.size) g.size = size;
+    return g;
+  };
+  for (const n of nodes) {
+    for (const s of n.segments?.itemsOf(dataSource) ?? []) gather(s.id, s.interval, s.version, s.partition, s.size).onNodes.push({ node: n, s });
+    for (const s of n.stored?.itemsOf(dataSource) ?? []) gather(s.segmentId, s.interval, s.version, s.partition, s.size).stored.push({ target: n, s });
+  }
+
+  // Group by version, then by interval.
+  const versions = new Map<string, Map<string, Gathered[]>>();
+  for (const g of byId.values()) {
+    if (!parseInterval(g.interval)) continue;
+    let lane = versions.get(g.version);
+    if (!lane) versions.set(g.version, (lane = new Map()));
+    const list = lane.get(g.interval);
+    if (list) list.push(g);
+    else lane.set(g.interval, [g]);
+  }
+  const order = [...versions.keys()].sort((a, b) => (a < b ? 1 : a > b ? -1 : 0));
+  const counts = Object.fromEntries(CELL_STATES.map((s) => [s, 0])) as Record<CellState, number>;
+  const lanes: Lane[] = [];
+  let newer: Array<[number, number]> = [];
+  let start = Infinity;
+  let end = -Infinity;
+  for (const version of order) {
+    const lane = versions.get(version)!;
+    const ranges: Array<[number, number]> = [];
+    const cells: Cell[] = [];
+    for (const [interval, group] of lane) {
+      const t = parseInterval(interval)!;
+      ranges.push([t.start, t.end]);
+      start = Math.min(start, t.start);
+      end = Math.max(end, t.end);
+      const over = covered(newer, t.start, t.end);
+      const segments: CellSegment[] = group
+        .sort((a, b) => a.partition - b.partition)
+        .map((g) => {
+          const st = segmentState(g, over);
+          return {
+            id: g.id,
+            partition: g.partition,
+            size: g.size,
+            state: st.state,
+            copies: st.copies,
+            nodes: g.onNodes.map((x) => x.node.url),
+            targets: st.targets,
+            ...(st.at ? { backedUpAt: st.at } : {}),
+            ...(st.error ? { error: st.error } : {}),
+          };
+        });
+      const state = CELL_STATES.find((s) => segments.some((x) => x.state === s))!;
+      const backed = segments.filter((x) => x.copies > 0);
+      const copies = backed.length ? Math.min(...backed.map((x) => x.copies)) : 0;
+      const size = segments.reduce((a, x) => a + x.size, 0);
+      counts[state]++;
+      cells.push({
+        key: JSON.stringify([version, interval]),
+        interval,
+        start: t.start,
+        end: t.end,
+        version,
+        state,
+        copies,
+        size,
+        segments,
+        label: cellLabel(dataSource, interval, version, state, copies, segments.length, size),
+      });
+    }
+    cells.sort((a, b) => a.start - b.start);
+    lanes.push({ version, cells });
+    newer = merge([...newer, ...ranges]);
+  }
+  if (!Number.isFinite(start)) {
+    start = 0;
+    end = 0;
+  }
+  return { dataSource, start, end, lanes, counts, wantedCopies, segments: byId.size };
+}
+
+export function cellLabel(dataSource: string, interval: string, version: string, state: CellState, copies: number, segments: number, size: number): string {
+  const copyWords =
+    state === 'backedUp' || state === 'lost' || state === 'backupOnly' || state === 'overshadowed' ? `, ${plural(copies, 'copy', 'copies')}` : '';
+  return `${dataSource} ${intervalLabel(interval)}, version ${version}: ${CELL_WORDS[state]}${copyWords}, ${plural(segments, 'segment')}, ${formatBytes(size)}`;
+}
+
+/** Where the tree commands find a segment of a cell: a node's row when a node lists it, else a target's row. */
+export function segmentRef(
+  dataSource: string,
+  cell: Pick<Cell, 'interval'>,
+  s: CellSegment,
+): { view: 'nodes' | 'backups'; kind: 'segment' | 'storedSegment'; node: string; dataSource: string; interval: string; segmentId: string } | undefined {
+  const node = s.nodes[0];
+  if (node) return { view: 'nodes', kind: 'segment', node, dataSource, interval: cell.interval, segmentId: s.id };
+  const target = s.targets[0];
+  if (target) return { view: 'backups', kind: 'storedSegment', node: target, dataSource, interval: cell.interval, segmentId: s.id };
+  return undefined;
+}
+
+/** The names of the nodes, for the hover. */
+export function nodeNames(nodes: readonly NodeView[]): Record<string, string> {
+  return Object.fromEntries(nodes.map((n) => [n.url, nodeLabel(n)]));
+}

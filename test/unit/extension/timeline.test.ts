@@ -1,0 +1,150 @@
+/** The coverage timeline's model without VS Code: API answers → lanes (one per version) and cells with their state. */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import type { NodeInfo, SegmentInfo, StoredSegment } from '../../../sidecar/api.js';
+import { SEGMENT_GROUPING, STORED_GROUPING } from '../../../extension/cluster.js';
+import { parseMessage } from '../../../extension/timeline/messages.js';
+import { buildTimeline, type Cell, segmentRef } from '../../../extension/timeline/model.js';
+import { GroupedIndex } from '../../../extension/tree/index.js';
+import type { NodeView } from '../../../extension/tree/rows.js';
+import { day, segment, stored } from './fixtures.js';
+
+const INFO: NodeInfo = {
+  name: 'historical-1',
+  version: '0.1.0',
+  roles: ['source'],
+  druid: { locations: [], layout: 'nested', deepStorage: { type: 'local', zip: false } },
+  startedAt: '2024-06-01T00:00:00.000Z',
+};
+
+const source = (url: string, segs: SegmentInfo[]): NodeView => ({ url, info: INFO, segments: GroupedIndex.of(SEGMENT_GROUPING, segs) });
+const target = (url: string, segs: StoredSegment[]): NodeView => ({
+  url,
+  info: { ...INFO, roles: ['target'] },
+  stored: GroupedIndex.of(STORED_GROUPING, segs),
+});
+
+function withVersion(s: SegmentInfo, version: string): SegmentInfo {
+  return { ...s, version, id: s.id.replace(s.version, version) };
+}
+
+const cellAt = (cells: Cell[], i: number) => cells.find((c) => c.interval === day(i))!;
+
+test('one lane per version, newest first; one cell per interval, coloured by the worst of its segments', () => {
+  const ok = segment('w', 0, 0, { backup: { state: 'backedUp', copies: 2, targets: ['http://t1', 'http://t2'] } });
+  const ok1 = segment('w', 0, 1, { backup: { state: 'backedUp', copies: 1, targets: ['http://t1'] } });
+  const pending = segment('w', 1, 0, { backup: { state: 'pending' } });
+  const failed = segment('w', 2, 0, { backup: { state: 'failed', error: 'target down' } });
+  const cacheOnly = segment('w', 3, 0, { backup: { state: 'none' } });
+  const lost = segment('w', 4, 0, { state: 'missing', size: 0, files: [], backup: { state: 'none' } });
+  const other = segment('kttm', 0);
+  const lostStored = stored(segment('w', 4, 0));
+  const onlyStored = stored(segment('w', 5, 0));
+  const newer = withVersion(segment('w', 0, 0), '2024-05-02T00:00:00.000Z');
+  const tl = buildTimeline(
+    'w',
+    [source('http://a', [ok, ok1, pending, failed, cacheOnly, lost, other, newer]), target('http://t1', [lostStored, onlyStored])],
+    2,
+  );
+  assert.deepEqual(
+    tl.lanes.map((l) => l.version),
+    ['2024-05-02T00:00:00.000Z', '2024-05-01T00:00:00.000Z'],
+  );
+  const old = tl.lanes[1]!.cells;
+  assert.deepEqual(
+    old.map((c) => c.interval),
+    [0, 1, 2, 3, 4, 5].map(day),
+    'sorted by time',
+  );
+  assert.equal(cellAt(old, 0).state, 'overshadowed', 'day 0 of the older version is covered by the newer one');
+  assert.equal(cellAt(old, 0).copies, 1, 'the fewest copies of its segments');
+  assert.equal(cellAt(old, 0).segments.length, 2);
+  assert.equal(cellAt(old, 1).state, 'pending');
+  assert.equal(cellAt(old, 2).state, 'failed');
+  assert.equal(cellAt(old, 2).segments[0]!.error, 'target down');
+  assert.equal(cellAt(old, 3).state, 'cacheOnly');
+  assert.equal(cellAt(old, 4).state, 'lost');
+  assert.equal(cellAt(old, 4).copies, 1, 'the catalog of t1 holds it');
+  assert.deepEqual(cellAt(old, 4).segments[0]!.targets, ['http://t1']);
+  assert.equal(cellAt(old, 5).state, 'backupOnly');
+  assert.equal(tl.lanes[0]!.cells[0]!.state, 'backedUp', 'the newer version');
+  assert.equal(tl.segments, 8, 'kttm is not in the timeline of w');
+  assert.equal(tl.start, Date.parse(day(0).split('/')[0]!));
+  assert.equal(tl.end, Date.parse(day(5).split('/')[1]!));
+  assert.deepEqual(
+    Object.entries(tl.counts).filter(([, n]) => n),
+    [
+      ['lost', 1],
+      ['failed', 1],
+      ['cacheOnly', 1],
+      ['pending', 1],
+      ['overshadowed', 1],
+      ['backupOnly', 1],
+      ['backedUp', 1],
+    ],
+  );
+  assert.match(cellAt(old, 4).label, /^w 2024-01-05\/2024-01-06, version 2024-05-01T00:00:00\.000Z: lost from the node \(backup holds it\), 1 copy, 1 segment/);
+});
+
+test('a segment on two nodes and two targets is one segment with its copies, and the commands find its rows', () => {
+  const s = segment('w', 0, 0, { backup: { state: 'backedUp', copies: 2, targets: ['http://t1', 'http://t2'] } });
+  const tl = buildTimeline('w', [
+    source('http://a', [s]),
+    source('http://b', [s]),
+    target('http://t1', [stored(s)]),
+    target('http://t2', [stored(s, { damaged: 'digest mismatch' })]),
+  ]);
+  const cell = tl.lanes[0]!.cells[0]!;
+  assert.equal(tl.segments, 1);
+  assert.equal(cell.state, 'backedUp');
+  assert.equal(cell.copies, 2);
+  assert.deepEqual(cell.segments[0]!.nodes, ['http://a', 'http://b']);
+  assert.deepEqual(segmentRef('w', cell, cell.segments[0]!), {
+    view: 'nodes',
+    kind: 'segment',
+    node: 'http://a',
+    dataSource: 'w',
+    interval: day(0),
+    segmentId: s.id,
+  });
+  const only = buildTimeline('w', [target('http://t1', [stored(s)])]).lanes[0]!.cells[0]!;
+  assert.equal(segmentRef('w', only, only.segments[0]!)?.view, 'backups');
+});
+
+test('a damaged catalog copy does not count; nonsense intervals are left out; an empty data source is empty', () => {
+  const s = segment('w', 0, 0, { backup: { state: 'none' } });
+  const tl = buildTimeline('w', [
+    source('http://a', [s, { ...segment('w', 1), interval: 'not/an-interval' }]),
+    target('http://t1', [stored(s, { damaged: 'bad' })]),
+  ]);
+  assert.equal(tl.lanes[0]!.cells.length, 1);
+  assert.equal(tl.lanes[0]!.cells[0]!.state, 'cacheOnly');
+  const empty = buildTimeline('none', [source('http://a', [s])]);
+  assert.deepEqual(empty.lanes, []);
+  assert.equal(empty.start, 0);
+});
+
+test('10,000 segments in one data source: one cell each (the build time is printed)', () => {
+  const segs = Array.from({ length: 10_000 }, (_, i) => segment('big', i, 0, { backup: i % 7 ? { state: 'backedUp' } : { state: 'pending' } }));
+  const t0 = performance.now();
+  const tl = buildTimeline('big', [source('http://a', segs)]);
+  const ms = performance.now() - t0;
+  assert.equal(tl.lanes[0]!.cells.length, 10_000);
+  console.log(`timeline model of 10,000 segments: ${ms.toFixed(0)} ms`);
+});
+
+test('messages from the page: only the known types with string keys are taken', () => {
+  assert.deepEqual(parseMessage({ type: 'ready' }), { type: 'ready' });
+  assert.deepEqual(parseMessage({ type: 'select', key: '["v","i"]' }), { type: 'select', key: '["v","i"]' });
+  assert.deepEqual(parseMessage({ type: 'restore', keys: ['a', 'b'], extra: 1 }), { type: 'restore', keys: ['a', 'b'] });
+  for (const bad of [
+    null,
+    'ready',
+    { type: 'select' },
+    { type: 'select', key: 1 },
+    { type: 'backup', keys: 'a' },
+    { type: 'backup', keys: [1] },
+    { type: 'eval', code: 'x' },
+  ])
+    assert.equal(parseMessage(bad), undefined, JSON.stringify(bad));
+});
