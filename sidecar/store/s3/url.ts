@@ -4,7 +4,7 @@
  * of becoming `s3://b/x`.
  */
 import { BackupError } from '../../errors.js';
-import { MAX_PREFIX } from './layout.js';
+import { MAX_PREFIX } from '../object/layout.js';
 
 export interface S3Location {
   bucket: string;
