@@ -14,6 +14,8 @@ import { readDruidNodeConfig } from './druid/nodeConfig.js';
 import type { Properties } from './druid/properties.js';
 import { mergeProperties, readPropertiesFile } from './druid/properties.js';
 import { periodToMillis } from './druid/time.js';
+import type { AzureSettings } from './store/azure/client.js';
+import { checkAzureSettings } from './store/azure/client.js';
 import type { S3Settings } from './store/s3/client.js';
 import type { TargetSpec } from './targets/spec.js';
 import { checkCopies, parseTargetsSetting } from './targets/spec.js';
@@ -203,6 +205,27 @@ export const BACKUP_KEYS: KeySpec[] = [
     max: 5 * 1024 ** 3,
     doc: 'Files larger than this go up as multipart uploads (partSize, concurrency); others, every smoosh file by default, as one streamed PUT with a trailing sha256 that holds no part in memory.',
   },
+  // Azure Blob Storage targets (store/azure/): credentials come from AZURE_STORAGE_CONNECTION_STRING, AZURE_STORAGE_KEY
+  // or a managed identity (DefaultAzureCredential), never from these keys.
+  {
+    key: 'druid.backup.azure.account',
+    type: 'string',
+    doc: 'Storage account of azure://container/prefix targets; default AZURE_STORAGE_ACCOUNT, or the account of AZURE_STORAGE_CONNECTION_STRING (which wins when set).',
+  },
+  {
+    key: 'druid.backup.azure.endpoint',
+    type: 'url',
+    doc: 'Blob service URL (an emulator, a sovereign cloud: http://azurite:10000/devstoreaccount1); default https://{account}.blob.core.windows.net.',
+  },
+  {
+    key: 'druid.backup.azure.blockSize',
+    type: 'size',
+    default: '8MiB',
+    min: 1024 ** 2,
+    max: 4000 * 1024 ** 2,
+    doc: 'Size of the blocks a file is staged in, each with its Content-MD5 (1MiB to 4000MiB); memory per upload is about (concurrency + 1) × blockSize.',
+  },
+  { key: 'druid.backup.azure.concurrency', type: 'int', default: '4', min: 1, max: 64, doc: 'Blocks of one file staged at once.' },
   // Limits of the API's HTTP server: a caller, or many, cannot exhaust memory, connections or the event loop.
   {
     key: 'druid.backup.http.bodyLimit',
@@ -312,6 +335,8 @@ export interface SidecarConfig {
   restoreLayout: 'auto' | 'nested' | 'flat';
   /** Settings of s3:// targets. */
   s3: S3Settings;
+  /** Settings of azure:// targets. */
+  azure: AzureSettings;
   /** Limits of the API's HTTP server (druid.backup.http.*). */
   http: HttpLimits;
 }
@@ -632,6 +657,18 @@ export function loadSidecarConfig(opts: LoadOptions = {}): SidecarConfig {
       concurrency: typed('druid.backup.s3.concurrency') as number,
       multipartThreshold: typed('druid.backup.s3.multipartThreshold') as number,
     },
+    azure: checkedAzure({
+      account: typed('druid.backup.azure.account') as string | undefined,
+      endpoint: typed('druid.backup.azure.endpoint') as string | undefined,
+      blockSize: typed('druid.backup.azure.blockSize') as number,
+      concurrency: typed('druid.backup.azure.concurrency') as number,
+    }),
     http: httpLimits(),
   };
+}
+
+/** The azure settings, refused at start when the account is not a storage account name. */
+function checkedAzure(s: AzureSettings): AzureSettings {
+  checkAzureSettings(s);
+  return s;
 }

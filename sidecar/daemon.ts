@@ -109,6 +109,7 @@ export async function startSidecar(config: SidecarConfig, log: Logger = createLo
         requestTimeoutMs: Math.min(REQUEST_TIMEOUT_MS, config.stallMs),
         ca: tls.ca,
         s3: config.s3,
+        azure: config.azure,
         node: config.nodeName,
       }),
   });

@@ -18,6 +18,8 @@ import { followJob, resolveToken } from './jobs.js';
 import { SidecarClient } from '../store/http/client.js';
 import { s3SettingsFromEnv } from '../store/s3/client.js';
 import { S3Target } from '../store/s3/target.js';
+import { azureSettingsFromEnv } from '../store/azure/client.js';
+import { AzureTarget } from '../store/azure/target.js';
 import { parseTargetUrl } from '../targets/url.js';
 
 export const EXIT_DAMAGED = 3;
@@ -53,7 +55,7 @@ export function register(program: Command): void {
     .description('re-read a store against its manifests and report every segment with missing, extra, resized or damaged files')
     .option(
       '--target <url>',
-      'a target sidecar (http://host:8484): runs a verify job there; or a bucket (s3://bucket/prefix), read from here; or file:///dir, as --store',
+      'a target sidecar (http://host:8484): runs a verify job there; or a bucket (s3://bucket/prefix) or container (azure://container/prefix), read from here; or file:///dir, as --store',
     )
     .option('--store <dir>', 'a store directory on this machine, read without any sidecar')
     .option('--data-source <name>', 'only segments of this data source')
@@ -76,8 +78,12 @@ export function register(program: Command): void {
       if (dir) {
         const r = await verifyStore(dir, sel);
         report = { store: r.store, segments: r.segments, ok: r.ok, bytes: r.bytes, bad: r.bad.map((b) => ({ segmentId: b.segmentId, problems: b.problems })) };
-      } else if (target!.scheme === 's3') {
-        const bucket = S3Target.open(target!.url, { log: pino({ level: 'silent' }), settings: s3SettingsFromEnv() });
+      } else if (target!.scheme === 's3' || target!.scheme === 'azure') {
+        const log = pino({ level: 'silent' });
+        const bucket =
+          target!.scheme === 's3'
+            ? S3Target.open(target!.url, { log, settings: s3SettingsFromEnv() })
+            : AzureTarget.open(target!.url, { log, settings: azureSettingsFromEnv() });
         try {
           const r = await bucket.verify(request);
           report = {

@@ -1,23 +1,24 @@
 /**
  * The one parser of target URLs, used by the API, the configuration and the CLI alike: `http(s)://host:port[/path]`
- * (a target sidecar), `s3://bucket[/prefix]` (a bucket) and, only where a caller says so (the CLI's own tools),
+ * (a target sidecar), `s3://bucket[/prefix]` (a bucket), `azure://container[/prefix]` (an Azure Blob container) and, only where a caller says so (the CLI's own tools),
  * `file:///dir`. The raw string is checked whole before `new URL` sees it: `new URL` silently drops leading and
  * trailing control characters and whitespace, removes tabs and newlines anywhere, treats `\` as `/` and resolves
  * `..`, so a URL that passed a check on its parsed form could name something else than what was written.
  */
 import { fileURLToPath } from 'node:url';
 import { BackupError, messageOf } from '../errors.js';
+import { parseAzureUrl } from '../store/azure/url.js';
 import { parseS3Url } from '../store/s3/url.js';
 
-export type TargetScheme = 'http' | 'https' | 's3' | 'file';
+export type TargetScheme = 'http' | 'https' | 's3' | 'azure' | 'file';
 
 export interface TargetUrl {
   /** The one spelling used everywhere: lower-case scheme and host, no default port, no trailing slash. */
   url: string;
   scheme: TargetScheme;
-  /** The host name or address as `new URL` canonicalises it (`[::1]`, `127.0.0.1`); the bucket of an s3:// URL. */
+  /** The host name or address as `new URL` canonicalises it (`[::1]`, `127.0.0.1`); the bucket (container) of an s3:// (azure://) URL. */
   host: string;
-  /** The port, default ports made explicit (80, 443); 0 for s3:// and file://, which have none. */
+  /** The port, default ports made explicit (80, 443); 0 for s3://, azure:// and file://, which have none. */
   port: number;
   /** The path without a trailing slash: `''` for the root, else `/a/b` (the prefix of a bucket). */
   path: string;
@@ -52,11 +53,13 @@ export function parseTargetUrl(raw: unknown, where: string, opts: ParseTargetOpt
     return bad(`${shownUrl(raw)} is not a URL: it holds white space or a control character, which a target URL never has`);
   const m = /^([A-Za-z][A-Za-z0-9+.-]*):/.exec(raw);
   const scheme = m?.[1]!.toLowerCase();
-  const expected = `expected http://host:port (a target sidecar) or s3://bucket/prefix (a bucket)${opts.allowFile ? ' or file:///dir' : ''}`;
+  const expected = `expected http://host:port (a target sidecar), s3://bucket/prefix (a bucket) or azure://container/prefix (an Azure container)${opts.allowFile ? ' or file:///dir' : ''}`;
   if (!scheme) return bad(`${shownUrl(raw)} is not a URL (${expected})`);
   switch (scheme) {
     case 's3':
       return s3(raw, bad);
+    case 'azure':
+      return azure(raw, bad);
     case 'http':
     case 'https':
       return web(raw, scheme, bad);
@@ -65,7 +68,7 @@ export function parseTargetUrl(raw: unknown, where: string, opts: ParseTargetOpt
         return bad(`${shownUrl(raw)}: file:// targets are not served over the API; use a target sidecar (http://host:8484) or a bucket (s3://)`);
       return file(raw, bad);
     default:
-      return bad(`${shownUrl(raw)}: unsupported scheme ${scheme}:; only http:// and https:// targets (a sidecar) and s3:// targets (a bucket) are supported`);
+      return bad(`${shownUrl(raw)}: unsupported scheme ${scheme}:; only http:// and https:// targets (a sidecar), s3:// targets (a bucket) and azure:// targets (an Azure container) are supported`);
   }
 }
 
@@ -77,6 +80,16 @@ function s3(raw: string, bad: (msg: string) => never): TargetUrl {
     return bad(messageOf(e));
   }
   return { url: loc.url, scheme: 's3', host: loc.bucket, port: 0, path: loc.prefix ? `/${loc.prefix.slice(0, -1)}` : '' };
+}
+
+function azure(raw: string, bad: (msg: string) => never): TargetUrl {
+  let loc;
+  try {
+    loc = parseAzureUrl(raw);
+  } catch (e) {
+    return bad(messageOf(e));
+  }
+  return { url: loc.url, scheme: 'azure', host: loc.container, port: 0, path: loc.prefix ? `/${loc.prefix.slice(0, -1)}` : '' };
 }
 
 /** A host as written: a DNS name (letters, digits, `-`, `.`), an IPv4 address or a bracketed IPv6 one; then a port. */

@@ -11,7 +11,7 @@ import { compileSelector } from '../../druid/selector.js';
 import { parseSegmentId } from '../../druid/segmentId.js';
 import { BackupError } from '../../errors.js';
 import type { LocalStore } from '../../store/local/store.js';
-import { S3Target } from '../../store/s3/target.js';
+import { ObjectTarget } from '../../store/object/target.js';
 import { parseTargetUrl } from '../../targets/url.js';
 import { nodeNameProblem } from '../../store/local/store.js';
 import { DAMAGED_HEADER, DIGEST_HEADER, NODE_HEADER, SIZE_HEADER, SOURCES_HEADER, TAR_CONTENT_TYPE, encodeSources } from '../../store/http/target.js';
@@ -41,12 +41,12 @@ export function register(app: FastifyInstance, ctx: SidecarContext): void {
     if (!ctx.store) throw new BackupError('not_found', 'this sidecar keeps no store; start it with --store DIR to make it a target');
     return ctx.store;
   };
-  const bucket = (url: string): S3Target => {
+  const bucket = (url: string): ObjectTarget => {
     const parsed = parseTargetUrl(url, 'target');
-    if (parsed.scheme !== 's3')
-      throw new BackupError('bad_request', `target ${parsed.url}: only buckets (s3://) are answered for here; ask the target sidecar itself`);
+    if (parsed.scheme !== 's3' && parsed.scheme !== 'azure')
+      throw new BackupError('bad_request', `target ${parsed.url}: only buckets (s3://, azure://) are answered for here; ask the target sidecar itself`);
     const t = ctx.openTarget(parsed.url);
-    if (!(t instanceof S3Target)) throw new BackupError('internal', `target ${t.url} did not open as a bucket`);
+    if (!(t instanceof ObjectTarget)) throw new BackupError('internal', `target ${t.url} did not open as a bucket`);
     return t;
   };
   const tags = ['store'];

@@ -2,14 +2,14 @@
  * `POST /data/v1/store/verify`: a verify job over this sidecar's store: every selected segment's files re-read
  * against its manifest. Each bad segment is a failed segment of the job, and the job's result lists every
  * problem by segment id (missing, extra, wrong size, wrong digest, unreadable manifest). With `target`, a bucket
- * (`s3://bucket/prefix`) is verified instead, by this sidecar reading its objects (store/s3/verify.ts).
+ * (`s3://bucket/prefix`) is verified instead, by this sidecar reading its objects (store/object/verify.ts); so is a container (`azure://container/prefix`).
  */
 import type { FastifyInstance } from 'fastify';
 import { API_PREFIX } from '../../api.js';
 import type { VerifyRequest } from '../../api.js';
 import { compileSelector, isEmptySelector } from '../../druid/selector.js';
 import { BackupError } from '../../errors.js';
-import { S3Target } from '../../store/s3/target.js';
+import { ObjectTarget } from '../../store/object/target.js';
 import { parseTargetUrl } from '../../targets/url.js';
 import { verifyStore } from '../../verify/store.js';
 import { restoreService } from './restore.js';
@@ -39,13 +39,13 @@ export function register(app: FastifyInstance, ctx: SidecarContext): void {
         // Bad filters and a bad URL are refused here, before any job.
         compileSelector(request);
         const parsed = parseTargetUrl(url, 'target');
-        if (parsed.scheme !== 's3')
+        if (parsed.scheme !== 's3' && parsed.scheme !== 'azure')
           throw new BackupError(
             'bad_request',
-            `target ${parsed.url}: only buckets (s3://) are verified from here; verify a target sidecar's store on that sidecar`,
+            `target ${parsed.url}: only buckets (s3://, azure://) are verified from here; verify a target sidecar's store on that sidecar`,
           );
         const target = ctx.openTarget(parsed.url);
-        if (!(target instanceof S3Target)) throw new BackupError('internal', `target ${target.url} did not open as a bucket`);
+        if (!(target instanceof ObjectTarget)) throw new BackupError('internal', `target ${target.url} did not open as a bucket`);
         const member = ctx.targets?.specs.find((sp) => ctx.openTarget(sp.url) === target)?.url;
         const damaged: string[] = [];
         const job = ctx.jobs.create({

@@ -11,7 +11,7 @@
  * Everything it hands back (keys, sizes, ETags, bodies) comes from the service and is checked by the caller.
  */
 import type { Readable } from 'node:stream';
-import type { BackupError } from '../../errors.js';
+import { BackupError } from '../../errors.js';
 import type { SegmentFileInfo } from '../manifest.js';
 
 export interface ObjectEntry {
@@ -50,6 +50,25 @@ export interface FileToUpload {
   open(): Readable;
   /** The file on disk, when there is one: an implementation may read it its own way. */
   path?: string;
+}
+
+/** Checks the bytes read against the size the file had when scanned; the error says the segment goes again later. */
+export function sizeCheck(file: FileToUpload): { add(n: number): void; end(): void } {
+  let read = 0;
+  return {
+    add(n) {
+      read += n;
+      if (read > file.size)
+        throw new BackupError('conflict', `${file.name} grew beyond its ${file.size} bytes while it was read; it will be sent again once it settles`);
+    },
+    end() {
+      if (read !== file.size)
+        throw new BackupError(
+          'conflict',
+          `${file.name} has ${read} bytes, not the ${file.size} it had when the segment was scanned; it will be sent again once it settles`,
+        );
+    },
+  };
 }
 
 export interface UploadOptions {
