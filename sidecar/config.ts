@@ -69,7 +69,7 @@ export const BACKUP_KEYS: KeySpec[] = [
     key: 'druid.backup.target',
     type: 'target',
     flag: 'target',
-    doc: 'Where active backup streams every complete segment: a target sidecar (http://host:8484) or a bucket (s3://bucket/prefix).',
+    doc: 'Where active backup streams every complete segment: a target sidecar (http://host:8484), a bucket (s3://bucket/prefix) or an Azure container (azure://container/prefix).',
   },
   {
     key: 'druid.backup.targets',

@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { readdirSync, rmSync } from 'node:fs';
+import http from 'node:http';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
@@ -133,6 +134,41 @@ describe('Azure target against Azurite, in this process', () => {
       report.bad.map((b) => [b.segmentId, b.problems.map((p) => p.problem)]),
       [[ID, ['bad-manifest']]],
     );
+  });
+
+  test('an endpoint answering a listing with 64 MiB: the listing fails at the answer limit, nothing parsed', async () => {
+    let sent = 0;
+    const hostile = http.createServer((req, res) => {
+      req.resume();
+      res.writeHead(200, { 'content-type': 'application/xml' });
+      const chunk = Buffer.alloc(1024 * 1024, 0x61);
+      const more = () => {
+        while (sent < 64 * 1024 * 1024) {
+          sent += chunk.length;
+          if (!res.write(chunk)) return void res.once('drain', more);
+        }
+        res.end();
+      };
+      res.on('error', () => undefined);
+      more();
+    });
+    await new Promise<void>((r) => hostile.listen(0, '127.0.0.1', () => r()));
+    const port = (hostile.address() as { port: number }).port;
+    process.env.AZURE_STORAGE_CONNECTION_STRING = az.connectionString.replace(/BlobEndpoint=[^;]+/, `BlobEndpoint=http://127.0.0.1:${port}/devstoreaccount1`);
+    try {
+      const t = open(`azure://${container}/hostile-listing`);
+      await assert.rejects(
+        async () => {
+          for await (const _ of t.list());
+        },
+        (e: { code?: string }) => e.code === 'target_answer_too_large',
+      );
+      assert.ok(sent < 48 * 1024 * 1024, `the answer was cut, not read to its end (${sent} bytes sent)`);
+    } finally {
+      process.env.AZURE_STORAGE_CONNECTION_STRING = az.connectionString;
+      hostile.closeAllConnections();
+      hostile.close();
+    }
   });
 
   test('bad azure:// URLs and a missing container: one clear error each', async () => {

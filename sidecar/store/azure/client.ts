@@ -12,8 +12,10 @@
  * The SDK is loaded the first time a container is used, as S3's is (s3/sdk.ts): a sidecar that never talks to Azure
  * does not carry its code.
  */
+import type { RequestPolicy, RequestPolicyFactory, WebResource } from '@azure/storage-blob';
 import { parseHumanBytes } from '../../druid/bytes.js';
 import { BackupError } from '../../errors.js';
+import { ANSWER_LIMITS, readLimited } from '../../util/limitedRead.js';
 
 export const MIB = 1024 * 1024;
 export const DEFAULT_BLOCK_SIZE = 8 * MIB;
@@ -67,8 +69,8 @@ export function azureSettingsFromEnv(env: NodeJS.ProcessEnv = process.env): Azur
   if (blockSize !== undefined) out.blockSize = parseHumanBytes(blockSize, 'DRUID_BACKUP_AZURE_BLOCK_SIZE');
   const concurrency = get('CONCURRENCY');
   if (concurrency !== undefined) out.concurrency = /^\d+$/.test(concurrency) ? Number(concurrency) : NaN;
-  if (out.endpoint !== undefined && !/^https?:\/\/[^/@\s]+/i.test(out.endpoint))
-    throw new BackupError('bad_config', `DRUID_BACKUP_AZURE_ENDPOINT: "${out.endpoint.slice(0, 100)}" is not an http:// or https:// URL without credentials`);
+  if (out.endpoint !== undefined && !/^https?:\/\/[^/@\s?#]+(\/[^@\s?#]*)?$/i.test(out.endpoint))
+    throw new BackupError('bad_config', `DRUID_BACKUP_AZURE_ENDPOINT: "${out.endpoint.slice(0, 100)}" is not an http:// or https:// URL without credentials or a query`);
   checkAzureSettings(out);
   return out;
 }
@@ -106,13 +108,61 @@ export function describeAzureEndpoint(s: AzureSettings, env: NodeJS.ProcessEnv =
  */
 const RETRY = { maxTries: 3, retryDelayInMs: 500, maxRetryDelayInMs: 4_000, tryTimeoutInMs: 120_000 };
 
+/**
+ * Bounds every answer the SDK would read whole (a listing's XML, an error, properties): the body is streamed to this
+ * policy, read with ANSWER_LIMITS.page, and only then handed to the SDK's parser, so a container answering a listing
+ * with 200 MiB fails it instead of filling the heap. A download asks for its body as a stream itself and is left
+ * alone (its reader checks sizes and digests). The class name is what makes storage-blob place a custom policy after
+ * its retry policy, below the deserializer, where the body is still unread (Pipeline.js, processDownlevelPipeline).
+ */
+class InjectorPolicyFactory implements RequestPolicyFactory {
+  constructor(private readonly where: string) {}
+
+  create(next: RequestPolicy): RequestPolicy {
+    const where = this.where;
+    return {
+      async sendRequest(req: WebResource) {
+        const asked = req.streamResponseStatusCodes;
+        if (asked?.size) return next.sendRequest(req);
+        req.streamResponseStatusCodes = new Set([Number.POSITIVE_INFINITY]);
+        try {
+          const res = await next.sendRequest(req);
+          const body = res.readableStreamBody as (NodeJS.ReadableStream & AsyncIterable<Uint8Array> & { destroy?: () => void }) | undefined;
+          if (body) {
+            const declared = Number(res.headers.get('content-length'));
+            res.bodyAsText = (await readLimited(body, ANSWER_LIMITS.page, `the answer of ${where}`, Number.isSafeInteger(declared) ? declared : undefined)).toString('utf8');
+            res.readableStreamBody = undefined;
+          }
+          return res;
+        } finally {
+          // A retry comes through here again and is bounded again.
+          req.streamResponseStatusCodes = asked;
+        }
+      },
+    };
+  }
+}
+
 export async function createContainerClient(container: string, s: AzureSettings, env: NodeJS.ProcessEnv = process.env): Promise<{ sdk: AzureSdk; client: ContainerClient }> {
   const sdk = await loadAzureSdk();
   const options = { retryOptions: RETRY };
+  type Credential = Parameters<AzureSdk['newPipeline']>[0];
+  const open = (url: string, credential: Credential) => {
+    const base = sdk.newPipeline(credential, options);
+    // The credential goes in as the pipeline's first factory, where storage-blob looks for it (a key or anonymous
+    // credential is a factory itself; a token credential rides on a factory that passes requests through).
+    const auth: RequestPolicyFactory =
+      credential instanceof sdk.StorageSharedKeyCredential || credential instanceof sdk.AnonymousCredential || !credential
+        ? (credential ?? new sdk.AnonymousCredential())
+        : Object.assign({ create: (next: RequestPolicy) => next }, { credential });
+    const pipeline = new sdk.Pipeline([auth, new InjectorPolicyFactory(describeAzureEndpoint(s, env))], base.options);
+    return { sdk, client: new sdk.BlobServiceClient(url, pipeline).getContainerClient(container) };
+  };
   const cs = env.AZURE_STORAGE_CONNECTION_STRING;
   if (cs) {
     try {
-      return { sdk, client: sdk.BlobServiceClient.fromConnectionString(cs, options).getContainerClient(container) };
+      const parsed = sdk.BlobServiceClient.fromConnectionString(cs);
+      return open(parsed.url, parsed.credential);
     } catch (e) {
       // The SDK's message may quote the string; the operator only needs to know which variable is wrong.
       throw new BackupError('bad_config', `AZURE_STORAGE_CONNECTION_STRING is not a valid connection string (${(e as Error).name ?? 'Error'})`);
@@ -134,5 +184,5 @@ export async function createContainerClient(container: string, s: AzureSettings,
     const identity = await import('@azure/identity');
     credential = new identity.DefaultAzureCredential();
   }
-  return { sdk, client: new sdk.BlobServiceClient(endpoint, credential, options).getContainerClient(container) };
+  return open(endpoint, credential);
 }
