@@ -96,6 +96,22 @@ describe('Azure target against Azurite, in this process', () => {
     assert.deepEqual((await t1.manifest(ID))!.conflicts.map((c) => c.node), ['n3']);
   });
 
+  test('the service checks each block against its Content-MD5: a block whose bytes differ is refused', async () => {
+    const blob = az.service.getContainerClient(container).getBlockBlobClient('md5-check');
+    const body = Buffer.from('the bytes that were read');
+    const wrong = createHash('md5').update('other bytes').digest();
+    await assert.rejects(blob.stageBlock(Buffer.from('b-000001').toString('base64'), body, body.length, { transactionalContentMD5: wrong }), (e: { statusCode?: number; code?: string }) => {
+      assert.equal(e.statusCode, 400);
+      assert.match(`${e.code} ${(e as Error).message}`, /Md5Mismatch|MD5/i);
+      return true;
+    });
+    // The blob's own MD5 on a single write (the manifest's way) is checked too.
+    await assert.rejects(
+      blob.upload(body, body.length, { blobHTTPHeaders: { blobContentMD5: wrong } }),
+      (e: { statusCode?: number }) => e.statusCode === 400,
+    );
+  });
+
   test('the catalog index: a second listing by another process reads no manifest', async () => {
     const t = open(`azure://${container}/cat`);
     for (let i = 0; i < 5; i++)
