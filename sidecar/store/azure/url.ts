@@ -4,7 +4,7 @@
  * it for every Azure tool. Parsed by hand, as s3:// is, so that a prefix is checked as written (`..` is refused).
  */
 import { BackupError } from '../../errors.js';
-import { MAX_PREFIX } from '../object/layout.js';
+import { parsePrefix } from '../object/layout.js';
 
 export interface AzureLocation {
   container: string;
@@ -37,14 +37,6 @@ export function parseAzureUrl(input: string): AzureLocation {
   if (authority.includes(':')) bad('an Azure target takes no port; set the endpoint with druid.backup.azure.endpoint');
   const problem = containerNameProblem(authority);
   if (problem) bad(problem);
-  const segments = path.split('/').slice(1);
-  if (segments.length > 0 && segments[segments.length - 1] === '') segments.pop();
-  for (const s of segments) {
-    if (s === '') bad('the prefix has an empty segment ("//")');
-    if (s === '.' || s === '..') bad(`the prefix must not have "${s}" segments`);
-    if (!/^[A-Za-z0-9._-]+$/.test(s)) bad(`prefix segment "${s.slice(0, 60)}" may hold only letters, digits, ".", "_" and "-"`);
-  }
-  const prefix = segments.map((s) => `${s}/`).join('');
-  if (prefix.length > MAX_PREFIX) bad(`the prefix is longer than ${MAX_PREFIX} characters`);
+  const prefix = parsePrefix(path, bad);
   return { container: authority, prefix, url: `azure://${authority}${prefix ? `/${prefix.slice(0, -1)}` : ''}` };
 }

@@ -98,3 +98,21 @@ export class ObjectLayout {
     }
   }
 }
+
+/**
+ * The prefix of a bucket or container target URL (the path after the bucket, `/a/b/` or ``), checked as written:
+ * segments of letters, digits, `.`, `_` and `-`, none empty, `.` or `..`, at most MAX_PREFIX long. Returns it as
+ * keys use it (`a/b/`, or `` for none); `bad` throws with what is wrong.
+ */
+export function parsePrefix(path: string, bad: (msg: string) => never): string {
+  const segments = path.split('/').slice(1);
+  if (segments.length > 0 && segments[segments.length - 1] === '') segments.pop();
+  for (const s of segments) {
+    if (s === '') bad('the prefix has an empty segment ("//")');
+    if (s === '.' || s === '..') bad(`the prefix must not have "${s}" segments`);
+    if (!/^[A-Za-z0-9._-]+$/.test(s)) bad(`prefix segment "${s.slice(0, 60)}" may hold only letters, digits, ".", "_" and "-"`);
+  }
+  const prefix = segments.map((s) => `${s}/`).join('');
+  if (prefix.length > MAX_PREFIX) bad(`the prefix is longer than ${MAX_PREFIX} characters`);
+  return prefix;
+}
