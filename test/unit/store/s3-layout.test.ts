@@ -9,7 +9,7 @@ import { loadSidecarConfig } from '../../../sidecar/config.js';
 import type { S3Settings } from '../../../sidecar/store/s3/client.js';
 import { describeEndpoint, s3SettingsFromEnv } from '../../../sidecar/store/s3/client.js';
 import { s3Error } from '../../../sidecar/store/s3/errors.js';
-import { MAX_NAME, S3Layout, encodeName } from '../../../sidecar/store/s3/layout.js';
+import { MAX_NAME, ObjectLayout, encodeName } from '../../../sidecar/store/object/layout.js';
 import { expectedChecksum } from '../../../sidecar/store/s3/upload.js';
 import { parseS3Url } from '../../../sidecar/store/s3/url.js';
 
@@ -78,7 +78,7 @@ test('a long name is cut at a %XX boundary and ends in ~ and the sha256 of the w
 });
 
 test('no key of the layout is a prefix of another, for any ids, nodes and prefixes', () => {
-  const layout = new S3Layout('backups/');
+  const layout = new ObjectLayout('backups/');
   const keys = new Set<string>([layout.catalogKey]);
   const ids = Array.from({ length: 300 }, randomId);
   ids.push('x'.repeat(500), `${'x'.repeat(500)}_1`, 'a', 'a_1', 'a.json', 'a.json_1');
