@@ -209,6 +209,9 @@ test('the command-line tools read druid.backup.s3.* from DRUID_BACKUP_S3_* and c
     [{ DRUID_BACKUP_S3_MULTIPART_THRESHOLD: '6GiB' }, /multipartThreshold: 6442450944 bytes is outside 5 MiB to 5 GiB/],
     [{ DRUID_BACKUP_S3_MULTIPART_THRESHOLD: 'big' }, /DRUID_BACKUP_S3_MULTIPART_THRESHOLD.*"big" is not a size/],
     [{ DRUID_BACKUP_S3_PART_SIZE: '1MiB' }, /partSize: 1048576 bytes is outside S3's part sizes/],
+    // User info after the host-like start, and a query, are refused (the check is anchored at both ends).
+    [{ DRUID_BACKUP_S3_ENDPOINT: 'http://user:pw@minio:9000' }, /DRUID_BACKUP_S3_ENDPOINT.*without credentials/],
+    [{ DRUID_BACKUP_S3_ENDPOINT: 'http://minio:9000/?x=1' }, /DRUID_BACKUP_S3_ENDPOINT.*or a query/],
   ];
   for (const [env, re] of cases)
     assert.throws(
