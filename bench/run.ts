@@ -4,12 +4,13 @@
  * Usage: npm run bench [-- name...]   (default: all)
  */
 import { spawnSync } from 'node:child_process';
+import { benchAzure } from './azure.js';
 import { benchBackup } from './backup.js';
 import { benchRestore } from './restore.js';
 import { benchS3 } from './s3.js';
 import { benchScan } from './scan.js';
 
-const BENCHES: Record<string, () => Promise<void>> = { scan: benchScan, backup: benchBackup, restore: benchRestore, s3: benchS3 };
+const BENCHES: Record<string, () => Promise<void>> = { scan: benchScan, backup: benchBackup, restore: benchRestore, s3: benchS3, azure: benchAzure };
 
 async function main() {
   const names = process.argv.slice(2).length ? process.argv.slice(2) : Object.keys(BENCHES);

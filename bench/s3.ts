@@ -31,9 +31,9 @@ const MIB = 1024 * 1024;
 const BUCKET = 'bench';
 
 /** Flushes dirty pages (untimed) before each timed transfer, so that none pays for the writeback of another's. */
-const settle = () => execFileSync('sync');
+export const settle = () => execFileSync('sync');
 
-const median = (xs: number[]) => {
+export const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
   const m = Math.floor(s.length / 2);
   return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
@@ -43,7 +43,7 @@ const median = (xs: number[]) => {
  * the first transfer of a series faster than the ones after it (222-247 MB/s, then about 130, for the same SDK PUT
  * of the same file), so each side is first as often as the other.
  */
-async function inTurn<A, B>(round: number, a: () => Promise<A>, b: () => Promise<B>): Promise<[A, B]> {
+export async function inTurn<A, B>(round: number, a: () => Promise<A>, b: () => Promise<B>): Promise<[A, B]> {
   if (round % 2 === 1) {
     const x = await a();
     return [x, await b()];
@@ -52,9 +52,9 @@ async function inTurn<A, B>(round: number, a: () => Promise<A>, b: () => Promise
   return [await a(), y];
 }
 
-const mbps = (bytes: number, ms: number) => bytes / MIB / (ms / 1000);
+export const mbps = (bytes: number, ms: number) => bytes / MIB / (ms / 1000);
 
-function rssOf(pid: number): { rss: number; hwm: number } {
+export function rssOf(pid: number): { rss: number; hwm: number } {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const kb = (k: string) => Number(new RegExp(`^${k}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? 0) * 1024;
   return { rss: kb('VmRSS'), hwm: kb('VmHWM') };
@@ -70,7 +70,7 @@ async function emptyBucket(gw: VersityGw, prefix: string): Promise<void> {
   } while (token);
 }
 
-async function runJob(sc: SidecarProcess, route: string, body: unknown, onTick?: () => void): Promise<Job> {
+export async function runJob(sc: SidecarProcess, route: string, body: unknown, onTick?: () => void): Promise<Job> {
   const r = await sc.request<JobAccepted>('POST', route, body);
   if (r.status !== 202) throw new Error(`${route}: ${r.status} ${r.text}`);
   for (;;) {
@@ -82,7 +82,7 @@ async function runJob(sc: SidecarProcess, route: string, body: unknown, onTick?:
   }
 }
 
-const jobMs = (job: Job) => Date.parse(job.finishedAt!) - Date.parse(job.startedAt!);
+export const jobMs = (job: Job) => Date.parse(job.finishedAt!) - Date.parse(job.startedAt!);
 
 async function benchTransfer(gw: VersityGw, root: string): Promise<void> {
   const mb = Number(process.env.DBK_BENCH_S3_MB ?? 2048);

@@ -11,6 +11,12 @@ const common = {
   sourcemap: 'linked',
   logLevel: 'warning',
   define: { __VERSION__: JSON.stringify(pkg.version) },
+  // The bundle is CommonJS: the Azure SDK's CommonJS builds, since its ES module builds read `import.meta.url` when
+  // they load (storage-common's crc64), which a CommonJS bundle leaves undefined.
+  alias: {
+    '@azure/storage-blob': './node_modules/@azure/storage-blob/dist/commonjs/index.js',
+    '@azure/identity': './node_modules/@azure/identity/dist/commonjs/index.js',
+  },
 };
 
 await Promise.all([

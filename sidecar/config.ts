@@ -14,7 +14,7 @@ import { readDruidNodeConfig } from './druid/nodeConfig.js';
 import type { Properties } from './druid/properties.js';
 import { mergeProperties, readPropertiesFile } from './druid/properties.js';
 import { periodToMillis } from './druid/time.js';
-import { KINDS, kindKeys, kindSettings } from './store/kinds.js';
+import { KINDS, kindKeys, kindSettings, servedKinds } from './store/kinds.js';
 import type { RetentionPolicy } from './snapshot/retention.js';
 import { policyFromSettings } from './snapshot/retention.js';
 import type { TargetSpec } from './targets/spec.js';
@@ -90,7 +90,7 @@ export const BACKUP_KEYS: KeySpec[] = [
     key: 'druid.backup.target',
     type: 'target',
     flag: 'target',
-    doc: 'Where active backup streams every complete segment: a target sidecar (http://host:8484) or a bucket (s3://bucket/prefix).',
+    doc: `Where active backup streams every complete segment: ${servedKinds()}.`,
   },
   {
     key: 'druid.backup.targets',

@@ -8,6 +8,7 @@
  * `kind.ts` exporting its `TargetKind`, then add it to KINDS below. Its schemes must not be another kind's.
  */
 import { BackupError } from '../errors.js';
+import { azureKind } from './azure/kind.js';
 import { httpKind } from './http/kind.js';
 import type { TargetKindInfo } from '../api.js';
 import type { KeySpec } from '../config.js';
@@ -15,7 +16,7 @@ import type { TargetKind } from './kind.js';
 import { localKind } from './local/kind.js';
 import { s3Kind } from './s3/kind.js';
 
-export const KINDS: readonly TargetKind[] = [httpKind, s3Kind, localKind];
+export const KINDS: readonly TargetKind[] = [httpKind, s3Kind, azureKind, localKind];
 
 const BY_SCHEME = new Map<string, TargetKind>();
 for (const k of KINDS)
@@ -48,6 +49,19 @@ export function kindKeys(): KeySpec[] {
 /** Each kind's settings from the typed values of its keys, by kind name (SidecarConfig.kindSettings). */
 export function kindSettings(value: (key: string) => unknown): Record<string, unknown> {
   return Object.fromEntries(KINDS.filter((k) => k.settings).map((k) => [k.name, k.settings!(value)]));
+}
+
+/** The schemes of the kinds a node answers for (`s3://, azure://`), for messages refusing any other. */
+export function answeredByNodeSchemes(): string {
+  return KINDS.filter((k) => k.answeredByNode)
+    .flatMap((k) => k.schemes.map((s) => `${s}://`))
+    .join(', ');
+}
+
+/** `a target sidecar (http://host:port), a bucket (s3://bucket/prefix) or ...`: the kinds a configured target may be of. */
+export function servedKinds(): string {
+  const all = KINDS.filter((k) => !k.cliOnly).map((k) => `${k.role} (${k.example})`);
+  return all.length > 1 ? `${all.slice(0, -1).join(', ')} or ${all[all.length - 1]}` : all.join('');
 }
 
 /** What the API tells clients of a target's kind (they never parse the URL's scheme). */

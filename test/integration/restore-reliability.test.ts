@@ -15,7 +15,7 @@ import { after, before, describe, test } from 'node:test';
 import type { Job, JobAccepted, LossVerdict, SegmentsResponse, StoreCatalogResponse } from '../../sidecar/api.js';
 import type { SampleResult } from '../../sidecar/sample/sampleCache.js';
 import { writeSampleCache } from '../../sidecar/sample/sampleCache.js';
-import { S3Layout } from '../../sidecar/store/s3/layout.js';
+import { ObjectLayout } from '../../sidecar/store/object/layout.js';
 import { runCli } from '../helpers/cli.js';
 import type { SidecarProcess } from '../helpers/sidecar.js';
 import { newToken, startSidecar, tmpDir, waitFor } from '../helpers/sidecar.js';
@@ -317,7 +317,7 @@ describe('the damaged copy in a bucket (VersityGW), the good one on a sidecar', 
   const root = tmpDir('dbk-reliab-s3-');
   const bucket = 'backups';
   const s3url = `s3://${bucket}/druid`;
-  const layout = new S3Layout('druid/');
+  const layout = new ObjectLayout('druid/');
   const node = 'historical-r:8083';
   let gw: VersityGw;
   let sample: SampleResult;

@@ -11,7 +11,7 @@ import { after, before, describe, test } from 'node:test';
 import type { Job, JobAccepted, SegmentsResponse, StoreCatalogResponse } from '../../sidecar/api.js';
 import type { SampleResult } from '../../sidecar/sample/sampleCache.js';
 import { writeSampleCache } from '../../sidecar/sample/sampleCache.js';
-import { S3Layout } from '../../sidecar/store/s3/layout.js';
+import { ObjectLayout } from '../../sidecar/store/object/layout.js';
 import type { SidecarProcess } from '../helpers/sidecar.js';
 import { startSidecar, tmpDir, waitFor } from '../helpers/sidecar.js';
 import { runCli } from '../helpers/cli.js';
@@ -41,7 +41,7 @@ describe('S3 target with real sidecars and VersityGW', () => {
   let original: Map<string, string>;
   const bucket = 'druid-backups';
   const url = `s3://${bucket}/prod/druid`;
-  const layout = new S3Layout('prod/druid/');
+  const layout = new ObjectLayout('prod/druid/');
   const node = 'historical-s3:8083';
 
   const backedUp = async () => (await source.get<SegmentsResponse>('/data/v1/segments?state=backedUp&limit=1')).total;
@@ -313,7 +313,7 @@ describe('S3 target with real sidecars and VersityGW', () => {
       seed: 9,
     });
     const id = big.segmentIds[0]!;
-    const mid = new S3Layout('mid/');
+    const mid = new ObjectLayout('mid/');
     const env = { ...gw.env, DRUID_BACKUP_S3_PART_SIZE: '5MiB', DRUID_BACKUP_S3_CONCURRENCY: '1', DRUID_BACKUP_S3_MULTIPART_THRESHOLD: '5MiB' };
     const sc = await startSidecar(['--config', big.propertiesFile, '--node-name', 'big-node', '--target', `s3://${bucket}/mid`], { env });
     try {

@@ -16,7 +16,7 @@ import type { CachedSegment } from '../../sidecar/druid/scan.js';
 import { isBackupError } from '../../sidecar/errors.js';
 import { writeSampleCache } from '../../sidecar/sample/sampleCache.js';
 import type { OutgoingSegment } from '../../sidecar/store/target.js';
-import { encodeName } from '../../sidecar/store/s3/layout.js';
+import { encodeName } from '../../sidecar/store/object/layout.js';
 import { S3Target } from '../../sidecar/store/s3/target.js';
 import { bodyDigests } from '../../sidecar/store/s3/upload.js';
 import type { VersityGw } from '../helpers/versitygw.js';

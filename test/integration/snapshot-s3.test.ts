@@ -53,7 +53,7 @@ describe('snapshots in a bucket', () => {
     // A prune killed between its manifest and its files: the record and the files are there, the manifest is not.
     const { PutObjectCommand, DeleteObjectCommand } = await import('@aws-sdk/client-s3');
     const id = idOf(1, 'v1');
-    const { encodeName } = await import('../../sidecar/store/s3/layout.js');
+    const { encodeName } = await import('../../sidecar/store/object/layout.js');
     await gw.client.send(new PutObjectCommand({ Bucket: name, Key: `backups/prune/removing/${encodeName(id)}`, Body: '{}' }));
     await gw.client.send(new DeleteObjectCommand({ Bucket: name, Key: t.layout.manifestKey(id) }));
     const fresh = S3Target.open(`s3://${name}/backups`, { log, node: 'h1', settings: { endpoint: gw.endpoint } });

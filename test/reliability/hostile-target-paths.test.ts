@@ -24,7 +24,7 @@ import type { SampleResult } from '../../sidecar/sample/sampleCache.js';
 import { writeSampleCache } from '../../sidecar/sample/sampleCache.js';
 import type { Manifest } from '../../sidecar/store/manifest.js';
 import { segmentDigest } from '../../sidecar/store/manifest.js';
-import { S3Layout } from '../../sidecar/store/s3/layout.js';
+import { ObjectLayout } from '../../sidecar/store/object/layout.js';
 import type { SidecarProcess } from '../helpers/sidecar.js';
 import { startSidecar, tmpDir } from '../helpers/sidecar.js';
 import type { VersityGw } from '../helpers/versitygw.js';
@@ -364,7 +364,7 @@ describe('a bucket holding a manifest with a climbing id', () => {
   let node: SidecarProcess;
   const bucket = 'hostile-paths';
   const url = `s3://${bucket}/prod`;
-  const s3 = new S3Layout('prod/');
+  const s3 = new ObjectLayout('prod/');
 
   async function putSegment(s: Served): Promise<void> {
     for (const [name, b] of Object.entries(s.files)) {

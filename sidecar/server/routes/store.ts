@@ -13,7 +13,7 @@ import { BackupError } from '../../errors.js';
 import type { LocalStore } from '../../store/local/store.js';
 import type { Target } from '../../store/target.js';
 import { hasCapability } from '../../store/target.js';
-import { kindOfScheme } from '../../store/kinds.js';
+import { answeredByNodeSchemes, kindOfScheme } from '../../store/kinds.js';
 import { parseTargetUrl } from '../../targets/url.js';
 import { nodeNameProblem } from '../../store/local/store.js';
 import { DAMAGED_HEADER, DIGEST_HEADER, NODE_HEADER, SIZE_HEADER, SOURCES_HEADER, TAR_CONTENT_TYPE, encodeSources } from '../../store/http/target.js';
@@ -46,7 +46,7 @@ export function register(app: FastifyInstance, ctx: SidecarContext): void {
   const bucket = (url: string): Target & Required<Pick<Target, 'catalogPage'>> => {
     const parsed = parseTargetUrl(url, 'target');
     if (!kindOfScheme(parsed.scheme)?.answeredByNode)
-      throw new BackupError('bad_request', `target ${parsed.url}: only buckets (s3://) are answered for here; ask the target sidecar itself`);
+      throw new BackupError('bad_request', `target ${parsed.url}: only buckets (${answeredByNodeSchemes()}) are answered for here; ask the target sidecar itself`);
     const t = ctx.openTarget(parsed.url);
     if (!hasCapability(t, 'catalogPage')) throw new BackupError('internal', `target ${t.url} has no catalog to answer with`);
     return t;

@@ -2,7 +2,7 @@
  * `POST /data/v1/store/verify`: a verify job over this sidecar's store: every selected segment's files re-read
  * against its manifest. Each bad segment is a failed segment of the job, and the job's result lists every
  * problem by segment id (missing, extra, wrong size, wrong digest, unreadable manifest). With `target`, a bucket
- * (`s3://bucket/prefix`) is verified instead, by this sidecar reading its objects (store/s3/verify.ts).
+ * (`s3://bucket/prefix`, any kind the node answers for) is verified instead, by this sidecar reading its objects (store/object/verify.ts).
  */
 import type { FastifyInstance } from 'fastify';
 import { API_PREFIX } from '../../api.js';
@@ -11,7 +11,7 @@ import { compileSelector, isEmptySelector } from '../../druid/selector.js';
 import { BackupError } from '../../errors.js';
 import type { TargetVerifyReport } from '../../store/target.js';
 import { hasCapability } from '../../store/target.js';
-import { kindOfScheme } from '../../store/kinds.js';
+import { answeredByNodeSchemes, kindOfScheme } from '../../store/kinds.js';
 import { parseTargetUrl } from '../../targets/url.js';
 import type { VerifyReport } from '../../verify/store.js';
 import { verifyStore } from '../../verify/store.js';
@@ -55,7 +55,7 @@ export function register(app: FastifyInstance, ctx: SidecarContext): void {
         if (!kindOfScheme(parsed.scheme)?.answeredByNode)
           throw new BackupError(
             'bad_request',
-            `target ${parsed.url}: only buckets (s3://) are verified from here; verify a target sidecar's store on that sidecar`,
+            `target ${parsed.url}: only buckets (${answeredByNodeSchemes()}) are verified from here; verify a target sidecar's store on that sidecar`,
           );
         const target = ctx.openTarget(parsed.url);
         if (!hasCapability(target, 'verify')) throw new BackupError('internal', `target ${target.url} cannot be verified from here`);

@@ -91,8 +91,12 @@ export function s3SettingsFromEnv(env: NodeJS.ProcessEnv = process.env): S3Setti
   if (threshold !== undefined) out.multipartThreshold = parseHumanBytes(threshold, 'DRUID_BACKUP_S3_MULTIPART_THRESHOLD');
   const concurrency = get('CONCURRENCY');
   if (concurrency !== undefined) out.concurrency = /^\d+$/.test(concurrency) ? Number(concurrency) : NaN;
-  if (out.endpoint !== undefined && !/^https?:\/\/[^/@\s]+/i.test(out.endpoint))
-    throw new BackupError('bad_config', `DRUID_BACKUP_S3_ENDPOINT: "${out.endpoint.slice(0, 100)}" is not an http:// or https:// URL without credentials`);
+  // Anchored at both ends: user info after a first host-like run (http://user:pw@host) is refused, not ignored.
+  if (out.endpoint !== undefined && !/^https?:\/\/[^/@\s?#]+(\/[^@\s?#]*)?$/i.test(out.endpoint))
+    throw new BackupError(
+      'bad_config',
+      `DRUID_BACKUP_S3_ENDPOINT: "${out.endpoint.slice(0, 100)}" is not an http:// or https:// URL without credentials or a query`,
+    );
   checkS3Settings(out);
   return out;
 }

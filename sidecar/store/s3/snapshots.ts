@@ -25,7 +25,7 @@ import type { Holdings, Lease, PruneMarks, SnapshotStore } from '../../snapshot/
 import { PageGuard } from '../../util/limitedRead.js';
 import { readObjectLimited } from './client.js';
 import { isNotFound, s3Status } from './errors.js';
-import { encodeName } from './layout.js';
+import { encodeName } from '../object/layout.js';
 import type { S3Target } from './target.js';
 
 const SMALL = 64 * 1024;

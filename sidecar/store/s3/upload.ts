@@ -25,6 +25,8 @@ import { BackupError } from '../../errors.js';
 import { BufferPool, readPooled } from '../../util/bufferPool.js';
 import { READ_CHUNK } from '../../util/readStream.js';
 import type { SegmentFileInfo } from '../manifest.js';
+import type { FileToUpload } from '../object/store.js';
+import { sizeCheck } from '../object/store.js';
 import type { PartChecksums } from './client.js';
 import type { Sdk } from './sdk.js';
 
@@ -40,14 +42,6 @@ export interface UploadFileOptions {
   multipartThreshold: number;
   signal?: AbortSignal;
   onBytes?: (n: number) => void;
-}
-
-export interface FileToUpload {
-  name: string;
-  size: number;
-  open(): Readable;
-  /** The file on disk, when there is one: a single PUT then reads it into buffers it uses again (bufferPool.ts). */
-  path?: string;
 }
 
 /**
@@ -70,25 +64,6 @@ export function expectedChecksum(partDigests: readonly string[]): string {
  * gives the SDK for the trailing checksum: the bytes are hashed once on this side, not once here and once by the SDK.
  */
 export const bodyDigests = new WeakMap<Readable, Promise<Uint8Array>>();
-
-/** Checks the bytes read against the size the file had when scanned; the error says the segment goes again later. */
-function sizeCheck(file: FileToUpload): { add(n: number): void; end(): void } {
-  let read = 0;
-  return {
-    add(n) {
-      read += n;
-      if (read > file.size)
-        throw new BackupError('conflict', `${file.name} grew beyond its ${file.size} bytes while it was read; it will be sent again once it settles`);
-    },
-    end() {
-      if (read !== file.size)
-        throw new BackupError(
-          'conflict',
-          `${file.name} has ${read} bytes, not the ${file.size} it had when the segment was scanned; it will be sent again once it settles`,
-        );
-    },
-  };
-}
 
 export async function uploadFile(file: FileToUpload, o: UploadFileOptions): Promise<SegmentFileInfo> {
   return file.size <= o.multipartThreshold ? putFile(file, o) : multipartFile(file, o);

@@ -4,7 +4,7 @@
  * of becoming `s3://b/x`.
  */
 import { BackupError } from '../../errors.js';
-import { MAX_PREFIX } from './layout.js';
+import { parsePrefix } from '../object/layout.js';
 
 export interface S3Location {
   bucket: string;
@@ -39,14 +39,6 @@ export function parseS3Url(input: string): S3Location {
   if (authority.includes(':')) bad('an S3 target takes no port; set the endpoint with druid.backup.s3.endpoint or AWS_ENDPOINT_URL_S3');
   const problem = bucketNameProblem(authority);
   if (problem) bad(problem);
-  const segments = path.split('/').slice(1);
-  if (segments.length > 0 && segments[segments.length - 1] === '') segments.pop();
-  for (const s of segments) {
-    if (s === '') bad('the prefix has an empty segment ("//")');
-    if (s === '.' || s === '..') bad(`the prefix must not have "${s}" segments`);
-    if (!/^[A-Za-z0-9._-]+$/.test(s)) bad(`prefix segment "${s.slice(0, 60)}" may hold only letters, digits, ".", "_" and "-"`);
-  }
-  const prefix = segments.map((s) => `${s}/`).join('');
-  if (prefix.length > MAX_PREFIX) bad(`the prefix is longer than ${MAX_PREFIX} characters`);
+  const prefix = parsePrefix(path, bad);
   return { bucket: authority, prefix, url: `s3://${authority}${prefix ? `/${prefix.slice(0, -1)}` : ''}` };
 }

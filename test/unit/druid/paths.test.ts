@@ -19,7 +19,7 @@ import { planRestore } from '../../../sidecar/restore/plan.js';
 import { segmentPath } from '../../../sidecar/store/local/layout.js';
 import type { Manifest } from '../../../sidecar/store/manifest.js';
 import { segmentDigest } from '../../../sidecar/store/manifest.js';
-import { S3Layout } from '../../../sidecar/store/s3/layout.js';
+import { ObjectLayout } from '../../../sidecar/store/object/layout.js';
 
 const ROOT = '/r/cache';
 const INFO = '/r/info_dir';
@@ -109,7 +109,7 @@ function allPaths(seg: SegmentParts, loadSpecPath: string): void {
   derive(INFO, 'info_dir', () => infoFilePath(INFO, seg));
   derive(STORE, 'store', () => storeSegmentPath(STORE, seg, segmentPath(seg.dataSource, seg.id)));
   derive(DEEP, 'deep storage', () => deepStoragePath(seg, { type: 'local', path: loadSpecPath }, DEEP));
-  const layout = new S3Layout(PREFIX);
+  const layout = new ObjectLayout(PREFIX);
   for (const key of [layout.manifestKey(seg.id), layout.segmentPrefix(seg.id), layout.fileKey(seg.id, 'node/../x', '00000.smoosh')]) {
     assert.ok(keyBelow(PREFIX, key), `bucket key ${JSON.stringify(key)} is not below ${PREFIX}`);
   }

@@ -9,7 +9,7 @@ import { loadSidecarConfig } from '../../../sidecar/config.js';
 import type { S3Settings } from '../../../sidecar/store/s3/client.js';
 import { describeEndpoint, s3SettingsFromEnv } from '../../../sidecar/store/s3/client.js';
 import { s3Error } from '../../../sidecar/store/s3/errors.js';
-import { MAX_NAME, S3Layout, encodeName } from '../../../sidecar/store/s3/layout.js';
+import { MAX_NAME, ObjectLayout, encodeName } from '../../../sidecar/store/object/layout.js';
 import { expectedChecksum } from '../../../sidecar/store/s3/upload.js';
 import { parseS3Url } from '../../../sidecar/store/s3/url.js';
 
@@ -78,7 +78,7 @@ test('a long name is cut at a %XX boundary and ends in ~ and the sha256 of the w
 });
 
 test('no key of the layout is a prefix of another, for any ids, nodes and prefixes', () => {
-  const layout = new S3Layout('backups/');
+  const layout = new ObjectLayout('backups/');
   const keys = new Set<string>([layout.catalogKey]);
   const ids = Array.from({ length: 300 }, randomId);
   ids.push('x'.repeat(500), `${'x'.repeat(500)}_1`, 'a', 'a_1', 'a.json', 'a.json_1');
@@ -209,6 +209,9 @@ test('the command-line tools read druid.backup.s3.* from DRUID_BACKUP_S3_* and c
     [{ DRUID_BACKUP_S3_MULTIPART_THRESHOLD: '6GiB' }, /multipartThreshold: 6442450944 bytes is outside 5 MiB to 5 GiB/],
     [{ DRUID_BACKUP_S3_MULTIPART_THRESHOLD: 'big' }, /DRUID_BACKUP_S3_MULTIPART_THRESHOLD.*"big" is not a size/],
     [{ DRUID_BACKUP_S3_PART_SIZE: '1MiB' }, /partSize: 1048576 bytes is outside S3's part sizes/],
+    // User info after the host-like start, and a query, are refused (the check is anchored at both ends).
+    [{ DRUID_BACKUP_S3_ENDPOINT: 'http://user:pw@minio:9000' }, /DRUID_BACKUP_S3_ENDPOINT.*without credentials/],
+    [{ DRUID_BACKUP_S3_ENDPOINT: 'http://minio:9000/?x=1' }, /DRUID_BACKUP_S3_ENDPOINT.*or a query/],
   ];
   for (const [env, re] of cases)
     assert.throws(

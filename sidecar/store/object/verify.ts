@@ -1,5 +1,5 @@
 /**
- * Verifies a bucket target by reading it, never writing: every selected manifest must parse and sit at the key its
+ * Verifies a bucket (or container) target by reading it, never writing: every selected manifest must parse and sit at the key its
  * id belongs at, and the objects of its segment must be exactly its files, each with its size (from the listing,
  * before a byte is read) and its sha256 (every object read and hashed). Each bad segment is reported by id.
  */
@@ -13,66 +13,52 @@ import { BackupError, isBackupError, messageOf } from '../../errors.js';
 import { ANSWER_LIMITS, PageGuard } from '../../util/limitedRead.js';
 import type { Manifest } from '../manifest.js';
 import type { TargetVerifyOptions, TargetVerifyReport } from '../target.js';
-import { readObjectLimited } from './client.js';
-import { isNotFound } from './errors.js';
-import type { S3Target } from './target.js';
+import type { ObjectTarget } from './target.js';
 
-/** The `verify` capability's options and report (store/target.ts); a bad segment's `dir` is `s3://bucket/prefix/segments/{id}/{node}/`. */
-export type S3VerifyOptions = TargetVerifyOptions;
-export type S3VerifyReport = TargetVerifyReport;
-export type S3BadSegment = TargetVerifyReport['bad'][number];
+/** The `verify` capability's options and report (store/target.ts); a bad segment's `dir` is where its files are: `s3://bucket/prefix/segments/{id}/{node}/` (or the container's). */
+type ObjectVerifyOptions = TargetVerifyOptions;
+type ObjectVerifyReport = TargetVerifyReport;
+type ObjectBadSegment = TargetVerifyReport['bad'][number];
 
 function selected(sel: Selector, m: Manifest): boolean {
   const { startMs, endMs } = parseInterval(m.interval);
   return selects(sel, { id: m.segmentId, dataSource: m.dataSource, startMs, endMs });
 }
 
-async function* manifestKeys(t: S3Target, sel: Selector, signal?: AbortSignal): AsyncGenerator<string> {
+async function* manifestKeys(t: ObjectTarget, sel: Selector, signal?: AbortSignal): AsyncGenerator<string> {
   if (sel.segmentIds && sel.dataSource === undefined && sel.interval === undefined) {
     for (const id of [...sel.segmentIds].sort()) yield t.layout.manifestKey(id);
     return;
   }
   const prefix = sel.dataSource !== undefined ? t.layout.dataSourceManifestsPrefix(sel.dataSource) : t.layout.manifestsPrefix;
-  const { sdk, client } = await t.s3();
   let token: string | undefined;
-  const guard = new PageGuard(`the manifest listing of s3://${t.bucket}/${prefix}`);
+  const guard = new PageGuard(`the manifest listing of ${t.store.name}/${prefix}`);
   do {
-    const page = await t.call('listing manifests', signal, () =>
-      client.send(new sdk.ListObjectsV2Command({ Bucket: t.bucket, Prefix: prefix, ContinuationToken: token }), { abortSignal: signal }),
-    );
-    for (const o of page.Contents ?? []) if (o.Key && t.layout.isManifestKey(o.Key)) yield o.Key;
-    token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    const page = await t.call('listing manifests', signal, () => t.store.list(prefix, { token, signal }));
+    for (const o of page.objects) if (t.layout.isManifestKey(o.key)) yield o.key;
+    token = page.next;
     if (token) guard.next(token);
   } while (token);
 }
 
 /** Object names and sizes under a prefix. */
-async function listObjects(t: S3Target, prefix: string, signal?: AbortSignal): Promise<Map<string, number>> {
+async function listObjects(t: ObjectTarget, prefix: string, signal?: AbortSignal): Promise<Map<string, number>> {
   const out = new Map<string, number>();
-  const { sdk, client } = await t.s3();
   let token: string | undefined;
-  const guard = new PageGuard(`the listing of s3://${t.bucket}/${prefix}`);
+  const guard = new PageGuard(`the listing of ${t.store.name}/${prefix}`);
   do {
-    const page = await t.call(`listing s3://${t.bucket}/${prefix}`, signal, () =>
-      client.send(new sdk.ListObjectsV2Command({ Bucket: t.bucket, Prefix: prefix, ContinuationToken: token }), { abortSignal: signal }),
-    );
-    for (const o of page.Contents ?? []) if (o.Key) out.set(o.Key.slice(prefix.length), o.Size ?? 0);
-    token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    const page = await t.call(`listing ${t.store.name}/${prefix}`, signal, () => t.store.list(prefix, { token, signal }));
+    for (const o of page.objects) if (o.key.startsWith(prefix)) out.set(o.key.slice(prefix.length), o.size);
+    token = page.next;
     if (token) guard.next(token);
   } while (token);
   return out;
 }
 
-async function hashObject(t: S3Target, key: string, opts: S3VerifyOptions): Promise<{ sha256: string; size: number } | undefined> {
-  let body: AsyncIterable<Uint8Array>;
-  const { sdk, client } = await t.s3();
-  try {
-    const res = await client.send(new sdk.GetObjectCommand({ Bucket: t.bucket, Key: key }), { abortSignal: opts.signal });
-    body = res.Body as unknown as AsyncIterable<Uint8Array>;
-  } catch (e) {
-    if (isNotFound(e)) return undefined;
-    throw e;
-  }
+async function hashObject(t: ObjectTarget, key: string, opts: ObjectVerifyOptions): Promise<{ sha256: string; size: number } | undefined> {
+  const got = await t.store.open(key, opts.signal);
+  if (!got) return undefined;
+  const body = got.body;
   const h = createHash('sha256');
   let size = 0;
   for await (const chunk of body) {
@@ -84,21 +70,15 @@ async function hashObject(t: S3Target, key: string, opts: S3VerifyOptions): Prom
   return { sha256: h.digest('hex'), size };
 }
 
-/** The manifest object's text; undefined when there is none. S3 failures throw, as the whole verify cannot go on. */
-async function readManifestText(t: S3Target, key: string, signal?: AbortSignal): Promise<string | undefined> {
-  return t.call(`reading s3://${t.bucket}/${key}`, signal, async () => {
-    const { sdk, client } = await t.s3();
-    try {
-      const res = await client.send(new sdk.GetObjectCommand({ Bucket: t.bucket, Key: key }), { abortSignal: signal });
-      return (await readObjectLimited(res, ANSWER_LIMITS.manifest, `s3://${t.bucket}/${key}`)).toString('utf8');
-    } catch (e) {
-      if (isNotFound(e)) return undefined;
-      throw e;
-    }
+/** The manifest object's text; undefined when there is none. Failures of the store throw, as the whole verify cannot go on. */
+async function readManifestText(t: ObjectTarget, key: string, signal?: AbortSignal): Promise<string | undefined> {
+  return t.call(`reading ${t.store.name}/${key}`, signal, async () => {
+    const got = await t.store.read(key, ANSWER_LIMITS.manifest, `${t.store.name}/${key}`, { signal });
+    return got && got !== 'unchanged' ? got.body.toString('utf8') : undefined;
   });
 }
 
-async function checkSegment(t: S3Target, m: Manifest, opts: S3VerifyOptions): Promise<S3BadSegment> {
+async function checkSegment(t: ObjectTarget, m: Manifest, opts: ObjectVerifyOptions): Promise<ObjectBadSegment> {
   const id = m.segmentId;
   const problems: VerifyProblem[] = [];
   const prefix = t.dataPrefixOf(m);
@@ -107,7 +87,7 @@ async function checkSegment(t: S3Target, m: Manifest, opts: S3VerifyOptions): Pr
     const size = objects.get(want.name);
     objects.delete(want.name);
     if (size === undefined) {
-      problems.push({ segmentId: id, problem: 'missing-file', file: want.name, message: `${want.name} is missing from the bucket` });
+      problems.push({ segmentId: id, problem: 'missing-file', file: want.name, message: `${want.name} is missing from the ${t.store.noun}` });
       continue;
     }
     if (size !== want.size) {
@@ -115,18 +95,18 @@ async function checkSegment(t: S3Target, m: Manifest, opts: S3VerifyOptions): Pr
         segmentId: id,
         problem: 'size-mismatch',
         file: want.name,
-        message: `${want.name} has ${size} bytes in the bucket, the manifest ${want.size}`,
+        message: `${want.name} has ${size} bytes in the ${t.store.noun}, the manifest ${want.size}`,
       });
       continue;
     }
-    const got = await t.call(`reading s3://${t.bucket}/${prefix}${want.name}`, opts.signal, () => hashObject(t, `${prefix}${want.name}`, opts));
-    if (!got) problems.push({ segmentId: id, problem: 'missing-file', file: want.name, message: `${want.name} is missing from the bucket` });
+    const got = await t.call(`reading ${t.store.name}/${prefix}${want.name}`, opts.signal, () => hashObject(t, `${prefix}${want.name}`, opts));
+    if (!got) problems.push({ segmentId: id, problem: 'missing-file', file: want.name, message: `${want.name} is missing from the ${t.store.noun}` });
     else if (got.size !== want.size)
       problems.push({
         segmentId: id,
         problem: 'size-mismatch',
         file: want.name,
-        message: `${want.name} has ${got.size} bytes in the bucket, the manifest ${want.size}`,
+        message: `${want.name} has ${got.size} bytes in the ${t.store.noun}, the manifest ${want.size}`,
       });
     else if (got.sha256 !== want.sha256)
       problems.push({
@@ -137,13 +117,13 @@ async function checkSegment(t: S3Target, m: Manifest, opts: S3VerifyOptions): Pr
       });
   }
   for (const name of objects.keys())
-    problems.push({ segmentId: id, problem: 'extra-file', file: name, message: `${name} is in the bucket but not in the manifest` });
-  return { segmentId: id, dir: `s3://${t.bucket}/${prefix}`, problems };
+    problems.push({ segmentId: id, problem: 'extra-file', file: name, message: `${name} is in the ${t.store.noun} but not in the manifest` });
+  return { segmentId: id, dir: `${t.store.name}/${prefix}`, problems };
 }
 
-export async function verifyBucket(t: S3Target, sel: Selector, opts: S3VerifyOptions = {}): Promise<S3VerifyReport> {
-  const report: S3VerifyReport = { store: t.url, segments: 0, ok: 0, bytes: 0, bad: [] };
-  const record = (r: S3BadSegment, bytes: number) => {
+export async function verifyObjects(t: ObjectTarget, sel: Selector, opts: ObjectVerifyOptions = {}): Promise<ObjectVerifyReport> {
+  const report: ObjectVerifyReport = { store: t.url, segments: 0, ok: 0, bytes: 0, bad: [] };
+  const record = (r: ObjectBadSegment, bytes: number) => {
     report.segments++;
     report.bytes += bytes;
     if (r.problems.length === 0) report.ok++;
@@ -167,7 +147,7 @@ export async function verifyBucket(t: S3Target, sel: Selector, opts: S3VerifyOpt
       record(
         {
           segmentId,
-          dir: `s3://${t.bucket}/${key}`,
+          dir: `${t.store.name}/${key}`,
           problems: [{ segmentId, problem: 'bad-manifest', file: key, message: `${t.url} holds no segment ${segmentId}` }],
         },
         0,
@@ -187,8 +167,8 @@ export async function verifyBucket(t: S3Target, sel: Selector, opts: S3VerifyOpt
       record(
         {
           segmentId,
-          dir: `s3://${t.bucket}/${key}`,
-          problems: [{ segmentId, problem: 'bad-manifest', file: key, message: `the manifest s3://${t.bucket}/${key} is damaged: ${messageOf(err)}` }],
+          dir: `${t.store.name}/${key}`,
+          problems: [{ segmentId, problem: 'bad-manifest', file: key, message: `the manifest ${t.store.name}/${key} is damaged: ${messageOf(err)}` }],
         },
         0,
       );

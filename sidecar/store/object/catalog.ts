@@ -1,6 +1,6 @@
 /**
- * The catalog of a bucket without a request per segment. The manifests are the truth; they are found with
- * `ListObjectsV2` pages (1,000 keys each) over `manifests/`, which also give each manifest's ETag. Their contents
+ * The catalog of a bucket (or container) without a request per segment. The manifests are the truth; they are found
+ * with listing pages (1,000 keys each) over `manifests/`, which also give each manifest's ETag. Their contents
  * come from `catalog.json.gz`, an index of manifests by key and ETag kept in the bucket: an entry is used only when
  * its ETag is the one just listed, so a stale or damaged index costs requests, never a wrong answer. Manifests the
  * index lacks (new, or changed by another node) are fetched, 16 at a time, and the index is written back after a
@@ -19,10 +19,8 @@ import { messageOf } from '../../errors.js';
 import { ANSWER_LIMITS, PageGuard } from '../../util/limitedRead.js';
 import { mapLimit } from '../../util/pool.js';
 import type { Manifest } from '../manifest.js';
-import { readObjectLimited } from './client.js';
-import { isNotFound, isPreconditionFailed, s3Status } from './errors.js';
-import type { S3Layout } from './layout.js';
-import type { S3Connection } from './sdk.js';
+import type { ObjectLayout } from './layout.js';
+import type { ObjectStore } from './store.js';
 
 export const CATALOG_FORMAT_VERSION = 1;
 const LIST_PAGE = 1000;
@@ -43,11 +41,10 @@ interface IndexState {
 }
 
 export interface CatalogDeps {
-  s3(): Promise<S3Connection>;
-  bucket: string;
-  layout: S3Layout;
+  store: ObjectStore;
+  layout: ObjectLayout;
   log: Logger;
-  /** Runs an S3 call, turning a failure into a BackupError that says what was being done. */
+  /** Runs a call of the store, turning a failure into a BackupError that says what was being done. */
   call<T>(action: string, signal: AbortSignal | undefined, fn: () => Promise<T>): Promise<T>;
   /** Reads one manifest, undefined when there is none. */
   getManifest(segmentId: string, signal?: AbortSignal): Promise<KnownManifest | undefined>;
@@ -71,7 +68,7 @@ function matches(sel: Selector, m: Manifest): boolean {
   return selects(sel, { id: m.segmentId, dataSource: m.dataSource, startMs, endMs });
 }
 
-export class S3Catalog {
+export class ObjectCatalog {
   private index?: IndexState;
   private readonly written = new Map<string, KnownManifest>();
   /** What the last list() cost, for the benchmark and the tests. */
@@ -113,21 +110,19 @@ export class S3Catalog {
 
   private async loadIndex(signal: AbortSignal | undefined, stats: ListStats): Promise<void> {
     const key = this.d.layout.catalogKey;
-    const { sdk, client } = await this.d.s3();
     try {
-      const res = await client.send(new sdk.GetObjectCommand({ Bucket: this.d.bucket, Key: key, IfNoneMatch: this.index?.etag }), { abortSignal: signal });
-      const body = await readObjectLimited(res, ANSWER_LIMITS.index, `the catalog index s3://${this.d.bucket}/${key}`);
-      this.index = { etag: res.ETag ?? '', entries: this.parseIndex(body) };
-      stats.indexRead = 'fresh';
-    } catch (e) {
-      if (s3Status(e) === 304) {
+      const got = await this.d.store.read(key, ANSWER_LIMITS.index, `the catalog index ${this.d.store.name}/${key}`, { signal, ifNoneMatch: this.index?.etag });
+      if (got === 'unchanged') {
         stats.indexRead = 'unchanged';
         return;
       }
-      if (isNotFound(e)) {
+      if (!got) {
         this.index = undefined;
         return;
       }
+      this.index = { etag: got.etag, entries: this.parseIndex(got.body) };
+      stats.indexRead = 'fresh';
+    } catch (e) {
       // The index only saves requests: without it every manifest is read.
       this.d.log.warn({ key, err: messageOf(e) }, 'catalog index unreadable; reading manifests instead');
       this.index = undefined;
@@ -139,25 +134,20 @@ export class S3Catalog {
       JSON.stringify({ formatVersion: CATALOG_FORMAT_VERSION, entries: [...entries].map(([key, v]) => ({ key, etag: v.etag, manifest: v.manifest })) }),
     );
     const prev = this.index?.etag;
-    const { sdk, client } = await this.d.s3();
     try {
-      const res = await client.send(
-        new sdk.PutObjectCommand({
-          Bucket: this.d.bucket,
-          Key: this.d.layout.catalogKey,
-          Body: body,
-          ContentType: 'application/json',
-          ContentEncoding: 'gzip',
-          ...(prev ? { IfMatch: prev } : { IfNoneMatch: '*' }),
-        }),
-        { abortSignal: signal },
-      );
-      this.index = { etag: res.ETag ?? '', entries };
+      const res = await this.d.store.write(this.d.layout.catalogKey, body, {
+        contentType: 'application/json',
+        contentEncoding: 'gzip',
+        ...(prev ? { ifMatch: prev } : { ifAbsent: true }),
+        signal,
+      });
+      // Another node wrote a newer index: it is as good as ours, the next listing uses it.
+      if (res === 'precondition-failed') return false;
+      this.index = { etag: res.etag, entries };
       for (const k of entries.keys()) this.written.delete(k);
       return true;
     } catch (e) {
-      // Another node wrote a newer index: it is as good as ours, the next listing uses it.
-      if (!isPreconditionFailed(e)) this.d.log.warn({ err: messageOf(e) }, 'catalog index not written');
+      this.d.log.warn({ err: messageOf(e) }, 'catalog index not written');
       return false;
     }
   }
@@ -179,22 +169,16 @@ export class S3Catalog {
     const prefix = sel.dataSource !== undefined ? this.d.layout.dataSourceManifestsPrefix(sel.dataSource) : this.d.layout.manifestsPrefix;
     const seen = new Map<string, KnownManifest>();
     let fetched = 0;
-    const { sdk, client } = await this.d.s3();
     let token: string | undefined;
-    const guard = new PageGuard(`the manifest listing of s3://${this.d.bucket}/${prefix}`);
+    const guard = new PageGuard(`the manifest listing of ${this.d.store.name}/${prefix}`);
     do {
-      const page = await this.d.call('listing manifests', signal, () =>
-        client.send(new sdk.ListObjectsV2Command({ Bucket: this.d.bucket, Prefix: prefix, ContinuationToken: token, MaxKeys: LIST_PAGE }), {
-          abortSignal: signal,
-        }),
-      );
+      const page = await this.d.call('listing manifests', signal, () => this.d.store.list(prefix, { token, max: LIST_PAGE, signal }));
       stats.listRequests++;
-      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+      token = page.next;
       if (token) guard.next(token);
-      const keys = (page.Contents ?? []).filter((o) => o.Key && this.d.layout.isManifestKey(o.Key));
+      const keys = page.objects.filter((o) => this.d.layout.isManifestKey(o.key));
       const known = await mapLimit(keys, FETCH_PARALLEL, async (o) => {
-        const key = o.Key!;
-        const etag = o.ETag ?? '';
+        const { key, etag } = o;
         const have = this.written.get(key) ?? old.get(key);
         if (have && have.etag === etag && etag) return { key, known: have };
         const id = this.d.layout.idOfManifestKey(key);
@@ -225,15 +209,10 @@ export class S3Catalog {
 
   /** A manifest whose key does not spell its id (a cut name): read by key, the id taken from its contents. */
   private async getByKey(key: string, signal?: AbortSignal): Promise<KnownManifest | undefined> {
-    const { sdk, client } = await this.d.s3();
-    try {
-      const res = await client.send(new sdk.GetObjectCommand({ Bucket: this.d.bucket, Key: key }), { abortSignal: signal });
-      const m = parseManifest(JSON.parse((await readObjectLimited(res, ANSWER_LIMITS.manifest, `s3://${this.d.bucket}/${key}`)).toString('utf8')));
-      if (this.d.layout.manifestKey(m.segmentId) !== key) return undefined;
-      return { etag: res.ETag ?? '', manifest: m };
-    } catch (e) {
-      if (isNotFound(e)) return undefined;
-      throw e;
-    }
+    const got = await this.d.store.read(key, ANSWER_LIMITS.manifest, `${this.d.store.name}/${key}`, { signal });
+    if (!got || got === 'unchanged') return undefined;
+    const m = parseManifest(JSON.parse(got.body.toString('utf8')));
+    if (this.d.layout.manifestKey(m.segmentId) !== key) return undefined;
+    return { etag: got.etag, manifest: m };
   }
 }

@@ -1,5 +1,5 @@
 /**
- * Where things live in a bucket (docs/s3-layout.md is the operator's version):
+ * Where things live in a bucket or a container, whatever the service (docs/s3-layout.md is the operator's version):
  *
  *   {prefix}/manifests/{id}.json              the segment's manifest, written last, with If-None-Match: *
  *   {prefix}/segments/{id}/{node}/{file}      the segment's files, as uploaded by {node} (the manifest's first source)
@@ -12,7 +12,7 @@
  *   refuses a key below an object), and `segments/{id}/` never begins another segment's keys;
  * - no manifest key is a prefix of another (`.json` ends every encoded id), so a listing by prefix is exact.
  * A name longer than MAX_NAME bytes is cut at a `%XX` boundary and ends in `~` and the sha256 of the whole value,
- * which keeps every key segment under the 255 bytes of a file name and every key far under S3's 1024.
+ * which keeps every key segment under the 255 bytes of a file name and every key far under S3's 1024 (Azure's 1024 too).
  * The manifest holds the exact id, so nothing needs to decode a key. Every key of a segment is made through the
  * one rule for paths (druid/paths.ts `bucketKey`), which proves it lies below the prefix.
  */
@@ -25,7 +25,7 @@ export const CATALOG_NAME = 'catalog.json.gz';
 export const MANIFEST_SUFFIX = '.json';
 /** Longest encoded name before it is cut and hashed. */
 export const MAX_NAME = 200;
-/** Longest prefix accepted in a target URL, so that every key stays under S3's 1024 bytes. */
+/** Longest prefix accepted in a target URL, so that every key stays under S3's and Azure's 1024 bytes. */
 export const MAX_PREFIX = 400;
 
 const KEEP = /^[A-Za-z0-9_-]$/;
@@ -45,7 +45,7 @@ export function encodeName(value: string): string {
 }
 
 /** The keys of one target: a bucket and a prefix that is empty or ends in `/`. */
-export class S3Layout {
+export class ObjectLayout {
   constructor(readonly prefix: string) {}
 
   get manifestsPrefix(): string {
@@ -97,4 +97,22 @@ export class S3Layout {
       return undefined;
     }
   }
+}
+
+/**
+ * The prefix of a bucket or container target URL (the path after the bucket, `/a/b/` or ``), checked as written:
+ * segments of letters, digits, `.`, `_` and `-`, none empty, `.` or `..`, at most MAX_PREFIX long. Returns it as
+ * keys use it (`a/b/`, or `` for none); `bad` throws with what is wrong.
+ */
+export function parsePrefix(path: string, bad: (msg: string) => never): string {
+  const segments = path.split('/').slice(1);
+  if (segments.length > 0 && segments[segments.length - 1] === '') segments.pop();
+  for (const s of segments) {
+    if (s === '') bad('the prefix has an empty segment ("//")');
+    if (s === '.' || s === '..') bad(`the prefix must not have "${s}" segments`);
+    if (!/^[A-Za-z0-9._-]+$/.test(s)) bad(`prefix segment "${s.slice(0, 60)}" may hold only letters, digits, ".", "_" and "-"`);
+  }
+  const prefix = segments.map((s) => `${s}/`).join('');
+  if (prefix.length > MAX_PREFIX) bad(`the prefix is longer than ${MAX_PREFIX} characters`);
+  return prefix;
 }
