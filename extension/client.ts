@@ -22,6 +22,8 @@ import type {
   TargetsResponse,
   VerifyRequest,
 } from '../sidecar/api.js';
+import type { SnapshotSummary } from '../sidecar/snapshot/service.js';
+import { parseSnapshotList } from './tree/snapshots.js';
 
 const API = '/data/v1';
 /** The largest page the API gives. */
@@ -141,6 +143,21 @@ export class SidecarClient {
 
   verify(req: VerifyRequest = {}): Promise<JobAccepted> {
     return this.json('POST', `${API}/store/verify`, { data: this.opts.bucket ? { ...req, target: this.opts.bucket } : req });
+  }
+
+  /** The snapshots in the node's store and targets, newest first; entries that are not snapshots are dropped. */
+  async snapshots(): Promise<SnapshotSummary[]> {
+    return parseSnapshotList(await this.json<unknown>('GET', `${API}/snapshots`));
+  }
+
+  /** Pins (retention never removes it) or unpins a snapshot in every target that holds it. */
+  pinSnapshot(id: string, pinned: boolean): Promise<unknown> {
+    return this.json(pinned ? 'PUT' : 'DELETE', `${API}/snapshots/${encodeURIComponent(id)}/pin`, pinned ? { data: {} } : {});
+  }
+
+  /** Prunes the node's store (or the bucket) by its retention: a job, whose result with `dryRun` is the plan. */
+  prune(dryRun: boolean): Promise<JobAccepted> {
+    return this.json('POST', `${API}/store/prune`, { data: { dryRun, ...(this.opts.bucket ? { target: this.opts.bucket } : {}) } });
   }
 
   /** The manifest of a stored segment (target role). */

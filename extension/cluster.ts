@@ -5,6 +5,7 @@
  * thousands of segments) costs a few tree refreshes, not thousands. No `vscode` import.
  */
 import type { Job, NodeInfo, SegmentInfo, SidecarEvent, StoredSegment } from '../sidecar/api.js';
+import type { SnapshotSummary } from '../sidecar/snapshot/service.js';
 import { normalizeNodeUrl, type SidecarClient, SidecarRequestError } from './client.js';
 import { GroupedIndex, type Grouping } from './tree/index.js';
 import type { NodeProblem, NodeView } from './tree/rows.js';
@@ -104,6 +105,9 @@ export class NodeEntry implements NodeView {
   storedError?: NodeProblem;
   jobs?: Job[];
   jobsError?: NodeProblem;
+  /** Its snapshots (`GET /data/v1/snapshots`), once the Backups view or the timeline asked. */
+  snapshots?: SnapshotSummary[];
+  snapshotsError?: NodeProblem;
   /** Copies it keeps of each segment (`GET /data/v1/targets`), once the status bar asked. */
   wantedCopies?: number;
   /** Loads under way, so two views asking at once cause one request. */
@@ -139,7 +143,17 @@ export class NodeEntry implements NodeView {
 
   /** Forgets everything loaded, so the next look asks the node again. */
   reset(): void {
-    this.info = this.error = this.segments = this.segmentsError = this.stored = this.storedError = this.jobs = this.jobsError = undefined;
+    this.info =
+      this.error =
+      this.segments =
+      this.segmentsError =
+      this.stored =
+      this.storedError =
+      this.jobs =
+      this.jobsError =
+      this.snapshots =
+      this.snapshotsError =
+        undefined;
     this.info = this.bucketInfo;
     this.loading.clear();
   }
@@ -288,6 +302,19 @@ export class Cluster {
     });
   }
 
+  ensureSnapshots(e: NodeEntry): Promise<void> {
+    return this.ensureInfo(e).then(() => {
+      if (e.error || e.snapshots || e.snapshotsError || !e.info?.roles.includes('target')) return;
+      return this.once(e, 'snapshots', async () => {
+        try {
+          e.snapshots = await e.client.snapshots();
+        } catch (err) {
+          e.snapshotsError = problemOf(err);
+        }
+      });
+    });
+  }
+
   ensureJobs(e: NodeEntry): Promise<void> {
     return this.ensureInfo(e).then(() => {
       if (e.error || e.jobs || e.jobsError) return;
@@ -348,14 +375,20 @@ export class Cluster {
   }
 
   /** Runs one load of a node at a time; when it ends, the views that show what it loaded are told. */
-  private once(e: NodeEntry, what: 'info' | 'segments' | 'stored' | 'jobs', load: () => Promise<void>): Promise<void> {
+  private once(e: NodeEntry, what: 'info' | 'segments' | 'stored' | 'jobs' | 'snapshots', load: () => Promise<void>): Promise<void> {
     const running = e.loading.get(what);
     if (running) return running;
     const gen = this.generation;
     const p = load().finally(() => {
       if (e.loading.get(what) === p) e.loading.delete(what);
       if (gen !== this.generation) return;
-      const views: Record<typeof what, readonly ViewName[]> = { info: ['nodes', 'backups', 'jobs'], segments: ['nodes'], stored: ['backups'], jobs: ['jobs'] };
+      const views: Record<typeof what, readonly ViewName[]> = {
+        info: ['nodes', 'backups', 'jobs'],
+        segments: ['nodes'],
+        stored: ['backups'],
+        snapshots: ['backups'],
+        jobs: ['jobs'],
+      };
       for (const view of views[what]) this.emit({ view, node: e.url, structural: true });
     });
     e.loading.set(what, p);

@@ -21,7 +21,8 @@ const STORED_KINDS = new Set(['storedDataSource', 'storedInterval', 'storedSegme
 interface Work {
   node: NodeEntry;
   target: string;
-  selector: SegmentSelector;
+  /** A snapshot's id restores exactly the segments it names (issue 21). */
+  selector: SegmentSelector & { snapshot?: string };
 }
 
 function sameUrl(a: string, b: string): boolean {
@@ -72,7 +73,8 @@ function group(rows: Array<{ node: NodeEntry; target: string; row: Row }>): Work
   return work;
 }
 
-function describe(selector: SegmentSelector): string {
+function describe(selector: Work['selector']): string {
+  if (selector.snapshot) return `snapshot ${selector.snapshot}`;
   if (selector.segmentIds) return selector.segmentIds.length === 1 ? selector.segmentIds[0]! : plural(selector.segmentIds.length, 'segment');
   return [selector.dataSource, selector.interval].filter(Boolean).join(' ') || 'every segment';
 }
@@ -112,7 +114,27 @@ export async function restore(ext: ExtensionState, row?: Row, selected?: Row[]):
       pairs.push({ node: into, target: r.ref.node, row: { ...r, ref: { ...r.ref, node: into.url } } });
     }
   }
-  const work = group(pairs);
+  await planAndRestore(ext, group(pairs));
+}
+
+/**
+ * Restore Snapshot…: exactly the segments a snapshot in this target names, into a source node (the one that took
+ * it when it is a source, else one picked), through the same plan, confirmation and progress as every restore.
+ */
+export async function restoreSnapshot(ext: ExtensionState, row?: Row): Promise<void> {
+  const id = row?.ref.snapshotId;
+  const target = row && ext.cluster.get(row.ref.node);
+  if (!id || !target) return;
+  const snapshot = target.snapshots?.find((s) => s.id === id);
+  const sources = ext.cluster.list().filter((n) => n.info?.roles.includes('source'));
+  const taker = sources.filter((n) => n.info?.name === snapshot?.node);
+  const into = taker.length === 1 ? taker[0] : await pickNode(ext, `Restore snapshot ${id} into which node?`, (n) => !!n.info?.roles.includes('source'));
+  if (!into) return;
+  await planAndRestore(ext, [{ node: into, target: target.url, selector: { snapshot: id } }]);
+}
+
+/** The dry-run plan of each request, shown for confirmation, then the restore jobs, followed with progress. */
+async function planAndRestore(ext: ExtensionState, work: Work[]): Promise<void> {
   if (work.length === 0) return;
   const destination = ext.settings().restoreDestination;
 
@@ -138,6 +160,7 @@ export async function restore(ext: ExtensionState, row?: Row, selected?: Row[]):
     );
     return;
   }
+  const missing = plans.flatMap((p) => p.plan.snapshot?.missing ?? []);
   const lines = plans
     .flatMap((p) => p.plan.segments)
     .filter((s) => s.action !== 'skip')
@@ -150,6 +173,13 @@ export async function restore(ext: ExtensionState, row?: Row, selected?: Row[]):
     '',
     ...lines,
     ...(more > 0 ? [`…and ${more} more`] : []),
+    ...(missing.length
+      ? [
+          '',
+          `⚠ ${plural(missing.length, 'segment')} the snapshot names that no target holds (not restored):`,
+          ...missing.slice(0, 5).map((m) => `${m.segmentId} — ${m.reason}`),
+        ]
+      : []),
   ].join('\n');
   const choice = await vscode.window.showWarningMessage(
     `Restore ${plural(totals.restore + totals.overwrite, 'segment')} into ${nodes}?`,

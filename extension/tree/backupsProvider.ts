@@ -1,6 +1,7 @@
-/** The Backups view: each target among the nodes → data source → interval → stored segment, conflicts marked. */
+/** The Backups view: each target among the nodes → its snapshots, and data source → interval → stored segment, conflicts marked. */
 import type { Change, Cluster } from '../cluster.js';
 import { RowProvider } from './provider.js';
+import { hasSnapshots, snapshotChildren, snapshotRow, snapshotsGroupRow, snapshotsOf } from './snapshots.js';
 import {
   isTargetView,
   type Row,
@@ -43,8 +44,11 @@ export class BackupsProvider extends RowProvider {
     const { dataSource, interval } = row.ref;
     switch (row.kind) {
       case 'target':
-        await this.cluster.ensureStored(n);
+        await Promise.all([this.cluster.ensureStored(n), this.cluster.ensureSnapshots(n)]);
         return targetChildren(n, this.paging);
+      case 'snapshots':
+        await this.cluster.ensureSnapshots(n);
+        return snapshotChildren(n, this.paging, Date.now());
       case 'storedDataSource':
         return storedDataSourceChildren(n, dataSource!, this.paging);
       case 'storedInterval':
@@ -63,6 +67,12 @@ export class BackupsProvider extends RowProvider {
       case 'storedSegment': {
         const s = n.stored?.get(row.ref.segmentId!);
         return s ? storedSegmentRow(n, s, Date.now()) : undefined;
+      }
+      case 'snapshots':
+        return hasSnapshots(n) ? snapshotsGroupRow(n) : undefined;
+      case 'snapshot': {
+        const s = snapshotsOf(n)?.find((x) => x.id === row.ref.snapshotId);
+        return s ? snapshotRow(n, s, Date.now()) : undefined;
       }
       case 'storedDataSource':
         return n.stored?.intervals(row.ref.dataSource!).length ? storedDataSourceRow(n, row.ref.dataSource!) : undefined;

@@ -8,6 +8,7 @@ import type { Job, NodeInfo, SegmentInfo, StoredSegment } from '../../sidecar/ap
 import { Command } from '../commands/ids.js';
 import { formatBytes, intervalLabel, md, plural, timeAgo } from './format.js';
 import type { GroupedIndex } from './index.js';
+import { hasSnapshots, snapshotsGroupRow, type SnapshotsView } from './snapshots.js';
 import { copiesOf, damageReason, displayState, LOOKS, LOST_EXPLAINED, stateCounts, summarize } from './state.js';
 
 export type RowKind =
@@ -19,6 +20,8 @@ export type RowKind =
   | 'storedDataSource'
   | 'storedInterval'
   | 'storedSegment'
+  | 'snapshots'
+  | 'snapshot'
   | 'jobNode'
   | 'job'
   | 'jobError'
@@ -38,6 +41,7 @@ export interface RowRef {
   interval?: string;
   segmentId?: string;
   jobId?: string;
+  snapshotId?: string;
 }
 
 export interface Row {
@@ -347,15 +351,17 @@ export function targetRow(n: NodeView): Row {
   };
 }
 
-export function targetChildren(n: NodeView, paging: Paging): Row[] {
+export function targetChildren(n: NodeView & SnapshotsView, paging: Paging): Row[] {
   const parent = rowId('b', n.url);
   const ref = { node: n.url };
   if (n.error) return problemRows(parent, n, n.error);
   if (n.storedError) return problemRows(parent, n, n.storedError);
   const index = n.stored;
   if (!index) return [];
-  if (index.size === 0) return [message(rowId(parent, 'empty'), ref, 'No backups in this store yet', { icon: 'info' })];
-  return page(parent, ref, index.dataSources(), paging, (ds) => storedDataSourceRow(n, ds));
+  // The snapshots come first, as one group: a target with thousands of data sources still shows them at the top.
+  const snapshots = hasSnapshots(n) ? [snapshotsGroupRow(n)] : [];
+  if (index.size === 0) return [...snapshots, message(rowId(parent, 'empty'), ref, 'No backups in this store yet', { icon: 'info' })];
+  return [...snapshots, ...page(parent, ref, index.dataSources(), paging, (ds) => storedDataSourceRow(n, ds))];
 }
 
 export function storedDataSourceRow(n: NodeView, dataSource: string): Row {

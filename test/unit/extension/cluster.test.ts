@@ -164,7 +164,10 @@ test("the Druid console: the node's consoleUrl when it is http(s), else the Rout
     assert.equal(consoleUrlOf({ url: 'http://h1:8484', consoleUrl: bad }), 'http://h1:8888/unified-console.html', bad);
   const warnings: string[] = [];
   const nodes = parseNodes(
-    [{ url: 'http://h1:8484', consoleUrl: 'javascript:alert(1)' }, { url: 'http://h2:8484', consoleUrl: 'https://console.example/' }],
+    [
+      { url: 'http://h1:8484', consoleUrl: 'javascript:alert(1)' },
+      { url: 'http://h2:8484', consoleUrl: 'https://console.example/' },
+    ],
     (m) => warnings.push(m),
   );
   assert.deepEqual(
