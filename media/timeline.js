@@ -74,7 +74,9 @@
       fmtTime(tl.start) +
       ' to ' +
       fmtTime(tl.end) +
-      '. Arrow keys move, Enter selects, Shift+Enter adds to the selection, + and − zoom, Ctrl+arrows pan.';
+      '. ' +
+      snapshotWords(tl) +
+      'Arrow keys move, Enter selects, Shift+Enter adds to the selection, + and − zoom, Ctrl+arrows pan.';
     const h = AXIS_H + tl.lanes.length * (LANE_H + LANE_GAP);
     svg = el('svg', { width: '100%', height: h, role: 'grid', 'aria-label': 'Coverage of ' + tl.dataSource, 'aria-rowcount': tl.lanes.length });
     chart.appendChild(svg);
@@ -129,7 +131,38 @@
         }
       });
     });
+    renderSnapshots(h);
     updateButtons();
+  }
+
+  /** "3 snapshots (2 after the data's end). ": the markers the time range may not show. */
+  function snapshotWords(tl) {
+    const all = tl.snapshots || [];
+    if (all.length === 0) return '';
+    const later = all.filter((m) => m.time > tl.end).length;
+    const earlier = all.filter((m) => m.time < tl.start).length;
+    const outside = [];
+    if (later) outside.push(later + " after the data's end");
+    if (earlier) outside.push(earlier + " before the data's start");
+    return all.length + ' snapshot' + (all.length === 1 ? '' : 's') + (outside.length ? ' (' + outside.join(', ') + ')' : '') + '. ';
+  }
+
+  /** A dashed line at each snapshot's time in view, over every lane, with a mark on the axis that names it. */
+  function renderSnapshots(h) {
+    const marks = (state.tl.snapshots || []).filter((m) => m.time >= state.view.start && m.time <= state.view.end);
+    if (marks.length === 0) return;
+    const g = el('g', { class: 'snapshots', role: 'list', 'aria-label': 'Snapshots' }, svg);
+    for (const m of marks) {
+      const x = xOf(m.time);
+      const mark = el(
+        'g',
+        { class: 'snapshot' + (m.pinned ? ' pinned' : '') + (m.complete ? '' : ' incomplete'), role: 'listitem', 'aria-label': m.label, 'data-snapshot': m.id },
+        g,
+      );
+      el('line', { x1: x, x2: x, y1: AXIS_H - 6, y2: h, class: 'snapshot-line' }, mark);
+      el('path', { d: 'M' + (x - 5) + ' ' + (AXIS_H - 12) + ' h10 l-5 7 z', class: 'snapshot-mark' }, mark);
+      el('title', {}, mark).textContent = m.label;
+    }
   }
 
   function findKey(key) {

@@ -8,6 +8,7 @@ import type { SegmentInfo, StoredSegment } from '../../sidecar/api.js';
 import { formatBytes, intervalLabel, plural } from '../tree/format.js';
 import type { NodeView } from '../tree/rows.js';
 import { nodeLabel } from '../tree/rows.js';
+import { snapshotsOf, type SnapshotsView } from '../tree/snapshots.js';
 import { copiesOf, displayState } from '../tree/state.js';
 
 /**
@@ -73,6 +74,44 @@ export interface Timeline {
   /** Copies wanted, for the colour of "backed up with fewer copies". */
   wantedCopies: number;
   segments: number;
+  /** The snapshots in the targets that name this data source, oldest first: markers at their time. */
+  snapshots: SnapshotMarker[];
+}
+
+/** A snapshot drawn on the time axis: it was taken at `time` (so it can restore what was used then). */
+export interface SnapshotMarker {
+  id: string;
+  time: number;
+  pinned: boolean;
+  complete: boolean;
+  /** The targets that hold it. */
+  targets: string[];
+  /** Words for screen readers and the hover. */
+  label: string;
+}
+
+/** One marker per snapshot that names `dataSource`, however many targets hold it (its targets are merged). */
+export function snapshotMarkers(dataSource: string, nodes: ReadonlyArray<NodeView & SnapshotsView>): SnapshotMarker[] {
+  const byId = new Map<string, SnapshotMarker>();
+  for (const n of nodes) {
+    for (const s of snapshotsOf(n) ?? []) {
+      const time = Date.parse(s.time);
+      if (!Number.isFinite(time) || !s.dataSources.some((d) => d.name === dataSource)) continue;
+      const known = byId.get(s.id);
+      if (known) {
+        for (const t of s.targets) if (!known.targets.includes(t)) known.targets.push(t);
+        known.pinned ||= s.pinned;
+        continue;
+      }
+      byId.set(s.id, { id: s.id, time, pinned: s.pinned, complete: s.complete, targets: [...s.targets], label: '' });
+    }
+  }
+  const markers = [...byId.values()].sort((a, b) => a.time - b.time || (a.id < b.id ? -1 : 1));
+  for (const m of markers) {
+    m.targets.sort();
+    m.label = `Snapshot ${m.id}, taken ${new Date(m.time).toISOString()}${m.complete ? '' : ', incomplete'}${m.pinned ? ', pinned' : ''}, in ${m.targets.join(', ')}`;
+  }
+  return markers;
 }
 
 function parseInterval(interval: string): { start: number; end: number } | undefined {
@@ -153,7 +192,7 @@ function segmentState(g: Gathered, overshadowed: boolean): { state: CellState; c
  * The timeline of `dataSource` from every loaded node: sources give their cache's segments, targets their catalog.
  * A segment in several places is one segment: its replicas and copies are counted, not drawn twice.
  */
-export function buildTimeline(dataSource: string, nodes: readonly NodeView[], wantedCopies = 1): Timeline {
+export function buildTimeline(dataSource: string, nodes: ReadonlyArray<NodeView & SnapshotsView>, wantedCopies = 1): Timeline {
   const byId = new Map<string, Gathered>();
   const gather = (id: string, interval: string, version: string, partition: number, size: number): Gathered => {
     let g = byId.get(id);
@@ -237,7 +276,7 @@ export function buildTimeline(dataSource: string, nodes: readonly NodeView[], wa
     start = 0;
     end = 0;
   }
-  return { dataSource, start, end, lanes, counts, wantedCopies, segments: byId.size };
+  return { dataSource, start, end, lanes, counts, wantedCopies, segments: byId.size, snapshots: snapshotMarkers(dataSource, nodes) };
 }
 
 export function cellLabel(dataSource: string, interval: string, version: string, state: CellState, copies: number, segments: number, size: number): string {

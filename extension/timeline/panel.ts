@@ -99,6 +99,7 @@ class TimelinePanel {
       this.ext.cluster.list().map(async (n) => {
         await this.ext.cluster.ensureSegments(n);
         await this.ext.cluster.ensureStored(n);
+        await this.ext.cluster.ensureSnapshots(n);
       }),
     );
   }

@@ -7,6 +7,7 @@ import { parseMessage } from '../../../extension/timeline/messages.js';
 import { buildTimeline, type Cell, segmentRef } from '../../../extension/timeline/model.js';
 import { GroupedIndex } from '../../../extension/tree/index.js';
 import type { NodeView } from '../../../extension/tree/rows.js';
+import type { SnapshotSummary } from '../../../sidecar/snapshot/service.js';
 import { day, segment, stored } from './fixtures.js';
 
 const INFO: NodeInfo = {
@@ -147,4 +148,43 @@ test('messages from the page: only the known types with string keys are taken', 
     { type: 'eval', code: 'x' },
   ])
     assert.equal(parseMessage(bad), undefined, JSON.stringify(bad));
+});
+
+test('snapshots that name the data source are markers at their time, one per snapshot whatever holds it, oldest first', () => {
+  const snap = (id: string, time: string, dataSources: string[], over: Partial<SnapshotSummary> = {}): SnapshotSummary => ({
+    formatVersion: 1 as SnapshotSummary['formatVersion'],
+    id,
+    time,
+    node: 'cluster-1',
+    dataSources: dataSources.map((name) => ({ name })) as unknown as SnapshotSummary['dataSources'],
+    segments: 1,
+    bytes: 1,
+    complete: true,
+    metadata: '',
+    pinned: false,
+    targets: ['http://t1'],
+    ...over,
+  });
+  const newer = snap('20240602T000000Z-0000000b', '2024-06-02T00:00:00Z', ['w', 'kttm']);
+  const older = snap('20240601T000000Z-0000000a', '2024-06-01T00:00:00Z', ['w'], { complete: false });
+  const otherSource = snap('20240603T000000Z-0000000c', '2024-06-03T00:00:00Z', ['kttm']);
+  const t1 = { ...target('http://t1', [stored(segment('w', 0))]), snapshots: [newer, older, otherSource] };
+  const t2 = { ...target('http://t2', []), snapshots: [{ ...newer, targets: ['http://t2'], pinned: true }] };
+  const tl = buildTimeline('w', [t1, t2]);
+  assert.deepEqual(
+    tl.snapshots.map((m) => [m.id, m.time, m.pinned, m.complete, m.targets]),
+    [
+      [older.id, Date.parse(older.time), false, false, ['http://t1']],
+      [newer.id, Date.parse(newer.time), true, true, ['http://t1', 'http://t2']],
+    ],
+  );
+  assert.match(tl.snapshots[0]!.label, /^Snapshot 20240601T000000Z-0000000a, taken 2024-06-01T00:00:00.000Z, incomplete, in http:\/\/t1$/);
+  // No snapshot loaded (or none naming it): no marker, and the lanes do not depend on them.
+  const plain = buildTimeline('w', [target('http://t1', [stored(segment('w', 0))])]);
+  assert.deepEqual(plain.snapshots, []);
+  assert.deepEqual(plain.lanes, tl.lanes);
+  assert.deepEqual(
+    buildTimeline('kttm', [t1]).snapshots.map((m) => m.id),
+    [newer.id, otherSource.id],
+  );
 });
