@@ -125,7 +125,10 @@ export async function startSidecar(config: SidecarConfig, log: Logger = createLo
   const open = (url: string): Target => opened.get(url);
   const wired = wireTargets({ config, open, log, metrics, cache, state });
   const activeTarget = wired.set;
-  const active = cache && state && activeTarget && config.active ? new ActiveBackup({ config, cache, state, target: activeTarget, metrics, log }) : undefined;
+  const active =
+    cache && state && activeTarget && config.active
+      ? new ActiveBackup({ config, cache, state, target: activeTarget, metrics, log, members: () => activeTarget.specs.map((sp) => open(sp.url)) })
+      : undefined;
   // A target back from an outage (or with room again): segments short of copies go again now, not at the next period.
   if (active) wired.pool.onRecovered(() => active.reconcileSoon());
   const snapshotTargets = (): Target[] => [...(wired.set ? wired.set.specs.map((sp) => open(sp.url)) : []), ...(store ? [store] : [])];
