@@ -142,6 +142,7 @@ export async function startSidecar(config: SidecarConfig, log: Logger = createLo
     captureMetadata: extra.captureMetadata ?? captureClusterMetadata,
     // A cluster sidecar (a Coordinator, no cache) snapshots every hour unless druid.backup.snapshotPeriod says otherwise.
     cluster: config.role === 'cluster',
+    ...(state ? { state } : {}),
     registry: metrics.registry,
   });
   const services = { config, log, jobs, events, metrics, cache, state, targets: wired.set, targetPool: wired.pool, openTarget: open, snapshots };

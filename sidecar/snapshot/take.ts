@@ -5,7 +5,7 @@
  *
  * 1. A marker "snapshot being written" goes to every target (a prune that sees it sweeps nothing, store.ts).
  * 2. The used segments are read streaming from the Coordinator and kept per data source as compact lines.
- * 3. Each target's catalog is read: a segment is backed up when any target lists it.
+ * 3. Each target's catalog is read: a segment is backed up when any target lists a copy not marked damaged.
  * 4. The metadata is captured (`captureClusterMetadata`, sidecar/cluster/, injected); with a Broker, the rows of
  *    exactly the snapshot's segments are summed from `sys.segments.num_rows` (countRows, sidecar/cluster/rows.ts).
  * 5. Before the headers: a target whose prune lease is live is waited for, and the catalogs read again, so a
@@ -14,6 +14,7 @@
  */
 import type { Logger } from 'pino';
 import { BackupError, messageOf } from '../errors.js';
+import { remoteIndex } from '../store/held.js';
 import type { Target } from '../store/target.js';
 import { sleep } from '../util/sleep.js';
 import { newSnapshotId, sha256 } from './check.js';
@@ -72,11 +73,15 @@ interface Entry {
   descriptor: string;
 }
 
+/**
+ * The segments some target holds a good copy of: a copy the target's own verify marked damaged is held but does not
+ * count (a restore could not use it), read from the same catalog the active backup reads (remoteIndex).
+ */
 async function heldIds(catalogs: Target[], dataSources: string[] | undefined, signal?: AbortSignal): Promise<Set<string>> {
   const held = new Set<string>();
   for (const t of catalogs) {
     for (const ds of dataSources?.length ? dataSources : [undefined]) {
-      for await (const m of t.list(ds ? { dataSource: ds } : {}, { signal })) held.add(m.segmentId);
+      for (const [id, s] of await remoteIndex(t, ds ? { dataSource: ds } : {}, { signal })) if (!s.damaged) held.add(id);
     }
   }
   return held;

@@ -17,7 +17,7 @@ import { markUsed } from '../../sidecar/targets/coordinator.js';
 import { REDACTED_MARKER } from '../../sidecar/snapshot/model.js';
 import type { NodeInfo } from '../../sidecar/api.js';
 import { startSidecar, tmpDir } from '../helpers/sidecar.js';
-import { descriptor, idOf } from '../helpers/snapshots.js';
+import { descriptor, idOf, seg } from '../helpers/snapshots.js';
 import { takeSnapshot } from '../../sidecar/snapshot/take.js';
 import { LocalStore } from '../../sidecar/store/local/store.js';
 
@@ -273,6 +273,47 @@ test("a snapshot's rows: the Broker's sys.segments.num_rows for exactly its segm
   } finally {
     druid.rows[idOf(3, 'v1')] = saved;
   }
+});
+
+test("a snapshot's completeness counts good copies only: a copy the store's verify marked damaged is missing", async () => {
+  const store = LocalStore.open(tmpDir('dbk-good-'), { log });
+  for (const d of [1, 2, 3]) await store.put(seg(d, 'v1'));
+  await store.verified(idOf(1, 'v1'), ['00000.smoosh has other bytes']);
+  const { header } = await takeSnapshot({
+    coordinator: druid.url,
+    auth: AUTH,
+    catalogs: [store],
+    targets: [store],
+    node: 'c',
+    captureMetadata: captureClusterMetadata,
+    log,
+  });
+  assert.equal(header.complete, false);
+  const got = (await store.snapshots.getBlob(header.dataSources[0]!.list, 1 << 20))
+    .toString('utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as { id: string; backedUp: boolean; missing?: string });
+  assert.deepEqual(
+    got.map((l) => [l.id, l.backedUp, l.missing]),
+    [
+      [idOf(1, 'v1'), false, 'pending'],
+      [idOf(2, 'v1'), true, undefined],
+      [idOf(3, 'v1'), true, undefined],
+    ],
+  );
+  // Repaired (verified clean), it counts again.
+  await store.verified(idOf(1, 'v1'), []);
+  const again = await takeSnapshot({
+    coordinator: druid.url,
+    auth: AUTH,
+    catalogs: [store],
+    targets: [store],
+    node: 'c',
+    captureMetadata: captureClusterMetadata,
+    log,
+  });
+  assert.equal(again.header.complete, true);
 });
 
 test('isLeader follows the Coordinator; markUsed carries the credentials', async () => {
