@@ -125,7 +125,10 @@ export async function startSidecar(config: SidecarConfig, log: Logger = createLo
   const open = (url: string): Target => opened.get(url);
   const wired = wireTargets({ config, open, log, metrics, cache, state });
   const activeTarget = wired.set;
-  const active = cache && state && activeTarget && config.active ? new ActiveBackup({ config, cache, state, target: activeTarget, metrics, log }) : undefined;
+  const active =
+    cache && state && activeTarget && config.active
+      ? new ActiveBackup({ config, cache, state, target: activeTarget, metrics, log, members: () => activeTarget.specs.map((sp) => open(sp.url)) })
+      : undefined;
   // A target back from an outage (or with room again): segments short of copies go again now, not at the next period.
   if (active) wired.pool.onRecovered(() => active.reconcileSoon());
   const snapshotTargets = (): Target[] => [...(wired.set ? wired.set.specs.map((sp) => open(sp.url)) : []), ...(store ? [store] : [])];
@@ -139,6 +142,7 @@ export async function startSidecar(config: SidecarConfig, log: Logger = createLo
     captureMetadata: extra.captureMetadata ?? captureClusterMetadata,
     // A cluster sidecar (a Coordinator, no cache) snapshots every hour unless druid.backup.snapshotPeriod says otherwise.
     cluster: config.role === 'cluster',
+    ...(state ? { state } : {}),
     registry: metrics.registry,
   });
   const services = { config, log, jobs, events, metrics, cache, state, targets: wired.set, targetPool: wired.pool, openTarget: open, snapshots };

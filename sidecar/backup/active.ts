@@ -17,6 +17,7 @@ import { BackupError, isBackupError, messageOf } from '../errors.js';
 import type { Metrics } from '../services/metrics.js';
 import { segmentDigest } from '../store/manifest.js';
 import type { StoredSummary, Target } from '../store/target.js';
+import type { Holdings } from '../snapshot/store.js';
 import type { CacheIndex } from './cacheIndex.js';
 import { remoteIndex } from '../store/held.js';
 import { sendSegment } from './sender.js';
@@ -43,6 +44,11 @@ export interface ActiveBackupDeps {
   target: Target;
   metrics: Metrics;
   log: Logger;
+  /**
+   * Each target the node backs up to, one by one (a set's members): those that keep snapshots are told after each
+   * reconcile what the node holds, so that retention keeps a segment a node holds even when no snapshot names it.
+   */
+  members?: () => Target[];
 }
 
 interface QueueItem {
@@ -214,6 +220,25 @@ export class ActiveBackup {
     this.lastReconcile = { at: new Date().toISOString(), durationMs: Math.round(durationMs), segments: scan.segments.length, queued };
     this.log.info({ ...this.lastReconcile, pending: this.queue.size, targetKnown: !!remote }, 'reconciled the cache with the target');
     this.kick();
+    await this.reportHoldings(scan.segments.map((s) => s.id));
+  }
+
+  /**
+   * Tells each target that keeps snapshots what this node holds now (the whole scan, complete or not: a segment
+   * being replaced must not be pruned under it). A target that does not take the report is logged and told again
+   * at the next reconcile; its prune then counts the last report it has, which ages out (prune.ts).
+   */
+  private async reportHoldings(segmentIds: string[]): Promise<void> {
+    const report: Holdings = { node: this.node, at: new Date().toISOString(), segmentIds };
+    for (const t of this.deps.members?.() ?? []) {
+      if (this.stopped || !t.snapshots) continue;
+      try {
+        await t.snapshots.putHoldings(report, this.stopController.signal);
+        this.log.debug({ member: t.url, segments: segmentIds.length }, 'reported holdings');
+      } catch (e) {
+        this.log.warn({ member: t.url, err: messageOf(e) }, 'cannot report what this node holds to the target');
+      }
+    }
   }
 
   /** A directory appeared, changed or went away: find out which segment, if any, and queue it. */

@@ -13,11 +13,12 @@ import type { Registry } from 'prom-client';
 import type { Job } from '../api.js';
 import type { SidecarConfig } from '../config.js';
 import { BackupError, messageOf } from '../errors.js';
+import type { SourceState } from '../backup/state.js';
 import type { JobRegistry } from '../services/jobs.js';
 import type { Target } from '../store/target.js';
 import { checkSnapshotId } from './check.js';
 import type { Pin } from './check.js';
-import type { SnapshotHeader } from './model.js';
+import type { MissingReason, SnapshotHeader } from './model.js';
 import type { PrunePlan, PruneResult } from './prune.js';
 import { leaseOwner, planPrune, prune } from './prune.js';
 import type { CaptureClusterMetadata } from './take.js';
@@ -29,6 +30,11 @@ export const CLUSTER_SNAPSHOT_MS = 3600_000;
 export function snapshotPeriodMs(config: Pick<SidecarConfig, 'snapshotMs' | 'coordinator'>, o: { cluster: boolean }): number {
   if (config.snapshotMs !== undefined) return config.snapshotMs;
   return o.cluster && config.coordinator ? CLUSTER_SNAPSHOT_MS : 0;
+}
+
+/** `failed` when this node's last backup of the segment failed; else the snapshot's default (pending). */
+function failedHere(state: SourceState, id: string): MissingReason | undefined {
+  return state.get(id)?.backup?.state === 'failed' ? 'failed' : undefined;
 }
 
 export interface SnapshotSummary extends SnapshotHeader {
@@ -49,6 +55,8 @@ export interface SnapshotServiceOptions {
   captureMetadata: CaptureClusterMetadata;
   /** A cluster sidecar: snapshots every hour by default. */
   cluster?: boolean;
+  /** This node's backup state, when it has a cache: a used segment whose backup failed here is missing as `failed`. */
+  state?: SourceState;
   /** Where the retention gauges go (the sidecar's /metrics). */
   registry?: Registry;
 }
@@ -159,6 +167,7 @@ export class SnapshotService {
           targets,
           node: this.o.config.nodeName,
           captureMetadata: this.o.captureMetadata,
+          ...(this.o.state ? { missingReason: (id: string) => failedHere(this.o.state!, id) } : {}),
           log: job.log,
           signal: job.signal,
         });

@@ -5,19 +5,23 @@
  *
  * 1. A marker "snapshot being written" goes to every target (a prune that sees it sweeps nothing, store.ts).
  * 2. The used segments are read streaming from the Coordinator and kept per data source as compact lines.
- * 3. Each target's catalog is read: a segment is backed up when any target lists it.
- * 4. The metadata is captured (`captureClusterMetadata`, sidecar/cluster/, injected).
+ * 3. Each target's catalog is read: a segment is backed up when any target lists a copy not marked damaged.
+ * 4. The metadata is captured (`captureClusterMetadata`, sidecar/cluster/, injected); with a Broker, the rows of
+ *    exactly the snapshot's segments are summed from `sys.segments.num_rows` (countRows, sidecar/cluster/rows.ts).
  * 5. Before the headers: a target whose prune lease is live is waited for, and the catalogs read again, so a
  *    header never says "backed up" of a copy a prune removed while this ran.
  * 6. Blobs, then the header, to each target; the markers go. A target that fails is reported, the others keep theirs.
  */
 import type { Logger } from 'pino';
 import { BackupError, messageOf } from '../errors.js';
+import { remoteIndex } from '../store/held.js';
 import type { Target } from '../store/target.js';
 import { sleep } from '../util/sleep.js';
 import { newSnapshotId, sha256 } from './check.js';
 import type { DruidAuth, UsedSegment } from './coordinator.js';
 import { usedSegments } from './coordinator.js';
+import type { RowCounts } from '../cluster/rows.js';
+import { countRows } from '../cluster/rows.js';
 import type { ClusterMetadata, MissingReason, SnapshotDataSource, SnapshotHeader, SnapshotSegment } from './model.js';
 import { SNAPSHOT_FORMAT } from './model.js';
 
@@ -69,17 +73,21 @@ interface Entry {
   descriptor: string;
 }
 
+/**
+ * The segments some target holds a good copy of: a copy the target's own verify marked damaged is held but does not
+ * count (a restore could not use it), read from the same catalog the active backup reads (remoteIndex).
+ */
 async function heldIds(catalogs: Target[], dataSources: string[] | undefined, signal?: AbortSignal): Promise<Set<string>> {
   const held = new Set<string>();
   for (const t of catalogs) {
     for (const ds of dataSources?.length ? dataSources : [undefined]) {
-      for await (const m of t.list(ds ? { dataSource: ds } : {}, { signal })) held.add(m.segmentId);
+      for (const [id, s] of await remoteIndex(t, ds ? { dataSource: ds } : {}, { signal })) if (!s.damaged) held.add(id);
     }
   }
   return held;
 }
 
-function line(e: Entry, backedUp: boolean, missing: MissingReason | undefined): string {
+function line(e: Entry, backedUp: boolean, missing: MissingReason | undefined, rows: number | undefined): string {
   const s: Omit<SnapshotSegment, 'descriptor'> & { descriptor: null } = {
     id: e.used.id,
     overshadowed: e.used.overshadowed,
@@ -87,7 +95,7 @@ function line(e: Entry, backedUp: boolean, missing: MissingReason | undefined): 
     descriptor: null,
     backedUp,
     ...(missing ? { missing } : {}),
-    ...(e.used.rows !== undefined ? { rows: e.used.rows } : {}),
+    ...(rows !== undefined ? { rows } : {}),
   };
   // The descriptor goes in as the Coordinator sent it (re-serialized once), in SnapshotSegment's field order.
   return JSON.stringify(s).replace('"descriptor":null', `"descriptor":${e.descriptor}`);
@@ -97,6 +105,7 @@ function build(
   byDs: Map<string, Map<string, Entry>>,
   held: Set<string>,
   missingReason: TakeOptions['missingReason'],
+  counted: RowCounts | undefined,
 ): { dataSources: SnapshotDataSource[]; blobs: Map<string, Buffer> } {
   const blobs = new Map<string, Buffer>();
   const dataSources: SnapshotDataSource[] = [];
@@ -111,8 +120,11 @@ function build(
       const missing = backedUp ? undefined : e.used.replication === 0 ? 'not_cached' : (missingReason?.(e.used.id) ?? 'pending');
       if (!backedUp) complete = false;
       bytes += e.used.size;
-      rows = rows !== undefined && e.used.rows !== undefined ? rows + e.used.rows : undefined;
-      lines.push(`${line(e, backedUp, missing)}\n`);
+      // With a Broker, its count alone (sys.segments.num_rows); a data source's sum only when every segment has one,
+      // as a short sum would fail a restore's check of a whole restore.
+      const r = counted ? counted.bySegment.get(e.used.id) : e.used.rows;
+      rows = rows !== undefined && r !== undefined ? rows + r : undefined;
+      lines.push(`${line(e, backedUp, missing, r)}\n`);
     }
     const blob = Buffer.from(lines.join(''), 'utf8');
     const list = sha256(blob);
@@ -120,6 +132,19 @@ function build(
     dataSources.push({ name, segments: entries.length, bytes, ...(rows !== undefined && entries.length ? { rows } : {}), complete, list });
   }
   return { dataSources, blobs };
+}
+
+/** The Broker's row counts of exactly the snapshot's segments; when the Broker fails (logged), what the Coordinator reported. */
+async function brokerRows(broker: string, byDs: Map<string, Map<string, Entry>>, o: TakeOptions): Promise<RowCounts | undefined> {
+  const ids: Record<string, string[]> = {};
+  for (const [ds, m] of byDs) ids[ds] = [...m.keys()];
+  try {
+    return await countRows(broker, ids, o.auth, o.signal);
+  } catch (e) {
+    if (o.signal?.aborted) throw e;
+    o.log.warn({ broker, err: messageOf(e) }, 'no row counts from the Broker; the snapshot has none');
+    return undefined;
+  }
 }
 
 async function liveLease(t: Target, signal?: AbortSignal): Promise<boolean> {
@@ -178,7 +203,8 @@ export async function takeSnapshot(o: TakeOptions): Promise<TakeResult> {
       }
     }
     if (waited) held = await heldIds(o.catalogs, o.dataSources, o.signal);
-    const { dataSources, blobs } = build(byDs, held, o.missingReason);
+    const counted = o.broker ? await brokerRows(o.broker, byDs, o) : undefined;
+    const { dataSources, blobs } = build(byDs, held, o.missingReason, counted);
     const metaBlob = Buffer.from(JSON.stringify(metadata), 'utf8');
     const metaSha = sha256(metaBlob);
     blobs.set(metaSha, metaBlob);

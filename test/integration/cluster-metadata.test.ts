@@ -17,6 +17,9 @@ import { markUsed } from '../../sidecar/targets/coordinator.js';
 import { REDACTED_MARKER } from '../../sidecar/snapshot/model.js';
 import type { NodeInfo } from '../../sidecar/api.js';
 import { startSidecar, tmpDir } from '../helpers/sidecar.js';
+import { descriptor, idOf, seg } from '../helpers/snapshots.js';
+import { takeSnapshot } from '../../sidecar/snapshot/take.js';
+import { LocalStore } from '../../sidecar/store/local/store.js';
 
 const AUTH = { user: 'admin', password: 'pw:with:colons' };
 const log = pino({ level: 'silent' });
@@ -38,6 +41,8 @@ interface Fake {
   sql: Array<{ query: string; parameters: Array<{ type: string; value: string }> }>;
   marked: string[][];
   leader: boolean;
+  /** sys.segments: id -> [num_rows, is_available] */
+  rows: Record<string, [number | null, number]>;
   /** The extension's answer of committed offsets; unset: the extension is not loaded (404). */
   offsets?: string;
   close(): Promise<void>;
@@ -47,7 +52,16 @@ let druid: Fake;
 
 async function fakeDruid(): Promise<Fake> {
   const fake = { overrides: new Map(), sql: [], marked: [], leader: true } as unknown as Fake;
-  const rows: Record<string, [number | null, number]> = { demo_a: [100, 1], demo_b: [200, 1], demo_c: [0, 0], wiki_a: [7, 1] };
+  const rows: Record<string, [number | null, number]> = {
+    demo_a: [100, 1],
+    demo_b: [200, 1],
+    demo_c: [0, 0],
+    wiki_a: [7, 1],
+    [idOf(1, 'v1')]: [10, 1],
+    [idOf(2, 'v1')]: [20, 1],
+    [idOf(3, 'v1')]: [0, 1],
+  };
+  fake.rows = rows;
   const server = http.createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
@@ -83,6 +97,16 @@ async function fakeDruid(): Promise<Fake> {
         case '/druid-ext/druid-backup/v1/offsets?dataSource=wiki':
           // As the druid-backup extension on the Overlord answers, when the test loads it.
           return fake.offsets ? send(200, fake.offsets) : send(404, '');
+        case '/druid/coordinator/v1/metadata/segments?includeOvershadowedStatus&includeRealtimeSegments':
+          // The Coordinator's numRows is 999 for each: a snapshot's rows must come from the Broker's sys.segments.
+          return send(
+            200,
+            JSON.stringify(
+              [1, 2, 3]
+                .map((day) => ({ overshadowed: false, replicationFactor: 1, numRows: 999, realtime: false, ...descriptor(day, 'v1') }))
+                .concat([{ overshadowed: false, replicationFactor: 0, numRows: 5, realtime: true, ...descriptor(8, 'rt') }]),
+            ),
+          );
         case '/druid/coordinator/v1/isLeader':
           return send(fake.leader ? 200 : 404, JSON.stringify({ leader: fake.leader }));
         case '/druid/v2/sql': {
@@ -195,6 +219,101 @@ test("row counts: sys.segments.num_rows for exactly the snapshot's ids, as param
     assert.ok(!q.query.includes('DROP'));
   }
   await assert.rejects(countRows(druid.url, { demo: ['demo_a'] }), /the Broker answered 401/);
+});
+
+test("a snapshot's rows: the Broker's sys.segments.num_rows for exactly its segments, per segment and summed", async () => {
+  const store = LocalStore.open(tmpDir('dbk-rows-'), { log });
+  const take = () =>
+    takeSnapshot({
+      coordinator: druid.url,
+      broker: druid.url,
+      auth: AUTH,
+      catalogs: [store],
+      targets: [store],
+      node: 'c',
+      captureMetadata: captureClusterMetadata,
+      log,
+    });
+  const lines = async (list: string) =>
+    (await store.snapshots.getBlob(list, 1 << 20))
+      .toString('utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { id: string; rows?: number });
+  druid.sql.length = 0;
+  const { header } = await take();
+  assert.deepEqual(
+    header.dataSources.map((d) => [d.name, d.segments, d.rows]),
+    [['demo', 3, 30]],
+    'a served tombstone counts 0 rows; the realtime segment is not in the snapshot',
+  );
+  assert.deepEqual(
+    (await lines(header.dataSources[0]!.list)).map((l) => [l.id, l.rows]),
+    [
+      [idOf(1, 'v1'), 10],
+      [idOf(2, 'v1'), 20],
+      [idOf(3, 'v1'), 0],
+    ],
+  );
+  assert.deepEqual(
+    druid.sql.map((q) => q.parameters.map((p) => p.value).sort()),
+    [[1, 2, 3].map((d) => idOf(d, 'v1')).sort()],
+    'exactly the snapshot ids asked',
+  );
+  // A segment the Broker has no count for: its own rows absent, and no short sum for the data source.
+  const saved = druid.rows[idOf(3, 'v1')]!;
+  delete druid.rows[idOf(3, 'v1')];
+  try {
+    const again = (await take()).header;
+    assert.equal(again.dataSources[0]!.rows, undefined);
+    assert.deepEqual(
+      (await lines(again.dataSources[0]!.list)).map((l) => l.rows),
+      [10, 20, undefined],
+    );
+  } finally {
+    druid.rows[idOf(3, 'v1')] = saved;
+  }
+});
+
+test("a snapshot's completeness counts good copies only: a copy the store's verify marked damaged is missing", async () => {
+  const store = LocalStore.open(tmpDir('dbk-good-'), { log });
+  for (const d of [1, 2, 3]) await store.put(seg(d, 'v1'));
+  await store.verified(idOf(1, 'v1'), ['00000.smoosh has other bytes']);
+  const { header } = await takeSnapshot({
+    coordinator: druid.url,
+    auth: AUTH,
+    catalogs: [store],
+    targets: [store],
+    node: 'c',
+    captureMetadata: captureClusterMetadata,
+    log,
+  });
+  assert.equal(header.complete, false);
+  const got = (await store.snapshots.getBlob(header.dataSources[0]!.list, 1 << 20))
+    .toString('utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as { id: string; backedUp: boolean; missing?: string });
+  assert.deepEqual(
+    got.map((l) => [l.id, l.backedUp, l.missing]),
+    [
+      [idOf(1, 'v1'), false, 'pending'],
+      [idOf(2, 'v1'), true, undefined],
+      [idOf(3, 'v1'), true, undefined],
+    ],
+  );
+  // Repaired (verified clean), it counts again.
+  await store.verified(idOf(1, 'v1'), []);
+  const again = await takeSnapshot({
+    coordinator: druid.url,
+    auth: AUTH,
+    catalogs: [store],
+    targets: [store],
+    node: 'c',
+    captureMetadata: captureClusterMetadata,
+    log,
+  });
+  assert.equal(again.header.complete, true);
 });
 
 test('isLeader follows the Coordinator; markUsed carries the credentials', async () => {

@@ -43,6 +43,7 @@ import type { Manifest, SegmentFileInfo, SourceRecord } from '../manifest.js';
 import { MANIFEST_NAME, catalogEntry, newManifest, segmentDigest } from '../manifest.js';
 import type {
   IncomingFile,
+  CatalogQuery,
   ListFilter,
   OutgoingSegment,
   PutOutcome,
@@ -99,7 +100,6 @@ export function nodeNameProblem(node: unknown): string | undefined {
   if (!/^[\x21-\x7e]+$/.test(node)) return 'node name must be printable ASCII without spaces';
   return undefined;
 }
-
 
 /** Writes a received file; a large one is flushed before the next one arrives (`writeChunks` returns at once). */
 async function writeReceived(file: string, size: number, chunks: AsyncIterable<Buffer>): Promise<{ durable: Promise<void> }> {
@@ -533,6 +533,11 @@ export class LocalStore implements Target {
       if (!this.index.has(e.summary.segmentId)) continue;
       yield this.readManifest(e);
     }
+  }
+
+  /** The catalog as a target's page (remoteIndex: a reconcile, a snapshot's completeness), each copy's damaged mark included. */
+  async catalogPage(filter: ListFilter, query: CatalogQuery): Promise<Page<StoredSegment>> {
+    return this.catalog(compileSelector(filter), query.limit, query.cursor, query.onlyConflicts);
   }
 
   /** `GET /data/v1/store/segments`: one page of the catalog. */
