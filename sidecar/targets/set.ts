@@ -404,7 +404,9 @@ export class TargetSet implements Target {
       await this.refresh(false, opts);
       choice = choose(this.candidates(), { bytes, copies: this.copies, localZone: this.opts.localZone, holders, exclude: tried });
       this.recordChoice(id, choice);
-      const url = choice.chosen[0];
+      // A set of one (druid.backup.target) sends as that target alone always did: there is nothing to choose, and
+      // the target's own answer (507 no_space, its quota) is the error, not a skip decided here from its last stats.
+      const url = this.members.length === 1 ? (tried.size === 0 ? this.members[0]!.spec.url : undefined) : choice.chosen[0];
       if (!url) break;
       tried.add(url);
       const { h } = this.member(url);
@@ -429,7 +431,7 @@ export class TargetSet implements Target {
     }
     if (holders.length === 0) {
       const why = choice ? [...choice.reasons].map(([u, r]) => `${u}: ${r}`).join('; ') : '';
-      if (lastError && !(isBackupError(lastError) && lastError.code === 'no_space')) throw lastError;
+      if (lastError && (this.members.length === 1 || !(isBackupError(lastError) && lastError.code === 'no_space'))) throw lastError;
       const full = this.candidates().some((c) => c.available);
       throw new BackupError(full ? 'no_space' : 'target_unreachable', `no target can take segment ${id} (${formatBytes(bytes)}): ${why}`);
     }
