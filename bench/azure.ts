@@ -53,7 +53,9 @@ export async function benchAzure(): Promise<void> {
         const rawPut = async () => {
           settle();
           const t0 = performance.now();
-          await container.getBlockBlobClient(`${prefix}-raw/blob`).uploadStream(createReadStream(big, { highWaterMark: MIB }), DEFAULT_BLOCK_SIZE, DEFAULT_CONCURRENCY);
+          await container
+            .getBlockBlobClient(`${prefix}-raw/blob`)
+            .uploadStream(createReadStream(big, { highWaterMark: MIB }), DEFAULT_BLOCK_SIZE, DEFAULT_CONCURRENCY);
           return mbps(bigSize, performance.now() - t0);
         };
         const backup = async () => {

@@ -49,7 +49,11 @@ async function throughput(): Promise<void> {
     execFileSync('sync');
 
     const target = await startSidecar(['--store', path.join(root, 'store')], { fast: false });
-    const source = await startSidecar(['--config', sample.propertiesFile, '--node-name', 'bench-historical'], { token: target.token, fast: false });
+    const source = await startSidecar(['--config', sample.propertiesFile, '--node-name', 'bench-historical'], {
+      token: target.token,
+      fast: false,
+      allowedTargets: [target.url],
+    });
     try {
       const { ms, job } = await backup(source, target);
       const mbps = (job.progress.bytesDone / 1e6 / ms) * 1000;
@@ -81,7 +85,7 @@ async function noChange(): Promise<void> {
     const target = await startSidecar(['--store', path.join(root, 'store')], { fast: false });
     const args = ['--config', sample.propertiesFile, '--node-name', 'bench-historical'];
     const stateDir = path.join(root, 'source-state');
-    let source = await startSidecar(args, { token: target.token, stateDir, fast: false });
+    let source = await startSidecar(args, { token: target.token, stateDir, fast: false, allowedTargets: [target.url] });
     try {
       const first = await backup(source, target);
       const second = await backup(source, target);
@@ -92,7 +96,7 @@ async function noChange(): Promise<void> {
       );
       await source.stop();
       // Active backup after a restart: the reconcile scan against the target's catalog.
-      source = await startSidecar([...args, '--target', target.url], { token: target.token, stateDir, fast: false });
+      source = await startSidecar([...args, '--target', target.url], { token: target.token, stateDir, fast: false, allowedTargets: [target.url] });
       const line = await waitFor('the reconcile', () => source.logLines().find((l) => l.msg === 'reconciled the cache with the target'), 120_000);
       console.log(`active backup restart over 10,000 backed-up segments: reconcile ${line.durationMs} ms, ${line.queued} queued`);
     } finally {

@@ -32,7 +32,11 @@ export async function benchRestore(): Promise<void> {
   const sample = await largeSample();
   const root = tmpDir('dbk-bench-restore-');
   const target = await startSidecar(['--store', path.join(root, 'store')], { fast: false });
-  const node = await startSidecar(['--config', sample.propertiesFile, '--node-name', 'bench-historical'], { token: target.token, fast: false });
+  const node = await startSidecar(['--config', sample.propertiesFile, '--node-name', 'bench-historical'], {
+    token: target.token,
+    fast: false,
+    allowedTargets: [target.url],
+  });
   try {
     const b = await node.request<JobAccepted>('POST', '/data/v1/backup', { target: target.url });
     const backedUp = await node.waitForJob(b.json.jobId, 30 * 60_000);

@@ -9,7 +9,7 @@
  */
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
@@ -31,6 +31,13 @@ import type { VersityGw } from '../helpers/versitygw.js';
 import { startVersityGw } from '../helpers/versitygw.js';
 import { probeHealth } from '../helpers/healthProbe.js';
 import { logged, treeDiff, treeSnapshot } from './lib.js';
+
+/** Throughout each part: the sidecar's peak resident memory (VmHWM) stayed below 300 MiB, as the issue asks. */
+function assertPeakBelow300(p: SidecarProcess | undefined): void {
+  if (!p?.proc.pid || p.proc.exitCode !== null) return;
+  const kib = Number(/^VmHWM:\s+(\d+)/m.exec(readFileSync(`/proc/${p.proc.pid}/status`, 'utf8'))?.[1] ?? 0);
+  assert.ok(kib > 0 && kib < 300 * 1024, `peak RSS ${Math.round(kib / 1024)} MiB`);
+}
 
 const S = '2015-09-12T00:00:00.000Z';
 const E = '2015-09-12T01:00:00.000Z';
@@ -220,6 +227,7 @@ for (const layout of ['nested', 'flat'] as const) {
       node = await startSidecar(['--config', sample.propertiesFile, '--target', target.url], { env: QUIET });
     });
     after(async () => {
+      assertPeakBelow300(node);
       await node?.stop();
       await target?.close();
     });
@@ -315,6 +323,7 @@ describe('a PUT of a climbing id to a real target sidecar', () => {
     target = await startSidecar(['--store', path.join(sandbox, 'store')], { stateDir: path.join(sandbox, 'state') });
   });
   after(async () => {
+    assertPeakBelow300(target);
     await target?.stop();
   });
 
@@ -389,6 +398,7 @@ describe('a bucket holding a manifest with a climbing id', () => {
     node = await startSidecar(['--config', sample.propertiesFile, '--target', url], { env: { ...gw.env, ...QUIET } });
   });
   after(async () => {
+    assertPeakBelow300(node);
     await node?.stop();
     await gw?.close();
   });
