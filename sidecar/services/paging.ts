@@ -50,20 +50,11 @@ export function pageSorted<E, T>(sorted: readonly E[], key: (e: E) => string, bu
 
 /** One page of `items` (any order), sorted by `key`, after the cursor's key. */
 export function paginate<T>(items: readonly T[], key: (t: T) => string, limit = DEFAULT_LIMIT, cursor?: string): Page<T> {
-  const after = decodeCursor(cursor);
-  const sorted = [...items].sort((a, b) => compare(key(a), key(b)));
-  let start = 0;
-  if (after !== undefined) {
-    let lo = 0;
-    let hi = sorted.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (compare(key(sorted[mid]!), after) <= 0) lo = mid + 1;
-      else hi = mid;
-    }
-    start = lo;
-  }
-  const page = sorted.slice(start, start + limit);
-  const more = start + limit < sorted.length;
-  return { items: page, total: sorted.length, ...(more && page.length ? { nextCursor: encodeCursor(key(page[page.length - 1]!)) } : {}) };
+  return pageSorted(
+    [...items].sort((a, b) => compare(key(a), key(b))),
+    key,
+    (t) => t,
+    limit,
+    cursor,
+  );
 }
