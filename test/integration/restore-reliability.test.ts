@@ -18,6 +18,7 @@ import { writeSampleCache } from '../../sidecar/sample/sampleCache.js';
 import { ObjectLayout } from '../../sidecar/store/object/layout.js';
 import { runCli } from '../helpers/cli.js';
 import type { SidecarProcess } from '../helpers/sidecar.js';
+import { storedSegmentDir } from '../helpers/store.js';
 import { newToken, startSidecar, tmpDir, waitFor } from '../helpers/sidecar.js';
 import { treeDigests } from '../helpers/tree.js';
 import type { VersityGw } from '../helpers/versitygw.js';
@@ -30,26 +31,9 @@ async function segmentDirs(props: string): Promise<Map<string, string>> {
   return new Map((JSON.parse(r.stdout) as { segments: Array<{ id: string; dir: string }> }).segments.map((s) => [s.id, s.dir]));
 }
 
-/** The directory of a segment in a local store, found by its manifest. */
-function storedDir(storeDir: string, segmentId: string): string {
-  const walk = (dir: string): string | undefined => {
-    for (const e of readdirSync(dir, { withFileTypes: true })) {
-      const p = path.join(dir, e.name);
-      if (e.isDirectory()) {
-        const found = walk(p);
-        if (found) return found;
-      } else if (e.name === 'manifest.json' && JSON.parse(readFileSync(p, 'utf8')).segmentId === segmentId) return dir;
-    }
-    return undefined;
-  };
-  const d = walk(path.join(storeDir, 'segments'));
-  if (!d) throw new Error(`${segmentId} is not in ${storeDir}`);
-  return d;
-}
-
 /** Flips one byte in the middle of the largest file of a stored copy; returns the file. */
 function rot(storeDir: string, segmentId: string): string {
-  const dir = storedDir(storeDir, segmentId);
+  const dir = storedSegmentDir(storeDir, segmentId);
   const file = readdirSync(dir)
     .filter((n) => n !== 'manifest.json')
     .map((n) => path.join(dir, n))
@@ -276,7 +260,7 @@ describe('copies=2: a rotten copy on A, B down, the cache lost', () => {
       30_000,
       200,
     );
-    assert.ok(readFileSync(file).equals(readFileSync(path.join(storedDir(storeB, id), path.basename(file)))), "byte-identical to B's copy");
+    assert.ok(readFileSync(file).equals(readFileSync(path.join(storedSegmentDir(storeB, id), path.basename(file)))), "byte-identical to B's copy");
     assert.equal((await a.get<StoreCatalogResponse>('/data/v1/store/segments?limit=1000')).items.find((s) => s.segmentId === id)?.damaged, undefined);
   });
 

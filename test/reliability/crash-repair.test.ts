@@ -16,6 +16,7 @@ import type { SampleResult } from '../../sidecar/sample/sampleCache.js';
 import { writeSampleCache } from '../../sidecar/sample/sampleCache.js';
 import { FaultProxy } from '../helpers/faults.js';
 import type { SidecarProcess } from '../helpers/sidecar.js';
+import { storedSegmentDir } from '../helpers/store.js';
 import { newToken, startSidecar, tmpDir, waitFor } from '../helpers/sidecar.js';
 import { treeDigests } from '../helpers/tree.js';
 import { cacheDirs, seeded } from './lib.js';
@@ -26,28 +27,8 @@ const SEGMENT_BYTES = 256 * 1024;
 
 /** The files of a segment in a local store, by name. */
 function storedFiles(storeDir: string, segmentId: string): Map<string, Buffer> {
-  const walk = (dir: string): string | undefined => {
-    for (const e of readdirSync(dir, { withFileTypes: true })) {
-      const p = path.join(dir, e.name);
-      if (e.isDirectory()) {
-        const found = walk(p);
-        if (found) return found;
-      } else if (e.name === 'manifest.json' && JSON.parse(readFileSync(p, 'utf8')).segmentId === segmentId) return dir;
-    }
-    return undefined;
-  };
-  const dir = walk(path.join(storeDir, 'segments'));
-  if (!dir) throw new Error(`${segmentId} is not in ${storeDir}`);
+  const dir = storedSegmentDir(storeDir, segmentId);
   return new Map(readdirSync(dir).map((n) => [n, readFileSync(path.join(dir, n))]));
-}
-
-function storedDir(storeDir: string, segmentId: string): string {
-  for (const ds of readdirSync(path.join(storeDir, 'segments')))
-    for (const d of readdirSync(path.join(storeDir, 'segments', ds))) {
-      const dir = path.join(storeDir, 'segments', ds, d);
-      if (JSON.parse(readFileSync(path.join(dir, 'manifest.json'), 'utf8')).segmentId === segmentId) return dir;
-    }
-  throw new Error(`${segmentId} is not in ${storeDir}`);
 }
 
 describe(`crashes during a repair: kill -9 the node while it replaces a damaged copy (${TRIALS} trials)`, () => {
@@ -99,7 +80,7 @@ describe(`crashes during a repair: kill -9 the node while it replaces a damaged 
       const id = sample.segmentIds[i]!;
       const dir = cacheDirs(sample).get(id)!;
       // A's copy rots; A's own verify marks it damaged.
-      const aDir = storedDir(storeA, id);
+      const aDir = storedSegmentDir(storeA, id);
       const file = readdirSync(aDir)
         .filter((n) => n !== 'manifest.json')
         .sort((x, y) => statSync(path.join(aDir, y)).size - statSync(path.join(aDir, x)).size)[0]!;
