@@ -140,7 +140,7 @@ test(
     await wb.screenshot('1-nodes');
 
     // The target the node sends to is offered for adding; its backups appear.
-    await wb.row('Backups', target!.url).click();
+    await wb.clickAsking(wb.row('Backups', target!.url), 'Add a Druid Backup node');
     await wb.answer('Add a Druid Backup node', target!.url);
     await wb.answer(`Token of ${target!.url}`, target!.token);
     await wb.row('Backups', 'target-1').filter({ hasText: '12 segments' }).waitFor();

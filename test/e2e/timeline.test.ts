@@ -109,11 +109,13 @@ async function colorTheme(wb: Workbench, name: string): Promise<void> {
 
 async function addNode(wb: Workbench, url: string, token: string, first: boolean): Promise<void> {
   if (!first) await wb.pane('Nodes').locator('.pane-header').hover();
-  await wb
-    .pane('Nodes')
-    .getByRole('button', { name: first ? 'Add Node' : 'Add Node…', exact: true })
-    .first()
-    .click();
+  await wb.clickAsking(
+    wb
+      .pane('Nodes')
+      .getByRole('button', { name: first ? 'Add Node' : 'Add Node…', exact: true })
+      .first(),
+    'Add a Druid Backup node',
+  );
   await wb.answer('Add a Druid Backup node', url);
   await wb.answer(`Token of ${url}`, token);
 }
@@ -146,7 +148,7 @@ test('in VS Code: the coverage timeline, lost segments and the status bar', { ti
   await wb.widenSideBar(620);
   await addNode(wb, source!.url, source!.token, true);
   await wb.row('Nodes', 'historical-1').filter({ hasText: '24 segments' }).waitFor();
-  await wb.row('Backups', target!.url).click();
+  await wb.clickAsking(wb.row('Backups', target!.url), 'Add a Druid Backup node');
   await wb.answer('Add a Druid Backup node', target!.url);
   await wb.answer(`Token of ${target!.url}`, target!.token);
   await wb.row('Backups', 'target-1').filter({ hasText: '24 segments' }).waitFor();

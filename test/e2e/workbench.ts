@@ -65,6 +65,23 @@ export class Workbench {
     await row.and(this.page.locator('[aria-expanded="true"]')).waitFor();
   }
 
+  /**
+   * Clicks a row whose command asks a question, and clicks again while the quick input titled `title` has not
+   * shown: a live tree may render the row again between the click's mouse down and up, and the click is lost.
+   */
+  async clickAsking(row: Locator, title: string): Promise<void> {
+    const widget = this.page.locator('.quick-input-widget').filter({ has: this.page.locator('.quick-input-title', { hasText: title }) });
+    for (let attempt = 1; ; attempt++) {
+      await row.click();
+      try {
+        await widget.locator('.quick-input-box input').waitFor({ timeout: 5_000 });
+        return;
+      } catch (err) {
+        if (attempt >= 5) throw err;
+      }
+    }
+  }
+
   /** Waits for the quick input titled `title` (an input box of a command), types `text` and accepts. */
   async answer(title: string, text: string): Promise<void> {
     const widget = this.page.locator('.quick-input-widget').filter({ has: this.page.locator('.quick-input-title', { hasText: title }) });
