@@ -33,10 +33,13 @@ export function authorization(auth: DruidAuth | undefined): Record<string, strin
  * (connection refused, timeout, aborted) or the answer is larger than `limit` (`target_answer_too_large`).
  */
 export async function druidCall(opts: {
-  method: 'GET' | 'POST';
+  method: 'GET' | 'POST' | 'DELETE';
   url: string;
   auth?: DruidAuth;
+  /** JSON: a value, or JSON text sent as it is (a config kept byte for byte as Druid wrote it). */
   body?: unknown;
+  /** More headers, e.g. Druid's audit headers X-Druid-Author and X-Druid-Comment. */
+  headers?: Record<string, string>;
   limit: number;
   what: string;
   signal?: AbortSignal;
@@ -48,7 +51,12 @@ export async function druidCall(opts: {
       method: opts.method,
       url: opts.url,
       data: opts.body,
-      headers: { Accept: 'application/json', ...authorization(opts.auth) },
+      headers: {
+        Accept: 'application/json',
+        ...(opts.body !== undefined ? { 'Content-Type': 'application/json' } : {}),
+        ...opts.headers,
+        ...authorization(opts.auth),
+      },
       responseType: 'stream',
       timeout: opts.timeoutMs ?? DRUID_TIMEOUT_MS,
       signal: opts.signal,
