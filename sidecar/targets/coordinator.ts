@@ -16,6 +16,12 @@ const BATCH = 1000;
 
 export interface MarkUsedPlan {
   coordinator: string;
+  /**
+   * The Overlord, when known: Druid 33 serves segment updates there (`/druid/indexer/v1/datasources/{ds}/markUsed`),
+   * and its Coordinator's path forwards to it but answers 500 (the forward asks for no media type, which the
+   * Overlord cannot write), so a caller that knows the Overlord asks it directly.
+   */
+  overlord?: string;
   /** Segment ids to mark, by data source. */
   segments: Record<string, string[]>;
 }
@@ -64,15 +70,17 @@ export async function markUsed(plan: MarkUsedPlan, opts: { auth?: DruidAuth; sig
         // The answer is a count: anything larger than a small answer is refused as it arrives.
         const res = await druidCall({
           method: 'POST',
-          url: `${plan.coordinator}/druid/coordinator/v1/datasources/${encodeURIComponent(ds)}/markUsed`,
+          url: plan.overlord
+            ? `${plan.overlord.replace(/\/+$/, '')}/druid/indexer/v1/datasources/${encodeURIComponent(ds)}/markUsed`
+            : `${plan.coordinator}/druid/coordinator/v1/datasources/${encodeURIComponent(ds)}/markUsed`,
           body: { segmentIds: ids.slice(i, i + BATCH) },
           auth: opts.auth,
           signal: opts.signal,
           limit: ANSWER_LIMITS.small,
-          what: "the Coordinator's markUsed answer",
+          what: plan.overlord ? "the Overlord's markUsed answer" : "the Coordinator's markUsed answer",
         });
         // Its status only: the answer's text is the Coordinator's, never put into our messages.
-        if (res.status < 200 || res.status >= 300) throw new Error(`the Coordinator answered ${statusPhrase(res)}`);
+        if (res.status < 200 || res.status >= 300) throw new Error(`the ${plan.overlord ? 'Overlord' : 'Coordinator'} answered ${statusPhrase(res)}`);
         changed += numChanged(res.text);
       }
       outcome[ds] = { changed };

@@ -5,8 +5,8 @@
  *   (`POST .../metadata/datasources/{ds}/segments`, read from the store, not the Coordinator's polled view, so a
  *   plan right after a run sees what the run wrote) and the unused ones (`.../unusedSegments`, paged).
  * - A segment without any row is inserted from its backed-up descriptor by the druid-backup extension on the leader
- *   Overlord (../register.ts); one whose row is unused is marked used by the Coordinator's markUsed
- *   (targets/coordinator.ts). A segment the snapshot recorded as overshadowed only needs its row: Druid would not
+ *   Overlord (../register.ts); one whose row is unused is marked used by Druid's markUsed, on the Overlord
+ *   (targets/coordinator.ts says why not through the Coordinator). A segment the snapshot recorded as overshadowed only needs its row: Druid would not
  *   mark it used, and would mark it unused again.
  * - Inserting bypasses task locks, so the plan refuses while a task holds an interval it would write, and the run asks
  *   again right before it writes.
@@ -278,12 +278,12 @@ export function metadataRowsStep(options: RowsStepOptions = {}): ClusterRestoreS
           });
         } else {
           const r = await markUsed(
-            { coordinator: ctx.coordinator, segments: { [item.subject]: w.markUsed.map((s) => s.id) } },
+            { coordinator: ctx.coordinator, overlord: ctx.overlord, segments: { [item.subject]: w.markUsed.map((s) => s.id) } },
             { auth: ctx.auth, signal: ctx.signal },
           );
           const outcome = r.outcome[item.subject];
           if (outcome?.error !== undefined) throw new BackupError('target_error', outcome.error);
-          result.items.push({ ...item, outcome: 'done', detail: `the Coordinator marked ${outcome?.changed ?? 0} of ${w.markUsed.length} used` });
+          result.items.push({ ...item, outcome: 'done', detail: `Druid marked ${outcome?.changed ?? 0} of ${w.markUsed.length} used` });
         }
       } catch (e) {
         if (ctx.signal?.aborted) throw e;
