@@ -11,7 +11,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -28,7 +28,7 @@ import type { ClusterMetadata, SnapshotSegment } from '../../sidecar/snapshot/mo
 import { MAX_LIST_BYTES } from '../../sidecar/snapshot/prune.js';
 import { takeSnapshot } from '../../sidecar/snapshot/take.js';
 import { LocalStore } from '../../sidecar/store/local/store.js';
-import { configureCluster, env, ingest, REPO_ROOT, sql, startCluster, stopCluster } from './cluster.js';
+import { configureCluster, ingest, REPO_ROOT, sql, startCluster, stopCluster } from './cluster.js';
 import type { DruidEnv } from './cluster.js';
 
 const DS = 'wikipedia';
@@ -71,6 +71,9 @@ describe('a lost metadata store: segment rows and Druid metadata put back on a r
     const extensions = path.join(tmp, 'extensions');
     mkdirSync(extensions);
     cpSync(path.join(REPO_ROOT, 'dist', 'druid-extension', 'druid-backup'), path.join(extensions, 'druid-backup'), { recursive: true });
+    cpSync(path.join(REPO_ROOT, 'dist', 'druid-extension-test', 'druid-backup-test-auth'), path.join(extensions, 'druid-backup-test-auth'), {
+      recursive: true,
+    });
     mkdirSync(path.join(REPO_ROOT, '.cache'), { recursive: true });
     druidHome = mkdtempSync(path.join(REPO_ROOT, '.cache', 'druid-cluster-rows-'));
     configureCluster({
@@ -78,8 +81,19 @@ describe('a lost metadata store: segment rows and Druid metadata put back on a r
       DRUID_DEV_HOME: druidHome,
       DRUID_EXTENSIONS_DIR: extensions,
       DRUID_BACKUP_SIDECAR_CMD: undefined,
-      // No sidecar is started: the steps are called in-process here.
-      DRUID_COMMON_EXTRA: 'druid.backup.sidecar.autostart=false',
+      DRUID_COMMON_EXTRA: [
+        // No sidecar is started: the steps are called in-process here.
+        'druid.backup.sidecar.autostart=false',
+        // Druid's authorization (test-only extension): a request with X-Test-Identity goes to an authorizer refusing
+        // everything; all other traffic is allowed.
+        'druid.auth.authenticatorChain=["testHeader","allowAll"]',
+        'druid.auth.authenticator.testHeader.type=testHeader',
+        'druid.auth.authenticator.testHeader.authorizerName=deny',
+        'druid.auth.authenticator.allowAll.type=allowAll',
+        'druid.auth.authorizers=["allowAll","deny"]',
+        'druid.auth.authorizer.allowAll.type=allowAll',
+        'druid.auth.authorizer.deny.type=testDeny',
+      ].join('\n'),
     });
     druid = await startCluster();
     const answer = await ingest();
@@ -223,7 +237,7 @@ describe('a lost metadata store: segment rows and Druid metadata put back on a r
     );
   });
 
-  test('a row that exists unused is marked used; the extension skips ids already present', async () => {
+  test('a row that exists unused is marked used (by the Overlord); the extension skips ids already present', async () => {
     const c = druid!.DRUID_COORDINATOR_URL;
     const list = (await (await fetch(`${c}/druid/coordinator/v1/metadata/datasources/${DS}/segments?full`)).json()) as Array<{ identifier?: string } & Record<string, unknown>>;
     const victim = list[0]!;
@@ -251,7 +265,7 @@ describe('a lost metadata store: segment rows and Druid metadata put back on a r
     assert.deepEqual(direct, { inserted: [], present: [id] });
     assert.deepEqual((await rows.plan(ctx)).items, plan.items);
     const run = await rows.run(ctx, plan, () => undefined);
-    assert.deepEqual(run.items.map((i) => [i.outcome, i.detail]), [['done', 'the Coordinator marked 1 of 1 used']]);
+    assert.deepEqual(run.items.map((i) => [i.outcome, i.detail, i.error]), [['done', 'Druid marked 1 of 1 used', undefined]]);
     assert.equal((await rows.plan(ctx)).done, true);
     // A hostile body is refused before anything is written.
     const bad = await druidText(`${c}${SEGMENTS_PATH}`, {
@@ -263,6 +277,14 @@ describe('a lost metadata store: segment rows and Druid metadata put back on a r
       status: 400,
       body: { error: { code: 'bad_request', message: 'segments[0] is not a segment of "wikipedia"' } },
     });
-    assert.ok(existsSync(env().DRUID_DEEP_STORAGE_DIR));
+    // Druid's authorizer decides: a caller it refuses writes nothing, whatever the body.
+    for (const body of [JSON.stringify({ dataSource: DS, segments: [victim] }), 'not json']) {
+      const denied = await druidText(`${c}${SEGMENTS_PATH}`, { method: 'POST', headers: { 'Content-Type': 'application/json', 'X-Test-Identity': 'mallory' }, body });
+      assert.equal(denied.status, 403, denied.text);
+    }
+    assert.match(
+      (await druidText(`${c}${SEGMENTS_PATH}`, { method: 'POST', headers: { 'Content-Type': 'application/json', 'X-Test-Identity': 'mallory' }, body: JSON.stringify({ dataSource: DS, segments: [victim] }) })).text,
+      /needs Druid's WRITE permission on STATE and on the data source wikipedia/,
+    );
   });
 });
