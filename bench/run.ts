@@ -6,11 +6,13 @@
 import { spawnSync } from 'node:child_process';
 import { benchAzure } from './azure.js';
 import { benchBackup } from './backup.js';
+import { benchLag } from './lag.js';
 import { benchRestore } from './restore.js';
 import { benchS3 } from './s3.js';
 import { benchScan } from './scan.js';
 
 const BENCHES: Record<string, () => Promise<void>> = { scan: benchScan, backup: benchBackup, restore: benchRestore, s3: benchS3, azure: benchAzure };
+BENCHES.lag = benchLag;
 
 async function main() {
   const names = process.argv.slice(2).length ? process.argv.slice(2) : Object.keys(BENCHES);
