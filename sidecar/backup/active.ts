@@ -14,6 +14,7 @@ import type { Logger } from 'pino';
 import type { SidecarConfig } from '../config.js';
 import type { CachedSegment } from '../druid/scan.js';
 import { BackupError, isBackupError, messageOf } from '../errors.js';
+import type { Bandwidth } from '../services/bandwidth.js';
 import type { Metrics } from '../services/metrics.js';
 import { segmentDigest } from '../store/manifest.js';
 import type { StoredSummary, Target } from '../store/target.js';
@@ -36,6 +37,8 @@ export interface ActiveBackupDeps {
   state: SourceState;
   target: Target;
   metrics: Metrics;
+  /** The node's bandwidth limits: active backup sends under the backup one. */
+  bandwidth?: Bandwidth;
   log: Logger;
   /**
    * Each target the node backs up to, one by one (a set's members): those that keep snapshots are told after each
@@ -371,7 +374,7 @@ export class ActiveBackup {
       const r = await sendSegment(
         seg,
         { target: this.target, node: this.node, state: this.deps.state, metrics: this.deps.metrics, log: this.log },
-        { signal, remote },
+        { signal, remote, limit: this.deps.bandwidth?.limit('backup') },
       );
       this.setTargetUp(true);
       this.dequeue(seg.id);
