@@ -5,12 +5,16 @@
  */
 import { spawnSync } from 'node:child_process';
 import { benchAzure } from './azure.js';
+import { benchBandwidth } from './bandwidth.js';
 import { benchBackup } from './backup.js';
+import { benchLag } from './lag.js';
 import { benchRestore } from './restore.js';
 import { benchS3 } from './s3.js';
 import { benchScan } from './scan.js';
 
 const BENCHES: Record<string, () => Promise<void>> = { scan: benchScan, backup: benchBackup, restore: benchRestore, s3: benchS3, azure: benchAzure };
+BENCHES.lag = benchLag;
+BENCHES.bandwidth = benchBandwidth;
 
 async function main() {
   const names = process.argv.slice(2).length ? process.argv.slice(2) : Object.keys(BENCHES);

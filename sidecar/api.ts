@@ -42,6 +42,8 @@ export interface NodeInfo {
    */
   targetKind?: TargetKindInfo;
   store?: { path: string; segments: number; bytes: number };
+  /** The node's bandwidth limits in bytes per second (druid.backup.maxBytesPerSecond, druid.backup.restore.maxBytesPerSecond); null: none (absent from sidecars before these limits). */
+  maxBytesPerSecond?: { backup: number | null; restore: number | null };
   startedAt: string;
 }
 
@@ -116,6 +118,8 @@ export interface BackupRequest extends SegmentSelector {
   target?: TargetField;
   /** With a list of targets: on how many each segment is kept (default druid.backup.copies). */
   copies?: number;
+  /** This job's own bandwidth limit, bytes per second: at most the node's druid.backup.maxBytesPerSecond. */
+  maxBytesPerSecond?: number;
 }
 
 export type RestoreDestination = 'cache' | 'deep-storage' | string;
@@ -137,6 +141,8 @@ export interface RestoreRequest extends SegmentSelector {
    * answers (probed every few seconds); the job result says per segment which case applied.
    */
   retry?: boolean;
+  /** This job's own bandwidth limit, bytes per second: at most the node's druid.backup.restore.maxBytesPerSecond. */
+  maxBytesPerSecond?: number;
 }
 
 /**
@@ -197,6 +203,8 @@ export interface JobProgress {
   bytesDone: number;
   /** The segment being worked on now. */
   current?: string;
+  /** The bandwidth limit the job's transfers run under (the node's, or the job's own lower one), bytes per second. */
+  maxBytesPerSecond?: number;
 }
 
 /** GET /data/v1/jobs/{id}; GET /data/v1/jobs lists them (newest first). */

@@ -168,6 +168,18 @@ export const BACKUP_KEYS: KeySpec[] = [
   { key: 'druid.backup.reconcilePeriod', type: 'duration', default: 'PT5M', doc: 'Period of the full cache scan that catches whatever the watcher missed.' },
   { key: 'druid.backup.workers', type: 'int', default: '2', min: 1, max: 64, doc: 'Segments transferred at once.' },
   {
+    key: 'druid.backup.maxBytesPerSecond',
+    type: 'size',
+    min: 1,
+    doc: "Most bytes per second backup reads from the cache to send (e.g. 50m), across all workers, active backup and jobs alike, evenly (a token bucket); a job may ask for a lower limit (maxBytesPerSecond), never a higher. Default: no limit. Protects the node's queries.",
+  },
+  {
+    key: 'druid.backup.restore.maxBytesPerSecond',
+    type: 'size',
+    min: 1,
+    doc: 'Most bytes per second restore receives into this node (manual and automatic restores alike), as druid.backup.maxBytesPerSecond does for backup. Default: no limit.',
+  },
+  {
     key: 'druid.backup.retryMaxDelay',
     type: 'duration',
     default: 'PT1M',
@@ -348,6 +360,8 @@ export interface SidecarConfig {
   settleMs: number;
   reconcileMs: number;
   workers: number;
+  /** Bandwidth limits in bytes per second (services/bandwidth.ts); unset: none. */
+  maxBytesPerSecond: { backup?: number; restore?: number };
   retryMaxMs: number;
   /** A transfer or upload without progress for this long is abandoned. */
   stallMs: number;
@@ -711,6 +725,10 @@ export function loadSidecarConfig(opts: LoadOptions = {}): SidecarConfig {
     settleMs: typed('druid.backup.settleTime') as number,
     reconcileMs: typed('druid.backup.reconcilePeriod') as number,
     workers: typed('druid.backup.workers') as number,
+    maxBytesPerSecond: {
+      backup: typed('druid.backup.maxBytesPerSecond') as number | undefined,
+      restore: typed('druid.backup.restore.maxBytesPerSecond') as number | undefined,
+    },
     retryMaxMs: Math.max(100, typed('druid.backup.retryMaxDelay') as number),
     stallMs: Math.max(100, typed('druid.backup.stallTimeout') as number),
     tls,

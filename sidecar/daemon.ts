@@ -20,6 +20,7 @@ import { generateToken } from './server/auth.js';
 import type { SidecarContext } from './server/context.js';
 import { EventBus } from './services/events.js';
 import { JobRegistry } from './services/jobs.js';
+import { Bandwidth } from './services/bandwidth.js';
 import { Metrics } from './services/metrics.js';
 import { REQUEST_TIMEOUT_MS } from './store/http/client.js';
 import { LocalStore } from './store/local/store.js';
@@ -99,6 +100,7 @@ export async function startSidecar(config: SidecarConfig, log: Logger = createLo
   const tls = readTls(config);
   const events = new EventBus();
   const metrics = new Metrics();
+  const bandwidth = new Bandwidth(config.maxBytesPerSecond, metrics);
   const jobs = new JobRegistry({ stateDir: config.stateDir, events, log });
   const store = config.store
     ? LocalStore.open(config.store, { log: log.child({ component: 'store' }), metrics, events, quotaBytes: config.storeQuota })
@@ -127,7 +129,7 @@ export async function startSidecar(config: SidecarConfig, log: Logger = createLo
   const activeTarget = wired.set;
   const active =
     cache && state && activeTarget && config.active
-      ? new ActiveBackup({ config, cache, state, target: activeTarget, metrics, log, members: () => activeTarget.specs.map((sp) => open(sp.url)) })
+      ? new ActiveBackup({ config, cache, state, target: activeTarget, metrics, bandwidth, log, members: () => activeTarget.specs.map((sp) => open(sp.url)) })
       : undefined;
   // A target back from an outage (or with room again): segments short of copies go again now, not at the next period.
   if (active) wired.pool.onRecovered(() => active.reconcileSoon());
@@ -145,7 +147,7 @@ export async function startSidecar(config: SidecarConfig, log: Logger = createLo
     ...(state ? { state } : {}),
     registry: metrics.registry,
   });
-  const services = { config, log, jobs, events, metrics, cache, state, targets: wired.set, targetPool: wired.pool, openTarget: open, snapshots };
+  const services = { config, log, jobs, events, metrics, bandwidth, cache, state, targets: wired.set, targetPool: wired.pool, openTarget: open, snapshots };
   // Both background services start here: restore first (it cleans what a crashed restore left before anything
   // is served), active backup once the API listens.
   const restore = new RestoreService(services);

@@ -14,6 +14,7 @@ import type { Logger } from 'pino';
 import type { SidecarConfig } from '../config.js';
 import type { CachedSegment } from '../druid/scan.js';
 import { BackupError, isBackupError, messageOf } from '../errors.js';
+import type { Bandwidth } from '../services/bandwidth.js';
 import type { Metrics } from '../services/metrics.js';
 import { segmentDigest } from '../store/manifest.js';
 import type { StoredSummary, Target } from '../store/target.js';
@@ -30,19 +31,14 @@ const FIRST_RETRY_MS = 1000;
 const DESCRIPTOR_WAIT_MS = 10_000;
 /** A directory that stays incomplete this long is left to the next reconcile scan instead of being polled. */
 const MAX_POLL_MS = 60 * 60_000;
-/**
- * When a data source, interval or version directory appears, its segment directories are looked for this long
- * after: the watcher misses subdirectories created while it starts watching the new one (9 of 200 nested
- * directories created by another process, measured with chokidar 4 here).
- */
-const NEW_DIR_WALKS_MS = [0, 1000, 5000];
-
 export interface ActiveBackupDeps {
   config: SidecarConfig;
   cache: CacheIndex;
   state: SourceState;
   target: Target;
   metrics: Metrics;
+  /** The node's bandwidth limits: active backup sends under the backup one. */
+  bandwidth?: Bandwidth;
   log: Logger;
   /**
    * Each target the node backs up to, one by one (a set's members): those that keep snapshots are told after each
@@ -138,7 +134,7 @@ export class ActiveBackup {
     this.watcher = new CacheWatcher(
       deps.cache.locations,
       deps.cache.infoDir,
-      { changed: (d) => this.dirChanged(d, true), removed: (d) => this.dirChanged(d) },
+      { changed: (d) => this.dirChanged(d), removed: (d) => this.dirChanged(d) },
       this.log,
     );
   }
@@ -241,8 +237,8 @@ export class ActiveBackup {
     }
   }
 
-  /** A directory appeared, changed or went away: find out which segment, if any, and queue it. */
-  private dirChanged(dir: string, appeared = false): void {
+  /** A segment directory appeared, changed or went away: read it and queue it, or forget it. */
+  private dirChanged(dir: string): void {
     if (this.stopped) return;
     void this.deps.cache.refresh(dir).then(
       (seg) => {
@@ -250,28 +246,10 @@ export class ActiveBackup {
         else if (!seg) {
           const where = this.deps.cache.segmentOfDir(dir);
           if (where) this.dequeue(where.seg.id);
-          else if (appeared) this.walkNewDir(dir);
         }
       },
       (e) => this.log.debug({ dir, err: messageOf(e) }, 'cannot read a changed directory'),
     );
-  }
-
-  /** Looks for segment directories below a new non-segment directory now and twice more, as the watcher may miss them. */
-  private walkNewDir(dir: string): void {
-    for (const ms of NEW_DIR_WALKS_MS) {
-      const t = setTimeout(() => {
-        if (this.stopped) return;
-        void this.deps.cache.segmentDirsBelow(dir).then(
-          (dirs) => {
-            // Only what neither the watcher nor a scan has seen: a known segment is already queued or backed up.
-            for (const d of dirs) if (!this.deps.cache.get(d.id)) this.dirChanged(d.dir);
-          },
-          (e) => this.log.debug({ dir, err: messageOf(e) }, 'cannot read a new directory'),
-        );
-      }, ms);
-      t.unref();
-    }
   }
 
   /**
@@ -392,10 +370,11 @@ export class ActiveBackup {
   private async send(seg: CachedSegment, item: QueueItem, signal: AbortSignal): Promise<void> {
     try {
       const remote = item.viaReconcile && this.remote ? (this.remote.get(seg.id) ?? null) : undefined;
+      const t0 = performance.now();
       const r = await sendSegment(
         seg,
         { target: this.target, node: this.node, state: this.deps.state, metrics: this.deps.metrics, log: this.log },
-        { signal, remote },
+        { signal, remote, limit: this.deps.bandwidth?.limit('backup') },
       );
       this.setTargetUp(true);
       this.dequeue(seg.id);
@@ -412,7 +391,9 @@ export class ActiveBackup {
       }
       this.deps.metrics.segmentsBackedUp.inc({ outcome: r.outcome === 'stored' ? 'stored' : 'identical' });
       this.markBackedUp(seg, r.digest);
-      this.log.info({ segmentId: seg.id, outcome: r.outcome, bytes: r.bytesSent }, 'segment backed up');
+      // How long sending took and how long the segment waited since it was queued: the backup's lag, explained.
+      const sendMs = Math.round(performance.now() - t0);
+      this.log.info({ segmentId: seg.id, outcome: r.outcome, bytes: r.bytesSent, sendMs, lagMs: Date.now() - item.since }, 'segment backed up');
     } catch (e) {
       if (this.stopped) return;
       const err = messageOf(e);

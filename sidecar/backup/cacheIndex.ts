@@ -5,7 +5,6 @@
  * segment's local or backup state changes.
  */
 import { readFileSync } from 'node:fs';
-import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import type { BackupState, Page, SegmentInfo } from '../api.js';
@@ -100,36 +99,6 @@ export class CacheIndex {
       return { location, parts };
     }
     return undefined;
-  }
-
-  /**
-   * The segment directories below a nested-layout data source, interval or version directory (one that just
-   * appeared). The watcher reads a new directory before it watches it, so subdirectories that another process
-   * (Druid's download) creates in between raise no event: active backup looks for them itself.
-   */
-  async segmentDirsBelow(dir: string): Promise<Array<{ dir: string; id: string }>> {
-    const where = this.placeOf(dir);
-    if (!where || where.parts.length > 3 || tryParseSegmentId(where.parts[0]!)) return [];
-    const found: Array<{ dir: string; id: string }> = [];
-    const walk = async (d: string, depth: number): Promise<void> => {
-      let entries;
-      try {
-        entries = await readdir(d, { withFileTypes: true });
-      } catch {
-        return;
-      }
-      for (const e of entries) {
-        if (!e.isDirectory() || e.name.startsWith('.')) continue;
-        const child = path.join(d, e.name);
-        if (depth < 4) await walk(child, depth + 1);
-        else {
-          const seg = this.segmentOfDir(child)?.seg;
-          if (seg) found.push({ dir: child, id: seg.id });
-        }
-      }
-    };
-    await walk(path.resolve(dir), where.parts.length + 1);
-    return found;
   }
 
   private readInfo(id: string): DataSegment | undefined {

@@ -12,6 +12,7 @@ import { messageOf } from '../errors.js';
 import type { JobContext } from '../services/jobs.js';
 import { segmentDigest } from '../store/manifest.js';
 import type { StoredSummary, Target } from '../store/target.js';
+import type { RateLimit } from '../util/rateLimit.js';
 import { mapLimit } from '../util/pool.js';
 import { sleep } from '../util/sleep.js';
 import type { CacheIndex } from './cacheIndex.js';
@@ -31,6 +32,8 @@ export interface PassiveDeps extends Omit<SendDeps, 'target'> {
   workers: number;
   /** The active-backup target, whose per-segment state this job also updates when it is the same. */
   activeTarget?: string;
+  /** The bandwidth limit of the job (the node's, or the job's own lower one). */
+  limit?: RateLimit;
 }
 
 export function backupJob(req: BackupRequest, sel: Selector, target: Target, deps: PassiveDeps) {
@@ -52,6 +55,7 @@ export function backupJob(req: BackupRequest, sel: Selector, target: Target, dep
       chosen.reduce((n, s) => n + s.size, 0),
     );
     jc.log.info({ segments: chosen.length, target: target.url }, 'backing up');
+    if (deps.limit) jc.setMaxBytesPerSecond(deps.limit.bytesPerSecond);
 
     let remote: Map<string, StoredSummary> | undefined;
     if (chosen.length > CATALOG_THRESHOLD) remote = await remoteIndex(target, { dataSource: sel.dataSource, interval: req.interval }, { signal: jc.signal });
@@ -73,6 +77,7 @@ export function backupJob(req: BackupRequest, sel: Selector, target: Target, dep
           const seg = cached && segmentDigest(cached) === held!.digest ? listed : ((await deps.cache.refresh(listed.dir)) ?? listed);
           const r: SendResult = await sendSegment(seg, sendDeps, {
             signal: jc.signal,
+            limit: deps.limit,
             remote: remote ? (remote.get(seg.id) ?? null) : undefined,
             onBytes: (n) => {
               sent += n;

@@ -14,6 +14,8 @@ import type { Metrics } from '../services/metrics.js';
 import { hashOutgoing, segmentDigest } from '../store/manifest.js';
 import type { SegmentFileInfo } from '../store/manifest.js';
 import type { OutgoingSegment, StoredSummary, Target } from '../store/target.js';
+import type { RateLimit } from '../util/rateLimit.js';
+import { limited } from '../util/rateLimit.js';
 import { readStream } from '../util/readStream.js';
 import type { SourceState } from './state.js';
 
@@ -39,17 +41,19 @@ export interface SendOptions {
   onBytes?: (n: number) => void;
   /** What the target holds, when already known from a catalog listing: null = not held. */
   remote?: StoredSummary | null;
+  /** The bandwidth limit every read of the segment's files runs under. */
+  limit?: RateLimit;
 }
 
 /** The segment as it goes out, with its digests read at most once (remembered by fingerprint for the next pass). */
-function outgoing(seg: CachedSegment, deps: SendDeps): OutgoingSegment {
+function outgoing(seg: CachedSegment, deps: SendDeps, opts: SendOptions): OutgoingSegment {
   const out: OutgoingSegment = {
     segmentId: seg.id,
     descriptor: seg.descriptor ?? null,
     node: deps.node,
     files: seg.files.map((f) => {
       const file = path.join(seg.dir, f.name);
-      return { name: f.name, size: f.size, path: file, open: () => readStream(file, f.size) };
+      return { name: f.name, size: f.size, path: file, open: () => limited(readStream(file, f.size), opts.limit, opts.signal) };
     }),
   };
   let known: Promise<SegmentFileInfo[]> | undefined;
@@ -68,7 +72,7 @@ function outgoing(seg: CachedSegment, deps: SendDeps): OutgoingSegment {
 export async function sendSegment(seg: CachedSegment, deps: SendDeps, opts: SendOptions = {}): Promise<SendResult> {
   if (seg.state !== 'complete') throw new BackupError('conflict', `segment ${seg.id} is ${seg.state}, not complete`);
   const { target, node, state } = deps;
-  const out = outgoing(seg, deps);
+  const out = outgoing(seg, deps, opts);
   // "Already held?" is decided once per segment: by the catalog listing when given, else by the target's put when it
   // decides that itself (a set asks each member there), else by one HEAD here.
   const remote = opts.remote !== undefined ? opts.remote : target.putDecidesHeld ? null : await target.head(seg.id, { signal: opts.signal });

@@ -11,7 +11,7 @@ import { formatBytes } from '../druid/bytes.js';
 import { table } from '../util/table.js';
 import type { NodeOptions } from './jobs.js';
 import { followJob, nodeClient, nodeOptions, reportJob } from './jobs.js';
-import { collectTargets } from './options.js';
+import { bytesOption, collectTargets } from './options.js';
 
 function collect(v: string, prev: string[]): string[] {
   return [...prev, v];
@@ -50,6 +50,7 @@ interface RestoreOptions extends NodeOptions {
   destination?: string;
   snapshot?: string;
   dryRun?: boolean;
+  maxBytesPerSecond?: number;
   wait?: boolean;
   json?: boolean;
 }
@@ -75,6 +76,11 @@ export function register(program: Command): void {
     )
     .option('--no-mark-used', 'do not mark restored segments used on the Coordinator, even when the node has druid.backup.coordinator')
     .option('--dry-run', 'print the plan (restore, skip, overwrite per segment) and change nothing')
+    .option(
+      '--max-bytes-per-second <size>',
+      "this restore's own bandwidth limit (e.g. 20m): lower than the node's druid.backup.restore.maxBytesPerSecond",
+      bytesOption,
+    )
     .option('--wait', 'follow the job until it ends (progress bar on a terminal); the exit status says whether it succeeded')
     .option('--json', 'print the plan or the finished job as JSON')
     .action(async (o: RestoreOptions) => {
@@ -88,6 +94,7 @@ export function register(program: Command): void {
       if (o.segmentId.length) body.segmentIds = o.segmentId;
       if (o.destination !== undefined) body.destination = o.destination;
       if (o.snapshot !== undefined) body.snapshot = o.snapshot;
+      if (o.maxBytesPerSecond !== undefined) body.maxBytesPerSecond = o.maxBytesPerSecond;
       if (o.dryRun) {
         const plan = await client.post<RestorePlan>(`${API_PREFIX}/restore`, { ...body, dryRun: true });
         if (o.json) console.log(JSON.stringify(plan, null, 2));

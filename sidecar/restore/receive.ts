@@ -12,10 +12,13 @@ import { BackupError } from '../errors.js';
 import type { Manifest, SegmentFileInfo } from '../store/manifest.js';
 import type { IncomingFile, SegmentReader } from '../store/target.js';
 import { writeChunks } from '../util/fileWriter.js';
+import type { RateLimit } from '../util/rateLimit.js';
 
 export interface ReceiveOptions {
   signal?: AbortSignal;
   onBytes?: (n: number) => void;
+  /** The bandwidth limit the received bytes pass under. */
+  limit?: RateLimit;
 }
 
 export const NOTHING_INSTALLED = "the backup's copy does not match its manifest (run verify on the target), nothing was installed";
@@ -60,7 +63,8 @@ export class VerifyingTap extends Transform {
     if (this.bytes > this.want.size) return cb(mismatch(this.segmentId, this.want.name, `is longer than the ${this.want.size} bytes of the manifest`));
     this.hash.update(chunk);
     this.opts.onBytes?.(chunk.length);
-    cb(null, chunk);
+    if (!this.opts.limit) return cb(null, chunk);
+    this.opts.limit.take(chunk.length, this.opts.signal).then(() => cb(null, chunk), cb);
   }
   override _flush(cb: TransformCallback): void {
     cb(this.problem());
@@ -92,6 +96,7 @@ async function* checkedChunks(
     bytes += chunk.length;
     if (bytes > want.size) throw mismatch(segmentId, want.name, `is longer than the ${want.size} bytes of the manifest`);
     hash?.update(chunk);
+    await opts.limit?.take(chunk.length, opts.signal);
     yield chunk;
     opts.onBytes?.(chunk.length);
   }

@@ -14,6 +14,7 @@ import { BackupError, messageOf } from '../errors.js';
 import type { Manifest, SegmentFileInfo } from '../store/manifest.js';
 import type { Target } from '../store/target.js';
 import { mapLimit } from '../util/pool.js';
+import type { RateLimit } from '../util/rateLimit.js';
 import type { Leftovers } from './atomic.js';
 import { removeLeftovers } from './atomic.js';
 import type { DigestMemo } from './digests.js';
@@ -201,6 +202,7 @@ export async function executePlan(
   env: RestoreEnv,
   progress: RestoreProgress,
   hooks: RestoreHooks = {},
+  limit?: RateLimit,
 ): Promise<RestoreOutcome> {
   const out: RestoreOutcome = { restored: [], skipped: [], failed: [] };
   progress.setTotals(plan.items.length + plan.refused.length, plan.plan.totals.bytes);
@@ -233,6 +235,7 @@ export async function executePlan(
             await installSegment(item, dest, {
               target,
               signal: progress.signal,
+              limit,
               onBytes: (n) => {
                 moved += n;
                 progress.addBytes(n);

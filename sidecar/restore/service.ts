@@ -16,6 +16,7 @@ import type { SourceState } from '../backup/state.js';
 import type { SidecarConfig } from '../config.js';
 import type { EventBus } from '../services/events.js';
 import type { JobContext, JobRegistry } from '../services/jobs.js';
+import type { Bandwidth } from '../services/bandwidth.js';
 import type { Metrics } from '../services/metrics.js';
 import type { Target } from '../store/target.js';
 import type { CacheLayout } from '../druid/layout.js';
@@ -42,6 +43,8 @@ export interface RestoreDeps extends NodeTargets {
   readonly jobs: JobRegistry;
   readonly events: EventBus;
   readonly metrics: Metrics;
+  /** The node's bandwidth limits: every restore receives under the restore one (and a job's own lower one). */
+  readonly bandwidth: Bandwidth;
   /** The node's segment cache and per-segment state, when it is a source. */
   readonly cache?: CacheIndex;
   readonly state?: SourceState;
@@ -224,6 +227,8 @@ export class RestoreService {
 
   /** `POST /data/v1/restore`: the plan of a dry run, or the started job. Bad input and a plan that does not fit fail here, before any job. */
   async request(asked: RestoreRequest): Promise<{ plan: RestorePlan } | { job: Job }> {
+    // A job's own limit above the node's is refused before anything is planned.
+    this.ctx.bandwidth.limit('restore', asked.maxBytesPerSecond);
     const target = resolveTarget(this.ctx, asked.target);
     const coordinator = this.coordinatorFor(asked);
     // From a snapshot: exactly its segments; those no target holds are named, never skipped in silence.
@@ -362,7 +367,9 @@ export class RestoreService {
         if (dest.kind === 'cache') this.ctx.cache?.refresh(item.path).catch((e) => job.log.debug({ err: messageOf(e) }, 'cache index refresh failed'));
       },
     };
-    const out = await executePlan(plan, dest, target, this.env, job, hooks);
+    const limit = this.ctx.bandwidth.limit('restore', request.maxBytesPerSecond);
+    if (limit) job.setMaxBytesPerSecond(limit.bytesPerSecond);
+    const out = await executePlan(plan, dest, target, this.env, job, hooks, limit);
     this.metrics.segments.inc({ mode, outcome: 'restored' }, out.restored.length);
     this.metrics.segments.inc({ mode, outcome: 'skipped' }, out.skipped.length);
     this.metrics.segments.inc({ mode, outcome: 'failed' }, out.failed.length);

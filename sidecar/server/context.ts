@@ -10,6 +10,8 @@
  * - `events`: the event bus (events.ts); publish `segment`, `segment-removed`, `job`, `stored` events, streamed to
  *   clients by `GET /data/v1/events`.
  * - `metrics`: the Prometheus metrics (metrics.ts).
+ * - `bandwidth`: the node's bandwidth limits (bandwidth.ts): `bandwidth.limit('backup' | 'restore', asked)` is the
+ *   limit a transfer runs under, a job's own lower one included; a higher one is refused with 400.
  * - `store`: the local store when this sidecar is a target (`--store DIR`), else undefined.
  * - `cache`: the node's segment cache with each segment's backup state when this sidecar is a source (its
  *   runtime.properties names cache locations), else undefined. Restore marks segments it is installing with
@@ -35,6 +37,7 @@ import type { LocalStore } from '../store/local/store.js';
 import type { Target } from '../store/target.js';
 import type { SnapshotService } from '../snapshot/service.js';
 import type { TargetPool, TargetSet } from '../targets/set.js';
+import type { Bandwidth } from '../services/bandwidth.js';
 import type { EventBus } from '../services/events.js';
 import type { JobRegistry } from '../services/jobs.js';
 import type { Metrics } from '../services/metrics.js';
@@ -45,6 +48,8 @@ export interface SidecarContext {
   readonly jobs: JobRegistry;
   readonly events: EventBus;
   readonly metrics: Metrics;
+  /** The node's bandwidth limits, which every transfer takes from (services/bandwidth.ts). */
+  readonly bandwidth: Bandwidth;
   /** ISO time the sidecar started. */
   readonly startedAt: string;
   readonly store?: LocalStore;

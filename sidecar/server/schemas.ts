@@ -56,6 +56,12 @@ export const targetFieldSchema = {
 
 export const copiesSchema = { type: 'integer', minimum: 1, maximum: 16, description: 'with a list of targets: on how many each segment is kept' } as const;
 
+export const maxBytesPerSecondSchema = {
+  type: 'integer',
+  minimum: 1,
+  description: "this job's own bandwidth limit in bytes per second: lower than the node's (a higher one is refused with 400)",
+} as const;
+
 export const jobAcceptedSchema = { type: 'object', required: ['jobId'], properties: { jobId: { type: 'string' } } } as const;
 
 export const jobSchema = {
@@ -78,6 +84,7 @@ export const jobSchema = {
         bytesTotal: { type: 'integer' },
         bytesDone: { type: 'integer' },
         current: { type: 'string' },
+        maxBytesPerSecond: { type: 'integer' },
       },
     },
     errors: { type: 'array', items: { type: 'object', ...open, properties: { segmentId: { type: 'string' }, message: { type: 'string' } } } },

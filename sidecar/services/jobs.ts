@@ -44,6 +44,8 @@ export interface JobContext {
   addBytes(n: number): void;
   /** The segment worked on now (undefined when between segments). */
   setCurrent(segmentId?: string): void;
+  /** The bandwidth limit the job's transfers run under, shown in its progress. */
+  setMaxBytesPerSecond(bytesPerSecond: number): void;
   segmentDone(outcome: 'done' | 'skipped'): void;
   segmentFailed(segmentId: string | undefined, message: string): void;
   /** An error that belongs to no one segment; the job ends as failed. */
@@ -223,6 +225,10 @@ export class JobRegistry {
       },
       setCurrent: (segmentId) => {
         job.progress.current = segmentId;
+        this.changed(entry, false);
+      },
+      setMaxBytesPerSecond: (bytesPerSecond) => {
+        job.progress.maxBytesPerSecond = bytesPerSecond;
         this.changed(entry, false);
       },
       segmentDone: (outcome) => {

@@ -43,6 +43,20 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  // Both sides' bandwidth limits (services/bandwidth.ts).
+  readonly maxBytesPerSecond = new Gauge({
+    name: 'druid_backup_max_bytes_per_second',
+    help: "The node's bandwidth limit by direction (backup: bytes read from the cache to send; restore: bytes received into it); 0 when off.",
+    labelNames: ['direction'] as const,
+    registers: [this.registry],
+  });
+  readonly throttledSeconds = new Counter({
+    name: 'druid_backup_throttled_seconds_total',
+    help: "Time transfers waited on a bandwidth limit (the node's or a job's own), by direction, summed over concurrent transfers.",
+    labelNames: ['direction'] as const,
+    registers: [this.registry],
+  });
+
   // Target side: the store.
   readonly storePuts = new Counter({
     name: 'druid_backup_store_puts_total',

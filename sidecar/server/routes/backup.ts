@@ -6,7 +6,7 @@ import { compileSelector } from '../../druid/selector.js';
 import { BackupError } from '../../errors.js';
 import type { SidecarContext } from '../context.js';
 import { checkTarget, resolveTarget } from '../../targets/resolve.js';
-import { commonErrors, copiesSchema, errorSchema, jobAcceptedSchema, selectorProperties, targetFieldSchema } from '../schemas.js';
+import { commonErrors, copiesSchema, errorSchema, jobAcceptedSchema, maxBytesPerSecondSchema, selectorProperties, targetFieldSchema } from '../schemas.js';
 
 /** How long the target may take to answer the reachability check before the job is refused. */
 const CHECK_TIMEOUT_MS = 10_000;
@@ -27,6 +27,7 @@ export function register(app: FastifyInstance, ctx: SidecarContext): void {
                 'URL of the target sidecar, e.g. http://backup-host:8484; or a list of URLs or {"url","zone","weight"} (each segment kept on `copies` of them); left out: the targets this sidecar is configured with',
             },
             copies: copiesSchema,
+            maxBytesPerSecond: maxBytesPerSecondSchema,
             ...selectorProperties,
           },
         },
@@ -42,6 +43,7 @@ export function register(app: FastifyInstance, ctx: SidecarContext): void {
         );
       const body = req.body;
       const sel = compileSelector(body);
+      const limit = ctx.bandwidth.limit('backup', body.maxBytesPerSecond);
       const target = resolveTarget(ctx, body.target, body.copies);
       await checkTarget(target, Array.isArray(body.target), CHECK_TIMEOUT_MS);
       const job = ctx.jobs.create({
@@ -56,6 +58,7 @@ export function register(app: FastifyInstance, ctx: SidecarContext): void {
           metrics: ctx.metrics,
           log: ctx.log,
           activeTarget: ctx.active?.target.url,
+          limit,
         }),
       });
       const accepted: JobAccepted = { jobId: job.id };

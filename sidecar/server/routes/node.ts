@@ -48,6 +48,7 @@ export function register(app: FastifyInstance, ctx: SidecarContext): void {
         target: c.target,
         targetKind: c.target ? kindInfo(c.target) : undefined,
         store: ctx.store && storeStats ? { path: ctx.store.root, segments: storeStats.segments, bytes: storeStats.bytes } : undefined,
+        maxBytesPerSecond: ctx.bandwidth.limits(),
         startedAt: ctx.startedAt,
         active: ctx.active?.status(),
       };

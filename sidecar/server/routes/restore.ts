@@ -8,7 +8,7 @@ import type { FastifyInstance } from 'fastify';
 import { API_PREFIX } from '../../api.js';
 import type { RestoreRequest } from '../../api.js';
 import type { SidecarContext } from '../context.js';
-import { commonErrors, errorSchema, jobAcceptedSchema, selectorProperties, targetFieldSchema } from '../schemas.js';
+import { commonErrors, errorSchema, jobAcceptedSchema, maxBytesPerSecondSchema, selectorProperties, targetFieldSchema } from '../schemas.js';
 
 const open = { additionalProperties: true } as const;
 
@@ -90,6 +90,7 @@ const restoreBody = {
       description:
         'restore exactly the segments this snapshot names (of dataSource when given); any that no target holds is named in the plan, and a restore is refused',
     },
+    maxBytesPerSecond: maxBytesPerSecondSchema,
     retry: {
       type: 'boolean',
       description: 'segments that fail while every target holding a good copy is unreachable are restored again as soon as one answers',
