@@ -87,6 +87,14 @@ async function readSmall(stream: Readable): Promise<unknown> {
   }
 }
 
+/**
+ * Reads and drops the rest of an answer the caller does not want (a 404's body, an empty 204): a small one to its
+ * end, so that its connection goes back to the pool; a larger or broken one is destroyed with its connection.
+ */
+export async function discard(res: AxiosResponse<Readable>): Promise<void> {
+  await readLimited(res.data, ANSWER_LIMITS.small, 'an answer not used').catch(() => undefined);
+}
+
 /** The code of a sidecar's JSON error, kept when it is a short token: nothing else of a remote answer is shown. */
 const ERROR_CODE_TOKEN = /^[a-z_]{1,40}$/;
 
@@ -187,7 +195,11 @@ export class ApiClient {
       timeout: opts.requestTimeoutMs ?? REQUEST_TIMEOUT_MS,
       maxRedirects: 0,
       maxBodyLength: Infinity,
-      maxContentLength: Infinity,
+      // No limit of axios's own: with one, axios hands a streamed answer over wrapped in a stream of its own, and
+      // destroying that wrapper before it was read (a 404's body, an empty answer) never reaches the socket, which
+      // then stays busy in the pool for good (maxSockets such answers and every call waits). Answers are read with
+      // the limits of util/limitedRead.ts instead.
+      maxContentLength: -1,
       validateStatus: () => true,
       httpAgent: this.agents[0],
       httpsAgent: this.agents[1],
@@ -228,7 +240,7 @@ export class ApiClient {
     const declared = header === undefined ? undefined : Number(header);
     try {
       if (declared === 0 || res.status === 204) {
-        res.data.destroy();
+        await discard(res);
         return undefined as T;
       }
       return await readJsonLimited<T>(res.data, maxBytes, what, Number.isFinite(declared) ? declared : undefined);
