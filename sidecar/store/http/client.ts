@@ -11,7 +11,7 @@ import axios from 'axios';
 import type { AxiosInstance, AxiosRequestConfig, AxiosResponse } from 'axios';
 import type { ErrorCode } from '../../errors.js';
 import { BackupError, isBackupError, messageOf } from '../../errors.js';
-import { parseTargetUrl, shownUrl } from '../../targets/url.js';
+import { parseHttpUrl } from '../../targets/url.js';
 import { retireAgent } from '../../util/agents.js';
 import { ANSWER_LIMITS, readJsonLimited, readLimited } from '../../util/limitedRead.js';
 import { networkCodes } from '../../util/network.js';
@@ -63,12 +63,6 @@ const TLS_CODES = new Set([
   'ERR_TLS_CERT_ALTNAME_INVALID',
 ]);
 
-/** The URL of a sidecar (a target, or the node the CLI asks): parsed by the one target parser, http(s) only. */
-export function checkBaseUrl(url: string): string {
-  const t = parseTargetUrl(url, 'sidecar URL');
-  if (t.scheme !== 'http' && t.scheme !== 'https') throw new BackupError('bad_request', `${shownUrl(url)} is not an http:// or https:// URL`);
-  return t.url;
-}
 
 /** An error body that came as a stream, at most `ANSWER_LIMITS.small` of it: JSON when it parses, else its text. */
 async function readSmall(stream: Readable): Promise<unknown> {
@@ -182,7 +176,7 @@ export class ApiClient {
     readonly baseUrl: string,
     readonly opts: ClientOptions = {},
   ) {
-    this.baseUrl = checkBaseUrl(baseUrl);
+    this.baseUrl = parseHttpUrl(baseUrl, 'sidecar URL');
     this.idleTimeoutMs = opts.idleTimeoutMs ?? IDLE_TIMEOUT_MS;
     const agentOpts = { keepAlive: true, maxSockets: opts.maxSockets ?? 16 };
     this.agents = [
