@@ -16,7 +16,9 @@ const here = path.dirname(self);
 /** Every benchmark of this folder by name, in name order. */
 async function benches(): Promise<Map<string, () => Promise<void>>> {
   const out = new Map<string, () => Promise<void>>();
-  for (const file of readdirSync(here).filter((f) => f.endsWith('.ts') && path.join(here, f) !== self).sort()) {
+  for (const file of readdirSync(here)
+    .filter((f) => f.endsWith('.ts') && path.join(here, f) !== self)
+    .sort()) {
     const name = file.slice(0, -'.ts'.length);
     const fn = ((await import(pathToFileURL(path.join(here, file)).href)) as Record<string, unknown>)[`bench${name[0]!.toUpperCase()}${name.slice(1)}`];
     if (typeof fn === 'function') out.set(name, fn as () => Promise<void>);

@@ -63,7 +63,6 @@ const TLS_CODES = new Set([
   'ERR_TLS_CERT_ALTNAME_INVALID',
 ]);
 
-
 /** An error body that came as a stream, at most `ANSWER_LIMITS.small` of it: JSON when it parses, else its text. */
 async function readSmall(stream: Readable): Promise<unknown> {
   let buf: Buffer;
