@@ -2,28 +2,36 @@
  * `npm run bench`: each benchmark prints its figures and, where there is one, a ratio against a baseline run
  * in the same process. These machines are noisy: compare ratios, not absolute times.
  * Usage: npm run bench [-- name...]   (default: all)
+ *
+ * A benchmark is a file of this folder, `{name}.ts`, exporting `bench{Name}` (bench/azure.ts: `benchAzure`), found
+ * here by that name: a new one (a target kind's row) is its own file, with no line to add here.
  */
-import { spawnSync } from 'node:child_process';
-import { benchAzure } from './azure.js';
-import { benchBandwidth } from './bandwidth.js';
-import { benchBackup } from './backup.js';
-import { benchLag } from './lag.js';
-import { benchRestore } from './restore.js';
-import { benchS3 } from './s3.js';
-import { benchScan } from './scan.js';
+import { readdirSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
-const BENCHES: Record<string, () => Promise<void>> = { scan: benchScan, backup: benchBackup, restore: benchRestore, s3: benchS3, azure: benchAzure };
-BENCHES.lag = benchLag;
-BENCHES.bandwidth = benchBandwidth;
+const self = fileURLToPath(import.meta.url);
+const here = path.dirname(self);
+
+/** Every benchmark of this folder by name, in name order. */
+async function benches(): Promise<Map<string, () => Promise<void>>> {
+  const out = new Map<string, () => Promise<void>>();
+  for (const file of readdirSync(here)
+    .filter((f) => f.endsWith('.ts') && path.join(here, f) !== self)
+    .sort()) {
+    const name = file.slice(0, -'.ts'.length);
+    const fn = ((await import(pathToFileURL(path.join(here, file)).href)) as Record<string, unknown>)[`bench${name[0]!.toUpperCase()}${name.slice(1)}`];
+    if (typeof fn === 'function') out.set(name, fn as () => Promise<void>);
+  }
+  return out;
+}
 
 async function main() {
-  const names = process.argv.slice(2).length ? process.argv.slice(2) : Object.keys(BENCHES);
-  // The S3 benchmark runs against VersityGW, installed on first use into .cache/bin (the script says what is missing).
-  if (names.includes('s3') && spawnSync('bash', ['scripts/install-versitygw.sh'], { stdio: 'inherit' }).status !== 0)
-    throw new Error('VersityGW could not be installed for the s3 benchmark: scripts/install-versitygw.sh says why above');
+  const all = await benches();
+  const names = process.argv.slice(2).length ? process.argv.slice(2) : [...all.keys()];
   for (const n of names) {
-    const b = BENCHES[n];
-    if (!b) throw new Error(`unknown benchmark ${n}; known: ${Object.keys(BENCHES).join(', ')}`);
+    const b = all.get(n);
+    if (!b) throw new Error(`unknown benchmark ${n}; known: ${[...all.keys()].join(', ')}`);
     console.log(`\n## ${n}`);
     await b();
   }

@@ -1,8 +1,18 @@
 // Bundles the sidecar (daemon + CLI) and the VS Code extension with esbuild: one file each, no native modules.
 import { build } from 'esbuild';
-import { readFileSync, writeFileSync, chmodSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, writeFileSync, chmodSync } from 'node:fs';
 
 const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'));
+
+// What a target kind's SDK needs of the bundler, said in the kind's own folder (sidecar/store/<kind>/bundle.mjs,
+// exporting `alias`), so that adding a kind touches no line here.
+const kindsDir = new URL('../sidecar/store/', import.meta.url);
+const alias = {};
+for (const d of readdirSync(kindsDir, { withFileTypes: true })) {
+  const file = new URL(`${d.name}/bundle.mjs`, kindsDir);
+  if (d.isDirectory() && existsSync(file)) Object.assign(alias, (await import(file.href)).alias);
+}
+
 const common = {
   bundle: true,
   platform: 'node',
@@ -11,12 +21,7 @@ const common = {
   sourcemap: 'linked',
   logLevel: 'warning',
   define: { __VERSION__: JSON.stringify(pkg.version) },
-  // The bundle is CommonJS: the Azure SDK's CommonJS builds, since its ES module builds read `import.meta.url` when
-  // they load (storage-common's crc64), which a CommonJS bundle leaves undefined.
-  alias: {
-    '@azure/storage-blob': './node_modules/@azure/storage-blob/dist/commonjs/index.js',
-    '@azure/identity': './node_modules/@azure/identity/dist/commonjs/index.js',
-  },
+  alias,
 };
 
 await Promise.all([

@@ -21,7 +21,7 @@ import type { TargetSpec } from './targets/spec.js';
 import { checkCopies, parseTargetsSetting } from './targets/spec.js';
 import type { AllowList } from './targets/allow.js';
 import { parseAllowEntry, parseAllowList } from './targets/allow.js';
-import { parseTargetUrl } from './targets/url.js';
+import { parseHttpUrl, parseTargetUrl } from './targets/url.js';
 import type { DruidAuth } from './cluster/druidHttp.js';
 
 export type KeyType = 'string' | 'int' | 'bool' | 'duration' | 'path' | 'url' | 'target' | 'size' | 'secret';
@@ -39,9 +39,9 @@ export interface KeySpec {
   doc: string;
 }
 
-/** Where the credentials that go with a key's URL come from: its target kind's, else the token settings. */
-function credentialsOf(spec: KeySpec): string {
-  return KINDS.find((k) => k.keys?.includes(spec))?.credentialsFrom ?? 'use the token settings';
+/** Where the credentials that go with a key's URL come from: its target kind's (else the token settings, targets/url.ts). */
+function credentialsOf(spec: KeySpec): string | undefined {
+  return KINDS.find((k) => k.keys?.includes(spec))?.credentialsFrom;
 }
 
 export const PREFIX = 'druid.backup.';
@@ -542,20 +542,10 @@ export function loadSidecarConfig(opts: LoadOptions = {}): SidecarConfig {
       case 'path':
         if (v === '') fail(r.source, 'path is empty');
         return path.resolve(baseDir, v);
-      case 'url': {
-        let u: URL;
-        try {
-          u = new URL(v);
-        } catch {
-          fail(r.source, `"${v}" is not a URL (expected http://host:port)`);
-        }
-        if (u.protocol !== 'http:' && u.protocol !== 'https:') fail(r.source, `"${v}": only http:// and https:// targets are supported`);
-        if (u.username || u.password) fail(r.source, `credentials do not belong in the URL; ${credentialsOf(spec)}`);
-        return u.toString().replace(/\/+$/, '');
-      }
+      case 'url':
       case 'target':
         try {
-          return parseTargetUrl(v, r.source).url;
+          return spec.type === 'url' ? parseHttpUrl(v, r.source, credentialsOf(spec)) : parseTargetUrl(v, r.source).url;
         } catch (e) {
           throw new BackupError('bad_config', messageOf(e));
         }

@@ -18,8 +18,7 @@ import { leaseOwner, prune } from '../snapshot/prune.js';
 import { policyFromSettings } from '../snapshot/retention.js';
 import { ApiClient } from '../store/http/client.js';
 import { LocalStore } from '../store/local/store.js';
-import { s3SettingsFromEnv } from '../store/s3/client.js';
-import { S3Target } from '../store/s3/target.js';
+import { openTarget } from '../store/open.js';
 import type { Target } from '../store/target.js';
 import { parseTargetUrl } from '../targets/url.js';
 import { table } from '../util/table.js';
@@ -104,8 +103,8 @@ export function register(program: Command): void {
           gracePeriod: o.gracePeriod,
         });
         const log = pino({ level: 'silent' });
-        const dir = o.store ?? target?.dir;
-        const store: Target = dir ? LocalStore.open(dir, { log }) : S3Target.open(target!.url, { log, settings: s3SettingsFromEnv() });
+        // A bucket or container, or a store directory (file:// too), opened by its kind (store/kinds.ts).
+        const store: Target = o.store ? LocalStore.open(o.store, { log }) : openTarget(target!, { log });
         try {
           result = await prune(store, { policy, dryRun: o.dryRun === true, owner: leaseOwner(`cli@${os.hostname()}`, 'prune'), log });
         } finally {

@@ -49,6 +49,13 @@ export interface Manifest {
   updatedAt: string;
 }
 
+/** A node name as carried in `X-Druid-Backup-Node` and in a manifest's sources. */
+export function nodeNameProblem(node: unknown): string | undefined {
+  if (typeof node !== 'string' || node.length === 0 || node.length > 255) return 'node name must be 1 to 255 characters';
+  if (!/^[\x21-\x7e]+$/.test(node)) return 'node name must be printable ASCII without spaces';
+  return undefined;
+}
+
 /** A name a segment file may have: Druid writes `version.bin`, `meta.smoosh`, `00000.smoosh`, `factory.json`, `druid.segment`. */
 export function segmentFileNameProblem(name: string): string | undefined {
   if (typeof name !== 'string' || name.length === 0 || name.length > 255) return 'file name must be 1 to 255 characters';

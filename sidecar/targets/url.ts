@@ -16,7 +16,15 @@ export { shownUrl } from '../store/kind.js';
 export interface ParseTargetOptions {
   /** Accept `file:///dir` (the CLI's tools on this machine). Never set for anything a request or a target names. */
   allowFile?: boolean;
+  /** Where the credentials of this URL come from, for the message refusing them in it (default: its kind's). */
+  credentialsFrom?: string;
 }
+
+/** Where a target sidecar's credentials come from, and those of any http(s) service this process calls. */
+const TOKEN_SETTINGS = 'use the token settings';
+
+/** The schemes of a service this process calls over HTTP: a sidecar, Druid, an object store's endpoint. */
+const HTTP_SCHEMES = ['http', 'https'];
 
 /** Longest target URL accepted (the API's schemas allow the same). */
 export const MAX_TARGET_URL = 2048;
@@ -48,5 +56,19 @@ export function parseTargetUrl(raw: unknown, where: string, opts: ParseTargetOpt
   if (!kind) return bad(`${shownUrl(raw)}: unsupported scheme ${scheme}:; only ${served} targets are supported`);
   if (kind.cliOnly && !opts.allowFile)
     return bad(`${shownUrl(raw)}: ${scheme}:// targets are not served over the API; use ${expectedKinds(false)}`);
+  // `user:password@` (or anything before an `@`, which a proxy or `new URL` could read as the host's end).
+  if (/^[^:]+:\/\/[^/?#]*@/.test(raw))
+    return bad(`credentials do not belong in the URL; ${opts.credentialsFrom ?? kind.credentialsFrom ?? TOKEN_SETTINGS}`);
   return kind.parse(raw, scheme, bad);
+}
+
+/**
+ * The URL of a service this process calls over HTTP (a sidecar, the Coordinator, an object store's endpoint), by
+ * the same rules as a target sidecar's URL, in the same one spelling; `where` says whose it is in the error.
+ */
+export function parseHttpUrl(raw: unknown, where: string, credentialsFrom?: string): string {
+  const scheme = typeof raw === 'string' ? /^([A-Za-z][A-Za-z0-9+.-]*):\/\//.exec(raw)?.[1]?.toLowerCase() : undefined;
+  if (typeof raw === 'string' && raw !== '' && !(scheme && HTTP_SCHEMES.includes(scheme)))
+    throw new BackupError('bad_request', `${where}: ${shownUrl(raw)} is not a URL it can call: only http:// and https:// URLs are supported`);
+  return parseTargetUrl(raw, where, { credentialsFrom }).url;
 }

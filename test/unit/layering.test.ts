@@ -3,7 +3,9 @@
  * - backup/, restore/, store/, targets/ and services/ import nothing from server/ (the HTTP layer only translates);
  * - no code outside store/ and targets/ asks `instanceof` of a target class (a kind's capabilities are asked
  *   through the Target contract instead);
- * - the extension never reads a target's kind from its URL's scheme (the API reports `kind`).
+ * - the extension never reads a target's kind from its URL's scheme (the API reports `kind`);
+ * - a target kind is its folder plus its registry entry: no other source file, nor the build or the bench runner,
+ *   imports or names it.
  */
 import assert from 'node:assert/strict';
 import { readFileSync, readdirSync } from 'node:fs';
@@ -89,6 +91,39 @@ test('the extension reads no target kind from a URL scheme', () => {
   for (const file of sources(path.join(root, 'extension'))) {
     const text = code(readFileSync(file, 'utf8'));
     for (const s of schemes) if (text.includes(`${s}://`) || text.includes(`'${s}:`)) wrong.push(`${path.relative(root, file)} names ${s}://`);
+  }
+  assert.deepEqual(wrong, []);
+});
+
+test('a target kind is its folder and its registry entry: nothing else imports or names it', () => {
+  // Each kind's folder, read from the registry's own imports (`./azure/kind.js`).
+  const registry = path.join(sidecar, 'store', 'kinds.ts');
+  const folders = importsOf(readFileSync(registry, 'utf8'))
+    .map((s) => /^\.\/([^/]+)\/kind\.js$/.exec(s)?.[1])
+    .filter((f): f is string => f !== undefined);
+  assert.equal(folders.length, KINDS.length, 'every kind of the registry has its folder');
+  // The sidecar is built on two of them: the local store is what a sidecar with --store serves, and store/http/ holds
+  // the client of the sidecar API that the CLI and the routes speak. Every other kind is its folder and nothing more.
+  const own = folders.filter((f) => f !== 'local' && f !== 'http');
+  assert.ok(own.includes('s3') && own.includes('azure'));
+  const wrong: string[] = [];
+  const build = path.join(root, 'scripts', 'build.mjs');
+  const benchRunner = path.join(root, 'bench', 'run.ts');
+  for (const file of [...sources(sidecar), build, benchRunner]) {
+    if (file === registry) continue;
+    const text = readFileSync(file, 'utf8');
+    for (const folder of own) {
+      const dir = path.join(sidecar, 'store', folder) + path.sep;
+      if (file.startsWith(dir)) continue;
+      for (const spec of importsOf(text))
+        if (spec.startsWith('.') && path.resolve(path.dirname(file), spec).startsWith(dir)) wrong.push(`${path.relative(root, file)} imports ${spec}`);
+    }
+  }
+  // The build and the bench runner find what a kind brings (store/<kind>/bundle.mjs, bench/<kind>.ts) by name.
+  for (const file of [build, benchRunner]) {
+    const text = code(readFileSync(file, 'utf8'));
+    for (const k of KINDS.filter((k) => own.some((f) => k.schemes.includes(f) || k.name === f)))
+      if (new RegExp(`\\b${k.name}\\b`, 'i').test(text)) wrong.push(`${path.relative(root, file)} names the ${k.name} kind`);
   }
   assert.deepEqual(wrong, []);
 });

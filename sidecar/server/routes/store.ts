@@ -15,7 +15,7 @@ import type { Target } from '../../store/target.js';
 import { hasCapability } from '../../store/target.js';
 import { answeredByNodeSchemes, kindOfScheme } from '../../store/kinds.js';
 import { parseTargetUrl } from '../../targets/url.js';
-import { nodeNameProblem } from '../../store/local/store.js';
+import { nodeNameProblem } from '../../store/manifest.js';
 import { DAMAGED_HEADER, DIGEST_HEADER, NODE_HEADER, SIZE_HEADER, SOURCES_HEADER, TAR_CONTENT_TYPE, encodeSources } from '../../store/http/target.js';
 import type { SidecarContext } from '../context.js';
 import { commonErrors, errorSchema, listQuery, manifestSchema, pageSchema, segmentIdParams, storedSegmentSchema } from '../schemas.js';

@@ -4,7 +4,8 @@
  * `target_error`, a service or network that does not answer is `target_unreachable` (active backup pauses and probes
  * again). The SDK has already retried what a retry can help (503, 500, dropped connections) when this runs.
  */
-import { BackupError, isBackupError, messageOf } from '../../errors.js';
+import { BackupError, messageOf } from '../../errors.js';
+import { failureNotOfService } from '../object/store.js';
 
 interface RestErrorLike {
   name?: string;
@@ -50,16 +51,12 @@ export interface AzureErrorContext {
 }
 
 export function azureError(e: unknown, ctx: AzureErrorContext): BackupError {
-  if (isBackupError(e)) return e;
-  if (ctx.signal?.aborted) {
-    const reason = ctx.signal.reason as unknown;
-    return isBackupError(reason) ? reason : new BackupError('cancelled', `${ctx.action}: cancelled`);
-  }
+  const own = failureNotOfService(e, ctx.action, ctx.signal);
+  if (own) return own;
   const err = (e ?? {}) as RestErrorLike;
   const code = azureErrorCode(e) ?? 'unknown';
   const status = azureStatus(e);
   const where = `container "${ctx.container}" at ${ctx.endpoint}`;
-  if (err.name === 'AbortError') return new BackupError('cancelled', `${ctx.action}: cancelled`);
   if (code === 'ContainerNotFound')
     return new BackupError('target_error', `Azure ${where}: the container does not exist (ContainerNotFound); create it or fix the target URL`, 404);
   if (CREDENTIAL_CODES.has(code) || (status === 403 && code !== 'AuthorizationPermissionMismatch' && code !== 'AuthorizationFailure'))

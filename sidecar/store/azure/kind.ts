@@ -5,12 +5,12 @@
  * it answers for it, as for a bucket.
  */
 import type { KeySpec } from '../../config.js';
-import { messageOf } from '../../errors.js';
-import type { TargetKind, TargetUrl, UrlProblem } from '../kind.js';
+import type { TargetKind } from '../kind.js';
+import { objectTargetUrl } from '../object/url.js';
 import type { AzureSettings } from './client.js';
 import { azureSettingsFromEnv, checkAzureSettings } from './client.js';
 import { AzureTarget } from './target.js';
-import { parseAzureUrl } from './url.js';
+import { AZURE_URL } from './url.js';
 
 /** Credentials come from AZURE_STORAGE_CONNECTION_STRING, AZURE_STORAGE_KEY or a managed identity, never from these. */
 const keys: KeySpec[] = [
@@ -35,24 +35,14 @@ const keys: KeySpec[] = [
   { key: 'druid.backup.azure.concurrency', type: 'int', default: '4', min: 1, max: 64, doc: 'Blocks of one file staged at once.' },
 ];
 
-function parse(raw: string, _scheme: string, bad: UrlProblem): TargetUrl {
-  let loc;
-  try {
-    loc = parseAzureUrl(raw);
-  } catch (e) {
-    return bad(messageOf(e));
-  }
-  return { url: loc.url, scheme: 'azure', host: loc.container, port: 0, path: loc.prefix ? `/${loc.prefix.slice(0, -1)}` : '' };
-}
-
 export const azureKind: TargetKind = {
   name: 'azure',
   schemes: ['azure'],
   example: 'azure://container/prefix',
   role: 'an Azure Blob container',
   answeredByNode: true,
-  parse,
-  credentialsFrom: 'they come from AZURE_STORAGE_CONNECTION_STRING, AZURE_STORAGE_KEY or a managed identity',
+  parse: (raw, _scheme, bad) => objectTargetUrl(raw, bad, AZURE_URL),
+  credentialsFrom: AZURE_URL.credentialsFrom,
   keys,
   settings: (value): AzureSettings => {
     const s: AzureSettings = {

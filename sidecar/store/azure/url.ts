@@ -1,10 +1,10 @@
 /**
  * `azure://container/prefix`: the target URL of an Azure Blob Storage container. The storage account is not in the
  * URL: it comes with the credentials (the connection string, or druid.backup.azure.account), as operators configure
- * it for every Azure tool. Parsed by hand, as s3:// is, so that a prefix is checked as written (`..` is refused).
+ * it for every Azure tool. Checked as every bucket's URL is (store/object/url.ts), with Azure's naming rules.
  */
-import { BackupError } from '../../errors.js';
-import { parsePrefix } from '../object/layout.js';
+import type { ObjectUrlRules } from '../object/url.js';
+import { parseObjectUrl } from '../object/url.js';
 
 export interface AzureLocation {
   container: string;
@@ -22,21 +22,19 @@ export function containerNameProblem(name: string): string | undefined {
   return undefined;
 }
 
+/** What an `azure://` URL may be (store/object/url.ts checks it). */
+export const AZURE_URL: ObjectUrlRules = {
+  scheme: 'azure',
+  noun: 'container',
+  target: 'an Azure target',
+  query: ' (a SAS token does not belong in the URL); the account is set with druid.backup.azure.*',
+  port: 'set the endpoint with druid.backup.azure.endpoint',
+  credentialsFrom: 'they come from AZURE_STORAGE_CONNECTION_STRING, AZURE_STORAGE_KEY or a managed identity',
+  nameProblem: containerNameProblem,
+};
+
 /** Parses and checks an `azure://` URL; throws `bad_request` saying what is wrong. */
 export function parseAzureUrl(input: string): AzureLocation {
-  const shown = String(input).slice(0, 200);
-  const bad = (msg: string): never => {
-    throw new BackupError('bad_request', `target "${shown}": ${msg} (expected azure://container or azure://container/prefix)`);
-  };
-  const m = /^azure:\/\/([^/?#]*)(\/[^?#]*)?([?#].*)?$/i.exec(String(input));
-  if (!m) return bad('not an azure:// URL');
-  const [, authority = '', path = '', extra] = m;
-  if (extra) bad('an Azure target takes no query or fragment (a SAS token does not belong in the URL); the account is set with druid.backup.azure.*');
-  if (authority === '') bad('the container name is missing');
-  if (authority.includes('@')) bad('credentials do not belong in the URL; they come from AZURE_STORAGE_CONNECTION_STRING, AZURE_STORAGE_KEY or a managed identity');
-  if (authority.includes(':')) bad('an Azure target takes no port; set the endpoint with druid.backup.azure.endpoint');
-  const problem = containerNameProblem(authority);
-  if (problem) bad(problem);
-  const prefix = parsePrefix(path, bad);
-  return { container: authority, prefix, url: `azure://${authority}${prefix ? `/${prefix.slice(0, -1)}` : ''}` };
+  const { name, prefix, url } = parseObjectUrl(input, AZURE_URL);
+  return { container: name, prefix, url };
 }

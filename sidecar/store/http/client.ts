@@ -11,7 +11,7 @@ import axios from 'axios';
 import type { AxiosInstance, AxiosRequestConfig, AxiosResponse } from 'axios';
 import type { ErrorCode } from '../../errors.js';
 import { BackupError, isBackupError, messageOf } from '../../errors.js';
-import { parseTargetUrl, shownUrl } from '../../targets/url.js';
+import { parseHttpUrl } from '../../targets/url.js';
 import { retireAgent } from '../../util/agents.js';
 import { ANSWER_LIMITS, readJsonLimited, readLimited } from '../../util/limitedRead.js';
 import { networkCodes } from '../../util/network.js';
@@ -63,13 +63,6 @@ const TLS_CODES = new Set([
   'ERR_TLS_CERT_ALTNAME_INVALID',
 ]);
 
-/** The URL of a sidecar (a target, or the node the CLI asks): parsed by the one target parser, http(s) only. */
-export function checkBaseUrl(url: string): string {
-  const t = parseTargetUrl(url, 'sidecar URL');
-  if (t.scheme !== 'http' && t.scheme !== 'https') throw new BackupError('bad_request', `${shownUrl(url)} is not an http:// or https:// URL`);
-  return t.url;
-}
-
 /** An error body that came as a stream, at most `ANSWER_LIMITS.small` of it: JSON when it parses, else its text. */
 async function readSmall(stream: Readable): Promise<unknown> {
   let buf: Buffer;
@@ -85,6 +78,14 @@ async function readSmall(stream: Readable): Promise<unknown> {
   } catch {
     return text;
   }
+}
+
+/**
+ * Reads and drops the rest of an answer the caller does not want (a 404's body, an empty 204): a small one to its
+ * end, so that its connection goes back to the pool; a larger or broken one is destroyed with its connection.
+ */
+export async function discard(res: AxiosResponse<Readable>): Promise<void> {
+  await readLimited(res.data, ANSWER_LIMITS.small, 'an answer not used').catch(() => undefined);
 }
 
 /** The code of a sidecar's JSON error, kept when it is a short token: nothing else of a remote answer is shown. */
@@ -174,7 +175,7 @@ export class ApiClient {
     readonly baseUrl: string,
     readonly opts: ClientOptions = {},
   ) {
-    this.baseUrl = checkBaseUrl(baseUrl);
+    this.baseUrl = parseHttpUrl(baseUrl, 'sidecar URL');
     this.idleTimeoutMs = opts.idleTimeoutMs ?? IDLE_TIMEOUT_MS;
     const agentOpts = { keepAlive: true, maxSockets: opts.maxSockets ?? 16 };
     this.agents = [
@@ -187,7 +188,11 @@ export class ApiClient {
       timeout: opts.requestTimeoutMs ?? REQUEST_TIMEOUT_MS,
       maxRedirects: 0,
       maxBodyLength: Infinity,
-      maxContentLength: Infinity,
+      // No limit of axios's own: with one, axios hands a streamed answer over wrapped in a stream of its own, and
+      // destroying that wrapper before it was read (a 404's body, an empty answer) never reaches the socket, which
+      // then stays busy in the pool for good (maxSockets such answers and every call waits). Answers are read with
+      // the limits of util/limitedRead.ts instead.
+      maxContentLength: -1,
       validateStatus: () => true,
       httpAgent: this.agents[0],
       httpsAgent: this.agents[1],
@@ -228,7 +233,7 @@ export class ApiClient {
     const declared = header === undefined ? undefined : Number(header);
     try {
       if (declared === 0 || res.status === 204) {
-        res.data.destroy();
+        await discard(res);
         return undefined as T;
       }
       return await readJsonLimited<T>(res.data, maxBytes, what, Number.isFinite(declared) ? declared : undefined);

@@ -14,7 +14,6 @@ function parse(raw: string, scheme: string, bad: UrlProblem): TargetUrl {
   if (!m) return bad(`${shownUrl(raw)} is not a URL (expected ${scheme}://host:port)`);
   const [, authority = '', rawPath = '', extra] = m;
   if (extra) bad(`${shownUrl(raw)}: a target URL takes no query or fragment`);
-  if (authority.includes('@')) bad('credentials do not belong in the URL; use the token settings');
   if (authority === '') bad(`${shownUrl(raw)}: the host is missing`);
   if (!AUTHORITY.test(authority)) bad(`${shownUrl(raw)}: the host may hold only letters, digits, "-" and "." (or an [IPv6] address), then :port`);
   const segments = rawPath.split('/').slice(1);

@@ -28,7 +28,7 @@ import type {
   TransferOptions,
 } from '../target.js';
 import type { ClientOptions } from './client.js';
-import { IdleWatchdog, ApiClient, errorFromFailure, errorFromResponse } from './client.js';
+import { IdleWatchdog, ApiClient, discard, errorFromFailure, errorFromResponse } from './client.js';
 
 export const TAR_CONTENT_TYPE = 'application/x-tar';
 /** Header naming the node that sends a segment. */
@@ -109,7 +109,7 @@ export class HttpTarget implements Target {
   async manifest(segmentId: string, opts: TransferOptions = {}): Promise<Manifest | undefined> {
     const res = await this.client.raw<Readable>({ method: 'GET', url: `${segmentUrl(segmentId)}/manifest`, responseType: 'stream', signal: opts.signal });
     if (res.status === 404) {
-      res.data.destroy();
+      await discard(res);
       return undefined;
     }
     if (res.status !== 200) throw await errorFromResponse(res, this.url);
@@ -195,7 +195,7 @@ export class HttpTarget implements Target {
       watchdog.stop();
       const damaged = res.status === 422 ? damagedOf(res.headers[DAMAGED_HEADER]) : undefined;
       if (damaged) {
-        res.data.destroy();
+        await discard(res);
         throw new BackupError('digest_mismatch', `${this.url} holds a damaged copy of ${segmentId}: its verify found ${damaged}`);
       }
       throw await errorFromResponse(res, this.url);

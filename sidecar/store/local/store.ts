@@ -39,8 +39,9 @@ import { pageSorted } from '../../services/paging.js';
 import { readStream } from '../../util/readStream.js';
 import { fsyncDirAsync, writeFileAtomicAsync, writeFileDurable } from '../../util/atomic.js';
 import { writeChunks } from '../../util/fileWriter.js';
-import type { Manifest, SegmentFileInfo, SourceRecord } from '../manifest.js';
-import { MANIFEST_NAME, catalogEntry, newManifest, segmentDigest } from '../manifest.js';
+import type { Manifest, SegmentFileInfo } from '../manifest.js';
+import { MANIFEST_NAME, catalogEntry, newManifest, nodeNameProblem, segmentDigest } from '../manifest.js';
+import { catalogPageOf, checkSource, recordReplica, storedSummary } from '../replicas.js';
 import type {
   IncomingFile,
   CatalogQuery,
@@ -94,12 +95,8 @@ interface IndexEntry {
   summary: StoredSegment;
 }
 
-/** A node name as carried in `X-Druid-Backup-Node` and manifests. */
-export function nodeNameProblem(node: unknown): string | undefined {
-  if (typeof node !== 'string' || node.length === 0 || node.length > 255) return 'node name must be 1 to 255 characters';
-  if (!/^[\x21-\x7e]+$/.test(node)) return 'node name must be printable ASCII without spaces';
-  return undefined;
-}
+/** Re-exported for sidecar/snapshot/records.ts, which still imports it from here (store/manifest.ts is its place). */
+export { nodeNameProblem } from '../manifest.js';
 
 /** Writes a received file; a large one is flushed before the next one arrives (`writeChunks` returns at once). */
 async function writeReceived(file: string, size: number, chunks: AsyncIterable<Buffer>): Promise<{ durable: Promise<void> }> {
@@ -339,15 +336,14 @@ export class LocalStore implements Target {
     replace: boolean,
   ): Promise<ReceiveResult> {
     const digest = segmentDigest(files);
-    const now = new Date().toISOString();
     const bytes = files.reduce((n, f) => n + f.size, 0);
     const existing = this.entry(seg.id);
     if (existing && replace) return this.replaceFiles(existing, tmp, files, node, bytes);
     if (existing) {
-      const { outcome, manifest } = await this.recordReplica(existing, node, digest, now);
+      const { outcome, manifest } = await this.recordReplica(existing, node, digest);
       return { outcome, manifest, bytes, files };
     }
-    const manifest = newManifest(seg.id, seg, descriptor, files, node, now);
+    const manifest = newManifest(seg.id, seg, descriptor, files, node);
     // The files are fsynced by now; then the manifest, the directory holding them, the rename and its parent.
     await writeFileDurable(path.join(tmp, MANIFEST_NAME), JSON.stringify(manifest, null, 2));
     await fsyncDirAsync(tmp);
@@ -387,25 +383,21 @@ export class LocalStore implements Target {
     return { outcome: 'stored', manifest, bytes, files };
   }
 
-  /** Records another node's copy of a stored segment: a source when identical, a conflict when not. */
-  private async recordReplica(e: IndexEntry, node: string, digest: string, now: string): Promise<{ outcome: PutOutcome; manifest: Manifest }> {
-    const manifest = this.readManifest(e);
-    const identical = manifest.digest === digest;
-    const list: SourceRecord[] = identical ? manifest.sources : manifest.conflicts;
-    if (!list.some((s) => s.node === node && s.digest === digest)) {
-      list.push({ node, digest, at: now });
-      manifest.updatedAt = now;
-      await writeFileAtomicAsync(path.join(e.dir, MANIFEST_NAME), JSON.stringify(manifest, null, 2));
-      this.addToIndex(manifest, e.dir);
-      this.publish(this.index.get(manifest.segmentId)!);
-      if (identical) this.opts.log.info({ segmentId: manifest.segmentId, node }, 'replica recorded as another source');
-      else
-        this.opts.log.warn(
-          { segmentId: manifest.segmentId, node, digest, stored: manifest.digest },
-          'replica differs from the stored copy; flagged as a conflict, not stored',
-        );
-    }
-    return { outcome: identical ? 'identical' : 'conflict', manifest };
+  /** Records another node's copy of a stored segment (replicas.ts), under the segment's lock. */
+  private recordReplica(e: IndexEntry, node: string, digest: string): Promise<{ outcome: PutOutcome; manifest: Manifest }> {
+    const segmentId = e.summary.segmentId;
+    return recordReplica(
+      {
+        load: async () => ({ manifest: this.readManifest(e), version: undefined }),
+        save: async (manifest) => {
+          await writeFileAtomicAsync(path.join(e.dir, MANIFEST_NAME), JSON.stringify(manifest, null, 2));
+          this.addToIndex(manifest, e.dir);
+          this.publish(this.index.get(segmentId)!);
+          return true;
+        },
+      },
+      { segmentId, node, digest, log: this.opts.log, where: `segment ${segmentId} in ${this.root}` },
+    );
   }
 
   // ---- Prune ----
@@ -458,9 +450,7 @@ export class LocalStore implements Target {
 
   async head(segmentId: string): Promise<StoredSummary | undefined> {
     const e = this.entry(segmentId);
-    return e
-      ? { digest: e.summary.digest, sources: [...e.summary.sources], size: e.summary.size, ...(e.summary.damaged ? { damaged: e.summary.damaged } : {}) }
-      : undefined;
+    return e ? storedSummary(e.summary) : undefined;
   }
 
   /** A copy marked damaged is never served as good: reading it fails with what the verify found. */
@@ -482,13 +472,11 @@ export class LocalStore implements Target {
   }
 
   async addSource(segmentId: string, node: string, digest: string): Promise<PutOutcome> {
-    const problem = nodeNameProblem(node);
-    if (problem) throw new BackupError('bad_request', problem);
-    if (!/^[0-9a-f]{64}$/.test(digest)) throw new BackupError('bad_request', 'digest must be 64 lower-case hex digits');
+    checkSource(node, digest);
     return this.withLock(segmentId, async () => {
       const e = this.entry(segmentId);
       if (!e) throw new BackupError('not_found', `the store holds no segment ${segmentId}`);
-      return (await this.recordReplica(e, node, digest, new Date().toISOString())).outcome;
+      return (await this.recordReplica(e, node, digest)).outcome;
     });
   }
 
@@ -543,13 +531,7 @@ export class LocalStore implements Target {
   /** `GET /data/v1/store/segments`: one page of the catalog. */
   catalog(sel: Selector, limit: number, cursor?: string, onlyConflicts = false): Page<StoredSegment> {
     // matching() walks the ids in order, so only the page's summaries are copied.
-    return pageSorted(
-      this.matching(sel).filter((e) => !onlyConflicts || e.summary.conflicts.length > 0),
-      (e) => e.summary.segmentId,
-      (e) => ({ ...e.summary }),
-      limit,
-      cursor,
-    );
+    return catalogPageOf(this.matching(sel), (e) => e.summary, { limit, cursor, onlyConflicts });
   }
 
   /** `GET /data/v1/store/manifests`: one page of whole manifests, for clients that plan restores. */

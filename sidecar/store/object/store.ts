@@ -11,7 +11,7 @@
  * Everything it hands back (keys, sizes, ETags, bodies) comes from the service and is checked by the caller.
  */
 import type { Readable } from 'node:stream';
-import { BackupError } from '../../errors.js';
+import { BackupError, isBackupError } from '../../errors.js';
 import type { SegmentFileInfo } from '../manifest.js';
 
 export interface ObjectEntry {
@@ -71,6 +71,20 @@ export function sizeCheck(file: FileToUpload): { add(n: number): void; end(): vo
   };
 }
 
+/**
+ * The failures of a call that are no service's, for `ObjectStore.error` before it reads the service's code: one
+ * already a BackupError, and a call the caller aborted (its reason, else `cancelled`); undefined for the rest.
+ */
+export function failureNotOfService(e: unknown, action: string, signal?: AbortSignal): BackupError | undefined {
+  if (isBackupError(e)) return e;
+  if (signal?.aborted) {
+    const reason = signal.reason as unknown;
+    return isBackupError(reason) ? reason : new BackupError('cancelled', `${action}: cancelled`);
+  }
+  if ((e as { name?: unknown } | undefined)?.name === 'AbortError') return new BackupError('cancelled', `${action}: cancelled`);
+  return undefined;
+}
+
 export interface UploadOptions {
   signal?: AbortSignal;
   onBytes?: (n: number) => void;
@@ -84,7 +98,12 @@ export interface ObjectStore {
   /** The service's code for a missing object (`NoSuchKey`, `BlobNotFound`), for messages. */
   readonly missingCode: string;
   /** Reads a whole object of at most `limit` bytes (`what` names it in the error). */
-  read(key: string, limit: number, what: string, opts?: { signal?: AbortSignal; ifNoneMatch?: string }): Promise<{ body: Buffer; etag: string } | 'unchanged' | undefined>;
+  read(
+    key: string,
+    limit: number,
+    what: string,
+    opts?: { signal?: AbortSignal; ifNoneMatch?: string },
+  ): Promise<{ body: Buffer; etag: string } | 'unchanged' | undefined>;
   /** Opens an object to stream it. */
   open(key: string, signal?: AbortSignal): Promise<ObjectBody | undefined>;
   /** Writes a small object (a manifest, the catalog index), conditionally when asked. */

@@ -20,10 +20,9 @@ import { compileSelector } from '../../druid/selector.js';
 import { parseSegmentId } from '../../druid/segmentId.js';
 import { BackupError, isBackupError, messageOf } from '../../errors.js';
 import { ANSWER_LIMITS, PageGuard } from '../../util/limitedRead.js';
-import { pageSorted } from '../../services/paging.js';
-import { nodeNameProblem } from '../local/store.js';
-import type { Manifest, SegmentFileInfo, SourceRecord } from '../manifest.js';
-import { catalogEntry, hashOutgoing, newManifest, segmentDigest, segmentFileNameProblem } from '../manifest.js';
+import type { Manifest, SegmentFileInfo } from '../manifest.js';
+import { catalogEntry, hashOutgoing, newManifest, nodeNameProblem, segmentDigest, segmentFileNameProblem } from '../manifest.js';
+import { catalogPageOf, checkSource, recordReplica, storedSummary } from '../replicas.js';
 import type {
   CatalogQuery,
   IncomingFile,
@@ -45,8 +44,6 @@ import { ObjectLayout } from './layout.js';
 import type { ObjectStore } from './store.js';
 import { verifyObjects } from './verify.js';
 
-/** Attempts of a manifest read-modify-write against other writers. */
-const UPDATE_ATTEMPTS = 8;
 /** Bucket capacity is not something S3 or Azure reports: `freeBytes` says "no limit known". */
 export const UNBOUNDED_BYTES = Number.MAX_SAFE_INTEGER;
 
@@ -155,8 +152,7 @@ export class ObjectTarget implements Target {
 
   async head(segmentId: string, opts: TransferOptions = {}): Promise<StoredSummary | undefined> {
     const k = await this.getManifest(parseSegmentId(segmentId).id, opts.signal);
-    if (!k) return undefined;
-    return { digest: k.manifest.digest, sources: [...new Set(k.manifest.sources.map((s) => s.node))], size: k.manifest.size };
+    return k ? storedSummary(catalogEntry(k.manifest)) : undefined;
   }
 
   async manifest(segmentId: string, opts: TransferOptions = {}): Promise<Manifest | undefined> {
@@ -258,38 +254,29 @@ export class ObjectTarget implements Target {
     return { outcome, files, digest, bytes: 0 };
   }
 
-  /** Adds `node` to the manifest's sources (same digest) or conflicts (different digest), unless it is there. */
+  /** Records another node's copy (replicas.ts): the manifest rewritten only if no other writer changed it since it was read. */
   private async recordReplica(segmentId: string, node: string, digest: string, signal?: AbortSignal): Promise<PutOutcome> {
     const key = this.layout.manifestKey(segmentId);
-    for (let attempt = 1; ; attempt++) {
-      const k = await this.getManifest(segmentId, signal);
-      if (!k) throw new BackupError('not_found', `${this.url} holds no segment ${segmentId}`);
-      const m = k.manifest;
-      const identical = m.digest === digest;
-      const list: SourceRecord[] = identical ? m.sources : m.conflicts;
-      if (list.some((s) => s.node === node && s.digest === digest)) return identical ? 'identical' : 'conflict';
-      const now = new Date().toISOString();
-      list.push({ node, digest, at: now });
-      m.updatedAt = now;
-      const res = await this.call(`updating the manifest of ${segmentId}`, signal, () =>
-        this.store.write(key, JSON.stringify(m, null, 2), { contentType: 'application/json', ifMatch: k.etag, signal }),
-      );
-      if (res !== 'precondition-failed') {
-        this.catalog.remember(key, { etag: res.etag, manifest: m });
-        if (identical) this.log.info({ segmentId, node }, 'replica recorded as another source');
-        else this.log.warn({ segmentId, node, digest, stored: m.digest }, 'replica differs from the stored copy; flagged as a conflict, not stored');
-        return identical ? 'identical' : 'conflict';
-      }
-      // Another writer changed the manifest since it was read: read it again.
-      if (attempt >= UPDATE_ATTEMPTS)
-        throw new BackupError('target_error', `${this.where(segmentId)}: the manifest kept changing under ${UPDATE_ATTEMPTS} attempts to update it`);
-    }
+    const slot = {
+      load: async () => {
+        const k = await this.getManifest(segmentId, signal);
+        if (!k) throw new BackupError('not_found', `${this.url} holds no segment ${segmentId}`);
+        return { manifest: k.manifest, version: k.etag };
+      },
+      save: async (manifest: Manifest, etag: string) => {
+        const res = await this.call(`updating the manifest of ${segmentId}`, signal, () =>
+          this.store.write(key, JSON.stringify(manifest, null, 2), { contentType: 'application/json', ifMatch: etag, signal }),
+        );
+        if (res === 'precondition-failed') return false;
+        this.catalog.remember(key, { etag: res.etag, manifest });
+        return true;
+      },
+    };
+    return (await recordReplica(slot, { segmentId, node, digest, log: this.log, where: this.where(segmentId) })).outcome;
   }
 
   async addSource(segmentId: string, node: string, digest: string, opts: TransferOptions = {}): Promise<PutOutcome> {
-    const problem = nodeNameProblem(node);
-    if (problem) throw new BackupError('bad_request', problem);
-    if (!/^[0-9a-f]{64}$/.test(digest)) throw new BackupError('bad_request', 'digest must be 64 lower-case hex digits');
+    checkSource(node, digest);
     return this.recordReplica(parseSegmentId(segmentId).id, node, digest, opts.signal);
   }
 
@@ -341,27 +328,17 @@ export class ObjectTarget implements Target {
    * so walking 10,000 segments in pages of 1,000 costs one listing, not ten.
    */
   async catalogPage(filter: ListFilter, query: CatalogQuery, opts: TransferOptions = {}): Promise<Page<StoredSegment>> {
-    const { limit, cursor, onlyConflicts = false } = query;
-    const key = JSON.stringify([filter.dataSource, filter.interval, filter.segmentIds, onlyConflicts]);
+    const key = JSON.stringify([filter.dataSource, filter.interval, filter.segmentIds]);
     const kept = this.lastCatalog;
     let items: StoredSegment[];
-    if (cursor !== undefined && kept?.key === key && Date.now() - kept.at < CATALOG_REUSE_MS) items = kept.items;
+    if (query.cursor !== undefined && kept?.key === key && Date.now() - kept.at < CATALOG_REUSE_MS) items = kept.items;
     else {
       items = [];
-      for await (const m of this.list(filter, opts)) {
-        if (onlyConflicts && m.conflicts.length === 0) continue;
-        items.push(catalogEntry(m));
-      }
+      for await (const m of this.list(filter, opts)) items.push(catalogEntry(m));
       items.sort((a, b) => (a.segmentId < b.segmentId ? -1 : a.segmentId > b.segmentId ? 1 : 0));
       this.lastCatalog = { key, at: Date.now(), items };
     }
-    return pageSorted(
-      items,
-      (x) => x.segmentId,
-      (x) => ({ ...x }),
-      limit,
-      cursor,
-    );
+    return catalogPageOf(items, (x) => x, query);
   }
 
   /** Re-reads every selected segment's objects against its manifest (verify.ts). */

@@ -4,8 +4,9 @@
  * server or network that does not answer is `target_unreachable` (active backup pauses and probes again).
  * The SDK has already retried what a retry can help (throttling, 5xx, dropped connections) when this runs.
  */
-import { BackupError, isBackupError, messageOf } from '../../errors.js';
+import { BackupError, messageOf } from '../../errors.js';
 import { networkCodes } from '../../util/network.js';
+import { failureNotOfService } from '../object/store.js';
 
 export interface S3ErrorContext {
   /** What was being done, e.g. `uploading segments/…/00000.smoosh`. */
@@ -66,16 +67,12 @@ function serverMessage(e: SdkError): string {
 }
 
 export function s3Error(e: unknown, ctx: S3ErrorContext): BackupError {
-  if (isBackupError(e)) return e;
-  if (ctx.signal?.aborted) {
-    const reason = ctx.signal.reason as unknown;
-    return isBackupError(reason) ? reason : new BackupError('cancelled', `${ctx.action}: cancelled`);
-  }
+  const own = failureNotOfService(e, ctx.action, ctx.signal);
+  if (own) return own;
   const err = (e ?? {}) as SdkError;
   const code = s3ErrorCode(e) ?? 'unknown';
   const status = s3Status(e);
   const where = `bucket "${ctx.bucket}" at ${ctx.endpoint}`;
-  if (err.name === 'AbortError') return new BackupError('cancelled', `${ctx.action}: cancelled`);
   if (code === 'NoSuchBucket')
     return new BackupError('target_error', `S3 ${where}: the bucket does not exist (NoSuchBucket); create it or fix the target URL`, 404);
   if (CREDENTIAL_CODES.has(code) || (status === 403 && code === 'Unknown'))

@@ -4,12 +4,12 @@
  * the node that backs up to it answers for it.
  */
 import type { KeySpec } from '../../config.js';
-import { messageOf } from '../../errors.js';
-import type { TargetKind, TargetUrl, UrlProblem } from '../kind.js';
+import type { TargetKind } from '../kind.js';
+import { objectTargetUrl } from '../object/url.js';
 import type { S3Settings } from './client.js';
 import { s3SettingsFromEnv } from './client.js';
 import { S3Target } from './target.js';
-import { parseS3Url } from './url.js';
+import { S3_URL } from './url.js';
 
 /** Endpoint, region and credentials come from the AWS SDK's chain; these override it. */
 const keys: KeySpec[] = [
@@ -43,24 +43,14 @@ const keys: KeySpec[] = [
   },
 ];
 
-function parse(raw: string, _scheme: string, bad: UrlProblem): TargetUrl {
-  let loc;
-  try {
-    loc = parseS3Url(raw);
-  } catch (e) {
-    return bad(messageOf(e));
-  }
-  return { url: loc.url, scheme: 's3', host: loc.bucket, port: 0, path: loc.prefix ? `/${loc.prefix.slice(0, -1)}` : '' };
-}
-
 export const s3Kind: TargetKind = {
   name: 's3',
   schemes: ['s3'],
   example: 's3://bucket/prefix',
   role: 'a bucket',
   answeredByNode: true,
-  parse,
-  credentialsFrom: 'they come from the AWS environment, profile or instance role',
+  parse: (raw, _scheme, bad) => objectTargetUrl(raw, bad, S3_URL),
+  credentialsFrom: S3_URL.credentialsFrom,
   keys,
   settings: (value): S3Settings => ({
     endpoint: value('druid.backup.s3.endpoint') as string | undefined,

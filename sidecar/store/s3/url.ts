@@ -1,10 +1,6 @@
-/**
- * `s3://bucket/prefix`: the target URL of a bucket. Parsed by hand, not with `new URL`, which would quietly
- * resolve `..` and drop empty segments: a prefix is checked as written, so `s3://b/a/../x` is refused instead
- * of becoming `s3://b/x`.
- */
-import { BackupError } from '../../errors.js';
-import { parsePrefix } from '../object/layout.js';
+/** `s3://bucket/prefix`: the target URL of a bucket, checked as every bucket's (store/object/url.ts) with S3's naming rules. */
+import type { ObjectUrlRules } from '../object/url.js';
+import { parseObjectUrl } from '../object/url.js';
 
 export interface S3Location {
   bucket: string;
@@ -24,21 +20,19 @@ export function bucketNameProblem(name: string): string | undefined {
   return undefined;
 }
 
+/** What an `s3://` URL may be (store/object/url.ts checks it). */
+export const S3_URL: ObjectUrlRules = {
+  scheme: 's3',
+  noun: 'bucket',
+  target: 'an S3 target',
+  query: '; endpoint and region are set with druid.backup.s3.* or the AWS environment',
+  port: 'set the endpoint with druid.backup.s3.endpoint or AWS_ENDPOINT_URL_S3',
+  credentialsFrom: 'they come from the AWS environment, profile or instance role',
+  nameProblem: bucketNameProblem,
+};
+
 /** Parses and checks an `s3://` URL; throws `bad_request` saying what is wrong. */
 export function parseS3Url(input: string): S3Location {
-  const shown = String(input).slice(0, 200);
-  const bad = (msg: string): never => {
-    throw new BackupError('bad_request', `target "${shown}": ${msg} (expected s3://bucket or s3://bucket/prefix)`);
-  };
-  const m = /^s3:\/\/([^/?#]*)(\/[^?#]*)?([?#].*)?$/i.exec(String(input));
-  if (!m) return bad('not an s3:// URL');
-  const [, authority = '', path = '', extra] = m;
-  if (extra) bad('an S3 target takes no query or fragment; endpoint and region are set with druid.backup.s3.* or the AWS environment');
-  if (authority === '') bad('the bucket name is missing');
-  if (authority.includes('@')) bad('credentials do not belong in the URL; they come from the AWS environment, profile or instance role');
-  if (authority.includes(':')) bad('an S3 target takes no port; set the endpoint with druid.backup.s3.endpoint or AWS_ENDPOINT_URL_S3');
-  const problem = bucketNameProblem(authority);
-  if (problem) bad(problem);
-  const prefix = parsePrefix(path, bad);
-  return { bucket: authority, prefix, url: `s3://${authority}${prefix ? `/${prefix.slice(0, -1)}` : ''}` };
+  const { name, prefix, url } = parseObjectUrl(input, S3_URL);
+  return { bucket: name, prefix, url };
 }

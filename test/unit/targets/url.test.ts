@@ -181,6 +181,25 @@ test("the configuration allows the node's own targets besides druid.backup.allow
   assert.throws(() => load({ target: 'FILE:///tmp' }), /file:\/\/ targets are not served/);
 });
 
+test('a URL the configuration gives a service (Coordinator, endpoint, the sidecar) passes the target URL rules, http(s) only', () => {
+  const base = { store: '/tmp/dbk-never-created', stateDir: '/tmp/dbk-never-created-state' };
+  const load = (flags: Record<string, string>) => loadSidecarConfig({ flags: { ...base, ...flags }, env: {} });
+  assert.equal(load({ coordinator: 'HTTP://Coordinator:8081/' }).coordinator, 'http://coordinator:8081');
+  assert.equal(load({ coordinator: 'https://c.example.com:443/druid/' }).coordinator, 'https://c.example.com/druid');
+  const refusedKey = (flags: Record<string, string>, re: RegExp) =>
+    assert.throws(
+      () => load(flags),
+      (e: Error & { code?: string }) => e.code === 'bad_config' && re.test(e.message) && e.message.includes('--coordinator'),
+      JSON.stringify(flags),
+    );
+  refusedKey({ coordinator: 'coordinator:8081' }, /only http:\/\/ and https:\/\/ URLs/);
+  refusedKey({ coordinator: 's3://bucket' }, /only http:\/\/ and https:\/\/ URLs/);
+  refusedKey({ coordinator: 'http://admin:pw@c:8081' }, /credentials do not belong in the URL; use the token settings/);
+  refusedKey({ coordinator: 'http://c:8081/?x=1' }, /no query or fragment/);
+  refusedKey({ coordinator: 'http://c:8081/a/../b' }, /path segment/);
+  refusedKey({ coordinator: 'http://c:8081\u0000' }, /control character/);
+});
+
 /** A target that counts its closes; nothing is opened for real. */
 function fakeTarget(url: string, closed: string[]): Target {
   return { url, close: () => closed.push(url) } as unknown as Target;
