@@ -1,6 +1,7 @@
 /**
  * The coverage timeline of one data source in a webview: the model (model.ts) is built here from what the views
- * hold and sent to the page (media/timeline.js), which draws it. The page loads nothing remote: one script and one
+ * hold and sent to the page (media/timeline.js) in its compact form, which the page draws; the segments of a cell
+ * go when the page asks (its hover). The page loads nothing remote: one script and one
  * stylesheet from media/, under a Content-Security-Policy that allows only those (the script by nonce). Messages
  * from the page are input: only known types, with keys of cells the panel sent, are acted on. Live: the cluster's
  * changes (the nodes' events) rebuild the model, at most a few times a second.
@@ -12,7 +13,7 @@ import { Command } from '../commands/ids.js';
 import { revealRow } from '../commands/reveal.js';
 import type { Row } from '../tree/rows.js';
 import { parseMessage } from './messages.js';
-import { buildTimeline, type Cell, CELL_STATES, CELL_WORDS, nodeNames, segmentRef, type Timeline } from './model.js';
+import { buildTimeline, type Cell, cellDetails, CELL_WORDS, nodeNames, segmentRef, type Timeline, toWire } from './model.js';
 
 const VIEW_TYPE = 'druidBackup.timeline';
 
@@ -123,7 +124,7 @@ class TimelinePanel {
   private send(rebuild = true): void {
     if (rebuild || !this.timeline) this.build();
     const names = nodeNames(this.ext.cluster.list());
-    void this.panel.webview.postMessage({ type: 'timeline', timeline: this.timeline, names, words: CELL_WORDS, states: CELL_STATES });
+    void this.panel.webview.postMessage({ type: 'timeline', timeline: toWire(this.timeline!), names, words: CELL_WORDS });
   }
 
   /** Rows the tree commands take, for the segments of the cells with these keys. */
@@ -162,7 +163,13 @@ class TimelinePanel {
         const cell = this.cells.get(m.key);
         const s = cell?.segments[0];
         const r = cell && s && segmentRef(this.dataSource, cell, s);
-        if (r) await revealRow(this.ext, r.view, { node: r.node, dataSource: r.dataSource, interval: r.interval, segmentId: r.segmentId });
+        // The focus stays in the timeline: a keyboard user goes on from the cell (to Restore…, to the next cell).
+        if (r) await revealRow(this.ext, r.view, { node: r.node, dataSource: r.dataSource, interval: r.interval, segmentId: r.segmentId }, { focus: false });
+        return;
+      }
+      case 'details': {
+        const cell = this.cells.get(m.key);
+        if (cell) void this.panel.webview.postMessage({ type: 'details', ...cellDetails(cell) });
         return;
       }
       case 'restore':
