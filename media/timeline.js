@@ -42,8 +42,10 @@
     }
     return (i ? n.toFixed(n < 10 ? 2 : 1) : String(n)) + ' ' + u[i];
   }
+  /** One formatter for every count: `toLocaleString` builds a new one at each call, twice per cell. */
+  const NUMBER = new Intl.NumberFormat('en-US');
   function plural(n, word, words) {
-    return n.toLocaleString('en-US') + ' ' + (n === 1 ? word : words || word + 's');
+    return NUMBER.format(n) + ' ' + (n === 1 ? word : words || word + 's');
   }
   /** An interval as the trees show it (extension/tree/format.ts intervalLabel): midnight and zero seconds left out. */
   function intervalLabel(interval) {
@@ -127,10 +129,10 @@
     drawW = width();
     const cells = state.lanes.reduce((a, l) => a + l.cells.length, 0);
     summary.textContent =
-      tl.segments.toLocaleString('en-US') +
-      ' segments in ' +
-      cells.toLocaleString('en-US') +
-      ' cells, ' +
+      plural(tl.segments, 'segment') +
+      ' in ' +
+      plural(cells, 'cell') +
+      ', ' +
       plural(state.lanes.length, 'version') +
       ', ' +
       fmtTime(tl.start) +
@@ -273,7 +275,7 @@
       sw.className = 'swatch s-' + s;
       sw.setAttribute('aria-hidden', 'true');
       item.appendChild(sw);
-      item.appendChild(document.createTextNode(state.words[s] + ' (' + tl.counts[s].toLocaleString('en-US') + ')'));
+      item.appendChild(document.createTextNode(state.words[s] + ' (' + NUMBER.format(tl.counts[s]) + ')'));
       legend.appendChild(item);
     }
     if (tl.wantedCopies > 1) {
@@ -530,7 +532,11 @@
     if (first || !state.view) fit();
     else render();
     // For the e2e test's figures: how long the page took to draw what it was sent.
+    // Times from the page's start: when it asked for the model, when the model arrived, when it was drawn.
     document.body.setAttribute('data-render-ms', String(Math.round(performance.now() - received)));
+    document.body.setAttribute('data-timing', [readyAt, received, performance.now()].map(Math.round).join(' '));
+    if (m.timing) document.body.setAttribute('data-host-timing', [m.timing.built, m.timing.build, m.timing.sent].map(Number).join(' '));
   });
+  const readyAt = performance.now();
   vscode.postMessage({ type: 'ready' });
 })();
