@@ -81,13 +81,17 @@ class TimelinePanel {
     });
     this.panel.iconPath = vscode.Uri.joinPath(media, 'druid-backup.svg');
     this.panel.webview.html = html(this.panel.webview, media, dataSource);
-    // Load and build while the webview starts, so the page gets the model as soon as it asks.
-    this.prepared = this.load().then(() => {
-      const t = Date.now();
-      this.build();
-      this.buildMs = Date.now() - t;
-      this.builtAt = Date.now() - this.openedAt;
-    });
+    // Load and build while the webview starts, so the page gets the model as soon as it asks; from the next turn
+    // of the event loop, once the panel's creation has gone to the window (a build of 10,000 segments holds the
+    // extension host for a while, and the webview would only start after it).
+    this.prepared = new Promise((next) => setTimeout(next, 0))
+      .then(() => this.load())
+      .then(() => {
+        const t = Date.now();
+        this.build();
+        this.buildMs = Date.now() - t;
+        this.builtAt = Date.now() - this.openedAt;
+      });
     const sub = ext.cluster.onChange(() => {
       if (this.timeline && !this.pageReady) this.changed = true;
       this.schedule();

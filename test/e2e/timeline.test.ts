@@ -261,8 +261,13 @@ async function keyboardPath(wb: Workbench, frame: FrameLocator, api: SegmentInfo
 
   // Into the page: Ctrl+1 focuses the editor (the webview), Tab goes through the toolbar to the grid.
   await page.keyboard.press('Control+1');
-  for (let i = 0; i < 8 && !onCell(await focused()); i++) await page.keyboard.press('Tab');
-  const first = await focused();
+  await waitFor('the timeline page focused', () => frame.locator('body').evaluate((body) => body.ownerDocument.hasFocus()));
+  // Each Tab waits for the focus to move, so a slow page is not tabbed past the grid.
+  let first = await focused();
+  for (let i = 0; i < 10 && !onCell(first); i++) {
+    const was = JSON.stringify(first ?? null);
+    first = await press('Tab', 'the focus moved on', (f) => JSON.stringify(f ?? null) !== was);
+  }
   assert.ok(onCell(first), `Tab reaches a cell (${JSON.stringify(first)})`);
   // Its accessible name, as assistive technology computes it: the words of the cell.
   assert.match(first.label!, /^wikipedia .*, version .*: .*, \d+ segments?, /);
