@@ -18,11 +18,16 @@
   const restoreBtn = document.getElementById('restore');
   const backupBtn = document.getElementById('backup');
 
-  /** What the page shows, kept across updates: the model, the visible time range, the selection, the focused cell. */
-  const state = { tl: undefined, names: {}, words: {}, states: [], view: undefined, selected: new Set(), focusKey: undefined };
-  /** key → { cell, rect, lane, index } */
+  /**
+   * What the page shows, kept across updates: the model (the extension's compact form, expanded into `lanes`), the
+   * visible time range, the selection, the focused cell, and the segments of the cells asked for (`details`).
+   */
+  const state = { tl: undefined, lanes: [], names: {}, words: {}, view: undefined, selected: new Set(), focusKey: undefined, details: new Map() };
+  /** key → { cell, rect, lane, index }, for every cell (rect only when drawn). */
   let index = new Map();
   let svg;
+  /** The chart's drawing width, measured once per render: reading it per cell made the browser lay out each time. */
+  let drawW = 200;
 
   function fmtTime(t) {
     const iso = new Date(t).toISOString();
@@ -37,6 +42,37 @@
     }
     return (i ? n.toFixed(n < 10 ? 2 : 1) : String(n)) + ' ' + u[i];
   }
+  /** One formatter for every count: `toLocaleString` builds a new one at each call, twice per cell. */
+  const NUMBER = new Intl.NumberFormat('en-US');
+  function plural(n, word, words) {
+    return NUMBER.format(n) + ' ' + (n === 1 ? word : words || word + 's');
+  }
+  /** An interval as the trees show it (extension/tree/format.ts intervalLabel): midnight and zero seconds left out. */
+  function intervalLabel(interval) {
+    return interval
+      .split('/')
+      .map((t) => t.replace(/T00:00:00(\.000)?(Z|\+00:00)$/, '').replace(/:00\.000(Z|\+00:00)$/, 'Z'))
+      .join('/');
+  }
+  /** The cell's accessible name (and the hover's title): where, which version, its state, copies, segments, size. */
+  function cellLabel(cell) {
+    const s = cell.state;
+    const copyWords = s === 'backedUp' || s === 'lost' || s === 'backupOnly' || s === 'overshadowed' ? ', ' + plural(cell.copies, 'copy', 'copies') : '';
+    return (
+      state.tl.dataSource +
+      ' ' +
+      intervalLabel(cell.interval) +
+      ', version ' +
+      cell.version +
+      ': ' +
+      state.words[s] +
+      copyWords +
+      ', ' +
+      plural(cell.n, 'segment') +
+      ', ' +
+      fmtBytes(cell.size)
+    );
+  }
   function el(name, attrs, parent) {
     const e = document.createElementNS(SVG, name);
     for (const k in attrs) e.setAttribute(k, String(attrs[k]));
@@ -48,41 +84,75 @@
   }
   function xOf(t) {
     const v = state.view;
-    return LABEL_W + ((t - v.start) / (v.end - v.start)) * width();
+    return LABEL_W + ((t - v.start) / (v.end - v.start)) * drawW;
   }
 
+  /**
+   * The compact form (extension/timeline/model.ts toWire) as cells: a lane's numbers, CELL_FIELDS at a time, become
+   * objects with their interval, state and key; the cell's words are made when it is drawn.
+   */
+  function expand(tl) {
+    const F = 7;
+    return tl.lanes.map((lane) => {
+      const cells = [];
+      for (let i = 0; i < lane.cells.length; i += F) {
+        const a = lane.cells;
+        const interval = tl.intervals[a[i]];
+        cells.push({
+          key: JSON.stringify([lane.version, interval]),
+          interval: interval,
+          version: lane.version,
+          start: tl.start + a[i + 1],
+          end: tl.start + a[i + 2],
+          state: tl.states[a[i + 3]],
+          copies: a[i + 4],
+          size: a[i + 5],
+          n: a[i + 6],
+        });
+      }
+      return { version: lane.version, cells: cells };
+    });
+  }
+
+  /** Draws everything again; a cell that had the focus keeps it (or, out of view now, the nearest cell in view). */
   function render() {
     const tl = state.tl;
+    const hadFocus = chart.contains(document.activeElement);
     chart.textContent = '';
     index = new Map();
     renderLegend();
-    if (!tl || tl.lanes.length === 0) {
+    if (!tl || state.lanes.length === 0) {
       summary.textContent = tl ? 'No segment of ' + tl.dataSource + ' on the nodes or in the backups.' : 'Loading…';
       updateButtons();
       return;
     }
-    const cells = tl.lanes.reduce((a, l) => a + l.cells.length, 0);
+    drawW = width();
+    const cells = state.lanes.reduce((a, l) => a + l.cells.length, 0);
     summary.textContent =
-      tl.segments.toLocaleString('en-US') +
-      ' segments in ' +
-      cells.toLocaleString('en-US') +
-      ' cells, ' +
-      tl.lanes.length +
-      ' version' +
-      (tl.lanes.length === 1 ? '' : 's') +
+      plural(tl.segments, 'segment') +
+      ' in ' +
+      plural(cells, 'cell') +
+      ', ' +
+      plural(state.lanes.length, 'version') +
       ', ' +
       fmtTime(tl.start) +
       ' to ' +
       fmtTime(tl.end) +
       '. ' +
       snapshotWords(tl) +
-      'Arrow keys move, Enter selects, Shift+Enter adds to the selection, + and − zoom, Ctrl+arrows pan.';
-    const h = AXIS_H + tl.lanes.length * (LANE_H + LANE_GAP);
-    svg = el('svg', { width: '100%', height: h, role: 'grid', 'aria-label': 'Coverage of ' + tl.dataSource, 'aria-rowcount': tl.lanes.length });
-    chart.appendChild(svg);
+      "Arrow keys move between cells, Home and End go to a version's first and last, Enter selects (Shift+Enter or Shift+arrows add to the selection, Escape clears it), Shift+Tab reaches Restore… and Back Up Now, + and − zoom around the focused cell, 0 shows everything, Ctrl+← and Ctrl+→ pan.";
+    const h = AXIS_H + state.lanes.length * (LANE_H + LANE_GAP);
+    svg = el('svg', {
+      width: '100%',
+      height: h,
+      role: 'grid',
+      'aria-label': 'Coverage of ' + tl.dataSource + ': one row per version, one cell per interval',
+      'aria-rowcount': state.lanes.length,
+      'aria-multiselectable': 'true',
+    });
     const axis = el('g', { class: 'axis', 'aria-hidden': 'true' }, svg);
     // As many time labels as fit without overlapping.
-    const ticks = Math.max(1, Math.floor(width() / 200));
+    const ticks = Math.max(1, Math.floor(drawW / 200));
     for (let i = 0; i <= ticks; i++) {
       const t = state.view.start + ((state.view.end - state.view.start) * i) / ticks;
       const x = xOf(t);
@@ -90,8 +160,7 @@
       const label = el('text', { x: x, y: AXIS_H - 8, class: 'tick-label', 'text-anchor': i === 0 ? 'start' : i === ticks ? 'end' : 'middle' }, axis);
       label.textContent = new Date(t).toISOString().slice(0, 16).replace('T', ' ');
     }
-    const focusKey = state.focusKey && findKey(state.focusKey) ? state.focusKey : tl.lanes[0].cells[0] && tl.lanes[0].cells[0].key;
-    tl.lanes.forEach((lane, li) => {
+    state.lanes.forEach((lane, li) => {
       const y = AXIS_H + li * (LANE_H + LANE_GAP);
       const row = el('g', { role: 'row', 'aria-rowindex': li + 1, 'aria-label': 'Version ' + lane.version }, svg);
       const name = el('text', { x: 4, y: y + LANE_H / 2 + 4, class: 'lane-label', role: 'rowheader' }, row);
@@ -102,8 +171,9 @@
           return;
         }
         const x = Math.max(LABEL_W, xOf(cell.start));
-        const w = Math.max(MIN_CELL_W, Math.min(xOf(cell.end), LABEL_W + width()) - x);
+        const w = Math.max(MIN_CELL_W, Math.min(xOf(cell.end), LABEL_W + drawW) - x);
         const under = cell.state === 'backedUp' && cell.copies < tl.wantedCopies;
+        const selected = state.selected.has(cell.key);
         const rect = el(
           'rect',
           {
@@ -111,11 +181,11 @@
             y: y,
             width: w,
             height: LANE_H,
-            class: 'cell s-' + cell.state + (under ? ' under' : '') + (state.selected.has(cell.key) ? ' selected' : ''),
+            class: 'cell s-' + cell.state + (under ? ' under' : '') + (selected ? ' selected' : ''),
             role: 'gridcell',
-            tabindex: cell.key === focusKey ? 0 : -1,
-            'aria-label': cell.label,
-            'aria-selected': state.selected.has(cell.key) ? 'true' : 'false',
+            tabindex: -1,
+            'aria-label': cellLabel(cell),
+            'aria-selected': selected ? 'true' : 'false',
             'data-key': cell.key,
             'data-state': cell.state,
             'data-copies': cell.copies,
@@ -132,7 +202,29 @@
       });
     });
     renderSnapshots(h);
+    // One cell takes the Tab stop (a roving tabindex): the focused one, else the nearest drawn cell of its version.
+    state.focusKey = drawnNear(state.focusKey);
+    const focused = state.focusKey && index.get(state.focusKey).rect;
+    if (focused) focused.setAttribute('tabindex', '0');
+    chart.appendChild(svg);
+    if (hadFocus && focused) focused.focus();
     updateButtons();
+  }
+
+  /** `key` when its cell is drawn; else the drawn cell of the same version nearest in time; else the first drawn. */
+  function drawnNear(key) {
+    const e = key && index.get(key);
+    if (e && e.rect) return key;
+    const lanes = e ? [state.lanes[e.lane]] : state.lanes;
+    const at = e ? e.cell.start : state.view.start;
+    let best;
+    for (const lane of lanes)
+      for (const c of lane.cells) {
+        const d = index.get(c.key);
+        if (d && d.rect && (!best || Math.abs(c.start - at) < Math.abs(best.start - at))) best = c;
+      }
+    if (best) return best.key;
+    return e ? drawnNear(undefined) : undefined;
   }
 
   /** "3 snapshots (2 after the data's end). ": the markers the time range may not show. */
@@ -156,7 +248,13 @@
       const x = xOf(m.time);
       const mark = el(
         'g',
-        { class: 'snapshot' + (m.pinned ? ' pinned' : '') + (m.complete ? '' : ' incomplete'), role: 'listitem', 'aria-label': m.label, 'data-snapshot': m.id },
+        {
+          class: 'snapshot' + (m.pinned ? ' pinned' : '') + (m.complete ? '' : ' incomplete') + (m.expiring ? ' expiring' : ''),
+          role: 'listitem',
+          'aria-label': m.label,
+          'data-snapshot': m.id,
+          'data-expiry': m.expiry || '',
+        },
         g,
       );
       el('line', { x1: x, x2: x, y1: AXIS_H - 6, y2: h, class: 'snapshot-line' }, mark);
@@ -165,15 +263,11 @@
     }
   }
 
-  function findKey(key) {
-    for (const l of state.tl.lanes) for (const c of l.cells) if (c.key === key) return c;
-    return undefined;
-  }
-
   function renderLegend() {
     legend.textContent = '';
     const tl = state.tl;
-    for (const s of state.states) {
+    if (!tl) return;
+    for (const s of tl.states) {
       const item = document.createElement('span');
       item.className = 'legend-item';
       item.setAttribute('role', 'listitem');
@@ -181,10 +275,10 @@
       sw.className = 'swatch s-' + s;
       sw.setAttribute('aria-hidden', 'true');
       item.appendChild(sw);
-      item.appendChild(document.createTextNode(state.words[s] + (tl ? ' (' + tl.counts[s].toLocaleString('en-US') + ')' : '')));
+      item.appendChild(document.createTextNode(state.words[s] + ' (' + NUMBER.format(tl.counts[s]) + ')'));
       legend.appendChild(item);
     }
-    if (tl && tl.wantedCopies > 1) {
+    if (tl.wantedCopies > 1) {
       const item = document.createElement('span');
       item.className = 'legend-item';
       item.setAttribute('role', 'listitem');
@@ -196,45 +290,51 @@
     }
   }
 
+  /** The hover of a cell: its words at once, its segments when the extension sent them (asked for here once). */
   function showHover(key, clientX, clientY) {
     const entry = index.get(key);
     if (!entry) return;
-    const c = entry.cell;
     hover.textContent = '';
+    hover.setAttribute('data-key', key);
     const title = document.createElement('div');
     title.className = 'hover-title';
-    title.textContent = c.label;
+    title.textContent = cellLabel(entry.cell);
     hover.appendChild(title);
-    for (const s of c.segments.slice(0, 8)) {
-      const d = document.createElement('div');
+    const details = state.details.get(key);
+    if (details) for (const line of detailLines(details)) hover.appendChild(line);
+    else vscode.postMessage({ type: 'details', key: key });
+    hover.hidden = false;
+    // CSSOM, not a style attribute: allowed by the page's Content-Security-Policy.
+    const maxX = window.innerWidth - hover.offsetWidth - 8;
+    hover.style.left = Math.max(4, Math.min(clientX + 12, maxX)) + 'px';
+    hover.style.top = clientY + 16 + 'px';
+  }
+
+  function detailLines(d) {
+    const lines = d.segments.map((s) => {
+      const line = document.createElement('div');
       const nodes = s.nodes.map((u) => state.names[u] || u).join(', ') || 'no node';
-      d.textContent =
+      line.textContent =
         s.id +
         ' · ' +
         state.words[s.state] +
         ' · ' +
         fmtBytes(s.size) +
         ' · ' +
-        s.copies +
-        ' cop' +
-        (s.copies === 1 ? 'y' : 'ies') +
+        plural(s.copies, 'copy', 'copies') +
         (s.targets.length ? ' on ' + s.targets.join(', ') : '') +
         ' · nodes: ' +
         nodes +
         (s.backedUpAt ? ' · backed up ' + s.backedUpAt : '') +
         (s.error ? ' · error: ' + s.error : '');
-      hover.appendChild(d);
+      return line;
+    });
+    if (d.more > 0) {
+      const line = document.createElement('div');
+      line.textContent = '… and ' + d.more + ' more';
+      lines.push(line);
     }
-    if (c.segments.length > 8) {
-      const d = document.createElement('div');
-      d.textContent = '… and ' + (c.segments.length - 8) + ' more';
-      hover.appendChild(d);
-    }
-    hover.hidden = false;
-    // CSSOM, not a style attribute: allowed by the page's Content-Security-Policy.
-    const maxX = window.innerWidth - hover.offsetWidth - 8;
-    hover.style.left = Math.max(4, Math.min(clientX + 12, maxX)) + 'px';
-    hover.style.top = clientY + 16 + 'px';
+    return lines;
   }
 
   function setSelected(keys) {
@@ -252,8 +352,10 @@
     const n = state.selected.size;
     restoreBtn.disabled = backupBtn.disabled = n === 0;
     restoreBtn.textContent = n > 1 ? 'Restore ' + n + ' cells…' : 'Restore…';
+    backupBtn.textContent = n > 1 ? 'Back Up ' + n + ' cells Now' : 'Back Up Now';
   }
 
+  /** Selects the cell (and its segment in the tree), or with `add` adds it to the selection or takes it out. */
   function activate(key, add) {
     if (add) {
       const next = new Set(state.selected);
@@ -269,24 +371,23 @@
   function focusCell(key) {
     const e = index.get(key);
     if (!e) return;
+    state.focusKey = key;
     if (!e.rect) {
-      // Out of view: pan to it, keeping the zoom.
+      // Out of view: pan to it, keeping the zoom (render gives it the focus).
       const span = state.view.end - state.view.start;
       const mid = (e.cell.start + e.cell.end) / 2;
       state.view = { start: mid - span / 2, end: mid + span / 2 };
-      state.focusKey = key;
       render();
     }
     for (const other of index.values()) if (other.rect) other.rect.setAttribute('tabindex', '-1');
     const r = index.get(key).rect;
     r.setAttribute('tabindex', '0');
-    state.focusKey = key;
     r.focus();
   }
 
   function neighbour(key, dLane, dIndex) {
     const e = index.get(key);
-    const lanes = state.tl.lanes;
+    const lanes = state.lanes;
     if (dIndex) {
       const c = lanes[e.lane].cells[e.index + dIndex];
       return c && c.key;
@@ -299,14 +400,15 @@
     return best.key;
   }
 
+  /** Zooms around `at`; from the keyboard, around the focused cell, so it stays in view. */
   function zoom(factor, at) {
     const v = state.view;
-    const center = at === undefined ? (v.start + v.end) / 2 : at;
+    const focused = at === undefined && state.focusKey && index.get(state.focusKey);
+    const center = at !== undefined ? at : focused ? (focused.cell.start + focused.cell.end) / 2 : (v.start + v.end) / 2;
     const span = Math.max(60_000, (v.end - v.start) * factor);
-    const ratio = (center - v.start) / (v.end - v.start);
+    const ratio = Math.min(1, Math.max(0, (center - v.start) / (v.end - v.start)));
     state.view = { start: center - span * ratio, end: center - span * ratio + span };
     render();
-    if (state.focusKey && index.get(state.focusKey) && index.get(state.focusKey).rect) index.get(state.focusKey).rect.setAttribute('tabindex', '0');
   }
   function pan(fraction) {
     const span = state.view.end - state.view.start;
@@ -315,7 +417,7 @@
   }
   function fit() {
     const tl = state.tl;
-    if (!tl || tl.lanes.length === 0) return;
+    if (!tl || state.lanes.length === 0) return render();
     const pad = (tl.end - tl.start) * 0.01 || 3_600_000;
     state.view = { start: tl.start - pad, end: tl.end + pad };
     render();
@@ -344,7 +446,7 @@
     if (Math.abs(dx) < 4 && !drag.moved) return;
     drag.moved = true;
     const span = drag.view.end - drag.view.start;
-    const dt = (-dx / width()) * span;
+    const dt = (-dx / drawW) * span;
     state.view = { start: drag.view.start + dt, end: drag.view.end + dt };
     render();
   });
@@ -353,35 +455,50 @@
     drag = undefined;
     if (wasDrag) return;
     const key = ev.target.getAttribute && ev.target.getAttribute('data-key');
-    if (key) activate(key, ev.ctrlKey || ev.metaKey || ev.shiftKey);
+    if (key) {
+      state.focusKey = key;
+      activate(key, ev.ctrlKey || ev.metaKey || ev.shiftKey);
+    }
   });
   chart.addEventListener(
     'wheel',
     (ev) => {
       ev.preventDefault();
       const rect = chart.getBoundingClientRect();
-      const t = state.view.start + ((ev.clientX - rect.left - LABEL_W) / width()) * (state.view.end - state.view.start);
+      const t = state.view.start + ((ev.clientX - rect.left - LABEL_W) / drawW) * (state.view.end - state.view.start);
       zoom(ev.deltaY > 0 ? 1.25 : 0.8, t);
     },
     { passive: false },
   );
+  const MOVES = { ArrowLeft: [0, -1], ArrowRight: [0, 1], ArrowUp: [-1, 0], ArrowDown: [1, 0] };
   document.addEventListener('keydown', (ev) => {
-    if (!state.tl) return;
+    if (!state.tl || state.lanes.length === 0) return;
+    const onButton = ev.target.tagName === 'BUTTON';
     const key = ev.target.getAttribute && ev.target.getAttribute('data-key');
-    if (ev.key === '+' || ev.key === '=') return zoom(0.8);
-    if (ev.key === '-') return zoom(1.25);
-    if (ev.key === '0') return fit();
-    if (ev.ctrlKey && ev.key === 'ArrowLeft') return pan(-0.25);
-    if (ev.ctrlKey && ev.key === 'ArrowRight') return pan(0.25);
-    if (!key) return;
-    const moves = { ArrowLeft: [0, -1], ArrowRight: [0, 1], ArrowUp: [-1, 0], ArrowDown: [1, 0] };
-    if (moves[ev.key]) {
-      ev.preventDefault();
-      const next = neighbour(key, moves[ev.key][0], moves[ev.key][1]);
-      if (next) focusCell(next);
+    const done = () => ev.preventDefault();
+    if (ev.ctrlKey && (ev.key === 'ArrowLeft' || ev.key === 'ArrowRight')) return (done(), pan(ev.key === 'ArrowLeft' ? -0.25 : 0.25));
+    if (ev.ctrlKey || ev.altKey || ev.metaKey) return;
+    if (ev.key === '+' || ev.key === '=') return (done(), zoom(0.8));
+    if (ev.key === '-') return (done(), zoom(1.25));
+    if (ev.key === '0') return (done(), fit());
+    if (!key) {
+      // Outside the grid (the page, not a button): the arrows go into it, at the cell that has its Tab stop.
+      if (!onButton && MOVES[ev.key] && state.focusKey) (done(), focusCell(state.focusKey));
+      return;
+    }
+    if (MOVES[ev.key]) {
+      done();
+      const next = neighbour(key, MOVES[ev.key][0], MOVES[ev.key][1]);
+      if (!next) return;
+      focusCell(next);
+      if (ev.shiftKey) setSelected([...state.selected, key, next]);
+    } else if (ev.key === 'Home' || ev.key === 'End') {
+      done();
+      const cells = state.lanes[index.get(key).lane].cells;
+      focusCell(cells[ev.key === 'Home' ? 0 : cells.length - 1].key);
     } else if (ev.key === 'Enter' || ev.key === ' ') {
-      ev.preventDefault();
-      activate(key, ev.shiftKey || ev.ctrlKey);
+      done();
+      activate(key, ev.shiftKey);
     } else if (ev.key === 'Escape') {
       setSelected([]);
     }
@@ -395,21 +512,31 @@
 
   window.addEventListener('message', (ev) => {
     const m = ev.data;
-    if (!m || m.type !== 'timeline') return;
+    if (!m) return;
+    if (m.type === 'details') {
+      state.details.set(m.key, m);
+      if (!hover.hidden && hover.getAttribute('data-key') === m.key) for (const line of detailLines(m)) hover.appendChild(line);
+      return;
+    }
+    if (m.type !== 'timeline') return;
     const received = performance.now();
     const first = !state.tl;
     state.tl = m.timeline;
+    state.lanes = expand(state.tl);
     state.names = m.names || {};
     state.words = m.words || {};
-    state.states = m.states || [];
-    const keys = new Set(state.tl.lanes.flatMap((l) => l.cells.map((c) => c.key)));
+    state.details = new Map();
+    const keys = new Set();
+    for (const l of state.lanes) for (const c of l.cells) keys.add(c.key);
     state.selected = new Set([...state.selected].filter((k) => keys.has(k)));
-    const hadFocus = document.activeElement && document.activeElement.getAttribute && document.activeElement.getAttribute('data-key');
     if (first || !state.view) fit();
-    if (!state.view || !first) render();
-    if (hadFocus && index.get(hadFocus) && index.get(hadFocus).rect) index.get(hadFocus).rect.focus();
+    else render();
     // For the e2e test's figures: how long the page took to draw what it was sent.
+    // Times from the page's start: when it asked for the model, when the model arrived, when it was drawn.
     document.body.setAttribute('data-render-ms', String(Math.round(performance.now() - received)));
+    document.body.setAttribute('data-timing', [readyAt, received, performance.now()].map(Math.round).join(' '));
+    if (m.timing) document.body.setAttribute('data-host-timing', [m.timing.built, m.timing.build, m.timing.sent].map(Number).join(' '));
   });
+  const readyAt = performance.now();
   vscode.postMessage({ type: 'ready' });
 })();

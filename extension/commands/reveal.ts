@@ -10,8 +10,13 @@ const LEVELS: Record<'nodes' | 'backups' | 'jobs', ReadonlyArray<keyof RowRef>> 
 };
 
 /** Reveals and selects the row for `ref` (or its nearest shown ancestor when paging hides it). */
-export async function revealRow(ext: ExtensionState, view: 'nodes' | 'backups' | 'jobs', ref: RowRef): Promise<Row | undefined> {
+export async function revealRow(
+  ext: ExtensionState,
+  view: 'nodes' | 'backups' | 'jobs',
+  ref: RowRef,
+  o: { focus: boolean } = { focus: true },
+): Promise<Row | undefined> {
   const row = await ext.providers[view].find(ref, LEVELS[view]);
-  if (row) await ext.views[view].reveal(row, { select: true, focus: true, expand: false });
+  if (row) await ext.views[view].reveal(row, { select: true, focus: o.focus, expand: false });
   return row;
 }

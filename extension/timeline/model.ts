@@ -1,14 +1,14 @@
 /**
  * The coverage timeline's model: what the nodes (their caches) and the targets (their catalogs) say about one data
  * source → lanes, one per version, newest first, and cells, one per interval of a lane, coloured by the state of
- * the segments in it. Pure, no `vscode` and no DOM: panel.ts sends it to the webview (media/timeline.js), which
- * only draws it; the unit tests check it directly.
+ * the segments in it. Pure, no `vscode` and no DOM: panel.ts sends it to the webview (media/timeline.js) in its
+ * compact form (`toWire`), the segments of a cell only when the page shows them (`cellDetails`); the page only
+ * draws it and words the cells; the unit tests check it directly.
  */
 import type { SegmentInfo, StoredSegment } from '../../sidecar/api.js';
-import { formatBytes, intervalLabel, plural } from '../tree/format.js';
 import type { NodeView } from '../tree/rows.js';
 import { nodeLabel } from '../tree/rows.js';
-import { snapshotsOf, type SnapshotsView } from '../tree/snapshots.js';
+import { expiryWords, snapshotsOf, type SnapshotsView } from '../tree/snapshots.js';
 import { copiesOf, displayState } from '../tree/state.js';
 
 /**
@@ -55,8 +55,6 @@ export interface Cell {
   copies: number;
   size: number;
   segments: CellSegment[];
-  /** Words for screen readers and the hover. */
-  label: string;
 }
 
 export interface Lane {
@@ -86,13 +84,18 @@ export interface SnapshotMarker {
   complete: boolean;
   /** The targets that hold it. */
   targets: string[];
+  /** What retention does with it, short ("expires ~2024-06-03 10:00 UTC"), when its target says. */
+  expiry?: string;
+  /** Retention lets it go within a day, or at the next prune. */
+  expiring: boolean;
   /** Words for screen readers and the hover. */
   label: string;
 }
 
 /** One marker per snapshot that names `dataSource`, however many targets hold it (its targets are merged). */
-export function snapshotMarkers(dataSource: string, nodes: ReadonlyArray<NodeView & SnapshotsView>): SnapshotMarker[] {
+export function snapshotMarkers(dataSource: string, nodes: ReadonlyArray<NodeView & SnapshotsView>, now: number): SnapshotMarker[] {
   const byId = new Map<string, SnapshotMarker>();
+  const retention = new Map<string, string>();
   for (const n of nodes) {
     for (const s of snapshotsOf(n) ?? []) {
       const time = Date.parse(s.time);
@@ -103,13 +106,25 @@ export function snapshotMarkers(dataSource: string, nodes: ReadonlyArray<NodeVie
         known.pinned ||= s.pinned;
         continue;
       }
-      byId.set(s.id, { id: s.id, time, pinned: s.pinned, complete: s.complete, targets: [...s.targets], label: '' });
+      const expiry = expiryWords(s, now);
+      byId.set(s.id, {
+        id: s.id,
+        time,
+        pinned: s.pinned,
+        complete: s.complete,
+        targets: [...s.targets],
+        ...(expiry ? { expiry: expiry.short } : {}),
+        expiring: !!expiry?.soon,
+        label: '',
+      });
+      if (expiry) retention.set(s.id, expiry.long);
     }
   }
   const markers = [...byId.values()].sort((a, b) => a.time - b.time || (a.id < b.id ? -1 : 1));
   for (const m of markers) {
     m.targets.sort();
-    m.label = `Snapshot ${m.id}, taken ${new Date(m.time).toISOString()}${m.complete ? '' : ', incomplete'}${m.pinned ? ', pinned' : ''}, in ${m.targets.join(', ')}`;
+    const kept = retention.get(m.id);
+    m.label = `Snapshot ${m.id}, taken ${new Date(m.time).toISOString()}${m.complete ? '' : ', incomplete'}${m.pinned ? ', pinned' : ''}, in ${m.targets.join(', ')}${kept ? `. ${kept}` : ''}`;
   }
   return markers;
 }
@@ -192,7 +207,7 @@ function segmentState(g: Gathered, overshadowed: boolean): { state: CellState; c
  * The timeline of `dataSource` from every loaded node: sources give their cache's segments, targets their catalog.
  * A segment in several places is one segment: its replicas and copies are counted, not drawn twice.
  */
-export function buildTimeline(dataSource: string, nodes: ReadonlyArray<NodeView & SnapshotsView>, wantedCopies = 1): Timeline {
+export function buildTimeline(dataSource: string, nodes: ReadonlyArray<NodeView & SnapshotsView>, wantedCopies = 1, now = Date.now()): Timeline {
   const byId = new Map<string, Gathered>();
   const gather = (id: string, interval: string, version: string, partition: number, size: number): Gathered => {
     let g = byId.get(id);
@@ -208,10 +223,15 @@ export function buildTimeline(dataSource: string, nodes: ReadonlyArray<NodeView 
     for (const s of n.stored?.itemsOf(dataSource) ?? []) gather(s.segmentId, s.interval, s.version, s.partition, s.size).stored.push({ target: n, s });
   }
 
-  // Group by version, then by interval.
+  // Group by version, then by interval; each interval's text parsed once (the partitions of a time chunk share it).
+  const times = new Map<string, { start: number; end: number } | undefined>();
+  const timesOf = (interval: string) => {
+    if (!times.has(interval)) times.set(interval, parseInterval(interval));
+    return times.get(interval);
+  };
   const versions = new Map<string, Map<string, Gathered[]>>();
   for (const g of byId.values()) {
-    if (!parseInterval(g.interval)) continue;
+    if (!timesOf(g.interval)) continue;
     let lane = versions.get(g.version);
     if (!lane) versions.set(g.version, (lane = new Map()));
     const list = lane.get(g.interval);
@@ -229,7 +249,7 @@ export function buildTimeline(dataSource: string, nodes: ReadonlyArray<NodeView 
     const ranges: Array<[number, number]> = [];
     const cells: Cell[] = [];
     for (const [interval, group] of lane) {
-      const t = parseInterval(interval)!;
+      const t = timesOf(interval)!;
       ranges.push([t.start, t.end]);
       start = Math.min(start, t.start);
       end = Math.max(end, t.end);
@@ -256,7 +276,7 @@ export function buildTimeline(dataSource: string, nodes: ReadonlyArray<NodeView 
       const size = segments.reduce((a, x) => a + x.size, 0);
       counts[state]++;
       cells.push({
-        key: JSON.stringify([version, interval]),
+        key: cellKey(version, interval),
         interval,
         start: t.start,
         end: t.end,
@@ -265,7 +285,6 @@ export function buildTimeline(dataSource: string, nodes: ReadonlyArray<NodeView 
         copies,
         size,
         segments,
-        label: cellLabel(dataSource, interval, version, state, copies, segments.length, size),
       });
     }
     cells.sort((a, b) => a.start - b.start);
@@ -276,13 +295,59 @@ export function buildTimeline(dataSource: string, nodes: ReadonlyArray<NodeView 
     start = 0;
     end = 0;
   }
-  return { dataSource, start, end, lanes, counts, wantedCopies, segments: byId.size, snapshots: snapshotMarkers(dataSource, nodes) };
+  return { dataSource, start, end, lanes, counts, wantedCopies, segments: byId.size, snapshots: snapshotMarkers(dataSource, nodes, now) };
 }
 
-export function cellLabel(dataSource: string, interval: string, version: string, state: CellState, copies: number, segments: number, size: number): string {
-  const copyWords =
-    state === 'backedUp' || state === 'lost' || state === 'backupOnly' || state === 'overshadowed' ? `, ${plural(copies, 'copy', 'copies')}` : '';
-  return `${dataSource} ${intervalLabel(interval)}, version ${version}: ${CELL_WORDS[state]}${copyWords}, ${plural(segments, 'segment')}, ${formatBytes(size)}`;
+/** A cell's key: its version and interval, as JSON (media/timeline.js builds the same from the wire form). */
+export function cellKey(version: string, interval: string): string {
+  return JSON.stringify([version, interval]);
+}
+
+/**
+ * The timeline as it travels to the page. 10,000 segments as objects made a 4 MB message, slow to send through the
+ * webview and to parse: here a cell is `CELL_FIELDS.length` numbers in its lane's flat array (its interval an index
+ * in `intervals`, its state an index in `states`, its times in ms from `start`), and its segments stay in the
+ * extension until the page asks for them (`cellDetails`).
+ */
+export interface WireTimeline {
+  dataSource: string;
+  start: number;
+  end: number;
+  wantedCopies: number;
+  segments: number;
+  counts: Record<CellState, number>;
+  snapshots: SnapshotMarker[];
+  states: readonly CellState[];
+  intervals: string[];
+  lanes: Array<{ version: string; cells: number[] }>;
+}
+
+/** The numbers of a cell in a lane's array, in this order. */
+export const CELL_FIELDS = ['interval', 'start', 'end', 'state', 'copies', 'size', 'segments'] as const;
+
+export function toWire(tl: Timeline): WireTimeline {
+  const intervals: string[] = [];
+  const intervalIndex = new Map<string, number>();
+  const stateIndex = new Map(CELL_STATES.map((s, i) => [s, i]));
+  const lanes = tl.lanes.map((lane) => {
+    const cells: number[] = [];
+    for (const c of lane.cells) {
+      let i = intervalIndex.get(c.interval);
+      if (i === undefined) {
+        i = intervals.push(c.interval) - 1;
+        intervalIndex.set(c.interval, i);
+      }
+      cells.push(i, c.start - tl.start, c.end - tl.start, stateIndex.get(c.state)!, c.copies, c.size, c.segments.length);
+    }
+    return { version: lane.version, cells };
+  });
+  const { dataSource, start, end, wantedCopies, segments, counts, snapshots } = tl;
+  return { dataSource, start, end, wantedCopies, segments, counts, snapshots, states: CELL_STATES, intervals, lanes };
+}
+
+/** The segments of a cell as the page's hover lists them: the first `max`, and how many more there are. */
+export function cellDetails(cell: Cell, max = 8): { key: string; segments: CellSegment[]; more: number } {
+  return { key: cell.key, segments: cell.segments.slice(0, max), more: Math.max(0, cell.segments.length - max) };
 }
 
 /** Where the tree commands find a segment of a cell: a node's row when a node lists it, else a target's row. */

@@ -1,6 +1,7 @@
 /**
  * The coverage timeline of one data source in a webview: the model (model.ts) is built here from what the views
- * hold and sent to the page (media/timeline.js), which draws it. The page loads nothing remote: one script and one
+ * hold and sent to the page (media/timeline.js) in its compact form, which the page draws; the segments of a cell
+ * go when the page asks (its hover). The page loads nothing remote: one script and one
  * stylesheet from media/, under a Content-Security-Policy that allows only those (the script by nonce). Messages
  * from the page are input: only known types, with keys of cells the panel sent, are acted on. Live: the cluster's
  * changes (the nodes' events) rebuild the model, at most a few times a second.
@@ -12,7 +13,7 @@ import { Command } from '../commands/ids.js';
 import { revealRow } from '../commands/reveal.js';
 import type { Row } from '../tree/rows.js';
 import { parseMessage } from './messages.js';
-import { buildTimeline, type Cell, CELL_STATES, CELL_WORDS, nodeNames, segmentRef, type Timeline } from './model.js';
+import { buildTimeline, type Cell, cellDetails, CELL_WORDS, nodeNames, segmentRef, type Timeline, toWire } from './model.js';
 
 const VIEW_TYPE = 'druidBackup.timeline';
 
@@ -59,6 +60,12 @@ class TimelinePanel {
   private timer: ReturnType<typeof setTimeout> | undefined;
   private readonly openedAt = Date.now();
   private readonly prepared: Promise<void>;
+  /** When the first model was built (ms after opening) and how long building it took: the open time's parts. */
+  private builtAt = 0;
+  private buildMs = 0;
+  private pageReady = false;
+  /** The cluster changed after the first model was built and before the page asked for it. */
+  private changed = false;
 
   constructor(
     private readonly ext: ExtensionState,
@@ -74,9 +81,21 @@ class TimelinePanel {
     });
     this.panel.iconPath = vscode.Uri.joinPath(media, 'druid-backup.svg');
     this.panel.webview.html = html(this.panel.webview, media, dataSource);
-    // Load and build while the webview starts, so the page gets the model as soon as it asks.
-    this.prepared = this.load().then(() => this.build());
-    const sub = ext.cluster.onChange(() => this.schedule());
+    // Load and build while the webview starts, so the page gets the model as soon as it asks; from the next turn
+    // of the event loop, once the panel's creation has gone to the window (a build of 10,000 segments holds the
+    // extension host for a while, and the webview would only start after it).
+    this.prepared = new Promise((next) => setTimeout(next, 0))
+      .then(() => this.load())
+      .then(() => {
+        const t = Date.now();
+        this.build();
+        this.buildMs = Date.now() - t;
+        this.builtAt = Date.now() - this.openedAt;
+      });
+    const sub = ext.cluster.onChange(() => {
+      if (this.timeline && !this.pageReady) this.changed = true;
+      this.schedule();
+    });
     this.subscriptions.push(
       { dispose: () => sub.dispose() },
       this.panel.webview.onDidReceiveMessage((m) => void this.onMessage(m)),
@@ -105,7 +124,9 @@ class TimelinePanel {
   }
 
   private schedule(): void {
-    if (this.timer || !this.panel.visible) return;
+    // Before the page asked (its 'ready'), a model sent would wait in the webview and be drawn twice: it gets the
+    // newest when it asks.
+    if (this.timer || !this.panel.visible || !this.pageReady) return;
     this.timer = setTimeout(() => {
       this.timer = undefined;
       this.send();
@@ -123,7 +144,10 @@ class TimelinePanel {
   private send(rebuild = true): void {
     if (rebuild || !this.timeline) this.build();
     const names = nodeNames(this.ext.cluster.list());
-    void this.panel.webview.postMessage({ type: 'timeline', timeline: this.timeline, names, words: CELL_WORDS, states: CELL_STATES });
+    const wire = toWire(this.timeline!);
+    // The open time's parts on the extension's side, which the page shows for the e2e test's figures.
+    const timing = { built: this.builtAt, build: this.buildMs, sent: Date.now() - this.openedAt };
+    void this.panel.webview.postMessage({ type: 'timeline', timeline: wire, names, words: CELL_WORDS, timing });
   }
 
   /** Rows the tree commands take, for the segments of the cells with these keys. */
@@ -154,7 +178,9 @@ class TimelinePanel {
       case 'ready': {
         // Built while the page loaded (see the constructor); a change since then is sent by schedule().
         await this.prepared;
-        this.send(false);
+        // A change while it loaded is in the model sent now: built again only then.
+        this.send(this.changed);
+        this.pageReady = true;
         this.ext.output.info(`timeline of ${this.dataSource}: ${this.timeline?.segments ?? 0} segments sent ${Date.now() - this.openedAt} ms after opening`);
         return;
       }
@@ -162,7 +188,13 @@ class TimelinePanel {
         const cell = this.cells.get(m.key);
         const s = cell?.segments[0];
         const r = cell && s && segmentRef(this.dataSource, cell, s);
-        if (r) await revealRow(this.ext, r.view, { node: r.node, dataSource: r.dataSource, interval: r.interval, segmentId: r.segmentId });
+        // The focus stays in the timeline: a keyboard user goes on from the cell (to Restore…, to the next cell).
+        if (r) await revealRow(this.ext, r.view, { node: r.node, dataSource: r.dataSource, interval: r.interval, segmentId: r.segmentId }, { focus: false });
+        return;
+      }
+      case 'details': {
+        const cell = this.cells.get(m.key);
+        if (cell) void this.panel.webview.postMessage({ type: 'details', ...cellDetails(cell) });
         return;
       }
       case 'restore':

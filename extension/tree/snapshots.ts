@@ -4,9 +4,10 @@
  * it is confirmed. Pure, no `vscode`: the provider and the commands use it, the unit tests check it.
  */
 import type { PruneResult } from '../../sidecar/snapshot/prune.js';
+import type { SnapshotOutlook } from '../../sidecar/snapshot/retention.js';
 import type { SnapshotSummary } from '../../sidecar/snapshot/service.js';
 import { Command } from '../commands/ids.js';
-import { formatBytes, md, plural, timeAgo } from './format.js';
+import { formatBytes, formatDuration, md, plural, timeAgo } from './format.js';
 import type { NodeProblem, NodeView, Paging, Row } from './rows.js';
 import { page, rowId } from './rows.js';
 
@@ -44,9 +45,43 @@ export function snapshotsGroupRow(n: NodeView & SnapshotsView): Row {
   };
 }
 
+/** A time as the views show it: `2024-06-01 11:00 UTC`. */
+const utc = (iso: string) => iso.replace('T', ' ').replace(/(:00)?\.\d+Z$|(:00)?Z$/, ' UTC');
+
+/**
+ * What retention does with a snapshot, in words: `short` for a row's description and a marker's label ("expires
+ * ~2024-06-03 10:00 UTC", "pinned: kept", "next prune removes it"), `long` for a tooltip (the policy, the rules that
+ * keep it, the cadence the time assumes). Undefined when the sidecar did not say (an older sidecar).
+ */
+export function expiryWords(s: Pick<SnapshotSummary, 'pinned' | 'retention'>, now: number): { short: string; long: string; soon: boolean } | undefined {
+  const r = s.retention;
+  if (!r) return undefined;
+  const policy = `Retention (${r.policy})`;
+  if (!r.keep) return { short: 'next prune removes it', long: `${policy} does not keep it: ${r.reasons.join('; ')}. The next prune removes it.`, soon: true };
+  const why = r.reasons.join(', ');
+  if (s.pinned || r.reasons.includes('pinned')) return { short: 'pinned: kept', long: `${policy}: pinned, kept whatever the rules say.`, soon: false };
+  if (!r.until) {
+    const forever = r.reasons.includes('no retention rule is set');
+    return {
+      short: forever ? 'kept (no retention rule)' : `kept: ${why}`,
+      long: forever ? `${policy}: no rule is set, every snapshot is kept.` : `${policy} keeps it (${why}) until newer snapshots are taken.`,
+      soon: false,
+    };
+  }
+  const until = Date.parse(r.until);
+  const left = until - now;
+  const cadence = r.cadenceMs ? `, if snapshots go on every ${formatDuration(r.cadenceMs)}` : '';
+  return {
+    short: `expires ~${utc(r.until)}`,
+    long: `${policy} keeps it (${why}) until about ${utc(r.until)}${left > 0 ? ` (in ${formatDuration(left)})` : ''}${cadence}; the prune after that removes it.`,
+    soon: left < 24 * 3600_000,
+  };
+}
+
 export function snapshotRow(n: NodeView, s: SnapshotSummary, now: number): Row {
   const sources = s.dataSources.map((d) => d.name);
   const shown = sources.length <= 3 ? sources.join(', ') : `${sources.slice(0, 3).join(', ')} +${sources.length - 3}`;
+  const expiry = expiryWords(s, now);
   const tooltip = [
     `**Snapshot ${md(s.id)}**`,
     '',
@@ -54,14 +89,16 @@ export function snapshotRow(n: NodeView, s: SnapshotSummary, now: number): Row {
     `Data sources: ${sources.length ? sources.map(md).join(', ') : 'none'}`,
     `${plural(s.segments, 'segment')}, ${md(formatBytes(s.bytes))}`,
     s.complete ? 'Complete: every used segment is backed up, it can be restored whole' : 'Incomplete: some used segments were not backed up when it was taken',
-    s.pinned ? 'Pinned: retention never removes it' : 'Not pinned: retention (druid.backup.retention.*) may remove it at a prune',
+    expiry ? md(expiry.long) : s.pinned ? 'Pinned: retention never removes it' : 'Not pinned: retention (druid.backup.retention.*) may remove it at a prune',
     `In: ${s.targets.map(md).join(', ')}`,
   ].join('  \n');
   return {
     id: rowId('b', n.url, '#snapshots', s.id),
     kind: 'snapshot',
     label: s.time.replace('T', ' ').replace(/\.\d+Z$|Z$/, ' UTC'),
-    description: [shown || 'no data source', s.complete ? undefined : 'incomplete', s.pinned ? 'pinned' : undefined].filter(Boolean).join(' · '),
+    description: [shown || 'no data source', s.complete ? undefined : 'incomplete', expiry?.short ?? (s.pinned ? 'pinned' : undefined)]
+      .filter(Boolean)
+      .join(' · '),
     tooltip,
     icon: s.pinned ? { icon: 'pinned' } : s.complete ? { icon: 'pass', color: 'charts.green' } : { icon: 'warning', color: 'charts.yellow' },
     contextValue: `snapshot ${s.pinned ? 'pinned' : 'unpinned'} ${s.complete ? 'complete' : 'incomplete'}`,
@@ -146,9 +183,27 @@ export function parseSnapshotList(body: unknown): SnapshotSummary[] {
       metadata: typeof x.metadata === 'string' ? x.metadata : '',
       pinned: x.pinned === true,
       targets: x.targets,
+      ...(parseOutlook(x.retention) ?? {}),
     });
   }
   return out;
+}
+
+/** A snapshot's `retention` as the views may use it: anything not of its shape is left out. */
+function parseOutlook(v: unknown): { retention: SnapshotOutlook } | undefined {
+  const r = v as Record<string, unknown> | null | undefined;
+  if (!r || typeof r !== 'object' || typeof r.keep !== 'boolean' || !isStrings(r.reasons) || typeof r.policy !== 'string') return undefined;
+  const until = typeof r.until === 'string' && !Number.isNaN(Date.parse(r.until)) ? new Date(Date.parse(r.until)).toISOString() : undefined;
+  const cadence = typeof r.cadenceMs === 'number' && Number.isFinite(r.cadenceMs) && r.cadenceMs > 0 ? r.cadenceMs : undefined;
+  return {
+    retention: {
+      keep: r.keep,
+      reasons: r.reasons.slice(0, 20).map((x) => x.slice(0, 200)),
+      policy: r.policy.slice(0, 200),
+      ...(until ? { until } : {}),
+      ...(cadence ? { cadenceMs: cadence } : {}),
+    },
+  };
 }
 
 /** Whether the target shows a "Snapshots" group: it holds some, or reading them failed (which is shown). */

@@ -183,3 +183,112 @@ export function policyFromSettings(s: {
     gracePeriodMs: period('gracePeriod', s.gracePeriod) ?? DEFAULT_GRACE_MS,
   };
 }
+
+/** When the policy lets a snapshot go: never (pinned, no rule), at a time, or only after newer snapshots (no cadence known). */
+export interface SnapshotOutlook {
+  keep: boolean;
+  /** Why it is kept now, each rule that keeps it, or why not (as `applyRetention` says). */
+  reasons: string[];
+  /** The policy, in its words (`keepLast=7, keepDaily=30`). */
+  policy: string;
+  /**
+   * When the policy stops keeping it, if snapshots go on being taken every `cadenceMs` (the last rule keeping it
+   * lapses then, and the prune after that removes it). Absent when nothing ever lets it go (pinned, no rule) or when
+   * no cadence is known (a single snapshot, no period configured).
+   */
+  until?: string;
+  /** The cadence `until` assumes, in ms. */
+  cadenceMs?: number;
+}
+
+const BUCKET_END: Record<Bucketed, (ms: number) => number> = {
+  keepHourly: (ms) => Math.floor(ms / 3600000) * 3600000 + 3600000,
+  keepDaily: (ms) => Math.floor(ms / 86400000) * 86400000 + 86400000,
+  // ISO weeks start on Monday; 1970-01-05 was one.
+  keepWeekly: (ms) => {
+    const week = 7 * 86400000;
+    const monday = Date.UTC(1970, 0, 5);
+    return monday + (Math.floor((ms - monday) / week) + 1) * week;
+  },
+  keepMonthly: (ms) => {
+    const d = new Date(ms);
+    return Date.UTC(d.getUTCFullYear(), d.getUTCMonth() + 1, 1);
+  },
+};
+
+/** The usual gap between snapshots: the median of the last ten gaps, when there are some. */
+export function cadenceOf(timesMs: readonly number[]): number | undefined {
+  const sorted = [...timesMs].sort((a, b) => b - a).slice(0, 11);
+  const gaps = sorted
+    .slice(1)
+    .map((t, i) => sorted[i]! - t)
+    .filter((g) => g > 0)
+    .sort((a, b) => a - b);
+  return gaps.length ? gaps[Math.floor(gaps.length / 2)] : undefined;
+}
+
+/**
+ * Each snapshot's verdict now (`applyRetention`) and when the policy would stop keeping it, if snapshots go on being
+ * taken every `cadenceMs` from the newest (or from now, when they stopped): snapshot j then comes at
+ * `next + (j-1)·cadence`, `next = max(newest + cadence, now)`. A snapshot is kept while any rule keeps it, and each
+ * rule, once it lets go, never takes it back as newer snapshots come, so the time is the latest of its rules' ends:
+ * `newest` the first newer snapshot; `keepLast n` at rank r, the (n−r)th; a bucket rule of n at bucket rank q, a
+ * newer snapshot in its own bucket or the (n−q)th newer bucket; `keepWithin d`, the first newer snapshot taken d
+ * after it. The unit tests check this against `applyRetention` run over those future snapshots.
+ */
+export function retentionOutlook(
+  snapshots: readonly SnapshotFacts[],
+  policy: RetentionPolicy,
+  o: { nowMs: number; cadenceMs?: number },
+): Map<string, SnapshotOutlook> {
+  const verdicts = applyRetention(snapshots, policy);
+  const words = describePolicy(policy);
+  const out = new Map<string, SnapshotOutlook>();
+  const byId = new Map(snapshots.map((s) => [s.id, s]));
+  const P = o.cadenceMs !== undefined && o.cadenceMs > 0 ? o.cadenceMs : undefined;
+  const newest = verdicts[0] ? byId.get(verdicts[0].id)!.timeMs : o.nowMs;
+  const next = P === undefined ? 0 : Math.max(newest + P, o.nowMs);
+  /** The first future snapshot taken at or after `t`. */
+  const futureAt = (t: number) => next + Math.max(0, Math.ceil((t - next) / P!)) * P!;
+  // Pins use up no count and no bucket: ranks and buckets are among the others.
+  const unpinned = verdicts.filter((v) => !byId.get(v.id)!.pinned);
+  /** Per bucket rule: the time each newer bucket (1st, 2nd, …) gets its first future snapshot, as far as needed. */
+  const newBuckets = new Map<Bucketed, number[]>();
+  const bucketTimes = (rule: Bucketed, upTo: number): number[] => {
+    const list = newBuckets.get(rule) ?? [];
+    const of = BUCKETS.find((b) => b.rule === rule)!.of;
+    const newestBucket = unpinned[0] && of(byId.get(unpinned[0].id)!.timeMs);
+    let t = list.length ? BUCKET_END[rule](list[list.length - 1]!) : next;
+    while (list.length < upTo) {
+      const f = futureAt(t);
+      if (of(f) !== newestBucket) list.push(f);
+      t = BUCKET_END[rule](f);
+    }
+    newBuckets.set(rule, list);
+    return list;
+  };
+
+  verdicts.forEach((v, i) => {
+    const s = byId.get(v.id)!;
+    const entry: SnapshotOutlook = { keep: v.keep, reasons: v.reasons, policy: words };
+    out.set(v.id, entry);
+    if (!v.keep || s.pinned || !hasRule(policy) || P === undefined) return;
+    entry.cadenceMs = P;
+    const ends: number[] = [];
+    if (i === 0) ends.push(next);
+    const rank = unpinned.findIndex((u) => u.id === v.id);
+    const newer = unpinned.slice(0, rank).map((u) => byId.get(u.id)!.timeMs);
+    if (policy.keepLast && rank < policy.keepLast) ends.push(next + (policy.keepLast - rank - 1) * P);
+    for (const b of BUCKETS) {
+      const n = policy[b.rule] ?? 0;
+      if (!v.reasons.includes(`${b.word} ${b.of(s.timeMs)}`)) continue;
+      const q = new Set(newer.map(b.of)).size;
+      const mine = b.of(s.timeMs);
+      const sameBucket = b.of(next) === mine ? next : Infinity;
+      ends.push(Math.min(sameBucket, bucketTimes(b.rule, n - q)[n - q - 1]!));
+    }
+    if (policy.keepWithinMs !== undefined && newest - s.timeMs < policy.keepWithinMs) ends.push(futureAt(s.timeMs + policy.keepWithinMs));
+    entry.until = new Date(Math.max(...ends)).toISOString();
+  });
+  return out;
+}

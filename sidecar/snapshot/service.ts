@@ -21,6 +21,8 @@ import type { Pin } from './check.js';
 import type { MissingReason, SnapshotHeader } from './model.js';
 import type { PrunePlan, PruneResult } from './prune.js';
 import { leaseOwner, planPrune, prune } from './prune.js';
+import type { SnapshotOutlook } from './retention.js';
+import { cadenceOf, retentionOutlook } from './retention.js';
 import type { CaptureClusterMetadata } from './take.js';
 import { takeSnapshot } from './take.js';
 
@@ -41,6 +43,11 @@ export interface SnapshotSummary extends SnapshotHeader {
   pinned: boolean;
   /** The targets holding it. */
   targets: string[];
+  /**
+   * What this sidecar's retention policy says of it among the snapshots of the first target listed that holds it:
+   * kept and why (pinned, the rules), or not, and when it would stop being kept at the usual cadence of snapshots.
+   */
+  retention?: SnapshotOutlook;
 }
 
 export interface SnapshotServiceOptions {
@@ -181,6 +188,7 @@ export class SnapshotService {
   /** Every snapshot of every target, newest first, with the targets holding it. */
   async list(signal?: AbortSignal): Promise<SnapshotSummary[]> {
     const by = new Map<string, SnapshotSummary>();
+    const held: Array<{ ids: string[]; pins: Set<string> }> = [];
     for (const t of this.keeping()) {
       let ids: string[];
       let pins: Set<string>;
@@ -191,6 +199,7 @@ export class SnapshotService {
         this.o.log.warn({ target: t.url, err: messageOf(e) }, 'snapshots of this target not listed');
         continue;
       }
+      held.push({ ids, pins });
       for (const id of ids) {
         const known = by.get(id);
         if (known) {
@@ -201,6 +210,17 @@ export class SnapshotService {
         const h = await t.snapshots!.getHeader(id, signal);
         if (h) by.set(id, { ...h, pinned: pins.has(id), targets: [t.url] });
       }
+    }
+    // Retention applies to the snapshots of one store: each is judged among those of the first target holding it.
+    const configured = snapshotPeriodMs(this.o.config, { cluster: this.o.cluster === true });
+    for (const { ids, pins } of held) {
+      const facts = ids.flatMap((id) => {
+        const s = by.get(id);
+        return s ? [{ id, timeMs: Date.parse(s.time), pinned: pins.has(id) }] : [];
+      });
+      const cadenceMs = configured || cadenceOf(facts.map((f) => f.timeMs));
+      const outlook = retentionOutlook(facts, this.o.config.retention, { nowMs: Date.now(), ...(cadenceMs ? { cadenceMs } : {}) });
+      for (const f of facts) by.get(f.id)!.retention ??= outlook.get(f.id);
     }
     // Newest first by time (ids of one second differ only in their random tail), then id.
     return [...by.values()].sort((a, b) => Date.parse(b.time) - Date.parse(a.time) || (a.id < b.id ? 1 : -1));

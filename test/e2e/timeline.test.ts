@@ -10,14 +10,19 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { appendFileSync, existsSync, mkdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
+import { Readable } from 'node:stream';
 import { after, before, test } from 'node:test';
 import type { Browser, FrameLocator } from 'playwright-core';
 import { intervalLabel } from '../../extension/tree/format.js';
-import type { SegmentInfo, SegmentsResponse } from '../../sidecar/api.js';
+import type { Job, SegmentInfo, SegmentsResponse } from '../../sidecar/api.js';
+import type { SnapshotSummary } from '../../sidecar/snapshot/service.js';
 import { cacheSegmentPath } from '../../sidecar/druid/paths.js';
 import { parseSegmentId } from '../../sidecar/druid/segmentId.js';
 import { type SampleResult, writeSampleCache } from '../../sidecar/sample/sampleCache.js';
+import { HttpTarget } from '../../sidecar/store/http/target.js';
+import type { OutgoingSegment } from '../../sidecar/store/target.js';
 import { newToken, type SidecarProcess, startSidecar, tmpDir, waitFor } from '../helpers/sidecar.js';
+import { coordinator, descriptor } from '../helpers/snapshots.js';
 import { type CodeServer, installExtension, requireCodeServer, ROOT, startCodeServer } from './codeServer.js';
 import { chromiumPath, launchChromium, SCREENSHOTS, Workbench } from './workbench.js';
 
@@ -29,6 +34,8 @@ let big: SampleResult;
 let target: SidecarProcess | undefined;
 let source: SidecarProcess | undefined;
 let bigSource: SidecarProcess | undefined;
+let cluster: SidecarProcess | undefined;
+let druid: Awaited<ReturnType<typeof coordinator>> | undefined;
 let codeServer: CodeServer | undefined;
 let browser: Browser | undefined;
 let workbench: Workbench | undefined;
@@ -50,7 +57,12 @@ before(async () => {
   // What automatic restore would repair at once must stay lost long enough to be seen.
   appendFileSync(sample.propertiesFile, '\ndruid.backup.autoRestore=false\n');
   const token = newToken();
-  target = await startSidecar(['--store', path.join(work, 'store'), '--node-name', 'target-1'], { token, stateDir: path.join(work, 'target-state') });
+  // Its retention keeps the last two snapshots: the third one taken shows as going at the next prune.
+  target = await startSidecar(['--store', path.join(work, 'store'), '--node-name', 'target-1'], {
+    token,
+    stateDir: path.join(work, 'target-state'),
+    env: { DRUID_BACKUP_RETENTION_KEEP_LAST: '2' },
+  });
   source = await startSidecar(['--config', sample.propertiesFile, '--target', target.url, '--node-name', 'historical-1'], {
     token,
     stateDir: path.join(work, 'source-state'),
@@ -71,6 +83,8 @@ after(async () => {
   await browser?.close().catch(() => undefined);
   await codeServer?.stop();
   await bigSource?.stop();
+  await cluster?.stop();
+  druid?.close();
   await source?.stop();
   await target?.stop();
   if (work) rmSync(work, { recursive: true, force: true });
@@ -105,6 +119,237 @@ async function colorTheme(wb: Workbench, name: string): Promise<void> {
   await wb.page.locator('.quick-input-widget .monaco-list-row.focused', { hasText: name }).first().waitFor();
   await input.press('Enter');
   await wb.page.locator('.quick-input-widget').waitFor({ state: 'hidden' });
+}
+
+/**
+ * Expiring when: three snapshots of the `demo` data source (a cluster sidecar asking a Coordinator that answers as
+ * Druid does) in the target, whose retention keeps the last two: its Snapshots rows and the markers on the
+ * timeline of `demo` say when each goes, as the target's list answers.
+ */
+async function snapshotExpiry(wb: Workbench): Promise<void> {
+  druid = await coordinator();
+  // One segment of demo, of the last hour, in the target: the timeline of demo spans the snapshots' times.
+  const hour = Math.floor(Date.now() / 3600_000) * 3600_000;
+  const interval = `${new Date(hour - 3600_000).toISOString()}/${new Date(hour + 3600_000).toISOString()}`;
+  const d = { ...descriptor(1, 'v1'), interval, identifier: `demo_${interval.replace('/', '_')}_v1` };
+  const bytes = Buffer.from('segment of the hour');
+  const seg: OutgoingSegment = {
+    segmentId: d.identifier,
+    descriptor: d,
+    node: 'h1',
+    files: [
+      { name: 'version.bin', size: 4, open: () => Readable.from([Buffer.from([0, 0, 0, 9])]) },
+      { name: '00000.smoosh', size: bytes.length, open: () => Readable.from([bytes]) },
+    ],
+  };
+  await new HttpTarget(target!.url, { token: target!.token }).put(seg);
+  druid.used.push({ day: 1, version: 'v1' });
+  const taker = await startSidecar(['--coordinator', druid.url, '--target', target!.url, '--store', path.join(work, 'cluster-store')], {
+    token: target!.token,
+    stateDir: path.join(work, 'cluster-state'),
+  });
+  cluster = taker;
+  const ids: string[] = [];
+  for (let i = 0; i < 3; i++) {
+    const r = await taker.request<{ jobId: string }>('POST', '/data/v1/snapshots', {});
+    assert.equal(r.status, 202, r.text);
+    const job = await waitFor(`snapshot ${i}`, async () => {
+      const j = await taker.get<Job>(`/data/v1/jobs/${r.json.jobId}`);
+      return j.state === 'running' || j.state === 'queued' ? undefined : j;
+    });
+    assert.equal(job.state, 'succeeded', JSON.stringify(job.errors));
+    ids.push((job.result as { snapshot: string }).snapshot);
+    await new Promise((done) => setTimeout(done, 1100));
+  }
+  const listed = (await target!.get<{ snapshots: SnapshotSummary[] }>('/data/v1/snapshots')).snapshots;
+  const oldest = listed.find((x) => x.id === ids[0])!;
+  assert.equal(oldest.retention?.keep, false, JSON.stringify(oldest.retention));
+
+  // The Backups view, refreshed: the target's Snapshots group, each row saying what retention does with it.
+  await wb.pane('Backups').locator('.pane-header').hover();
+  await wb.pane('Backups').getByRole('button', { name: 'Refresh' }).click();
+  await wb.expand(wb.labelled('Backups', 'Snapshots'));
+  await wb.row('Backups', 'next prune removes it').waitFor();
+  assert.equal(await wb.row('Backups', /expires ~/).count(), 2, 'the two kept ones say when they go');
+  await wb.screenshot('backups-snapshots-expiry');
+
+  // The timeline of demo, from the Backups view: a marker per snapshot, saying the same.
+  await wb.contextMenu(wb.labelled('Backups', 'demo'), 'Show Coverage Timeline');
+  const frame = timelineFrame(wb);
+  await frame.locator('.snapshot').nth(2).waitFor();
+  const marks = await frame
+    .locator('.snapshot')
+    .evaluateAll((ms) => ms.map((m) => ({ id: m.getAttribute('data-snapshot'), expiry: m.getAttribute('data-expiry'), label: m.getAttribute('aria-label') })));
+  const byId = new Map(marks.map((m) => [m.id, m]));
+  assert.equal(byId.get(ids[0]!)?.expiry, 'next prune removes it');
+  assert.match(byId.get(ids[0]!)!.label!, /Retention \(keepLast=2\) does not keep it/);
+  for (const id of ids.slice(1)) assert.match(byId.get(id)!.expiry!, /^expires ~\d{4}-\d\d-\d\d \d\d:\d\d/);
+  assert.equal(await frame.locator('.snapshot.expiring').count(), 3, 'at this cadence (seconds), all go within a day');
+  await wb.screenshot('timeline-snapshots-expiry');
+}
+
+/** What has the focus inside the timeline page (undefined: its body, or nothing). */
+interface Focused {
+  tag: string;
+  key: string | null;
+  label: string | null;
+  interval: string | null;
+  version: string | null;
+  text: string;
+  width: number;
+}
+function focusedIn(frame: FrameLocator): Promise<Focused | undefined> {
+  return frame.locator('body').evaluate((body) => {
+    const a = body.ownerDocument.activeElement;
+    if (!a || a === body) return undefined;
+    return {
+      tag: a.tagName.toLowerCase(),
+      key: a.getAttribute('data-key'),
+      label: a.getAttribute('aria-label'),
+      interval: a.getAttribute('data-interval'),
+      version: a.getAttribute('data-version'),
+      text: a.textContent ?? '',
+      width: Number(a.getAttribute('width') ?? 0),
+    };
+  });
+}
+
+/**
+ * Everything the timeline offers, with the keyboard alone: into the page (Ctrl+1, Tab to the grid's one Tab stop),
+ * between cells and versions, selecting, zooming around the focused cell and panning, Back Up Now and Restore…
+ * from the toolbar (Shift+Tab), the restore confirmed in VS Code's dialog with Enter. A second segment goes lost
+ * first, so the restore has something to do.
+ */
+async function keyboardPath(wb: Workbench, frame: FrameLocator, api: SegmentInfo[]): Promise<void> {
+  const page = wb.page;
+  const focused = () => focusedIn(frame);
+  /** Presses `key` and waits until the focus is as `ok` wants it. */
+  const press = async (key: string, what: string, ok: (f: Focused | undefined) => boolean): Promise<Focused | undefined> => {
+    await page.keyboard.press(key);
+    return waitFor(`${key}: ${what}`, async () => {
+      const f = await focused();
+      return ok(f) ? { f } : undefined;
+    }).then((x) => x.f);
+  };
+  const onCell = (f: Focused | undefined): f is Focused => f?.tag === 'rect' && !!f.key;
+  const lanes = [...new Set(api.map((s) => s.version))].sort().reverse();
+  const startOf = (interval: string) => Date.parse(interval.split('/')[0]!);
+  /** Walks to the cell of `version` and `interval` with the arrow keys. */
+  const goTo = async (version: string, interval: string): Promise<Focused> => {
+    for (let step = 0; step < 60; step++) {
+      const f = (await focused())!;
+      assert.ok(onCell(f), `a cell has the focus (${JSON.stringify(f)})`);
+      if (f.version === version && f.interval === interval) return f;
+      const key =
+        f.version !== version
+          ? lanes.indexOf(f.version!) < lanes.indexOf(version)
+            ? 'ArrowDown'
+            : 'ArrowUp'
+          : startOf(f.interval!) < startOf(interval)
+            ? 'ArrowRight'
+            : 'ArrowLeft';
+      await press(key, 'another cell', (n) => onCell(n) && n.key !== f.key);
+    }
+    throw new Error(`the arrow keys did not reach ${version} ${interval}`);
+  };
+  const selectedKeys = () => frame.locator('rect.cell[aria-selected="true"]').evaluateAll((rs) => rs.map((r) => r.getAttribute('data-key')));
+
+  const victim = api.sort((a, b) => (a.id < b.id ? -1 : 1)).at(-1)!;
+  rmSync(cacheSegmentPath(sample.location, parseSegmentId(victim.id, victim.dataSource), 'nested'), { recursive: true });
+  const cell = frame.locator(`rect.cell[data-interval="${victim.interval}"][data-version="${victim.version}"]`);
+  await cell.and(frame.locator('[data-state="lost"]')).waitFor({ timeout: 60_000 });
+
+  // Into the page: Ctrl+1 focuses the editor (the webview), Tab goes through the toolbar to the grid.
+  await page.keyboard.press('Control+1');
+  await waitFor('the timeline page focused', () => frame.locator('body').evaluate((body) => body.ownerDocument.hasFocus()));
+  // Each Tab waits for the focus to move, so a slow page is not tabbed past the grid.
+  let first = await focused();
+  for (let i = 0; i < 10 && !onCell(first); i++) {
+    const was = JSON.stringify(first ?? null);
+    first = await press('Tab', 'the focus moved on', (f) => JSON.stringify(f ?? null) !== was);
+  }
+  assert.ok(onCell(first), `Tab reaches a cell (${JSON.stringify(first)})`);
+  // Its accessible name, as assistive technology computes it: the words of the cell.
+  assert.match(first.label!, /^wikipedia .*, version .*: .*, \d+ segments?, /);
+  assert.equal(await frame.getByRole('gridcell', { name: first.label!, exact: true }).count(), 1, 'the cell is a grid cell named by its words');
+  assert.equal(await frame.locator('rect.cell:not([role="gridcell"]), rect.cell:not([aria-label])').count(), 0, 'every cell is a named grid cell');
+  assert.equal(await frame.locator('rect.cell[tabindex="0"]').count(), 1, 'one Tab stop in the grid');
+
+  // Between cells: Home and End of a version, the arrows along it and across versions.
+  const lane = (version: string) =>
+    api
+      .filter((s) => s.version === version)
+      .map((s) => s.interval)
+      .filter((v, i, a) => a.indexOf(v) === i)
+      .sort((a, b) => startOf(a) - startOf(b));
+  const home = await press('Home', "the version's first cell", (f) => onCell(f) && f.interval === lane(first.version!)[0]);
+  if (lane(first.version!).length > 1) {
+    await press('ArrowRight', 'the next cell', (f) => onCell(f) && f.interval === lane(first.version!)[1]);
+    await press('End', "the version's last cell", (f) => onCell(f) && f.interval === lane(first.version!).at(-1));
+  }
+  assert.ok(lanes.length > 1, 'the sample has several versions');
+  const across = lanes.indexOf(home!.version!) === lanes.length - 1 ? 'ArrowUp' : 'ArrowDown';
+  await press(across, 'a cell of another version', (f) => onCell(f) && f.version !== home!.version);
+
+  // Back Up Now on a cell selected with Enter: its row is selected in the Nodes view, the focus stays on the cell.
+  const healthy = api.find((s) => s.interval !== victim.interval || s.version !== victim.version)!;
+  const h = await goTo(healthy.version, healthy.interval);
+  await page.keyboard.press('Enter');
+  await waitFor('the cell selected', async () => (await selectedKeys()).join() === h.key);
+  await wb.row('Nodes', healthy.id).and(page.locator('.selected')).waitFor();
+  assert.equal((await focused())?.key, h.key, 'the focus stayed in the timeline');
+  await press('Shift+Tab', 'Back Up Now', (f) => f?.tag === 'button' && f.text === 'Back Up Now');
+  await page.keyboard.press('Enter');
+  await wb
+    .notification(/^Backing up .*: done/)
+    .first()
+    .waitFor({ timeout: 60_000 });
+  await press('Tab', 'back in the grid', (f) => onCell(f) && f.key === h.key);
+
+  // Shift+arrows add to the selection, Escape clears it.
+  const next = await press('ArrowRight', 'a next cell', (f) => onCell(f));
+  if (next?.key !== h.key) {
+    await page.keyboard.press('Enter');
+    await press('Shift+ArrowLeft', 'the cell before', (f) => f?.key === h.key);
+    await waitFor('two cells selected', async () => (await selectedKeys()).length === 2);
+    await frame.getByRole('button', { name: 'Restore 2 cells…' }).waitFor();
+    await page.keyboard.press('Escape');
+    await waitFor('the selection cleared', async () => (await selectedKeys()).length === 0);
+    assert.ok(await frame.getByRole('button', { name: 'Restore…' }).isDisabled());
+  }
+
+  // Zoom around the focused cell and pan, with the focus kept on a cell throughout; 0 shows everything again.
+  const v = await goTo(victim.version, victim.interval);
+  for (let i = 0; i < 3; i++) await press('+', 'zoomed in, the cell kept', (f) => f?.key === v.key);
+  const zoomed = (await focused())!;
+  assert.ok(zoomed.width > v.width * 1.5, `zoomed in: the cell is ${v.width} then ${zoomed.width} px wide`);
+  const firstTick = () => frame.locator('.tick-label').first().textContent();
+  const before = await firstTick();
+  await page.keyboard.press('Control+ArrowRight');
+  await waitFor('panned', async () => (await firstTick()) !== before);
+  assert.ok(onCell(await focused()), 'a cell keeps the focus after panning');
+  await press('-', 'zoomed out', (f) => onCell(f));
+  await page.keyboard.press('0');
+  await waitFor('everything shown', async () => Number(await cell.getAttribute('width')) === v.width);
+
+  // Restore… of the lost cell: selected with Enter, Shift+Tab twice to Restore…, the plan confirmed with Enter.
+  await goTo(victim.version, victim.interval);
+  await page.keyboard.press('Enter');
+  await waitFor('the lost cell selected', async () => (await selectedKeys()).join() === v.key);
+  await press('Shift+Tab', 'Back Up Now', (f) => f?.tag === 'button' && f.text === 'Back Up Now');
+  await press('Shift+Tab', 'Restore…', (f) => f?.tag === 'button' && f.text === 'Restore…');
+  await page.keyboard.press('Enter');
+  const dialog = wb.dialog().filter({ hasText: 'Restore 1 segment into historical-1?' });
+  await dialog.waitFor();
+  assert.ok((await dialog.innerText()).includes(victim.id));
+  await page.keyboard.press('Enter');
+  await dialog.waitFor({ state: 'detached' });
+  await cell.and(frame.locator('[data-state="backedUp"]')).waitFor({ timeout: 60_000 });
+  await wb.screenshot('timeline-keyboard');
+  // The rows the selections revealed are folded again, so the next node's row shows.
+  await wb.pane('Nodes').locator('.pane-header').hover();
+  await wb.pane('Nodes').getByRole('button', { name: 'Collapse All' }).click();
+  await wb.labelled('Nodes', 'historical-1').and(page.locator('[aria-expanded="false"]')).waitFor();
 }
 
 async function addNode(wb: Workbench, url: string, token: string, first: boolean): Promise<void> {
@@ -251,6 +496,9 @@ test('in VS Code: the coverage timeline, lost segments and the status bar', { ti
   await page.locator('.quick-input-widget').filter({ hasText: 'Nothing needs attention' }).waitFor();
   await page.keyboard.press('Escape');
 
+  await keyboardPath(wb, frame, api);
+  await snapshotExpiry(wb);
+
   // 10,000 segments in one data source: the time from the command to every cell drawn.
   big = await writeSampleCache({
     dir: path.join(work, 'big'),
@@ -283,8 +531,13 @@ test('in VS Code: the coverage timeline, lost segments and the status bar', { ti
   const drawn = await bigFrame.locator('rect.cell').count();
   const ms = Date.now() - t0;
   const renderMs = await bigFrame.locator('body').getAttribute('data-render-ms');
+  // The page's own clock: when it asked for the model, got it, had drawn it (from its start).
+  const [ready, received, done] = (await bigFrame.locator('body').getAttribute('data-timing'))!.split(' ').map(Number) as [number, number, number];
+  const [built, build, sent] = (await bigFrame.locator('body').getAttribute('data-host-timing'))!.split(' ').map(Number) as [number, number, number];
   console.log(
-    `timeline of ${BIG.toLocaleString('en-US')} segments (${drawn} cells drawn): open to drawn in ${ms} ms, of which the page's drawing ${renderMs} ms`,
+    `timeline of ${BIG.toLocaleString('en-US')} segments (${drawn} cells drawn): open to drawn in ${ms} ms, of which the page's drawing ${renderMs} ms` +
+      ` (the webview started ${ms - done} ms after the command, its script asked at +${ready} ms, the model arrived at +${received} ms;` +
+      ` the extension: model built ${built} ms after opening, in ${build} ms, sent at ${sent} ms)`,
   );
   assert.ok(drawn > 0);
   await wb.screenshot('timeline-10000');

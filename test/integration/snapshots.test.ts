@@ -92,10 +92,24 @@ describe('snapshots to a target sidecar', () => {
     );
     assert.deepEqual(plan.remove.map((r) => r.segmentId).sort(), [idOf(1, 'v1'), idOf(2, 'v1')]);
     assert.equal((await http.stats()).segments, 4);
+    // The target's list says the same of each snapshot, by the policy it prunes with: s2 kept until the next
+    // snapshot (at the cadence so far, the gap between the two), s1 not kept.
+    const judged = (await target.get<{ snapshots: SnapshotSummary[] }>('/data/v1/snapshots')).snapshots;
+    const r2 = judged.find((s) => s.id === s2)!.retention!;
+    assert.deepEqual([r2.keep, r2.reasons, r2.policy], [true, ['newest', 'last 1 of 1'], 'keepLast=1']);
+    const gap = Date.parse(list.snapshots[0]!.time) - Date.parse(list.snapshots[1]!.time);
+    assert.ok(gap > 0 && r2.cadenceMs === gap, `the cadence is the gap between the two snapshots (${gap} ms, ${r2.cadenceMs})`);
+    assert.ok(Date.parse(r2.until!) >= Date.parse(list.snapshots[0]!.time) + gap, r2.until);
+    const r1 = judged.find((s) => s.id === s1)!.retention!;
+    assert.equal(r1.keep, false);
+    assert.equal(r1.until, undefined);
+    assert.match(r1.reasons[0]!, /no rule keeps it \(keepLast=1\)/);
     // Pinned, the older snapshot keeps its segments.
     assert.equal((await cluster.request('PUT', `/data/v1/snapshots/${s1}/pin`, { reason: 'test' })).status, 200);
     const pinnedPlan = (await job(target, '/data/v1/store/prune', { dryRun: true })).result as unknown as PruneResult;
     assert.equal(pinnedPlan.remove.length, 0);
+    const pinned = (await target.get<{ snapshots: SnapshotSummary[] }>('/data/v1/snapshots')).snapshots.find((s) => s.id === s1)!.retention!;
+    assert.deepEqual([pinned.keep, pinned.reasons, pinned.until], [true, ['pinned'], undefined], 'pinned: kept, never let go');
     assert.equal((await cluster.request('DELETE', `/data/v1/snapshots/${s1}/pin`)).status, 200);
     // The storage overhead before: 4 segments stored, Druid uses 2 of the same size.
     const measured = await waitFor(

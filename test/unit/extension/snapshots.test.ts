@@ -8,6 +8,7 @@ import { STORED_GROUPING } from '../../../extension/cluster.js';
 import { GroupedIndex } from '../../../extension/tree/index.js';
 import { type NodeView, type Paging, targetChildren } from '../../../extension/tree/rows.js';
 import {
+  expiryWords,
   parsePrunePlan,
   parseSnapshotList,
   prunePlanText,
@@ -180,4 +181,35 @@ test('the menus offer Restore Snapshot and Pin or Unpin on the right snapshot ro
   assert.ok(on('druidBackup.pinSnapshot', unpinned!.contextValue!) && !on('druidBackup.unpinSnapshot', unpinned!.contextValue!));
   assert.ok(!on('druidBackup.restoreSnapshot', 'snapshots'));
   assert.ok(on('druidBackup.pruneTarget', 'target target') && on('druidBackup.pruneTarget', 'snapshots'));
+});
+
+test('a snapshot row says when retention lets it go: pinned, kept until newer ones, a time, or the next prune', () => {
+  const policy = 'keepLast=3, keepDaily=7';
+  const row = (over: Partial<SnapshotSummary>) => snapshotChildren(target({ snapshots: [snap(B.id, B.time, over)] }), paging(10), NOW)[0]!;
+  const timed = row({ retention: { keep: true, reasons: ['daily 2024-06-01'], policy, until: '2024-06-08T10:00:00.000Z', cadenceMs: 3600_000 } });
+  assert.equal(timed.description, 'wikipedia, koalas · expires ~2024-06-08 10:00 UTC');
+  assert.match(
+    String(timed.tooltip).replace(/\\(.)/g, '$1'),
+    /Retention \(keepLast=3, keepDaily=7\) keeps it \(daily 2024-06-01\) until about 2024-06-08 10:00 UTC \(in 7 days\), if snapshots go on every 1 h; the prune after that removes it\./,
+  );
+  assert.equal(row({ pinned: true, retention: { keep: true, reasons: ['pinned'], policy } }).description, 'wikipedia, koalas · pinned: kept');
+  assert.equal(
+    row({ retention: { keep: false, reasons: ['no rule keeps it (keepLast=3)'], policy } }).description,
+    'wikipedia, koalas · next prune removes it',
+  );
+  assert.equal(row({ retention: { keep: true, reasons: ['last 1 of 3'], policy } }).description, 'wikipedia, koalas · kept: last 1 of 3');
+  assert.equal(
+    row({ retention: { keep: true, reasons: ['no retention rule is set'], policy: 'no rule' } }).description,
+    'wikipedia, koalas · kept (no retention rule)',
+  );
+  assert.equal(expiryWords({ pinned: false }, NOW), undefined, 'an older sidecar says nothing: nothing is shown');
+  // What a sidecar sends is checked: a retention of the wrong shape is dropped, bad fields left out.
+  const parsed = parseSnapshotList({
+    snapshots: [
+      { ...A, retention: { keep: 'yes', reasons: [], policy } },
+      { ...B, retention: { keep: true, reasons: ['newest'], policy, until: 'soon', cadenceMs: -1 } },
+    ],
+  });
+  assert.equal(parsed[0]!.retention, undefined);
+  assert.deepEqual(parsed[1]!.retention, { keep: true, reasons: ['newest'], policy });
 });

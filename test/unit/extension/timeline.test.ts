@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import type { NodeInfo, SegmentInfo, StoredSegment } from '../../../sidecar/api.js';
 import { SEGMENT_GROUPING, STORED_GROUPING } from '../../../extension/cluster.js';
 import { parseMessage } from '../../../extension/timeline/messages.js';
-import { buildTimeline, type Cell, segmentRef } from '../../../extension/timeline/model.js';
+import { buildTimeline, type Cell, CELL_FIELDS, CELL_STATES, cellDetails, cellKey, segmentRef, toWire } from '../../../extension/timeline/model.js';
 import { GroupedIndex } from '../../../extension/tree/index.js';
 import type { NodeView } from '../../../extension/tree/rows.js';
 import type { SnapshotSummary } from '../../../sidecar/snapshot/service.js';
@@ -84,7 +84,50 @@ test('one lane per version, newest first; one cell per interval, coloured by the
       ['backedUp', 1],
     ],
   );
-  assert.match(cellAt(old, 4).label, /^w 2024-01-05\/2024-01-06, version 2024-05-01T00:00:00\.000Z: lost from the node \(backup holds it\), 1 copy, 1 segment/);
+  assert.equal(cellAt(old, 4).key, cellKey('2024-05-01T00:00:00.000Z', day(4)));
+});
+
+test('the compact form for the page: each cell as numbers, intervals once; the segments of a cell on request', () => {
+  const older = [0, 1, 2].map((d) => segment('w', d, 0, { size: 100 + d }));
+  const two = segment('w', 1, 1, { size: 7, backup: { state: 'failed', error: 'down' } });
+  const newer = withVersion(segment('w', 1, 0), '2024-05-02T00:00:00.000Z');
+  const tl = buildTimeline('w', [source('http://a', [...older, two, newer])]);
+  const wire = toWire(tl);
+  assert.deepEqual(wire.states, CELL_STATES);
+  assert.deepEqual(wire.intervals, [day(1), day(0), day(2)], 'day 1 once, though two versions have it');
+  assert.deepEqual(
+    wire.lanes.map((l) => l.version),
+    tl.lanes.map((l) => l.version),
+  );
+  // Back from the numbers: every cell as the model has it.
+  wire.lanes.forEach((lane, li) => {
+    const cells = tl.lanes[li]!.cells;
+    assert.equal(lane.cells.length, cells.length * CELL_FIELDS.length);
+    cells.forEach((c, ci) => {
+      const f = Object.fromEntries(CELL_FIELDS.map((name, k) => [name, lane.cells[ci * CELL_FIELDS.length + k]!]));
+      assert.deepEqual(
+        {
+          interval: wire.intervals[f.interval!],
+          start: wire.start + f.start!,
+          end: wire.start + f.end!,
+          state: wire.states[f.state!],
+          copies: f.copies,
+          size: f.size,
+          segments: f.segments,
+        },
+        { interval: c.interval, start: c.start, end: c.end, state: c.state, copies: c.copies, size: c.size, segments: c.segments.length },
+      );
+    });
+  });
+  assert.equal(cellAt(tl.lanes[1]!.cells, 1).state, 'overshadowed');
+  assert.ok(!JSON.stringify(wire).includes(older[0]!.id), 'no segment id travels with the cells');
+  const d = cellDetails(cellAt(tl.lanes[1]!.cells, 1), 1);
+  assert.deepEqual(
+    d.segments.map((s) => s.id),
+    [older[1]!.id],
+  );
+  assert.equal(d.more, 1);
+  assert.equal(d.key, cellKey(older[1]!.version, day(1)));
 });
 
 test('a segment on two nodes and two targets is one segment with its copies, and the commands find its rows', () => {
@@ -131,18 +174,21 @@ test('10,000 segments in one data source: one cell each (the build time is print
   const tl = buildTimeline('big', [source('http://a', segs)]);
   const ms = performance.now() - t0;
   assert.equal(tl.lanes[0]!.cells.length, 10_000);
-  console.log(`timeline model of 10,000 segments: ${ms.toFixed(0)} ms`);
+  const bytes = JSON.stringify(toWire(tl)).length;
+  console.log(`timeline model of 10,000 segments: ${ms.toFixed(0)} ms, ${(bytes / 1024).toFixed(0)} KiB to the page`);
 });
 
 test('messages from the page: only the known types with string keys are taken', () => {
   assert.deepEqual(parseMessage({ type: 'ready' }), { type: 'ready' });
   assert.deepEqual(parseMessage({ type: 'select', key: '["v","i"]' }), { type: 'select', key: '["v","i"]' });
+  assert.deepEqual(parseMessage({ type: 'details', key: '["v","i"]', x: 1 }), { type: 'details', key: '["v","i"]' });
   assert.deepEqual(parseMessage({ type: 'restore', keys: ['a', 'b'], extra: 1 }), { type: 'restore', keys: ['a', 'b'] });
   for (const bad of [
     null,
     'ready',
     { type: 'select' },
     { type: 'select', key: 1 },
+    { type: 'details', key: ['a'] },
     { type: 'backup', keys: 'a' },
     { type: 'backup', keys: [1] },
     { type: 'eval', code: 'x' },
@@ -186,5 +232,51 @@ test('snapshots that name the data source are markers at their time, one per sna
   assert.deepEqual(
     buildTimeline('kttm', [t1]).snapshots.map((m) => m.id),
     [newer.id, otherSource.id],
+  );
+});
+
+test('a marker says when retention lets its snapshot go, as its target answered', () => {
+  const base = {
+    formatVersion: 1 as SnapshotSummary['formatVersion'],
+    node: 'cluster-1',
+    dataSources: [{ name: 'w' }] as unknown as SnapshotSummary['dataSources'],
+    segments: 1,
+    bytes: 1,
+    complete: true,
+    metadata: '',
+    pinned: false,
+    targets: ['http://t1'],
+  };
+  const now = Date.parse('2024-06-02T12:00:00Z');
+  const soon: SnapshotSummary = {
+    ...base,
+    id: '20240601T000000Z-0000000a',
+    time: '2024-06-01T00:00:00Z',
+    retention: { keep: true, reasons: ['last 2 of 2'], policy: 'keepLast=2', until: '2024-06-03T00:00:00.000Z', cadenceMs: 86_400_000 },
+  };
+  const gone: SnapshotSummary = {
+    ...base,
+    id: '20240531T000000Z-00000009',
+    time: '2024-05-31T00:00:00Z',
+    retention: { keep: false, reasons: ['no rule keeps it (keepLast=2)'], policy: 'keepLast=2' },
+  };
+  const later: SnapshotSummary = {
+    ...base,
+    id: '20240602T000000Z-0000000b',
+    time: '2024-06-02T00:00:00Z',
+    retention: { keep: true, reasons: ['newest', 'last 1 of 2'], policy: 'keepLast=2', until: '2024-06-04T00:00:00.000Z', cadenceMs: 86_400_000 },
+  };
+  const tl = buildTimeline('w', [{ ...target('http://t1', []), snapshots: [later, soon, gone] }], 1, now);
+  assert.deepEqual(
+    tl.snapshots.map((m) => [m.id, m.expiry, m.expiring]),
+    [
+      [gone.id, 'next prune removes it', true],
+      [soon.id, 'expires ~2024-06-03 00:00 UTC', true],
+      [later.id, 'expires ~2024-06-04 00:00 UTC', false],
+    ],
+  );
+  assert.match(
+    tl.snapshots[1]!.label,
+    /\. Retention \(keepLast=2\) keeps it \(last 2 of 2\) until about 2024-06-03 00:00 UTC \(in 12 h\), if snapshots go on every 1 day; the prune after that removes it\.$/,
   );
 });

@@ -1,7 +1,16 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
-import { applyRetention, isoWeek, policyFromSettings, segmentVerdict } from '../../../sidecar/snapshot/retention.js';
+import {
+  applyRetention,
+  cadenceOf,
+  describePolicy,
+  hasRule,
+  isoWeek,
+  policyFromSettings,
+  retentionOutlook,
+  segmentVerdict,
+} from '../../../sidecar/snapshot/retention.js';
 import type { RetentionPolicy, SnapshotFacts } from '../../../sidecar/snapshot/retention.js';
 import { newSnapshotId } from '../../../sidecar/snapshot/check.js';
 
@@ -150,4 +159,61 @@ test('snapshot ids are sortable by time', () => {
   const b = newSnapshotId(T0 + 1000);
   assert.match(a, /^20261206T120000Z-[0-9a-f]{8}$/);
   assert.ok(a < b);
+});
+
+test('the outlook: when the policy lets each snapshot go, as applyRetention says once the snapshots to come are taken', () => {
+  const policyArb: fc.Arbitrary<RetentionPolicy> = fc.record({
+    keepLast: fc.option(fc.integer({ min: 0, max: 5 }), { nil: undefined }),
+    keepHourly: fc.option(fc.integer({ min: 0, max: 5 }), { nil: undefined }),
+    keepDaily: fc.option(fc.integer({ min: 0, max: 5 }), { nil: undefined }),
+    keepWeekly: fc.option(fc.integer({ min: 0, max: 4 }), { nil: undefined }),
+    keepMonthly: fc.option(fc.integer({ min: 0, max: 3 }), { nil: undefined }),
+    keepWithinMs: fc.option(fc.integer({ min: 0, max: 20 * D }), { nil: undefined }),
+    gracePeriodMs: fc.constant(0),
+  });
+  const snapsArb = fc
+    .array(fc.record({ t: fc.integer({ min: 0, max: 60 * D }), pinned: fc.boolean() }), { minLength: 1, maxLength: 20 })
+    .map((xs) => xs.map((x, i) => ({ id: `s${String(i).padStart(3, '0')}`, timeMs: T0 - x.t, pinned: x.pinned && i % 3 === 0 })));
+  fc.assert(
+    fc.property(snapsArb, policyArb, fc.constantFrom(H, 6 * H, D, 3 * D, 10 * D), fc.integer({ min: 0, max: 90 * D }), (snapshots, policy, cadenceMs, late) => {
+      const nowMs = T0 + late;
+      const outlook = retentionOutlook(snapshots, policy, { nowMs, cadenceMs });
+      const verdicts = applyRetention(snapshots, policy);
+      const newest = Math.max(...snapshots.map((s) => s.timeMs));
+      const next = Math.max(newest + cadenceMs, nowMs);
+      const future = (j: number): SnapshotFacts[] =>
+        Array.from({ length: j }, (_, k) => ({ id: `z${String(k).padStart(5, '0')}`, timeMs: next + k * cadenceMs, pinned: false }));
+      const keptWith = (j: number, id: string) => applyRetention([...snapshots, ...future(j)], policy).find((v) => v.id === id)!.keep;
+      for (const v of verdicts) {
+        const o = outlook.get(v.id)!;
+        assert.equal(o.keep, v.keep);
+        assert.deepEqual(o.reasons, v.reasons);
+        const s = snapshots.find((x) => x.id === v.id)!;
+        if (!v.keep || s.pinned || !hasRule(policy)) {
+          assert.equal(o.until, undefined, `${v.id}: ${v.reasons.join('; ')}`);
+          continue;
+        }
+        assert.ok(o.until, `${v.id} kept by ${v.reasons.join('; ')} lapses at some time`);
+        const j = (Date.parse(o.until) - next) / cadenceMs + 1;
+        assert.ok(Number.isInteger(j) && j >= 1, `${o.until} is the time of a snapshot to come`);
+        assert.ok(keptWith(j - 1, v.id), `${v.id} still kept before ${o.until}`);
+        assert.ok(!keptWith(j, v.id), `${v.id} let go at ${o.until} (${policy ? describePolicy(policy) : ''})`);
+      }
+    }),
+    { numRuns: 300 },
+  );
+});
+
+test('the outlook without a cadence: no time, the verdict only; the cadence is the usual gap', () => {
+  const s = snaps([T0 - 2 * H, T0 - H, T0], [0]);
+  const o = retentionOutlook(s, { keepLast: 1, gracePeriodMs: 0 }, { nowMs: T0 });
+  assert.deepEqual(o.get('s002'), { keep: true, reasons: ['newest', 'last 1 of 1'], policy: 'keepLast=1' });
+  assert.deepEqual(o.get('s000'), { keep: true, reasons: ['pinned'], policy: 'keepLast=1' });
+  assert.equal(o.get('s001')!.keep, false);
+  const timed = retentionOutlook(s, { keepLast: 2, gracePeriodMs: 0 }, { nowMs: T0, cadenceMs: H });
+  assert.equal(timed.get('s001')!.until, new Date(T0 + H).toISOString(), 'the next snapshot makes it the third');
+  assert.equal(timed.get('s002')!.until, new Date(T0 + 2 * H).toISOString());
+  assert.equal(timed.get('s000')!.until, undefined, 'pinned: never');
+  assert.equal(cadenceOf([T0, T0 - H, T0 - 2 * H, T0 - 26 * H]), H);
+  assert.equal(cadenceOf([T0]), undefined);
 });
