@@ -33,7 +33,7 @@ export function authorization(auth: DruidAuth | undefined): Record<string, strin
  * (connection refused, timeout, aborted) or the answer is larger than `limit` (`target_answer_too_large`).
  */
 export async function druidCall(opts: {
-  method: 'GET' | 'POST';
+  method: 'GET' | 'POST' | 'DELETE';
   url: string;
   auth?: DruidAuth;
   body?: unknown;
@@ -41,6 +41,8 @@ export async function druidCall(opts: {
   what: string;
   signal?: AbortSignal;
   timeoutMs?: number;
+  /** More request headers, e.g. X-Druid-Author and X-Druid-Comment for Druid's audit log. */
+  headers?: Record<string, string>;
 }): Promise<DruidAnswer> {
   let res;
   try {
@@ -48,7 +50,7 @@ export async function druidCall(opts: {
       method: opts.method,
       url: opts.url,
       data: opts.body,
-      headers: { Accept: 'application/json', ...authorization(opts.auth) },
+      headers: { Accept: 'application/json', ...opts.headers, ...authorization(opts.auth) },
       responseType: 'stream',
       timeout: opts.timeoutMs ?? DRUID_TIMEOUT_MS,
       signal: opts.signal,

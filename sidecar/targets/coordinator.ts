@@ -54,8 +54,16 @@ export function druidAuthFor(coordinator: string, config: Pick<SidecarConfig, 'c
   return coordinator === config.coordinator ? config.druidAuth : undefined;
 }
 
-/** Marks the segments used; never throws for the Coordinator's answer (the restore itself succeeded), reports it. */
-export async function markUsed(plan: MarkUsedPlan, opts: { auth?: DruidAuth; signal?: AbortSignal } = {}): Promise<MarkUsedResult> {
+/**
+ * Marks the segments used (or, with `action: 'markUnused'`, unused: a cluster restore's rollback); never throws for
+ * the Coordinator's answer (the restore itself succeeded), reports it. `headers`: X-Druid-Author and
+ * X-Druid-Comment, so Druid's audit log says who and why.
+ */
+export async function markUsed(
+  plan: MarkUsedPlan,
+  opts: { auth?: DruidAuth; signal?: AbortSignal; action?: 'markUsed' | 'markUnused'; headers?: Record<string, string> } = {},
+): Promise<MarkUsedResult> {
+  const action = opts.action ?? 'markUsed';
   const outcome: MarkUsedResult['outcome'] = {};
   for (const [ds, ids] of Object.entries(plan.segments)) {
     let changed = 0;
@@ -64,12 +72,13 @@ export async function markUsed(plan: MarkUsedPlan, opts: { auth?: DruidAuth; sig
         // The answer is a count: anything larger than a small answer is refused as it arrives.
         const res = await druidCall({
           method: 'POST',
-          url: `${plan.coordinator}/druid/coordinator/v1/datasources/${encodeURIComponent(ds)}/markUsed`,
+          url: `${plan.coordinator}/druid/coordinator/v1/datasources/${encodeURIComponent(ds)}/${action}`,
           body: { segmentIds: ids.slice(i, i + BATCH) },
           auth: opts.auth,
+          ...(opts.headers ? { headers: opts.headers } : {}),
           signal: opts.signal,
           limit: ANSWER_LIMITS.small,
-          what: "the Coordinator's markUsed answer",
+          what: `the Coordinator's ${action} answer`,
         });
         // Its status only: the answer's text is the Coordinator's, never put into our messages.
         if (res.status < 200 || res.status >= 300) throw new Error(`the Coordinator answered ${statusPhrase(res)}`);
