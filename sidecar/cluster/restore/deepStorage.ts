@@ -63,7 +63,8 @@ export function parseDeepStorageHome(raw: string): DeepStorageHome {
     const problem = bucketNameProblem(bucket);
     if (problem) throw new BackupError('bad_request', `deepStorage: ${problem}`);
     const baseKey = (m[2] ?? '').replace(/\/+$/, '');
-    if (baseKey) bucketKey('', baseKey, raw);
+    if (baseKey.split('/').some((p) => p === '' || p === '.' || p === '..'))
+      throw new BackupError('bad_request', `deepStorage ${quoteId(raw)}: its base key must be plain names separated by "/"`);
     return { kind: 's3', bucket, baseKey };
   }
   if (!path.isAbsolute(raw)) throw new BackupError('bad_request', `deepStorage ${quoteId(raw)} is neither an absolute directory nor s3://bucket/baseKey`);
@@ -92,14 +93,16 @@ export function relativePlace(seg: SegmentId, spec: LoadSpec): string {
     }
   }
   const last = parts[parts.length - 1];
-  const name = spec.type === 's3_zip' || !last || last === '.' || last === '..' ? 'index.zip' : last;
+  const dir = typeof where === 'string' && where.endsWith('/');
+  const name = spec.type === 's3_zip' || !last || last === '.' || last === '..' ? 'index.zip' : `${last}${dir ? '/' : ''}`;
   return [...storageDir, seg.version, String(seg.partition), name].join('/');
 }
 
 /** The loadSpec of a segment moved to `home`: the same relative place there. */
 export function loadSpecAt(seg: SegmentId, spec: LoadSpec, home: DeepStorageHome): LoadSpec {
   const rel = relativePlace(seg, spec);
-  if (home.kind === 'local') return { type: 'local', path: path.join(home.directory, rel) + (rel.endsWith('/') ? '/' : '') };
+  // path.join keeps a trailing "/" (an index/ directory stays one).
+  if (home.kind === 'local') return { type: 'local', path: path.join(home.directory, rel) };
   // S3 holds index.zip only: a local index/ directory becomes an index.zip at the same place.
   const zipRel = rel.endsWith('/') ? `${rel.replace(/\/+$/, '').replace(/[^/]+$/, '')}index.zip` : rel;
   const key = home.baseKey ? `${home.baseKey}/${zipRel}` : zipRel;

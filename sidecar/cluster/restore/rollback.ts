@@ -16,6 +16,7 @@
  * not compact the restored intervals before the check has seen them.
  */
 import { BackupError, messageOf } from '../../errors.js';
+import { segmentIdOfDescriptor } from '../../druid/descriptor.js';
 import { parseSegmentId } from '../../druid/segmentId.js';
 import type { Interval } from '../../druid/time.js';
 import { parseInstant, parseInterval, periodToMillis } from '../../druid/time.js';
@@ -89,6 +90,21 @@ export function planDataSource(o: {
   return { items, warnings };
 }
 
+/**
+ * The id of one element of Druid's unused-segment listing: Druid 33 answers `DataSegmentPlus` objects
+ * (`{"dataSegment": {...}, "createdDate", ...}`), older ones a DataSegment or an id. An element that names no valid
+ * segment is passed over: it cannot be one the snapshot holds.
+ */
+export function unusedId(el: unknown): string | undefined {
+  if (typeof el === 'string') return el;
+  const o = el as { dataSegment?: unknown } | null;
+  try {
+    return segmentIdOfDescriptor(o && typeof o === 'object' && 'dataSegment' in o ? o.dataSegment : o).id;
+  } catch {
+    return undefined;
+  }
+}
+
 /** The ids of a data source's unused segments, read streaming (Druid 33: `/metadata/datasources/{ds}/unusedSegments`). */
 async function unusedIds(ctx: ClusterRestoreContext, ds: string, keep: ReadonlySet<string>): Promise<Set<string>> {
   const url = new URL(`/druid/coordinator/v1/metadata/datasources/${encodeURIComponent(ds)}/unusedSegments`, ctx.coordinator);
@@ -110,8 +126,8 @@ async function unusedIds(ctx: ClusterRestoreContext, ds: string, keep: ReadonlyS
     throw new BackupError('target_error', `${what}: the Coordinator answered ${res.status}`);
   }
   for await (const el of jsonArrayElements(res.body, MAX_ELEMENT, what)) {
-    const id = typeof el === 'string' ? el : ((el as { id?: unknown; identifier?: unknown } | null)?.identifier ?? (el as { id?: unknown } | null)?.id);
-    if (typeof id === 'string' && keep.has(id)) out.add(id);
+    const id = unusedId(el);
+    if (id !== undefined && keep.has(id)) out.add(id);
   }
   return out;
 }
