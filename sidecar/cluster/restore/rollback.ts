@@ -244,7 +244,8 @@ export function rollbackStep(opts: RollbackOptions = {}): ClusterRestoreStep {
     const result: StepResult = { step: p.step, items: [] };
     const headers = auditHeaders(ctx);
     const mark = async (action: 'markUsed' | 'markUnused', byDs: Record<string, string[]>) =>
-      (await markUsed({ coordinator: ctx.coordinator, segments: byDs }, { auth: ctx.auth, signal: ctx.signal, action, headers })).outcome;
+      (await markUsed({ coordinator: ctx.coordinator, segments: byDs }, { auth: ctx.auth, signal: ctx.signal, action, headers, overlord: ctx.overlord }))
+        .outcome;
 
     const unusedBy = toMarkUnused.get(p);
     if (!unusedBy) throw new BackupError('internal', 'the rollback step runs only a plan it made');
