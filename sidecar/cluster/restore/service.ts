@@ -118,6 +118,9 @@ export class ClusterRestoreService {
 
   /** The job; its request is checked (the snapshot found) before it is answered. */
   async start(req: ClusterRestoreRequest): Promise<Job> {
+    // Two restores planning against the same cluster would each act on a plan the other makes stale.
+    const running = [...this.d.jobs.list({ type: 'recovery', state: 'running' }), ...this.d.jobs.list({ type: 'recovery', state: 'queued' })];
+    if (running.length) throw new BackupError('conflict', `cluster restore ${running[0]!.id} is running: wait for it (druid-backup jobs) or cancel it`);
     await this.prepare(req);
     return this.d.jobs.create({
       type: 'recovery',
