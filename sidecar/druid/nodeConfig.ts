@@ -54,6 +54,10 @@ function password(e: PropertyEntry | undefined, key: string, env: NodeJS.Process
   throw new BackupError('bad_config', `${where(e, key)}: only the "environment" and "default" password providers are read here`);
 }
 
+function s3Part(s3: DruidS3Storage): { s3?: DruidS3Storage } {
+  return Object.keys(s3).length ? { s3 } : {};
+}
+
 export function readDruidS3Storage(props: Properties, env: NodeJS.ProcessEnv = process.env): DruidS3Storage {
   const get = (k: string) => props.get(k)?.value.trim() || undefined;
   const out: DruidS3Storage = {};
@@ -158,7 +162,8 @@ export function readDruidNodeConfig(props: Properties, opts: { requireCache: boo
       type: get('druid.storage.type')?.value || 'local',
       directory: storageDir ? path.resolve(baseDir, storageDir) : undefined,
       zip: zip ? zip.value.trim().toLowerCase() === 'true' : false,
-      s3: readDruidS3Storage(props),
+      // Only where Druid's S3 keys are set: a node with local deep storage reads as before.
+      ...s3Part(readDruidS3Storage(props)),
     },
   };
 }

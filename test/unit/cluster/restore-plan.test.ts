@@ -13,6 +13,7 @@ import { deepStorageStep, loadSpecAt, parseDeepStorageHome, relativePlace, rewri
 import { containedIn, killWarning, planDataSource } from '../../../sidecar/cluster/restore/rollback.js';
 import { chooseSnapshot, selectSegments } from '../../../sidecar/cluster/restore/run.js';
 import type { ClusterRestoreContext, PlanItem } from '../../../sidecar/cluster/restore/step.js';
+import { readDruidS3Storage } from '../../../sidecar/druid/nodeConfig.js';
 import { parseSegmentId } from '../../../sidecar/druid/segmentId.js';
 import { parseInterval } from '../../../sidecar/druid/time.js';
 import { DigestMemo } from '../../../sidecar/restore/digests.js';
@@ -258,5 +259,41 @@ describe('the deep-storage step on real files', () => {
       'version.bin',
     ]);
     assert.deepEqual(readdirSync(deep), [], 'the old deep storage is not written');
+  });
+});
+
+describe("Druid's S3 deep storage settings, read as its S3 extension reads them", () => {
+  const props = (o: Record<string, string>) =>
+    new Map(Object.entries(o).map(([k, value], i) => [k, { value, line: i + 1, file: 'common.runtime.properties' }]));
+  test('bucket, base key, credentials through a password provider, endpoint, path style, encryption', () => {
+    const s = readDruidS3Storage(
+      props({
+        'druid.storage.bucket': 'deep',
+        'druid.storage.baseKey': '/druid/segments/',
+        'druid.storage.sse.type': 'kms',
+        'druid.storage.sse.kms.keyId': 'key-1',
+        'druid.s3.accessKey': 'AKIA1',
+        'druid.s3.secretKey': '{"type":"environment","variable":"MY_SECRET"}',
+        'druid.s3.endpoint.url': 'minio:9000',
+        'druid.s3.protocol': 'http',
+        'druid.s3.enablePathStyleAccess': 'true',
+      }),
+      { MY_SECRET: 's3cr3t' },
+    );
+    assert.deepEqual(s, {
+      bucket: 'deep',
+      baseKey: 'druid/segments',
+      sse: { type: 'kms', keyId: 'key-1' },
+      credentials: { accessKeyId: 'AKIA1', secretAccessKey: 's3cr3t' },
+      endpoint: 'http://minio:9000',
+      pathStyle: true,
+    });
+    assert.deepEqual(readDruidS3Storage(props({}), {}), {}, 'nothing set: the AWS SDK chain, as Druid falls back to');
+    assert.throws(() => readDruidS3Storage(props({ 'druid.storage.sse.type': 'rot13' }), {}), { code: 'bad_config' });
+    assert.throws(() => readDruidS3Storage(props({ 'druid.storage.sse.type': 'custom' }), {}), /base64EncodedKey/);
+    assert.throws(
+      () => readDruidS3Storage(props({ 'druid.s3.secretKey': '{"type":"mapString"}' }), {}),
+      /only the "environment" and "default" password providers/,
+    );
   });
 });
