@@ -187,11 +187,49 @@ export interface RestorePlan {
   snapshot?: { id: string; missing: Array<{ segmentId: string; reason: string }> };
 }
 
+/** POST /data/v1/cluster/restore: a cluster brought back to a snapshot (sidecar/cluster/restore/). */
+export interface ClusterRestoreRequest {
+  /** The target holding the snapshot and its segments; left out: the targets this sidecar is configured with. */
+  target?: string;
+  /** The snapshot, or `asOf`: the newest snapshot taken at or before that instant. */
+  snapshot?: string;
+  asOf?: string;
+  /** Default: every data source of the snapshot. */
+  dataSources?: string[];
+  /** A rollback marks unused only inside these; without any, nothing is marked unused. */
+  intervals?: string[];
+  /** The deep storage of a new cluster: an absolute directory, or `s3://bucket/baseKey`. */
+  deepStorage?: string;
+  /** The data sources' compaction configs are taken away while the restore runs, and put back after it. */
+  suspendCompaction?: boolean;
+  /** How long the post-restore check waits for Druid to load every restored segment (ISO-8601 period). */
+  checkTimeout?: string;
+  dryRun?: boolean;
+}
+
+/** The plan of a cluster restore: what each step would do now (the dry run's answer, and a job's result). */
+export interface ClusterRestorePlan {
+  snapshot: { id: string; time: string; complete: boolean };
+  target: string;
+  dataSources: string[];
+  intervals: string[];
+  steps: Array<{
+    step: string;
+    done: boolean;
+    items: Array<{ action: string; subject: string; segments?: number; bytes?: number; detail?: string }>;
+    warnings: string[];
+    refusals: string[];
+  }>;
+  /** Some step refuses: nothing is done. */
+  refused: boolean;
+}
+
 export interface JobAccepted {
   jobId: string;
 }
 
-export type JobType = 'backup' | 'restore' | 'verify' | 'snapshot' | 'prune';
+/** `recovery`: a cluster restore from a snapshot (POST /data/v1/cluster/restore). */
+export type JobType = 'backup' | 'restore' | 'verify' | 'snapshot' | 'prune' | 'recovery';
 export type JobState = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled';
 
 export interface JobProgress {

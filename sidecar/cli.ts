@@ -16,6 +16,7 @@ import * as targets from './commands/targets.js';
 import * as verify from './commands/verify.js';
 import * as snapshot from './commands/snapshot.js';
 import * as prune from './commands/prune.js';
+import * as clusterRestore from './commands/clusterRestore.js';
 
 export function buildProgram(): Command {
   const program = new Command('druid-backup')
@@ -23,7 +24,7 @@ export function buildProgram(): Command {
     .version(VERSION)
     .showHelpAfterError('(run with --help for usage)')
     .configureHelp({ sortSubcommands: true });
-  for (const c of [sampleCache, scan, demo, sidecar, backup, jobs, restore, targets, verify, snapshot, prune]) c.register(program);
+  for (const c of [sampleCache, scan, demo, sidecar, backup, jobs, restore, targets, verify, snapshot, prune, clusterRestore]) c.register(program);
   return program;
 }
 

@@ -26,6 +26,7 @@ import { REQUEST_TIMEOUT_MS } from './store/http/client.js';
 import { LocalStore } from './store/local/store.js';
 import { captureClusterMetadata } from './cluster/metadata.js';
 import { SnapshotService } from './snapshot/service.js';
+import { ClusterRestoreService } from './cluster/restore/service.js';
 import type { CaptureClusterMetadata } from './snapshot/take.js';
 import { openTarget } from './store/open.js';
 import type { Target } from './store/target.js';
@@ -152,7 +153,8 @@ export async function startSidecar(config: SidecarConfig, log: Logger = createLo
   // is served), active backup once the API listens.
   const restore = new RestoreService(services);
   await restore.start();
-  const ctx: SidecarContext = { ...services, startedAt: new Date().toISOString(), store, active, restore };
+  const clusterRestore = new ClusterRestoreService({ config, jobs, snapshots, ...(wired.set ? { targets: wired.set } : {}), openTarget: open });
+  const ctx: SidecarContext = { ...services, startedAt: new Date().toISOString(), store, active, restore, clusterRestore };
 
   let app: FastifyInstance;
   try {

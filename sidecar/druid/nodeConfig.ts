@@ -16,7 +16,74 @@ export interface DruidNodeConfig {
   plaintextPort?: number;
   locations: CacheLocationConfig[];
   infoDir?: string;
-  storage: { type: string; directory?: string; zip: boolean };
+  storage: { type: string; directory?: string; zip: boolean; s3?: DruidS3Storage };
+}
+
+/**
+ * S3 deep storage as Druid's own S3 extension (druid-s3-extensions) reads it, so that a cluster restore writes where
+ * and how Druid would: `druid.storage.bucket` and `druid.storage.baseKey` (where segments go), `druid.storage.sse.type`
+ * (`s3`: SSE-S3, `kms`: SSE-KMS with `druid.storage.sse.kms.keyId`, `custom`: SSE-C with
+ * `druid.storage.sse.custom.base64EncodedKey`), `druid.s3.accessKey`/`druid.s3.secretKey` (else the AWS SDK's default
+ * chain, as Druid falls back to it), `druid.s3.endpoint.url`, `druid.s3.endpoint.signingRegion` and
+ * `druid.s3.enablePathStyleAccess`. A key's value may be a password provider `{"type":"environment","variable":"X"}`
+ * or `{"type":"default","password":"..."}`, as Druid allows.
+ */
+export interface DruidS3Storage {
+  bucket?: string;
+  baseKey?: string;
+  sse?: { type: 's3' } | { type: 'kms'; keyId?: string } | { type: 'custom'; base64Key: string };
+  credentials?: { accessKeyId: string; secretAccessKey: string };
+  endpoint?: string;
+  region?: string;
+  pathStyle?: boolean;
+}
+
+/** A Druid password provider's value: plain text, or `{"type":"environment"|"default", ...}` JSON. */
+function password(e: PropertyEntry | undefined, key: string, env: NodeJS.ProcessEnv): string | undefined {
+  if (!e) return undefined;
+  const v = e.value.trim();
+  if (!v.startsWith('{')) return v || undefined;
+  let o: { type?: unknown; variable?: unknown; password?: unknown };
+  try {
+    o = JSON.parse(v) as typeof o;
+  } catch {
+    throw new BackupError('bad_config', `${where(e, key)}: not valid JSON for a password provider`);
+  }
+  if (o.type === 'environment' && typeof o.variable === 'string') return env[o.variable] || undefined;
+  if ((o.type === 'default' || o.type === undefined) && typeof o.password === 'string') return o.password;
+  throw new BackupError('bad_config', `${where(e, key)}: only the "environment" and "default" password providers are read here`);
+}
+
+function s3Part(s3: DruidS3Storage): { s3?: DruidS3Storage } {
+  return Object.keys(s3).length ? { s3 } : {};
+}
+
+export function readDruidS3Storage(props: Properties, env: NodeJS.ProcessEnv = process.env): DruidS3Storage {
+  const get = (k: string) => props.get(k)?.value.trim() || undefined;
+  const out: DruidS3Storage = {};
+  const bucket = get('druid.storage.bucket');
+  if (bucket) out.bucket = bucket;
+  const baseKey = get('druid.storage.baseKey');
+  if (baseKey) out.baseKey = baseKey.replace(/^\/+|\/+$/g, '');
+  const sse = get('druid.storage.sse.type');
+  if (sse === 's3') out.sse = { type: 's3' };
+  else if (sse === 'kms') out.sse = { type: 'kms', ...(get('druid.storage.sse.kms.keyId') ? { keyId: get('druid.storage.sse.kms.keyId')! } : {}) };
+  else if (sse === 'custom') {
+    const base64Key = get('druid.storage.sse.custom.base64EncodedKey');
+    if (!base64Key) throw new BackupError('bad_config', 'druid.storage.sse.type=custom needs druid.storage.sse.custom.base64EncodedKey');
+    out.sse = { type: 'custom', base64Key };
+  } else if (sse !== undefined) throw new BackupError('bad_config', `druid.storage.sse.type "${sse}" is not s3, kms or custom`);
+  const accessKeyId = password(props.get('druid.s3.accessKey'), 'druid.s3.accessKey', env);
+  const secretAccessKey = password(props.get('druid.s3.secretKey'), 'druid.s3.secretKey', env);
+  if (accessKeyId && secretAccessKey) out.credentials = { accessKeyId, secretAccessKey };
+  const endpoint = get('druid.s3.endpoint.url');
+  // Druid takes an endpoint without a scheme as https (druid.s3.protocol defaults to https).
+  if (endpoint) out.endpoint = /^https?:\/\//i.test(endpoint) ? endpoint : `${get('druid.s3.protocol') ?? 'https'}://${endpoint}`;
+  const region = get('druid.s3.endpoint.signingRegion');
+  if (region) out.region = region;
+  const pathStyle = get('druid.s3.enablePathStyleAccess');
+  if (pathStyle !== undefined) out.pathStyle = pathStyle.toLowerCase() === 'true';
+  return out;
 }
 
 function where(e: PropertyEntry, key: string): string {
@@ -95,6 +162,8 @@ export function readDruidNodeConfig(props: Properties, opts: { requireCache: boo
       type: get('druid.storage.type')?.value || 'local',
       directory: storageDir ? path.resolve(baseDir, storageDir) : undefined,
       zip: zip ? zip.value.trim().toLowerCase() === 'true' : false,
+      // Only where Druid's S3 keys are set: a node with local deep storage reads as before.
+      ...s3Part(readDruidS3Storage(props)),
     },
   };
 }

@@ -138,6 +138,33 @@ async function presentFiles(dir: string, manifest: Manifest, memo: DigestMemo, s
   return files;
 }
 
+/**
+ * What local deep storage holds of each manifest's segment at its loadSpec path (inside `directory`): an `index/`
+ * directory with its files' digests when names and sizes match, an `index.zip` by its size only.
+ */
+export async function presentInDeepStorage(
+  manifests: readonly Manifest[],
+  directory: string,
+  target: string,
+  memo: DigestMemo,
+  signal?: AbortSignal,
+): Promise<Map<string, PresentCopy>> {
+  const present = new Map<string, PresentCopy>();
+  for (const m of manifests) {
+    let p: string;
+    try {
+      p = deepStoragePathOf(m, checkManifest(m, target), directory);
+    } catch {
+      continue; // the planner refuses this segment, with the reason
+    }
+    const st = await fs.stat(p).catch(() => undefined);
+    if (!st) continue;
+    if (st.isDirectory() && !isZipPath(p)) present.set(m.segmentId, { path: p, size: 0, files: await presentFiles(p, m, memo, signal) });
+    else present.set(m.segmentId, { path: p, size: st.size });
+  }
+  return present;
+}
+
 async function readCatalog(target: Target, req: RestoreRequest, signal?: AbortSignal): Promise<Manifest[]> {
   const sel = parseSelector(req);
   const all: Manifest[] = [];
@@ -151,18 +178,7 @@ export async function planFor(req: RestoreRequest, target: Target, env: RestoreE
   const manifests = await readCatalog(target, req, signal);
   const present = new Map<string, PresentCopy>();
   if (resolved.kind === 'deep-storage') {
-    for (const m of manifests) {
-      let p: string;
-      try {
-        p = deepStoragePathOf(m, checkManifest(m, target.url), resolved.directory);
-      } catch {
-        continue; // the planner refuses this segment, with the reason
-      }
-      const st = await fs.stat(p).catch(() => undefined);
-      if (!st) continue;
-      if (st.isDirectory() && !isZipPath(p)) present.set(m.segmentId, { path: p, size: 0, files: await presentFiles(p, m, env.memo, signal) });
-      else present.set(m.segmentId, { path: p, size: st.size });
-    }
+    for (const [id, copy] of await presentInDeepStorage(manifests, resolved.directory, target.url, env.memo, signal)) present.set(id, copy);
     const dest: DestinationSpec = {
       kind: 'deep-storage',
       name: resolved.name,

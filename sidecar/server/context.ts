@@ -36,6 +36,7 @@ import type { SidecarConfig } from '../config.js';
 import type { LocalStore } from '../store/local/store.js';
 import type { Target } from '../store/target.js';
 import type { SnapshotService } from '../snapshot/service.js';
+import type { ClusterRestoreService } from '../cluster/restore/service.js';
 import type { TargetPool, TargetSet } from '../targets/set.js';
 import type { Bandwidth } from '../services/bandwidth.js';
 import type { EventBus } from '../services/events.js';
@@ -62,4 +63,6 @@ export interface SidecarContext {
   openTarget(url: string): Target;
   /** Snapshots and prune (snapshot/service.ts), built by the daemon. */
   readonly snapshots?: SnapshotService;
+  /** Cluster restores from snapshots (cluster/restore/service.ts), built by the daemon. */
+  readonly clusterRestore?: ClusterRestoreService;
 }

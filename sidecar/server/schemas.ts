@@ -69,7 +69,7 @@ export const jobSchema = {
   ...open,
   properties: {
     id: { type: 'string' },
-    type: { type: 'string', enum: ['backup', 'restore', 'verify', 'snapshot', 'prune'] },
+    type: { type: 'string', enum: ['backup', 'restore', 'verify', 'snapshot', 'prune', 'recovery'] },
     state: { type: 'string', enum: ['queued', 'running', 'succeeded', 'failed', 'cancelled'] },
     target: { type: 'string' },
     request: { type: 'object', ...open },

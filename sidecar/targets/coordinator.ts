@@ -16,12 +16,6 @@ const BATCH = 1000;
 
 export interface MarkUsedPlan {
   coordinator: string;
-  /**
-   * The Overlord, when known: Druid 33 serves segment updates there (`/druid/indexer/v1/datasources/{ds}/markUsed`),
-   * and its Coordinator's path forwards to it but answers 500 (the forward asks for no media type, which the
-   * Overlord cannot write), so a caller that knows the Overlord asks it directly.
-   */
-  overlord?: string;
   /** Segment ids to mark, by data source. */
   segments: Record<string, string[]>;
 }
@@ -60,28 +54,48 @@ export function druidAuthFor(coordinator: string, config: Pick<SidecarConfig, 'c
   return coordinator === config.coordinator ? config.druidAuth : undefined;
 }
 
-/** Marks the segments used; never throws for the Coordinator's answer (the restore itself succeeded), reports it. */
-export async function markUsed(plan: MarkUsedPlan, opts: { auth?: DruidAuth; signal?: AbortSignal } = {}): Promise<MarkUsedResult> {
+/**
+ * Marks the segments used (or, with `action: 'markUnused'`, unused: a cluster restore's rollback); never throws for
+ * the Coordinator's answer (the restore itself succeeded), reports it. `headers`: X-Druid-Author and
+ * X-Druid-Comment, so Druid's audit log says who and why.
+ *
+ * With `overlord`, the call goes to the Overlord's `/druid/indexer/v1/datasources/{ds}/{action}` first: since Druid
+ * 31 the Coordinator's endpoint only forwards there, and Druid 33's forwarded markUsed fails with a 500 (the
+ * Overlord, asked without an Accept header, finds no writer for its answer; seen on the test cluster). A 404 there
+ * (an older Druid) falls back to the Coordinator's endpoint.
+ */
+export async function markUsed(
+  plan: MarkUsedPlan,
+  opts: { auth?: DruidAuth; signal?: AbortSignal; action?: 'markUsed' | 'markUnused'; headers?: Record<string, string>; overlord?: string } = {},
+): Promise<MarkUsedResult> {
+  const action = opts.action ?? 'markUsed';
   const outcome: MarkUsedResult['outcome'] = {};
   for (const [ds, ids] of Object.entries(plan.segments)) {
     let changed = 0;
+    const urls = [
+      ...(opts.overlord ? [{ url: `${opts.overlord}/druid/indexer/v1/datasources/${encodeURIComponent(ds)}/${action}`, who: 'the Overlord' }] : []),
+      { url: `${plan.coordinator}/druid/coordinator/v1/datasources/${encodeURIComponent(ds)}/${action}`, who: 'the Coordinator' },
+    ];
     try {
       for (let i = 0; i < ids.length; i += BATCH) {
-        // The answer is a count: anything larger than a small answer is refused as it arrives.
-        const res = await druidCall({
-          method: 'POST',
-          url: plan.overlord
-            ? `${plan.overlord.replace(/\/+$/, '')}/druid/indexer/v1/datasources/${encodeURIComponent(ds)}/markUsed`
-            : `${plan.coordinator}/druid/coordinator/v1/datasources/${encodeURIComponent(ds)}/markUsed`,
-          body: { segmentIds: ids.slice(i, i + BATCH) },
-          auth: opts.auth,
-          signal: opts.signal,
-          limit: ANSWER_LIMITS.small,
-          what: plan.overlord ? "the Overlord's markUsed answer" : "the Coordinator's markUsed answer",
-        });
-        // Its status only: the answer's text is the Coordinator's, never put into our messages.
-        if (res.status < 200 || res.status >= 300) throw new Error(`the ${plan.overlord ? 'Overlord' : 'Coordinator'} answered ${statusPhrase(res)}`);
-        changed += numChanged(res.text);
+        for (const [n, { url, who }] of urls.entries()) {
+          // The answer is a count: anything larger than a small answer is refused as it arrives.
+          const res = await druidCall({
+            method: 'POST',
+            url,
+            body: { segmentIds: ids.slice(i, i + BATCH) },
+            auth: opts.auth,
+            ...(opts.headers ? { headers: opts.headers } : {}),
+            signal: opts.signal,
+            limit: ANSWER_LIMITS.small,
+            what: `${who}'s ${action} answer`,
+          });
+          if (res.status === 404 && n < urls.length - 1) continue;
+          // Its status only: the answer's text is Druid's, never put into our messages.
+          if (res.status < 200 || res.status >= 300) throw new Error(`${who} answered ${statusPhrase(res)}`);
+          changed += numChanged(res.text);
+          break;
+        }
       }
       outcome[ds] = { changed };
     } catch (e) {

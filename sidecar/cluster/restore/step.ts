@@ -24,7 +24,8 @@ export interface ClusterRestoreContext {
   coordinator: string;
   overlord: string;
   broker?: string;
-  auth: DruidAuth;
+  /** Druid's basic-auth credentials; none on a cluster without druid-basic-security. */
+  auth?: DruidAuth;
   /** Who asks and why, for Druid's audit log (X-Druid-Author, X-Druid-Comment). */
   author: string;
   comment: string;

@@ -4,6 +4,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { SidecarContext } from '../context.js';
 import * as backup from './backup.js';
+import * as cluster from './cluster.js';
 import * as events from './events.js';
 import * as health from './health.js';
 import * as jobs from './jobs.js';
@@ -21,4 +22,4 @@ export interface RouteModule {
   register(app: FastifyInstance, ctx: SidecarContext): void | Promise<void>;
 }
 
-export const ROUTES: RouteModule[] = [health, node, segments, backup, restore, targets, jobs, events, store, verify, snapshots, metrics, openapi];
+export const ROUTES: RouteModule[] = [health, node, segments, backup, restore, targets, jobs, events, store, verify, snapshots, cluster, metrics, openapi];

@@ -23,7 +23,7 @@ export function register(app: FastifyInstance, ctx: SidecarContext): void {
           type: 'object',
           additionalProperties: false,
           properties: {
-            type: { type: 'string', enum: ['backup', 'restore', 'verify', 'snapshot', 'prune'] },
+            type: { type: 'string', enum: ['backup', 'restore', 'verify', 'snapshot', 'prune', 'recovery'] },
             state: { type: 'string', enum: ['queued', 'running', 'succeeded', 'failed', 'cancelled'] },
             limit: { type: 'integer', minimum: 1, maximum: 1000, default: 100 },
           },

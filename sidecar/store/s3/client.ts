@@ -49,6 +49,8 @@ export interface S3Settings {
   concurrency?: number;
   /** `druid.backup.s3.multipartThreshold`: files larger than this go as multipart uploads, others as one PUT. */
   multipartThreshold?: number;
+  /** Explicit credentials (Druid's druid.s3.accessKey/secretKey, for its deep storage); default the SDK chain. */
+  credentials?: { accessKeyId: string; secretAccessKey: string };
   /** Milliseconds to open a connection and of socket silence before a request is retried. */
   connectTimeoutMs?: number;
   socketTimeoutMs?: number;
@@ -187,6 +189,7 @@ export function createS3Client(
     streamHasher: ((Hash: HashConstructor, stream: Readable) => bodyDigests.get(stream) ?? hashStream(Hash, stream)) as S3ClientConfig['streamHasher'],
   };
   if (s.endpoint) config.endpoint = s.endpoint;
+  if (s.credentials) config.credentials = s.credentials;
   const region = s.region ?? env.AWS_REGION ?? env.AWS_DEFAULT_REGION;
   if (region) config.region = region;
   else if (customEndpoint) {
