@@ -411,7 +411,13 @@ export class RestoreService {
           coordinator,
           plan.items.filter((i) => whole.has(i.segmentId)).map((i) => ({ segmentId: i.segmentId, dataSource: i.manifest.dataSource })),
         ),
-        { auth: druidAuthFor(coordinator, this.ctx.config), signal: job.signal },
+        {
+          auth: druidAuthFor(coordinator, this.ctx.config),
+          signal: job.signal,
+          // Druid 33's Coordinator answers its forwarded markUsed with a 500: ask the Overlord (the configured one for
+          // the configured Coordinator; else the Coordinator's host, which serves the Overlord's API when it runs it).
+          overlord: coordinator === this.ctx.config.coordinator ? (this.ctx.config.overlord ?? coordinator) : coordinator,
+        },
       );
       for (const [ds, o] of Object.entries(marked.outcome)) {
         if (o.error) job.segmentFailed(undefined, `markUsed of ${ds} on ${coordinator}: ${o.error}`);
