@@ -88,7 +88,8 @@ async function clusterFor(ext: ExtensionState, row: Row | undefined): Promise<Sc
   }
   const use = clusters.length === 1 ? `Use ${nodeLabel(clusters[0]!)}` : 'Pick a Cluster Sidecar…';
   if ((await vscode.window.showInformationMessage(why, { modal: true }, use)) !== use) return undefined;
-  const cluster = clusters.length === 1 ? clusters[0] : await pickNode(ext, `Restore snapshot ${snapshot} through which cluster sidecar?`, (n) => clusters.includes(n));
+  const cluster =
+    clusters.length === 1 ? clusters[0] : await pickNode(ext, `Restore snapshot ${snapshot} through which cluster sidecar?`, (n) => clusters.includes(n));
   if (!cluster) return undefined;
   const own = cluster.info?.target && sameUrl(cluster.info.target, holder.url);
   return { cluster, snapshot, dataSources, ...(!own && { target: holder.url }) };
@@ -115,12 +116,11 @@ async function confirm(plans: PlanDocuments, p: ClusterRestorePlan, action: stri
   for (;;) {
     const show = 'Show Plan';
     const options = { modal: true, detail: words.detail };
-    const choice =
-      words.refused
-        ? await vscode.window.showErrorMessage(words.title, options, show)
-        : words.nothingToDo
-          ? await vscode.window.showInformationMessage(words.title, options, show)
-          : await vscode.window.showWarningMessage(words.title, options, button, show);
+    const choice = words.refused
+      ? await vscode.window.showErrorMessage(words.title, options, show)
+      : words.nothingToDo
+        ? await vscode.window.showInformationMessage(words.title, options, show)
+        : await vscode.window.showWarningMessage(words.title, options, button, show);
     if (choice === show) {
       await showPlan(plans, p, action);
       continue;
@@ -149,7 +149,9 @@ async function run(ext: ExtensionState, s: Scope, req: Omit<ClusterRestoreReques
     const report = 'Show Report';
     const choice = await (outcome.cancelled ? vscode.window.showWarningMessage(text, report) : vscode.window.showErrorMessage(text, report));
     if (choice === report)
-      await vscode.window.showTextDocument(await vscode.languages.setTextDocumentLanguage(await vscode.workspace.openTextDocument(jobUri(s.cluster.url, job.id)), 'json'));
+      await vscode.window.showTextDocument(
+        await vscode.languages.setTextDocumentLanguage(await vscode.workspace.openTextDocument(jobUri(s.cluster.url, job.id)), 'json'),
+      );
   } catch (e) {
     await showError(ext, title, e);
   }
@@ -174,8 +176,7 @@ export async function rollBackDataSource(ext: ExtensionState, plans: PlanDocumen
   const dataSource =
     s.dataSources.length === 1
       ? s.dataSources[0]
-      : (await vscode.window.showQuickPick(s.dataSources, { placeHolder: `Roll back which data source of snapshot ${s.snapshot}?` })) ??
-        undefined;
+      : ((await vscode.window.showQuickPick(s.dataSources, { placeHolder: `Roll back which data source of snapshot ${s.snapshot}?` })) ?? undefined);
   if (!dataSource) {
     if (s.dataSources.length === 0) void vscode.window.showWarningMessage(`Snapshot ${s.snapshot} holds no data source.`);
     return;

@@ -143,7 +143,10 @@ const written = (day: number, version: string) => existsSync(path.join(deep, `de
 test('deep storage lost: the dry run as the modal and the plan show it, the recovery job writes it back, and a second plan has nothing to do', async () => {
   const cc = client(cluster);
   assert.ok((await cc.node()).roles.includes('cluster'), 'the cluster sidecar has role cluster');
-  assert.ok((await cc.snapshots()).some((x) => x.id === snapshot), 'the cluster sidecar lists the snapshot');
+  assert.ok(
+    (await cc.snapshots()).some((x) => x.id === snapshot),
+    'the cluster sidecar lists the snapshot',
+  );
   assert.equal(written(1, 'v1'), false);
 
   const plan = await cc.clusterRestorePlan({ snapshot });
@@ -178,11 +181,17 @@ test('deep storage lost: the dry run as the modal and the plan show it, the reco
 
   // Confirmed: the job starts, is listed among the node's jobs (the Jobs view) and writes deep storage back.
   const { jobId } = await cc.clusterRestore({ snapshot });
-  assert.ok((await cc.jobs()).some((j) => j.id === jobId && j.type === 'recovery'), 'the recovery job is listed');
+  assert.ok(
+    (await cc.jobs()).some((j) => j.id === jobId && j.type === 'recovery'),
+    'the recovery job is listed',
+  );
   const job = await finished(cluster, jobId);
   assert.equal(job.state, 'succeeded', JSON.stringify(job.errors));
   assert.ok(written(1, 'v1') && written(2, 'v1'), 'each segment written at its loadSpec');
-  assert.ok(c.asked.some((a) => a.startsWith('GET /druid/coordinator/v1/datasources/demo/segments/')), 'the post-restore check asked Druid');
+  assert.ok(
+    c.asked.some((a) => a.startsWith('GET /druid/coordinator/v1/datasources/demo/segments/')),
+    'the post-restore check asked Druid',
+  );
 
   const again = await cc.clusterRestorePlan({ snapshot });
   const second = clusterPlanWords(again, 'Restore the cluster');
@@ -238,7 +247,7 @@ test('a refused plan: refusals first in the modal and the plan, every text from 
   }
 });
 
-test('bad requests come back as the sidecar\'s own error; a dry run on a target sidecar says it needs a Coordinator', async () => {
+test("bad requests come back as the sidecar's own error; a dry run on a target sidecar says it needs a Coordinator", async () => {
   const cc = client(cluster);
   await assert.rejects(
     cc.clusterRestorePlan({ snapshot, deepStorage: 's3://someone-elses-bucket/x' }),
