@@ -110,23 +110,23 @@ async function plan(ext: ExtensionState, s: Scope, req: Omit<ClusterRestoreReque
   }
 }
 
-/** The plan in a modal until the person runs it (true), backs out, or it cannot run; Show Plan opens it whole. */
+/**
+ * The plan in a modal: run it (true) or back out. Show Plan opens the whole plan in a Markdown preview, which a
+ * modal would cover, so the question then stays in a notification beside it.
+ */
 async function confirm(plans: PlanDocuments, p: ClusterRestorePlan, action: string, button: string): Promise<boolean> {
   const words = clusterPlanWords(p, action);
-  for (;;) {
-    const show = 'Show Plan';
-    const options = { modal: true, detail: words.detail };
-    const choice = words.refused
-      ? await vscode.window.showErrorMessage(words.title, options, show)
-      : words.nothingToDo
-        ? await vscode.window.showInformationMessage(words.title, options, show)
-        : await vscode.window.showWarningMessage(words.title, options, button, show);
-    if (choice === show) {
-      await showPlan(plans, p, action);
-      continue;
-    }
-    return choice === button && !words.refused && !words.nothingToDo;
-  }
+  const show = 'Show Plan';
+  const options = { modal: true, detail: words.detail };
+  const runnable = !words.refused && !words.nothingToDo;
+  const choice = words.refused
+    ? await vscode.window.showErrorMessage(words.title, options, show)
+    : words.nothingToDo
+      ? await vscode.window.showInformationMessage(words.title, options, show)
+      : await vscode.window.showWarningMessage(words.title, options, button, show);
+  if (choice !== show) return runnable && choice === button;
+  await showPlan(plans, p, action);
+  return runnable && (await vscode.window.showWarningMessage(`${words.title} The plan is open beside.`, button, 'Cancel')) === button;
 }
 
 /** Starts the job and follows it in a progress notification and the Jobs view; the end says how it went. */

@@ -1,26 +1,23 @@
 /**
  * The cluster restore as the extension asks for it and shows it (issue 22), against real sidecars (no VS Code):
  * a target sidecar holding a snapshot, and a cluster sidecar (role `cluster`) whose deep storage is a local
- * directory. The Coordinator here is NOT one of our parts: it is a Druid stand-in (`druidStandIn` below), a small
+ * directory. The Coordinator here is NOT one of our parts: it is a Druid stand-in (test/e2e/druidStandIn.ts), a small
  * HTTP server answering the few GETs the cluster sidecar makes to snapshot, plan and check, as Druid 33 does.
  * Checked: the client's dry run and its parsing, the modal's words and the Markdown plan (refusals and warnings
  * first, the sidecar's text literal), the recovery job started and followed to its end with its effect on disk, the
  * intervals a rollback is offered, and the sidecar's own errors for bad requests.
  */
 import assert from 'node:assert/strict';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { Readable } from 'node:stream';
 import { after, before, test } from 'node:test';
 import type { Job } from '../../sidecar/api.js';
 import { HttpTarget } from '../../sidecar/store/http/target.js';
-import type { OutgoingSegment } from '../../sidecar/store/target.js';
 import { SidecarClient, SidecarRequestError } from '../../extension/client.js';
 import { md } from '../../extension/tree/format.js';
 import { clusterPlanMarkdown, clusterPlanWords, rollbackIntervals } from '../../extension/views/clusterPlan.js';
-import { descriptor, idOf } from '../helpers/snapshots.js';
+import { idOf } from '../helpers/snapshots.js';
+import { clusterProperties, druidStandIn, segment } from './druidStandIn.js';
 import { type SidecarProcess, startSidecar, tmpDir, waitFor } from '../helpers/sidecar.js';
 
 const quiet = { info() {}, error() {} };
@@ -31,86 +28,19 @@ let cluster: SidecarProcess;
 let c: Awaited<ReturnType<typeof druidStandIn>>;
 let snapshot: string;
 
-/** A segment of the `demo` data source whose loadSpec lies in this cluster's local deep storage. */
-function describeSegment(day: number, version: string, loadSpec?: { type: string; path: string }) {
-  const d = descriptor(day, version);
-  return { ...d, loadSpec: loadSpec ?? { type: 'local', path: path.join(deep, `demo/${day}/${version}/0/index/`) } };
-}
-
-interface Used {
-  day: number;
-  version: string;
-  /** Another loadSpec than the local deep storage's. */
-  loadSpec?: { type: string; path: string };
-}
-
-function segment(day: number, version: string, loadSpec?: { type: string; path: string }): OutgoingSegment {
-  const b = Buffer.from(`segment ${day} ${version}`);
-  const v = Buffer.from([0, 0, 0, 9]);
-  return {
-    segmentId: idOf(day, version),
-    descriptor: describeSegment(day, version, loadSpec),
-    node: 'h1',
-    files: [
-      { name: 'version.bin', size: 4, open: () => Readable.from([v]) },
-      { name: '00000.smoosh', size: b.length, open: () => Readable.from([b]) },
-    ],
-  };
-}
-
-/**
- * A Druid stand-in, not one of our parts: the few Coordinator GETs the cluster sidecar makes to snapshot, plan and
- * check, answered as Druid 33 answers them (shapes from /work/shared/notes/druid-metadata.md). `used` is what the
- * metadata store marks used; every segment is reported loaded; anything else is a 404, as from a Druid without it.
- */
-async function druidStandIn(): Promise<{ url: string; used: Used[]; asked: string[]; close(): void }> {
-  const state = { used: [] as Used[], asked: [] as string[] };
-  const server = http.createServer((req, res) => {
-    const u = new URL(req.url ?? '/', 'http://x');
-    state.asked.push(`${req.method} ${u.pathname}`);
-    const json = (v: unknown) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(v));
-    if (req.method !== 'GET') return res.writeHead(405).end();
-    if (u.pathname === '/druid/coordinator/v1/metadata/segments') {
-      const only = u.searchParams.getAll('datasources');
-      return json(
-        state.used
-          .map((x) => ({ overshadowed: false, replicationFactor: 1, numRows: null, realtime: false, ...describeSegment(x.day, x.version, x.loadSpec) }))
-          .filter((x) => only.length === 0 || only.includes(x.dataSource)),
-      );
-    }
-    if (/^\/druid\/coordinator\/v1\/metadata\/datasources\/[^/]+\/unusedSegments$/.test(u.pathname)) return json([]);
-    if (/^\/druid\/coordinator\/v1\/datasources\/[^/]+\/segments\/[^/]+$/.test(u.pathname)) return json({ servers: ['historical:8083'] });
-    if (u.pathname === '/druid/coordinator/v1/isLeader') return json({ leader: true });
-    if (u.pathname === '/druid/coordinator/v1/config') return json({ killDataSourceWhitelist: [] });
-    if (u.pathname === '/status/properties') return json({ 'druid.coordinator.kill.on': 'false' });
-    res.writeHead(404).end();
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, ...state, close: () => server.close() } as never;
-}
-
 const client = (s: SidecarProcess) => new SidecarClient(s.url, { token: s.token, timeoutMs: 10_000, log: quiet });
 
 before(async () => {
   dir = tmpDir('dbk-ext-cluster-');
   deep = path.join(dir, 'deep');
   mkdirSync(deep, { recursive: true });
-  c = await druidStandIn();
+  c = await druidStandIn(deep);
   target = await startSidecar(['--store', path.join(dir, 'store'), '--node-name', 'target-1'], { stateDir: path.join(dir, 'target-state') });
   const conf = path.join(dir, 'cluster.properties');
-  writeFileSync(
-    conf,
-    [
-      'druid.storage.type=local',
-      `druid.storage.storageDirectory=${deep}`,
-      `druid.backup.coordinator=${c.url}`,
-      `druid.backup.target=${target.url}`,
-      'druid.backup.snapshotPeriod=PT0S',
-    ].join('\n') + '\n',
-  );
+  writeFileSync(conf, clusterProperties(deep, c.url, target.url));
   cluster = await startSidecar(['--config', conf, '--node-name', 'cluster-1'], { token: target.token, stateDir: path.join(dir, 'cluster-state') });
   const http = new HttpTarget(target.url, { token: target.token });
-  for (const d of [1, 2]) await http.put(segment(d, 'v1'));
+  for (const d of [1, 2]) await http.put(segment(deep, d, 'v1'));
   c.used.push({ day: 1, version: 'v1' }, { day: 2, version: 'v1' });
   snapshot = await takeSnapshot();
 });
@@ -223,7 +153,7 @@ test('a refused plan: refusals first in the modal and the plan, every text from 
   const cc = client(cluster);
   // A segment in a deep storage the sidecar cannot write (HDFS).
   const hdfs = { type: 'hdfs', path: 'hdfs://nn/druid/demo/3/v1/0/index.zip' };
-  await new HttpTarget(target.url, { token: target.token }).put(segment(3, 'v1', hdfs));
+  await new HttpTarget(target.url, { token: target.token }).put(segment(deep, 3, 'v1', hdfs));
   c.used.push({ day: 3, version: 'v1', loadSpec: hdfs });
   try {
     const refusedSnapshot = await takeSnapshot();
