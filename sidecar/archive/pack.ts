@@ -101,7 +101,7 @@ export function packSegment(seg: OutgoingSegment, opts: TransferOptions = {}): P
  * Packs a stored segment for `GET /data/v1/store/segments/{id}`: `manifest.json`, then each file in manifest order.
  * The receiver checks every file against the manifest's digests.
  */
-export function packStored(manifest: Manifest, open: (name: string) => Readable, opts: TransferOptions = {}): PackedSegment {
+export function packStored(manifest: Manifest, open: (name: string) => AsyncIterable<Buffer>, opts: TransferOptions = {}): PackedSegment {
   const mtime = new Date(manifest.updatedAt || Date.now());
   const body = Buffer.from(JSON.stringify(manifest));
   const length = entryLength(body.length) + manifest.files.reduce((n, f) => n + entryLength(f.size), 0) + END_OF_ARCHIVE.length;
@@ -110,17 +110,13 @@ export function packStored(manifest: Manifest, open: (name: string) => Readable,
     for (const f of manifest.files) {
       yield fileHeader(f.name, f.size, mtime);
       let read = 0;
-      const input = open(f.name);
-      try {
-        for await (const chunk of input as AsyncIterable<Buffer>) {
-          if (opts.signal?.aborted) throw new BackupError('cancelled', 'transfer cancelled');
-          read += chunk.length;
-          if (read > f.size) throw new BackupError('digest_mismatch', `stored file ${manifest.segmentId}/${f.name} is larger than its manifest says`);
-          opts.onBytes?.(chunk.length);
-          yield chunk;
-        }
-      } finally {
-        input.destroy();
+      // Leaving the loop early (a failure, the receiver gone) closes the file: for-await ends the iterable.
+      for await (const chunk of open(f.name)) {
+        if (opts.signal?.aborted) throw new BackupError('cancelled', 'transfer cancelled');
+        read += chunk.length;
+        if (read > f.size) throw new BackupError('digest_mismatch', `stored file ${manifest.segmentId}/${f.name} is larger than its manifest says`);
+        opts.onBytes?.(chunk.length);
+        yield chunk;
       }
       if (read !== f.size) throw new BackupError('digest_mismatch', `stored file ${manifest.segmentId}/${f.name} is smaller than its manifest says`);
       yield padding(f.size);

@@ -61,9 +61,17 @@ export class BufferPool {
 /** Lent views and how each goes back: a view is released at most once. */
 const lent = new WeakMap<object, () => void>();
 
-/** Marks `view` as lent: `release` runs once a socket has written it (see releaseLentOnWrite). */
+/** Marks `view` as lent: `release` runs once a socket (releaseLentOnWrite) or a file (util/fileWriter.ts) has written it. */
 export function lend(view: Buffer, release: () => void): void {
   lent.set(view, release);
+}
+
+/** Gives `view`'s buffer back if it was lent; call it only once the bytes are written and nothing reads the view any more. */
+export function releaseLent(view: object): void {
+  const release = lent.get(view);
+  if (!release) return;
+  lent.delete(view);
+  release();
 }
 
 type WriteCallback = (err?: Error | null) => void;

@@ -7,6 +7,7 @@
 import { close, createWriteStream, fsync, open } from 'node:fs';
 import { once } from 'node:events';
 import { promisify } from 'node:util';
+import { releaseLent } from './bufferPool.js';
 
 const openAsync = promisify(open);
 const fsyncAsync = promisify(fsync);
@@ -26,7 +27,8 @@ export async function writeChunks(file: string, chunks: AsyncIterable<Buffer>): 
     const failed = new Promise<never>((_, reject) => ws.once('error', reject));
     failed.catch(() => undefined);
     for await (const chunk of chunks) {
-      if (!ws.write(chunk)) await Promise.race([once(ws, 'drain'), failed]);
+      // A lent piece (a pooled buffer, util/bufferPool.ts) goes back to its pool once the disk write took it.
+      if (!ws.write(chunk, () => releaseLent(chunk))) await Promise.race([once(ws, 'drain'), failed]);
     }
     ws.end();
     await Promise.race([once(ws, 'finish'), failed]);
