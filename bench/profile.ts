@@ -6,11 +6,21 @@
  */
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { NODE_FLAGS } from '../sidecar/runtime.js';
 
 const dir = process.env.BENCH_PROFILE_DIR;
+
+/**
+ * CPU seconds (user + system, all threads) a process has used so far. On a shared machine a phase's wall time
+ * mostly measures the other tenants; the CPU it cost does not.
+ */
+export function cpuSeconds(pid: number): number {
+  // Fields after the command's closing parenthesis: state is the 3rd field of the line, utime the 14th, stime the 15th.
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
 
 /** Node flags for a sidecar named `name` (the profile file's prefix): NODE_FLAGS, plus --cpu-prof when profiling. */
 export function profiled(name: string): { nodeFlags: readonly string[] } {

@@ -16,7 +16,7 @@ import { formatBytes } from '../sidecar/druid/bytes.js';
 import { SEGMENTS_DIR } from '../sidecar/store/local/layout.js';
 import { startSidecar, tmpDir } from '../test/helpers/sidecar.js';
 import { treeDigests } from '../test/helpers/tree.js';
-import { profiled, straceDuring } from './profile.js';
+import { cpuSeconds, profiled, straceDuring } from './profile.js';
 import { largeSample } from './sample.js';
 import { addRow } from './table.js';
 
@@ -55,6 +55,7 @@ export async function benchRestore(): Promise<void> {
     emptyDir(sample.location);
     execFileSync('sync');
 
+    const cpu0 = [cpuSeconds(node.proc.pid!), cpuSeconds(target.proc.pid!)];
     const { job, ms } = await straceDuring({ 'restore-node': node.proc.pid!, 'restore-target': target.proc.pid! }, async () => {
       const r0 = performance.now();
       const res = await node.request<JobAccepted>('POST', '/data/v1/restore', { target: target.url });
@@ -63,6 +64,7 @@ export async function benchRestore(): Promise<void> {
       execFileSync('sync');
       return { job, ms: performance.now() - r0 };
     });
+    const [nodeCpu, targetCpu] = [cpuSeconds(node.proc.pid!) - cpu0[0]!, cpuSeconds(target.proc.pid!) - cpu0[1]!];
     if (job.state !== 'succeeded') throw new Error(`restore ${job.state}: ${JSON.stringify(job.errors.slice(0, 3))}`);
     const same = JSON.stringify([...treeDigests(sample.location)]) === JSON.stringify([...original]);
     if (!same) throw new Error('the restored cache differs from the original');
@@ -77,6 +79,7 @@ export async function benchRestore(): Promise<void> {
       baseline: { what: 'tar | tar && sync', value: tarMs / 1000 },
       goal: { max: 1.3 },
     });
+    console.log(`CPU used during the restore: node sidecar ${nodeCpu.toFixed(2)} s, target sidecar ${targetCpu.toFixed(2)} s`);
     console.log(`peak memory (VmHWM): node sidecar ${formatBytes(peakRss(node.proc.pid!))}, target sidecar ${formatBytes(peakRss(target.proc.pid!))}`);
   } finally {
     await node.stop();
