@@ -1,8 +1,8 @@
 /**
  * Profiling the sidecars of a benchmark, off unless asked: with BENCH_PROFILE_DIR set, each sidecar a benchmark
  * starts through `profiled()` runs with `--cpu-prof` (its .cpuprofile is written into that directory when it
- * stops), and `straceDuring()` attaches `strace -c -f` to the given processes for one phase and writes a syscall
- * summary per process there. Read the profiles with `node --import tsx bench/cpuprofile.ts DIR/*.cpuprofile`.
+ * stops); with BENCH_STRACE=1 as well, `straceDuring()` instead attaches `strace -c -f` to the given processes for
+ * one phase and writes a syscall summary per process there. Read the profiles with `node --import tsx bench/cpuprofile.ts DIR/*.cpuprofile`.
  */
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
@@ -22,9 +22,12 @@ export function cpuSeconds(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
-/** Node flags for a sidecar named `name` (the profile file's prefix): NODE_FLAGS, plus --cpu-prof when profiling. */
+/**
+ * Node flags for a sidecar named `name` (the profile file's prefix): NODE_FLAGS, plus --cpu-prof when profiling
+ * without strace (the profiler's sampling signals would fill strace's counts).
+ */
 export function profiled(name: string): { nodeFlags: readonly string[] } {
-  if (!dir) return { nodeFlags: NODE_FLAGS };
+  if (!dir || process.env.BENCH_STRACE) return { nodeFlags: NODE_FLAGS };
   mkdirSync(dir, { recursive: true });
   return { nodeFlags: [...NODE_FLAGS, '--cpu-prof', `--cpu-prof-dir=${path.resolve(dir)}`, `--cpu-prof-name=${name}.cpuprofile`] };
 }

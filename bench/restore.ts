@@ -55,6 +55,9 @@ export async function benchRestore(): Promise<void> {
     emptyDir(sample.location);
     execFileSync('sync');
 
+    // The blocking tar above may have outlasted the server's keep-alive: a POST on the closed connection would fail
+    // ("other side closed"), so a GET, which may, takes the stale connection out of the client's pool first.
+    await node.request('GET', '/status/health').catch(() => undefined);
     const cpu0 = [cpuSeconds(node.proc.pid!), cpuSeconds(target.proc.pid!)];
     const { job, ms } = await straceDuring({ 'restore-node': node.proc.pid!, 'restore-target': target.proc.pid! }, async () => {
       const r0 = performance.now();

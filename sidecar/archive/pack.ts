@@ -12,6 +12,8 @@ import type { OutgoingSegment, TransferOptions } from '../store/target.js';
 import type { DigestsTrailer, SegmentDeclaration } from './format.js';
 import { DECLARATION_NAME, TRAILER_NAME, WIRE_FORMAT_VERSION } from './format.js';
 import { END_OF_ARCHIVE, entryLength, fileHeader, padding } from './tar.js';
+import { BufferPool, readPooled, releaseLentOnWrite } from '../util/bufferPool.js';
+import { READ_CHUNK } from '../util/readStream.js';
 
 export interface PackedSegment {
   stream: Readable;
@@ -33,7 +35,11 @@ function* jsonEntry(name: string, body: Buffer, mtime: Date): Generator<Buffer> 
   yield padding(body.length);
 }
 
+/** Read buffers of the segments being sent: a few per transfer in flight. */
+const SEND_POOL = new BufferPool(READ_CHUNK, 16);
+
 export function packSegment(seg: OutgoingSegment, opts: TransferOptions = {}): PackedSegment {
+  releaseLentOnWrite();
   const mtime = new Date();
   const declaration: SegmentDeclaration = {
     formatVersion: WIRE_FORMAT_VERSION,
@@ -61,22 +67,20 @@ export function packSegment(seg: OutgoingSegment, opts: TransferOptions = {}): P
       yield fileHeader(f.name, f.size, mtime);
       const hash = createHash('sha256');
       let read = 0;
-      const input = f.open();
-      try {
-        for await (const chunk of input as AsyncIterable<Buffer>) {
-          if (opts.signal?.aborted) throw new BackupError('cancelled', 'transfer cancelled');
-          read += chunk.length;
-          if (read > f.size)
-            throw new BackupError(
-              'conflict',
-              `${seg.segmentId}/${f.name} grew while it was read (expected ${f.size} bytes); it will be sent again once it settles`,
-            );
-          hash.update(chunk);
-          opts.onBytes?.(chunk.length);
-          yield chunk;
-        }
-      } finally {
-        input.destroy();
+      // A file on disk is read into pooled buffers, each used again once the socket sent it (util/bufferPool.ts).
+      // Leaving the loop early (a failure, the receiver gone) closes the file: for-await ends the iterable.
+      const input = f.path ? readPooled(f.path, SEND_POOL) : (f.open() as AsyncIterable<Buffer>);
+      for await (const chunk of input) {
+        if (opts.signal?.aborted) throw new BackupError('cancelled', 'transfer cancelled');
+        read += chunk.length;
+        if (read > f.size)
+          throw new BackupError(
+            'conflict',
+            `${seg.segmentId}/${f.name} grew while it was read (expected ${f.size} bytes); it will be sent again once it settles`,
+          );
+        hash.update(chunk);
+        opts.onBytes?.(chunk.length);
+        yield chunk;
       }
       if (read !== f.size)
         throw new BackupError(

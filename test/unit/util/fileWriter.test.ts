@@ -60,8 +60,8 @@ test('lent pieces go back to their pool only once written: the file holds every 
     ).durable;
     assert.equal(statSync(file).size, total);
     assert.equal(sha(readFileSync(file)), sent.digest('hex'));
-    // 200 pieces of 256 KiB through a 4 MiB write buffer: about one write buffer of them in flight at a time.
-    assert.ok(pool.allocated <= 20, `the pool allocated ${pool.allocated} buffers for 200 pieces`);
+    // 200 pieces of 256 KiB in 4 MiB batches: one batch being written while the next gathers.
+    assert.ok(pool.allocated <= 40, `the pool allocated ${pool.allocated} buffers for 200 pieces`);
     assert.ok(pool.freeCount > 0, 'written buffers came back to the pool');
   } finally {
     rmSync(dir, { recursive: true, force: true });
