@@ -61,9 +61,16 @@ export function tableText(): string {
     const withBase = rs.filter((r) => r.baseline);
     const ratios = withBase.map((r) => r.value / r.baseline!.value);
     const judged = first.baseline ? median(ratios) : median(values);
-    lines.push(
-      `| ${figure} | ${spread(values, first.unit)} | ${first.baseline ? `${first.baseline.what}: ${spread(withBase.map((r) => r.baseline!.value), first.unit)}` : ''} | ${ratios.length ? `${spread(ratios)}x` : ''} | ${goalText(first)} | ${met(first, judged)} |`,
-    );
+    const cells = [
+      figure,
+      spread(values, first.unit),
+      first.baseline ? `${first.baseline.what}: ${spread(withBase.map((r) => r.baseline!.value), first.unit)}` : '',
+      ratios.length ? `${spread(ratios)}x` : '',
+      goalText(first),
+      met(first, judged),
+    ];
+    // A figure may name a shell pipeline (`tar | tar`): its bars must not end the cell.
+    lines.push(`| ${cells.map((c) => c.replaceAll('|', '\\|')).join(' | ')} |`);
   }
   return lines.join('\n');
 }
