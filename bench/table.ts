@@ -33,7 +33,7 @@ const num = (x: number) => (Math.abs(x) >= 100 ? x.toFixed(0) : Math.abs(x) >= 1
 
 /** `median` alone, or `median (min-max, n runs)`. */
 function spread(xs: number[], unit = ''): string {
-  const u = unit ? ` ${unit}` : '';
+  const u = unit === 'x' ? 'x' : unit ? ` ${unit}` : '';
   if (xs.length === 1) return `${num(xs[0]!)}${u}`;
   return `${num(median(xs))}${u} (${num(Math.min(...xs))}-${num(Math.max(...xs))}, ${xs.length} runs)`;
 }
@@ -65,7 +65,7 @@ export function tableText(): string {
       figure,
       spread(values, first.unit),
       first.baseline ? `${first.baseline.what}: ${spread(withBase.map((r) => r.baseline!.value), first.unit)}` : '',
-      ratios.length ? `${spread(ratios)}x` : '',
+      ratios.length ? spread(ratios, 'x') : '',
       goalText(first),
       met(first, judged),
     ];
