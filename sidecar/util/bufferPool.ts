@@ -105,24 +105,33 @@ export function releaseLentOnWrite(): void {
 /**
  * Reads `file` from start to end (however long it is now: the caller checks the size) into buffers of `pool`,
  * each piece a lent view of one of them. A piece must not be kept: its bytes are overwritten once a socket
- * has written it.
+ * has written it. One read runs ahead while the caller sends the piece before it, as fs.createReadStream's
+ * buffer does: each read waits for a thread-pool thread, and the socket should not wait for it too.
  */
 export async function* readPooled(file: string, pool: BufferPool): AsyncGenerator<Buffer> {
   const fh = await open(file, 'r');
+  const readAt = (pos: number) => {
+    const buf = pool.take();
+    return fh.read(buf, 0, buf.length, pos).then(({ bytesRead }) => ({ buf, bytesRead }));
+  };
+  let ahead: ReturnType<typeof readAt> | undefined = readAt(0);
   try {
-    for (let pos = 0; ;) {
-      const buf = pool.take();
-      const { bytesRead } = await fh.read(buf, 0, buf.length, pos);
+    for (let pos = 0; ; ) {
+      const { buf, bytesRead }: Awaited<ReturnType<typeof readAt>> = await ahead!;
+      ahead = undefined;
       if (bytesRead === 0) {
         pool.give(buf);
         return;
       }
       pos += bytesRead;
+      ahead = readAt(pos);
       const view = buf.subarray(0, bytesRead);
       lend(view, () => pool.give(buf));
       yield view;
     }
   } finally {
+    // Stopped early: the read still running finishes before the file closes, and its buffer was never lent.
+    if (ahead) await ahead.then(({ buf }) => pool.give(buf)).catch(() => undefined);
     await fh.close();
   }
 }
