@@ -12,8 +12,6 @@ import type { OutgoingSegment, TransferOptions } from '../store/target.js';
 import type { DigestsTrailer, SegmentDeclaration } from './format.js';
 import { DECLARATION_NAME, TRAILER_NAME, WIRE_FORMAT_VERSION } from './format.js';
 import { END_OF_ARCHIVE, entryLength, fileHeader, padding } from './tar.js';
-import { BufferPool, readPooled, releaseLentOnWrite } from '../util/bufferPool.js';
-import { READ_CHUNK } from '../util/readStream.js';
 
 export interface PackedSegment {
   stream: Readable;
@@ -35,11 +33,7 @@ function* jsonEntry(name: string, body: Buffer, mtime: Date): Generator<Buffer> 
   yield padding(body.length);
 }
 
-/** Read buffers of the segments being sent: a few per transfer in flight. */
-const SEND_POOL = new BufferPool(READ_CHUNK, 16);
-
 export function packSegment(seg: OutgoingSegment, opts: TransferOptions = {}): PackedSegment {
-  releaseLentOnWrite();
   const mtime = new Date();
   const declaration: SegmentDeclaration = {
     formatVersion: WIRE_FORMAT_VERSION,
@@ -67,20 +61,22 @@ export function packSegment(seg: OutgoingSegment, opts: TransferOptions = {}): P
       yield fileHeader(f.name, f.size, mtime);
       const hash = createHash('sha256');
       let read = 0;
-      // A file on disk is read into pooled buffers, each used again once the socket sent it (util/bufferPool.ts).
-      // Leaving the loop early (a failure, the receiver gone) closes the file: for-await ends the iterable.
-      const input = f.path ? readPooled(f.path, SEND_POOL) : (f.open() as AsyncIterable<Buffer>);
-      for await (const chunk of input) {
-        if (opts.signal?.aborted) throw new BackupError('cancelled', 'transfer cancelled');
-        read += chunk.length;
-        if (read > f.size)
-          throw new BackupError(
-            'conflict',
-            `${seg.segmentId}/${f.name} grew while it was read (expected ${f.size} bytes); it will be sent again once it settles`,
-          );
-        hash.update(chunk);
-        opts.onBytes?.(chunk.length);
-        yield chunk;
+      const input = f.open();
+      try {
+        for await (const chunk of input as AsyncIterable<Buffer>) {
+          if (opts.signal?.aborted) throw new BackupError('cancelled', 'transfer cancelled');
+          read += chunk.length;
+          if (read > f.size)
+            throw new BackupError(
+              'conflict',
+              `${seg.segmentId}/${f.name} grew while it was read (expected ${f.size} bytes); it will be sent again once it settles`,
+            );
+          hash.update(chunk);
+          opts.onBytes?.(chunk.length);
+          yield chunk;
+        }
+      } finally {
+        input.destroy();
       }
       if (read !== f.size)
         throw new BackupError(
@@ -105,7 +101,7 @@ export function packSegment(seg: OutgoingSegment, opts: TransferOptions = {}): P
  * Packs a stored segment for `GET /data/v1/store/segments/{id}`: `manifest.json`, then each file in manifest order.
  * The receiver checks every file against the manifest's digests.
  */
-export function packStored(manifest: Manifest, open: (name: string) => AsyncIterable<Buffer>, opts: TransferOptions = {}): PackedSegment {
+export function packStored(manifest: Manifest, open: (name: string) => Readable, opts: TransferOptions = {}): PackedSegment {
   const mtime = new Date(manifest.updatedAt || Date.now());
   const body = Buffer.from(JSON.stringify(manifest));
   const length = entryLength(body.length) + manifest.files.reduce((n, f) => n + entryLength(f.size), 0) + END_OF_ARCHIVE.length;
@@ -114,13 +110,17 @@ export function packStored(manifest: Manifest, open: (name: string) => AsyncIter
     for (const f of manifest.files) {
       yield fileHeader(f.name, f.size, mtime);
       let read = 0;
-      // Leaving the loop early (a failure, the receiver gone) closes the file: for-await ends the iterable.
-      for await (const chunk of open(f.name)) {
-        if (opts.signal?.aborted) throw new BackupError('cancelled', 'transfer cancelled');
-        read += chunk.length;
-        if (read > f.size) throw new BackupError('digest_mismatch', `stored file ${manifest.segmentId}/${f.name} is larger than its manifest says`);
-        opts.onBytes?.(chunk.length);
-        yield chunk;
+      const input = open(f.name);
+      try {
+        for await (const chunk of input as AsyncIterable<Buffer>) {
+          if (opts.signal?.aborted) throw new BackupError('cancelled', 'transfer cancelled');
+          read += chunk.length;
+          if (read > f.size) throw new BackupError('digest_mismatch', `stored file ${manifest.segmentId}/${f.name} is larger than its manifest says`);
+          opts.onBytes?.(chunk.length);
+          yield chunk;
+        }
+      } finally {
+        input.destroy();
       }
       if (read !== f.size) throw new BackupError('digest_mismatch', `stored file ${manifest.segmentId}/${f.name} is smaller than its manifest says`);
       yield padding(f.size);

@@ -16,29 +16,12 @@ import { MANIFEST_NAME } from '../store/manifest.js';
 import type { SegmentDeclaration } from './format.js';
 import { DECLARATION_NAME, MAX_JSON_ENTRY, TRAILER_NAME, parseDeclaration, parseJsonEntry, parseManifest, parseTrailer } from './format.js';
 import { BLOCK, parseHeader, paddingFor } from './tar.js';
-import { BufferPool, lend } from '../util/bufferPool.js';
 
 /** Zero bytes accepted after the end-of-archive marker (tar pads archives to 10 KiB records). */
 const MAX_TRAILING_ZEROS = 20 * BLOCK;
 const EMPTY = Buffer.alloc(0);
 /** Bytes of a file handed on at once. */
 const BATCH = 1 << 20;
-
-/**
- * Buffers that pieces are gathered into. A piece is lent (util/bufferPool.ts): the file writer gives its buffer back
- * once the disk has it; a piece that goes elsewhere is left to the collector. A new buffer for every piece of a
- * 2 GiB restore made the receiving sidecar's collector its largest cost after sha256 (docs/performance.md).
- */
-const GATHER_POOL = new BufferPool(BATCH, 16);
-
-function gather(parts: Buffer[], size: number): Buffer {
-  const buf = GATHER_POOL.take();
-  let at = 0;
-  for (const p of parts) at += p.copy(buf, at);
-  const view = buf.subarray(0, size);
-  lend(view, () => GATHER_POOL.give(buf));
-  return view;
-}
 
 /** Pulls exact byte counts out of a chunked stream. */
 class ByteReader {
@@ -112,7 +95,7 @@ class ByteReader {
         size += k;
       }
       need -= size;
-      yield parts.length === 1 ? parts[0]! : gather(parts, size);
+      yield parts.length === 1 ? parts[0]! : Buffer.concat(parts, size);
     }
   }
 

@@ -61,17 +61,9 @@ export class BufferPool {
 /** Lent views and how each goes back: a view is released at most once. */
 const lent = new WeakMap<object, () => void>();
 
-/** Marks `view` as lent: `release` runs once a socket (releaseLentOnWrite) or a file (util/fileWriter.ts) has written it. */
+/** Marks `view` as lent: `release` runs once a socket has written it (see releaseLentOnWrite). */
 export function lend(view: Buffer, release: () => void): void {
   lent.set(view, release);
-}
-
-/** Gives `view`'s buffer back if it was lent; call it only once the bytes are written and nothing reads the view any more. */
-export function releaseLent(view: object): void {
-  const release = lent.get(view);
-  if (!release) return;
-  lent.delete(view);
-  release();
 }
 
 type WriteCallback = (err?: Error | null) => void;
@@ -105,33 +97,24 @@ export function releaseLentOnWrite(): void {
 /**
  * Reads `file` from start to end (however long it is now: the caller checks the size) into buffers of `pool`,
  * each piece a lent view of one of them. A piece must not be kept: its bytes are overwritten once a socket
- * has written it. One read runs ahead while the caller sends the piece before it, as fs.createReadStream's
- * buffer does: each read waits for a thread-pool thread, and the socket should not wait for it too.
+ * has written it.
  */
 export async function* readPooled(file: string, pool: BufferPool): AsyncGenerator<Buffer> {
   const fh = await open(file, 'r');
-  const readAt = (pos: number) => {
-    const buf = pool.take();
-    return fh.read(buf, 0, buf.length, pos).then(({ bytesRead }) => ({ buf, bytesRead }));
-  };
-  let ahead: ReturnType<typeof readAt> | undefined = readAt(0);
   try {
-    for (let pos = 0; ; ) {
-      const { buf, bytesRead }: Awaited<ReturnType<typeof readAt>> = await ahead!;
-      ahead = undefined;
+    for (let pos = 0; ;) {
+      const buf = pool.take();
+      const { bytesRead } = await fh.read(buf, 0, buf.length, pos);
       if (bytesRead === 0) {
         pool.give(buf);
         return;
       }
       pos += bytesRead;
-      ahead = readAt(pos);
       const view = buf.subarray(0, bytesRead);
       lend(view, () => pool.give(buf));
       yield view;
     }
   } finally {
-    // Stopped early: the read still running finishes before the file closes, and its buffer was never lent.
-    if (ahead) await ahead.then(({ buf }) => pool.give(buf)).catch(() => undefined);
     await fh.close();
   }
 }

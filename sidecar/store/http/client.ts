@@ -187,10 +187,7 @@ export class ApiClient {
       timeout: opts.requestTimeoutMs ?? REQUEST_TIMEOUT_MS,
       maxRedirects: 0,
       maxBodyLength: Infinity,
-      // -1, not Infinity: any limit at all makes axios pipe a streamed answer through one more async generator and
-      // Readable per 64 KiB chunk. Every answer here is read as a stream with its own limit (readLimited, the
-      // archive reader's maxBytes).
-      maxContentLength: -1,
+      maxContentLength: Infinity,
       validateStatus: () => true,
       httpAgent: this.agents[0],
       httpsAgent: this.agents[1],

@@ -36,8 +36,7 @@ import { BackupError, messageOf } from '../../errors.js';
 import type { EventBus } from '../../services/events.js';
 import type { Metrics } from '../../services/metrics.js';
 import { pageSorted } from '../../services/paging.js';
-import { BufferPool, readPooled, releaseLentOnWrite } from '../../util/bufferPool.js';
-import { READ_CHUNK, readStream } from '../../util/readStream.js';
+import { readStream } from '../../util/readStream.js';
 import { fsyncDirAsync, writeFileAtomicAsync, writeFileDurable } from '../../util/atomic.js';
 import { writeChunks } from '../../util/fileWriter.js';
 import type { Manifest, SegmentFileInfo, SourceRecord } from '../manifest.js';
@@ -61,8 +60,6 @@ import { inside } from '../../druid/paths.js';
 
 /** The store's marks of damaged copies, by segment id: what its verify found wrong. */
 const DAMAGED_FILE = 'damaged.json';
-/** Read buffers of the segments this store serves (GET), kept for the next read: a few per transfer in flight. */
-const SERVE_POOL = new BufferPool(READ_CHUNK, 16);
 
 /** Largest segment accepted; free space is checked too. Druid segments are typically 300-700 MB. */
 export const MAX_SEGMENT_BYTES = 1024 ** 4;
@@ -513,11 +510,8 @@ export class LocalStore implements Target {
     if (!e) throw new BackupError('not_found', `the store holds no segment ${segmentId}`);
     this.checkNotDamaged(segmentId);
     const manifest = this.readManifest(e);
-    // Pooled reads (util/bufferPool.ts): each 1 MiB buffer is used again once the socket has sent it. Read into
-    // a new buffer each time, a 2 GiB restore left 2,048 dead buffers to the target's collector, which then took
-    // more than half of its busy time (docs/performance.md).
-    releaseLentOnWrite();
-    return packStored(manifest, (name) => readPooled(path.join(e.dir, name), SERVE_POOL), opts);
+    const sizes = new Map(manifest.files.map((f) => [f.name, f.size]));
+    return packStored(manifest, (name) => readStream(path.join(e.dir, name), sizes.get(name) ?? 0), opts);
   }
 
   private ids(): string[] {
