@@ -15,21 +15,25 @@ import { formatBytes } from '../sidecar/druid/bytes.js';
 import { writeSampleCache } from '../sidecar/sample/sampleCache.js';
 import type { SidecarProcess } from '../test/helpers/sidecar.js';
 import { startSidecar, tmpDir, waitFor } from '../test/helpers/sidecar.js';
+import { cpuSeconds } from './profile.js';
 import { largeSample } from './sample.js';
+import { addRow } from './table.js';
 
 function peakRss(pid: number): number {
   const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return m ? Number(m[1]) * 1024 : NaN;
 }
 
-async function backup(source: SidecarProcess, target: SidecarProcess): Promise<{ ms: number; job: Job }> {
+async function backup(source: SidecarProcess, target: SidecarProcess): Promise<{ ms: number; job: Job; cpu: string }> {
+  const cpu0 = [cpuSeconds(source.proc.pid!), cpuSeconds(target.proc.pid!)];
   const t0 = performance.now();
   const r = await source.request<JobAccepted>('POST', '/data/v1/backup', { target: target.url });
   if (r.status !== 202) throw new Error(`backup refused: ${r.text}`);
   const job = await source.waitForJob(r.json.jobId, 30 * 60_000);
   const ms = performance.now() - t0;
   if (job.state !== 'succeeded') throw new Error(`backup ${job.state}: ${JSON.stringify(job.errors.slice(0, 3))}`);
-  return { ms, job };
+  const cpu = `CPU used: source sidecar ${(cpuSeconds(source.proc.pid!) - cpu0[0]!).toFixed(2)} s, target sidecar ${(cpuSeconds(target.proc.pid!) - cpu0[1]!).toFixed(2)} s`;
+  return { ms, job, cpu };
 }
 
 async function throughput(): Promise<void> {
@@ -55,11 +59,18 @@ async function throughput(): Promise<void> {
       allowedTargets: [target.url],
     });
     try {
-      const { ms, job } = await backup(source, target);
+      const { ms, job, cpu } = await backup(source, target);
       const mbps = (job.progress.bytesDone / 1e6 / ms) * 1000;
       console.log(
-        `backup through two sidecars: ${(ms / 1000).toFixed(2)} s (${mbps.toFixed(0)} MB/s); tar | tar && sync: ${(tarMs / 1000).toFixed(2)} s; ratio ${(ms / tarMs).toFixed(2)}x`,
+        `backup through two sidecars: ${(ms / 1000).toFixed(2)} s (${mbps.toFixed(0)} MB/s); tar | tar && sync: ${(tarMs / 1000).toFixed(2)} s; ratio ${(ms / tarMs).toFixed(2)}x; ${cpu}`,
       );
+      addRow({
+        figure: `backup of the same ${formatBytes(job.progress.bytesDone)} through two sidecars, vs tar | tar && sync`,
+        unit: 's',
+        value: ms / 1000,
+        baseline: { what: 'tar | tar && sync', value: tarMs / 1000 },
+        goal: { max: 1.2 },
+      });
       console.log(`peak memory (VmHWM): source sidecar ${formatBytes(peakRss(source.proc.pid!))}, target sidecar ${formatBytes(peakRss(target.proc.pid!))}`);
     } finally {
       await source.stop();
@@ -82,6 +93,16 @@ async function noChange(): Promise<void> {
       smooshChunkSize: 2147483647,
       seed: 2,
     });
+    // Baseline of the first backup: the same files copied by tar onto the same disk, then synced.
+    const dest = path.join(root, 'tar-dest');
+    mkdirSync(dest);
+    execFileSync('sync');
+    const tt0 = performance.now();
+    execFileSync('sh', ['-c', `tar -C "${sample.location}" -cf - . | tar -C "${dest}" -xf - && sync`]);
+    const tarMs = performance.now() - tt0;
+    rmSync(dest, { recursive: true, force: true });
+    execFileSync('sync');
+
     const target = await startSidecar(['--store', path.join(root, 'store')], { fast: false });
     const args = ['--config', sample.propertiesFile, '--node-name', 'bench-historical'];
     const stateDir = path.join(root, 'source-state');
@@ -92,8 +113,16 @@ async function noChange(): Promise<void> {
       const p = second.job.progress;
       if (p.segmentsSkipped !== 10_000) throw new Error(`the second backup did not skip everything: ${JSON.stringify(p)}`);
       console.log(
-        `10,000 segments: first backup ${(first.ms / 1000).toFixed(2)} s; second, no-change backup ${(second.ms / 1000).toFixed(2)} s (${p.segmentsSkipped} skipped, nothing hashed or sent)`,
+        `10,000 segments: first backup ${(first.ms / 1000).toFixed(2)} s (tar | tar && sync: ${(tarMs / 1000).toFixed(2)} s; ratio ${(first.ms / tarMs).toFixed(2)}x); second, no-change backup ${(second.ms / 1000).toFixed(2)} s (${p.segmentsSkipped} skipped, nothing hashed or sent); first backup's ${first.cpu}; no-change backup's ${second.cpu}`,
       );
+      addRow({
+        figure: 'first backup of 10,000 small segments, vs tar | tar && sync',
+        unit: 's',
+        value: first.ms / 1000,
+        baseline: { what: 'tar | tar && sync', value: tarMs / 1000 },
+        goal: { max: 2 },
+      });
+      addRow({ figure: 'no-change backup of 10,000 segments', unit: 's', value: second.ms / 1000, goal: { max: 0.5 } });
       await source.stop();
       // Active backup after a restart: the reconcile scan against the target's catalog.
       source = await startSidecar([...args, '--target', target.url], { token: target.token, stateDir, fast: false, allowedTargets: [target.url] });

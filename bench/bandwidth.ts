@@ -18,6 +18,7 @@ import { formatBytes } from '../sidecar/druid/bytes.js';
 import type { SampleResult } from '../sidecar/sample/sampleCache.js';
 import { startSidecar, tmpDir } from '../test/helpers/sidecar.js';
 import { largeSample } from './sample.js';
+import { addRow } from './table.js';
 
 const LIMIT = Number(process.env.BENCH_LIMIT_MBPS ?? 50) * 1e6;
 const HELPER = path.join(__dirname, 'readLatency.py');
@@ -98,6 +99,13 @@ export async function benchBandwidth(): Promise<void> {
       const rate = job.progress.bytesDone / seconds;
       rows.push({ what: limit ? `backup limited to ${limit / 1e6} MB/s` : 'backup without a limit', lat, rate });
       if (limit) {
+        addRow({
+          figure: `backup rate under a ${limit / 1e6} MB/s limit`,
+          unit: 'MB/s',
+          value: rate / 1e6,
+          baseline: { what: 'the limit', value: limit / 1e6 },
+          goal: { min: 0.9, max: 1.1 },
+        });
         const off = ((rate - limit) / limit) * 100;
         console.log(
           `limit ${limit / 1e6} MB/s: a ${formatBytes(job.progress.bytesDone)} backup achieved ${(rate / 1e6).toFixed(1)} MB/s ` +
@@ -106,6 +114,13 @@ export async function benchBandwidth(): Promise<void> {
         );
       }
     }
+    for (const r of rows.slice(1))
+      addRow({
+        figure: `p99 of 4 KiB random reads during a ${r.what}`,
+        unit: 'ms',
+        value: r.lat.p99Ms,
+        baseline: { what: 'no backup running', value: rows[0]!.lat.p99Ms },
+      });
     console.log(`4 KiB O_DIRECT random reads from ${formatBytes(statSync(probeFile).size)} on the cache's disk, one every 2 ms:`);
     for (const r of rows)
       console.log(

@@ -25,6 +25,7 @@ import { mapLimit } from '../sidecar/util/pool.js';
 import type { SidecarProcess } from '../test/helpers/sidecar.js';
 import { startSidecar, tmpDir } from '../test/helpers/sidecar.js';
 import type { VersityGw } from '../test/helpers/versitygw.js';
+import { addRow } from './table.js';
 import { startVersityGw } from '../test/helpers/versitygw.js';
 
 const MIB = 1024 * 1024;
@@ -166,6 +167,8 @@ async function benchTransfer(gw: VersityGw, root: string): Promise<void> {
       // VmHWM is the peak of the process's whole life: after round 1 it holds the restores' peaks too, so later
       // rounds count only what was sampled while the backup ran.
       rows.push({ put, putSha, backup, get, restore, peakRss: round === 1 ? Math.max(peak, hwm) : peak });
+      addRow({ figure: 'S3 restore speed (VersityGW) vs a raw GET into a file', unit: 'MB/s', value: restore, baseline: { what: 'raw GET', value: get }, goal: { min: 0.8 } });
+      addRow({ figure: 'S3 backup speed (VersityGW) vs a plain raw PUT', unit: 'MB/s', value: backup, baseline: { what: 'raw PUT', value: put }, goal: { min: 0.85 } });
       console.log(
         `round ${round}: raw PUT ${put.toFixed(0)} MB/s (with sha256 ${putSha.toFixed(0)}), backup ${backup.toFixed(0)} MB/s (${(backup / put).toFixed(2)}x; ${(backup / putSha).toFixed(2)}x of the sha256 PUT); raw GET ${get.toFixed(0)} MB/s, restore ${restore.toFixed(0)} MB/s (${(restore / get).toFixed(2)}x); sidecar RSS ${(before / MIB).toFixed(0)} MiB before, peak ${(peak / MIB).toFixed(0)} MiB sampled, VmHWM ${(hwm / MIB).toFixed(0)} MiB`,
       );

@@ -5,6 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { scanCache } from '../sidecar/druid/scan.js';
 import { writeSampleCache } from '../sidecar/sample/sampleCache.js';
+import { addRow } from './table.js';
 
 export async function benchScan(): Promise<void> {
   for (const layout of ['nested', 'flat'] as const) {
@@ -31,6 +32,13 @@ export async function benchScan(): Promise<void> {
       execFileSync('sh', ['-c', `find "${r.location}" -type f -print0 | xargs -0 stat -c '%s %Y' > /dev/null`]);
       const baseline = performance.now() - t0;
       const median = times.sort((a, b) => a - b)[2]!;
+      addRow({
+        figure: `scan of 10,000 segments, ${layout} layout, vs find+stat`,
+        unit: 'ms',
+        value: median,
+        baseline: { what: 'find+stat', value: baseline },
+        ...(layout === 'nested' ? { goal: { max: 2 } } : {}),
+      });
       console.log(
         `scan ${layout} 10000 segments (with info_dir descriptors): median ${median.toFixed(0)} ms (min ${times[0]!.toFixed(0)}); baseline find+stat ${baseline.toFixed(0)} ms; ratio ${(median / baseline).toFixed(2)}x`,
       );

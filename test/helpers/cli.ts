@@ -2,7 +2,8 @@
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 
-export const SIDECAR_JS = path.resolve(__dirname, '../../dist/sidecar.js');
+/** DBK_SIDECAR_JS runs another build (the benchmark compares a copy of an older dist/ with the current one). */
+export const SIDECAR_JS = process.env.DBK_SIDECAR_JS ? path.resolve(process.env.DBK_SIDECAR_JS) : path.resolve(__dirname, '../../dist/sidecar.js');
 
 export interface RunResult {
   code: number | null;

@@ -1,0 +1,71 @@
+/**
+ * Profiling the sidecars of a benchmark, off unless asked: with BENCH_PROFILE_DIR set, each sidecar a benchmark
+ * starts through `profiled()` runs with `--cpu-prof` (its .cpuprofile is written into that directory when it
+ * stops); with BENCH_STRACE=1 as well, `straceDuring()` instead attaches `strace -c -f` to the given processes for
+ * one phase and writes a syscall summary per process there. Read the profiles with `node --import tsx bench/cpuprofile.ts DIR/*.cpuprofile`.
+ */
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { NODE_FLAGS } from '../sidecar/runtime.js';
+
+const dir = process.env.BENCH_PROFILE_DIR;
+
+/**
+ * CPU seconds (user + system, all threads) a process has used so far. On a shared machine a phase's wall time
+ * mostly measures the other tenants; the CPU it cost does not.
+ */
+export function cpuSeconds(pid: number): number {
+  // Fields after the command's closing parenthesis: state is the 3rd field of the line, utime the 14th, stime the 15th.
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+/**
+ * Node flags for a sidecar named `name` (the profile file's prefix): NODE_FLAGS, plus --cpu-prof when profiling
+ * without strace (the profiler's sampling signals would fill strace's counts).
+ */
+export function profiled(name: string): { nodeFlags: readonly string[] } {
+  if (!dir || process.env.BENCH_STRACE) return { nodeFlags: NODE_FLAGS };
+  mkdirSync(dir, { recursive: true });
+  return { nodeFlags: [...NODE_FLAGS, '--cpu-prof', `--cpu-prof-dir=${path.resolve(dir)}`, `--cpu-prof-name=${name}.cpuprofile`] };
+}
+
+/**
+ * Runs `phase` with `strace -c -f` attached to each process when BENCH_STRACE is set too (strace slows the
+ * processes down, so a run measures either syscalls or CPU); the summaries go to DIR/{name}.strace. The phase's
+ * start and end (CLOCK_MONOTONIC, in µs, the clock of a .cpuprofile's timestamps) go to DIR/phase.json, so that
+ * bench/cpuprofile.ts counts only the samples taken during it.
+ */
+export async function straceDuring<T>(procs: Record<string, number>, phase: () => Promise<T>): Promise<T> {
+  if (!dir) return phase();
+  const us = () => Number(process.hrtime.bigint() / 1000n);
+  const start = us();
+  const withStrace = !!process.env.BENCH_STRACE;
+  if (!withStrace) {
+    try {
+      return await phase();
+    } finally {
+      writeFileSync(path.join(dir, 'phase.json'), JSON.stringify({ start, end: us() }));
+    }
+  }
+  const tracers: ChildProcess[] = Object.entries(procs).map(([name, pid]) =>
+    spawn('strace', ['-c', '-f', '-o', path.resolve(dir, `${name}.strace`), '-p', String(pid)], { stdio: 'ignore' }),
+  );
+  await new Promise((r) => setTimeout(r, 500)); // strace attaches to every thread
+  try {
+    return await phase();
+  } finally {
+    writeFileSync(path.join(dir, 'phase.json'), JSON.stringify({ start, end: us() }));
+    await Promise.all(
+      tracers.map(
+        (t) =>
+          new Promise<void>((resolve) => {
+            t.on('exit', () => resolve());
+            t.kill('SIGINT');
+          }),
+      ),
+    );
+  }
+}
