@@ -1,7 +1,7 @@
 /**
  * `druid-backup prune --target URL | --store DIR [--dry-run]`: removes what the retention policy no longer keeps
  * (snapshot/prune.ts). `--target http(s)://…` runs a prune job on that target sidecar with its own
- * druid.backup.retention.* (a target sidecar prunes its own store); `--target s3://…` and `--store DIR` prune here,
+ * druid.backup.retention.* (a target sidecar prunes its own store); `--target s3://…|azure://…` and `--store DIR` prune here,
  * with the policy given by the flags. `--store` is for a store no sidecar serves now (a sidecar keeps its catalog in
  * memory): prune a served store through its sidecar. The lease keeps two pruners of one store apart either way.
  * Exit status 0 when the prune (or the plan) succeeded, 1 when it failed.
@@ -18,8 +18,7 @@ import { leaseOwner, prune } from '../snapshot/prune.js';
 import { policyFromSettings } from '../snapshot/retention.js';
 import { ApiClient } from '../store/http/client.js';
 import { LocalStore } from '../store/local/store.js';
-import { s3SettingsFromEnv } from '../store/s3/client.js';
-import { S3Target } from '../store/s3/target.js';
+import { openTarget } from '../store/open.js';
 import type { Target } from '../store/target.js';
 import { parseTargetUrl } from '../targets/url.js';
 import { table } from '../util/table.js';
@@ -63,7 +62,7 @@ export function register(program: Command): void {
   program
     .command('prune')
     .description('remove the snapshots and segments the retention policy no longer keeps (--dry-run: print the plan only)')
-    .option('--target <url>', 'a target sidecar (http://host:8484: prunes there, by its own policy), or a bucket (s3://bucket/prefix)')
+    .option('--target <url>', 'a target sidecar (http://host:8484: prunes there, by its own policy), a bucket (s3://bucket/prefix) or a container (azure://container/prefix)')
     .option('--store <dir>', 'a store directory no sidecar serves now')
     .option('--dry-run', 'print each snapshot and segment that would go, and why; remove nothing')
     .option('--keep-last <n>', 'with --store or s3://: keep the newest n snapshots', intOption(0, 1_000_000))
@@ -85,7 +84,7 @@ export function register(program: Command): void {
         if (policyFlags.length)
           throw new BackupError(
             'bad_request',
-            `a target sidecar prunes by its own druid.backup.retention.*; --${policyFlags[0]!.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} is for --store or s3://`,
+            `a target sidecar prunes by its own druid.backup.retention.*; --${policyFlags[0]!.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} is for --store, s3:// or azure://`,
           );
         const client = new ApiClient(target.url, { token: resolveToken(o), echoMessages: true });
         const { jobId } = await client.post<JobAccepted>(`${API_PREFIX}/store/prune`, { dryRun: o.dryRun === true });
@@ -105,7 +104,8 @@ export function register(program: Command): void {
         });
         const log = pino({ level: 'silent' });
         const dir = o.store ?? target?.dir;
-        const store: Target = dir ? LocalStore.open(dir, { log }) : S3Target.open(target!.url, { log, settings: s3SettingsFromEnv() });
+        // A bucket or a container (s3://, azure://) is read from here, with the environment's settings.
+        const store: Target = dir ? LocalStore.open(dir, { log }) : openTarget(target!, { log });
         try {
           result = await prune(store, { policy, dryRun: o.dryRun === true, owner: leaseOwner(`cli@${os.hostname()}`, 'prune'), log });
         } finally {

@@ -218,7 +218,12 @@ describe('snapshots, compaction and retention on a real Druid 33', { concurrency
           stateDir: path.join(work, 'cluster-state'),
           fast: false,
         });
-        await waitFor('the supervised sidecar to answer', async () => (await request(historicalSidecar, null, 'GET', '/status/health')).status === 200, 60_000, 250);
+        await waitFor(
+          'the supervised sidecar to answer',
+          async () => (await request(historicalSidecar, null, 'GET', '/status/health')).status === 200,
+          60_000,
+          250,
+        );
       } catch (e) {
         broken = 'starting the cluster';
         report('starting the cluster failed');
@@ -383,14 +388,21 @@ describe('snapshots, compaction and retention on a real Druid 33', { concurrency
 
     // The old versions' deep storage is lost; a restore of the older snapshot brings them back, and only them.
     for (const { descriptor } of v1.values()) rmSync(String(descriptor.loadSpec?.path), { recursive: true, force: true });
-    const plan = await node<RestorePlan>('POST', '/data/v1/restore', { snapshot: s1, target: target!.url, destination: 'deep-storage', markUsed: false, dryRun: true });
+    const plan = await node<RestorePlan>('POST', '/data/v1/restore', {
+      snapshot: s1,
+      target: target!.url,
+      destination: 'deep-storage',
+      markUsed: false,
+      dryRun: true,
+    });
     assert.equal(plan.status, 200, plan.text);
     assert.deepEqual(plan.json.snapshot, { id: s1, missing: [] });
     assert.deepEqual(plan.json.segments.map((s) => s.segmentId).sort(), [...v1.keys()]);
     const restored = await job(nodeApi, '/data/v1/restore', { snapshot: s1, target: target!.url, destination: 'deep-storage', markUsed: false });
     assert.equal(restored.state, 'succeeded', JSON.stringify(restored.errors));
     assert.equal(restored.progress.segmentsDone, 6);
-    for (const [id, was] of v1) assert.deepEqual(digests(await filesOf(String(was.descriptor.loadSpec?.path))), was.files, `${id}: restored deep storage differs`);
+    for (const [id, was] of v1)
+      assert.deepEqual(digests(await filesOf(String(was.descriptor.loadSpec?.path))), was.files, `${id}: restored deep storage differs`);
   });
 
   step('keepLast=1, gracePeriod=PT0S: the older snapshot and the old versions go; the store holds only what Druid uses', async (t) => {
@@ -438,11 +450,22 @@ describe('snapshots, compaction and retention on a real Druid 33', { concurrency
     );
 
     // A restore naming the older snapshot fails, and says why.
-    const gone = await node<{ message?: string }>('POST', '/data/v1/restore', { snapshot: s1, target: target.url, destination: 'deep-storage', markUsed: false });
+    const gone = await node<{ message?: string }>('POST', '/data/v1/restore', {
+      snapshot: s1,
+      target: target.url,
+      destination: 'deep-storage',
+      markUsed: false,
+    });
     assert.equal(gone.status, 404, gone.text);
     assert.match(gone.text, new RegExp(`snapshot ${s1} is in none of this sidecar's targets: retention may have removed it`));
     // The newest still restores whole.
-    const plan2 = await node<RestorePlan>('POST', '/data/v1/restore', { snapshot: s2, target: target.url, destination: 'deep-storage', markUsed: false, dryRun: true });
+    const plan2 = await node<RestorePlan>('POST', '/data/v1/restore', {
+      snapshot: s2,
+      target: target.url,
+      destination: 'deep-storage',
+      markUsed: false,
+      dryRun: true,
+    });
     assert.equal(plan2.status, 200, plan2.text);
     assert.deepEqual(plan2.json.snapshot, { id: s2, missing: [] });
     assert.deepEqual(plan2.json.segments.map((s) => s.segmentId).sort(), v2Ids);

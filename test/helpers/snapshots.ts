@@ -14,6 +14,8 @@ import { takeSnapshot } from '../../sidecar/snapshot/take.js';
 import type { ClusterMetadata } from '../../sidecar/snapshot/model.js';
 import { parseListBlob } from '../../sidecar/snapshot/check.js';
 import type { SnapshotStore } from '../../sidecar/snapshot/store.js';
+import { encodeName } from '../../sidecar/store/object/layout.js';
+import type { ObjectTarget } from '../../sidecar/store/object/target.js';
 
 export const log = pino({ level: 'silent' });
 
@@ -158,4 +160,33 @@ export async function compactionScenario(store: Target & { snapshots: SnapshotSt
   } finally {
     c.close();
   }
+}
+
+/**
+ * A bucket's own cases, on any object store (S3, Azure): one lease holder at a time, renewal, release, an expired
+ * lease taken over; a prune killed between a segment's manifest and its files (the record of the removal and the
+ * files are there, the manifest is not) is finished by the next run. `open` opens the same place afresh (a new
+ * process would); `keys` lists every key there.
+ */
+export async function leaseAndOrphanScenario(open: () => ObjectTarget & { snapshots: SnapshotStore }, keys: () => Promise<string[]>): Promise<void> {
+  const t = open();
+  assert.equal(await t.snapshots.acquireLease('a', 60_000), true);
+  assert.equal(await t.snapshots.acquireLease('b', 60_000), false);
+  assert.equal(await t.snapshots.acquireLease('a', 60_000), true, 'renewed by its owner');
+  await t.snapshots.releaseLease('a');
+  assert.equal(await t.snapshots.acquireLease('b', -1), true);
+  assert.equal(await t.snapshots.acquireLease('c', 60_000), true, 'an expired lease is taken over');
+  await t.snapshots.releaseLease('c');
+  await t.put(seg(1, 'v1'));
+  // Killed between the manifest and the files: written and removed here with the store's own primitives.
+  const id = idOf(1, 'v1');
+  const removing = `${t.layout.prefix}prune/removing/${encodeName(id)}`;
+  assert.notEqual(await t.store.write(removing, '{}'), 'precondition-failed');
+  await t.store.remove([t.layout.manifestKey(id)]);
+  const r = await prune(open(), { policy: { gracePeriodMs: 0 }, owner: 'p', log });
+  assert.equal(r.removed.orphans, 1);
+  assert.deepEqual(
+    (await keys()).filter((k) => k.includes('segments/') || k.includes('removing')),
+    [],
+  );
 }
