@@ -18,7 +18,7 @@
  * beside the other Druid tests. DBK_KEEP_TMP=1 keeps the folders.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createReadStream, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -28,7 +28,8 @@ import type { DataSegment } from '../../sidecar/druid/descriptor.js';
 import { cacheSegmentPath } from '../../sidecar/druid/paths.js';
 import { parseSegmentId } from '../../sidecar/druid/segmentId.js';
 import { segmentPath } from '../../sidecar/store/local/layout.js';
-import { parseListBlob } from '../../sidecar/snapshot/check.js';
+import { listSegments } from '../../sidecar/snapshot/check.js';
+import type { SnapshotSegment } from '../../sidecar/snapshot/model.js';
 import type { ClusterMetadata } from '../../sidecar/snapshot/model.js';
 import type { PruneResult } from '../../sidecar/snapshot/prune.js';
 import type { SnapshotSummary } from '../../sidecar/snapshot/service.js';
@@ -282,7 +283,9 @@ describe('snapshots, compaction and retention on a real Druid 33', { concurrency
     const h = await cluster!.get<SnapshotSummary>(`/data/v1/snapshots/${s1}`);
     assert.equal(h.complete, true);
     assert.equal(h.segments, 6);
-    const list = parseListBlob(readFileSync(path.join(storeDir, 'snapshots', 'blobs', h.dataSources[0]!.list)), DS, s1);
+    const list: SnapshotSegment[] = [];
+    const sha = h.dataSources[0]!.list;
+    for await (const seg of listSegments(createReadStream(path.join(storeDir, 'snapshots', 'blobs', sha)), sha, DS, s1)) list.push(seg);
     assert.deepEqual(
       list.map((s) => s.id),
       used,

@@ -11,8 +11,8 @@ import pino from 'pino';
 import type { OutgoingSegment, Target } from '../../sidecar/store/target.js';
 import { prune } from '../../sidecar/snapshot/prune.js';
 import { takeSnapshot } from '../../sidecar/snapshot/take.js';
-import type { ClusterMetadata } from '../../sidecar/snapshot/model.js';
-import { parseListBlob } from '../../sidecar/snapshot/check.js';
+import type { ClusterMetadata, SnapshotSegment } from '../../sidecar/snapshot/model.js';
+import { readSegmentList } from '../../sidecar/snapshot/check.js';
 import type { SnapshotStore } from '../../sidecar/snapshot/store.js';
 import { encodeName } from '../../sidecar/store/object/layout.js';
 import type { ObjectTarget } from '../../sidecar/store/object/target.js';
@@ -79,6 +79,13 @@ export async function coordinator(): Promise<{
   return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, ...state, close: () => server.close() } as never;
 }
 
+/** The segments of a list blob, read the one way the sidecar reads them (streamed and checked). */
+export async function listOf(s: SnapshotStore, sha: string, dataSource = 'demo'): Promise<SnapshotSegment[]> {
+  const out: SnapshotSegment[] = [];
+  for await (const seg of readSegmentList(s, sha, dataSource, `list ${sha}`)) out.push(seg);
+  return out;
+}
+
 export const metadata = async (): Promise<ClusterMetadata> => ({
   druidVersion: '33.0.0',
   rules: { _default: [{ type: 'loadForever' }] },
@@ -96,7 +103,7 @@ export async function compactionScenario(store: Target & { snapshots: SnapshotSt
     const s1 = await take();
     assert.equal(s1.header.segments, 4);
     assert.equal(s1.header.complete, false, 'day 4 is used but no target holds it');
-    const list1 = parseListBlob(await store.snapshots.getBlob(s1.header.dataSources[0]!.list, 1e6), 'demo', 's1');
+    const list1 = await listOf(store.snapshots, s1.header.dataSources[0]!.list);
     assert.deepEqual(
       list1.map((s) => [s.id.slice(5, 15), s.backedUp, s.missing]),
       [
@@ -121,7 +128,7 @@ export async function compactionScenario(store: Target & { snapshots: SnapshotSt
       ...[1, 2, 3].map((day) => ({ day, version: 'v1', overshadowed: true })),
     );
     const mid = await take();
-    assert.equal(parseListBlob(await store.snapshots.getBlob(mid.header.dataSources[0]!.list, 1e6), 'demo', 'mid').filter((s) => s.overshadowed).length, 3);
+    assert.equal((await listOf(store.snapshots, mid.header.dataSources[0]!.list)).filter((s) => s.overshadowed).length, 3);
     c.used.splice(0, c.used.length, ...[1, 2, 3].map((day) => ({ day, version: 'v2' })));
     const s2 = await take();
     assert.equal(s2.header.complete, true);

@@ -139,14 +139,13 @@ export class ObjectSnapshots implements SnapshotStore {
     const body = await this.t.call(`reading ${this.where(key)}`, signal, () => this.t.store.open(key, signal));
     if (!body) throw new BackupError('not_found', `${this.t.url} holds no snapshot blob ${h}`);
     const t = this.t;
-    // A failure mid-stream is the service's too: one clear error naming it.
+    // A failure mid-stream is the service's too: one clear error naming it. A reader that stops early ends the
+    // body's own iterator through `yield*`, which destroys the stream.
     return (async function* () {
       try {
         yield* body.body;
       } catch (e) {
         throw t.store.error(e, `reading ${key}`, signal);
-      } finally {
-        body.cancel();
       }
     })();
   }
