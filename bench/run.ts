@@ -6,16 +6,24 @@
 import { spawnSync } from 'node:child_process';
 import { benchAzure } from './azure.js';
 import { benchBackup } from './backup.js';
+import { benchPrune } from './prune.js';
 import { benchRestore } from './restore.js';
 import { benchS3 } from './s3.js';
 import { benchScan } from './scan.js';
 
-const BENCHES: Record<string, () => Promise<void>> = { scan: benchScan, backup: benchBackup, restore: benchRestore, s3: benchS3, azure: benchAzure };
+const BENCHES: Record<string, () => Promise<void>> = {
+  scan: benchScan,
+  backup: benchBackup,
+  restore: benchRestore,
+  s3: benchS3,
+  azure: benchAzure,
+  prune: benchPrune,
+};
 
 async function main() {
   const names = process.argv.slice(2).length ? process.argv.slice(2) : Object.keys(BENCHES);
-  // The S3 benchmark runs against VersityGW, installed on first use into .cache/bin (the script says what is missing).
-  if (names.includes('s3') && spawnSync('bash', ['scripts/install-versitygw.sh'], { stdio: 'inherit' }).status !== 0)
+  // The S3 and prune benchmarks run against VersityGW, installed on first use into .cache/bin (the script says what is missing).
+  if (names.some((n) => n === 's3' || n === 'prune') && spawnSync('bash', ['scripts/install-versitygw.sh'], { stdio: 'inherit' }).status !== 0)
     throw new Error('VersityGW could not be installed for the s3 benchmark: scripts/install-versitygw.sh says why above');
   for (const n of names) {
     const b = BENCHES[n];
