@@ -26,7 +26,7 @@ import type { SidecarProcess } from '../test/helpers/sidecar.js';
 import { startSidecar, tmpDir } from '../test/helpers/sidecar.js';
 import type { VersityGw } from '../test/helpers/versitygw.js';
 import { addRow } from './table.js';
-import { startVersityGw } from '../test/helpers/versitygw.js';
+import { installVersityGw, startVersityGw } from '../test/helpers/versitygw.js';
 
 const MIB = 1024 * 1024;
 const BUCKET = 'bench';
@@ -242,12 +242,7 @@ async function benchCatalog(gw: VersityGw): Promise<void> {
 }
 
 export async function benchS3(): Promise<void> {
-  // VersityGW is installed on first use into .cache/bin (the script says what is missing).
-  try {
-    execFileSync('bash', ['scripts/install-versitygw.sh'], { stdio: 'inherit' });
-  } catch {
-    throw new Error('VersityGW could not be installed for the s3 benchmark: scripts/install-versitygw.sh says why above');
-  }
+  installVersityGw('the s3 benchmark');
   const root = tmpDir('dbk-bench-s3-');
   const gw = await startVersityGw({ rootParent: root });
   // The SDK's standard chain, as an operator would set it: the sidecar inherits it, the catalog part uses it here.

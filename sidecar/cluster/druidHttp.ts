@@ -28,11 +28,8 @@ export function authorization(auth: DruidAuth | undefined): Record<string, strin
   return auth ? { Authorization: `Basic ${Buffer.from(`${auth.user}:${auth.password}`, 'utf8').toString('base64')}` } : {};
 }
 
-/**
- * One call; resolves with any HTTP status (the caller decides what each means) and rejects only when no answer came
- * (connection refused, timeout, aborted) or the answer is larger than `limit` (`target_answer_too_large`).
- */
-export async function druidCall(opts: {
+/** The options of a call to Druid. */
+export interface DruidRequest {
   method: 'GET' | 'POST' | 'DELETE';
   url: string;
   auth?: DruidAuth;
@@ -40,11 +37,17 @@ export async function druidCall(opts: {
   body?: unknown;
   /** More headers, e.g. Druid's audit headers X-Druid-Author and X-Druid-Comment. */
   headers?: Record<string, string>;
-  limit: number;
   what: string;
   signal?: AbortSignal;
   timeoutMs?: number;
-}): Promise<DruidAnswer> {
+}
+
+/**
+ * One call whose answer is read as it arrives (a Coordinator's 100,000 used segments): resolves with any HTTP status
+ * and the body as a stream, which the caller reads to its end or destroys; rejects only when no answer came
+ * (connection refused, timeout, aborted).
+ */
+export async function druidStream(opts: DruidRequest): Promise<{ status: number; statusText: string; body: Readable; declared?: number }> {
   let res;
   try {
     res = await axios.request<Readable>({
@@ -70,8 +73,17 @@ export async function druidCall(opts: {
     throw new BackupError('target_unreachable', `${opts.what}: no answer from ${new URL(opts.url).origin} (${messageOf(e)})`);
   }
   const declared = Number(res.headers['content-length']);
-  const buf = await readLimited(res.data, opts.limit, opts.what, Number.isFinite(declared) ? declared : undefined);
-  return { status: res.status, statusText: res.statusText ?? '', text: buf.toString('utf8') };
+  return { status: res.status, statusText: res.statusText ?? '', body: res.data, ...(Number.isFinite(declared) ? { declared } : {}) };
+}
+
+/**
+ * One call read whole; resolves with any HTTP status (the caller decides what each means) and rejects only when no
+ * answer came or the answer is larger than `limit` (`target_answer_too_large`).
+ */
+export async function druidCall(opts: DruidRequest & { limit: number }): Promise<DruidAnswer> {
+  const res = await druidStream(opts);
+  const buf = await readLimited(res.body, opts.limit, opts.what, res.declared);
+  return { status: res.status, statusText: res.statusText, text: buf.toString('utf8') };
 }
 
 /** `403 Forbidden`: a status as a short phrase, never the body (Druid's text is not put into our messages). */

@@ -1,7 +1,7 @@
 /**
  * `druid-backup prune --target URL | --store DIR [--dry-run]`: removes what the retention policy no longer keeps
  * (snapshot/prune.ts). `--target http(s)://…` runs a prune job on that target sidecar with its own
- * druid.backup.retention.* (a target sidecar prunes its own store); `--target s3://…` and `--store DIR` prune here,
+ * druid.backup.retention.* (a target sidecar prunes its own store); `--target s3://…|azure://…` and `--store DIR` prune here,
  * with the policy given by the flags. `--store` is for a store no sidecar serves now (a sidecar keeps its catalog in
  * memory): prune a served store through its sidecar. The lease keeps two pruners of one store apart either way.
  * Exit status 0 when the prune (or the plan) succeeded, 1 when it failed.
@@ -62,7 +62,7 @@ export function register(program: Command): void {
   program
     .command('prune')
     .description('remove the snapshots and segments the retention policy no longer keeps (--dry-run: print the plan only)')
-    .option('--target <url>', 'a target sidecar (http://host:8484: prunes there, by its own policy), or a bucket (s3://bucket/prefix)')
+    .option('--target <url>', 'a target sidecar (http://host:8484: prunes there, by its own policy), a bucket (s3://bucket/prefix) or a container (azure://container/prefix)')
     .option('--store <dir>', 'a store directory no sidecar serves now')
     .option('--dry-run', 'print each snapshot and segment that would go, and why; remove nothing')
     .option('--keep-last <n>', 'with --store or s3://: keep the newest n snapshots', intOption(0, 1_000_000))
@@ -84,7 +84,7 @@ export function register(program: Command): void {
         if (policyFlags.length)
           throw new BackupError(
             'bad_request',
-            `a target sidecar prunes by its own druid.backup.retention.*; --${policyFlags[0]!.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} is for --store or s3://`,
+            `a target sidecar prunes by its own druid.backup.retention.*; --${policyFlags[0]!.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} is for --store, s3:// or azure://`,
           );
         const client = new ApiClient(target.url, { token: resolveToken(o), echoMessages: true });
         const { jobId } = await client.post<JobAccepted>(`${API_PREFIX}/store/prune`, { dryRun: o.dryRun === true });

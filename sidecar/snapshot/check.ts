@@ -20,6 +20,8 @@ export const MAX_HEADER_BYTES = 4 * 1024 * 1024;
 export const MAX_METADATA_BYTES = 64 * 1024 * 1024;
 /** Longest line of a segment list (one descriptor). */
 export const MAX_LIST_LINE = 1024 * 1024;
+/** Largest list blob read back: 100,000 descriptors of about 1 KiB, with room. */
+export const MAX_LIST_BYTES = 512 * 1024 * 1024;
 const MISSING: readonly MissingReason[] = ['not_cached', 'pending', 'failed', 'unknown'];
 
 /** Throws `bad_request` (or `code`) unless `id` is a snapshot id: the only ids a key or path is made of. */
@@ -134,20 +136,65 @@ export function parseSegmentLine(line: string, dataSource: string, what: string)
   };
 }
 
-/** Parses a whole list blob (bounded by the caller's read), checking order and data source. */
-export function parseListBlob(data: Buffer, dataSource: string, what: string): SnapshotSegment[] {
-  const out: SnapshotSegment[] = [];
-  const text = data.toString('utf8');
+/**
+ * The segments of list blob `sha` of data source `dataSource`, one line at a time as its bytes arrive (a list of
+ * 100,000 descriptors is never held whole, only the line being read): each line checked (`parseSegmentLine`), in
+ * increasing id order, at most MAX_LIST_LINE long, the whole at most MAX_LIST_BYTES. The bytes are checked against
+ * the blob's name at their end (a `digest_mismatch` then): a caller acts on what it read only once the iteration
+ * has ended without an error.
+ */
+export async function* listSegments(chunks: AsyncIterable<Uint8Array>, sha: string, dataSource: string, what: string): AsyncGenerator<SnapshotSegment> {
+  const hash = createHash('sha256');
+  let total = 0;
+  let parts: Buffer[] = [];
+  let partBytes = 0;
   let prev = '';
-  for (const line of text.split('\n')) {
-    if (line === '') continue;
-    if (line.length > MAX_LIST_LINE) bad(what, 'a line of its segment list is too long');
-    const s = parseSegmentLine(line, dataSource, what);
+  const take = (line: Buffer): SnapshotSegment | undefined => {
+    if (line.length === 0) return undefined;
+    const s = parseSegmentLine(line.toString('utf8'), dataSource, what);
     if (s.id <= prev) bad(what, `its list of ${quoteId(dataSource)} is not sorted by id`);
     prev = s.id;
-    out.push(s);
+    return s;
+  };
+  for await (const raw of chunks) {
+    const chunk = Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength);
+    total += chunk.length;
+    if (total > MAX_LIST_BYTES) bad(what, `its segment list is larger than ${MAX_LIST_BYTES} bytes`);
+    hash.update(chunk);
+    let start = 0;
+    for (let nl = chunk.indexOf(0x0a, start); nl >= 0; nl = chunk.indexOf(0x0a, start)) {
+      const piece = chunk.subarray(start, nl);
+      start = nl + 1;
+      if (partBytes + piece.length > MAX_LIST_LINE) bad(what, 'a line of its segment list is too long');
+      const line = partBytes ? Buffer.concat([...parts, piece], partBytes + piece.length) : piece;
+      parts = [];
+      partBytes = 0;
+      const s = take(line);
+      if (s) yield s;
+    }
+    const rest = chunk.subarray(start);
+    if (partBytes + rest.length > MAX_LIST_LINE) bad(what, 'a line of its segment list is too long');
+    if (rest.length) {
+      parts.push(Buffer.from(rest));
+      partBytes += rest.length;
+    }
   }
-  return out;
+  const last = take(Buffer.concat(parts, partBytes));
+  if (hash.digest('hex') !== sha) throw new BackupError('digest_mismatch', `${what}: its segment list ${sha} is damaged: its bytes have another sha256`);
+  if (last) yield last;
+}
+
+/** Every segment of a list blob in store `s`, read and checked by `listSegments`. */
+export function readSegmentList(
+  s: { openBlob(sha: string, signal?: AbortSignal): Promise<AsyncIterable<Uint8Array>> },
+  sha: string,
+  dataSource: string,
+  what: string,
+  signal?: AbortSignal,
+): AsyncGenerator<SnapshotSegment> {
+  return (async function* () {
+    yield* listSegments(await s.openBlob(checkSha256(sha, 'target_error'), signal), sha, dataSource, what);
+  })();
 }
 
 /** A pin as kept apart from the header: when and why. */

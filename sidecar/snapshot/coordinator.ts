@@ -7,7 +7,7 @@
  * backup: they are left out.
  */
 import type { DruidAuth } from '../cluster/druidHttp.js';
-import { authorization } from '../cluster/druidHttp.js';
+import { druidStream, statusPhrase } from '../cluster/druidHttp.js';
 import { BackupError, messageOf } from '../errors.js';
 import type { DataSegment } from '../druid/descriptor.js';
 import { segmentIdOfDescriptor } from '../druid/descriptor.js';
@@ -35,18 +35,16 @@ export async function* usedSegments(o: { coordinator: string; auth?: DruidAuth; 
   const url = new URL('/druid/coordinator/v1/metadata/segments', o.coordinator);
   url.search = 'includeOvershadowedStatus&includeRealtimeSegments';
   for (const ds of o.dataSources ?? []) url.searchParams.append('datasources', ds);
-  let res: Response;
-  try {
-    res = await fetch(url, { headers: { accept: 'application/json', ...authorization(o.auth) }, signal: o.signal, redirect: 'error' });
-  } catch (e) {
-    if (o.signal?.aborted) throw new BackupError('cancelled', 'cancelled');
-    throw new BackupError('target_unreachable', `the Coordinator ${o.coordinator} did not answer: ${messageOf(e)}`);
-  }
-  if (!res.ok || !res.body) {
-    await res.body?.cancel().catch(() => undefined);
-    throw new BackupError('target_error', `the Coordinator ${o.coordinator} answered ${res.status} to the list of used segments`);
-  }
   const what = `the Coordinator's list of used segments`;
+  // Through the one Druid client (credentials, no redirects, a timeout), read as it arrives.
+  const res = await druidStream({ method: 'GET', url: url.toString(), auth: o.auth, what, signal: o.signal }).catch((e: unknown) => {
+    if (o.signal?.aborted) throw new BackupError('cancelled', 'cancelled');
+    throw e;
+  });
+  if (res.status !== 200) {
+    res.body.destroy();
+    throw new BackupError('target_error', `the Coordinator ${o.coordinator} answered ${statusPhrase(res)} to the list of used segments`);
+  }
   for await (const el of jsonArrayElements(res.body, MAX_DESCRIPTOR_BYTES, what)) {
     if (!el || typeof el !== 'object' || Array.isArray(el)) throw new BackupError('target_error', `${what} holds an element that is not an object`);
     const e = el as Record<string, unknown>;

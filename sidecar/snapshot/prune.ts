@@ -18,7 +18,7 @@
 import type { Logger } from 'pino';
 import { BackupError, messageOf } from '../errors.js';
 import type { Target } from '../store/target.js';
-import { parseListBlob, snapshotIdTime } from './check.js';
+import { readSegmentList, snapshotIdTime } from './check.js';
 import type { SnapshotHeader } from './model.js';
 import type { RetentionPolicy, SnapshotVerdict } from './retention.js';
 import { applyRetention, describePolicy, segmentVerdict } from './retention.js';
@@ -26,8 +26,6 @@ import type { SnapshotStore } from './store.js';
 
 /** A node's holdings report counts as "holds it now" this long (a node reconciles far more often). */
 export const HOLDINGS_FRESH_MS = 24 * 3600_000;
-/** Largest list blob read back: 100,000 descriptors of about 1 KiB. */
-export const MAX_LIST_BYTES = 512 * 1024 * 1024;
 /** A lease left by a pruner on another host that died blocks the next for at most this long (it is renewed every third of it). */
 export const LEASE_MS = 60_000;
 
@@ -73,12 +71,13 @@ function snapshotsOf(t: Target): SnapshotStore {
   return t.snapshots;
 }
 
-/** Every segment id each header names, read from its list blobs (each checked: sorted, of its data source). */
+/**
+ * Every segment id each header names, read from its list blobs as they stream (each checked: sorted, of its data
+ * source, its digest at the end): only the ids are kept.
+ */
 async function namedIds(s: SnapshotStore, h: SnapshotHeader, into: Map<string, string>, signal?: AbortSignal): Promise<void> {
-  for (const ds of h.dataSources) {
-    const data = await s.getBlob(ds.list, MAX_LIST_BYTES, signal);
-    for (const seg of parseListBlob(data, ds.name, `snapshot ${h.id}`)) if (!into.has(seg.id)) into.set(seg.id, h.id);
-  }
+  for (const ds of h.dataSources)
+    for await (const seg of readSegmentList(s, ds.list, ds.name, `snapshot ${h.id}`, signal)) if (!into.has(seg.id)) into.set(seg.id, h.id);
 }
 
 export async function planPrune(

@@ -6,8 +6,7 @@
  */
 import { BackupError } from '../errors.js';
 import type { Target } from '../store/target.js';
-import { parseListBlob } from './check.js';
-import { MAX_LIST_BYTES } from './prune.js';
+import { readSegmentList } from './check.js';
 import type { SnapshotService } from './service.js';
 
 export interface SnapshotSelection {
@@ -40,8 +39,7 @@ export async function selectSnapshot(
   const only = o.segmentIds?.length ? new Set(o.segmentIds) : undefined;
   const named: Array<{ id: string; note?: string }> = [];
   for (const d of chosen) {
-    const data = await holder.snapshots!.getBlob(d.list, MAX_LIST_BYTES, o.signal);
-    for (const seg of parseListBlob(data, d.name, `snapshot ${s.id}`)) {
+    for await (const seg of readSegmentList(holder.snapshots!, d.list, d.name, `snapshot ${s.id}`, o.signal)) {
       if (only && !only.has(seg.id)) continue;
       named.push({ id: seg.id, ...(seg.backedUp ? {} : { note: `it was not backed up when the snapshot was taken (${seg.missing ?? 'unknown'})` }) });
     }

@@ -3,6 +3,7 @@
  * kind implements the same contract (the local store, the http target through a target sidecar's API, S3):
  * - blobs are content-addressed and created only if absent; `putBlob` checks the bytes against their name, and
  *   `getBlob` reads at most `maxBytes` and checks them again (a target is hostile: what comes back is input);
+ *   `openBlob` streams one, for `listSegments` (check.ts) to check as it reads;
  * - a header is written last (after every blob it names) and never overwritten;
  * - a pin is a small mutable marker apart from the immutable header;
  * - the prune lease is held by the store itself, created with a conditional create, and expires, so a pruner that
@@ -39,6 +40,11 @@ export interface SnapshotStore {
   putBlob(sha256: string, data: Buffer, signal?: AbortSignal): Promise<'stored' | 'present'>;
   hasBlob(sha256: string, signal?: AbortSignal): Promise<boolean>;
   getBlob(sha256: string, maxBytes: number, signal?: AbortSignal): Promise<Buffer>;
+  /**
+   * A blob's bytes as they are read (a segment list of 100,000 descriptors is never held whole); `not_found` when
+   * absent. Unchecked here: `listSegments` (check.ts) checks them line by line and against the blob's name at the end.
+   */
+  openBlob(sha256: string, signal?: AbortSignal): Promise<AsyncIterable<Uint8Array>>;
   listBlobs(signal?: AbortSignal): Promise<string[]>;
   deleteBlob(sha256: string, signal?: AbortSignal): Promise<void>;
   /** Fails with `conflict` when a header with this id exists. */

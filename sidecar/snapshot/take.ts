@@ -114,7 +114,9 @@ function build(
     let bytes = 0;
     let rows: number | undefined = 0;
     let complete = true;
-    const lines: string[] = [];
+    // Each line becomes bytes at once: the list is held once, as bytes, not also as text.
+    const lines: Buffer[] = [];
+    let size = 0;
     for (const e of entries) {
       const backedUp = held.has(e.used.id);
       const missing = backedUp ? undefined : e.used.replication === 0 ? 'not_cached' : (missingReason?.(e.used.id) ?? 'pending');
@@ -124,9 +126,11 @@ function build(
       // as a short sum would fail a restore's check of a whole restore.
       const r = counted ? counted.bySegment.get(e.used.id) : e.used.rows;
       rows = rows !== undefined && r !== undefined ? rows + r : undefined;
-      lines.push(`${line(e, backedUp, missing, r)}\n`);
+      const b = Buffer.from(`${line(e, backedUp, missing, r)}\n`, 'utf8');
+      lines.push(b);
+      size += b.length;
     }
-    const blob = Buffer.from(lines.join(''), 'utf8');
+    const blob = Buffer.concat(lines, size);
     const list = sha256(blob);
     blobs.set(list, blob);
     dataSources.push({ name, segments: entries.length, bytes, ...(rows !== undefined && entries.length ? { rows } : {}), complete, list });

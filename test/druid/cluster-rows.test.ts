@@ -22,10 +22,9 @@ import { registerSegments, SEGMENTS_PATH } from '../../sidecar/cluster/register.
 import { druidMetadataStep } from '../../sidecar/cluster/restore/metadata.js';
 import { metadataRowsStep } from '../../sidecar/cluster/restore/rows.js';
 import type { ClusterRestoreContext } from '../../sidecar/cluster/restore/step.js';
-import { parseListBlob } from '../../sidecar/snapshot/check.js';
+import { readSegmentList } from '../../sidecar/snapshot/check.js';
 import { MAX_METADATA_BYTES } from '../../sidecar/snapshot/check.js';
 import type { ClusterMetadata, SnapshotSegment } from '../../sidecar/snapshot/model.js';
-import { MAX_LIST_BYTES } from '../../sidecar/snapshot/prune.js';
 import { takeSnapshot } from '../../sidecar/snapshot/take.js';
 import { LocalStore } from '../../sidecar/store/local/store.js';
 import { configureCluster, ingest, REPO_ROOT, sql, startCluster, stopCluster } from './cluster.js';
@@ -139,7 +138,8 @@ describe('a lost metadata store: segment rows and Druid metadata put back on a r
     });
     const header = taken.header;
     const list = header.dataSources.find((d) => d.name === DS)!;
-    const segments = parseListBlob(await store.snapshots.getBlob(list.list, MAX_LIST_BYTES), DS, 'the test snapshot');
+    const segments: SnapshotSegment[] = [];
+    for await (const seg of readSegmentList(store.snapshots, list.list, DS, 'the test snapshot')) segments.push(seg);
     const metadata = JSON.parse((await store.snapshots.getBlob(header.metadata, MAX_METADATA_BYTES)).toString('utf8')) as ClusterMetadata;
     assert.ok(segments.length >= 2, 'the ingest wrote several segments');
     assert.ok(segments.every((s) => s.descriptor?.loadSpec?.type === 'local'));

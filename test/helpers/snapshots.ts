@@ -11,9 +11,11 @@ import pino from 'pino';
 import type { OutgoingSegment, Target } from '../../sidecar/store/target.js';
 import { prune } from '../../sidecar/snapshot/prune.js';
 import { takeSnapshot } from '../../sidecar/snapshot/take.js';
-import type { ClusterMetadata } from '../../sidecar/snapshot/model.js';
-import { parseListBlob } from '../../sidecar/snapshot/check.js';
+import type { ClusterMetadata, SnapshotSegment } from '../../sidecar/snapshot/model.js';
+import { readSegmentList } from '../../sidecar/snapshot/check.js';
 import type { SnapshotStore } from '../../sidecar/snapshot/store.js';
+import { encodeName } from '../../sidecar/store/object/layout.js';
+import type { ObjectTarget } from '../../sidecar/store/object/target.js';
 
 export const log = pino({ level: 'silent' });
 
@@ -77,6 +79,13 @@ export async function coordinator(): Promise<{
   return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, ...state, close: () => server.close() } as never;
 }
 
+/** The segments of a list blob, read the one way the sidecar reads them (streamed and checked). */
+export async function listOf(s: SnapshotStore, sha: string, dataSource = 'demo'): Promise<SnapshotSegment[]> {
+  const out: SnapshotSegment[] = [];
+  for await (const seg of readSegmentList(s, sha, dataSource, `list ${sha}`)) out.push(seg);
+  return out;
+}
+
 export const metadata = async (): Promise<ClusterMetadata> => ({
   druidVersion: '33.0.0',
   rules: { _default: [{ type: 'loadForever' }] },
@@ -94,7 +103,7 @@ export async function compactionScenario(store: Target & { snapshots: SnapshotSt
     const s1 = await take();
     assert.equal(s1.header.segments, 4);
     assert.equal(s1.header.complete, false, 'day 4 is used but no target holds it');
-    const list1 = parseListBlob(await store.snapshots.getBlob(s1.header.dataSources[0]!.list, 1e6), 'demo', 's1');
+    const list1 = await listOf(store.snapshots, s1.header.dataSources[0]!.list);
     assert.deepEqual(
       list1.map((s) => [s.id.slice(5, 15), s.backedUp, s.missing]),
       [
@@ -119,7 +128,7 @@ export async function compactionScenario(store: Target & { snapshots: SnapshotSt
       ...[1, 2, 3].map((day) => ({ day, version: 'v1', overshadowed: true })),
     );
     const mid = await take();
-    assert.equal(parseListBlob(await store.snapshots.getBlob(mid.header.dataSources[0]!.list, 1e6), 'demo', 'mid').filter((s) => s.overshadowed).length, 3);
+    assert.equal((await listOf(store.snapshots, mid.header.dataSources[0]!.list)).filter((s) => s.overshadowed).length, 3);
     c.used.splice(0, c.used.length, ...[1, 2, 3].map((day) => ({ day, version: 'v2' })));
     const s2 = await take();
     assert.equal(s2.header.complete, true);
@@ -158,4 +167,33 @@ export async function compactionScenario(store: Target & { snapshots: SnapshotSt
   } finally {
     c.close();
   }
+}
+
+/**
+ * A bucket's own cases, on any object store (S3, Azure): one lease holder at a time, renewal, release, an expired
+ * lease taken over; a prune killed between a segment's manifest and its files (the record of the removal and the
+ * files are there, the manifest is not) is finished by the next run. `open` opens the same place afresh (a new
+ * process would); `keys` lists every key there.
+ */
+export async function leaseAndOrphanScenario(open: () => ObjectTarget & { snapshots: SnapshotStore }, keys: () => Promise<string[]>): Promise<void> {
+  const t = open();
+  assert.equal(await t.snapshots.acquireLease('a', 60_000), true);
+  assert.equal(await t.snapshots.acquireLease('b', 60_000), false);
+  assert.equal(await t.snapshots.acquireLease('a', 60_000), true, 'renewed by its owner');
+  await t.snapshots.releaseLease('a');
+  assert.equal(await t.snapshots.acquireLease('b', -1), true);
+  assert.equal(await t.snapshots.acquireLease('c', 60_000), true, 'an expired lease is taken over');
+  await t.snapshots.releaseLease('c');
+  await t.put(seg(1, 'v1'));
+  // Killed between the manifest and the files: written and removed here with the store's own primitives.
+  const id = idOf(1, 'v1');
+  const removing = `${t.layout.prefix}prune/removing/${encodeName(id)}`;
+  assert.notEqual(await t.store.write(removing, '{}'), 'precondition-failed');
+  await t.store.remove([t.layout.manifestKey(id)]);
+  const r = await prune(open(), { policy: { gracePeriodMs: 0 }, owner: 'p', log });
+  assert.equal(r.removed.orphans, 1);
+  assert.deepEqual(
+    (await keys()).filter((k) => k.includes('segments/') || k.includes('removing')),
+    [],
+  );
 }

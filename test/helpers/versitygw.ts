@@ -4,7 +4,7 @@
  * temporary posix root. Objects are plain files under
  * `{root}/{bucket}/{key}`, so a test can hash what arrived without an S3 client.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
@@ -23,6 +23,15 @@ export function requireVersityGw(): void {
     throw new Error(
       `VersityGW is not installed at ${VERSITYGW_BIN}: npm test installs it on first use; run scripts/install-versitygw.sh to install it or see what is missing (it needs Go)`,
     );
+}
+
+/** For the benches: installs VersityGW on first use into .cache/bin (the script says what is missing, e.g. Go). */
+export function installVersityGw(forWhat: string): void {
+  try {
+    execFileSync('bash', [path.resolve(__dirname, '../../scripts/install-versitygw.sh')], { stdio: 'inherit' });
+  } catch {
+    throw new Error(`VersityGW could not be installed for ${forWhat}: scripts/install-versitygw.sh says why above`);
+  }
 }
 
 export interface VersityGw {

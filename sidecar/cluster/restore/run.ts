@@ -20,9 +20,8 @@ import type { Interval } from '../../druid/time.js';
 import { parseInstant, parseInterval } from '../../druid/time.js';
 import { BackupError, messageOf } from '../../errors.js';
 import type { JobContext } from '../../services/jobs.js';
-import { MAX_METADATA_BYTES, parseListBlob } from '../../snapshot/check.js';
+import { MAX_METADATA_BYTES, readSegmentList } from '../../snapshot/check.js';
 import type { ClusterMetadata, SnapshotHeader, SnapshotSegment } from '../../snapshot/model.js';
-import { MAX_LIST_BYTES } from '../../snapshot/prune.js';
 import type { SnapshotStore } from '../../snapshot/store.js';
 import type { Target } from '../../store/target.js';
 import type { DruidAuth } from '../druidHttp.js';
@@ -136,7 +135,9 @@ export async function buildContext(o: ContextOptions): Promise<ClusterRestoreCon
   const intervals = (o.intervals ?? []).map((i) => parseInterval(i));
   let segments = new Map<string, SnapshotSegment[]>();
   for (const d of h.dataSources.filter((x) => wanted.includes(x.name))) {
-    const list = parseListBlob(await o.blobs.getBlob(d.list, MAX_LIST_BYTES, o.signal), d.name, what);
+    // The chosen segments are held (every step plans from them); the list itself is read and checked as it streams.
+    const list: SnapshotSegment[] = [];
+    for await (const seg of readSegmentList(o.blobs, d.list, d.name, what, o.signal)) list.push(seg);
     segments.set(d.name, selectSegments(list, d.name, intervals));
   }
   if (o.home) segments = rewriteForNewHome(segments, o.home);

@@ -13,9 +13,8 @@ import type { FastifyInstance } from 'fastify';
 import { API_PREFIX } from '../../api.js';
 import { BackupError } from '../../errors.js';
 import type { LocalStore } from '../../store/local/store.js';
-import { MAX_HEADER_BYTES, MAX_METADATA_BYTES, parseHeader, parsePin } from '../../snapshot/check.js';
+import { MAX_HEADER_BYTES, MAX_LIST_BYTES, MAX_METADATA_BYTES, parseHeader, parsePin } from '../../snapshot/check.js';
 import { parseHoldings } from '../../snapshot/records.js';
-import { MAX_LIST_BYTES } from '../../snapshot/prune.js';
 import type { SnapshotService } from '../../snapshot/service.js';
 import type { SidecarContext } from '../context.js';
 import { commonErrors, jobAcceptedSchema } from '../schemas.js';
@@ -100,8 +99,14 @@ export function register(app: FastifyInstance, ctx: SidecarContext): void {
   );
   app.get<{ Params: { sha: string } }>(
     `${API_PREFIX}/store/snapshots/blobs/:sha`,
-    { schema: { tags, summary: 'A snapshot blob, checked against its sha256 before it is sent', params: shaParams } },
-    async (req, reply) => reply.type('application/octet-stream').send(await store().snapshots.getBlob(req.params.sha, MAX_BLOB)),
+    {
+      schema: {
+        tags,
+        summary: 'A snapshot blob, streamed as stored (a segment list can hold 100,000 descriptors); the reader checks it against its sha256',
+        params: shaParams,
+      },
+    },
+    async (req, reply) => reply.type('application/octet-stream').send(await store().snapshots.openBlob(req.params.sha)),
   );
   app.get(`${API_PREFIX}/store/snapshots`, { schema: { tags, summary: "The store's snapshot ids and pinned ids" } }, async () => ({
     ids: await store().snapshots.listSnapshots(),

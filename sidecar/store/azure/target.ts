@@ -4,6 +4,7 @@
  * same catalog index and verify. store.ts speaks Azure; client.ts finds the credentials.
  */
 import type { Logger } from 'pino';
+import { ObjectSnapshots } from '../object/snapshots.js';
 import { ObjectTarget } from '../object/target.js';
 import type { AzureSettings } from './client.js';
 import { AzureStore } from './store.js';
@@ -16,6 +17,8 @@ export interface AzureTargetOptions {
 
 export class AzureTarget extends ObjectTarget {
   declare readonly store: AzureStore;
+  /** Snapshots kept in the container beside the segments, and what prune needs (object/snapshots.ts). */
+  readonly snapshots: ObjectSnapshots = new ObjectSnapshots(this);
 
   static open(url: string, opts: AzureTargetOptions): AzureTarget {
     const location = parseAzureUrl(url);

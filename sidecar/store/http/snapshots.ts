@@ -84,6 +84,12 @@ export class HttpSnapshots implements SnapshotStore {
     return data;
   }
 
+  async openBlob(h: string, signal?: AbortSignal): Promise<AsyncIterable<Uint8Array>> {
+    const res = await this.client.raw<Readable>({ method: 'GET', url: `${SNAPSHOTS_PATH}/blobs/${checkSha256(h)}`, responseType: 'stream', signal });
+    if (res.status !== 200) throw await errorFromResponse(res, this.url);
+    return res.data;
+  }
+
   listBlobs(): Promise<string[]> {
     return this.pruneHere();
   }

@@ -10,7 +10,7 @@
  *
  * Every name is a checked snapshot id, sha256 or encoded node name, joined through the one path rule (`ownPath`).
  */
-import { link, mkdir, readdir, readFile, rename, rm, unlink } from 'node:fs/promises';
+import { link, mkdir, open, readdir, readFile, rename, rm, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { inside, ownPath } from '../../druid/paths.js';
 import { BackupError, messageOf } from '../../errors.js';
@@ -119,7 +119,7 @@ export class LocalSnapshots implements SnapshotStore {
 
   async hasBlob(h: string): Promise<boolean> {
     try {
-      await readFile(this.blobPath(h), { flag: 'r' }).then(() => undefined);
+      await stat(this.blobPath(h));
       return true;
     } catch (e) {
       if (isMissing(e)) return false;
@@ -132,6 +132,17 @@ export class LocalSnapshots implements SnapshotStore {
     if (!data) throw new BackupError('not_found', `the store holds no snapshot blob ${h}`);
     if (sha256(data) !== h) throw new BackupError('digest_mismatch', `snapshot blob ${h} is damaged: its bytes have another sha256`);
     return data;
+  }
+
+  async openBlob(h: string): Promise<AsyncIterable<Uint8Array>> {
+    let handle;
+    try {
+      handle = await open(this.blobPath(h), 'r');
+    } catch (e) {
+      if (isMissing(e)) throw new BackupError('not_found', `the store holds no snapshot blob ${h}`);
+      throw e;
+    }
+    return handle.createReadStream();
   }
 
   async listBlobs(): Promise<string[]> {

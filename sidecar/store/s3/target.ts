@@ -6,9 +6,9 @@ import type { Logger } from 'pino';
 import { PageGuard } from '../../util/limitedRead.js';
 import { messageOf } from '../../errors.js';
 import { encodeName } from '../object/layout.js';
+import { ObjectSnapshots } from '../object/snapshots.js';
 import { ObjectTarget } from '../object/target.js';
 import type { S3Settings } from './client.js';
-import { S3Snapshots } from './snapshots.js';
 import type { S3Connection } from './sdk.js';
 import { S3Store } from './store.js';
 import type { S3Location } from './url.js';
@@ -28,8 +28,8 @@ export class S3Target extends ObjectTarget {
   readonly endpoint: string;
   private readonly startedAt = new Date();
   private cleaned?: Promise<void>;
-  /** Snapshots kept in the bucket beside the segments, and what prune needs (snapshots.ts). */
-  readonly snapshots: S3Snapshots = new S3Snapshots(this);
+  /** Snapshots kept in the bucket beside the segments, and what prune needs (object/snapshots.ts). */
+  readonly snapshots: ObjectSnapshots = new ObjectSnapshots(this);
 
   constructor(
     location: S3Location,

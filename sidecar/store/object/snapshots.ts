@@ -1,12 +1,14 @@
 /**
- * Snapshots in a bucket (the `snapshots` capability, snapshot/store.ts), beside the segments:
+ * Snapshots in a bucket or a container (the `snapshots` capability, snapshot/store.ts), beside the segments, written
+ * once against the ObjectStore primitives so that every object kind (S3, Azure Blob Storage) has them:
  *
- *   {prefix}snapshots/{id}.json          a header, written last with If-None-Match: * (never overwritten)
- *   {prefix}snapshots/blobs/{sha256}     a segment list or the metadata, If-None-Match: *, with its sha256 checked by the server
+ *   {prefix}snapshots/{id}.json          a header, written last with a create-if-absent (never overwritten)
+ *   {prefix}snapshots/blobs/{sha256}     a segment list or the metadata, created if absent; checked against its name
+ *                                        when written and again when read back
  *   {prefix}snapshots/pins/{id}          a pin
  *   {prefix}snapshots/writing/{id}       the marker of a snapshot being written
- *   {prefix}prune/lease                  the prune lease: created with If-None-Match: *, taken over or renewed or
- *                                        released with If-Match: its ETag, so two pruners never both hold it
+ *   {prefix}prune/lease                  the prune lease: created if absent, taken over or renewed or released with
+ *                                        If-Match on its ETag, so two pruners never both hold it
  *   {prefix}prune/marks.json             when each unreferenced segment was last seen referenced
  *   {prefix}prune/removing/{id}          a segment being removed (its manifest is gone first): finished by the next run
  *   {prefix}holdings/{node}.json         what a node last reported holding
@@ -23,10 +25,8 @@ import type { SnapshotHeader } from '../../snapshot/model.js';
 import { parseHoldings, parseLease, parseMarks } from '../../snapshot/records.js';
 import type { Holdings, Lease, PruneMarks, SnapshotStore } from '../../snapshot/store.js';
 import { PageGuard } from '../../util/limitedRead.js';
-import { readObjectLimited } from './client.js';
-import { isNotFound, s3Status } from './errors.js';
-import { encodeName } from '../object/layout.js';
-import type { S3Target } from './target.js';
+import { encodeName } from './layout.js';
+import type { ObjectTarget } from './target.js';
 
 const SMALL = 64 * 1024;
 const BIG = 256 * 1024 * 1024;
@@ -48,8 +48,8 @@ function decodeKeyName(enc: string): string | undefined {
   }
 }
 
-export class S3Snapshots implements SnapshotStore {
-  constructor(private readonly t: S3Target) {}
+export class ObjectSnapshots implements SnapshotStore {
+  constructor(private readonly t: ObjectTarget) {}
 
   private key(rest: string, id: unknown): string {
     return bucketKey(this.t.layout.prefix, rest, id);
@@ -69,71 +69,47 @@ export class S3Snapshots implements SnapshotStore {
   private get leaseKey(): string {
     return this.key('prune/lease', 'lease');
   }
+  private get marksKey(): string {
+    return this.key('prune/marks.json', 'marks');
+  }
   private removingKey(segmentId: string): string {
     return this.key(`prune/removing/${encodeName(segmentId)}`, segmentId);
   }
-
-  private async get(key: string, limit: number, signal?: AbortSignal): Promise<{ data: Buffer; etag: string } | undefined> {
-    const { sdk, client } = await this.t.s3();
-    try {
-      const res = await client.send(new sdk.GetObjectCommand({ Bucket: this.t.bucket, Key: key }), { abortSignal: signal });
-      return { data: await readObjectLimited(res, limit, `s3://${this.t.bucket}/${key}`), etag: res.ETag ?? '' };
-    } catch (e) {
-      if (isNotFound(e) && (e as { name?: string }).name !== 'NoSuchBucket') return undefined;
-      if (e instanceof BackupError) throw e;
-      return this.t.call(`reading s3://${this.t.bucket}/${key}`, signal, () => Promise.reject(e));
-    }
+  private where(key: string): string {
+    return `${this.t.store.name}/${key}`;
   }
 
-  /** A PUT; `false` when its condition failed (the object exists, or changed). */
-  private async put(
-    key: string,
-    body: Buffer | string,
-    cond: { ifNoneMatch?: boolean; ifMatch?: string; sha?: string },
-    signal?: AbortSignal,
-  ): Promise<boolean> {
-    const { sdk, client } = await this.t.s3();
-    try {
-      await client.send(
-        new sdk.PutObjectCommand({
-          Bucket: this.t.bucket,
-          Key: key,
-          Body: body,
-          ContentType: 'application/json',
-          ...(cond.ifNoneMatch ? { IfNoneMatch: '*' } : {}),
-          ...(cond.ifMatch ? { IfMatch: cond.ifMatch } : {}),
-          ...(cond.sha ? { ChecksumSHA256: Buffer.from(cond.sha, 'hex').toString('base64') } : {}),
-        }),
-        { abortSignal: signal },
-      );
-      return true;
-    } catch (e) {
-      const status = s3Status(e);
-      if (status === 412 || status === 409) return false;
-      return this.t.call(`writing s3://${this.t.bucket}/${key}`, signal, () => Promise.reject(e));
-    }
+  private async get(key: string, limit: number, signal?: AbortSignal): Promise<{ data: Buffer; etag: string } | undefined> {
+    const got = await this.t.call(`reading ${this.where(key)}`, signal, () => this.t.store.read(key, limit, this.where(key), { signal }));
+    return got && got !== 'unchanged' ? { data: got.body, etag: got.etag } : undefined;
+  }
+
+  /** A write; `false` when its condition failed (the object exists, or changed). */
+  private async put(key: string, body: Buffer | string, cond: { ifAbsent?: boolean; ifMatch?: string }, signal?: AbortSignal): Promise<boolean> {
+    const r = await this.t.call(`writing ${this.where(key)}`, signal, () =>
+      this.t.store.write(key, body, { ...cond, contentType: 'application/json', signal }),
+    );
+    return r !== 'precondition-failed';
   }
 
   private async del(key: string, signal?: AbortSignal): Promise<void> {
-    const { sdk, client } = await this.t.s3();
-    await this.t.call(`deleting s3://${this.t.bucket}/${key}`, signal, () =>
-      client.send(new sdk.DeleteObjectCommand({ Bucket: this.t.bucket, Key: key }), { abortSignal: signal }),
-    );
+    await this.t.call(`deleting ${this.where(key)}`, signal, () => this.t.store.remove([key], signal));
   }
 
   /** Names (the key's rest after `prefix`) of the objects directly under `prefix`. */
   private async names(prefix: string, signal?: AbortSignal): Promise<string[]> {
-    const { sdk, client } = await this.t.s3();
     const out: string[] = [];
     const full = this.key(prefix, prefix);
-    const guard = new PageGuard(`the listing of s3://${this.t.bucket}/${full}`);
+    const guard = new PageGuard(`the listing of ${this.where(full)}`);
     let token: string | undefined;
     do {
-      const page = await this.t.call(`listing s3://${this.t.bucket}/${full}`, signal, () =>
-        client.send(new sdk.ListObjectsV2Command({ Bucket: this.t.bucket, Prefix: full, Delimiter: '/', ContinuationToken: token }), { abortSignal: signal }),
-      );
-      for (const o of page.Contents ?? []) if (o.Key?.startsWith(full)) out.push(o.Key.slice(full.length));
-      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+      const page = await this.t.call(`listing ${this.where(full)}`, signal, () => this.t.store.list(full, { token, signal }));
+      for (const o of page.objects) {
+        if (!o.key.startsWith(full)) continue;
+        const name = o.key.slice(full.length);
+        if (name !== '' && !name.includes('/')) out.push(name);
+      }
+      token = page.next;
       if (token) guard.next(token);
     } while (token);
     return out;
@@ -142,18 +118,13 @@ export class S3Snapshots implements SnapshotStore {
   async putBlob(h: string, data: Buffer, signal?: AbortSignal): Promise<'stored' | 'present'> {
     checkSha256(h);
     if (sha256(data) !== h) throw new BackupError('digest_mismatch', `blob ${h}: its bytes have another sha256`);
-    return (await this.put(this.blobKey(h), data, { ifNoneMatch: true, sha: h }, signal)) ? 'stored' : 'present';
+    return (await this.put(this.blobKey(h), data, { ifAbsent: true }, signal)) ? 'stored' : 'present';
   }
 
   async hasBlob(h: string, signal?: AbortSignal): Promise<boolean> {
-    const { sdk, client } = await this.t.s3();
-    try {
-      await client.send(new sdk.HeadObjectCommand({ Bucket: this.t.bucket, Key: this.blobKey(h) }), { abortSignal: signal });
-      return true;
-    } catch (e) {
-      if (isNotFound(e) || s3Status(e) === 404) return false;
-      return this.t.call(`reading blob ${h}`, signal, () => Promise.reject(e));
-    }
+    const key = this.blobKey(h);
+    const page = await this.t.call(`listing ${this.where(key)}`, signal, () => this.t.store.list(key, { max: 1, signal }));
+    return page.objects.some((o) => o.key === key);
   }
 
   async getBlob(h: string, maxBytes: number, signal?: AbortSignal): Promise<Buffer> {
@@ -161,6 +132,22 @@ export class S3Snapshots implements SnapshotStore {
     if (!got) throw new BackupError('not_found', `${this.t.url} holds no snapshot blob ${h}`);
     if (sha256(got.data) !== h) throw new BackupError('digest_mismatch', `snapshot blob ${h} in ${this.t.url} is damaged: its bytes have another sha256`);
     return got.data;
+  }
+
+  async openBlob(h: string, signal?: AbortSignal): Promise<AsyncIterable<Uint8Array>> {
+    const key = this.blobKey(h);
+    const body = await this.t.call(`reading ${this.where(key)}`, signal, () => this.t.store.open(key, signal));
+    if (!body) throw new BackupError('not_found', `${this.t.url} holds no snapshot blob ${h}`);
+    const t = this.t;
+    // A failure mid-stream is the service's too: one clear error naming it. A reader that stops early ends the
+    // body's own iterator through `yield*`, which destroys the stream.
+    return (async function* () {
+      try {
+        yield* body.body;
+      } catch (e) {
+        throw t.store.error(e, `reading ${key}`, signal);
+      }
+    })();
   }
 
   async listBlobs(signal?: AbortSignal): Promise<string[]> {
@@ -176,7 +163,7 @@ export class S3Snapshots implements SnapshotStore {
     for (const b of [checked.metadata, ...checked.dataSources.map((d) => d.list)])
       if (!(await this.hasBlob(b, signal)))
         throw new BackupError('conflict', `snapshot ${header.id} names blob ${b}, which ${this.t.url} does not hold; the header is not written`);
-    if (!(await this.put(this.headerKey(header.id), JSON.stringify(checked, null, 2), { ifNoneMatch: true }, signal)))
+    if (!(await this.put(this.headerKey(header.id), JSON.stringify(checked, null, 2), { ifAbsent: true }, signal)))
       throw new BackupError('conflict', `snapshot ${header.id} exists in ${this.t.url}; a snapshot is never overwritten`);
   }
 
@@ -241,7 +228,7 @@ export class S3Snapshots implements SnapshotStore {
   async acquireLease(owner: string, ttlMs: number, signal?: AbortSignal, deadOwner?: string): Promise<boolean> {
     const body = JSON.stringify({ owner, expires: new Date(Date.now() + ttlMs).toISOString() });
     const got = await this.get(this.leaseKey, SMALL, signal);
-    if (!got) return this.put(this.leaseKey, body, { ifNoneMatch: true }, signal);
+    if (!got) return this.put(this.leaseKey, body, { ifAbsent: true }, signal);
     let seen: Lease | undefined;
     try {
       seen = parseLease(json(got.data, 'prune lease'));
@@ -261,12 +248,12 @@ export class S3Snapshots implements SnapshotStore {
   }
 
   async readMarks(signal?: AbortSignal): Promise<PruneMarks | undefined> {
-    const got = await this.get(this.key('prune/marks.json', 'marks'), BIG, signal);
+    const got = await this.get(this.marksKey, BIG, signal);
     return got ? parseMarks(json(got.data, 'prune marks')) : undefined;
   }
 
   async writeMarks(marks: PruneMarks, signal?: AbortSignal): Promise<void> {
-    await this.put(this.key('prune/marks.json', 'marks'), JSON.stringify(marks), {}, signal);
+    await this.put(this.marksKey, JSON.stringify(marks), {}, signal);
   }
 
   async putHoldings(h: Holdings, signal?: AbortSignal): Promise<void> {

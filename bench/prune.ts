@@ -1,0 +1,120 @@
+/**
+ * Prune of a store of 100,000 segments of which 90 % are prunable (issue 21), in a local store and in a bucket on
+ * VersityGW: the store holds every segment, one snapshot names the last tenth (a Coordinator answering those as
+ * used, test/helpers/bigStore.ts), the policy is keepLast=1 with gracePeriod PT0S. The prune runs as a job of a real
+ * sidecar (`POST /data/v1/store/prune`: its own store, or `{"target": "s3://…"}`); printed: the plan's time (a dry
+ * run), the prune's time, segments removed per second, and the sidecar's peak RSS (VmHWM) over both.
+ * Size with DBK_BENCH_PRUNE_SEGMENTS (default 100000); DBK_BENCH_PRUNE_ONLY=local or s3 runs one.
+ */
+import { readFileSync, rmSync } from 'node:fs';
+import path from 'node:path';
+import pino from 'pino';
+import type { Job, JobAccepted } from '../sidecar/api.js';
+import type { PruneResult } from '../sidecar/snapshot/prune.js';
+import { takeSnapshot } from '../sidecar/snapshot/take.js';
+import { LocalStore } from '../sidecar/store/local/store.js';
+import { S3Target } from '../sidecar/store/s3/target.js';
+import type { Target } from '../sidecar/store/target.js';
+import { mapLimit } from '../sidecar/util/pool.js';
+import { bigCoordinator, bigSegment, upTo, writeLocalSegments } from '../test/helpers/bigStore.js';
+import type { SidecarProcess } from '../test/helpers/sidecar.js';
+import { startSidecar, tmpDir } from '../test/helpers/sidecar.js';
+import { installVersityGw, startVersityGw } from '../test/helpers/versitygw.js';
+
+const N = Number(process.env.DBK_BENCH_PRUNE_SEGMENTS ?? 100_000);
+const KEPT_FROM = N - N / 10;
+const RETENTION = { DRUID_BACKUP_RETENTION_KEEP_LAST: '1', DRUID_BACKUP_RETENTION_GRACE_PERIOD: 'PT0S' };
+const log = pino({ level: 'silent' });
+
+function hwmMiB(p: SidecarProcess): number {
+  return Math.round(Number(/^VmHWM:\s+(\d+)/m.exec(readFileSync(`/proc/${p.proc.pid}/status`, 'utf8'))?.[1] ?? 0) / 1024);
+}
+
+async function run(s: SidecarProcess, body: Record<string, unknown>): Promise<{ ms: number; result: PruneResult }> {
+  const t0 = performance.now();
+  const r = await s.request<JobAccepted>('POST', '/data/v1/store/prune', body);
+  if (r.status !== 202) throw new Error(`prune: ${r.status} ${r.text}`);
+  const job: Job = await s.waitForJob(r.json.jobId, 3_600_000);
+  if (job.state !== 'succeeded') throw new Error(`prune job ${job.state}: ${JSON.stringify(job.errors)}`);
+  return { ms: performance.now() - t0, result: job.result as unknown as PruneResult };
+}
+
+/** The snapshot naming the last tenth, taken in this process into `store`. */
+async function snapshotLastTenth(store: Target): Promise<void> {
+  const c = await bigCoordinator(() => upTo(N, KEPT_FROM));
+  try {
+    const r = await takeSnapshot({
+      coordinator: c.url,
+      catalogs: [store],
+      targets: [store],
+      node: 'bench',
+      captureMetadata: async () => ({ offsets: { captured: false }, redacted: [] }),
+      log,
+    });
+    if (r.header.segments !== N - KEPT_FROM || !r.header.complete) throw new Error(`snapshot: ${JSON.stringify(r.header).slice(0, 300)}`);
+  } finally {
+    c.close();
+  }
+}
+
+async function measure(kind: string, s: SidecarProcess, body: Record<string, unknown>, setupMs: number): Promise<void> {
+  const plan = await run(s, { ...body, dryRun: true });
+  if (plan.result.remove.length !== KEPT_FROM) throw new Error(`the plan removes ${plan.result.remove.length}, not ${KEPT_FROM}`);
+  const done = await run(s, body);
+  if (done.result.removed.segments !== KEPT_FROM) throw new Error(`the prune removed ${done.result.removed.segments}, not ${KEPT_FROM}`);
+  console.log(
+    `prune ${kind}: ${N} segments, ${KEPT_FROM} prunable (90 %): plan ${(plan.ms / 1000).toFixed(1)} s, prune ${(done.ms / 1000).toFixed(1)} s (${Math.round(KEPT_FROM / (done.ms / 1000))} segments/s); sidecar peak RSS ${hwmMiB(s)} MiB; store written in ${(setupMs / 1000).toFixed(0)} s`,
+  );
+}
+
+async function local(): Promise<void> {
+  const dir = tmpDir('dbk-bench-prune-');
+  let s: SidecarProcess | undefined;
+  try {
+    const store = path.join(dir, 'store');
+    const t0 = performance.now();
+    writeLocalSegments(store, 0, N);
+    const ls = LocalStore.open(store, { log });
+    await snapshotLastTenth(ls);
+    const setupMs = performance.now() - t0;
+    s = await startSidecar(['--store', store], { fast: false, timeoutMs: 600_000, env: RETENTION });
+    await measure('local', s, {}, setupMs);
+  } finally {
+    await s?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function s3(): Promise<void> {
+  installVersityGw('the prune benchmark');
+  const root = tmpDir('dbk-bench-prune-s3-');
+  const gw = await startVersityGw({ rootParent: root });
+  let s: SidecarProcess | undefined;
+  const url = 's3://prune/bench';
+  const target = S3Target.open(url, { log, settings: { endpoint: gw.endpoint } });
+  try {
+    Object.assign(process.env, gw.env);
+    await gw.createBucket('prune');
+    const t0 = performance.now();
+    await mapLimit([...upTo(N)], 16, async (i) => {
+      const r = await target.put(bigSegment(i));
+      if (r.outcome !== 'stored') throw new Error(`segment ${i}: ${r.outcome}`);
+    });
+    await snapshotLastTenth(target);
+    const setupMs = performance.now() - t0;
+    // A sidecar with a store of its own (empty) that prunes the bucket it is asked to.
+    s = await startSidecar(['--store', path.join(root, 'own')], { fast: false, allowedTargets: [url], env: { ...gw.env, ...RETENTION } });
+    await measure('S3 (VersityGW)', s, { target: url }, setupMs);
+  } finally {
+    target.close();
+    await s?.stop();
+    await gw.close();
+    rmSync(root, { recursive: true, force: true });
+  }
+}
+
+export async function benchPrune(): Promise<void> {
+  const only = process.env.DBK_BENCH_PRUNE_ONLY;
+  if (only !== 's3') await local();
+  if (only !== 'local') await s3();
+}

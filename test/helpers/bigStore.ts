@@ -1,0 +1,111 @@
+/**
+ * Stores and Coordinators of 100,000 segments, for the prune bench (bench/prune.ts):
+ * - `writeLocalSegments`: segments written straight in a local store's on-disk layout (the segment's files and its
+ *   manifest.json made by the store's own `newManifest`, where `LocalStore.open` loads them): 100,000 in seconds,
+ *   where `put`, with its fsyncs, takes about 16 ms each;
+ * - `bigCoordinator`: a real HTTP server answering the used-segments call as Druid 33 does, element by element, so
+ *   that neither side holds the whole answer.
+ * Segment `i` of data source `big` covers day `i` from 2000-01-01: ids are distinct, and sort as `i` does.
+ */
+import { createHash } from 'node:crypto';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { parseSegmentId } from '../../sidecar/druid/segmentId.js';
+import { MANIFEST_NAME, newManifest } from '../../sidecar/store/manifest.js';
+import { segmentPath } from '../../sidecar/store/local/layout.js';
+import type { OutgoingSegment } from '../../sidecar/store/target.js';
+
+export const BIG_DS = 'big';
+const DAY = 86_400_000;
+const T0 = Date.UTC(2000, 0, 1);
+
+const day = (i: number) => new Date(T0 + i * DAY).toISOString();
+
+export function bigDescriptor(i: number) {
+  return {
+    dataSource: BIG_DS,
+    interval: `${day(i)}/${day(i + 1)}`,
+    version: '2024-06-01T00:00:00.000Z',
+    loadSpec: { type: 'local', path: `/var/druid/segments/${BIG_DS}/${day(i)}_${day(i + 1)}/2024-06-01T00:00:00.000Z/0/index/` },
+    dimensions: 'channel,namespace,page,user,isRobot,isAnonymous,isNew,isMinor',
+    metrics: 'added,deleted,delta',
+    shardSpec: { type: 'numbered', partitionNum: 0, partitions: 1 },
+    binaryVersion: 9,
+    size: bigFile(i).length + 4,
+    identifier: bigId(i),
+  };
+}
+
+export function bigId(i: number): string {
+  return `${BIG_DS}_${day(i)}_${day(i + 1)}_2024-06-01T00:00:00.000Z`;
+}
+
+function bigFile(i: number): Buffer {
+  return Buffer.from(`segment ${i} of ${BIG_DS}\n`);
+}
+
+const VERSION_BIN = Buffer.from([0, 0, 0, 9]);
+const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+
+/** Segment `i` to `put` into any target. */
+export function bigSegment(i: number, node = 'h1'): OutgoingSegment {
+  const b = bigFile(i);
+  return {
+    segmentId: bigId(i),
+    descriptor: bigDescriptor(i),
+    node,
+    files: [
+      { name: 'version.bin', size: 4, open: () => Readable.from([VERSION_BIN]) },
+      { name: '00000.smoosh', size: b.length, open: () => Readable.from([b]) },
+    ],
+  };
+}
+
+/** Segments `from` to `to - 1`, written into the local store at `root` as a put would leave them. */
+export function writeLocalSegments(root: string, from: number, to: number, node = 'h1'): void {
+  const at = new Date().toISOString();
+  for (let i = from; i < to; i++) {
+    const id = bigId(i);
+    const dir = path.join(root, segmentPath(BIG_DS, id));
+    mkdirSync(dir, { recursive: true });
+    const b = bigFile(i);
+    writeFileSync(path.join(dir, 'version.bin'), VERSION_BIN);
+    writeFileSync(path.join(dir, '00000.smoosh'), b);
+    const files = [
+      { name: '00000.smoosh', size: b.length, sha256: sha(b) },
+      { name: 'version.bin', size: 4, sha256: sha(VERSION_BIN) },
+    ];
+    writeFileSync(path.join(dir, MANIFEST_NAME), JSON.stringify(newManifest(id, parseSegmentId(id), bigDescriptor(i), files, node, at)));
+  }
+}
+
+/** A Coordinator whose used segments are `used()` (indexes), answered one element at a time. */
+export async function bigCoordinator(used: () => Iterable<number>): Promise<{ url: string; close(): void }> {
+  const server = http.createServer((req, res) => {
+    if (!req.url?.startsWith('/druid/coordinator/v1/metadata/segments?includeOvershadowedStatus')) {
+      res.writeHead(404).end();
+      return;
+    }
+    res.writeHead(200, { 'content-type': 'application/json' });
+    function* body(): Generator<string> {
+      yield '[';
+      let first = true;
+      for (const i of used()) {
+        yield `${first ? '' : ','}${JSON.stringify({ overshadowed: false, replicationFactor: 1, numRows: 100, realtime: false, ...bigDescriptor(i) })}`;
+        first = false;
+      }
+      yield ']';
+    }
+    Readable.from(body()).pipe(res);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, close: () => server.close() };
+}
+
+/** 0, 1, ..., n - 1 */
+export function* upTo(n: number, from = 0): Generator<number> {
+  for (let i = from; i < n; i++) yield i;
+}
