@@ -36,13 +36,14 @@ export async function druidCall(opts: {
   method: 'GET' | 'POST' | 'DELETE';
   url: string;
   auth?: DruidAuth;
+  /** JSON: a value, or JSON text sent as it is (a config kept byte for byte as Druid wrote it). */
   body?: unknown;
+  /** More headers, e.g. Druid's audit headers X-Druid-Author and X-Druid-Comment. */
+  headers?: Record<string, string>;
   limit: number;
   what: string;
   signal?: AbortSignal;
   timeoutMs?: number;
-  /** More request headers, e.g. X-Druid-Author and X-Druid-Comment for Druid's audit log. */
-  headers?: Record<string, string>;
 }): Promise<DruidAnswer> {
   let res;
   try {
@@ -50,7 +51,12 @@ export async function druidCall(opts: {
       method: opts.method,
       url: opts.url,
       data: opts.body,
-      headers: { Accept: 'application/json', ...opts.headers, ...authorization(opts.auth) },
+      headers: {
+        Accept: 'application/json',
+        ...(opts.body !== undefined ? { 'Content-Type': 'application/json' } : {}),
+        ...opts.headers,
+        ...authorization(opts.auth),
+      },
       responseType: 'stream',
       timeout: opts.timeoutMs ?? DRUID_TIMEOUT_MS,
       signal: opts.signal,

@@ -244,7 +244,7 @@ function stringMember(node: JsonNode | undefined, key: string): string | undefin
 }
 
 /** The data source a supervisor ingests into: `spec.dataSchema.dataSource` (Kafka, Kinesis), else its `id`. */
-function supervisorDataSource(item: JsonNode): string | undefined {
+export function supervisorDataSource(item: JsonNode): string | undefined {
   const spec = member(item, 'spec');
   const schema = spec && (member(spec, 'dataSchema') ?? member(member(spec, 'spec') ?? spec, 'dataSchema'));
   return stringMember(schema, 'dataSource') ?? stringMember(spec, 'dataSource') ?? stringMember(item, 'id');

@@ -7,8 +7,9 @@ import org.apache.druid.guice.annotations.LoadScope;
 import org.apache.druid.initialization.DruidModule;
 
 /**
- * On the Overlord (standalone, or a Coordinator running as one): the committed stream offsets that no Druid HTTP API
- * gives, read in-process for the cluster sidecar's snapshots.
+ * On the Overlord (standalone, or a Coordinator running as one), in-process with Druid's metadata-storage coordinator:
+ * the committed stream offsets that no Druid HTTP API gives, read for the cluster sidecar's snapshots, and the segment
+ * rows a cluster restore puts back (no Druid HTTP API writes them either).
  */
 @LoadScope(roles = {NodeRole.OVERLORD_JSON_NAME})
 public class OverlordModule implements DruidModule
@@ -17,5 +18,6 @@ public class OverlordModule implements DruidModule
   public void configure(Binder binder)
   {
     Jerseys.addResource(binder, OffsetsResource.class);
+    Jerseys.addResource(binder, SegmentRowsResource.class);
   }
 }
