@@ -1,18 +1,17 @@
 /**
  * The cluster-restore step "metadata-rows" (issue 22): every segment of the snapshot gets its row in Druid's metadata
- * store back, and the row is used.
+ * store back.
  * - Planned from the metadata store itself, through the Coordinator: the used ids of the snapshot's intervals
  *   (`POST .../metadata/datasources/{ds}/segments`, read from the store, not the Coordinator's polled view, so a
  *   plan right after a run sees what the run wrote) and the unused ones (`.../unusedSegments`, paged).
  * - A segment without any row is inserted from its backed-up descriptor by the druid-backup extension on the leader
- *   Overlord (../register.ts); one whose row is unused is marked used by Druid's markUsed, on the Overlord
- *   (targets/coordinator.ts says why not through the Coordinator). A segment the snapshot recorded as overshadowed only needs its row: Druid would not
- *   mark it used, and would mark it unused again.
+ *   Overlord (../register.ts), with the loadSpec the context's descriptor has (for a new cluster's deep storage, the
+ *   one run.ts rewrote it to). A row that is there but unused is the rollback step's to mark used (it runs first and
+ *   marks used after it marked later versions unused): this step counts it as present, so the two never both do it.
  * - Inserting bypasses task locks, so the plan refuses while a task holds an interval it would write, and the run asks
  *   again right before it writes.
  */
 import { BackupError, messageOf } from '../../errors.js';
-import type { LoadSpec } from '../../druid/descriptor.js';
 import { segmentIdOfDescriptor } from '../../druid/descriptor.js';
 import { quoteId } from '../../druid/paths.js';
 import { parsingsWithDataSource } from '../../druid/segmentId.js';
@@ -20,7 +19,6 @@ import type { Interval } from '../../druid/time.js';
 import { overlaps } from '../../druid/time.js';
 import { jsonArrayElements } from '../../snapshot/jsonArray.js';
 import type { SnapshotSegment } from '../../snapshot/model.js';
-import { markUsed } from '../../targets/coordinator.js';
 import { ANSWER_LIMITS } from '../../util/limitedRead.js';
 import { authorization, druidCall, statusPhrase } from '../druidHttp.js';
 import type { DruidAuth } from '../druidHttp.js';
@@ -39,8 +37,6 @@ export interface SegmentRows {
   used: Set<string>;
   /** Ids asked whose row is there but unused. */
   unused: Set<string>;
-  /** Used ids in the same intervals that were not asked (a newer version may overshadow what is asked). */
-  otherUsed: string[];
 }
 
 function trimSlash(url: string): string {
@@ -59,11 +55,10 @@ export async function segmentRows(o: {
   signal?: AbortSignal;
 }): Promise<SegmentRows> {
   const asked = new Set(o.segments.map((s) => s.id));
-  const out: SegmentRows = { used: new Set(), unused: new Set(), otherUsed: [] };
+  const out: SegmentRows = { used: new Set(), unused: new Set() };
   if (!asked.size) return out;
   const base = `${trimSlash(o.coordinator)}/druid/coordinator/v1/metadata/datasources/${encodeURIComponent(o.dataSource)}`;
   const intervals = [...new Set(o.segments.map((s) => `${s.interval.start}/${s.interval.end}`))];
-  const others = new Set<string>();
   for (let i = 0; i < intervals.length; i += INTERVALS_BATCH) {
     const answer = await druidCall({
       method: 'POST',
@@ -75,12 +70,8 @@ export async function segmentRows(o: {
       signal: o.signal,
     });
     if (answer.status !== 200) throw new BackupError('target_error', `used segments of ${quoteId(o.dataSource)}: the Coordinator answered ${statusPhrase(answer)}`);
-    for (const id of parseIdList(answer.text, o.dataSource)) {
-      if (asked.has(id)) out.used.add(id);
-      else others.add(id);
-    }
+    for (const id of parseIdList(answer.text, o.dataSource)) if (asked.has(id)) out.used.add(id);
   }
-  out.otherUsed = [...others];
   // One interval spanning them all narrows the unused rows read; only the ids asked are kept.
   let span = o.segments[0]!.interval;
   for (const s of o.segments) {
@@ -144,19 +135,6 @@ async function unusedPage(url: URL, o: { auth?: DruidAuth; dataSource: string; s
   return ids;
 }
 
-/** What the run does for one data source, as planned. */
-interface DataSourceWork {
-  insert: SnapshotSegment[];
-  markUsed: SnapshotSegment[];
-}
-
-export interface RowsStepOptions {
-  /**
-   * The loadSpec a row is written with, when it differs from the backed-up descriptor's (a new cluster whose deep
-   * storage lives elsewhere); the descriptor's own otherwise.
-   */
-  loadSpec?: (segment: SnapshotSegment) => LoadSpec | undefined;
-}
 
 /** A segment's interval, from its id (which the snapshot checked against its data source). */
 function intervalOf(s: SnapshotSegment, dataSource: string): Interval {
@@ -169,24 +147,15 @@ function bytesOf(list: SnapshotSegment[]): number {
   return list.reduce((n, s) => n + s.size, 0);
 }
 
-/** Used segments of newer versions whose interval holds `s`'s: Druid's markUsed leaves `s` unused while they are. */
-function overshadowers(s: SnapshotSegment, dataSource: string, interval: Interval, others: string[]): string[] {
-  const version = s.descriptor?.version;
-  if (version === undefined) return [];
-  return others.filter((id) => {
-    const p = parsingsWithDataSource(dataSource, id)[0];
-    return !!p && p.version > version && p.startMs <= interval.startMs && interval.endMs <= p.endMs;
-  });
-}
-
-export function metadataRowsStep(options: RowsStepOptions = {}): ClusterRestoreStep {
-  const planned = new WeakMap<StepPlan, Map<string, DataSourceWork>>();
+export function metadataRowsStep(): ClusterRestoreStep {
+  /** Per plan: the segments to insert, by data source. */
+  const planned = new WeakMap<StepPlan, Map<string, SnapshotSegment[]>>();
 
   async function plan(ctx: ClusterRestoreContext): Promise<StepPlan> {
     const items: PlanItem[] = [];
     const warnings: string[] = [];
     const refusals: string[] = [];
-    const work = new Map<string, DataSourceWork>();
+    const work = new Map<string, SnapshotSegment[]>();
     const dataSources = [...ctx.dataSources].sort();
     const locks = await lockedIntervals({ overlord: ctx.overlord, auth: ctx.auth, dataSources, signal: ctx.signal });
     for (const ds of dataSources) {
@@ -194,49 +163,33 @@ export function metadataRowsStep(options: RowsStepOptions = {}): ClusterRestoreS
       if (!segments.length) continue;
       const withInterval = segments.map((s) => ({ s, id: s.id, interval: intervalOf(s, ds) }));
       const rows = await segmentRows({ coordinator: ctx.coordinator, auth: ctx.auth, dataSource: ds, segments: withInterval, signal: ctx.signal });
-      const w: DataSourceWork = { insert: [], markUsed: [] };
+      const insert: SnapshotSegment[] = [];
       const noDescriptor: string[] = [];
-      const behind = new Set<string>();
-      for (const { s, interval } of withInterval) {
-        if (rows.used.has(s.id)) continue;
-        if (rows.unused.has(s.id)) {
-          if (s.overshadowed) continue;
-          w.markUsed.push(s);
-          for (const o of overshadowers(s, ds, interval, rows.otherUsed)) behind.add(o);
-        } else if (!s.descriptor) noDescriptor.push(s.id);
-        else w.insert.push(s);
+      for (const { s } of withInterval) {
+        if (rows.used.has(s.id) || rows.unused.has(s.id)) continue;
+        if (!s.descriptor) noDescriptor.push(s.id);
+        else insert.push(s);
       }
       if (noDescriptor.length)
         refusals.push(
           `${noDescriptor.length} segment(s) of ${quoteId(ds)} have no row in the metadata store and the snapshot kept no descriptor to write one from (e.g. ${quoteId(noDescriptor[0]!)})`,
         );
-      const touched = [...w.insert, ...w.markUsed].map((s) => intervalOf(s, ds));
+      const touched = insert.map((s) => intervalOf(s, ds));
       const held = (locks.get(ds) ?? []).filter((l) => touched.some((t) => overlaps(l, t)));
       if (held.length)
         refusals.push(
           `a task holds a lock on ${held.map((l) => `${l.start}/${l.end}`).join(', ')} of ${quoteId(ds)}: writing rows there would bypass it; wait for the task to end (or stop it) and plan again`,
         );
-      if (behind.size)
-        warnings.push(
-          `${behind.size} used segment(s) of ${quoteId(ds)} of newer versions overshadow segments of the snapshot (e.g. ${quoteId([...behind][0]!)}): Druid's markUsed leaves those unused until a rollback (--interval) marks the newer ones unused`,
-        );
-      if (w.insert.length)
+      if (insert.length) {
         items.push({
           action: 'insert rows',
           subject: ds,
-          segments: w.insert.length,
-          bytes: bytesOf(w.insert),
-          detail: `${w.insert.length} of the snapshot's ${segments.length} segments have no row in the metadata store: written from their backed-up descriptors by the druid-backup extension on the Overlord`,
+          segments: insert.length,
+          bytes: bytesOf(insert),
+          detail: `${insert.length} of the snapshot's ${segments.length} segments have no row in the metadata store: written from their backed-up descriptors by the druid-backup extension on the Overlord`,
         });
-      if (w.markUsed.length)
-        items.push({
-          action: 'mark used',
-          subject: ds,
-          segments: w.markUsed.length,
-          bytes: bytesOf(w.markUsed),
-          detail: `${w.markUsed.length} of the snapshot's ${segments.length} segments have an unused row`,
-        });
-      if (w.insert.length || w.markUsed.length) work.set(ds, w);
+        work.set(ds, insert);
+      }
     }
     const p: StepPlan = { step: ROWS_STEP, done: items.length === 0, items, warnings, refusals };
     planned.set(p, work);
@@ -251,40 +204,27 @@ export function metadataRowsStep(options: RowsStepOptions = {}): ClusterRestoreS
       return result;
     }
     for (const item of p.items) {
-      const w = work.get(item.subject);
-      if (!w) continue;
+      const insert = work.get(item.subject);
+      if (!insert) continue;
       progress(item);
       try {
-        if (item.action === 'insert rows') {
-          // Asked again right before writing: a task may have taken a lock since the plan.
-          const locks = await lockedIntervals({ overlord: ctx.overlord, auth: ctx.auth, dataSources: [item.subject], signal: ctx.signal });
-          const touched = w.insert.map((s) => intervalOf(s, item.subject));
-          const held = (locks.get(item.subject) ?? []).filter((l) => touched.some((t) => overlaps(l, t)));
-          if (held.length) throw new BackupError('conflict', `a task took a lock on ${held.map((l) => `${l.start}/${l.end}`).join(', ')} since the plan`);
-          const r = await registerSegments({
-            overlord: ctx.overlord,
-            auth: ctx.auth,
-            dataSource: item.subject,
-            segments: w.insert.map((s) => {
-              const loadSpec = options.loadSpec?.(s);
-              return { id: s.id, descriptor: loadSpec ? { ...s.descriptor!, loadSpec } : s.descriptor! };
-            }),
-            signal: ctx.signal,
-          });
-          result.items.push({
-            ...item,
-            outcome: 'done',
-            detail: `${r.inserted.length} row(s) written${r.present.length ? `, ${r.present.length} already there` : ''}`,
-          });
-        } else {
-          const r = await markUsed(
-            { coordinator: ctx.coordinator, segments: { [item.subject]: w.markUsed.map((s) => s.id) } },
-            { auth: ctx.auth, signal: ctx.signal, overlord: ctx.overlord },
-          );
-          const outcome = r.outcome[item.subject];
-          if (outcome?.error !== undefined) throw new BackupError('target_error', outcome.error);
-          result.items.push({ ...item, outcome: 'done', detail: `Druid marked ${outcome?.changed ?? 0} of ${w.markUsed.length} used` });
-        }
+        // Asked again right before writing: a task may have taken a lock since the plan.
+        const locks = await lockedIntervals({ overlord: ctx.overlord, auth: ctx.auth, dataSources: [item.subject], signal: ctx.signal });
+        const touched = insert.map((s) => intervalOf(s, item.subject));
+        const held = (locks.get(item.subject) ?? []).filter((l) => touched.some((t) => overlaps(l, t)));
+        if (held.length) throw new BackupError('conflict', `a task took a lock on ${held.map((l) => `${l.start}/${l.end}`).join(', ')} since the plan`);
+        const r = await registerSegments({
+          overlord: ctx.overlord,
+          auth: ctx.auth,
+          dataSource: item.subject,
+          segments: insert.map((s) => ({ id: s.id, descriptor: s.descriptor! })),
+          signal: ctx.signal,
+        });
+        result.items.push({
+          ...item,
+          outcome: 'done',
+          detail: `${r.inserted.length} row(s) written${r.present.length ? `, ${r.present.length} already there` : ''}`,
+        });
       } catch (e) {
         if (ctx.signal?.aborted) throw e;
         result.items.push({ ...item, outcome: 'failed', error: messageOf(e) });
