@@ -332,7 +332,7 @@ describe('cluster restore on a real Druid 33', { concurrency: false, timeout: 3_
     assert.equal(plan.refused, false, JSON.stringify(plan));
     assert.deepEqual(
       plan.steps.map((s) => s.step),
-      ['deep-storage', 'rollback', 'check'],
+      ['deep-storage', 'rollback', 'metadata-rows', 'druid-metadata', 'check'],
     );
     const deep = stepOf(plan, 'deep-storage');
     assert.equal(deep.done, true, 'the snapshot segment of the day is whole in local deep storage');
@@ -378,6 +378,8 @@ describe('cluster restore on a real Druid 33', { concurrency: false, timeout: 3_
       [
         ['deep-storage', true],
         ['rollback', true],
+        ['metadata-rows', true],
+        ['druid-metadata', true],
         ['check', true],
       ],
     );
