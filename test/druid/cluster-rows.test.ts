@@ -16,7 +16,6 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import pino from 'pino';
-import type { DruidAuth } from '../../sidecar/cluster/druidHttp.js';
 import { captureClusterMetadata } from '../../sidecar/cluster/metadata.js';
 import { registerSegments, SEGMENTS_PATH } from '../../sidecar/cluster/register.js';
 import { druidMetadataStep } from '../../sidecar/cluster/restore/metadata.js';
@@ -164,8 +163,6 @@ describe('a lost metadata store: segment rows and Druid metadata put back on a r
       coordinator: c,
       overlord: c,
       broker: druid.DRUID_BROKER_URL,
-      // This cluster has no authentication; the contract's auth is not optional, and no credential is sent for it.
-      auth: undefined as unknown as DruidAuth,
       author: 'cluster-rows test',
       comment: `restore of snapshot ${header.id}`,
     };
