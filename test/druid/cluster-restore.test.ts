@@ -440,6 +440,8 @@ describe('cluster restore on a real Druid 33', { concurrency: false, timeout: 3_
       const zip = path.join(s3!.root, BUCKET, key);
       assert.ok(objects.includes(zip), `${key} was written`);
       const out = path.join(work, 'unzipped', id);
+      // Druid's unzip of a stream writes into an existing directory (its puller makes it first).
+      mkdirSync(out, { recursive: true });
       execFileSync('java', ['-cp', cp, path.join(javaDir, 'Unzip.java'), zip, out], { stdio: 'pipe' });
       const want = readdirSync(backup)
         .filter((f) => f !== 'manifest.json')
