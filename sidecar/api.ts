@@ -204,6 +204,11 @@ export interface ClusterRestoreRequest {
   suspendCompaction?: boolean;
   /** How long the post-restore check waits for Druid to load every restored segment (ISO-8601 period). */
   checkTimeout?: string;
+  /**
+   * Values of the secrets the snapshot holds redacted, by the JSON path it names (the plan's warnings list them):
+   * a config holding one is put back only when every one of its secrets is given.
+   */
+  secrets?: Record<string, string>;
   dryRun?: boolean;
 }
 

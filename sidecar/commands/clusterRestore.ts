@@ -5,10 +5,12 @@
  * refuses, it starts the job and follows it. Exit status 0 when the restore and its check succeeded, 1 when the plan
  * refuses or a step failed, 2 for bad usage.
  */
+import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
+import { InvalidArgumentError } from 'commander';
 import type { ClusterRestorePlan, ClusterRestoreRequest, JobAccepted } from '../api.js';
 import { API_PREFIX } from '../api.js';
-import { BackupError } from '../errors.js';
+import { BackupError, messageOf } from '../errors.js';
 import { formatPlan } from '../cluster/restore/planText.js';
 import type { StepResult } from '../cluster/restore/step.js';
 import type { NodeOptions } from './jobs.js';
@@ -24,11 +26,33 @@ interface Options extends NodeOptions {
   deepStorage?: string;
   suspendCompaction?: boolean;
   checkTimeout?: string;
+  secret: Array<[string, string]>;
+  secretsFile?: string;
   dryRun?: boolean;
   json?: boolean;
 }
 
 const collect = (v: string, prev: string[]) => [...prev, v];
+
+/** `--secret PATH=VALUE`: split at the first "=" outside a quoted path step (`["a=b"]`). */
+export function secretOption(v: string, prev: Array<[string, string]>): Array<[string, string]> {
+  const at = /^(?:[^="]|"(?:[^"\\]|\\.)*")*=/.exec(v);
+  if (!at || at[0].length < 2) throw new InvalidArgumentError('expected PATH=VALUE, PATH as the plan names it (e.g. supervisors[0].spec.ioConfig.consumerProperties.password)');
+  return [...prev, [v.slice(0, at[0].length - 1), v.slice(at[0].length)]];
+}
+
+/** `--secrets-file FILE`: a JSON object of path → value, so the values stay out of the process list. */
+function readSecretsFile(file: string): Record<string, string> {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (e) {
+    throw new BackupError('bad_request', `--secrets-file ${file}: ${messageOf(e)}`);
+  }
+  if (!raw || typeof raw !== 'object' || Array.isArray(raw) || !Object.values(raw).every((x) => typeof x === 'string'))
+    throw new BackupError('bad_request', `--secrets-file ${file}: expected a JSON object of path to value (text)`);
+  return raw as Record<string, string>;
+}
 
 export function register(program: Command): void {
   nodeOptions(
@@ -49,6 +73,13 @@ export function register(program: Command): void {
     .option('--deep-storage <where>', "a new cluster's deep storage: an absolute directory, or s3://bucket/baseKey; the rows written point there")
     .option('--suspend-compaction', "take the data sources' compaction configs away while the restore runs, and put them back after")
     .option('--check-timeout <period>', 'how long the post-restore check waits for Druid to load every segment (default PT10M)')
+    .option(
+      '--secret <path=value>',
+      "the value of a secret the snapshot holds redacted, by the path the plan's warning names (repeat for more); a config is put back only with all of its secrets",
+      secretOption,
+      [],
+    )
+    .option('--secrets-file <file>', 'instead of --secret: a JSON object of path to value (keeps the values out of the process list)')
     .option('--dry-run', 'print the plan and change nothing')
     .option('--json', 'print the plan and the finished job as JSON')
     .action(async (o: Options) => {
@@ -63,6 +94,8 @@ export function register(program: Command): void {
       if (o.deepStorage !== undefined) body.deepStorage = o.deepStorage;
       if (o.suspendCompaction) body.suspendCompaction = true;
       if (o.checkTimeout !== undefined) body.checkTimeout = o.checkTimeout;
+      const secrets = { ...(o.secretsFile !== undefined ? readSecretsFile(o.secretsFile) : {}), ...Object.fromEntries(o.secret) };
+      if (Object.keys(secrets).length) body.secrets = secrets;
       const plan = await client.post<ClusterRestorePlan>(`${API_PREFIX}/cluster/restore`, { ...body, dryRun: true });
       if (o.json) console.log(JSON.stringify(plan, null, 2));
       else console.log(formatPlan(plan));

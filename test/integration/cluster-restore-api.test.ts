@@ -5,6 +5,7 @@
  * the cluster sidecar's deep storage, and the CLI prints it and exits 1.
  */
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { after, before, describe, test } from 'node:test';
 import type { ClusterRestorePlan, Job } from '../../sidecar/api.js';
 import { HttpTarget } from '../../sidecar/store/http/target.js';
@@ -59,6 +60,8 @@ describe('the cluster restore API', () => {
       [{ snapshot, checkTimeout: 'soon', dryRun: true }, 400, /not an ISO-8601 period/],
       [{ snapshot, target: 'http://169.254.169.254', dryRun: true }, 403, /not allowed|allowedTargets/],
       [{ snapshot, extra: 1 }, 400, /must NOT have additional properties|extra/],
+      [{ snapshot, secrets: { 'supervisors[0].spec.password': { nested: 1 } }, dryRun: true }, 400, /secrets.*string|must be string/],
+      [{ snapshot, secrets: ['hunter2'], dryRun: true }, 400, /secrets.*object|must be object/],
     ];
     for (const [body, status, message] of cases) {
       const r = await post(body);
@@ -81,5 +84,21 @@ describe('the cluster restore API', () => {
     assert.match(cli.stdout, /the plan refuses: nothing was done/);
     const jobs = await cluster.get<{ items: Job[] }>('/data/v1/jobs?type=recovery');
     assert.deepEqual(jobs.items, [], 'no job was started');
+  });
+
+  test("a secret given for the restore is used, never kept: the job keeps its path only, the state directory and the log hold no value", async () => {
+    const value = `hunter2-${newToken()}`;
+    const r = await post({ snapshot, secrets: { 'supervisors[0].spec.ioConfig.consumerProperties["sasl.jaas.config"]': value } });
+    assert.equal(r.status, 202, r.text);
+    const jobId = (r.json as unknown as { jobId: string }).jobId;
+    const job = await waitFor('the restore job to end', async () => {
+      const j = await cluster.get<Job>(`/data/v1/jobs/${jobId}`);
+      return j.state === 'running' || j.state === 'queued' ? undefined : j;
+    });
+    assert.deepEqual(job.request.secrets, ['supervisors[0].spec.ioConfig.consumerProperties["sasl.jaas.config"]']);
+    assert.doesNotMatch(JSON.stringify(job), new RegExp(value));
+    const stored = spawnSync('grep', ['-rl', value, cluster.stateDir], { encoding: 'utf8' });
+    assert.deepEqual([stored.status, stored.stdout], [1, ''], 'no file of the state directory holds the value');
+    assert.doesNotMatch(cluster.logs(), new RegExp(value));
   });
 });

@@ -9,7 +9,8 @@
  * 1. `deep-storage` (deepStorage.ts): the segments' files first, so no row points at a segment Druid cannot load;
  * 2. `rollback` (rollback.ts): later versions inside `--interval` marked unused, then present rows marked used
  *    (Druid marks used only what no used segment overshadows);
- * 3. `metadata-rows` (rows.ts): missing rows inserted through the Druid extension, present ones marked used;
+ * 3. `metadata-rows` (rows.ts): missing rows inserted through the Druid extension (present but unused rows are the
+ *    rollback's to mark used: one step owns it, so a plan never lists it twice);
  * 4. `druid-metadata` (metadata.ts): rules, compaction, dynamic configs, supervisors (suspended), lookups;
  * 5. `check` (check.ts): every restored segment loaded and its rows those the snapshot recorded.
  * A step is one entry of that list: it plans and runs through the contract of step.ts only.
@@ -29,19 +30,23 @@ import type { CheckOptions } from './check.js';
 import { checkStep } from './check.js';
 import type { DeepStorageEnv, DeepStorageHome } from './deepStorage.js';
 import { deepStorageStep, rewriteForNewHome } from './deepStorage.js';
+import type { MetadataStepOptions } from './metadata.js';
+import { druidMetadataStep } from './metadata.js';
 import type { RollbackOptions } from './rollback.js';
 import { rollbackStep, suspendCompaction } from './rollback.js';
+import { metadataRowsStep } from './rows.js';
 import type { ClusterRestoreContext, ClusterRestoreStep, StepPlan, StepResult } from './step.js';
 
 export interface StepsOptions {
   deepStorage: DeepStorageEnv;
   rollback?: RollbackOptions;
+  metadata?: MetadataStepOptions;
   check?: CheckOptions;
 }
 
 /** The steps of a cluster restore, in the order they run (see the top of this file). */
 export function restoreSteps(o: StepsOptions): ClusterRestoreStep[] {
-  return [deepStorageStep(o.deepStorage), rollbackStep(o.rollback), checkStep(o.check)];
+  return [deepStorageStep(o.deepStorage), rollbackStep(o.rollback), metadataRowsStep(), druidMetadataStep(o.metadata), checkStep(o.check)];
 }
 
 /**

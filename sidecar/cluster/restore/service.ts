@@ -105,6 +105,8 @@ export class ClusterRestoreService {
     const steps = restoreSteps({
       deepStorage: { storage: c.druid.storage, ...(home ? { home } : {}), memo: new DigestMemo(), workers: c.workers },
       rollback: { suspendCompaction: req.suspendCompaction === true },
+      // Cluster-wide settings (default rules, dynamic configs, lookups) only when the whole snapshot is restored.
+      metadata: { clusterWide: !req.dataSources?.length, ...(req.secrets ? { secrets: req.secrets } : {}) },
       ...(checkMs ? { check: { timeoutMs: checkMs } } : {}),
     });
     return { ctx, steps };
@@ -124,7 +126,8 @@ export class ClusterRestoreService {
     await this.prepare(req);
     return this.d.jobs.create({
       type: 'recovery',
-      request: { ...req },
+      // The secrets' paths only: their values are never kept in the job (nor its log, nor the state directory).
+      request: { ...req, ...(req.secrets ? { secrets: Object.keys(req.secrets) } : {}) },
       run: async (job) => {
         const { ctx, steps } = await this.prepare(req, job.signal);
         const { plan, plans } = await planSteps(steps, ctx);

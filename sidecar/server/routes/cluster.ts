@@ -70,6 +70,13 @@ const body = {
     deepStorage: { ...text(2048), description: "a new cluster's deep storage: an absolute directory or s3://bucket/baseKey" },
     suspendCompaction: { type: 'boolean', description: "take the data sources' compaction configs away while the restore runs" },
     checkTimeout: { ...text(64), description: 'how long the post-restore check waits for every segment to load (ISO-8601 period, default PT10M)' },
+    secrets: {
+      type: 'object',
+      maxProperties: 1000,
+      propertyNames: { maxLength: 2048 },
+      additionalProperties: { type: 'string', maxLength: 65_536 },
+      description: "values of the snapshot's redacted secrets, by the JSON path its plan names; never kept in the job",
+    },
     dryRun: { type: 'boolean', description: 'answer with the plan and change nothing' },
   },
 } as const;
