@@ -332,7 +332,7 @@ describe('cluster restore on a real Druid 33', { concurrency: false, timeout: 3_
     assert.equal(plan.refused, false, JSON.stringify(plan));
     assert.deepEqual(
       plan.steps.map((s) => s.step),
-      ['deep-storage', 'rollback', 'check'],
+      ['deep-storage', 'rollback', 'metadata-rows', 'druid-metadata', 'check'],
     );
     const deep = stepOf(plan, 'deep-storage');
     assert.equal(deep.done, true, 'the snapshot segment of the day is whole in local deep storage');
@@ -378,6 +378,8 @@ describe('cluster restore on a real Druid 33', { concurrency: false, timeout: 3_
       [
         ['deep-storage', true],
         ['rollback', true],
+        ['metadata-rows', true],
+        ['druid-metadata', true],
         ['check', true],
       ],
     );
@@ -438,7 +440,7 @@ describe('cluster restore on a real Druid 33', { concurrency: false, timeout: 3_
       const zip = path.join(s3!.root, BUCKET, key);
       assert.ok(objects.includes(zip), `${key} was written`);
       const out = path.join(work, 'unzipped', id);
-      // As Druid's puller does: the segment's directory first, then the unzip into it.
+      // Druid's unzip of a stream writes into an existing directory (its puller makes it first).
       mkdirSync(out, { recursive: true });
       execFileSync('java', ['-cp', cp, path.join(javaDir, 'Unzip.java'), zip, out], { stdio: 'pipe' });
       const want = readdirSync(backup)
