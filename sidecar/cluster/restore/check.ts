@@ -5,13 +5,19 @@
  * configured, compares each segment's `sys.segments.num_rows` with the rows the snapshot recorded (cluster/rows.ts).
  * The job succeeds only when they match; otherwise the step fails saying what differs. Segments the snapshot
  * recorded as overshadowed are not expected to load (Druid drops them) and are left out.
+ * After a rollback (`--interval`), it also waits until no segment the snapshot lacks, lying wholly inside those
+ * intervals, is served any more: until the Historicals drop what the rollback marked unused, a newer bad version
+ * still overshadows the restored one in every query, though the restored segment is loaded.
  */
 import { BackupError, messageOf } from '../../errors.js';
 import { mapLimit } from '../../util/pool.js';
 import { ANSWER_LIMITS } from '../../util/limitedRead.js';
 import { sleep } from '../../util/sleep.js';
+import { parseSegmentId } from '../../druid/segmentId.js';
+import { parseInstant, parseInterval } from '../../druid/time.js';
 import { druidCall } from '../druidHttp.js';
 import { countRows } from '../rows.js';
+import { containedIn } from './rollback.js';
 import type { ClusterRestoreContext, ClusterRestoreStep, PlanItem, StepPlan, StepResult } from './step.js';
 
 export const CHECK = 'check loaded and rows';
@@ -69,6 +75,41 @@ async function served(ctx: ClusterRestoreContext, ds: string, id: string): Promi
   }
 }
 
+/**
+ * The served segments of `ds` a rollback over `ctx.intervals` took away (wholly inside one, not in the snapshot), from
+ * the Coordinator's view of what the cluster serves (`GET /druid/coordinator/v1/datasources/{ds}/segments`).
+ */
+async function rolledBackStillServed(ctx: ClusterRestoreContext, ds: string): Promise<string[]> {
+  const intervals = ctx.intervals.map((i) => parseInterval(i));
+  const a = await druidCall({
+    method: 'GET',
+    url: new URL(`/druid/coordinator/v1/datasources/${encodeURIComponent(ds)}/segments`, ctx.coordinator).toString(),
+    auth: ctx.auth,
+    signal: ctx.signal,
+    limit: ANSWER_LIMITS.indexInflated,
+    what: `the Coordinator's served segments of ${ds}`,
+  });
+  // 204 (Druid's answer for a data source it serves nothing of) or 404: nothing is served.
+  if (a.status === 204 || a.status === 404) return [];
+  if (a.status !== 200) throw new BackupError('target_error', `the Coordinator answered ${a.status} for the served segments of ${ds}`);
+  const ids = JSON.parse(a.text) as unknown;
+  if (!Array.isArray(ids)) throw new BackupError('target_error', `the Coordinator's served segments of ${ds} are not a list`);
+  const inSnapshot = new Set((ctx.segments.get(ds) ?? []).map((s) => s.id));
+  const out: string[] = [];
+  for (const id of ids) {
+    if (typeof id !== 'string' || inSnapshot.has(id)) continue;
+    let span;
+    try {
+      const p = parseSegmentId(id, ds);
+      span = { startMs: parseInstant(p.start)!, endMs: parseInstant(p.end)! };
+    } catch {
+      continue;
+    }
+    if (containedIn(span, intervals)) out.push(id);
+  }
+  return out;
+}
+
 export function checkStep(opts: CheckOptions = {}): ClusterRestoreStep {
   const timeoutMs = opts.timeoutMs ?? DEFAULT_CHECK_TIMEOUT_MS;
 
@@ -111,6 +152,17 @@ export function checkStep(opts: CheckOptions = {}): ClusterRestoreStep {
     }
     if (ctx.signal?.aborted) throw new BackupError('cancelled', 'cluster restore cancelled');
     for (const [ds, ids] of pending) problems.set(ds, `${ids.size} segment(s) not loaded after ${Math.round(timeoutMs / 1000)} s: ${shown([...ids])}`);
+    if (ctx.intervals.length)
+      for (const ds of want.keys()) {
+        if (problems.has(ds)) continue;
+        let still: string[] = [];
+        for (;;) {
+          still = await rolledBackStillServed(ctx, ds).catch((e: unknown) => [`(the Coordinator did not answer: ${messageOf(e)})`]);
+          if (!still.length || Date.now() > deadline || ctx.signal?.aborted) break;
+          await sleep(POLL_MS, ctx.signal);
+        }
+        if (still.length) problems.set(ds, `${still.length} segment(s) marked unused are still served after ${Math.round(timeoutMs / 1000)} s: ${shown(still)}`);
+      }
     if (ctx.broker) {
       for (const [ds, list] of want) {
         if (problems.has(ds) || !list.some((s) => s.rows !== undefined)) continue;
