@@ -8,6 +8,7 @@
  *   const r = await source.request('POST', '/data/v1/backup', { target: target.url });
  *   await source.stop();
  */
+import './exitPromptly.js';
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
