@@ -610,7 +610,7 @@ describe('druid-backup as a Druid extension', { concurrency: false, timeout: 1_8
     );
     assert.notEqual(second, first);
     // The delay doubles after a quick exit (RestartBackoffTest): a sidecar that failed at the Historical's start (seen
-    // once: status 2 after 1 s, its port still held by the previous Historical's sidecar) makes it 2 s here.
+    // once under load: status 2 after 1 s, cause not yet found) makes it 2 s here.
     assert.match(readFileSync(druid.DRUID_HISTORICAL_LOG, 'utf8'), new RegExp(`druid-backup sidecar \\(pid ${first}\\) exited .*; restarting in [12] s`));
   });
 
