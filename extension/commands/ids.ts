@@ -12,8 +12,6 @@ export enum Command {
   Restore = 'druidBackup.restore',
   VerifyTarget = 'druidBackup.verifyTarget',
   RestoreSnapshot = 'druidBackup.restoreSnapshot',
-  RestoreCluster = 'druidBackup.restoreCluster',
-  RollBackDataSource = 'druidBackup.rollBackDataSource',
   PruneTarget = 'druidBackup.pruneTarget',
   PinSnapshot = 'druidBackup.pinSnapshot',
   UnpinSnapshot = 'druidBackup.unpinSnapshot',
