@@ -9,6 +9,8 @@ import type { Readable } from 'node:stream';
 import type {
   ApiError,
   BackupRequest,
+  ClusterRestorePlan,
+  ClusterRestoreRequest,
   Job,
   JobAccepted,
   ListQuery,
@@ -24,6 +26,7 @@ import type {
 } from '../sidecar/api.js';
 import type { SnapshotSummary } from '../sidecar/snapshot/service.js';
 import { parseSnapshotList } from './tree/snapshots.js';
+import { parseClusterPlan } from './views/clusterPlan.js';
 
 const API = '/data/v1';
 /** The largest page the API gives. */
@@ -153,6 +156,16 @@ export class SidecarClient {
   /** Pins (retention never removes it) or unpins a snapshot in every target that holds it. */
   pinSnapshot(id: string, pinned: boolean): Promise<unknown> {
     return this.json(pinned ? 'PUT' : 'DELETE', `${API}/snapshots/${encodeURIComponent(id)}/pin`, pinned ? { data: {} } : {});
+  }
+
+  /** A cluster sidecar's plan of a cluster restore (issue 22): the dry run of `POST /cluster/restore`, checked. */
+  async clusterRestorePlan(req: Omit<ClusterRestoreRequest, 'dryRun'>): Promise<ClusterRestorePlan> {
+    return parseClusterPlan(await this.json<unknown>('POST', `${API}/cluster/restore`, { data: { ...req, dryRun: true } }));
+  }
+
+  /** Starts a cluster restore: a `recovery` job whose progress follows the plan's steps. */
+  clusterRestore(req: Omit<ClusterRestoreRequest, 'dryRun'>): Promise<JobAccepted> {
+    return this.json('POST', `${API}/cluster/restore`, { data: { ...req, dryRun: false } });
   }
 
   /** Prunes the node's store (or the bucket) by its retention: a job, whose result with `dryRun` is the plan. */

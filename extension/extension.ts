@@ -4,6 +4,7 @@
  */
 import * as vscode from 'vscode';
 import { Cluster } from './cluster.js';
+import { PLAN_SCHEME, PlanDocuments, restoreCluster, rollBackDataSource } from './commands/clusterRestore.js';
 import { type ExtensionState, makeClient } from './commands/context.js';
 import { Command, View } from './commands/ids.js';
 import { cancelJob, verifyTarget } from './commands/jobs.js';
@@ -62,6 +63,7 @@ export function activate(context: vscode.ExtensionContext): void {
     live.sync(settings.liveUpdates);
   };
 
+  const plans = new PlanDocuments();
   const register = (id: Command, fn: (...args: never[]) => unknown) =>
     context.subscriptions.push(vscode.commands.registerCommand(id, fn as (...args: unknown[]) => unknown));
   register(Command.AddNode, (url?: unknown) => addNode(ext, url));
@@ -73,6 +75,8 @@ export function activate(context: vscode.ExtensionContext): void {
   register(Command.Restore, (row?: Row, rows?: Row[]) => restore(ext, row, rows));
   register(Command.VerifyTarget, (row?: Row) => verifyTarget(ext, row));
   register(Command.RestoreSnapshot, (row?: Row) => restoreSnapshot(ext, row));
+  register(Command.RestoreCluster, (row?: Row) => restoreCluster(ext, plans, row));
+  register(Command.RollBackDataSource, (row?: Row) => rollBackDataSource(ext, plans, row));
   register(Command.PruneTarget, (row?: Row) => pruneTarget(ext, row));
   register(Command.PinSnapshot, (row?: Row) => pinSnapshot(ext, row, true));
   register(Command.UnpinSnapshot, (row?: Row) => pinSnapshot(ext, row, false));
@@ -98,6 +102,7 @@ export function activate(context: vscode.ExtensionContext): void {
     ...Object.values(providers),
     ...Object.values(views),
     vscode.workspace.registerTextDocumentContentProvider(SCHEME, new JsonDocuments(cluster)),
+    vscode.workspace.registerTextDocumentContentProvider(PLAN_SCHEME, plans),
     vscode.workspace.onDidChangeConfiguration((e) => {
       if (e.affectsConfiguration('druidBackup')) void syncNodes(e.affectsConfiguration('druidBackup.requestTimeout'));
     }),

@@ -12,6 +12,8 @@ export enum Command {
   Restore = 'druidBackup.restore',
   VerifyTarget = 'druidBackup.verifyTarget',
   RestoreSnapshot = 'druidBackup.restoreSnapshot',
+  RestoreCluster = 'druidBackup.restoreCluster',
+  RollBackDataSource = 'druidBackup.rollBackDataSource',
   PruneTarget = 'druidBackup.pruneTarget',
   PinSnapshot = 'druidBackup.pinSnapshot',
   UnpinSnapshot = 'druidBackup.unpinSnapshot',
