@@ -86,6 +86,8 @@ test('deep storage lost: the dry run as the modal and the plan show it, the reco
     [
       ['deep-storage', false],
       ['rollback', true],
+      ['metadata-rows', true],
+      ['druid-metadata', true],
       ['check', true],
     ],
   );

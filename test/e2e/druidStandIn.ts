@@ -1,8 +1,8 @@
 /**
  * What the cluster-restore e2e tests share: segments of a `demo` data source whose loadSpec lies in a local deep
  * storage, a cluster sidecar's properties, and a Druid stand-in. The stand-in is NOT one of our parts: it is a small
- * HTTP server in place of Druid's Coordinator, answering the few GETs the cluster sidecar makes to snapshot, plan and
- * check, as Druid 33 answers them.
+ * HTTP server in place of Druid's Coordinator, answering the GETs (and the two read-only POSTs) the cluster sidecar
+ * makes to snapshot, plan and check, as Druid 33 answers them.
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -61,7 +61,20 @@ export async function druidStandIn(deep: string): Promise<{ url: string; used: U
     const u = new URL(req.url ?? '/', 'http://x');
     state.asked.push(`${req.method} ${u.pathname}`);
     const json = (v: unknown) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(v));
+    // The two POSTs a plan makes: the Overlord's task locks (none here) and the ids of the metadata store's used rows.
+    if (req.method === 'POST' && u.pathname === '/druid/indexer/v1/lockedIntervals/v2') return json({});
+    const usedIds = /^\/druid\/coordinator\/v1\/metadata\/datasources\/([^/]+)\/segments$/.exec(u.pathname);
+    if (req.method === 'POST' && usedIds) return json(decodeURIComponent(usedIds[1]!) === 'demo' ? state.used.map((x) => idOf(x.day, x.version)) : []);
     if (req.method !== 'GET') return res.writeHead(405).end();
+    if (u.pathname === '/status') return json({ version: '33.0.0' });
+    // Druid's metadata as an untouched Druid 33 answers it: the default rule, no compaction configs, no worker config
+    // (an empty body), no supervisors; lookups never initialised (404).
+    if (u.pathname === '/druid/coordinator/v1/rules')
+      return json({ _default: [{ type: 'loadForever', tieredReplicants: { _default_tier: 2 }, useDefaultTierForNull: true }] });
+    if (u.pathname === '/druid/coordinator/v1/config/compaction')
+      return json({ compactionConfigs: [], compactionTaskSlotRatio: 0.1, maxCompactionTaskSlots: 2147483647, useAutoScaleSlots: false, engine: 'native' });
+    if (u.pathname === '/druid/indexer/v1/worker') return res.writeHead(200, { 'content-type': 'application/json' }).end();
+    if (u.pathname === '/druid/indexer/v1/supervisor') return json([]);
     if (u.pathname === '/druid/coordinator/v1/metadata/segments') {
       const only = u.searchParams.getAll('datasources');
       return json(
