@@ -13,11 +13,11 @@ import { BackupError, messageOf } from '../../errors.js';
 import { mapLimit } from '../../util/pool.js';
 import { ANSWER_LIMITS } from '../../util/limitedRead.js';
 import { sleep } from '../../util/sleep.js';
-import { parseSegmentId } from '../../druid/segmentId.js';
-import { parseInstant, parseInterval } from '../../druid/time.js';
+import type { Interval } from '../../druid/time.js';
+import { parseInterval } from '../../druid/time.js';
 import { druidCall } from '../druidHttp.js';
 import { countRows } from '../rows.js';
-import { containedIn } from './rollback.js';
+import { containedIn, spanOf } from './rollback.js';
 import type { ClusterRestoreContext, ClusterRestoreStep, PlanItem, StepPlan, StepResult } from './step.js';
 
 export const CHECK = 'check loaded and rows';
@@ -79,8 +79,7 @@ async function served(ctx: ClusterRestoreContext, ds: string, id: string): Promi
  * The served segments of `ds` a rollback over `ctx.intervals` took away (wholly inside one, not in the snapshot), from
  * the Coordinator's view of what the cluster serves (`GET /druid/coordinator/v1/datasources/{ds}/segments`).
  */
-async function rolledBackStillServed(ctx: ClusterRestoreContext, ds: string): Promise<string[]> {
-  const intervals = ctx.intervals.map((i) => parseInterval(i));
+async function rolledBackStillServed(ctx: ClusterRestoreContext, ds: string, intervals: readonly Interval[]): Promise<string[]> {
   const a = await druidCall({
     method: 'GET',
     url: new URL(`/druid/coordinator/v1/datasources/${encodeURIComponent(ds)}/segments`, ctx.coordinator).toString(),
@@ -100,8 +99,7 @@ async function rolledBackStillServed(ctx: ClusterRestoreContext, ds: string): Pr
     if (typeof id !== 'string' || inSnapshot.has(id)) continue;
     let span;
     try {
-      const p = parseSegmentId(id, ds);
-      span = { startMs: parseInstant(p.start)!, endMs: parseInstant(p.end)! };
+      span = spanOf(id, ds);
     } catch {
       continue;
     }
@@ -152,16 +150,18 @@ export function checkStep(opts: CheckOptions = {}): ClusterRestoreStep {
     }
     if (ctx.signal?.aborted) throw new BackupError('cancelled', 'cluster restore cancelled');
     for (const [ds, ids] of pending) problems.set(ds, `${ids.size} segment(s) not loaded after ${Math.round(timeoutMs / 1000)} s: ${shown([...ids])}`);
-    if (ctx.intervals.length)
+    const intervals = ctx.intervals.map((i) => parseInterval(i));
+    if (intervals.length)
       for (const ds of want.keys()) {
         if (problems.has(ds)) continue;
         let still: string[] = [];
         for (;;) {
-          still = await rolledBackStillServed(ctx, ds).catch((e: unknown) => [`(the Coordinator did not answer: ${messageOf(e)})`]);
+          still = await rolledBackStillServed(ctx, ds, intervals).catch((e: unknown) => [`(the Coordinator did not answer: ${messageOf(e)})`]);
           if (!still.length || Date.now() > deadline || ctx.signal?.aborted) break;
           await sleep(POLL_MS, ctx.signal);
         }
-        if (still.length) problems.set(ds, `${still.length} segment(s) marked unused are still served after ${Math.round(timeoutMs / 1000)} s: ${shown(still)}`);
+        if (still.length)
+          problems.set(ds, `${still.length} segment(s) marked unused are still served after ${Math.round(timeoutMs / 1000)} s: ${shown(still)}`);
       }
     if (ctx.broker) {
       for (const [ds, list] of want) {

@@ -41,7 +41,8 @@ interface Span {
   endMs: number;
 }
 
-function spanOf(id: string, ds: string): Span {
+/** A segment id's interval in milliseconds; throws on an id that is not one of `ds`. */
+export function spanOf(id: string, ds: string): Span {
   const s = parseSegmentId(id, ds);
   return { startMs: parseInstant(s.start)!, endMs: parseInstant(s.end)! };
 }
