@@ -15,6 +15,19 @@ const PAGE = 1000;
 export async function remoteIndex(target: Target, filter: ListFilter = {}, opts: TransferOptions = {}): Promise<Map<string, StoredSummary>> {
   if (target.held) return target.held(filter, opts);
   const out = new Map<string, StoredSummary>();
+  for await (const [id, s] of catalogEntries(target, filter, opts)) out.set(id, s);
+  return out;
+}
+
+/**
+ * The same as `remoteIndex`, one segment at a time, for a caller that keeps only a bit of each (a snapshot's
+ * completeness over 100,000 segments): a target with a catalog is read page by page, never held whole here.
+ */
+export async function* catalogEntries(target: Target, filter: ListFilter = {}, opts: TransferOptions = {}): AsyncGenerator<[string, StoredSummary]> {
+  if (target.held) {
+    yield* await target.held(filter, opts);
+    return;
+  }
   if (target.catalogPage && !filter.segmentIds) {
     // The catalog carries digest and sources without the file lists of whole manifests.
     let cursor: string | undefined;
@@ -24,19 +37,20 @@ export async function remoteIndex(target: Target, filter: ListFilter = {}, opts:
       if (!Array.isArray(page?.items) || page.items.length > PAGE)
         throw new BackupError('target_error', `${target.url} answered a catalog page that is not a list of at most ${PAGE} segments`);
       for (const s of page.items)
-        out.set(s.segmentId, {
-          digest: s.digest,
-          sources: s.sources,
-          size: s.size,
-          // The target's own verify found this copy damaged: the node holding the segment repairs it.
-          ...(typeof s.damaged === 'string' && s.damaged ? { damaged: s.damaged.slice(0, 1000) } : {}),
-        });
+        yield [
+          s.segmentId,
+          {
+            digest: s.digest,
+            sources: s.sources,
+            size: s.size,
+            // The target's own verify found this copy damaged: the node holding the segment repairs it.
+            ...(typeof s.damaged === 'string' && s.damaged ? { damaged: s.damaged.slice(0, 1000) } : {}),
+          },
+        ];
       cursor = typeof page.nextCursor === 'string' && page.nextCursor ? page.nextCursor : undefined;
       if (cursor) guard.next(cursor);
     } while (cursor);
-    return out;
+    return;
   }
-  for await (const m of target.list(filter, opts))
-    out.set(m.segmentId, { digest: m.digest, sources: [...new Set(m.sources.map((s) => s.node))], size: m.size });
-  return out;
+  for await (const m of target.list(filter, opts)) yield [m.segmentId, { digest: m.digest, sources: [...new Set(m.sources.map((s) => s.node))], size: m.size }];
 }
