@@ -1,7 +1,8 @@
 /**
  * What a target offers for snapshots and pruning: the `snapshots` capability of a `Target` (store/target.ts). Every
  * kind implements the same contract (the local store, the http target through a target sidecar's API, S3):
- * - blobs are content-addressed and created only if absent; `putBlob` checks the bytes against their name, and
+ * - blobs are content-addressed and created only if absent; `putBlob` checks the bytes against their name (a segment
+ *   list of 100,000 descriptors comes as a file and is streamed, never read into memory), and
  *   `getBlob` reads at most `maxBytes` and checks them again (a target is hostile: what comes back is input);
  *   `openBlob` streams one, for `listSegments` (check.ts) to check as it reads;
  * - a header is written last (after every blob it names) and never overwritten;
@@ -36,8 +37,16 @@ export interface Holdings {
   segmentIds: string[];
 }
 
+/** A blob's bytes: small ones (the metadata) in memory, a segment list as a file its taker wrote, streamed from there. */
+export type BlobBody = Buffer | BlobFile;
+
+export interface BlobFile {
+  path: string;
+  size: number;
+}
+
 export interface SnapshotStore {
-  putBlob(sha256: string, data: Buffer, signal?: AbortSignal): Promise<'stored' | 'present'>;
+  putBlob(sha256: string, data: BlobBody, signal?: AbortSignal): Promise<'stored' | 'present'>;
   hasBlob(sha256: string, signal?: AbortSignal): Promise<boolean>;
   getBlob(sha256: string, maxBytes: number, signal?: AbortSignal): Promise<Buffer>;
   /**

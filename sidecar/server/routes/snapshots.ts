@@ -9,6 +9,7 @@
  *   `dryRun` answers the plan).
  * Every id and digest is checked by the schema's pattern and again by the store (snapshot/check.ts).
  */
+import { Readable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import { API_PREFIX } from '../../api.js';
 import { BackupError } from '../../errors.js';
@@ -79,16 +80,17 @@ export function register(app: FastifyInstance, ctx: SidecarContext): void {
 
   // ---- a target sidecar's store ----
   app.register(async (scope) => {
-    scope.addContentTypeParser('application/octet-stream', { parseAs: 'buffer', bodyLimit: MAX_BLOB }, (_req, body, done) => done(null, body));
-    scope.put<{ Params: { sha: string }; Body: Buffer }>(
+    // The body stays a stream: a segment list of 100,000 descriptors is hashed and written as it arrives, never held.
+    scope.addContentTypeParser('application/octet-stream', (_req, payload, done) => done(null, payload));
+    scope.put<{ Params: { sha: string }; Body: Readable }>(
       `${API_PREFIX}/store/snapshots/blobs/:sha`,
       {
-        bodyLimit: MAX_BLOB,
         schema: { tags, summary: 'Stores a snapshot blob if absent: 201 stored, 200 already held; 422 when its bytes are not its sha256', params: shaParams },
       },
       async (req, reply) => {
-        if (!Buffer.isBuffer(req.body)) throw new BackupError('bad_request', 'a blob is sent as application/octet-stream');
-        return reply.code((await store().snapshots.putBlob(req.params.sha, req.body)) === 'stored' ? 201 : 200).send({ sha256: req.params.sha });
+        if (!(req.body instanceof Readable)) throw new BackupError('bad_request', 'a blob is sent as application/octet-stream');
+        const outcome = await store().snapshots.receiveBlob(req.params.sha, req.body, MAX_BLOB);
+        return reply.code(outcome === 'stored' ? 201 : 200).send({ sha256: req.params.sha });
       },
     );
   });

@@ -5,13 +5,14 @@
  * prune-only calls refuse here and say where to go. Every answer is read with a limit and checked like the local
  * store's own files.
  */
+import { createReadStream } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { BackupError } from '../../errors.js';
 import type { Pin } from '../../snapshot/check.js';
 import { MAX_HEADER_BYTES, SNAPSHOT_ID, checkSha256, checkSnapshotId, parseHeader, parsePin, sha256 } from '../../snapshot/check.js';
 import type { SnapshotHeader } from '../../snapshot/model.js';
 import { parseHoldings, parseLease } from '../../snapshot/records.js';
-import type { Holdings, Lease, PruneMarks, SnapshotStore } from '../../snapshot/store.js';
+import type { BlobBody, Holdings, Lease, PruneMarks, SnapshotStore } from '../../snapshot/store.js';
 import { ANSWER_LIMITS, readLimited } from '../../util/limitedRead.js';
 import type { ApiClient } from './client.js';
 import { errorFromResponse } from './client.js';
@@ -45,14 +46,21 @@ export class HttpSnapshots implements SnapshotStore {
     return this.client.readJson<T>(res, max, what, signal);
   }
 
-  private async send(method: 'PUT' | 'DELETE', path: string, data: unknown, signal?: AbortSignal, contentType = 'application/json'): Promise<number> {
+  private async send(
+    method: 'PUT' | 'DELETE',
+    path: string,
+    data: unknown,
+    signal?: AbortSignal,
+    contentType = 'application/json',
+    length?: number,
+  ): Promise<number> {
     const res = await this.client.raw<Readable>({
       method,
       url: path,
       data,
       responseType: 'stream',
       signal,
-      headers: data === undefined ? {} : { 'content-type': contentType },
+      headers: data === undefined ? {} : { 'content-type': contentType, ...(length !== undefined ? { 'content-length': String(length) } : {}) },
     });
     if (res.status >= 200 && res.status < 300) {
       // Read to its end (small), so the connection goes back to the pool.
@@ -62,10 +70,13 @@ export class HttpSnapshots implements SnapshotStore {
     throw await errorFromResponse(res, this.url);
   }
 
-  async putBlob(h: string, data: Buffer, signal?: AbortSignal): Promise<'stored' | 'present'> {
+  /** A file is streamed as it is read; the target sidecar checks its bytes against the name as they arrive. */
+  async putBlob(h: string, data: BlobBody, signal?: AbortSignal): Promise<'stored' | 'present'> {
     checkSha256(h);
-    if (sha256(data) !== h) throw new BackupError('digest_mismatch', `blob ${h}: its bytes have another sha256`);
-    return (await this.send('PUT', `${SNAPSHOTS_PATH}/blobs/${h}`, data, signal, 'application/octet-stream')) === 201 ? 'stored' : 'present';
+    if (Buffer.isBuffer(data) && sha256(data) !== h) throw new BackupError('digest_mismatch', `blob ${h}: its bytes have another sha256`);
+    const body = Buffer.isBuffer(data) ? data : createReadStream(data.path);
+    const size = Buffer.isBuffer(data) ? data.length : data.size;
+    return (await this.send('PUT', `${SNAPSHOTS_PATH}/blobs/${h}`, body, signal, 'application/octet-stream', size)) === 201 ? 'stored' : 'present';
   }
 
   async hasBlob(h: string, signal?: AbortSignal): Promise<boolean> {

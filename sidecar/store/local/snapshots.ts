@@ -10,15 +10,18 @@
  *
  * Every name is a checked snapshot id, sha256 or encoded node name, joined through the one path rule (`ownPath`).
  */
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
 import { link, mkdir, open, readdir, readFile, rename, rm, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { inside, ownPath } from '../../druid/paths.js';
 import { BackupError, messageOf } from '../../errors.js';
 import { fsyncDirAsync, writeFileAtomicAsync, writeFileDurable } from '../../util/atomic.js';
+import { writeChunks } from '../../util/fileWriter.js';
 import type { Pin } from '../../snapshot/check.js';
 import { MAX_HEADER_BYTES, checkSha256, checkSnapshotId, parseHeader, parsePin, sha256 } from '../../snapshot/check.js';
 import type { SnapshotHeader } from '../../snapshot/model.js';
-import type { Holdings, Lease, PruneMarks, SnapshotStore } from '../../snapshot/store.js';
+import type { BlobBody, Holdings, Lease, PruneMarks, SnapshotStore } from '../../snapshot/store.js';
 import { parseHoldings, parseLease, parseMarks } from '../../snapshot/records.js';
 import { TMP_DIR, encodeName } from './layout.js';
 
@@ -110,11 +113,51 @@ export class LocalSnapshots implements SnapshotStore {
     }
   }
 
-  async putBlob(h: string, data: Buffer): Promise<'stored' | 'present'> {
+  async putBlob(h: string, data: BlobBody): Promise<'stored' | 'present'> {
     checkSha256(h);
+    if (!Buffer.isBuffer(data)) return this.receiveBlob(h, createReadStream(data.path), data.size);
     if (sha256(data) !== h) throw new BackupError('digest_mismatch', `blob ${h}: its bytes have another sha256`);
     if (await this.hasBlob(h)) return 'present';
     return (await this.createOnce(this.blobPath(h), data)) ? 'stored' : 'present';
+  }
+
+  /**
+   * A blob as it arrives (a file of its taker, or a request body), in bounded memory: written aside while hashed,
+   * at most `maxBytes`, then created under its name only when the bytes are that name.
+   */
+  async receiveBlob(h: string, chunks: AsyncIterable<Uint8Array>, maxBytes: number): Promise<'stored' | 'present'> {
+    const file = this.blobPath(h);
+    if (await this.hasBlob(h)) return 'present';
+    await this.ensure(path.dirname(file));
+    await this.ensure(this.tmp);
+    const tmp = ownPath(this.tmp, `blob-${process.pid}-${Math.random().toString(36).slice(2)}`);
+    try {
+      const hash = createHash('sha256');
+      let size = 0;
+      const written = await writeChunks(
+        tmp,
+        (async function* () {
+          for await (const c of chunks) {
+            size += c.byteLength;
+            if (size > maxBytes) throw new BackupError('payload_too_large', `blob ${h} is larger than ${maxBytes} bytes`);
+            hash.update(c);
+            yield Buffer.from(c.buffer, c.byteOffset, c.byteLength);
+          }
+        })(),
+      );
+      await written.durable;
+      if (hash.digest('hex') !== h) throw new BackupError('digest_mismatch', `blob ${h}: its bytes have another sha256`);
+      try {
+        await link(tmp, file);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === 'EEXIST') return 'present';
+        throw e;
+      }
+      await fsyncDirAsync(path.dirname(file));
+      return 'stored';
+    } finally {
+      await rm(tmp, { force: true });
+    }
   }
 
   async hasBlob(h: string): Promise<boolean> {
