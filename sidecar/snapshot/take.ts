@@ -4,25 +4,34 @@
  * costs nothing), the header last.
  *
  * 1. A marker "snapshot being written" goes to every target (a prune that sees it sweeps nothing, store.ts).
- * 2. The used segments are read streaming from the Coordinator and kept per data source as compact lines.
- * 3. Each target's catalog is read: a segment is backed up when any target lists a copy not marked damaged.
+ * 2. The used segments are read streaming from the Coordinator into a spool file; only their ids stay in memory.
+ * 3. Each target's catalog is read page by page: a segment is backed up when any target lists a copy not marked
+ *    damaged (one bit per used segment).
  * 4. The metadata is captured (`captureClusterMetadata`, sidecar/cluster/, injected); with a Broker, the rows of
  *    exactly the snapshot's segments are summed from `sys.segments.num_rows` (countRows, sidecar/cluster/rows.ts).
  * 5. Before the headers: a target whose prune lease is live is waited for, and the catalogs read again, so a
  *    header never says "backed up" of a copy a prune removed while this ran.
- * 6. Blobs, then the header, to each target; the markers go. A target that fails is reported, the others keep theirs.
+ * 6. Each list blob is written to a file from the spool in id order, hashed as it goes; blobs (streamed from those
+ *    files), then the header, to each target; the markers go. A target that fails is reported, the others keep theirs.
+ * Memory: about 150 bytes per used segment (its id and two offsets; measured), never a descriptor or a whole list.
  */
+import { createHash } from 'node:crypto';
+import { mkdtemp, open, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import type { Logger } from 'pino';
 import { BackupError, messageOf } from '../errors.js';
-import { remoteIndex } from '../store/held.js';
+import { catalogEntries } from '../store/held.js';
 import type { Target } from '../store/target.js';
+import { writeChunks } from '../util/fileWriter.js';
 import { sleep } from '../util/sleep.js';
 import { newSnapshotId, sha256 } from './check.js';
-import type { DruidAuth, UsedSegment } from './coordinator.js';
+import type { DruidAuth } from './coordinator.js';
 import { usedSegments } from './coordinator.js';
 import type { RowCounts } from '../cluster/rows.js';
 import { countRows } from '../cluster/rows.js';
 import type { ClusterMetadata, MissingReason, SnapshotDataSource, SnapshotHeader, SnapshotSegment } from './model.js';
+import type { BlobBody, BlobFile } from './store.js';
 import { SNAPSHOT_FORMAT } from './model.js';
 
 export type CaptureClusterMetadata = (opts: {
@@ -67,81 +76,194 @@ export interface TakeResult {
 
 const MARKER_MS = 60 * 60_000;
 
-interface Entry {
-  used: UsedSegment;
-  /** The descriptor's JSON, kept as text (a tenth of the memory of the parsed object). */
-  descriptor: string;
+/**
+ * The used segments of one data source while a snapshot is taken: in memory only each id and where its record lies
+ * in the spool file (about 150 bytes a segment at 100,000 segments, measured), the descriptors on disk.
+ */
+interface Collected {
+  ids: string[];
+  at: number[];
+  len: number[];
+  /** After `sortCollected`: ids ascending, one record each; `backedUp` set by `markHeld`. */
+  backedUp?: Uint8Array;
+}
+
+/** A used segment as spooled: what its snapshot line needs besides whether it is backed up. */
+interface Spooled {
+  id: string;
+  overshadowed: boolean;
+  size: number;
+  replication?: number;
+  rows?: number;
+  descriptor: unknown;
 }
 
 /**
- * The segments some target holds a good copy of: a copy the target's own verify marked damaged is held but does not
- * count (a restore could not use it), read from the same catalog the active backup reads (remoteIndex).
+ * Reads the Coordinator's used segments into `spool` (one JSON line each, the descriptor as the Coordinator sent it,
+ * re-serialized once) and returns, per data source, the ids and where each record lies.
  */
-async function heldIds(catalogs: Target[], dataSources: string[] | undefined, signal?: AbortSignal): Promise<Set<string>> {
-  const held = new Set<string>();
-  for (const t of catalogs) {
-    for (const ds of dataSources?.length ? dataSources : [undefined]) {
-      for (const [id, s] of await remoteIndex(t, ds ? { dataSource: ds } : {}, { signal })) if (!s.damaged) held.add(id);
+async function spoolUsed(o: TakeOptions, spool: string): Promise<{ byDs: Map<string, Collected>; count: number }> {
+  const byDs = new Map<string, Collected>();
+  for (const ds of o.dataSources ?? []) byDs.set(ds, { ids: [], at: [], len: [] });
+  let count = 0;
+  let offset = 0;
+  async function* lines(): AsyncGenerator<Buffer> {
+    for await (const u of usedSegments({ coordinator: o.coordinator, auth: o.auth, dataSources: o.dataSources, signal: o.signal })) {
+      let c = byDs.get(u.dataSource);
+      if (!c) byDs.set(u.dataSource, (c = { ids: [], at: [], len: [] }));
+      const rec: Spooled = {
+        id: u.id,
+        overshadowed: u.overshadowed,
+        size: u.size,
+        ...(u.replication !== undefined ? { replication: u.replication } : {}),
+        ...(u.rows !== undefined ? { rows: u.rows } : {}),
+        descriptor: u.descriptor,
+      };
+      const b = Buffer.from(`${JSON.stringify(rec)}\n`, 'utf8');
+      c.ids.push(u.id);
+      c.at.push(offset);
+      c.len.push(b.length);
+      offset += b.length;
+      count++;
+      yield b;
     }
   }
-  return held;
+  await (await writeChunks(spool, lines())).durable;
+  return { byDs, count };
 }
 
-function line(e: Entry, backedUp: boolean, missing: MissingReason | undefined, rows: number | undefined): string {
+/** Sorts a data source's records by id; a Coordinator that repeats an id counts once (its last record). */
+function sortCollected(c: Collected): void {
+  const order = Array.from(c.ids.keys()).sort((a, b) => (c.ids[a]! < c.ids[b]! ? -1 : c.ids[a]! > c.ids[b]! ? 1 : a - b));
+  const ids: string[] = [];
+  const at: number[] = [];
+  const len: number[] = [];
+  for (let k = 0; k < order.length; k++) {
+    const i = order[k]!;
+    if (k + 1 < order.length && c.ids[order[k + 1]!] === c.ids[i]) continue;
+    ids.push(c.ids[i]!);
+    at.push(c.at[i]!);
+    len.push(c.len[i]!);
+  }
+  c.ids = ids;
+  c.at = at;
+  c.len = len;
+}
+
+/** Where `id` is in the sorted `ids`, or -1. */
+function indexOf(ids: string[], id: string): number {
+  let lo = 0;
+  let hi = ids.length - 1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >>> 1;
+    const m = ids[mid]!;
+    if (m === id) return mid;
+    if (m < id) lo = mid + 1;
+    else hi = mid - 1;
+  }
+  return -1;
+}
+
+/**
+ * Marks the used segments some target holds a good copy of: a copy the target's own verify marked damaged is held
+ * but does not count (a restore could not use it), read from the same catalog the active backup reads, page by page
+ * (catalogEntries): one bit a used segment is kept, not the catalog.
+ */
+async function markHeld(catalogs: Target[], byDs: Map<string, Collected>, signal?: AbortSignal): Promise<void> {
+  for (const c of byDs.values()) c.backedUp = new Uint8Array(c.ids.length);
+  for (const t of catalogs) {
+    for (const [ds, c] of byDs) {
+      if (!c.ids.length) continue;
+      for await (const [id, s] of catalogEntries(t, { dataSource: ds }, { signal })) {
+        if (s.damaged) continue;
+        const i = indexOf(c.ids, id);
+        if (i >= 0) c.backedUp![i] = 1;
+      }
+    }
+  }
+}
+
+function line(e: Spooled, backedUp: boolean, missing: MissingReason | undefined, rows: number | undefined): string {
   const s: Omit<SnapshotSegment, 'descriptor'> & { descriptor: null } = {
-    id: e.used.id,
-    overshadowed: e.used.overshadowed,
-    size: e.used.size,
+    id: e.id,
+    overshadowed: e.overshadowed,
+    size: e.size,
     descriptor: null,
     backedUp,
     ...(missing ? { missing } : {}),
     ...(rows !== undefined ? { rows } : {}),
   };
-  // The descriptor goes in as the Coordinator sent it (re-serialized once), in SnapshotSegment's field order.
-  return JSON.stringify(s).replace('"descriptor":null', `"descriptor":${e.descriptor}`);
+  // The descriptor goes in as it was spooled, in SnapshotSegment's field order.
+  return JSON.stringify(s).replace('"descriptor":null', `"descriptor":${JSON.stringify(e.descriptor)}`);
 }
 
-function build(
-  byDs: Map<string, Map<string, Entry>>,
-  held: Set<string>,
+interface BuiltList extends SnapshotDataSource {
+  file: BlobFile;
+}
+
+/**
+ * Each data source's list blob, written into `dir` line by line from the spool in id order and hashed as it goes:
+ * neither the list nor its descriptors are ever whole in memory.
+ */
+async function build(
+  spool: string,
+  dir: string,
+  byDs: Map<string, Collected>,
   missingReason: TakeOptions['missingReason'],
   counted: RowCounts | undefined,
-): { dataSources: SnapshotDataSource[]; blobs: Map<string, Buffer> } {
-  const blobs = new Map<string, Buffer>();
-  const dataSources: SnapshotDataSource[] = [];
-  for (const name of [...byDs.keys()].sort()) {
-    const entries = [...byDs.get(name)!.values()].sort((a, b) => (a.used.id < b.used.id ? -1 : a.used.id > b.used.id ? 1 : 0));
-    let bytes = 0;
-    let rows: number | undefined = 0;
-    let complete = true;
-    // Each line becomes bytes at once: the list is held once, as bytes, not also as text.
-    const lines: Buffer[] = [];
-    let size = 0;
-    for (const e of entries) {
-      const backedUp = held.has(e.used.id);
-      const missing = backedUp ? undefined : e.used.replication === 0 ? 'not_cached' : (missingReason?.(e.used.id) ?? 'pending');
-      if (!backedUp) complete = false;
-      bytes += e.used.size;
-      // With a Broker, its count alone (sys.segments.num_rows); a data source's sum only when every segment has one,
-      // as a short sum would fail a restore's check of a whole restore.
-      const r = counted ? counted.bySegment.get(e.used.id) : e.used.rows;
-      rows = rows !== undefined && r !== undefined ? rows + r : undefined;
-      const b = Buffer.from(`${line(e, backedUp, missing, r)}\n`, 'utf8');
-      lines.push(b);
-      size += b.length;
+): Promise<BuiltList[]> {
+  const out: BuiltList[] = [];
+  const fh = await open(spool, 'r');
+  try {
+    for (const name of [...byDs.keys()].sort()) {
+      const c = byDs.get(name)!;
+      let bytes = 0;
+      let rows: number | undefined = 0;
+      let complete = true;
+      let size = 0;
+      const hash = createHash('sha256');
+      const file = path.join(dir, `list-${out.length}`);
+      async function* lines(): AsyncGenerator<Buffer> {
+        for (let i = 0; i < c.ids.length; i++) {
+          const raw = Buffer.alloc(c.len[i]!);
+          const { bytesRead } = await fh.read(raw, 0, raw.length, c.at[i]!);
+          if (bytesRead !== raw.length) throw new BackupError('internal', `the snapshot's spool file ${spool} was cut short`);
+          const e = JSON.parse(raw.toString('utf8')) as Spooled;
+          const backedUp = c.backedUp![i] === 1;
+          const missing = backedUp ? undefined : e.replication === 0 ? 'not_cached' : (missingReason?.(e.id) ?? 'pending');
+          if (!backedUp) complete = false;
+          bytes += e.size;
+          // With a Broker, its count alone (sys.segments.num_rows); a data source's sum only when every segment has
+          // one, as a short sum would fail a restore's check of a whole restore.
+          const r = counted ? counted.bySegment.get(e.id) : e.rows;
+          rows = rows !== undefined && r !== undefined ? rows + r : undefined;
+          const b = Buffer.from(`${line(e, backedUp, missing, r)}\n`, 'utf8');
+          hash.update(b);
+          size += b.length;
+          yield b;
+        }
+      }
+      await (await writeChunks(file, lines())).durable;
+      out.push({
+        name,
+        segments: c.ids.length,
+        bytes,
+        ...(rows !== undefined && c.ids.length ? { rows } : {}),
+        complete,
+        list: hash.digest('hex'),
+        file: { path: file, size },
+      });
     }
-    const blob = Buffer.concat(lines, size);
-    const list = sha256(blob);
-    blobs.set(list, blob);
-    dataSources.push({ name, segments: entries.length, bytes, ...(rows !== undefined && entries.length ? { rows } : {}), complete, list });
+  } finally {
+    await fh.close();
   }
-  return { dataSources, blobs };
+  return out;
 }
 
 /** The Broker's row counts of exactly the snapshot's segments; when the Broker fails (logged), what the Coordinator reported. */
-async function brokerRows(broker: string, byDs: Map<string, Map<string, Entry>>, o: TakeOptions): Promise<RowCounts | undefined> {
+async function brokerRows(broker: string, byDs: Map<string, Collected>, o: TakeOptions): Promise<RowCounts | undefined> {
   const ids: Record<string, string[]> = {};
-  for (const [ds, m] of byDs) ids[ds] = [...m.keys()];
+  for (const [ds, c] of byDs) ids[ds] = c.ids;
   try {
     return await countRows(broker, ids, o.auth, o.signal);
   } catch (e) {
@@ -174,18 +296,15 @@ export async function takeSnapshot(o: TakeOptions): Promise<TakeResult> {
     }
   }
   if (!marked.length) throw new BackupError('target_error', `no target took snapshot ${id}: ${failed.map((f) => `${f.target}: ${f.error}`).join('; ')}`);
+  let work: string | undefined;
   try {
-    const byDs = new Map<string, Map<string, Entry>>();
-    for (const ds of o.dataSources ?? []) byDs.set(ds, new Map());
-    let count = 0;
-    for await (const u of usedSegments({ coordinator: o.coordinator, auth: o.auth, dataSources: o.dataSources, signal: o.signal })) {
-      let m = byDs.get(u.dataSource);
-      if (!m) byDs.set(u.dataSource, (m = new Map()));
-      m.set(u.id, { used: u, descriptor: JSON.stringify(u.descriptor) });
-      count++;
-    }
+    // The used segments are spooled to a private temporary directory, removed whatever happens.
+    work = await mkdtemp(path.join(tmpdir(), 'druid-backup-snapshot-'));
+    const spool = path.join(work, 'used');
+    const { byDs, count } = await spoolUsed(o, spool);
+    for (const c of byDs.values()) sortCollected(c);
     o.log.info({ snapshot: id, segments: count, dataSources: byDs.size }, 'used segments read from the Coordinator');
-    let held = await heldIds(o.catalogs, o.dataSources, o.signal);
+    await markHeld(o.catalogs, byDs, o.signal);
     const metadata = await o.captureMetadata({
       coordinator: o.coordinator,
       ...(o.overlord ? { overlord: o.overlord } : {}),
@@ -206,9 +325,11 @@ export async function takeSnapshot(o: TakeOptions): Promise<TakeResult> {
         if (o.signal?.aborted) throw new BackupError('cancelled', `snapshot ${id} cancelled`);
       }
     }
-    if (waited) held = await heldIds(o.catalogs, o.dataSources, o.signal);
+    if (waited) await markHeld(o.catalogs, byDs, o.signal);
     const counted = o.broker ? await brokerRows(o.broker, byDs, o) : undefined;
-    const { dataSources, blobs } = build(byDs, held, o.missingReason, counted);
+    const built = await build(spool, work, byDs, o.missingReason, counted);
+    const dataSources: SnapshotDataSource[] = built.map(({ file: _f, ...d }) => d);
+    const blobs = new Map<string, BlobBody>(built.map((d) => [d.list, d.file]));
     const metaBlob = Buffer.from(JSON.stringify(metadata), 'utf8');
     const metaSha = sha256(metaBlob);
     blobs.set(metaSha, metaBlob);
@@ -242,5 +363,6 @@ export async function takeSnapshot(o: TakeOptions): Promise<TakeResult> {
     return { header, written, failed, reused };
   } finally {
     for (const t of marked) await t.snapshots!.deleteWriting(id).catch(() => undefined);
+    if (work) await rm(work, { recursive: true, force: true });
   }
 }
