@@ -134,9 +134,9 @@ export function snapshotChildren(n: NodeView & SnapshotsView, paging: Paging, no
 /** The words of a prune's dry run: a one-line summary and the detail (what would go and why, what stays). */
 export function prunePlanText(p: PruneResult, maxLines = 15): { summary: string; detail: string; removes: boolean } {
   const goSnapshots = p.snapshots.filter((s) => !s.keep);
-  const removes = goSnapshots.length + p.remove.length + p.orphans.length + p.blobs.length > 0;
+  const removes = goSnapshots.length + p.removeCount + p.orphans.length + p.blobs.length > 0;
   const summary = removes
-    ? `Prune ${p.target}: remove ${plural(goSnapshots.length, 'snapshot')} and ${plural(p.remove.length, 'segment')} (${formatBytes(p.bytes.prunable)})?`
+    ? `Prune ${p.target}: remove ${plural(goSnapshots.length, 'snapshot')} and ${plural(p.removeCount, 'segment')} (${formatBytes(p.bytes.prunable)})?`
     : `Nothing to prune in ${p.target}: retention keeps every snapshot and segment.`;
   const lines: string[] = [];
   for (const s of goSnapshots) lines.push(`snapshot ${s.id} (${s.time}) — ${s.reasons.join('; ') || 'no rule keeps it'}`);
@@ -150,7 +150,7 @@ export function prunePlanText(p: PruneResult, maxLines = 15): { summary: string;
     ...(p.orphans.length ? [`${plural(p.orphans.length, 'unfinished segment directory', 'unfinished segment directories')} left by a killed prune.`] : []),
     ...(p.blobs.length ? [`${plural(p.blobs.length, 'snapshot blob')} no kept snapshot names.`] : []),
     ...(shown.length ? ['', ...shown] : []),
-    ...(lines.length > shown.length ? [`…and ${lines.length - shown.length} more`] : []),
+    ...(lines.length + p.removeCount - p.remove.length > shown.length ? [`…and ${lines.length + p.removeCount - p.remove.length - shown.length} more`] : []),
   ].join('\n');
   return { summary, detail, removes };
 }
@@ -235,6 +235,8 @@ export function parsePrunePlan(result: unknown): PruneResult {
       complete: s.complete === true,
     })),
     remove: list(r.remove).map((s) => ({ segmentId: str(s.segmentId), dataSource: str(s.dataSource), bytes: count(s.bytes), reason: str(s.reason) })),
+    // A plan lists its first segments and counts them all (snapshot/prune.ts).
+    removeCount: Math.max(count(r.removeCount), list(r.remove).length),
     kept: {
       byLatestSnapshot: count(kept.byLatestSnapshot),
       bySnapshots: count(kept.bySnapshots),

@@ -41,6 +41,7 @@ export function printPlan(r: PruneResult): void {
         r.remove.map((s) => [s.segmentId, formatBytes(s.bytes), s.reason]),
       ),
     );
+    if (r.removeCount > r.remove.length) console.log(`… and ${r.removeCount - r.remove.length} more segment(s) (the plan lists the first ${r.remove.length} by id)`);
   }
   const b = r.bytes;
   console.log('');

@@ -15,6 +15,12 @@
  *    snapshot written since the plan keeps what it names; each segment's manifest goes first;
  * 5. the files of segments a killed prune left without a manifest, and blobs no header names.
  */
+import { once } from 'node:events';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
 import type { Logger } from 'pino';
 import { BackupError, messageOf } from '../errors.js';
 import type { Target } from '../store/target.js';
@@ -43,13 +49,21 @@ export interface PlannedSegment {
   reason: string;
 }
 
+/** Segments a plan lists in its answer; the rest are counted (`removeCount`) and streamed to `onRemove`. */
+export const LISTED_REMOVALS = 1000;
+
 export interface PrunePlan {
   target: string;
   policy: string;
   at: string;
   snapshots: PlannedSnapshot[];
-  /** Segments to remove, each with why it is no longer kept. */
+  /**
+   * Segments to remove, each with why it is no longer kept: the first LISTED_REMOVALS in id order, so that the
+   * answer of a plan over 100,000 segments stays small; `removeCount` counts them all.
+   */
   remove: PlannedSegment[];
+  /** Every segment the plan removes (`remove` lists at most LISTED_REMOVALS of them). */
+  removeCount: number;
   /** Segments kept, counted by why (first reason). */
   kept: { byLatestSnapshot: number; bySnapshots: number; byNodes: number; byGracePeriod: number };
   /** Segment directories a killed prune left without a manifest. */
@@ -80,11 +94,30 @@ async function namedIds(s: SnapshotStore, h: SnapshotHeader, into: Map<string, s
     for await (const seg of readSegmentList(s, ds.list, ds.name, `snapshot ${h.id}`, signal)) if (!into.has(seg.id)) into.set(seg.id, h.id);
 }
 
-export async function planPrune(
-  target: Target,
-  policy: RetentionPolicy,
-  o: { now?: number; signal?: AbortSignal } = {},
-): Promise<PrunePlan & { keptIds: Set<string>; headers: Map<string, SnapshotHeader> }> {
+export interface PlanOptions {
+  now?: number;
+  signal?: AbortSignal;
+  /** Each segment to remove, as the plan finds it (all of them, where `remove` lists the first ones). */
+  onRemove?: (s: PlannedSegment) => void | Promise<void>;
+}
+
+/** What the sweep needs of a plan besides its answer. */
+export interface PlanState {
+  /** Segment ids named by a kept snapshot (the first one naming each). */
+  named: Map<string, string>;
+  /** Segment ids a node reported holding recently. */
+  holders: Map<string, string>;
+  /** Marked segments the plan removes: their marks go. */
+  unmark: Set<string>;
+  headers: Map<string, SnapshotHeader>;
+}
+
+/**
+ * The plan, in memory bounded by what is kept (the ids kept snapshots name and nodes hold, and the marks), not by
+ * what the store holds: stored segments are read one at a time from the catalog, and those to remove go to
+ * `onRemove` as they are found.
+ */
+export async function planPrune(target: Target, policy: RetentionPolicy, o: PlanOptions = {}): Promise<PrunePlan & PlanState> {
   const s = snapshotsOf(target);
   const now = o.now ?? Date.now();
   const ids = await s.listSnapshots(o.signal);
@@ -98,10 +131,9 @@ export async function planPrune(
     [...headers.values()].map((h) => ({ id: h.id, timeMs: Date.parse(h.time) || snapshotIdTime(h.id), pinned: pins.has(h.id) })),
     policy,
   );
+  // The newest snapshot is always kept (retention.ts) and read first, so a segment it names maps to its id.
   const named = new Map<string, string>();
   const latest = verdicts[0] ? headers.get(verdicts[0].id) : undefined;
-  const latestIds = new Map<string, string>();
-  if (latest) await namedIds(s, latest, latestIds, o.signal);
   const keptBlobs = new Set<string>();
   for (const v of verdicts) {
     if (!v.keep) continue;
@@ -121,6 +153,7 @@ export async function planPrune(
     }
   }
   const marks = (await s.readMarks(o.signal))?.lastReferenced ?? {};
+  const unmark = new Set<string>();
   const plan: PrunePlan = {
     target: target.url,
     policy: `${describePolicy(policy)}, gracePeriod ${policy.gracePeriodMs / 1000}s`,
@@ -130,6 +163,7 @@ export async function planPrune(
       return { ...v, time: h.time, pinned: pins.has(v.id), segments: h.segments, complete: h.complete };
     }),
     remove: [],
+    removeCount: 0,
     kept: { byLatestSnapshot: 0, bySnapshots: 0, byNodes: 0, byGracePeriod: 0 },
     orphans: await s.orphans(o.signal),
     blobs: (await s.listBlobs(o.signal)).filter((b) => !keptBlobs.has(b)),
@@ -137,10 +171,11 @@ export async function planPrune(
   };
   for await (const m of target.list({}, { signal: o.signal })) {
     plan.bytes.stored += m.size;
-    const inLatest = latestIds.has(m.segmentId);
     const inKept = named.get(m.segmentId);
+    const inLatest = latest !== undefined && inKept === latest.id;
     const heldBy = holders.get(m.segmentId);
-    const seen = Math.max(Object.hasOwn(marks, m.segmentId) ? marks[m.segmentId]! : 0, reportedAt.get(m.segmentId) ?? 0, Date.parse(m.updatedAt) || 0);
+    const marked = Object.hasOwn(marks, m.segmentId);
+    const seen = Math.max(marked ? marks[m.segmentId]! : 0, reportedAt.get(m.segmentId) ?? 0, Date.parse(m.updatedAt) || 0);
     const v = segmentVerdict({ id: m.segmentId, inKeptSnapshot: inKept, heldBy, lastReferencedMs: seen }, policy, now);
     if (inLatest) {
       plan.bytes.usedByLatest += m.size;
@@ -151,10 +186,13 @@ export async function planPrune(
     else if (!inLatest && v.keep) plan.kept.byGracePeriod++;
     if (!v.keep) {
       plan.bytes.prunable += m.size;
-      plan.remove.push({ segmentId: m.segmentId, dataSource: m.dataSource, bytes: m.size, reason: v.reason });
+      const r = { segmentId: m.segmentId, dataSource: m.dataSource, bytes: m.size, reason: v.reason };
+      if (plan.removeCount++ < LISTED_REMOVALS) plan.remove.push(r);
+      if (marked) unmark.add(m.segmentId);
+      await o.onRemove?.(r);
     }
   }
-  return { ...plan, keptIds: new Set([...named.keys(), ...holders.keys()]), headers };
+  return { ...plan, named, holders, unmark, headers };
 }
 
 export interface PruneOptions {
@@ -198,7 +236,7 @@ export async function prune(target: Target, o: PruneOptions): Promise<PruneResul
   const now = o.now ?? Date.now;
   const removed = { snapshots: 0, segments: 0, bytes: 0, orphans: 0, blobs: 0 };
   if (o.dryRun) {
-    const { keptIds: _k, headers: _h, ...plan } = await planPrune(target, o.policy, { now: now(), signal: o.signal });
+    const { named: _n, holders: _k, unmark: _u, headers: _h, ...plan } = await planPrune(target, o.policy, { now: now(), signal: o.signal });
     return { ...plan, dryRun: true, removed };
   }
   if (!(await s.acquireLease(o.owner, LEASE_MS, o.signal)) && !(await takeOverDead(s, o))) {
@@ -215,15 +253,30 @@ export async function prune(target: Target, o: PruneOptions): Promise<PruneResul
     o.onStep?.(name);
     if (o.signal?.aborted) throw new BackupError('cancelled', 'prune cancelled');
   };
+  // The segments to remove go to a file as the plan finds them, and the sweep reads them back one at a time.
+  let work: string | undefined;
   try {
     const t = now();
-    const { keptIds, headers, ...plan } = await planPrune(target, o.policy, { now: t, signal: o.signal });
+    work = await mkdtemp(path.join(tmpdir(), 'druid-backup-prune-'));
+    const removals = path.join(work, 'remove');
+    const out = createWriteStream(removals);
+    const failed = new Promise<never>((_, reject) => out.once('error', reject));
+    failed.catch(() => undefined);
+    const { named, holders, unmark, headers, ...plan } = await planPrune(target, o.policy, {
+      now: t,
+      signal: o.signal,
+      onRemove: async (r) => {
+        if (!out.write(`${JSON.stringify(r)}\n`)) await Promise.race([once(out, 'drain'), failed]);
+      },
+    });
+    out.end();
+    await Promise.race([once(out, 'finish'), failed]);
     step('marks');
     const prev = (await s.readMarks(o.signal))?.lastReferenced ?? {};
     const lastReferenced: Record<string, number> = Object.create(null) as Record<string, number>;
-    const removing = new Set(plan.remove.map((r) => r.segmentId));
-    for (const [id, ms] of Object.entries(prev)) if (!removing.has(id)) lastReferenced[id] = ms;
-    for (const id of keptIds) lastReferenced[id] = t;
+    for (const [id, ms] of Object.entries(prev)) if (!unmark.has(id)) lastReferenced[id] = ms;
+    for (const id of named.keys()) lastReferenced[id] = t;
+    for (const id of holders.keys()) lastReferenced[id] = t;
     await s.writeMarks({ at: t, lastReferenced }, o.signal);
     for (const v of plan.snapshots) {
       if (v.keep) continue;
@@ -258,7 +311,8 @@ export async function prune(target: Target, o: PruneOptions): Promise<PruneResul
         for (const d of h.dataSources) newBlobs.add(d.list);
         await namedIds(s, h, since, o.signal);
       }
-      for (const r of plan.remove) {
+      for await (const text of createInterface({ input: createReadStream(removals), crlfDelay: Infinity })) {
+        const r = JSON.parse(text) as PlannedSegment;
         if (since.has(r.segmentId)) continue;
         step('segment');
         await s.removeSegment(r.segmentId, o.signal);
@@ -280,5 +334,6 @@ export async function prune(target: Target, o: PruneOptions): Promise<PruneResul
     throw e;
   } finally {
     await s.releaseLease(o.owner).catch(() => undefined);
+    if (work) await rm(work, { recursive: true, force: true });
   }
 }

@@ -278,7 +278,7 @@ export class SnapshotService {
           log: job.log,
           signal: job.signal,
         });
-        job.setTotals(r.remove.length, r.bytes.prunable);
+        job.setTotals(r.removeCount, r.bytes.prunable);
         if (target === this.o.ownStore) await this.measure().catch(() => undefined);
         return r as unknown as Record<string, unknown>;
       },
