@@ -88,8 +88,12 @@ export interface ReceiveResult {
   files: SegmentFileInfo[];
 }
 
+/**
+ * A stored segment in the catalog held in memory: its directory is derived from its id when needed (the one path
+ * rule), and the strings many segments share (data source, version, node lists) are one copy each (`share`), so
+ * an entry costs about 710 bytes where it cost about 990 (measured at 20,000 segments of bigStore.ts).
+ */
 interface IndexEntry {
-  dir: string;
   startMs: number;
   endMs: number;
   summary: StoredSegment;
@@ -112,6 +116,8 @@ export class LocalStore implements Target {
   private readonly index = new Map<string, IndexEntry>();
   private sortedIds?: string[];
   private readonly locks = new Map<string, Promise<unknown>>();
+  /** One copy of each data source, version and node list the catalog holds (`share`). */
+  private readonly shared = new Map<string, string | string[]>();
   private totalBytes = 0;
   /** Bytes declared by uploads still arriving: counted as stored until they end, so uploads at once cannot each see the same room. */
   private arrivingBytes = 0;
@@ -214,13 +220,35 @@ export class LocalStore implements Target {
     if (problem) this.opts.log.warn({ segmentId, problem }, 'verify found this copy damaged; marked so until a node replaces it');
   }
 
+  /** The directory of a cataloged segment: the one it was loaded from or committed to, by the same rule. */
+  private dirOf(e: IndexEntry): string {
+    return path.join(this.root, segmentPath(e.summary.dataSource, e.summary.segmentId));
+  }
+
+  /** The one copy of a string (or list of node names) many catalog entries share; never changed once shared. */
+  private share<T extends string | string[]>(v: T): T {
+    const key = typeof v === 'string' ? `s${v}` : `a${v.join('\n')}`;
+    const got = this.shared.get(key);
+    if (got !== undefined) return got as T;
+    this.shared.set(key, v);
+    return v;
+  }
+
   private addToIndex(m: Manifest, dir: string): void {
     const seg = m.descriptor ? segmentIdOfDescriptor(m.descriptor) : parseSegmentId(m.segmentId);
+    const summary = catalogEntry(m);
+    // The directory is derived again from the entry (dirOf): it must be this one.
+    if (path.join(this.root, segmentPath(summary.dataSource, summary.segmentId)) !== dir)
+      throw new Error(`holds segment ${quoteId(m.segmentId)} of data source ${quoteId(m.dataSource)}, which belongs elsewhere`);
     const old = this.index.get(m.segmentId);
     if (old) this.totalBytes -= old.summary.size;
     else this.sortedIds = undefined;
     const damaged = this.damaged.get(m.segmentId);
-    this.index.set(m.segmentId, { dir, startMs: seg.startMs, endMs: seg.endMs, summary: { ...catalogEntry(m), ...(damaged ? { damaged } : {}) } });
+    summary.dataSource = this.share(summary.dataSource);
+    summary.version = this.share(summary.version);
+    summary.sources = this.share(summary.sources);
+    summary.conflicts = this.share(summary.conflicts);
+    this.index.set(m.segmentId, { startMs: seg.startMs, endMs: seg.endMs, summary: { ...summary, ...(damaged ? { damaged } : {}) } });
     this.totalBytes += m.size;
   }
 
@@ -262,7 +290,7 @@ export class LocalStore implements Target {
   }
 
   private readManifest(e: IndexEntry): Manifest {
-    return parseManifest(JSON.parse(readFileSync(path.join(e.dir, MANIFEST_NAME), 'utf8')), e.summary.segmentId);
+    return parseManifest(JSON.parse(readFileSync(path.join(this.dirOf(e), MANIFEST_NAME), 'utf8')), e.summary.segmentId);
   }
 
   private publish(e: IndexEntry): void {
@@ -373,8 +401,9 @@ export class LocalStore implements Target {
         'conflict',
         `the store's manifest of ${manifest.segmentId} has digest ${manifest.digest}; a replacement must be those bytes, and these are not; nothing was replaced`,
       );
-    for (const f of files) await rename(path.join(tmp, f.name), path.join(e.dir, f.name));
-    await fsyncDirAsync(e.dir);
+    const dir = this.dirOf(e);
+    for (const f of files) await rename(path.join(tmp, f.name), path.join(dir, f.name));
+    await fsyncDirAsync(dir);
     await rm(tmp, { recursive: true, force: true });
     if (this.damaged.delete(manifest.segmentId)) await this.saveDamaged();
     delete e.summary.damaged;
@@ -390,8 +419,9 @@ export class LocalStore implements Target {
       {
         load: async () => ({ manifest: this.readManifest(e), version: undefined }),
         save: async (manifest) => {
-          await writeFileAtomicAsync(path.join(e.dir, MANIFEST_NAME), JSON.stringify(manifest, null, 2));
-          this.addToIndex(manifest, e.dir);
+          const dir = this.dirOf(e);
+          await writeFileAtomicAsync(path.join(dir, MANIFEST_NAME), JSON.stringify(manifest, null, 2));
+          this.addToIndex(manifest, dir);
           this.publish(this.index.get(segmentId)!);
           return true;
         },
@@ -414,12 +444,13 @@ export class LocalStore implements Target {
       this.sortedIds = undefined;
       this.totalBytes -= e.summary.size;
       if (this.damaged.delete(segmentId)) await this.saveDamaged();
-      await unlink(path.join(e.dir, MANIFEST_NAME)).catch((err: NodeJS.ErrnoException) => {
+      const dir = this.dirOf(e);
+      await unlink(path.join(dir, MANIFEST_NAME)).catch((err: NodeJS.ErrnoException) => {
         if (err.code !== 'ENOENT') throw err;
       });
-      await fsyncDirAsync(e.dir);
-      await rm(e.dir, { recursive: true, force: true });
-      await fsyncDirAsync(path.dirname(e.dir));
+      await fsyncDirAsync(dir);
+      await rm(dir, { recursive: true, force: true });
+      await fsyncDirAsync(path.dirname(dir));
       this.updateGauges();
       this.opts.log.info({ segmentId, bytes: e.summary.size }, 'segment pruned');
     });
@@ -485,7 +516,7 @@ export class LocalStore implements Target {
     if (!e) throw new BackupError('not_found', `the store holds no segment ${segmentId}`);
     this.checkNotDamaged(segmentId);
     const manifest = this.readManifest(e);
-    const dir = e.dir;
+    const dir = this.dirOf(e);
     async function* files(): AsyncGenerator<IncomingFile> {
       for (const f of manifest.files) yield { name: f.name, size: f.size, stream: readStream(path.join(dir, f.name), f.size) };
     }
@@ -499,7 +530,8 @@ export class LocalStore implements Target {
     this.checkNotDamaged(segmentId);
     const manifest = this.readManifest(e);
     const sizes = new Map(manifest.files.map((f) => [f.name, f.size]));
-    return packStored(manifest, (name) => readStream(path.join(e.dir, name), sizes.get(name) ?? 0), opts);
+    const dir = this.dirOf(e);
+    return packStored(manifest, (name) => readStream(path.join(dir, name), sizes.get(name) ?? 0), opts);
   }
 
   private ids(): string[] {
