@@ -59,7 +59,7 @@ async function snapshotLastTenth(store: Target): Promise<void> {
 
 async function measure(kind: string, s: SidecarProcess, body: Record<string, unknown>, setupMs: number): Promise<void> {
   const plan = await run(s, { ...body, dryRun: true });
-  if (plan.result.remove.length !== KEPT_FROM) throw new Error(`the plan removes ${plan.result.remove.length}, not ${KEPT_FROM}`);
+  if (plan.result.removeCount !== KEPT_FROM) throw new Error(`the plan removes ${plan.result.removeCount}, not ${KEPT_FROM}`);
   const done = await run(s, body);
   if (done.result.removed.segments !== KEPT_FROM) throw new Error(`the prune removed ${done.result.removed.segments}, not ${KEPT_FROM}`);
   console.log(
