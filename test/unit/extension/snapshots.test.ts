@@ -162,8 +162,12 @@ test("a prune's dry run is shown as what would go and why, and what stays", () =
   assert.match(t.detail, /segment wikipedia_v1 \(2.00 KiB\) — no kept snapshot names it/);
   assert.match(t.detail, /1 held by nodes/);
   assert.doesNotMatch(t.detail, new RegExp(`snapshot ${A.id}`));
+  // A plan lists its first segments and counts them all: the summary says all, the detail how many more.
+  const big = prunePlanText(parsePrunePlan({ ...plan, removeCount: 90_000 }));
+  assert.match(big.summary, /remove 1 snapshot and 90,000 segments/);
+  assert.match(big.detail, /…and 89,?999 more/);
   // Nothing to remove: said so, and no confirmation is asked.
-  const none = prunePlanText({ ...plan, snapshots: plan.snapshots.slice(0, 1), remove: [], blobs: [] });
+  const none = prunePlanText({ ...plan, snapshots: plan.snapshots.slice(0, 1), remove: [], removeCount: 0, blobs: [] });
   assert.equal(none.removes, false);
   assert.match(none.summary, /^Nothing to prune/);
   // A hostile or empty result never throws and shows nothing to remove.
