@@ -97,13 +97,16 @@
       const cells = [];
       for (let i = 0; i < lane.cells.length; i += F) {
         const a = lane.cells;
-        const interval = tl.intervals[a[i]];
+        const start = tl.start + a[i + 1] * tl.unit;
+        const end = start + a[i + 2] * tl.unit;
+        // -1: the interval as Druid writes it (model.ts isoInterval), not sent.
+        const interval = a[i] < 0 ? new Date(start).toISOString() + '/' + new Date(end).toISOString() : tl.intervals[a[i]];
         cells.push({
           key: JSON.stringify([lane.version, interval]),
           interval: interval,
           version: lane.version,
-          start: tl.start + a[i + 1],
-          end: tl.start + a[i + 2],
+          start: start,
+          end: end,
           state: tl.states[a[i + 3]],
           copies: a[i + 4],
           size: a[i + 5],
