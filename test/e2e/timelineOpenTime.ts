@@ -60,12 +60,25 @@ export async function openTimelineTimed(wb: Workbench, dataSource: string, segme
     .locator('body')
     .evaluate(() => Math.round(Date.now() - performance.now()));
   // Typed here as Node knows the Performance API (the callback runs in the page).
-  type Timing = { name: string; entryType: string; startTime: number; responseStart: number; responseEnd: number; domContentLoadedEventStart?: number };
+  type Timing = {
+    name: string;
+    entryType: string;
+    startTime: number;
+    workerStart: number;
+    fetchStart: number;
+    responseStart: number;
+    responseEnd: number;
+    domContentLoadedEventStart?: number;
+  };
   const resources = await body.evaluate(() =>
     (performance.getEntries() as unknown as Timing[])
       .filter((e) => e.entryType === 'navigation' || e.entryType === 'resource')
       .map((e) => {
-        const dcl = e.entryType === 'navigation' ? ` DOMContentLoaded ${Math.round(e.domContentLoadedEventStart!)}` : '';
+        // A navigation through the service worker of VS Code's webviews: when the worker started and the fetch began.
+        const dcl =
+          e.entryType === 'navigation'
+            ? ` (service worker at ${Math.round(e.workerStart)}, fetch at ${Math.round(e.fetchStart)}) DOMContentLoaded ${Math.round(e.domContentLoadedEventStart!)}`
+            : '';
         return `${e.name.split('/').pop()!.split('?')[0]} ${Math.round(e.startTime)}-${Math.round(e.responseStart)}-${Math.round(e.responseEnd)}${dcl}`;
       })
       .join(', '),
