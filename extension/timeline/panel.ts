@@ -69,7 +69,8 @@ class TimelinePanel {
   private builtAt = 0;
   private buildMs = 0;
   private pageReady = false;
-  /** The cluster changed after the first model was built and before the page asked for it. */
+  /** The first model's build has begun; the cluster changed since then and before the page asked for it. */
+  private building = false;
   private changed = false;
 
   constructor(
@@ -93,6 +94,7 @@ class TimelinePanel {
     // built in one go (10,000 segments: 0.1-1 s on a busy machine), the webview started only after the build.
     this.prepared = this.load().then(async () => {
       const t = Date.now();
+      this.building = true;
       const steps = timelineSteps(this.dataSource, ...this.sources());
       for (;;) {
         await new Promise((next) => setImmediate(next));
@@ -106,7 +108,8 @@ class TimelinePanel {
       this.buildMs = this.builtAt - t;
     });
     const sub = ext.cluster.onChange(() => {
-      if (this.timeline && !this.pageReady) this.changed = true;
+      // A change during the build (it pauses between its steps) may be in it or not: built again for the page.
+      if (this.building && !this.pageReady) this.changed = true;
       this.schedule();
     });
     this.subscriptions.push(
