@@ -7,12 +7,11 @@
  * source of 10,000 segments, printed.
  */
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { appendFileSync, existsSync, mkdirSync, rmSync } from 'node:fs';
+import { appendFileSync, existsSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { after, before, test } from 'node:test';
-import type { Browser, FrameLocator, Page } from 'playwright-core';
+import type { FrameLocator, Page } from 'playwright-core';
 import { intervalLabel } from '../../extension/tree/format.js';
 import type { Job, SegmentInfo, SegmentsResponse } from '../../sidecar/api.js';
 import type { SnapshotSummary } from '../../sidecar/snapshot/service.js';
@@ -23,9 +22,10 @@ import { HttpTarget } from '../../sidecar/store/http/target.js';
 import type { OutgoingSegment } from '../../sidecar/store/target.js';
 import { newToken, type SidecarProcess, startSidecar, tmpDir, waitFor } from '../helpers/sidecar.js';
 import { coordinator, descriptor } from '../helpers/snapshots.js';
-import { type CodeServer, installExtension, requireCodeServer, ROOT, startCodeServer } from './codeServer.js';
+import { requireCodeServer, ROOT } from './codeServer.js';
+import { addNode, VsCodeSession } from './session.js';
 import { describeOpenTime, openTimelineTimed, timelineFrame } from './timelineOpenTime.js';
-import { chromiumPath, launchChromium, SCREENSHOTS, Workbench } from './workbench.js';
+import { chromiumPath, SCREENSHOTS, type Workbench } from './workbench.js';
 
 const BIG = 10_000;
 
@@ -37,9 +37,7 @@ let source: SidecarProcess | undefined;
 let bigSource: SidecarProcess | undefined;
 let cluster: SidecarProcess | undefined;
 let druid: Awaited<ReturnType<typeof coordinator>> | undefined;
-let codeServer: CodeServer | undefined;
-let browser: Browser | undefined;
-let workbench: Workbench | undefined;
+let vscode: VsCodeSession | undefined;
 
 before(async () => {
   requireCodeServer();
@@ -80,9 +78,7 @@ before(async () => {
 });
 
 after(async () => {
-  await workbench?.screenshot('timeline-last').catch(() => undefined);
-  await browser?.close().catch(() => undefined);
-  await codeServer?.stop();
+  await vscode?.close('timeline-last');
   await bigSource?.stop();
   await cluster?.stop();
   druid?.close();
@@ -365,45 +361,9 @@ async function keyboardPath(wb: Workbench, frame: FrameLocator, api: SegmentInfo
   await wb.labelled('Nodes', 'historical-1').and(page.locator('[aria-expanded="false"]')).waitFor();
 }
 
-async function addNode(wb: Workbench, url: string, token: string, first: boolean): Promise<void> {
-  if (!first) await wb.pane('Nodes').locator('.pane-header').hover();
-  await wb.clickAsking(
-    wb
-      .pane('Nodes')
-      .getByRole('button', { name: first ? 'Add Node' : 'Add Node…', exact: true })
-      .first(),
-    'Add a Druid Backup node',
-  );
-  await wb.answer('Add a Druid Backup node', url);
-  await wb.answer(`Token of ${url}`, token);
-}
-
 test('in VS Code: the coverage timeline, lost segments and the status bar', { timeout: 600_000 }, async () => {
-  const vsix = path.join(work, 'druid-backup.vsix');
-  const pack = spawnSync(process.execPath, [path.join(ROOT, 'scripts/package-extension.mjs'), '--out', vsix], { cwd: ROOT, encoding: 'utf8' });
-  assert.equal(pack.status, 0, `${pack.stdout}${pack.stderr}`);
-  const home = path.join(work, 'code-server');
-  installExtension(home, vsix);
-  const folder = path.join(work, 'workspace');
-  mkdirSync(folder);
-  const settings: Record<string, unknown> = {
-    'workbench.startupEditor': 'none',
-    'workbench.tips.enabled': false,
-    'security.workspace.trust.enabled': false,
-    'extensions.ignoreRecommendations': true,
-    'telemetry.telemetryLevel': 'off',
-    'workbench.colorTheme': 'Default Dark Modern',
-    'druidBackup.jobPollInterval': 250,
-  };
-  codeServer = await startCodeServer({ home, folder, settings });
-  browser = await launchChromium();
-  const page = await browser.newPage({ viewport: { width: 1500, height: 950 } });
-  page.setDefaultTimeout(30_000);
-  const wb = new Workbench(page);
-  workbench = wb;
-  await wb.open(codeServer.url, folder);
-  await wb.openContainer('Druid Backup');
-  await wb.widenSideBar(620);
+  vscode = await VsCodeSession.open(work, { sideBarWidth: 620, settings: { 'workbench.colorTheme': 'Default Dark Modern' } });
+  const { wb, page } = vscode;
   await addNode(wb, source!.url, source!.token, true);
   await wb.row('Nodes', 'historical-1').filter({ hasText: '24 segments' }).waitFor();
   await wb.clickAsking(wb.row('Backups', target!.url), 'Add a Druid Backup node');
