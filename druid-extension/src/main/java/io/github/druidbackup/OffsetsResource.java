@@ -1,6 +1,7 @@
 package io.github.druidbackup;
 
 import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.core.type.TypeReference;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
@@ -114,8 +115,22 @@ public class OffsetsResource
     for (String dataSource : dataSources) {
       out.put(dataSource, metadata.retrieveDataSourceMetadata(dataSource));
     }
-    return Response.ok(mapper.writeValueAsString(Map.of("dataSources", out)), MediaType.APPLICATION_JSON).build();
+    return Response.ok(answer(out, mapper), MediaType.APPLICATION_JSON).build();
   }
+
+  /**
+   * {@code {"dataSources": {...}}}, each value with its {@code "type"}: written for the declared type
+   * DataSourceMetadata, since a map's values written by their runtime class lose the type id Druid needs to read
+   * them back (and a restore posts them back).
+   */
+  static String answer(Map<String, DataSourceMetadata> byDataSource, ObjectMapper mapper) throws JsonProcessingException
+  {
+    return "{\"dataSources\":" + mapper.writerFor(BY_DATA_SOURCE).writeValueAsString(byDataSource) + "}";
+  }
+
+  private static final TypeReference<Map<String, DataSourceMetadata>> BY_DATA_SOURCE = new TypeReference<>()
+  {
+  };
 
   @POST
   @Consumes(MediaType.APPLICATION_JSON)

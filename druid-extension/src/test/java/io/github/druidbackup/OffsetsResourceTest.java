@@ -74,6 +74,19 @@ class OffsetsResourceTest
   }
 
   @Test
+  void theAnswerKeepsEachMetadataTypeSoItCanBeWrittenBack() throws Exception
+  {
+    final Map<String, DataSourceMetadata> m = new LinkedHashMap<>();
+    m.put("demo", new ObjectMetadata(Map.of("p0", 42)));
+    m.put("none", null);
+    final String answer = OffsetsResource.answer(m, MAPPER);
+    assertEquals("{\"dataSources\":{\"demo\":{\"type\":\"object\",\"object\":{\"p0\":42}},\"none\":null}}", answer);
+    // What the snapshot keeps is what a restore posts: Druid reads it back as the same metadata.
+    final String kept = MAPPER.readTree(answer).get("dataSources").get("demo").toString();
+    assertEquals(m.get("demo"), parse("{\"dataSource\":\"demo\",\"metadata\":" + kept + "}").metadata);
+  }
+
+  @Test
   void theSameMetadataIsLeftAloneOtherMetadataIsResetNoneIsInserted()
   {
     final DataSourceMetadata a = new ObjectMetadata(Map.of("p0", 42, "p1", 7));
