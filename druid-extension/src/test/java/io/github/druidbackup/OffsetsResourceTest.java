@@ -1,6 +1,8 @@
 package io.github.druidbackup;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
+import org.apache.druid.indexing.kafka.KafkaDataSourceMetadata;
+import org.apache.druid.indexing.kafka.KafkaIndexTaskModule;
 import org.apache.druid.indexing.overlord.DataSourceMetadata;
 import org.apache.druid.indexing.overlord.ObjectMetadata;
 import org.apache.druid.indexing.overlord.supervisor.NoopSupervisorSpec;
@@ -16,6 +18,7 @@ import java.util.List;
 import java.util.Map;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertInstanceOf;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 
@@ -96,6 +99,33 @@ class OffsetsResourceTest
     assertEquals("inserted", OffsetsResource.outcome(null, a, MAPPER));
     assertEquals("unchanged", OffsetsResource.outcome(a, new ObjectMetadata(reordered), MAPPER));
     assertEquals("reset", OffsetsResource.outcome(a, new ObjectMetadata(Map.of("p0", 43, "p1", 7)), MAPPER));
+  }
+
+  @Test
+  void kafkasOwnCommittedMetadataIsReadComparedAndAnsweredWithItsType() throws Exception
+  {
+    // The Overlord's mapper with the Kafka extension loaded: its Jackson modules registered.
+    final ObjectMapper kafka = new DefaultObjectMapper();
+    kafka.registerModules(new KafkaIndexTaskModule().getJacksonModules());
+    final String committed = "{\"type\":\"kafka\",\"partitions\":{\"type\":\"end\",\"stream\":\"wiki\","
+                             + "\"partitionOffsetMap\":{\"0\":42,\"1\":7}}}";
+    final DataSourceMetadata m = OffsetsResource.parse(("{\"dataSource\":\"wiki\",\"metadata\":" + committed + "}").getBytes(StandardCharsets.UTF_8), kafka).metadata;
+    assertInstanceOf(KafkaDataSourceMetadata.class, m);
+    final DataSourceMetadata same = OffsetsResource.parse(
+        ("{\"dataSource\":\"wiki\",\"metadata\":{\"partitions\":{\"partitionOffsetMap\":{\"1\":7,\"0\":42},"
+         + "\"stream\":\"wiki\",\"type\":\"end\"},\"type\":\"kafka\"}}").getBytes(StandardCharsets.UTF_8),
+        kafka
+    ).metadata;
+    final DataSourceMetadata later = OffsetsResource.parse(
+        ("{\"dataSource\":\"wiki\",\"metadata\":" + committed.replace("42", "43") + "}").getBytes(StandardCharsets.UTF_8),
+        kafka
+    ).metadata;
+    assertEquals("unchanged", OffsetsResource.outcome(m, same, kafka));
+    assertEquals("reset", OffsetsResource.outcome(m, later, kafka));
+    // Answered with its type, it is read back as the same metadata: what a snapshot keeps, a restore can write.
+    final String kept = kafka.readTree(OffsetsResource.answer(Map.of("wiki", m), kafka)).get("dataSources").get("wiki").toString();
+    assertEquals("kafka", kafka.readTree(kept).get("type").asText());
+    assertEquals(m, OffsetsResource.parse(("{\"dataSource\":\"wiki\",\"metadata\":" + kept + "}").getBytes(StandardCharsets.UTF_8), kafka).metadata);
   }
 
   private static SupervisorSpec spec(String id, List<String> dataSources, boolean suspended)
