@@ -29,7 +29,7 @@ import { ANSWER_LIMITS } from '../../util/limitedRead.js';
 import { druidCall, statusPhrase } from '../druidHttp.js';
 import type { JsonNode, Splice } from '../jsonText.js';
 import { applySplices, member, parseJsonText, pathStep } from '../jsonText.js';
-import { OFFSETS_PATH, parseOffsets, supervisorDataSource } from '../metadata.js';
+import { OFFSETS_BATCH, OFFSETS_PATH, parseOffsets, supervisorDataSource } from '../metadata.js';
 import type { ClusterRestoreContext, ClusterRestoreStep, PlanItem, StepPlan, StepResult } from './step.js';
 
 export const METADATA_STEP = 'druid-metadata';
@@ -426,30 +426,40 @@ export function druidMetadataStep(options: MetadataStepOptions = {}): ClusterRes
         root = undefined;
       }
       if (root?.kind !== 'object') throw new BackupError('target_error', `the snapshot's committed offsets of ${quoteId(ds)} are not a JSON object`);
+      if (member(root, 'type')?.kind !== 'string') {
+        // Kept by an extension that wrote them without their type: Druid cannot read them back.
+        warnings.push(
+          `the committed offsets of ${quoteId(ds)} are not written back: the snapshot holds them without their "type" (taken with an older druid-backup extension); reset the supervisor by hand to ${v.slice(0, 500)}`,
+        );
+        return [];
+      }
       return [{ ds, text: v, root }];
     });
-    if (!wanted.length) return;
-    const answer = await druidCall({
-      method: 'GET',
-      url: `${ctx.overlord.replace(/\/+$/, '')}${OFFSETS_PATH}?${wanted.map((w) => `dataSource=${encodeURIComponent(w.ds)}`).join('&')}`,
-      auth: ctx.auth,
-      limit: ANSWER_LIMITS.page,
-      what: 'the committed offsets',
-      signal: ctx.signal,
-    });
-    if (answer.status === 404 || answer.status === 503) {
-      const why =
-        answer.status === 404
-          ? 'the druid-backup extension that writes them is not loaded on the Overlord'
-          : 'the Overlord asked is not the leader (503): set druid.backup.overlord to the leader';
-      for (const w of wanted)
-        warnings.push(
-          `the committed offsets of ${quoteId(w.ds)} are not written back: ${why}; before resuming its supervisor, reset it to the snapshot's (POST /druid/indexer/v1/supervisor/{id}/resetOffsets with ${w.text.slice(0, 500)})`,
-        );
-      return;
+    const live: Record<string, string | null> = {};
+    for (let i = 0; i < wanted.length; i += OFFSETS_BATCH) {
+      const batch = wanted.slice(i, i + OFFSETS_BATCH);
+      const answer = await druidCall({
+        method: 'GET',
+        url: `${ctx.overlord.replace(/\/+$/, '')}${OFFSETS_PATH}?${batch.map((w) => `dataSource=${encodeURIComponent(w.ds)}`).join('&')}`,
+        auth: ctx.auth,
+        limit: ANSWER_LIMITS.page,
+        what: 'the committed offsets',
+        signal: ctx.signal,
+      });
+      if (answer.status === 404 || answer.status === 503) {
+        const why =
+          answer.status === 404
+            ? 'the druid-backup extension that writes them is not loaded on the Overlord'
+            : 'the Overlord asked is not the leader (503): set druid.backup.overlord to the leader';
+        for (const w of wanted)
+          warnings.push(
+            `the committed offsets of ${quoteId(w.ds)} are not written back: ${why}; before resuming its supervisor, reset it to the snapshot's (POST /druid/indexer/v1/supervisor/{id}/resetOffsets with ${w.text.slice(0, 500)})`,
+          );
+        return;
+      }
+      if (answer.status !== 200) throw new BackupError('target_error', `the committed offsets: the Overlord answered ${statusPhrase(answer)}`);
+      Object.assign(live, parseOffsets(answer.text));
     }
-    if (answer.status !== 200) throw new BackupError('target_error', `the committed offsets: the Overlord answered ${statusPhrase(answer)}`);
-    const live = parseOffsets(answer.text);
     const differ = wanted.filter((w) => {
       const now = live[w.ds];
       return typeof now !== 'string' || canonical(parseJsonText(now), now) !== canonical(w.root, w.text);

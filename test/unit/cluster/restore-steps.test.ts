@@ -258,6 +258,9 @@ test('committed offsets are not written under a running supervisor, nor without 
     assert.deepEqual(without.items, []);
     assert.match(without.warnings[0]!, /^the committed offsets of "wikipedia" are not written back: the druid-backup extension that writes them is not loaded on the Overlord; .*resetOffsets with \{"type":"object","object":\{"p0":42\}\}\)$/);
     assert.ok(!d.seen.some((s) => s.method === 'POST'), 'nothing posted');
+    const untyped = await druidMetadataStep({ clusterWide: false }).plan(context(d.url, { ...metadata, offsets: { captured: true, dataSources: { wikipedia: '{"object":{"p0":42}}' } } }));
+    assert.deepEqual(untyped.items, []);
+    assert.match(untyped.warnings[0]!, /^the committed offsets of "wikipedia" are not written back: the snapshot holds them without their "type"/);
     const bad = { ...metadata, offsets: { captured: true, dataSources: { wikipedia: '[1]' } } };
     await assert.rejects(druidMetadataStep({ clusterWide: false }).plan(context(d.url, bad)), /the snapshot's committed offsets of "wikipedia" are not a JSON object/);
   } finally {
