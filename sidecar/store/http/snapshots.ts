@@ -174,7 +174,7 @@ export class HttpSnapshots implements SnapshotStore {
     return this.pruneHere();
   }
 
-  removeSegment(): Promise<void> {
+  removeSegments(): Promise<void> {
     return this.pruneHere();
   }
 

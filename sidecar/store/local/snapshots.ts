@@ -323,8 +323,8 @@ export class LocalSnapshots implements SnapshotStore {
     return out;
   }
 
-  removeSegment(segmentId: string): Promise<void> {
-    return this.segments.removeSegment(segmentId);
+  async removeSegments(segmentIds: readonly string[]): Promise<void> {
+    for (const id of segmentIds) await this.segments.removeSegment(id);
   }
 
   orphans(): Promise<string[]> {
