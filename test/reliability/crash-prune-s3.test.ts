@@ -89,6 +89,10 @@ crashPruneTrials(
       pruneBody: { target: url },
       reach: () => open('h2'),
       throughPruner: false,
+      oldLeft: () => {
+        const m = path.join(gw.root, bucket, PREFIX, 'manifests');
+        return existsSync(m) ? readdirSync(m).filter((n) => n.endsWith('_v1.json')).length : 0;
+      },
       check: async () => checkBucket(path.join(gw.root, bucket, PREFIX)),
       verify: async () => {
         const r = await runCli(['verify', '--target', url], { env: gw.env });
@@ -99,5 +103,5 @@ crashPruneTrials(
       },
     };
   },
-  { old: 150, newUploads: 20, killWithinMs: 4000 },
+  { old: 150, newUploads: 20, killWithinMs: 300 },
 );

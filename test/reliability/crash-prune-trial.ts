@@ -92,6 +92,8 @@ export interface TrialStore {
   reach(sc: SidecarProcess): Target & { snapshots: SnapshotStore };
   /** True when that way goes through the pruning sidecar (so it fails while the sidecar is down). */
   throughPruner: boolean;
+  /** How many v1 manifests are left (a cheap look, polled to time the kill). */
+  oldLeft(): number;
   /** The store re-read independently of the sidecar: its whole segments by id, and what is partial or damaged. */
   check(): Promise<{ ids: Set<string>; problems: string[] }>;
   /** The store's own verify (the CLI), when it has one. */
@@ -104,7 +106,7 @@ export interface TrialOptions {
   old: number;
   /** Segments the other node uploads during the prune. */
   newUploads: number;
-  /** The kill comes at a seeded moment in [0, killWithinMs) after the prune started. */
+  /** The kill comes a seeded time in [0, killWithinMs) after the prune started or after its sweep began. */
   killWithinMs: number;
 }
 
@@ -113,7 +115,7 @@ export function crashPruneTrials(kind: string, open: () => Promise<TrialStore>, 
     let used: number[] = [];
     let server: http.Server;
     let coordinator = '';
-    const results: Array<{ seed: number; killedAfterMs: number; removedBeforeKill: number; readsBeforeKill: number; finishedBy: string }> = [];
+    const results: Array<{ seed: number; killed: string; killedAfterMs: number; removedBeforeKill: number; readsBeforeKill: number; finishedBy: string }> = [];
 
     before(async () => {
       server = http.createServer((_req, res) => {
@@ -176,8 +178,14 @@ export function crashPruneTrials(kind: string, open: () => Promise<TrialStore>, 
           })();
           const started = await sc.request<{ jobId: string }>('POST', '/data/v1/store/prune', ts.pruneBody);
           assert.equal(started.status, 202, started.text);
-          const killedAfterMs = Math.floor(rnd() * o.killWithinMs);
-          await new Promise((r) => setTimeout(r, killedAfterMs));
+          // The moment: one trial in four while the prune plans (a seeded time), the others a seeded time after its
+          // sweep removed its first manifest (so the kill lands among its removals, whatever the store's speed).
+          const t0 = Date.now();
+          const beforeSweep = rnd() < 0.25;
+          const delay = Math.floor(rnd() * o.killWithinMs);
+          if (!beforeSweep) await waitFor('the sweep to begin', () => ts.oldLeft() < o.old || undefined, 120_000, 2);
+          await new Promise((r) => setTimeout(r, delay));
+          const killedAfterMs = Date.now() - t0;
           killed = true;
           await sc.kill9();
           const removedBeforeKill = o.old - [...(await ts.check()).ids].filter((id) => id.endsWith('_v1')).length;
@@ -228,7 +236,14 @@ export function crashPruneTrials(kind: string, open: () => Promise<TrialStore>, 
           for (const b of [newest.header.metadata, ...newest.header.dataSources.map((x) => x.list)]) await ts.direct.snapshots.getBlob(b, 1e8);
           const v = await ts.verify();
           if (v) assert.equal(v.status, 0, v.output);
-          results.push({ seed, killedAfterMs, removedBeforeKill, readsBeforeKill, finishedBy });
+          results.push({
+            seed,
+            killed: beforeSweep ? `${delay} ms after the prune began` : `${delay} ms into the sweep`,
+            killedAfterMs,
+            removedBeforeKill,
+            readsBeforeKill,
+            finishedBy,
+          });
         } finally {
           await ts.close();
         }

@@ -3,6 +3,8 @@
  * sidecar prunes its own store; the other node uploads and the restore reads through that sidecar, so they fail
  * while it is down and go again after its restart. The store is re-read from disk by checkStore.
  */
+import { existsSync, readdirSync } from 'node:fs';
+import path from 'node:path';
 import { HttpTarget } from '../../sidecar/store/http/target.js';
 import { LocalStore } from '../../sidecar/store/local/store.js';
 import { newToken, startSidecar, tmpDir } from '../helpers/sidecar.js';
@@ -20,6 +22,10 @@ crashPruneTrials(
       pruneBody: {},
       reach: (sc) => new HttpTarget(sc.url, { token }),
       throughPruner: true,
+      oldLeft: () => {
+        const ds = path.join(dir, 'segments', 'demo');
+        return existsSync(ds) ? readdirSync(ds).filter((n) => n.endsWith('_v1') && existsSync(path.join(ds, n, 'manifest.json'))).length : 0;
+      },
       check: async () => {
         const c = checkStore(dir);
         return { ids: new Set(c.segments.keys()), problems: c.problems };
@@ -28,5 +34,5 @@ crashPruneTrials(
       close: async () => undefined,
     };
   },
-  { old: 150, newUploads: 20, killWithinMs: 400 },
+  { old: 150, newUploads: 20, killWithinMs: 300 },
 );
