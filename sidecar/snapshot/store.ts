@@ -37,6 +37,16 @@ export interface Holdings {
   segmentIds: string[];
 }
 
+/**
+ * A holdings report as it is sent: its ids as they come (a node of 100,000 segments never builds the report whole;
+ * an iterable read once per target). Stored, it reads back as `Holdings`.
+ */
+export interface HoldingsReport {
+  node: string;
+  at: string;
+  segmentIds: Iterable<string> | AsyncIterable<string>;
+}
+
 export interface SnapshotStore {
   putBlob(sha256: string, data: Buffer, signal?: AbortSignal): Promise<'stored' | 'present'>;
   hasBlob(sha256: string, signal?: AbortSignal): Promise<boolean>;
@@ -75,7 +85,11 @@ export interface SnapshotStore {
   listWriting(signal?: AbortSignal): Promise<Array<{ id: string; expires: string }>>;
   readMarks(signal?: AbortSignal): Promise<PruneMarks | undefined>;
   writeMarks(marks: PruneMarks, signal?: AbortSignal): Promise<void>;
-  putHoldings(h: Holdings, signal?: AbortSignal): Promise<void>;
+  /**
+   * Replaces the node's report, streamed from its ids (records.ts `holdingsChunks` checks each, and the size): a
+   * report that fails part-way leaves the previous one as it was.
+   */
+  putHoldings(h: HoldingsReport, signal?: AbortSignal): Promise<void>;
   listHoldings(signal?: AbortSignal): Promise<Holdings[]>;
   /** Removes stored segments, each one's manifest before its files; on a failure, some may be removed and some not. */
   removeSegments(segmentIds: readonly string[], signal?: AbortSignal): Promise<void>;

@@ -22,8 +22,8 @@ import { parseSegmentId } from '../../druid/segmentId.js';
 import type { Pin } from '../../snapshot/check.js';
 import { MAX_HEADER_BYTES, SNAPSHOT_ID, checkSha256, checkSnapshotId, parseHeader, parsePin, sha256 } from '../../snapshot/check.js';
 import type { SnapshotHeader } from '../../snapshot/model.js';
-import { parseHoldings, parseLease, parseMarks } from '../../snapshot/records.js';
-import type { Holdings, Lease, PruneMarks, SnapshotStore } from '../../snapshot/store.js';
+import { MAX_HOLDINGS_BYTES, holdingsChunks, parseHoldings, parseLease, parseMarks } from '../../snapshot/records.js';
+import type { Holdings, HoldingsReport, Lease, PruneMarks, SnapshotStore } from '../../snapshot/store.js';
 import { PageGuard } from '../../util/limitedRead.js';
 import { mapLimit } from '../../util/pool.js';
 import { encodeName } from './layout.js';
@@ -261,16 +261,21 @@ export class ObjectSnapshots implements SnapshotStore {
     await this.put(this.marksKey, JSON.stringify(marks), {}, signal);
   }
 
-  async putHoldings(h: Holdings, signal?: AbortSignal): Promise<void> {
-    const checked = parseHoldings(h);
-    await this.put(this.key(`holdings/${encodeName(checked.node)}.json`, checked.node), JSON.stringify(checked), {}, signal);
+  /**
+   * One object, replaced whole (a PUT): the report is gathered from its checked chunks first, at most
+   * MAX_HOLDINGS_BYTES, and a report that fails a check writes nothing.
+   */
+  async putHoldings(h: HoldingsReport, signal?: AbortSignal): Promise<void> {
+    const parts: Buffer[] = [];
+    for await (const c of holdingsChunks(h)) parts.push(c);
+    await this.put(this.key(`holdings/${encodeName(h.node)}.json`, h.node), Buffer.concat(parts), {}, signal);
   }
 
   async listHoldings(signal?: AbortSignal): Promise<Holdings[]> {
     const out: Holdings[] = [];
     for (const n of await this.names('holdings/', signal)) {
       if (!n.endsWith('.json')) continue;
-      const got = await this.get(this.key(`holdings/${n}`, n), BIG, signal);
+      const got = await this.get(this.key(`holdings/${n}`, n), MAX_HOLDINGS_BYTES, signal);
       if (!got) continue;
       try {
         out.push(parseHoldings(json(got.data, `holdings ${n}`)));
