@@ -1,7 +1,8 @@
 /**
  * Crash trials of prune on a local store (crash-prune-trial.ts says what each trial does and checks): the target
  * sidecar prunes its own store; the other node uploads and the restore reads through that sidecar, so they fail
- * while it is down and go again after its restart. The store is re-read from disk by checkStore.
+ * while it is down and go again after its restart. The store is re-read from disk by checkStore. The sidecar keeps
+ * its node name across the restart, as a deployed one does, so it takes over the lease its killed self left at once.
  */
 import { existsSync, readdirSync } from 'node:fs';
 import path from 'node:path';
@@ -18,7 +19,7 @@ crashPruneTrials(
     const token = newToken();
     return {
       direct: LocalStore.open(dir, { log }),
-      start: (_coordinator, port) => startSidecar(['--store', dir], { token, env: PRUNE_ENV, ...(port ? { port } : {}) }),
+      start: (_coordinator, port) => startSidecar(['--store', dir, '--node-name', 'target'], { token, env: PRUNE_ENV, ...(port ? { port } : {}) }),
       pruneBody: {},
       reach: (sc) => new HttpTarget(sc.url, { token }),
       throughPruner: true,
