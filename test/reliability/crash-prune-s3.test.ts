@@ -93,6 +93,9 @@ crashPruneTrials(
         const m = path.join(gw.root, bucket, PREFIX, 'manifests');
         return existsSync(m) ? readdirSync(m).filter((n) => n.endsWith('_v1.json')).length : 0;
       },
+      // A removal's first step in a bucket is its record (prune/removing/{id}), before its manifest goes.
+      sweeping: () =>
+        existsSync(path.join(gw.root, bucket, PREFIX, 'prune', 'removing')) && readdirSync(path.join(gw.root, bucket, PREFIX, 'prune', 'removing')).length > 0,
       check: async () => checkBucket(path.join(gw.root, bucket, PREFIX)),
       verify: async () => {
         const r = await runCli(['verify', '--target', url], { env: gw.env });

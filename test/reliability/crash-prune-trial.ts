@@ -22,6 +22,7 @@ import type { Job } from '../../sidecar/api.js';
 import type { OutgoingSegment, Target } from '../../sidecar/store/target.js';
 import type { SnapshotStore } from '../../sidecar/snapshot/store.js';
 import { takeSnapshot } from '../../sidecar/snapshot/take.js';
+import { mapLimit } from '../../sidecar/util/pool.js';
 import type { SidecarProcess } from '../helpers/sidecar.js';
 import { waitFor } from '../helpers/sidecar.js';
 import { seeded } from './lib.js';
@@ -48,6 +49,7 @@ export function descriptor(day: number, version: string) {
   };
 }
 const idOf = (day: number, version: string) => descriptor(day, version).identifier;
+const daysTo = (n: number) => Array.from({ length: n }, (_, d) => d);
 
 function files(day: number, version: string): Array<{ name: string; data: Buffer }> {
   return [
@@ -94,6 +96,8 @@ export interface TrialStore {
   throughPruner: boolean;
   /** How many v1 manifests are left (a cheap look, polled to time the kill). */
   oldLeft(): number;
+  /** Whether the sweep has begun removing segments (a cheap look, polled to time the kill). */
+  sweeping(): boolean;
   /** The store re-read independently of the sidecar: its whole segments by id, and what is partial or damaged. */
   check(): Promise<{ ids: Set<string>; problems: string[] }>;
   /** The store's own verify (the CLI), when it has one. */
@@ -138,10 +142,10 @@ export function crashPruneTrials(kind: string, open: () => Promise<TrialStore>, 
         try {
           const store = ts.direct;
           const metadata = async () => ({ offsets: { captured: false as const, reason: 'test' }, redacted: [] });
-          for (let d = 0; d < o.old; d++) await store.put(seg(d, 'v1', 'h1'));
+          await mapLimit(daysTo(o.old), 8, (d) => store.put(seg(d, 'v1', 'h1')));
           used = [];
           const older = await takeSnapshot({ coordinator, catalogs: [store], targets: [store], node: 'c', captureMetadata: metadata, log });
-          for (let d = 0; d < o.old; d++) await store.put(seg(d, 'v2', 'h1'));
+          await mapLimit(daysTo(o.old), 8, (d) => store.put(seg(d, 'v2', 'h1')));
           used = Array.from({ length: o.old }, (_, d) => d);
           const newest = await takeSnapshot({ coordinator, catalogs: [store], targets: [store], node: 'c', captureMetadata: metadata, log });
           assert.notEqual(older.header.id, newest.header.id);
@@ -179,16 +183,16 @@ export function crashPruneTrials(kind: string, open: () => Promise<TrialStore>, 
           const started = await sc.request<{ jobId: string }>('POST', '/data/v1/store/prune', ts.pruneBody);
           assert.equal(started.status, 202, started.text);
           // The moment: one trial in four while the prune plans (a seeded time), the others a seeded time after its
-          // sweep removed its first manifest (so the kill lands among its removals, whatever the store's speed).
+          // sweep began its first removal (so the kill lands among its removals, whatever the store's speed).
           const t0 = Date.now();
           const beforeSweep = rnd() < 0.25;
           const delay = Math.floor(rnd() * o.killWithinMs);
-          if (!beforeSweep) await waitFor('the sweep to begin', () => ts.oldLeft() < o.old || undefined, 120_000, 2);
+          if (!beforeSweep) await waitFor('the sweep to begin', () => ts.sweeping() || undefined, 120_000, 2);
           await new Promise((r) => setTimeout(r, delay));
           const killedAfterMs = Date.now() - t0;
           killed = true;
           await sc.kill9();
-          const removedBeforeKill = o.old - [...(await ts.check()).ids].filter((id) => id.endsWith('_v1')).length;
+          const removedBeforeKill = o.old - ts.oldLeft();
           await uploads;
           await reads;
           node.close?.();
@@ -222,8 +226,8 @@ export function crashPruneTrials(kind: string, open: () => Promise<TrialStore>, 
           }
           assert.equal(job.state, 'succeeded', JSON.stringify(job.errors));
           // Restores succeed: every kept segment and every segment of the other node reads back whole.
-          for (let d = 0; d < o.old; d++) await restoreOne(again, d, 'v2');
-          for (const d of days) await restoreOne(again, d, 'v3');
+          await mapLimit(daysTo(o.old), 8, (d) => restoreOne(again, d, 'v2'));
+          await mapLimit(days, 8, (d) => restoreOne(again, d, 'v3'));
           again.close?.();
           await sc.stop();
 

@@ -12,21 +12,26 @@ import { newToken, startSidecar, tmpDir } from '../helpers/sidecar.js';
 import { PRUNE_ENV, crashPruneTrials, log } from './crash-prune-trial.js';
 import { checkStore, verifyStoreCli } from './lib.js';
 
+const OLD = 150;
+
 crashPruneTrials(
   'local store',
   async () => {
     const dir = tmpDir('dbk-crashprune-');
     const token = newToken();
+    const oldLeft = () => {
+      const ds = path.join(dir, 'segments', 'demo');
+      return existsSync(ds) ? readdirSync(ds).filter((n) => n.endsWith('_v1') && existsSync(path.join(ds, n, 'manifest.json'))).length : 0;
+    };
     return {
       direct: LocalStore.open(dir, { log }),
       start: (_coordinator, port) => startSidecar(['--store', dir, '--node-name', 'target'], { token, env: PRUNE_ENV, ...(port ? { port } : {}) }),
       pruneBody: {},
       reach: (sc) => new HttpTarget(sc.url, { token }),
       throughPruner: true,
-      oldLeft: () => {
-        const ds = path.join(dir, 'segments', 'demo');
-        return existsSync(ds) ? readdirSync(ds).filter((n) => n.endsWith('_v1') && existsSync(path.join(ds, n, 'manifest.json'))).length : 0;
-      },
+      oldLeft,
+      // A local removal's first step is its manifest.
+      sweeping: () => oldLeft() < OLD,
       check: async () => {
         const c = checkStore(dir);
         return { ids: new Set(c.segments.keys()), problems: c.problems };
@@ -35,5 +40,5 @@ crashPruneTrials(
       close: async () => undefined,
     };
   },
-  { old: 150, newUploads: 20, killWithinMs: 300 },
+  { old: OLD, newUploads: 20, killWithinMs: 300 },
 );
