@@ -106,5 +106,5 @@ crashPruneTrials(
       },
     };
   },
-  { old: 150, newUploads: 20, killWithinMs: 300 },
+  { old: 150, newUploads: 20, killWithinMs: 3000 },
 );
