@@ -18,7 +18,7 @@ import type { Bandwidth } from '../services/bandwidth.js';
 import type { Metrics } from '../services/metrics.js';
 import { segmentDigest } from '../store/manifest.js';
 import type { StoredSummary, Target } from '../store/target.js';
-import type { Holdings } from '../snapshot/store.js';
+import type { HoldingsReport } from '../snapshot/store.js';
 import type { CacheIndex } from './cacheIndex.js';
 import { remoteIndex } from '../store/held.js';
 import { sendSegment } from './sender.js';
@@ -216,7 +216,13 @@ export class ActiveBackup {
     this.lastReconcile = { at: new Date().toISOString(), durationMs: Math.round(durationMs), segments: scan.segments.length, queued };
     this.log.info({ ...this.lastReconcile, pending: this.queue.size, targetKnown: !!remote }, 'reconciled the cache with the target');
     this.kick();
-    await this.reportHoldings(scan.segments.map((s) => s.id));
+    await this.reportHoldings({
+      count: scan.segments.length,
+      // Read once per target, as each report is streamed: no second list of 100,000 ids.
+      *[Symbol.iterator]() {
+        for (const s of scan.segments) yield s.id;
+      },
+    });
   }
 
   /**
@@ -224,13 +230,13 @@ export class ActiveBackup {
    * being replaced must not be pruned under it). A target that does not take the report is logged and told again
    * at the next reconcile; its prune then counts the last report it has, which ages out (prune.ts).
    */
-  private async reportHoldings(segmentIds: string[]): Promise<void> {
-    const report: Holdings = { node: this.node, at: new Date().toISOString(), segmentIds };
+  private async reportHoldings(segmentIds: Iterable<string> & { count: number }): Promise<void> {
+    const report: HoldingsReport = { node: this.node, at: new Date().toISOString(), segmentIds };
     for (const t of this.deps.members?.() ?? []) {
       if (this.stopped || !t.snapshots) continue;
       try {
         await t.snapshots.putHoldings(report, this.stopController.signal);
-        this.log.debug({ member: t.url, segments: segmentIds.length }, 'reported holdings');
+        this.log.debug({ member: t.url, segments: segmentIds.count }, 'reported holdings');
       } catch (e) {
         this.log.warn({ member: t.url, err: messageOf(e) }, 'cannot report what this node holds to the target');
       }
