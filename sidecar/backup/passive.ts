@@ -1,8 +1,9 @@
 /**
  * Passive (on-demand) backup: `POST /data/v1/backup` runs this as a job. It scans the cache afresh, selects the
  * complete segments the request names, learns what the target already holds from its catalog, and sends the
- * rest with `druid.backup.workers` transfers at once. A failed transfer is tried again a few times before the
- * segment counts as failed; the job reports every segment's outcome.
+ * rest with `druid.backup.workers` workers at once, each sending a large segment alone or a group of small ones.
+ * A failed transfer is tried again a few times before the segment counts as failed; the job reports every
+ * segment's outcome.
  */
 import type { BackupRequest } from '../api.js';
 import type { CachedSegment } from '../druid/scan.js';
@@ -25,6 +26,38 @@ import type { SourceState } from './state.js';
 /** Below this many segments, one HEAD each is cheaper than listing the target's catalog. */
 const CATALOG_THRESHOLD = 20;
 const ATTEMPTS = 3;
+/**
+ * Segments below SMALL_SEGMENT_BYTES are sent several at once by one worker, up to SMALL_GROUP of them and
+ * SMALL_GROUP_BYTES in all. A small segment's transfer is mostly waits on the target's disk (each file, the
+ * manifest, the directory and its parent fsynced before and after the rename that makes it visible); uploads
+ * committed together share the filesystem's journal commits, so a group costs about what one segment does. Measured
+ * in bench/backup.ts (the first backup of 10,000 small segments).
+ */
+export const SMALL_SEGMENT_BYTES = 1024 * 1024;
+const SMALL_GROUP = 16;
+const SMALL_GROUP_BYTES = 8 * 1024 * 1024;
+
+/** The segments in the order given, in units one worker sends at once: a large segment alone, small ones in groups. */
+export function transferGroups<T extends { size: number }>(segments: readonly T[]): T[][] {
+  const groups: T[][] = [];
+  let group: T[] = [];
+  let bytes = 0;
+  for (const s of segments) {
+    if (s.size >= SMALL_SEGMENT_BYTES) {
+      groups.push([s]);
+      continue;
+    }
+    if (group.length === SMALL_GROUP || bytes + s.size > SMALL_GROUP_BYTES) {
+      groups.push(group);
+      group = [];
+      bytes = 0;
+    }
+    group.push(s);
+    bytes += s.size;
+  }
+  if (group.length) groups.push(group);
+  return groups;
+}
 
 export interface PassiveDeps extends Omit<SendDeps, 'target'> {
   cache: CacheIndex;
@@ -63,7 +96,7 @@ export function backupJob(req: BackupRequest, sel: Selector, target: Target, dep
     const sendDeps: SendDeps = { ...deps, target };
     const tracksState = deps.activeTarget === undefined || deps.activeTarget === target.url;
 
-    await mapLimit(chosen, deps.workers, async (listed) => {
+    const backupOne = async (listed: CachedSegment): Promise<void> => {
       if (jc.signal.aborted) return;
       jc.setCurrent(listed.id);
       let lastError: unknown;
@@ -125,6 +158,9 @@ export function backupJob(req: BackupRequest, sel: Selector, target: Target, dep
           deps.cache.publish(listed.id);
         }
       }
+    };
+    await mapLimit(transferGroups(chosen), deps.workers, async (group) => {
+      await Promise.all(group.map(backupOne));
     });
     jc.setCurrent(undefined);
     return counts;
