@@ -37,7 +37,7 @@ export const SMALL_SEGMENT_BYTES = 1024 * 1024;
 const SMALL_GROUP = 16;
 const SMALL_GROUP_BYTES = 8 * 1024 * 1024;
 
-/** The segments in the order given, in units one worker sends at once: a large segment alone, small ones in groups. */
+/** The segments in units one worker sends at once: a large segment alone, small ones in groups (in the order given, a large one ahead of the small group still open). */
 export function transferGroups<T extends { size: number }>(segments: readonly T[]): T[][] {
   const groups: T[][] = [];
   let group: T[] = [];
