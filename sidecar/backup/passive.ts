@@ -20,21 +20,13 @@ import type { CacheIndex } from './cacheIndex.js';
 import { remoteIndex } from '../store/held.js';
 import { isTransient } from '../targets/faults.js';
 import type { SendDeps, SendResult } from './sender.js';
-import { sendSegment } from './sender.js';
+import { SMALL_GROUP, sendSegment, workerShare } from './sender.js';
 import type { SourceState } from './state.js';
 
 /** Below this many segments, one HEAD each is cheaper than listing the target's catalog. */
 const CATALOG_THRESHOLD = 20;
 const ATTEMPTS = 3;
-/**
- * Segments below SMALL_SEGMENT_BYTES are sent several at once by one worker, up to SMALL_GROUP of them and
- * SMALL_GROUP_BYTES in all. A small segment's transfer is mostly waits on the target's disk (each file, the
- * manifest, the directory and its parent fsynced before and after the rename that makes it visible); uploads
- * committed together share the filesystem's journal commits, so a group costs about what one segment does. Measured
- * in bench/backup.ts (the first backup of 10,000 small segments).
- */
-export const SMALL_SEGMENT_BYTES = 1024 * 1024;
-const SMALL_GROUP = 16;
+/** Most bytes of small segments one worker sends at once. */
 const SMALL_GROUP_BYTES = 8 * 1024 * 1024;
 
 /** The segments in units one worker sends at once: a large segment alone, small ones in groups (in the order given, a large one ahead of the small group still open). */
@@ -43,7 +35,7 @@ export function transferGroups<T extends { size: number }>(segments: readonly T[
   let group: T[] = [];
   let bytes = 0;
   for (const s of segments) {
-    if (s.size >= SMALL_SEGMENT_BYTES) {
+    if (workerShare(s.size) === SMALL_GROUP) {
       groups.push([s]);
       continue;
     }

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { SMALL_SEGMENT_BYTES, transferGroups } from '../../../sidecar/backup/passive.js';
+import { transferGroups } from '../../../sidecar/backup/passive.js';
+import { SMALL_SEGMENT_BYTES } from '../../../sidecar/backup/sender.js';
 
 const MiB = 1024 * 1024;
 
