@@ -154,3 +154,43 @@ test('a descriptor rewritten in info_dir is read again, even in place with the s
   const fourth = await scanCache({ locations: [{ path: r.location }] });
   assert.equal(fourth.segments.find((x) => x.id === other.id)!.descriptor, undefined);
 });
+
+test('directories unchanged for a while are listed from the last scan, and any change in them is seen', async () => {
+  const dir = tmp();
+  const r = await writeSampleCache({ dir, segments: 6, layout: 'nested', dataSources: ['ds'], segmentSize: 2048, smooshChunkSize: 2147483647, seed: 5 });
+  // Every directory last changed an hour ago: the scan may keep their listings.
+  const hourAgo = new Date(Date.now() - 3600_000);
+  const ageAll = async (d: string): Promise<void> => {
+    for (const e of await fs.readdir(d, { withFileTypes: true })) if (e.isDirectory()) await ageAll(path.join(d, e.name));
+    await fs.utimes(d, hourAgo, hourAgo);
+  };
+  await ageAll(r.location);
+  const first = await scanCache({ locations: [{ path: r.location }] });
+  assert.equal(first.segments.length, 6);
+  const [a, b, c] = first.segments;
+  // Changes in three of them, each updating the directory's mtime to now.
+  await fs.writeFile(path.join(a!.dir, 'downloadStartMarker'), '');
+  await fs.rm(path.join(b!.dir, 'version.bin'));
+  const sibling = path.join(path.dirname(c!.dir), '7');
+  await fs.cp(c!.dir, sibling, { recursive: true });
+  const second = await scanCache({ locations: [{ path: r.location }] });
+  const byId = new Map(second.segments.map((s) => [s.id, s]));
+  assert.equal(byId.get(a!.id)!.state, 'downloading');
+  assert.equal(byId.get(b!.id)!.state, 'incomplete');
+  assert.ok(
+    second.segments.some((s) => s.dir === sibling),
+    'the new partition directory is found',
+  );
+  assert.equal(second.segments.length, 7);
+  // A directory replaced by another at the same path (a new inode) is read afresh even with the old times.
+  await fs.rm(sibling, { recursive: true });
+  await fs.mkdir(sibling);
+  await fs.writeFile(path.join(sibling, 'version.bin'), 'x');
+  await fs.utimes(sibling, hourAgo, hourAgo);
+  await fs.utimes(path.dirname(sibling), hourAgo, hourAgo);
+  const third = await scanCache({ locations: [{ path: r.location }] });
+  assert.deepEqual(
+    third.segments.find((s) => s.dir === sibling)?.files.map((f) => f.name),
+    ['version.bin'],
+  );
+});
