@@ -6,7 +6,7 @@
  *   segment directory), and the persistent state (segments still pending when the sidecar stopped).
  * - The queue holds segments by id with the time of their next attempt. A segment is sent only when complete
  *   (data file present, no `downloadStartMarker`) and settled (unchanged for `settleTime`); until then it is polled.
- * - `workers` transfers run at once. A target that does not answer stops all transfers and is probed with
+ * - `workers` transfers run at once, a small segment's taking a part of a worker (sender.ts' `workerShare`). A target that does not answer stops all transfers and is probed with
  *   exponential backoff (capped at `retryMaxDelay`) until it answers, then work resumes where it stopped, so a
  *   target down for minutes loses nothing. Other failures retry the segment alone with the same backoff.
  */
@@ -21,7 +21,7 @@ import type { StoredSummary, Target } from '../store/target.js';
 import type { HoldingsReport } from '../snapshot/store.js';
 import type { CacheIndex } from './cacheIndex.js';
 import { remoteIndex } from '../store/held.js';
-import { sendSegment } from './sender.js';
+import { SMALL_GROUP, sendSegment, workerShare } from './sender.js';
 import { sleep } from '../util/sleep.js';
 import type { SourceState } from './state.js';
 import { CacheWatcher } from './watcher.js';
@@ -113,6 +113,8 @@ export class ActiveBackup {
   private readonly queue = new Map<string, QueueItem>();
   private readonly schedule = new Schedule();
   private readonly running = new Map<string, AbortController>();
+  /** Parts of workers (`workerShare`) the running transfers take; at most `workers` × SMALL_GROUP. */
+  private sharesInUse = 0;
   private readonly watcher: CacheWatcher;
   private readonly log: Logger;
   private versions = 0;
@@ -295,13 +297,19 @@ export class ActiveBackup {
   private kick(): void {
     if (this.stopped) return;
     const now = Date.now();
-    while (!this.targetDown && this.running.size < this.deps.config.workers) {
+    while (!this.targetDown) {
       const top = this.schedule.peek();
       if (!top || top.at > now) break;
-      this.schedule.pop();
       const item = this.queue.get(top.id);
-      if (!item || item.version !== top.version || this.running.has(item.id)) continue;
-      void this.process(item);
+      if (!item || item.version !== top.version || this.running.has(item.id)) {
+        this.schedule.pop();
+        continue;
+      }
+      // Not yet in the index (a new directory the watcher saw): counted as large until read.
+      const share = workerShare(this.deps.cache.get(item.id)?.size ?? Infinity);
+      if (this.sharesInUse + share > this.deps.config.workers * SMALL_GROUP) break;
+      this.schedule.pop();
+      void this.process(item, share);
     }
     this.armTimer();
   }
@@ -330,9 +338,10 @@ export class ActiveBackup {
     return Math.min(this.deps.config.retryMaxMs, FIRST_RETRY_MS * 2 ** Math.max(0, attempts - 1));
   }
 
-  private async process(item: QueueItem): Promise<void> {
+  private async process(item: QueueItem, share: number): Promise<void> {
     const abort = new AbortController();
     this.running.set(item.id, abort);
+    this.sharesInUse += share;
     const stopListener = () => abort.abort(new BackupError('cancelled', 'the sidecar is shutting down'));
     this.stopController.signal.addEventListener('abort', stopListener, { once: true });
     try {
@@ -369,6 +378,7 @@ export class ActiveBackup {
     } finally {
       this.stopController.signal.removeEventListener('abort', stopListener);
       this.running.delete(item.id);
+      this.sharesInUse -= share;
       this.kick();
     }
   }

@@ -3,7 +3,7 @@
  * state and descriptor from `info_dir`. Anything that is not a segment is reported as an issue, never fatal.
  */
 import { lstatSync, readdirSync, readFileSync } from 'node:fs';
-import type { Dirent } from 'node:fs';
+import type { Dirent, Stats } from 'node:fs';
 import path from 'node:path';
 import type { DataSegment } from './descriptor.js';
 import { segmentIdOfDescriptor } from './descriptor.js';
@@ -89,10 +89,43 @@ async function maybeYield(): Promise<void> {
   await new Promise<void>((r) => setImmediate(r));
 }
 
-function readDirSafe(dir: string, issues: ScanIssue[]): Dirent[] {
+interface KnownDir {
+  ino: number;
+  mtimeMs: number;
+  ctimeMs: number;
+  /** Date.now() when the listing was read. */
+  readAt: number;
+  entries: Dirent[];
+}
+
+/**
+ * Directory listings from earlier scans, by path. Creating, removing or renaming an entry sets the directory's
+ * mtime to the current time, so a listing read when the directory's mtime was already STABLE_MS old is still
+ * true while the inode, mtime and ctime are the same: one lstat instead of open, getdents and close (most of a
+ * scan's time: 10,000 nested segments are 20,000 directories). A directory changed less than STABLE_MS before it
+ * was read is read again every time: timestamps are coarse (a clock tick, a second on some filesystems), so a
+ * change in the same tick as the read could leave the mtime as it was. Entries not met by the latest full scan
+ * are dropped.
+ */
+const knownDirs = new Map<string, KnownDir & { scan: number }>();
+const STABLE_MS = 10_000;
+let scanNumber = 0;
+
+/** A directory's entries (none when it is gone); `st` is its lstat when the caller has it already. */
+function readDirSafe(dir: string, issues: ScanIssue[], st?: Stats): Dirent[] {
   try {
-    return readdirSync(dir, { withFileTypes: true });
+    const s = st ?? lstatSync(dir, { throwIfNoEntry: false });
+    const known = knownDirs.get(dir);
+    if (s?.isDirectory() && known && known.ino === s.ino && known.mtimeMs === s.mtimeMs && known.ctimeMs === s.ctimeMs && known.mtimeMs < known.readAt - STABLE_MS) {
+      known.scan = scanNumber;
+      return known.entries;
+    }
+    const readAt = Date.now();
+    const entries = readdirSync(dir, { withFileTypes: true });
+    if (s?.isDirectory()) knownDirs.set(dir, { ino: s.ino, mtimeMs: s.mtimeMs, ctimeMs: s.ctimeMs, readAt, entries, scan: scanNumber });
+    return entries;
   } catch (e) {
+    knownDirs.delete(dir);
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') return [];
     issues.push({ path: dir, problem: `cannot read directory: ${messageOf(e)}` });
@@ -100,33 +133,75 @@ function readDirSafe(dir: string, issues: ScanIssue[]): Dirent[] {
   }
 }
 
+/** A parsed `info_dir` entry with the identity of the file it was read from. */
+interface KnownInfo {
+  ino: number;
+  size: number;
+  mtimeMs: number;
+  ctimeMs: number;
+  entry: InfoEntry;
+}
+
+/**
+ * The descriptors of the last read of each `info_dir` (the few most recently read), by file name. A descriptor is
+ * written once when Druid loads a segment, so a file with the same inode, size, mtime and ctime holds what was
+ * parsed last time: one lstat instead of open, read, close and a JSON parse per segment on every scan. Any
+ * rewrite, even in place with the same size, changes the ctime.
+ */
+const knownInfo = new Map<string, Map<string, KnownInfo>>();
+const KNOWN_INFO_DIRS = 8;
+
+function sameInfoFile(k: KnownInfo, st: { ino: number; size: number; mtimeMs: number; ctimeMs: number }): boolean {
+  return k.ino === st.ino && k.size === st.size && k.mtimeMs === st.mtimeMs && k.ctimeMs === st.ctimeMs;
+}
+
 /** Reads every descriptor in `info_dir`, keyed by segment id. Unreadable or foreign files become issues. */
 export async function readInfoDir(infoDir: string, issues: ScanIssue[] = []): Promise<Map<string, InfoEntry>> {
   const entries = readDirSafe(infoDir, issues);
+  const before = knownInfo.get(infoDir);
+  const now = new Map<string, KnownInfo>();
   const out = new Map<string, InfoEntry>();
   for (const e of entries) {
     await maybeYield();
-    const file = path.join(infoDir, e.name);
+    const file = childPath(infoDir, e.name);
     if (e.name.startsWith('.')) continue;
     if (!e.isFile()) {
       issues.push({ path: file, problem: 'not a regular file in info_dir' });
       continue;
     }
     try {
+      const st = lstatSync(file, { throwIfNoEntry: false });
+      if (!st) continue; // dropped while we read
+      const known = before?.get(e.name);
+      if (known && sameInfoFile(known, st)) {
+        now.set(e.name, known);
+        out.set(known.entry.seg.id, known.entry);
+        continue;
+      }
       const descriptor = JSON.parse(readFileSync(file, 'utf8')) as DataSegment;
       const seg = segmentIdOfDescriptor(descriptor);
       if (seg.id !== e.name) {
         issues.push({ path: file, problem: `info file names ${e.name} but its descriptor is segment ${seg.id}` });
         continue;
       }
-      out.set(seg.id, { descriptor, file, seg });
+      const entry = { descriptor, file, seg };
+      now.set(e.name, { ino: st.ino, size: st.size, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs, entry });
+      out.set(seg.id, entry);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       if (code === 'ENOENT') continue; // dropped while we read
       issues.push({ path: file, problem: `not a segment descriptor: ${messageOf(err)}` });
     }
   }
+  knownInfo.delete(infoDir);
+  knownInfo.set(infoDir, now);
+  if (knownInfo.size > KNOWN_INFO_DIRS) knownInfo.delete(knownInfo.keys().next().value!);
   return out;
+}
+
+/** A directory entry's path: names read from a directory hold no separator, so no normalising `path.join`. */
+function childPath(dir: string, name: string): string {
+  return dir.endsWith(path.sep) ? dir + name : dir + path.sep + name;
 }
 
 /** Reads one segment directory: its files, sizes and state. */
@@ -140,12 +215,12 @@ export async function readSegmentDir(
   await maybeYield();
   const dirStat = lstatSync(dir, { throwIfNoEntry: false });
   if (!dirStat?.isDirectory()) return undefined;
-  const entries = readDirSafe(dir, issues);
+  const entries = readDirSafe(dir, issues, dirStat);
   const files: CachedFile[] = [];
   let marker = false;
   let mtimeMs = dirStat.mtimeMs;
   for (const e of entries) {
-    const p = path.join(dir, e.name);
+    const p = childPath(dir, e.name);
     if (e.name === DOWNLOAD_MARKER) {
       marker = true;
       continue;
@@ -189,19 +264,19 @@ interface Candidate {
 async function collectNested(location: string, dsDir: string, dataSource: string, issues: ScanIssue[], out: Candidate[]): Promise<void> {
   for (const iv of readDirSafe(dsDir, issues)) {
     await maybeYield();
-    const ivPath = path.join(dsDir, iv.name);
+    const ivPath = childPath(dsDir, iv.name);
     if (!iv.isDirectory()) {
       issues.push({ path: ivPath, problem: 'stray file where an interval directory was expected' });
       continue;
     }
     for (const ver of readDirSafe(ivPath, issues)) {
-      const verPath = path.join(ivPath, ver.name);
+      const verPath = childPath(ivPath, ver.name);
       if (!ver.isDirectory()) {
         issues.push({ path: verPath, problem: 'stray file where a version directory was expected' });
         continue;
       }
       for (const part of readDirSafe(verPath, issues)) {
-        const partPath = path.join(verPath, part.name);
+        const partPath = childPath(verPath, part.name);
         const seg = part.isDirectory() ? segmentOfNestedParts(dataSource, iv.name, ver.name, part.name) : undefined;
         if (!seg) {
           issues.push({
@@ -221,13 +296,14 @@ async function collectNested(location: string, dsDir: string, dataSource: string
 /** Scans every location. `infoDir` defaults to `{first location}/info_dir`, as in Druid. */
 export async function scanCache(opts: { locations: CacheLocationConfig[]; infoDir?: string }): Promise<CacheScan> {
   const t0 = performance.now();
+  const thisScan = ++scanNumber;
   const issues: ScanIssue[] = [];
   const infoDir = path.resolve(opts.infoDir ?? path.join(opts.locations[0]?.path ?? '.', 'info_dir'));
   const candidates: Candidate[] = [];
   for (const loc of opts.locations) {
     const location = path.resolve(loc.path);
     for (const e of readDirSafe(location, issues)) {
-      const p = path.join(location, e.name);
+      const p = childPath(location, e.name);
       if (p === infoDir || e.name.startsWith('.')) continue;
       if (!e.isDirectory()) {
         issues.push({ path: p, problem: 'stray file in the cache location' });
@@ -268,6 +344,9 @@ export async function scanCache(opts: { locations: CacheLocationConfig[]; infoDi
   }
   segments.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   missing.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  // Listings below this scan's locations it did not meet are of directories gone since.
+  const roots = [infoDir, ...opts.locations.map((l) => path.resolve(l.path))];
+  for (const [dir, k] of knownDirs) if (k.scan < thisScan && roots.some((r) => dir === r || dir.startsWith(r + path.sep))) knownDirs.delete(dir);
   const layouts = new Set(segments.map((s) => s.layout));
   const layout = layouts.size === 0 ? 'empty' : layouts.size === 2 ? 'mixed' : [...layouts][0]!;
   return { segments, missing, issues, layout, durationMs: performance.now() - t0 };

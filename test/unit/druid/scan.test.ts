@@ -126,3 +126,71 @@ test('the sample cache: meta.smoosh offsets match the chunks, large segments get
     for (const f of seg.files) assert.ok((await fs.readFile(path.join(seg.dir, f.name))).equals(await fs.readFile(path.join(other.dir, f.name))), f.name);
   }
 });
+
+test('a descriptor rewritten in info_dir is read again, even in place with the same size', async () => {
+  const dir = tmp();
+  const r = await writeSampleCache({ dir, segments: 4, layout: 'flat', dataSources: ['ds'], segmentSize: 2048, smooshChunkSize: 2147483647, seed: 3 });
+  const first = await scanCache({ locations: [{ path: r.location }] });
+  const s = first.segments[0]!;
+  const file = path.join(r.infoDir, s.id);
+  const text = await fs.readFile(file, 'utf8');
+  // Same length, different content: a binary version the scan must see.
+  const changed = text.replace('"binaryVersion":9', '"binaryVersion":8');
+  assert.notEqual(changed, text);
+  assert.equal(changed.length, text.length);
+  const fh = await fs.open(file, 'r+');
+  await fh.write(changed, 0, 'utf8');
+  await fh.close();
+  const again = await scanCache({ locations: [{ path: r.location }] });
+  assert.equal(again.segments.find((x) => x.id === s.id)!.descriptor!.binaryVersion, 8);
+  // A descriptor replaced by one naming another segment is refused on the next scan, not served from memory.
+  const other = first.segments[1]!;
+  await fs.writeFile(file, await fs.readFile(path.join(r.infoDir, other.id)));
+  const third = await scanCache({ locations: [{ path: r.location }] });
+  assert.equal(third.segments.find((x) => x.id === s.id)!.descriptor, undefined);
+  assert.ok(third.issues.some((i) => i.path === file && /names .* but its descriptor is segment/.test(i.problem)));
+  // Removed: the segment has no descriptor any more.
+  await fs.rm(path.join(r.infoDir, other.id));
+  const fourth = await scanCache({ locations: [{ path: r.location }] });
+  assert.equal(fourth.segments.find((x) => x.id === other.id)!.descriptor, undefined);
+});
+
+test('directories unchanged for a while are listed from the last scan, and any change in them is seen', async () => {
+  const dir = tmp();
+  const r = await writeSampleCache({ dir, segments: 6, layout: 'nested', dataSources: ['ds'], segmentSize: 2048, smooshChunkSize: 2147483647, seed: 5 });
+  // Every directory last changed an hour ago: the scan may keep their listings.
+  const hourAgo = new Date(Date.now() - 3600_000);
+  const ageAll = async (d: string): Promise<void> => {
+    for (const e of await fs.readdir(d, { withFileTypes: true })) if (e.isDirectory()) await ageAll(path.join(d, e.name));
+    await fs.utimes(d, hourAgo, hourAgo);
+  };
+  await ageAll(r.location);
+  const first = await scanCache({ locations: [{ path: r.location }] });
+  assert.equal(first.segments.length, 6);
+  const [a, b, c] = first.segments;
+  // Changes in three of them, each updating the directory's mtime to now.
+  await fs.writeFile(path.join(a!.dir, 'downloadStartMarker'), '');
+  await fs.rm(path.join(b!.dir, 'version.bin'));
+  const sibling = path.join(path.dirname(c!.dir), '7');
+  await fs.cp(c!.dir, sibling, { recursive: true });
+  const second = await scanCache({ locations: [{ path: r.location }] });
+  const byId = new Map(second.segments.map((s) => [s.id, s]));
+  assert.equal(byId.get(a!.id)!.state, 'downloading');
+  assert.equal(byId.get(b!.id)!.state, 'incomplete');
+  assert.ok(
+    second.segments.some((s) => s.dir === sibling),
+    'the new partition directory is found',
+  );
+  assert.equal(second.segments.length, 7);
+  // A directory replaced by another at the same path (a new inode) is read afresh even with the old times.
+  await fs.rm(sibling, { recursive: true });
+  await fs.mkdir(sibling);
+  await fs.writeFile(path.join(sibling, 'version.bin'), 'x');
+  await fs.utimes(sibling, hourAgo, hourAgo);
+  await fs.utimes(path.dirname(sibling), hourAgo, hourAgo);
+  const third = await scanCache({ locations: [{ path: r.location }] });
+  assert.deepEqual(
+    third.segments.find((s) => s.dir === sibling)?.files.map((f) => f.name),
+    ['version.bin'],
+  );
+});
