@@ -3,7 +3,7 @@
  * state and descriptor from `info_dir`. Anything that is not a segment is reported as an issue, never fatal.
  */
 import { lstatSync, readdirSync, readFileSync } from 'node:fs';
-import type { Dirent, Stats } from 'node:fs';
+import type { Dirent } from 'node:fs';
 import path from 'node:path';
 import type { DataSegment } from './descriptor.js';
 import { segmentIdOfDescriptor } from './descriptor.js';
@@ -89,43 +89,10 @@ async function maybeYield(): Promise<void> {
   await new Promise<void>((r) => setImmediate(r));
 }
 
-interface KnownDir {
-  ino: number;
-  mtimeMs: number;
-  ctimeMs: number;
-  /** Date.now() when the listing was read. */
-  readAt: number;
-  entries: Dirent[];
-}
-
-/**
- * Directory listings from earlier scans, by path. Creating, removing or renaming an entry sets the directory's
- * mtime to the current time, so a listing read when the directory's mtime was already STABLE_MS old is still
- * true while the inode, mtime and ctime are the same: one lstat instead of open, getdents and close (most of a
- * scan's time: 10,000 nested segments are 20,000 directories). A directory changed less than STABLE_MS before it
- * was read is read again every time: timestamps are coarse (a clock tick, a second on some filesystems), so a
- * change in the same tick as the read could leave the mtime as it was. Entries not met by the latest full scan
- * are dropped.
- */
-const knownDirs = new Map<string, KnownDir & { scan: number }>();
-const STABLE_MS = 10_000;
-let scanNumber = 0;
-
-/** A directory's entries (none when it is gone); `st` is its lstat when the caller has it already. */
-function readDirSafe(dir: string, issues: ScanIssue[], st?: Stats): Dirent[] {
+function readDirSafe(dir: string, issues: ScanIssue[]): Dirent[] {
   try {
-    const s = st ?? lstatSync(dir, { throwIfNoEntry: false });
-    const known = knownDirs.get(dir);
-    if (s?.isDirectory() && known && known.ino === s.ino && known.mtimeMs === s.mtimeMs && known.ctimeMs === s.ctimeMs && known.mtimeMs < known.readAt - STABLE_MS) {
-      known.scan = scanNumber;
-      return known.entries;
-    }
-    const readAt = Date.now();
-    const entries = readdirSync(dir, { withFileTypes: true });
-    if (s?.isDirectory()) knownDirs.set(dir, { ino: s.ino, mtimeMs: s.mtimeMs, ctimeMs: s.ctimeMs, readAt, entries, scan: scanNumber });
-    return entries;
+    return readdirSync(dir, { withFileTypes: true });
   } catch (e) {
-    knownDirs.delete(dir);
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') return [];
     issues.push({ path: dir, problem: `cannot read directory: ${messageOf(e)}` });
@@ -215,7 +182,7 @@ export async function readSegmentDir(
   await maybeYield();
   const dirStat = lstatSync(dir, { throwIfNoEntry: false });
   if (!dirStat?.isDirectory()) return undefined;
-  const entries = readDirSafe(dir, issues, dirStat);
+  const entries = readDirSafe(dir, issues);
   const files: CachedFile[] = [];
   let marker = false;
   let mtimeMs = dirStat.mtimeMs;
@@ -296,7 +263,6 @@ async function collectNested(location: string, dsDir: string, dataSource: string
 /** Scans every location. `infoDir` defaults to `{first location}/info_dir`, as in Druid. */
 export async function scanCache(opts: { locations: CacheLocationConfig[]; infoDir?: string }): Promise<CacheScan> {
   const t0 = performance.now();
-  const thisScan = ++scanNumber;
   const issues: ScanIssue[] = [];
   const infoDir = path.resolve(opts.infoDir ?? path.join(opts.locations[0]?.path ?? '.', 'info_dir'));
   const candidates: Candidate[] = [];
@@ -344,9 +310,6 @@ export async function scanCache(opts: { locations: CacheLocationConfig[]; infoDi
   }
   segments.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   missing.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-  // Listings below this scan's locations it did not meet are of directories gone since.
-  const roots = [infoDir, ...opts.locations.map((l) => path.resolve(l.path))];
-  for (const [dir, k] of knownDirs) if (k.scan < thisScan && roots.some((r) => dir === r || dir.startsWith(r + path.sep))) knownDirs.delete(dir);
   const layouts = new Set(segments.map((s) => s.layout));
   const layout = layouts.size === 0 ? 'empty' : layouts.size === 2 ? 'mixed' : [...layouts][0]!;
   return { segments, missing, issues, layout, durationMs: performance.now() - t0 };
