@@ -6,14 +6,14 @@
  * first, each after a `sync`, and the median is reported, as bench/s3.ts does; and the sidecar's peak RSS while it
  * backs up. Size with DBK_BENCH_AZURE_MB (default 512), rounds with DBK_BENCH_AZURE_ROUNDS (default 4).
  */
-import { createReadStream, createWriteStream, readdirSync, rmSync, statSync } from 'node:fs';
+import { createReadStream, createWriteStream, rmSync } from 'node:fs';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { writeSampleCache } from '../sidecar/sample/sampleCache.js';
 import { DEFAULT_BLOCK_SIZE, DEFAULT_CONCURRENCY } from '../sidecar/store/azure/client.js';
 import { startAzurite } from '../test/helpers/azurite.js';
 import { startSidecar, tmpDir } from '../test/helpers/sidecar.js';
 import { inTurn, jobMs, mbps, median, rssOf, runJob, settle } from './s3.js';
+import { oneLargeSegment } from './sample.js';
 
 const MIB = 1024 * 1024;
 const CONTAINER = 'bench';
@@ -26,21 +26,7 @@ export async function benchAzure(): Promise<void> {
   try {
     await az.createContainer(CONTAINER);
     const container = az.service.getContainerClient(CONTAINER);
-    const sample = await writeSampleCache({
-      dir: path.join(root, 'historical'),
-      segments: 1,
-      layout: 'flat',
-      dataSources: ['wikipedia'],
-      // the sample's column weights leave about 80% of segmentSize in the files
-      segmentSize: Math.ceil((mb * MIB) / 0.8),
-      smooshChunkSize: 2147483647,
-      seed: 3,
-    });
-    const segDir = path.join(sample.location, sample.segmentIds[0]!);
-    const big = readdirSync(segDir)
-      .map((f) => path.join(segDir, f))
-      .sort((a, b) => statSync(b).size - statSync(a).size)[0]!;
-    const bigSize = statSync(big).size;
+    const { sample, big, bigSize } = await oneLargeSegment(path.join(root, 'historical'), mb);
     console.log(`segment ${sample.segmentIds[0]}: ${(sample.bytes / MIB).toFixed(0)} MiB; raw blob ${(bigSize / MIB).toFixed(0)} MiB`);
     const sc = await startSidecar(['--config', sample.propertiesFile, '--node-name', 'bench-node'], {
       allowedTargets: [`azure://${CONTAINER}`],

@@ -13,18 +13,18 @@
  * catalog runs one part.
  */
 import { execFileSync } from 'node:child_process';
-import { createReadStream, createWriteStream, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { createReadStream, createWriteStream, readdirSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { DeleteObjectsCommand, GetObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
 import pino from 'pino';
 import type { Job, JobAccepted } from '../sidecar/api.js';
-import { writeSampleCache } from '../sidecar/sample/sampleCache.js';
 import { S3Target } from '../sidecar/store/s3/target.js';
 import { mapLimit } from '../sidecar/util/pool.js';
 import type { SidecarProcess } from '../test/helpers/sidecar.js';
 import { startSidecar, tmpDir } from '../test/helpers/sidecar.js';
 import type { VersityGw } from '../test/helpers/versitygw.js';
+import { oneLargeSegment } from './sample.js';
 import { addRow } from './table.js';
 import { installVersityGw, startVersityGw } from '../test/helpers/versitygw.js';
 
@@ -88,26 +88,13 @@ export const jobMs = (job: Job) => Date.parse(job.finishedAt!) - Date.parse(job.
 async function benchTransfer(gw: VersityGw, root: string): Promise<void> {
   const mb = Number(process.env.DBK_BENCH_S3_MB ?? 2048);
   const rounds = Number(process.env.DBK_BENCH_S3_ROUNDS ?? 6);
-  const sample = await writeSampleCache({
-    dir: path.join(root, 'historical'),
-    segments: 1,
-    layout: 'flat',
-    dataSources: ['wikipedia'],
-    // the sample's column weights leave about 80% of segmentSize in the files
-    segmentSize: Math.ceil((mb * MIB) / 0.8),
-    smooshChunkSize: 2147483647,
-    seed: 3,
-  });
-  const segDir = path.join(sample.location, sample.segmentIds[0]!);
-  const big = readdirSync(segDir)
-    .map((f) => path.join(segDir, f))
-    .sort((a, b) => statSync(b).size - statSync(a).size)[0]!;
-  const bigSize = statSync(big).size;
+  const { sample, segDir, big, bigSize } = await oneLargeSegment(path.join(root, 'historical'), mb);
   console.log(
     `segment ${sample.segmentIds[0]}: ${(sample.bytes / MIB).toFixed(0)} MiB in ${readdirSync(segDir).length} files; raw object ${(bigSize / MIB).toFixed(0)} MiB`,
   );
 
   const sc = await startSidecar(['--config', sample.propertiesFile, '--node-name', 'bench-node'], {
+    allowedTargets: [`s3://${BUCKET}`],
     env: { ...gw.env, DRUID_BACKUP_AUTO_RESTORE: 'false', DRUID_BACKUP_RECONCILE_PERIOD: 'PT1H' },
   });
   const rows: Array<{ put: number; putSha: number; backup: number; get: number; restore: number; peakRss: number }> = [];

@@ -3,7 +3,7 @@
  * takes a while and a second copy takes the disk), removed when the process exits. Benchmarks must not change
  * it, or must put it back as it was.
  */
-import { rmSync } from 'node:fs';
+import { readdirSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { formatBytes } from '../sidecar/druid/bytes.js';
 import type { SampleResult } from '../sidecar/sample/sampleCache.js';
@@ -35,4 +35,26 @@ export function largeSample(gb = Number(process.env.BENCH_BACKUP_GB ?? 2)): Prom
     return sample;
   })();
   return shared;
+}
+
+/**
+ * The object-store benchmarks' sample (bench/s3.ts, bench/azure.ts): one flat-layout segment of about `mb` MiB, and
+ * its largest file, which the raw transfer of the baseline moves.
+ */
+export async function oneLargeSegment(dir: string, mb: number): Promise<{ sample: SampleResult; segDir: string; big: string; bigSize: number }> {
+  const sample = await writeSampleCache({
+    dir,
+    segments: 1,
+    layout: 'flat',
+    dataSources: ['wikipedia'],
+    // the sample's column weights leave about 80% of segmentSize in the files
+    segmentSize: Math.ceil((mb * 1024 * 1024) / 0.8),
+    smooshChunkSize: 2147483647,
+    seed: 3,
+  });
+  const segDir = path.join(sample.location, sample.segmentIds[0]!);
+  const big = readdirSync(segDir)
+    .map((f) => path.join(segDir, f))
+    .sort((a, b) => statSync(b).size - statSync(a).size)[0]!;
+  return { sample, segDir, big, bigSize: statSync(big).size };
 }

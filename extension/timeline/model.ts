@@ -208,6 +208,23 @@ function segmentState(g: Gathered, overshadowed: boolean): { state: CellState; c
  * A segment in several places is one segment: its replicas and copies are counted, not drawn twice.
  */
 export function buildTimeline(dataSource: string, nodes: ReadonlyArray<NodeView & SnapshotsView>, wantedCopies = 1, now = Date.now()): Timeline {
+  const steps = timelineSteps(dataSource, nodes, wantedCopies, now);
+  for (;;) {
+    const r = steps.next();
+    if (r.done) return r.value;
+  }
+}
+
+/** Segments or cells handled between two pauses of `timelineSteps`. */
+const STEP = 1000;
+
+/**
+ * `buildTimeline` in steps: it pauses (yields) after every `STEP` segments or cells, so that the extension host,
+ * which builds the timeline of 10,000 segments while VS Code creates its webview, can answer VS Code between steps
+ * (built in one go, it held the webview's creation back until it was done).
+ */
+export function* timelineSteps(dataSource: string, nodes: ReadonlyArray<NodeView & SnapshotsView>, wantedCopies = 1, now = Date.now()): Generator<void, Timeline> {
+  let done = 0;
   const byId = new Map<string, Gathered>();
   const gather = (id: string, interval: string, version: string, partition: number, size: number): Gathered => {
     let g = byId.get(id);
@@ -219,8 +236,14 @@ export function buildTimeline(dataSource: string, nodes: ReadonlyArray<NodeView 
     return g;
   };
   for (const n of nodes) {
-    for (const s of n.segments?.itemsOf(dataSource) ?? []) gather(s.id, s.interval, s.version, s.partition, s.size).onNodes.push({ node: n, s });
-    for (const s of n.stored?.itemsOf(dataSource) ?? []) gather(s.segmentId, s.interval, s.version, s.partition, s.size).stored.push({ target: n, s });
+    for (const s of n.segments?.itemsOf(dataSource) ?? []) {
+      gather(s.id, s.interval, s.version, s.partition, s.size).onNodes.push({ node: n, s });
+      if (++done % STEP === 0) yield;
+    }
+    for (const s of n.stored?.itemsOf(dataSource) ?? []) {
+      gather(s.segmentId, s.interval, s.version, s.partition, s.size).stored.push({ target: n, s });
+      if (++done % STEP === 0) yield;
+    }
   }
 
   // Group by version, then by interval; each interval's text parsed once (the partitions of a time chunk share it).
@@ -286,6 +309,7 @@ export function buildTimeline(dataSource: string, nodes: ReadonlyArray<NodeView 
         size,
         segments,
       });
+      if (++done % STEP === 0) yield;
     }
     cells.sort((a, b) => a.start - b.start);
     lanes.push({ version, cells });
@@ -305,8 +329,10 @@ export function cellKey(version: string, interval: string): string {
 
 /**
  * The timeline as it travels to the page. 10,000 segments as objects made a 4 MB message, slow to send through the
- * webview and to parse: here a cell is `CELL_FIELDS.length` numbers in its lane's flat array (its interval an index
- * in `intervals`, its state an index in `states`, its times in ms from `start`), and its segments stay in the
+ * webview and to parse: here a cell is `CELL_FIELDS.length` numbers in its lane's flat array (its state an index in
+ * `states`, its start and its length in `unit`s from `start`, the unit the largest that divides them all, an hour
+ * for hourly segments: short numbers; its interval -1 when it reads as `isoInterval` of its times, the way Druid
+ * writes intervals, which the page writes again; else an index in `intervals`), and its segments stay in the
  * extension until the page asks for them (`cellDetails`).
  */
 export interface WireTimeline {
@@ -318,31 +344,46 @@ export interface WireTimeline {
   counts: Record<CellState, number>;
   snapshots: SnapshotMarker[];
   states: readonly CellState[];
+  /** ms per unit of the cells' start and length. */
+  unit: number;
   intervals: string[];
   lanes: Array<{ version: string; cells: number[] }>;
 }
 
 /** The numbers of a cell in a lane's array, in this order. */
-export const CELL_FIELDS = ['interval', 'start', 'end', 'state', 'copies', 'size', 'segments'] as const;
+export const CELL_FIELDS = ['interval', 'start', 'length', 'state', 'copies', 'size', 'segments'] as const;
+
+/** An interval of ms times as Druid writes it (ISO 8601 in UTC, with ms); media/timeline.js writes it the same way. */
+export function isoInterval(start: number, end: number): string {
+  return `${new Date(start).toISOString()}/${new Date(end).toISOString()}`;
+}
+
+function gcd(a: number, b: number): number {
+  while (b) [a, b] = [b, a % b];
+  return a;
+}
 
 export function toWire(tl: Timeline): WireTimeline {
+  let unit = 0;
+  for (const lane of tl.lanes) for (const c of lane.cells) unit = gcd(gcd(unit, c.start - tl.start), c.end - c.start);
+  unit ||= 1;
   const intervals: string[] = [];
   const intervalIndex = new Map<string, number>();
   const stateIndex = new Map(CELL_STATES.map((s, i) => [s, i]));
   const lanes = tl.lanes.map((lane) => {
     const cells: number[] = [];
     for (const c of lane.cells) {
-      let i = intervalIndex.get(c.interval);
+      let i = c.interval === isoInterval(c.start, c.end) ? -1 : intervalIndex.get(c.interval);
       if (i === undefined) {
         i = intervals.push(c.interval) - 1;
         intervalIndex.set(c.interval, i);
       }
-      cells.push(i, c.start - tl.start, c.end - tl.start, stateIndex.get(c.state)!, c.copies, c.size, c.segments.length);
+      cells.push(i, (c.start - tl.start) / unit, (c.end - c.start) / unit, stateIndex.get(c.state)!, c.copies, c.size, c.segments.length);
     }
     return { version: lane.version, cells };
   });
   const { dataSource, start, end, wantedCopies, segments, counts, snapshots } = tl;
-  return { dataSource, start, end, wantedCopies, segments, counts, snapshots, states: CELL_STATES, intervals, lanes };
+  return { dataSource, start, end, wantedCopies, segments, counts, snapshots, states: CELL_STATES, unit, intervals, lanes };
 }
 
 /** The segments of a cell as the page's hover lists them: the first `max`, and how many more there are. */

@@ -6,7 +6,7 @@
  *   segment directory), and the persistent state (segments still pending when the sidecar stopped).
  * - The queue holds segments by id with the time of their next attempt. A segment is sent only when complete
  *   (data file present, no `downloadStartMarker`) and settled (unchanged for `settleTime`); until then it is polled.
- * - `workers` transfers run at once. A target that does not answer stops all transfers and is probed with
+ * - `workers` transfers run at once, a small segment's taking a part of a worker (sender.ts' `workerShare`). A target that does not answer stops all transfers and is probed with
  *   exponential backoff (capped at `retryMaxDelay`) until it answers, then work resumes where it stopped, so a
  *   target down for minutes loses nothing. Other failures retry the segment alone with the same backoff.
  */
@@ -18,10 +18,10 @@ import type { Bandwidth } from '../services/bandwidth.js';
 import type { Metrics } from '../services/metrics.js';
 import { segmentDigest } from '../store/manifest.js';
 import type { StoredSummary, Target } from '../store/target.js';
-import type { Holdings } from '../snapshot/store.js';
+import type { HoldingsReport } from '../snapshot/store.js';
 import type { CacheIndex } from './cacheIndex.js';
 import { remoteIndex } from '../store/held.js';
-import { sendSegment } from './sender.js';
+import { SMALL_GROUP, sendSegment, workerShare } from './sender.js';
 import { sleep } from '../util/sleep.js';
 import type { SourceState } from './state.js';
 import { CacheWatcher } from './watcher.js';
@@ -113,6 +113,8 @@ export class ActiveBackup {
   private readonly queue = new Map<string, QueueItem>();
   private readonly schedule = new Schedule();
   private readonly running = new Map<string, AbortController>();
+  /** Parts of workers (`workerShare`) the running transfers take; at most `workers` × SMALL_GROUP. */
+  private sharesInUse = 0;
   private readonly watcher: CacheWatcher;
   private readonly log: Logger;
   private versions = 0;
@@ -216,7 +218,13 @@ export class ActiveBackup {
     this.lastReconcile = { at: new Date().toISOString(), durationMs: Math.round(durationMs), segments: scan.segments.length, queued };
     this.log.info({ ...this.lastReconcile, pending: this.queue.size, targetKnown: !!remote }, 'reconciled the cache with the target');
     this.kick();
-    await this.reportHoldings(scan.segments.map((s) => s.id));
+    await this.reportHoldings({
+      count: scan.segments.length,
+      // Read once per target, as each report is streamed: no second list of 100,000 ids.
+      *[Symbol.iterator]() {
+        for (const s of scan.segments) yield s.id;
+      },
+    });
   }
 
   /**
@@ -224,13 +232,13 @@ export class ActiveBackup {
    * being replaced must not be pruned under it). A target that does not take the report is logged and told again
    * at the next reconcile; its prune then counts the last report it has, which ages out (prune.ts).
    */
-  private async reportHoldings(segmentIds: string[]): Promise<void> {
-    const report: Holdings = { node: this.node, at: new Date().toISOString(), segmentIds };
+  private async reportHoldings(segmentIds: Iterable<string> & { count: number }): Promise<void> {
+    const report: HoldingsReport = { node: this.node, at: new Date().toISOString(), segmentIds };
     for (const t of this.deps.members?.() ?? []) {
       if (this.stopped || !t.snapshots) continue;
       try {
         await t.snapshots.putHoldings(report, this.stopController.signal);
-        this.log.debug({ member: t.url, segments: segmentIds.length }, 'reported holdings');
+        this.log.debug({ member: t.url, segments: segmentIds.count }, 'reported holdings');
       } catch (e) {
         this.log.warn({ member: t.url, err: messageOf(e) }, 'cannot report what this node holds to the target');
       }
@@ -289,13 +297,19 @@ export class ActiveBackup {
   private kick(): void {
     if (this.stopped) return;
     const now = Date.now();
-    while (!this.targetDown && this.running.size < this.deps.config.workers) {
+    while (!this.targetDown) {
       const top = this.schedule.peek();
       if (!top || top.at > now) break;
-      this.schedule.pop();
       const item = this.queue.get(top.id);
-      if (!item || item.version !== top.version || this.running.has(item.id)) continue;
-      void this.process(item);
+      if (!item || item.version !== top.version || this.running.has(item.id)) {
+        this.schedule.pop();
+        continue;
+      }
+      // Not yet in the index (a new directory the watcher saw): counted as large until read.
+      const share = workerShare(this.deps.cache.get(item.id)?.size ?? Infinity);
+      if (this.sharesInUse + share > this.deps.config.workers * SMALL_GROUP) break;
+      this.schedule.pop();
+      void this.process(item, share);
     }
     this.armTimer();
   }
@@ -324,9 +338,10 @@ export class ActiveBackup {
     return Math.min(this.deps.config.retryMaxMs, FIRST_RETRY_MS * 2 ** Math.max(0, attempts - 1));
   }
 
-  private async process(item: QueueItem): Promise<void> {
+  private async process(item: QueueItem, share: number): Promise<void> {
     const abort = new AbortController();
     this.running.set(item.id, abort);
+    this.sharesInUse += share;
     const stopListener = () => abort.abort(new BackupError('cancelled', 'the sidecar is shutting down'));
     this.stopController.signal.addEventListener('abort', stopListener, { once: true });
     try {
@@ -363,6 +378,7 @@ export class ActiveBackup {
     } finally {
       this.stopController.signal.removeEventListener('abort', stopListener);
       this.running.delete(item.id);
+      this.sharesInUse -= share;
       this.kick();
     }
   }

@@ -1,8 +1,9 @@
 /**
  * Passive (on-demand) backup: `POST /data/v1/backup` runs this as a job. It scans the cache afresh, selects the
  * complete segments the request names, learns what the target already holds from its catalog, and sends the
- * rest with `druid.backup.workers` transfers at once. A failed transfer is tried again a few times before the
- * segment counts as failed; the job reports every segment's outcome.
+ * rest with `druid.backup.workers` workers at once, each sending a large segment alone or a group of small ones.
+ * A failed transfer is tried again a few times before the segment counts as failed; the job reports every
+ * segment's outcome.
  */
 import type { BackupRequest } from '../api.js';
 import type { CachedSegment } from '../druid/scan.js';
@@ -19,12 +20,36 @@ import type { CacheIndex } from './cacheIndex.js';
 import { remoteIndex } from '../store/held.js';
 import { isTransient } from '../targets/faults.js';
 import type { SendDeps, SendResult } from './sender.js';
-import { sendSegment } from './sender.js';
+import { SMALL_GROUP, sendSegment, workerShare } from './sender.js';
 import type { SourceState } from './state.js';
 
 /** Below this many segments, one HEAD each is cheaper than listing the target's catalog. */
 const CATALOG_THRESHOLD = 20;
 const ATTEMPTS = 3;
+/** Most bytes of small segments one worker sends at once. */
+const SMALL_GROUP_BYTES = 8 * 1024 * 1024;
+
+/** The segments in units one worker sends at once: a large segment alone, small ones in groups (in the order given, a large one ahead of the small group still open). */
+export function transferGroups<T extends { size: number }>(segments: readonly T[]): T[][] {
+  const groups: T[][] = [];
+  let group: T[] = [];
+  let bytes = 0;
+  for (const s of segments) {
+    if (workerShare(s.size) === SMALL_GROUP) {
+      groups.push([s]);
+      continue;
+    }
+    if (group.length === SMALL_GROUP || bytes + s.size > SMALL_GROUP_BYTES) {
+      groups.push(group);
+      group = [];
+      bytes = 0;
+    }
+    group.push(s);
+    bytes += s.size;
+  }
+  if (group.length) groups.push(group);
+  return groups;
+}
 
 export interface PassiveDeps extends Omit<SendDeps, 'target'> {
   cache: CacheIndex;
@@ -63,7 +88,7 @@ export function backupJob(req: BackupRequest, sel: Selector, target: Target, dep
     const sendDeps: SendDeps = { ...deps, target };
     const tracksState = deps.activeTarget === undefined || deps.activeTarget === target.url;
 
-    await mapLimit(chosen, deps.workers, async (listed) => {
+    const backupOne = async (listed: CachedSegment): Promise<void> => {
       if (jc.signal.aborted) return;
       jc.setCurrent(listed.id);
       let lastError: unknown;
@@ -125,6 +150,9 @@ export function backupJob(req: BackupRequest, sel: Selector, target: Target, dep
           deps.cache.publish(listed.id);
         }
       }
+    };
+    await mapLimit(transferGroups(chosen), deps.workers, async (group) => {
+      await Promise.all(group.map(backupOne));
     });
     jc.setCurrent(undefined);
     return counts;

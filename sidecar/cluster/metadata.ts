@@ -81,7 +81,7 @@ const PARTS: PartSpec[] = [
 /** Served by the druid-backup extension on the Overlord (druid-extension/OffsetsResource.java). */
 export const OFFSETS_PATH = '/druid-ext/druid-backup/v1/offsets';
 /** Data sources per call, as the extension takes them. */
-const OFFSETS_BATCH = 1000;
+export const OFFSETS_BATCH = 1000;
 
 /** Reads every part; never throws for what Druid answers (that goes to `errors`), only when aborted. */
 export async function captureClusterMetadata(opts: CaptureOptions): Promise<ClusterMetadata> {

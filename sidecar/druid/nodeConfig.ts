@@ -118,6 +118,19 @@ export function parseLocations(entry: PropertyEntry, key = 'druid.segmentCache.l
   });
 }
 
+/**
+ * A cache location that does not exist (yet): a Historical creates its locations when it starts, so a sidecar started
+ * beside it (by the Druid extension, or by the same supervise file) may be a moment early (`--wait-for-cache`).
+ */
+export class MissingCacheLocation extends BackupError {
+  constructor(
+    readonly path: string,
+    message: string,
+  ) {
+    super('bad_config', message);
+  }
+}
+
 /** Reads the node's Druid settings; `requireCache` makes a missing or absent cache location an error. */
 export function readDruidNodeConfig(props: Properties, opts: { requireCache: boolean; baseDir?: string; configFile?: string }): DruidNodeConfig {
   const baseDir = opts.baseDir ?? process.cwd();
@@ -129,7 +142,7 @@ export function readDruidNodeConfig(props: Properties, opts: { requireCache: boo
     if (opts.requireCache) {
       for (const l of locations) {
         if (!existsSync(l.path))
-          throw new BackupError('bad_config', `${where(locEntry, 'druid.segmentCache.locations')}: cache location ${l.path} does not exist`);
+          throw new MissingCacheLocation(l.path, `${where(locEntry, 'druid.segmentCache.locations')}: cache location ${l.path} does not exist`);
         if (!statSync(l.path).isDirectory())
           throw new BackupError('bad_config', `${where(locEntry, 'druid.segmentCache.locations')}: cache location ${l.path} is not a directory`);
       }

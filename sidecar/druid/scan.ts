@@ -100,33 +100,75 @@ function readDirSafe(dir: string, issues: ScanIssue[]): Dirent[] {
   }
 }
 
+/** A parsed `info_dir` entry with the identity of the file it was read from. */
+interface KnownInfo {
+  ino: number;
+  size: number;
+  mtimeMs: number;
+  ctimeMs: number;
+  entry: InfoEntry;
+}
+
+/**
+ * The descriptors of the last read of each `info_dir` (the few most recently read), by file name. A descriptor is
+ * written once when Druid loads a segment, so a file with the same inode, size, mtime and ctime holds what was
+ * parsed last time: one lstat instead of open, read, close and a JSON parse per segment on every scan. Any
+ * rewrite, even in place with the same size, changes the ctime.
+ */
+const knownInfo = new Map<string, Map<string, KnownInfo>>();
+const KNOWN_INFO_DIRS = 8;
+
+function sameInfoFile(k: KnownInfo, st: { ino: number; size: number; mtimeMs: number; ctimeMs: number }): boolean {
+  return k.ino === st.ino && k.size === st.size && k.mtimeMs === st.mtimeMs && k.ctimeMs === st.ctimeMs;
+}
+
 /** Reads every descriptor in `info_dir`, keyed by segment id. Unreadable or foreign files become issues. */
 export async function readInfoDir(infoDir: string, issues: ScanIssue[] = []): Promise<Map<string, InfoEntry>> {
   const entries = readDirSafe(infoDir, issues);
+  const before = knownInfo.get(infoDir);
+  const now = new Map<string, KnownInfo>();
   const out = new Map<string, InfoEntry>();
   for (const e of entries) {
     await maybeYield();
-    const file = path.join(infoDir, e.name);
+    const file = childPath(infoDir, e.name);
     if (e.name.startsWith('.')) continue;
     if (!e.isFile()) {
       issues.push({ path: file, problem: 'not a regular file in info_dir' });
       continue;
     }
     try {
+      const st = lstatSync(file, { throwIfNoEntry: false });
+      if (!st) continue; // dropped while we read
+      const known = before?.get(e.name);
+      if (known && sameInfoFile(known, st)) {
+        now.set(e.name, known);
+        out.set(known.entry.seg.id, known.entry);
+        continue;
+      }
       const descriptor = JSON.parse(readFileSync(file, 'utf8')) as DataSegment;
       const seg = segmentIdOfDescriptor(descriptor);
       if (seg.id !== e.name) {
         issues.push({ path: file, problem: `info file names ${e.name} but its descriptor is segment ${seg.id}` });
         continue;
       }
-      out.set(seg.id, { descriptor, file, seg });
+      const entry = { descriptor, file, seg };
+      now.set(e.name, { ino: st.ino, size: st.size, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs, entry });
+      out.set(seg.id, entry);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       if (code === 'ENOENT') continue; // dropped while we read
       issues.push({ path: file, problem: `not a segment descriptor: ${messageOf(err)}` });
     }
   }
+  knownInfo.delete(infoDir);
+  knownInfo.set(infoDir, now);
+  if (knownInfo.size > KNOWN_INFO_DIRS) knownInfo.delete(knownInfo.keys().next().value!);
   return out;
+}
+
+/** A directory entry's path: names read from a directory hold no separator, so no normalising `path.join`. */
+function childPath(dir: string, name: string): string {
+  return dir.endsWith(path.sep) ? dir + name : dir + path.sep + name;
 }
 
 /** Reads one segment directory: its files, sizes and state. */
@@ -145,7 +187,7 @@ export async function readSegmentDir(
   let marker = false;
   let mtimeMs = dirStat.mtimeMs;
   for (const e of entries) {
-    const p = path.join(dir, e.name);
+    const p = childPath(dir, e.name);
     if (e.name === DOWNLOAD_MARKER) {
       marker = true;
       continue;
@@ -189,19 +231,19 @@ interface Candidate {
 async function collectNested(location: string, dsDir: string, dataSource: string, issues: ScanIssue[], out: Candidate[]): Promise<void> {
   for (const iv of readDirSafe(dsDir, issues)) {
     await maybeYield();
-    const ivPath = path.join(dsDir, iv.name);
+    const ivPath = childPath(dsDir, iv.name);
     if (!iv.isDirectory()) {
       issues.push({ path: ivPath, problem: 'stray file where an interval directory was expected' });
       continue;
     }
     for (const ver of readDirSafe(ivPath, issues)) {
-      const verPath = path.join(ivPath, ver.name);
+      const verPath = childPath(ivPath, ver.name);
       if (!ver.isDirectory()) {
         issues.push({ path: verPath, problem: 'stray file where a version directory was expected' });
         continue;
       }
       for (const part of readDirSafe(verPath, issues)) {
-        const partPath = path.join(verPath, part.name);
+        const partPath = childPath(verPath, part.name);
         const seg = part.isDirectory() ? segmentOfNestedParts(dataSource, iv.name, ver.name, part.name) : undefined;
         if (!seg) {
           issues.push({
@@ -227,7 +269,7 @@ export async function scanCache(opts: { locations: CacheLocationConfig[]; infoDi
   for (const loc of opts.locations) {
     const location = path.resolve(loc.path);
     for (const e of readDirSafe(location, issues)) {
-      const p = path.join(location, e.name);
+      const p = childPath(location, e.name);
       if (p === infoDir || e.name.startsWith('.')) continue;
       if (!e.isDirectory()) {
         issues.push({ path: p, problem: 'stray file in the cache location' });

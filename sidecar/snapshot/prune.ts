@@ -24,6 +24,7 @@ import { createInterface } from 'node:readline';
 import type { Logger } from 'pino';
 import { BackupError, messageOf } from '../errors.js';
 import type { Target } from '../store/target.js';
+import { eachLimit } from '../util/pool.js';
 import { readSegmentList, snapshotIdTime } from './check.js';
 import type { SnapshotHeader } from './model.js';
 import type { RetentionPolicy, SnapshotVerdict } from './retention.js';
@@ -34,6 +35,10 @@ import type { SnapshotStore } from './store.js';
 export const HOLDINGS_FRESH_MS = 24 * 3600_000;
 /** A lease left by a pruner on another host that died blocks the next for at most this long (it is renewed every third of it). */
 export const LEASE_MS = 60_000;
+/** Segments removed by one call (a bucket deletes them with one DeleteObjects per step; S3 takes up to 1,000 keys). */
+export const REMOVE_BATCH = 50;
+/** Batches removed at once: a removal is latency-bound (a bucket's small requests, a disk's fsyncs), not CPU-bound. */
+export const PRUNE_CONCURRENCY = 4;
 
 export interface PlannedSnapshot extends SnapshotVerdict {
   time: string;
@@ -195,6 +200,21 @@ export async function planPrune(target: Target, policy: RetentionPolicy, o: Plan
   return { ...plan, named, holders, unmark, headers };
 }
 
+/** The spooled removals, in batches of REMOVE_BATCH, without those a snapshot written since the plan names. */
+async function* removalBatches(file: string, since: Map<string, string>): AsyncGenerator<PlannedSegment[]> {
+  let batch: PlannedSegment[] = [];
+  for await (const text of createInterface({ input: createReadStream(file), crlfDelay: Infinity })) {
+    const r = JSON.parse(text) as PlannedSegment;
+    if (since.has(r.segmentId)) continue;
+    batch.push(r);
+    if (batch.length === REMOVE_BATCH) {
+      yield batch;
+      batch = [];
+    }
+  }
+  if (batch.length) yield batch;
+}
+
 export interface PruneOptions {
   policy: RetentionPolicy;
   dryRun?: boolean;
@@ -203,6 +223,8 @@ export interface PruneOptions {
   log: Logger;
   signal?: AbortSignal;
   now?: () => number;
+  /** Batches of segments removed at once (PRUNE_CONCURRENCY by default). */
+  concurrency?: number;
   /** Called before each step of the sweep, with its name: the crash trials kill the process there. */
   onStep?: (step: string) => void;
 }
@@ -244,10 +266,15 @@ export async function prune(target: Target, o: PruneOptions): Promise<PruneResul
     throw new BackupError('conflict', `another prune of ${target.url} holds its lease${l ? ` (${l.owner}, until ${l.expires})` : ''}; try again later`);
   }
   let renewedAt = now();
-  const renew = async () => {
-    if (now() - renewedAt < LEASE_MS / 3) return;
-    if (!(await s.acquireLease(o.owner, LEASE_MS, o.signal))) throw new BackupError('conflict', `the prune lease of ${target.url} was lost; stopping`);
-    renewedAt = now();
+  // One renewal at a time, however many removals finish meanwhile.
+  let renewing: Promise<void> | undefined;
+  const renew = (): Promise<void> => {
+    if (now() - renewedAt < LEASE_MS / 3) return Promise.resolve();
+    renewing ??= (async () => {
+      if (!(await s.acquireLease(o.owner, LEASE_MS, o.signal))) throw new BackupError('conflict', `the prune lease of ${target.url} was lost; stopping`);
+      renewedAt = now();
+    })().finally(() => (renewing = undefined));
+    return renewing;
   };
   const step = (name: string) => {
     o.onStep?.(name);
@@ -311,15 +338,20 @@ export async function prune(target: Target, o: PruneOptions): Promise<PruneResul
         for (const d of h.dataSources) newBlobs.add(d.list);
         await namedIds(s, h, since, o.signal);
       }
-      for await (const text of createInterface({ input: createReadStream(removals), crlfDelay: Infinity })) {
-        const r = JSON.parse(text) as PlannedSegment;
-        if (since.has(r.segmentId)) continue;
+      // Removals are independent (each removes its own manifest first) and, in a bucket, a few small requests each:
+      // they go in batches (one request per step of a batch), several batches at once, read from the spool as they
+      // go so that only the batches under way are held. The first failure starts no new batch, and is thrown once
+      // those under way end, so none runs after the lease is released.
+      await eachLimit(removalBatches(removals, since), o.concurrency ?? PRUNE_CONCURRENCY, async (batch) => {
         step('segment');
-        await s.removeSegment(r.segmentId, o.signal);
-        removed.segments++;
-        removed.bytes += r.bytes;
+        await s.removeSegments(
+          batch.map((r) => r.segmentId),
+          o.signal,
+        );
+        removed.segments += batch.length;
+        for (const r of batch) removed.bytes += r.bytes;
         await renew();
-      }
+      });
       for (const b of plan.blobs) {
         if (newBlobs.has(b)) continue;
         step('blob');

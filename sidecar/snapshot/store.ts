@@ -9,8 +9,9 @@
  * - a pin is a small mutable marker apart from the immutable header;
  * - the prune lease is held by the store itself, created with a conditional create, and expires, so a pruner that
  *   died does not block the next;
- * - `removeSegment` removes a segment's manifest first, so a half-removed segment is invisible (no catalog or
- *   restore sees it) and its remaining files are removed by the next prune (`orphans`).
+ * - `removeSegments` removes each segment's manifest before its files, so a half-removed segment is invisible (no
+ *   catalog or restore sees it) and its remaining files are removed by the next prune (`orphans`). It takes a batch
+ *   so that a bucket removes many with one request per step (DeleteObjects) instead of five per segment.
  * Every id and digest is checked (snapshot/check.ts) before a key or a path is made of it.
  */
 import type { SnapshotHeader } from './model.js';
@@ -43,6 +44,16 @@ export type BlobBody = Buffer | BlobFile;
 export interface BlobFile {
   path: string;
   size: number;
+}
+
+/**
+ * A holdings report as it is sent: its ids as they come (a node of 100,000 segments never builds the report whole;
+ * an iterable read once per target). Stored, it reads back as `Holdings`.
+ */
+export interface HoldingsReport {
+  node: string;
+  at: string;
+  segmentIds: Iterable<string> | AsyncIterable<string>;
 }
 
 export interface SnapshotStore {
@@ -83,10 +94,14 @@ export interface SnapshotStore {
   listWriting(signal?: AbortSignal): Promise<Array<{ id: string; expires: string }>>;
   readMarks(signal?: AbortSignal): Promise<PruneMarks | undefined>;
   writeMarks(marks: PruneMarks, signal?: AbortSignal): Promise<void>;
-  putHoldings(h: Holdings, signal?: AbortSignal): Promise<void>;
+  /**
+   * Replaces the node's report, streamed from its ids (records.ts `holdingsChunks` checks each, and the size): a
+   * report that fails part-way leaves the previous one as it was.
+   */
+  putHoldings(h: HoldingsReport, signal?: AbortSignal): Promise<void>;
   listHoldings(signal?: AbortSignal): Promise<Holdings[]>;
-  /** Removes a stored segment, its manifest first. */
-  removeSegment(segmentId: string, signal?: AbortSignal): Promise<void>;
+  /** Removes stored segments, each one's manifest before its files; on a failure, some may be removed and some not. */
+  removeSegments(segmentIds: readonly string[], signal?: AbortSignal): Promise<void>;
   /** Segments whose files are stored without a manifest (a prune killed part-way): removed by the next prune. */
   orphans(signal?: AbortSignal): Promise<string[]>;
   removeOrphan(name: string, signal?: AbortSignal): Promise<void>;

@@ -11,3 +11,29 @@ export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (it
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
   return out;
 }
+
+/**
+ * Runs `fn` over `items` as they are read, with at most `limit` calls in flight, so no more than `limit` items are
+ * held however long the input. The first failure starts no new call; it is thrown once those under way end, so
+ * none runs after the caller has moved on (released a lease, removed a file).
+ */
+export async function eachLimit<T>(items: AsyncIterable<T>, limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  const running = new Set<Promise<void>>();
+  let failed: { e: unknown } | undefined;
+  try {
+    for await (const item of items) {
+      if (failed) break;
+      const p: Promise<void> = fn(item)
+        .catch((e: unknown) => {
+          failed ??= { e };
+        })
+        .finally(() => running.delete(p));
+      running.add(p);
+      if (running.size >= limit) await Promise.race(running);
+    }
+  } catch (e) {
+    failed ??= { e };
+  }
+  await Promise.all(running);
+  if (failed) throw failed.e;
+}

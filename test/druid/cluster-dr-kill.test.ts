@@ -15,7 +15,7 @@ import { unusedId } from '../../sidecar/cluster/restore/rollback.js';
 import type { StepResult } from '../../sidecar/cluster/restore/step.js';
 import { waitFor } from '../helpers/sidecar.js';
 import type { Answer } from './dr.js';
-import { brief, DrCluster, filesBelow, indexSpec, rowsOf, STEP_TIMEOUT, stepOf } from './dr.js';
+import { brief, DrCluster, filesBelow, hashesBelow, indexSpec, rowsOf, STEP_TIMEOUT, stepOf } from './dr.js';
 
 const KILLED = 'orders';
 const KEPT = 'payments';
@@ -150,7 +150,8 @@ describe('accidental kill: a data source put back by cluster-restore --data-sour
         ['check', true, []],
       ],
     );
-    const files = deepFiles(KILLED).sort();
+    const deep = hashesBelow(dr.druid.DRUID_DEEP_STORAGE_DIR);
+    const unusedBefore = { [KILLED]: await unused(KILLED), [KEPT]: await unused(KEPT) };
     const r = await dr.run(args);
     assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
     assert.deepEqual(
@@ -160,6 +161,8 @@ describe('accidental kill: a data source put back by cluster-restore --data-sour
     );
     assert.deepEqual(await dr.used(KILLED), usedBefore[KILLED]);
     assert.deepEqual(await dr.answer(KILLED), answers[KILLED]);
-    assert.deepEqual(deepFiles(KILLED).sort(), files);
+    assert.deepEqual(hashesBelow(dr.druid.DRUID_DEEP_STORAGE_DIR), deep, 'deep storage byte for byte, both data sources');
+    assert.deepEqual({ [KILLED]: await unused(KILLED), [KEPT]: await unused(KEPT) }, unusedBefore, 'no row marked unused');
+    assert.deepEqual(await dr.used(KEPT), usedBefore[KEPT]);
   });
 });

@@ -281,5 +281,16 @@ describe('a lost metadata store: segment rows and Druid metadata put back on a r
       (await druidText(`${c}${SEGMENTS_PATH}`, { method: 'POST', headers: { 'Content-Type': 'application/json', 'X-Test-Identity': 'mallory' }, body: JSON.stringify({ dataSource: DS, segments: [victim] }) })).text,
       /needs Druid's WRITE permission on STATE and on the data source wikipedia/,
     );
+    // Committed offsets are written under the same rule: a caller Druid refuses writes none, a bad body is a 400.
+    const offsets = '/druid-ext/druid-backup/v1/offsets';
+    const committed = JSON.stringify({ dataSource: DS, metadata: { type: 'object', object: { p0: 1 } } });
+    for (const body of [committed, 'not json']) {
+      const denied = await druidText(`${c}${offsets}`, { method: 'POST', headers: { 'Content-Type': 'application/json', 'X-Test-Identity': 'mallory' }, body });
+      assert.equal(denied.status, 403, denied.text);
+      assert.match(denied.text, /writing committed offsets needs Druid's WRITE permission on STATE and on the data source/);
+    }
+    const badOffsets = await druidText(`${c}${offsets}`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: '{"dataSource":"wikipedia"}' });
+    assert.equal(badOffsets.status, 400, badOffsets.text);
+    assert.equal((await druidText(`${c}${offsets}?dataSource=${DS}`)).text, `{"dataSources":{"${DS}":null}}`, 'nothing was written');
   });
 });

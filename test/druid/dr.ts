@@ -6,7 +6,8 @@
  * through the CLI (dist/sidecar.js) as an operator would.
  */
 import assert from 'node:assert/strict';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { ClusterRestorePlan, Job, JobAccepted } from '../../sidecar/api.js';
 import { runCli } from '../helpers/cli.js';
@@ -240,12 +241,12 @@ export class DrCluster {
   }
 
   /** A complete snapshot, once every used segment is backed up and the Broker knows every row count. */
-  async snapshot(rows: Record<string, number>): Promise<{ id: string; time: string; dataSources: Array<{ name: string; bytes: number; segments: number }> }> {
+  async snapshot(rows: Record<string, number>, request: { dataSources?: string[] } = {}): Promise<{ id: string; time: string; dataSources: Array<{ name: string; bytes: number; segments: number }> }> {
     type Header = { id: string; time: string; complete: boolean; dataSources: Array<{ name: string; rows?: number; bytes: number; segments: number }> };
     return waitFor(
       'a complete snapshot with row counts',
       async () => {
-        const r = await this.api<JobAccepted>('POST', '/data/v1/snapshots', {});
+        const r = await this.api<JobAccepted>('POST', '/data/v1/snapshots', request);
         assert.equal(r.status, 202, r.text);
         const job = await this.cluster!.waitForJob(r.json.jobId, 300_000);
         assert.equal(job.state, 'succeeded', JSON.stringify(job.errors));
@@ -283,6 +284,13 @@ export class DrCluster {
     assert.ok(at > 0, `${r.stdout}\n${r.stderr}`);
     return { code: r.code, job: JSON.parse(r.stdout.slice(at + 3)) as Job, stdout: r.stdout, stderr: r.stderr };
   }
+}
+
+/** Every file below `dir` by its path relative to it, with its SHA-256: deep storage byte for byte. */
+export function hashesBelow(dir: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const f of filesBelow(dir).sort()) out[path.relative(dir, f)] = createHash('sha256').update(readFileSync(f)).digest('hex');
+  return out;
 }
 
 export const stepOf = (p: ClusterRestorePlan, name: string) => p.steps.find((s) => s.step === name)!;

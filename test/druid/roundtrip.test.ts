@@ -209,7 +209,7 @@ describe(`a real Apache Druid round trip (${process.env.DRUID_VERSION ?? '33.0.0
             'druid.backup.stateDir=var/druid-backup',
           ].join('\n'),
           // ... and the one line of its supervise config, run from the distribution root.
-          DRUID_BACKUP_SIDECAR_CMD: `${q(process.execPath)} ${q(SIDECAR_JS)} sidecar --config conf/druid/historical/runtime.properties`,
+          DRUID_BACKUP_SIDECAR_CMD: `${q(process.execPath)} ${q(SIDECAR_JS)} sidecar --config conf/druid/historical/runtime.properties --wait-for-cache PT10M`,
         });
         const c0 = Date.now();
         druid = await startCluster();

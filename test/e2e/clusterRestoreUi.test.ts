@@ -7,26 +7,23 @@
  * the plan lists the segment it would mark unused, and Cancel sends Druid nothing. The Coordinator is a Druid stand-in (test/e2e/druidStandIn.ts), not one of our parts.
  */
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import type { Browser } from 'playwright-core';
 import type { Job } from '../../sidecar/api.js';
 import { HttpTarget } from '../../sidecar/store/http/target.js';
 import { type SidecarProcess, startSidecar, tmpDir, waitFor } from '../helpers/sidecar.js';
-import { type CodeServer, installExtension, requireCodeServer, ROOT, startCodeServer } from './codeServer.js';
+import { requireCodeServer, ROOT } from './codeServer.js';
 import { clusterProperties, druidStandIn, segment } from './druidStandIn.js';
-import { chromiumPath, launchChromium, Workbench } from './workbench.js';
+import { addNode, VsCodeSession } from './session.js';
+import { chromiumPath } from './workbench.js';
 
 let work: string;
 let deep: string;
 let target: SidecarProcess | undefined;
 let cluster: SidecarProcess | undefined;
 let druid: Awaited<ReturnType<typeof druidStandIn>> | undefined;
-let codeServer: CodeServer | undefined;
-let browser: Browser | undefined;
-let workbench: Workbench | undefined;
+let vscode: VsCodeSession | undefined;
 let snapshot: { id: string; time: string };
 
 before(async () => {
@@ -55,59 +52,19 @@ before(async () => {
 });
 
 after(async () => {
-  await workbench?.screenshot('cluster-restore-last').catch(() => undefined);
-  await browser?.close().catch(() => undefined);
-  await codeServer?.stop();
+  await vscode?.close('cluster-restore-last');
   await cluster?.stop();
   await target?.stop();
   druid?.close();
   if (work) rmSync(work, { recursive: true, force: true });
 });
 
-async function addNode(wb: Workbench, url: string, token: string, first: boolean): Promise<void> {
-  if (!first) await wb.pane('Nodes').locator('.pane-header').hover();
-  await wb.clickAsking(
-    wb
-      .pane('Nodes')
-      .getByRole('button', { name: first ? 'Add Node' : 'Add Node…', exact: true })
-      .first(),
-    'Add a Druid Backup node',
-  );
-  await wb.answer('Add a Druid Backup node', url);
-  await wb.answer(`Token of ${url}`, token);
-}
-
 test(
   "in VS Code: Restore Cluster from Snapshot… and Roll Back Data Source… on a target's snapshot, through the cluster sidecar, plan first",
   { timeout: 600_000 },
   async () => {
-    const vsix = path.join(work, 'druid-backup.vsix');
-    const pack = spawnSync(process.execPath, [path.join(ROOT, 'scripts/package-extension.mjs'), '--out', vsix], { cwd: ROOT, encoding: 'utf8' });
-    assert.equal(pack.status, 0, `${pack.stdout}${pack.stderr}`);
-    const home = path.join(work, 'code-server');
-    installExtension(home, vsix);
-    const folder = path.join(work, 'workspace');
-    mkdirSync(folder);
-    codeServer = await startCodeServer({
-      home,
-      folder,
-      settings: {
-        'workbench.startupEditor': 'none',
-        'workbench.tips.enabled': false,
-        'security.workspace.trust.enabled': false,
-        'extensions.ignoreRecommendations': true,
-        'telemetry.telemetryLevel': 'off',
-        'druidBackup.jobPollInterval': 250,
-      },
-    });
-    browser = await launchChromium();
-    const page = await browser.newPage({ viewport: { width: 1500, height: 950 } });
-    page.setDefaultTimeout(30_000);
-    const wb = new Workbench(page);
-    workbench = wb;
-    await wb.open(codeServer.url, folder);
-    await wb.openContainer('Druid Backup');
-    await wb.widenSideBar(700);
+    vscode = await VsCodeSession.open(work, { sideBarWidth: 700 });
+    const { wb, page } = vscode;
     await addNode(wb, target!.url, target!.token, true);
     await addNode(wb, cluster!.url, cluster!.token, false);
     // The Nodes view shows nodes with a cache; the cluster sidecar shows in the Jobs view.

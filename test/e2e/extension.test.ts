@@ -7,29 +7,26 @@
  * byte for byte. Screenshots go to test-results/e2e/.
  */
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import type { Browser } from 'playwright-core';
 import { intervalLabel } from '../../extension/tree/format.js';
 import type { SegmentInfo, SegmentsResponse } from '../../sidecar/api.js';
 import { cacheSegmentPath } from '../../sidecar/druid/paths.js';
 import { parseSegmentId } from '../../sidecar/druid/segmentId.js';
 import { writeSampleCache, type SampleResult } from '../../sidecar/sample/sampleCache.js';
 import { type SidecarProcess, startSidecar, tmpDir, waitFor } from '../helpers/sidecar.js';
-import { type CodeServer, installExtension, requireCodeServer, ROOT, startCodeServer } from './codeServer.js';
-import { chromiumPath, launchChromium, Workbench } from './workbench.js';
+import { requireCodeServer, ROOT } from './codeServer.js';
+import { addNode, VsCodeSession } from './session.js';
+import { chromiumPath } from './workbench.js';
 
 let work: string;
 let sample: SampleResult;
 let target: SidecarProcess | undefined;
 let source: SidecarProcess | undefined;
-let codeServer: CodeServer | undefined;
-let browser: Browser | undefined;
-/** The workbench, for a last screenshot of whatever state the test ended in. */
-let workbench: Workbench | undefined;
+/** VS Code, closed after a last screenshot of whatever state the test ended in. */
+let vscode: VsCodeSession | undefined;
 
 /** Every file under `dir`, by path relative to it, as its sha256 and size. */
 function digests(dir: string): Record<string, string> {
@@ -74,9 +71,7 @@ before(async () => {
 });
 
 after(async () => {
-  await workbench?.screenshot('last').catch(() => undefined);
-  await browser?.close().catch(() => undefined);
-  await codeServer?.stop();
+  await vscode?.close('last');
   await source?.stop();
   await target?.stop();
   if (work) rmSync(work, { recursive: true, force: true });
@@ -86,41 +81,13 @@ test(
   'in VS Code (code-server, Chromium): nodes, segments and backups with their state; restore of a deleted segment from the context menu',
   { timeout: 300_000 },
   async () => {
-    // The .vsix as `npm run package` makes it, installed the way a person installs one.
-    const vsix = path.join(work, 'druid-backup.vsix');
-    const pack = spawnSync(process.execPath, [path.join(ROOT, 'scripts/package-extension.mjs'), '--out', vsix], { cwd: ROOT, encoding: 'utf8' });
-    assert.equal(pack.status, 0, `${pack.stdout}${pack.stderr}`);
-    const home = path.join(work, 'code-server');
-    installExtension(home, vsix);
-    const folder = path.join(work, 'workspace');
-    mkdirSync(folder);
-    codeServer = await startCodeServer({
-      home,
-      folder,
-      settings: {
-        'workbench.startupEditor': 'none',
-        'workbench.tips.enabled': false,
-        'security.workspace.trust.enabled': false,
-        'extensions.ignoreRecommendations': true,
-        'telemetry.telemetryLevel': 'off',
-        'druidBackup.jobPollInterval': 250,
-      },
-    });
-    browser = await launchChromium();
-    const page = await browser.newPage({ viewport: { width: 1500, height: 950 } });
-    page.setDefaultTimeout(30_000);
-    const wb = new Workbench(page);
-    workbench = wb;
-    await wb.open(codeServer.url, folder);
-    await wb.openContainer('Druid Backup');
-    await wb.widenSideBar(760);
+    vscode = await VsCodeSession.open(work, { sideBarWidth: 760 });
+    const { wb, page } = vscode;
     await wb.pane('Nodes').getByRole('button', { name: 'Add Node', exact: true }).waitFor();
     await wb.screenshot('0-welcome');
 
     // Nothing configured: the welcome view's Add Node, then the URL and the token.
-    await wb.pane('Nodes').getByRole('button', { name: 'Add Node', exact: true }).click();
-    await wb.answer('Add a Druid Backup node', source!.url);
-    await wb.answer(`Token of ${source!.url}`, source!.token);
+    await addNode(wb, source!.url, source!.token, true);
     const nodeName = (await source!.get<{ name: string }>('/data/v1/node')).name;
     await wb.row('Nodes', nodeName).filter({ hasText: '12 segments' }).filter({ hasText: '12 backed up' }).waitFor();
 

@@ -7,12 +7,11 @@
  * source of 10,000 segments, printed.
  */
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { appendFileSync, existsSync, mkdirSync, rmSync } from 'node:fs';
+import { appendFileSync, existsSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { after, before, test } from 'node:test';
-import type { Browser, FrameLocator } from 'playwright-core';
+import type { FrameLocator, Page } from 'playwright-core';
 import { intervalLabel } from '../../extension/tree/format.js';
 import type { Job, SegmentInfo, SegmentsResponse } from '../../sidecar/api.js';
 import type { SnapshotSummary } from '../../sidecar/snapshot/service.js';
@@ -23,8 +22,10 @@ import { HttpTarget } from '../../sidecar/store/http/target.js';
 import type { OutgoingSegment } from '../../sidecar/store/target.js';
 import { newToken, type SidecarProcess, startSidecar, tmpDir, waitFor } from '../helpers/sidecar.js';
 import { coordinator, descriptor } from '../helpers/snapshots.js';
-import { type CodeServer, installExtension, requireCodeServer, ROOT, startCodeServer } from './codeServer.js';
-import { chromiumPath, launchChromium, SCREENSHOTS, Workbench } from './workbench.js';
+import { requireCodeServer, ROOT } from './codeServer.js';
+import { addNode, VsCodeSession } from './session.js';
+import { describeOpenTime, openTimelineTimed, timelineFrame } from './timelineOpenTime.js';
+import { chromiumPath, SCREENSHOTS, type Workbench } from './workbench.js';
 
 const BIG = 10_000;
 
@@ -36,9 +37,7 @@ let source: SidecarProcess | undefined;
 let bigSource: SidecarProcess | undefined;
 let cluster: SidecarProcess | undefined;
 let druid: Awaited<ReturnType<typeof coordinator>> | undefined;
-let codeServer: CodeServer | undefined;
-let browser: Browser | undefined;
-let workbench: Workbench | undefined;
+let vscode: VsCodeSession | undefined;
 
 before(async () => {
   requireCodeServer();
@@ -79,9 +78,7 @@ before(async () => {
 });
 
 after(async () => {
-  await workbench?.screenshot('timeline-last').catch(() => undefined);
-  await browser?.close().catch(() => undefined);
-  await codeServer?.stop();
+  await vscode?.close('timeline-last');
   await bigSource?.stop();
   await cluster?.stop();
   druid?.close();
@@ -89,11 +86,6 @@ after(async () => {
   await target?.stop();
   if (work) rmSync(work, { recursive: true, force: true });
 });
-
-/** The page of the newest timeline webview (VS Code nests it in two iframes). */
-function timelineFrame(wb: Workbench): FrameLocator {
-  return wb.page.frameLocator('iframe.webview.ready').last().frameLocator('#active-frame');
-}
 
 /** The cells as the page shows them. */
 async function cellsOf(frame: FrameLocator): Promise<Array<{ state: string; copies: number; interval: string; version: string; label: string }>> {
@@ -223,6 +215,31 @@ function focusedIn(frame: FrameLocator): Promise<Focused | undefined> {
   });
 }
 
+/** Presses `key` in the page and waits until the focus in the timeline is as `ok` wants it. */
+async function pressFor(page: Page, frame: FrameLocator, key: string, what: string, ok: (f: Focused | undefined) => boolean): Promise<Focused | undefined> {
+  await page.keyboard.press(key);
+  return waitFor(`${key}: ${what}`, async () => {
+    const f = await focusedIn(frame);
+    return ok(f) ? { f } : undefined;
+  }).then((x) => x.f);
+}
+
+const onCell = (f: Focused | undefined): f is Focused => f?.tag === 'rect' && !!f.key;
+
+/** Into the page: Ctrl+1 focuses the editor (the webview), Tab goes through the toolbar to the grid's cell. */
+async function tabIntoGrid(page: Page, frame: FrameLocator): Promise<Focused> {
+  await page.keyboard.press('Control+1');
+  await waitFor('the timeline page focused', () => frame.locator('body').evaluate((body) => body.ownerDocument.hasFocus()));
+  // Each Tab waits for the focus to move, so a slow page is not tabbed past the grid.
+  let first = await focusedIn(frame);
+  for (let i = 0; i < 10 && !onCell(first); i++) {
+    const was = JSON.stringify(first ?? null);
+    first = await pressFor(page, frame, 'Tab', 'the focus moved on', (f) => JSON.stringify(f ?? null) !== was);
+  }
+  assert.ok(onCell(first), `Tab reaches a cell (${JSON.stringify(first)})`);
+  return first;
+}
+
 /**
  * Everything the timeline offers, with the keyboard alone: into the page (Ctrl+1, Tab to the grid's one Tab stop),
  * between cells and versions, selecting, zooming around the focused cell and panning, Back Up Now and Restore…
@@ -232,15 +249,7 @@ function focusedIn(frame: FrameLocator): Promise<Focused | undefined> {
 async function keyboardPath(wb: Workbench, frame: FrameLocator, api: SegmentInfo[]): Promise<void> {
   const page = wb.page;
   const focused = () => focusedIn(frame);
-  /** Presses `key` and waits until the focus is as `ok` wants it. */
-  const press = async (key: string, what: string, ok: (f: Focused | undefined) => boolean): Promise<Focused | undefined> => {
-    await page.keyboard.press(key);
-    return waitFor(`${key}: ${what}`, async () => {
-      const f = await focused();
-      return ok(f) ? { f } : undefined;
-    }).then((x) => x.f);
-  };
-  const onCell = (f: Focused | undefined): f is Focused => f?.tag === 'rect' && !!f.key;
+  const press = (key: string, what: string, ok: (f: Focused | undefined) => boolean) => pressFor(page, frame, key, what, ok);
   const lanes = [...new Set(api.map((s) => s.version))].sort().reverse();
   const startOf = (interval: string) => Date.parse(interval.split('/')[0]!);
   /** Walks to the cell of `version` and `interval` with the arrow keys. */
@@ -268,16 +277,7 @@ async function keyboardPath(wb: Workbench, frame: FrameLocator, api: SegmentInfo
   const cell = frame.locator(`rect.cell[data-interval="${victim.interval}"][data-version="${victim.version}"]`);
   await cell.and(frame.locator('[data-state="lost"]')).waitFor({ timeout: 60_000 });
 
-  // Into the page: Ctrl+1 focuses the editor (the webview), Tab goes through the toolbar to the grid.
-  await page.keyboard.press('Control+1');
-  await waitFor('the timeline page focused', () => frame.locator('body').evaluate((body) => body.ownerDocument.hasFocus()));
-  // Each Tab waits for the focus to move, so a slow page is not tabbed past the grid.
-  let first = await focused();
-  for (let i = 0; i < 10 && !onCell(first); i++) {
-    const was = JSON.stringify(first ?? null);
-    first = await press('Tab', 'the focus moved on', (f) => JSON.stringify(f ?? null) !== was);
-  }
-  assert.ok(onCell(first), `Tab reaches a cell (${JSON.stringify(first)})`);
+  const first = await tabIntoGrid(page, frame);
   // Its accessible name, as assistive technology computes it: the words of the cell.
   assert.match(first.label!, /^wikipedia .*, version .*: .*, \d+ segments?, /);
   assert.equal(await frame.getByRole('gridcell', { name: first.label!, exact: true }).count(), 1, 'the cell is a grid cell named by its words');
@@ -361,45 +361,9 @@ async function keyboardPath(wb: Workbench, frame: FrameLocator, api: SegmentInfo
   await wb.labelled('Nodes', 'historical-1').and(page.locator('[aria-expanded="false"]')).waitFor();
 }
 
-async function addNode(wb: Workbench, url: string, token: string, first: boolean): Promise<void> {
-  if (!first) await wb.pane('Nodes').locator('.pane-header').hover();
-  await wb.clickAsking(
-    wb
-      .pane('Nodes')
-      .getByRole('button', { name: first ? 'Add Node' : 'Add Node…', exact: true })
-      .first(),
-    'Add a Druid Backup node',
-  );
-  await wb.answer('Add a Druid Backup node', url);
-  await wb.answer(`Token of ${url}`, token);
-}
-
 test('in VS Code: the coverage timeline, lost segments and the status bar', { timeout: 600_000 }, async () => {
-  const vsix = path.join(work, 'druid-backup.vsix');
-  const pack = spawnSync(process.execPath, [path.join(ROOT, 'scripts/package-extension.mjs'), '--out', vsix], { cwd: ROOT, encoding: 'utf8' });
-  assert.equal(pack.status, 0, `${pack.stdout}${pack.stderr}`);
-  const home = path.join(work, 'code-server');
-  installExtension(home, vsix);
-  const folder = path.join(work, 'workspace');
-  mkdirSync(folder);
-  const settings: Record<string, unknown> = {
-    'workbench.startupEditor': 'none',
-    'workbench.tips.enabled': false,
-    'security.workspace.trust.enabled': false,
-    'extensions.ignoreRecommendations': true,
-    'telemetry.telemetryLevel': 'off',
-    'workbench.colorTheme': 'Default Dark Modern',
-    'druidBackup.jobPollInterval': 250,
-  };
-  codeServer = await startCodeServer({ home, folder, settings });
-  browser = await launchChromium();
-  const page = await browser.newPage({ viewport: { width: 1500, height: 950 } });
-  page.setDefaultTimeout(30_000);
-  const wb = new Workbench(page);
-  workbench = wb;
-  await wb.open(codeServer.url, folder);
-  await wb.openContainer('Druid Backup');
-  await wb.widenSideBar(620);
+  vscode = await VsCodeSession.open(work, { sideBarWidth: 620, settings: { 'workbench.colorTheme': 'Default Dark Modern' } });
+  const { wb, page } = vscode;
   await addNode(wb, source!.url, source!.token, true);
   await wb.row('Nodes', 'historical-1').filter({ hasText: '24 segments' }).waitFor();
   await wb.clickAsking(wb.row('Backups', target!.url), 'Add a Druid Backup node');
@@ -527,27 +491,17 @@ test('in VS Code: the coverage timeline, lost segments and the status bar', { ti
     .row('Nodes', 'historical-big')
     .filter({ hasText: `${BIG.toLocaleString('en-US')} segments` })
     .waitFor({ timeout: 120_000 });
-  await page.keyboard.press('F1');
-  await page.keyboard.type('Druid Backup: Show Coverage Timeline');
-  await page.keyboard.press('Enter');
-  const pick = page.locator('.quick-input-widget .quick-input-box input');
-  await pick.waitFor();
-  await pick.fill('big');
-  const t0 = Date.now();
-  await pick.press('Enter');
+  const open = await openTimelineTimed(wb, 'big', BIG);
+  console.log(describeOpenTime(BIG, open));
+  assert.ok(open.drawn > 0);
+  // Fewer elements than cells (the runs), and every cell in one of them: none left out by merging.
+  assert.ok(open.drawn < open.cells, `${open.drawn} elements for ${open.cells} cells`);
+  assert.equal(open.shown, open.cells, 'the runs and the cells drawn on their own show every cell');
+  // A cell inside a run, reached with the keyboard: its own element, named by its words.
   const bigFrame = timelineFrame(wb);
-  await bigFrame.locator('#summary', { hasText: `${BIG.toLocaleString('en-US')} segments` }).waitFor({ timeout: 120_000 });
-  const drawn = await bigFrame.locator('rect.cell').count();
-  const ms = Date.now() - t0;
-  const renderMs = await bigFrame.locator('body').getAttribute('data-render-ms');
-  // The page's own clock: when it asked for the model, got it, had drawn it (from its start).
-  const [ready, received, done] = (await bigFrame.locator('body').getAttribute('data-timing'))!.split(' ').map(Number) as [number, number, number];
-  const [built, build, sent] = (await bigFrame.locator('body').getAttribute('data-host-timing'))!.split(' ').map(Number) as [number, number, number];
-  console.log(
-    `timeline of ${BIG.toLocaleString('en-US')} segments (${drawn} cells drawn): open to drawn in ${ms} ms, of which the page's drawing ${renderMs} ms` +
-      ` (the webview started ${ms - done} ms after the command, its script asked at +${ready} ms, the model arrived at +${received} ms;` +
-      ` the extension: model built ${built} ms after opening, in ${build} ms, sent at ${sent} ms)`,
-  );
-  assert.ok(drawn > 0);
+  const start = await tabIntoGrid(page, bigFrame);
+  const next = await pressFor(page, bigFrame, 'ArrowRight', 'the next cell', (f) => onCell(f) && f.key !== start.key);
+  assert.match(next!.label!, /^big .*, version .*: .*, \d+ segments?, /);
+  assert.equal(await bigFrame.locator('.cell.in-run[tabindex="0"]').count(), 1, 'drawn over its run, the one Tab stop');
   await wb.screenshot('timeline-10000');
 });

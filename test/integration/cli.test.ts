@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { runCli } from '../helpers/cli.js';
+import { startSidecar } from '../helpers/sidecar.js';
 
 const tmp = () => mkdtempSync(path.join(os.tmpdir(), 'dbk-cli-'));
 
@@ -52,4 +53,35 @@ test('bad flags and bad config files give one clear line and a non-zero status',
   assert.equal(r.code, 2);
   assert.equal(r.stderr.trim().split('\n').length, 1);
   assert.match(r.stderr, /bad\.properties:1: druid\.segmentCache\.locations: not valid JSON/);
+});
+
+test('a sidecar started before Druid made its cache location: refused at once, or waited for with --wait-for-cache', async () => {
+  const dir = tmp();
+  const cache = path.join(dir, 'var', 'segment-cache');
+  const props = path.join(dir, 'runtime.properties');
+  writeFileSync(props, `druid.segmentCache.locations=[{"path":"${cache}","maxSize":1000000}]\n`);
+  const refused = await runCli(['sidecar', '--config', props, '--port', '0', '--bind', '127.0.0.1', '--state-dir', path.join(dir, 'state-1')]);
+  assert.equal(refused.code, 2);
+  assert.match(refused.stderr, /cache location .*segment-cache does not exist/);
+  const bad = await runCli(['sidecar', '--config', props, '--wait-for-cache', 'soon']);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /--wait-for-cache "soon" is not an ISO-8601 period/);
+
+  // As the Druid extension starts it: the Historical creates the location a moment later.
+  const creating = new Promise<void>((resolve) =>
+    setTimeout(() => {
+      mkdirSync(cache, { recursive: true });
+      resolve();
+    }, 1500),
+  );
+  const sc = await startSidecar(['--config', props, '--wait-for-cache', 'PT60S']);
+  try {
+    await creating;
+    const waited = sc.logLines().filter((l) => l.msg === 'waiting for Druid to create the cache location');
+    assert.equal(waited.length, 1, 'said once what it waits for');
+    assert.equal(waited[0]!.location, cache);
+    assert.equal((await sc.request('GET', '/status/health')).status, 200);
+  } finally {
+    await sc.stop();
+  }
 });

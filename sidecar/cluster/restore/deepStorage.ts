@@ -4,6 +4,7 @@
  *
  * - `local` loadSpecs (an `index/` directory or an `index.zip`): the restore's own deep-storage writer
  *   (restore/restorer.ts, install.ts), confined to `druid.storage.storageDirectory` as every restore is (paths.ts);
+ *   a segment already there with the manifest's bytes is skipped (an `index.zip` read through, zipFiles.ts);
  * - `s3_zip` loadSpecs: `index.zip` at the bucket and key, zipped while it streams into a multipart upload (never
  *   a whole segment in memory; S3 shows the object only once the upload completes), with Druid's own S3 settings
  *   (druid/nodeConfig.ts `readDruidS3Storage`: credentials, endpoint, server-side encryption). The object carries
@@ -28,7 +29,7 @@ import { parseSegmentId } from '../../druid/segmentId.js';
 import { BackupError, isBackupError, messageOf } from '../../errors.js';
 import type { DigestMemo } from '../../restore/digests.js';
 import type { DestinationSpec, Plan } from '../../restore/plan.js';
-import { planRestore } from '../../restore/plan.js';
+import { isZipPath, planRestore } from '../../restore/plan.js';
 import { expectedFiles, VerifyingTap } from '../../restore/receive.js';
 import type { RestoreProgress } from '../../restore/restorer.js';
 import { executePlan, presentInDeepStorage } from '../../restore/restorer.js';
@@ -42,6 +43,7 @@ import { bucketNameProblem } from '../../store/s3/url.js';
 import type { Target } from '../../store/target.js';
 import { mapLimit } from '../../util/pool.js';
 import type { ClusterRestoreContext, ClusterRestoreStep, PlanItem, StepPlan, StepResult } from './step.js';
+import { zipFiles } from './zipFiles.js';
 
 export const DIGEST_METADATA = 'druid-backup-digest';
 /** Parts of an index.zip upload: memory per upload is about (queue + 1) × part. */
@@ -287,6 +289,11 @@ export function deepStorageStep(env: DeepStorageEnv): ClusterRestoreStep {
     if (local.length && directory) {
       const manifestsOnly = local.map((l) => l.m);
       const present = await presentInDeepStorage(manifestsOnly, directory, ctx.target.url, env.memo, ctx.signal);
+      // An index.zip is compared by reading it (zipFiles.ts), so that one already whole is not written again.
+      for (const m of manifestsOnly) {
+        const copy = present.get(m.segmentId);
+        if (copy && !copy.files && isZipPath(copy.path)) copy.files = await zipFiles(copy.path, m, ctx.signal);
+      }
       const dest: DestinationSpec = { kind: 'deep-storage', name: 'deep-storage', directory, room: measureRoom({ path: directory }, 0) };
       try {
         const p = planRestore({ target: ctx.target.url, destination: dest, manifests: manifestsOnly, present });

@@ -9,8 +9,11 @@
  *   Coordinator's dynamic config, the Overlord's worker config, the compaction task slots, and lookups (initialised
  *   when the cluster never had any, then each missing lookup created).
  * - Supervisors of the chosen data sources that do not exist are re-created SUSPENDED, so that the operator decides
- *   when ingestion resumes. Their committed offsets are not written back by this step: the plan says so, with what the
- *   snapshot recorded, so the operator can reset the supervisor to them before resuming it.
+ *   when ingestion resumes.
+ * - Committed stream offsets the snapshot recorded are written back after that, through the druid-backup extension on
+ *   the leader Overlord (OFFSETS_PATH, Druid's own metadata-storage coordinator in-process), when they differ from
+ *   the live ones and no running supervisor ingests into the data source (the extension refuses then, and so does
+ *   the plan). Without the extension, the plan says what to reset the supervisor to by hand.
  * - What exists but differs and is not Druid's to overwrite from an old copy (a live supervisor, a live lookup whose
  *   version Druid would refuse to lower) is left alone, with a warning.
  * - Secrets: the snapshot holds REDACTED_MARKER where a secret was. A config that still holds one is never posted:
@@ -26,7 +29,7 @@ import { ANSWER_LIMITS } from '../../util/limitedRead.js';
 import { druidCall, statusPhrase } from '../druidHttp.js';
 import type { JsonNode, Splice } from '../jsonText.js';
 import { applySplices, member, parseJsonText, pathStep } from '../jsonText.js';
-import { supervisorDataSource } from '../metadata.js';
+import { OFFSETS_BATCH, OFFSETS_PATH, parseOffsets, supervisorDataSource } from '../metadata.js';
 import type { ClusterRestoreContext, ClusterRestoreStep, PlanItem, StepPlan, StepResult } from './step.js';
 
 export const METADATA_STEP = 'druid-metadata';
@@ -129,6 +132,19 @@ function bodyOf(part: Part, base: string, node: JsonNode, secrets: Record<string
     ...extra.map((s) => ({ ...s, start: s.start - node.start, end: s.end - node.start })),
   ];
   return { text: applySplices(part.text.slice(node.start, node.end), splices) };
+}
+
+/** The reason in an error answer (the extension's `{"error":{"message"}}`, Druid's `{"error": "..."}`), cut short. */
+function reasonOf(text: string): string {
+  let root: JsonNode;
+  try {
+    root = parseJsonText(text);
+  } catch {
+    return '';
+  }
+  const error = member(root, 'error');
+  const message = error?.kind === 'object' ? member(error, 'message') : error;
+  return message?.kind === 'string' ? `: ${message.value.slice(0, 300)}` : '';
 }
 
 function missingSecrets(what: string, paths: string[]): string {
@@ -298,6 +314,7 @@ export function druidMetadataStep(options: MetadataStepOptions = {}): ClusterRes
     }
 
     await planSupervisors(ctx, chosen, changes, warnings);
+    await planOffsets(ctx, chosen, changes, warnings);
 
     const p: StepPlan = { step: METADATA_STEP, done: changes.length === 0, items: changes.map((c) => c.item), warnings, refusals: [] };
     planned.set(p, changes);
@@ -378,13 +395,9 @@ export function druidMetadataStep(options: MetadataStepOptions = {}): ClusterRes
         continue;
       }
       const committed = offsets.dataSources?.[ds];
-      warnings.push(
-        offsets.captured
-          ? committed === null || committed === undefined
-            ? `supervisor ${quoteId(id)}: the snapshot recorded no committed offsets for ${quoteId(ds)}`
-            : `supervisor ${quoteId(id)} is re-created suspended without its committed offsets: this step does not write them; before resuming it, reset it to the snapshot's offsets (POST /druid/indexer/v1/supervisor/${id}/resetOffsets with ${String(committed).slice(0, 500)})`
-          : `supervisor ${quoteId(id)}: its committed offsets were not captured (${offsets.reason ?? 'unknown reason'}); it resumes where its ioConfig says`,
-      );
+      if (!offsets.captured)
+        warnings.push(`supervisor ${quoteId(id)}: its committed offsets were not captured (${offsets.reason ?? 'unknown reason'}); it resumes where its ioConfig says`);
+      else if (committed === null || committed === undefined) warnings.push(`supervisor ${quoteId(id)}: the snapshot recorded no committed offsets for ${quoteId(ds)}`);
       changes.push({
         item: { action: 'create supervisor (suspended)', subject: id, detail: `ingests into ${ds}` },
         method: 'POST',
@@ -393,6 +406,100 @@ export function druidMetadataStep(options: MetadataStepOptions = {}): ClusterRes
         body: body.text,
       });
     }
+  }
+
+  /**
+   * The snapshot's committed offsets of the chosen data sources that differ from the live ones, written after the
+   * supervisors are re-created (suspended, so they never block it). A data source with a running supervisor is left
+   * alone: the extension refuses to write under it, and the plan says so first.
+   */
+  async function planOffsets(ctx: ClusterRestoreContext, chosen: Set<string>, changes: Change[], warnings: string[]): Promise<void> {
+    const offsets = ctx.metadata.offsets;
+    if (!offsets.captured || !offsets.dataSources) return;
+    const wanted = [...chosen].sort().flatMap((ds) => {
+      const v = offsets.dataSources![ds];
+      if (typeof v !== 'string') return [];
+      let root: JsonNode | undefined;
+      try {
+        root = parseJsonText(v);
+      } catch {
+        root = undefined;
+      }
+      if (root?.kind !== 'object') throw new BackupError('target_error', `the snapshot's committed offsets of ${quoteId(ds)} are not a JSON object`);
+      if (member(root, 'type')?.kind !== 'string') {
+        // Kept by an extension that wrote them without their type: Druid cannot read them back.
+        warnings.push(
+          `the committed offsets of ${quoteId(ds)} are not written back: the snapshot holds them without their "type" (taken with an older druid-backup extension); reset the supervisor by hand to ${v.slice(0, 500)}`,
+        );
+        return [];
+      }
+      return [{ ds, text: v, root }];
+    });
+    const live: Record<string, string | null> = {};
+    for (let i = 0; i < wanted.length; i += OFFSETS_BATCH) {
+      const batch = wanted.slice(i, i + OFFSETS_BATCH);
+      const answer = await druidCall({
+        method: 'GET',
+        url: `${ctx.overlord.replace(/\/+$/, '')}${OFFSETS_PATH}?${batch.map((w) => `dataSource=${encodeURIComponent(w.ds)}`).join('&')}`,
+        auth: ctx.auth,
+        limit: ANSWER_LIMITS.page,
+        what: 'the committed offsets',
+        signal: ctx.signal,
+      });
+      if (answer.status === 404 || answer.status === 503) {
+        const why =
+          answer.status === 404
+            ? 'the druid-backup extension that writes them is not loaded on the Overlord'
+            : 'the Overlord asked is not the leader (503): set druid.backup.overlord to the leader';
+        for (const w of wanted)
+          warnings.push(
+            `the committed offsets of ${quoteId(w.ds)} are not written back: ${why}; before resuming its supervisor, reset it to the snapshot's (POST /druid/indexer/v1/supervisor/{id}/resetOffsets with ${w.text.slice(0, 500)})`,
+          );
+        return;
+      }
+      if (answer.status !== 200) throw new BackupError('target_error', `the committed offsets: the Overlord answered ${statusPhrase(answer)}`);
+      Object.assign(live, parseOffsets(answer.text));
+    }
+    const differ = wanted.filter((w) => {
+      const now = live[w.ds];
+      return typeof now !== 'string' || canonical(parseJsonText(now), now) !== canonical(w.root, w.text);
+    });
+    if (!differ.length) return;
+    const running = await runningSupervisors(ctx, new Set(differ.map((w) => w.ds)));
+    for (const w of differ) {
+      const ids = running.get(w.ds) ?? [];
+      if (ids.length) {
+        warnings.push(
+          `the committed offsets of ${quoteId(w.ds)} are not written back: supervisor ${ids.map(quoteId).join(', ')} is running on it and would overwrite them; suspend it and run again`,
+        );
+        continue;
+      }
+      const now = live[w.ds];
+      changes.push({
+        item: { action: 'write committed offsets', subject: w.ds, detail: `now: ${typeof now === 'string' ? now.slice(0, 200) : 'none'}; in the snapshot: ${w.text.slice(0, 200)}` },
+        method: 'POST',
+        server: 'overlord',
+        path: OFFSETS_PATH,
+        body: `{"dataSource":${JSON.stringify(w.ds)},"metadata":${w.text}}`,
+      });
+    }
+  }
+
+  /** The live supervisors that are not suspended, by the data source they ingest into. */
+  async function runningSupervisors(ctx: ClusterRestoreContext, dataSources: Set<string>): Promise<Map<string, string[]>> {
+    const text = (await read(ctx, 'overlord', '/druid/indexer/v1/supervisor?full', 'the supervisors'))!;
+    const root = parseLive(text, 'the supervisors');
+    if (root.kind !== 'array') throw new BackupError('target_error', "the Overlord's supervisors are not a list");
+    const out = new Map<string, string[]>();
+    for (const item of root.items) {
+      const ds = supervisorDataSource(item);
+      const id = member(item, 'id');
+      if (!ds || !dataSources.has(ds) || id?.kind !== 'string') continue;
+      const spec = member(item, 'spec');
+      const suspended = [member(item, 'suspended'), spec && member(spec, 'suspended')].some((v) => v?.kind === 'true');
+      if (!suspended) (out.get(ds) ?? out.set(ds, []).get(ds)!).push(id.value);
+    }
+    return out;
   }
 
   async function run(ctx: ClusterRestoreContext, p: StepPlan, progress: (item: PlanItem) => void): Promise<StepResult> {
@@ -411,7 +518,7 @@ export function druidMetadataStep(options: MetadataStepOptions = {}): ClusterRes
           what: `Druid's answer to ${c.item.action} ${c.item.subject}`,
           signal: ctx.signal,
         });
-        if (answer.status < 200 || answer.status >= 300) throw new BackupError('target_error', `Druid answered ${statusPhrase(answer)}`);
+        if (answer.status < 200 || answer.status >= 300) throw new BackupError('target_error', `Druid answered ${statusPhrase(answer)}${reasonOf(answer.text)}`);
         result.items.push({ ...c.item, outcome: 'done' });
       } catch (e) {
         if (ctx.signal?.aborted) throw e;

@@ -15,7 +15,8 @@ import { API_PREFIX } from '../../api.js';
 import { BackupError } from '../../errors.js';
 import type { LocalStore } from '../../store/local/store.js';
 import { MAX_HEADER_BYTES, MAX_LIST_BYTES, MAX_METADATA_BYTES, parseHeader, parsePin } from '../../snapshot/check.js';
-import { parseHoldings } from '../../snapshot/records.js';
+import { jsonArrayElements } from '../../snapshot/jsonArray.js';
+import { MAX_HOLDINGS_BYTES, MAX_HOLDINGS_ID_BYTES } from '../../snapshot/records.js';
 import type { SnapshotService } from '../../snapshot/service.js';
 import type { SidecarContext } from '../context.js';
 import { commonErrors, jobAcceptedSchema } from '../schemas.js';
@@ -171,23 +172,43 @@ export function register(app: FastifyInstance, ctx: SidecarContext): void {
     if (!l || Date.parse(l.expires) <= Date.now()) throw new BackupError('not_found', 'no prune runs');
     return l;
   });
-  app.put<{ Params: { node: string }; Body: unknown }>(
-    `${API_PREFIX}/store/holdings/:node`,
-    {
-      bodyLimit: 256 * 1024 * 1024,
-      schema: {
-        tags,
-        summary: 'What a node holds now (its reconcile reports it): retention keeps those segments',
-        params: { type: 'object', properties: { node: { type: 'string', maxLength: 255 } } },
+  // A report is streamed (a node of 100,000 segments sends megabytes): the body reaches the store as it arrives,
+  // each id checked there, at most MAX_HOLDINGS_BYTES; a report refused part-way leaves the previous one as it was.
+  app.register(async (scope) => {
+    scope.removeContentTypeParser('application/json');
+    scope.addContentTypeParser('application/json', (_req, payload, done) => done(null, payload));
+    scope.put<{ Params: { node: string }; Querystring: { at: string }; Body: AsyncIterable<Buffer> }>(
+      `${API_PREFIX}/store/holdings/:node`,
+      {
+        schema: {
+          tags,
+          summary:
+            'What a node holds now (its reconcile reports it), a JSON array of segment ids, streamed: retention keeps those segments. Replaces its previous report once whole',
+          params: { type: 'object', required: ['node'], properties: { node: { type: 'string', minLength: 1, maxLength: 255 } } },
+          querystring: { type: 'object', required: ['at'], properties: { at: { type: 'string', maxLength: 64 } } },
+        },
       },
-    },
-    async (req) => {
-      const h = parseHoldingsFromRequest(req.body);
-      if (h.node !== req.params.node) throw new BackupError('bad_request', 'the report names another node than its path');
-      await store().snapshots.putHoldings(h);
-      return { node: h.node, segments: h.segmentIds.length };
-    },
-  );
+      async (req) => {
+        if (!req.body || typeof req.body[Symbol.asyncIterator] !== 'function')
+          throw new BackupError('bad_request', 'a holdings report is a JSON array of segment ids (application/json)');
+        let segments = 0;
+        await asBadRequestAsync(() =>
+          store().snapshots.putHoldings({
+            node: req.params.node,
+            at: req.query.at,
+            segmentIds: (async function* () {
+              for await (const v of jsonArrayElements(limitedBody(req.body), MAX_HOLDINGS_ID_BYTES, 'the holdings report')) {
+                if (typeof v !== 'string') throw new BackupError('bad_request', 'a holdings report is a JSON array of segment ids');
+                segments++;
+                yield v;
+              }
+            })(),
+          }),
+        );
+        return { node: req.params.node, segments };
+      },
+    );
+  });
   app.post<{ Body: { dryRun?: boolean; target?: string } | undefined }>(
     `${API_PREFIX}/store/prune`,
     {
@@ -223,4 +244,21 @@ function asBadRequest<T>(fn: () => T): T {
 }
 const parseHeaderFromRequest = (b: unknown, id: string) => asBadRequest(() => parseHeader(b, id));
 const parsePinFromRequest = (b: unknown, id: string) => asBadRequest(() => parsePin(b, id));
-const parseHoldingsFromRequest = (b: unknown) => asBadRequest(() => parseHoldings(b));
+async function asBadRequestAsync<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (e) {
+    if (e instanceof BackupError && e.code === 'target_error') throw new BackupError('bad_request', e.message);
+    throw e;
+  }
+}
+
+/** A request body, at most MAX_HOLDINGS_BYTES: a 413 past that. */
+async function* limitedBody(body: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+  let total = 0;
+  for await (const c of body) {
+    total += c.length;
+    if (total > MAX_HOLDINGS_BYTES) throw new BackupError('payload_too_large', `a holdings report is larger than ${MAX_HOLDINGS_BYTES} bytes`);
+    yield c;
+  }
+}

@@ -6,13 +6,13 @@
  * store's own files.
  */
 import { createReadStream } from 'node:fs';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { BackupError } from '../../errors.js';
 import type { Pin } from '../../snapshot/check.js';
 import { MAX_HEADER_BYTES, SNAPSHOT_ID, checkSha256, checkSnapshotId, parseHeader, parsePin, sha256 } from '../../snapshot/check.js';
 import type { SnapshotHeader } from '../../snapshot/model.js';
-import { parseHoldings, parseLease } from '../../snapshot/records.js';
-import type { BlobBody, Holdings, Lease, PruneMarks, SnapshotStore } from '../../snapshot/store.js';
+import { holdingsChunks, parseLease } from '../../snapshot/records.js';
+import type { BlobBody, Holdings, HoldingsReport, Lease, PruneMarks, SnapshotStore } from '../../snapshot/store.js';
 import { ANSWER_LIMITS, readLimited } from '../../util/limitedRead.js';
 import type { ApiClient } from './client.js';
 import { errorFromResponse } from './client.js';
@@ -176,16 +176,17 @@ export class HttpSnapshots implements SnapshotStore {
     return this.pruneHere();
   }
 
-  async putHoldings(h: Holdings, signal?: AbortSignal): Promise<void> {
-    const checked = parseHoldings(h);
-    await this.send('PUT', `/data/v1/store/holdings/${encodeURIComponent(checked.node)}`, checked, signal);
+  /** Streamed: the ids as a JSON array, written as they come; the node and the time in the path and the query. */
+  async putHoldings(h: HoldingsReport, signal?: AbortSignal): Promise<void> {
+    const body = Readable.from(holdingsChunks(h, 'ids'));
+    await this.send('PUT', `/data/v1/store/holdings/${encodeURIComponent(h.node)}?at=${encodeURIComponent(h.at)}`, body, signal);
   }
 
   listHoldings(): Promise<Holdings[]> {
     return this.pruneHere();
   }
 
-  removeSegment(): Promise<void> {
+  removeSegments(): Promise<void> {
     return this.pruneHere();
   }
 

@@ -21,8 +21,8 @@ import { writeChunks } from '../../util/fileWriter.js';
 import type { Pin } from '../../snapshot/check.js';
 import { MAX_HEADER_BYTES, checkSha256, checkSnapshotId, parseHeader, parsePin, sha256 } from '../../snapshot/check.js';
 import type { SnapshotHeader } from '../../snapshot/model.js';
-import type { BlobBody, Holdings, Lease, PruneMarks, SnapshotStore } from '../../snapshot/store.js';
-import { parseHoldings, parseLease, parseMarks } from '../../snapshot/records.js';
+import type { BlobBody, Holdings, HoldingsReport, Lease, PruneMarks, SnapshotStore } from '../../snapshot/store.js';
+import { MAX_HOLDINGS_BYTES, holdingsChunks, parseHoldings, parseLease, parseMarks } from '../../snapshot/records.js';
 import { TMP_DIR, encodeName } from './layout.js';
 
 const SNAPSHOTS = 'snapshots';
@@ -345,17 +345,29 @@ export class LocalSnapshots implements SnapshotStore {
     await writeFileAtomicAsync(ownPath(this.prune, 'marks.json'), JSON.stringify(marks));
   }
 
-  async putHoldings(h: Holdings): Promise<void> {
-    const checked = parseHoldings(h);
+  /** Streamed into a file beside the report, which replaces it only once whole and fsynced. */
+  async putHoldings(h: HoldingsReport): Promise<void> {
+    const chunks = holdingsChunks(h);
     await this.ensure(this.holdings);
-    await writeFileAtomicAsync(ownPath(this.holdings, `${encodeName(checked.node)}.json`), JSON.stringify(checked));
+    const file = ownPath(this.holdings, `${encodeName(h.node)}.json`);
+    const tmp = ownPath(this.holdings, `.${encodeName(h.node)}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`);
+    try {
+      await (
+        await writeChunks(tmp, chunks)
+      ).durable;
+      await rename(tmp, file);
+    } catch (e) {
+      await rm(tmp, { force: true });
+      throw e;
+    }
+    await fsyncDirAsync(this.holdings);
   }
 
   async listHoldings(): Promise<Holdings[]> {
     const out: Holdings[] = [];
     for (const n of await this.names(this.holdings)) {
       if (!n.endsWith('.json')) continue;
-      const data = await readBounded(ownPath(this.holdings, n), 256 * 1024 * 1024, `holdings ${n}`);
+      const data = await readBounded(ownPath(this.holdings, n), MAX_HOLDINGS_BYTES, `holdings ${n}`);
       if (!data) continue;
       try {
         out.push(parseHoldings(json(data, `holdings ${n}`)));
@@ -366,8 +378,8 @@ export class LocalSnapshots implements SnapshotStore {
     return out;
   }
 
-  removeSegment(segmentId: string): Promise<void> {
-    return this.segments.removeSegment(segmentId);
+  async removeSegments(segmentIds: readonly string[]): Promise<void> {
+    for (const id of segmentIds) await this.segments.removeSegment(id);
   }
 
   orphans(): Promise<string[]> {

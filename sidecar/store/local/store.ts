@@ -16,7 +16,7 @@
  * stays "already held". Two nodes repairing at once write the same bytes.
  */
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statfsSync } from 'node:fs';
-import { mkdtemp, readdir, rename, rm, unlink } from 'node:fs/promises';
+import { mkdtemp, open, readdir, rename, rm, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { pathToFileURL } from 'node:url';
@@ -37,7 +37,7 @@ import type { EventBus } from '../../services/events.js';
 import type { Metrics } from '../../services/metrics.js';
 import { pageSorted } from '../../services/paging.js';
 import { readStream } from '../../util/readStream.js';
-import { fsyncDirAsync, writeFileAtomicAsync, writeFileDurable } from '../../util/atomic.js';
+import { fsyncDirAsync, writeFileAtomicAsync } from '../../util/atomic.js';
 import { writeChunks } from '../../util/fileWriter.js';
 import type { Manifest, SegmentFileInfo } from '../manifest.js';
 import { MANIFEST_NAME, catalogEntry, newManifest, nodeNameProblem, segmentDigest } from '../manifest.js';
@@ -101,6 +101,15 @@ interface IndexEntry {
 
 /** Re-exported for sidecar/snapshot/records.ts, which still imports it from here (store/manifest.ts is its place). */
 export { nodeNameProblem } from '../manifest.js';
+
+/** `top` and each directory below it down to `bottom` (`top` is `bottom` or one of its ancestors). */
+function dirsDownTo(top: string, bottom: string): string[] {
+  const out: string[] = [];
+  for (let d = bottom; ; d = path.dirname(d)) {
+    out.push(d);
+    if (d === top || d === path.dirname(d)) return out;
+  }
+}
 
 /** Writes a received file; a large one is flushed before the next one arrives (`writeChunks` returns at once). */
 async function writeReceived(file: string, size: number, chunks: AsyncIterable<Buffer>): Promise<{ durable: Promise<void> }> {
@@ -331,9 +340,10 @@ export class LocalStore implements Target {
         if (durable.length % MAX_PENDING_SYNCS === 0) await Promise.all(durable.slice(-MAX_PENDING_SYNCS));
       }
       const files = await reader.finish();
-      await Promise.all(durable);
       const parts = decl.descriptor ? segmentIdOfDescriptor(decl.descriptor) : seg;
-      const result = await this.withLock(seg.id, () => this.commit(tmp, parts, decl.descriptor, files, o.node, o.replace === true));
+      const filesDurable = Promise.all(durable);
+      filesDurable.catch(() => undefined);
+      const result = await this.withLock(seg.id, () => this.commit(tmp, filesDurable, parts, decl.descriptor, files, o.node, o.replace === true));
       committed = result.outcome === 'stored';
       this.opts.metrics?.storePuts.inc({ outcome: result.outcome });
       return result;
@@ -357,6 +367,7 @@ export class LocalStore implements Target {
 
   private async commit(
     tmp: string,
+    filesDurable: Promise<unknown>,
     seg: SegmentId,
     descriptor: Manifest['descriptor'],
     files: SegmentFileInfo[],
@@ -366,18 +377,34 @@ export class LocalStore implements Target {
     const digest = segmentDigest(files);
     const bytes = files.reduce((n, f) => n + f.size, 0);
     const existing = this.entry(seg.id);
-    if (existing && replace) return this.replaceFiles(existing, tmp, files, node, bytes);
+    if (existing && replace) {
+      await filesDurable;
+      return this.replaceFiles(existing, tmp, files, node, bytes);
+    }
     if (existing) {
+      await filesDurable;
       const { outcome, manifest } = await this.recordReplica(existing, node, digest);
       return { outcome, manifest, bytes, files };
     }
     const manifest = newManifest(seg.id, seg, descriptor, files, node);
-    // The files are fsynced by now; then the manifest, the directory holding them, the rename and its parent.
-    await writeFileDurable(path.join(tmp, MANIFEST_NAME), JSON.stringify(manifest, null, 2));
-    await fsyncDirAsync(tmp);
     const final = this.segmentDir(seg);
     const parent = path.dirname(final);
-    if (mkdirSync(parent, { recursive: true })) await fsyncDirAsync(path.dirname(parent));
+    // Before the rename, in one wait rather than one after another (a small segment's upload is mostly these
+    // waits, and flushes in flight together share the filesystem's journal commits): every file, the manifest,
+    // the directory holding them, and the entries of the directories made for the segment's parent. Nothing is
+    // visible until the rename; a crash before it leaves only `.tmp/`.
+    const manifestFile = await open(path.join(tmp, MANIFEST_NAME), 'wx', 0o644);
+    const flushes: Array<Promise<unknown>> = [filesDurable];
+    try {
+      await manifestFile.writeFile(JSON.stringify(manifest, null, 2));
+      flushes.push(manifestFile.sync(), fsyncDirAsync(tmp));
+      const created = mkdirSync(parent, { recursive: true });
+      if (created) for (const dir of dirsDownTo(path.dirname(created), path.dirname(parent))) flushes.push(fsyncDirAsync(dir));
+      await Promise.all(flushes);
+    } finally {
+      await Promise.allSettled(flushes);
+      await manifestFile.close();
+    }
     await rename(tmp, final);
     await fsyncDirAsync(parent);
     this.addToIndex(manifest, final);

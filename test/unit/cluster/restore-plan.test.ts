@@ -5,7 +5,8 @@
  * skipped once whole, other loadSpec types refused by name.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
@@ -223,6 +224,55 @@ describe('the deep-storage step on real files', () => {
       again.items.map((i) => [i.action, i.segments]),
       [['already whole in deep storage', 2]],
     );
+  });
+
+  test('an index.zip already holding the backed-up bytes is read, not written again; one that differs is replaced', async () => {
+    const { deep, at, ctx } = await setup();
+    const zipped = (day: number) => {
+      const s = at(day);
+      return { ...s, descriptor: { ...s.descriptor, loadSpec: { type: 'local', path: s.descriptor.loadSpec.path.replace(/index\/$/, 'index.zip') } } };
+    };
+    const file = (day: number) => zipped(day).descriptor.loadSpec.path;
+    const step = deepStorageStep(env(deep));
+    const c = ctx([zipped(1), zipped(2)]);
+    const first = await step.plan(c);
+    assert.deepEqual(first.items.map((i) => [i.action, i.segments]), [['write to deep storage', 2]]);
+    await step.run(c, first, () => undefined);
+    const before = [1, 2].map((d) => statSync(file(d), { bigint: true }));
+    assert.equal(execFileSync('unzip', ['-p', file(1), '00000.smoosh'], { encoding: 'utf8' }), 'segment 1 v1', 'a zip unzip reads');
+
+    const again = await step.plan(c);
+    assert.equal(again.done, true);
+    assert.deepEqual(again.items.map((i) => [i.action, i.segments]), [['already whole in deep storage', 2]]);
+    await step.run(c, again, () => undefined);
+    const after_ = [1, 2].map((d) => statSync(file(d), { bigint: true }));
+    assert.deepEqual(
+      after_.map((s) => [s.ino, s.mtimeNs]),
+      before.map((s) => [s.ino, s.mtimeNs]),
+      'a second run writes nothing: the same inode, the same mtime',
+    );
+
+    // Zipped by another writer (Info-ZIP here, as Druid zips: flat, deflated): the same bytes are the same segment.
+    const other = tmp();
+    writeFileSync(path.join(other, 'version.bin'), Buffer.from([0, 0, 0, 9]));
+    writeFileSync(path.join(other, '00000.smoosh'), 'segment 1 v1');
+    rmSync(file(1));
+    execFileSync('zip', ['-q', '-j', file(1), path.join(other, 'version.bin'), path.join(other, '00000.smoosh')]);
+    const foreign = statSync(file(1), { bigint: true });
+    const p3 = await step.plan(c);
+    assert.deepEqual(p3.items.map((i) => [i.action, i.segments]), [['already whole in deep storage', 2]]);
+
+    // The same names and sizes but one byte changed; a file that is no zip at all: both written again, verified.
+    writeFileSync(path.join(other, '00000.smoosh'), 'segment 1 vX');
+    rmSync(file(1));
+    execFileSync('zip', ['-q', '-j', file(1), path.join(other, 'version.bin'), path.join(other, '00000.smoosh')]);
+    writeFileSync(file(2), 'not a zip');
+    const p4 = await step.plan(c);
+    assert.deepEqual(p4.items.map((i) => [i.action, i.segments]), [['write to deep storage', 2]]);
+    await step.run(c, p4, () => undefined);
+    assert.notEqual(statSync(file(1), { bigint: true }).ino, foreign.ino);
+    for (const d of [1, 2]) assert.equal(execFileSync('unzip', ['-p', file(d), '00000.smoosh'], { encoding: 'utf8' }), `segment ${d} v1`);
+    assert.equal((await step.plan(c)).done, true);
   });
 
   test('another deep-storage type is refused by name; a segment no target holds is named', async () => {

@@ -189,3 +189,81 @@ test('metadata-rows refuses while a task holds a lock on an interval it would wr
     d.close();
   }
 });
+
+const OFFSETS_PATH = '/druid-ext/druid-backup/v1/offsets';
+const COMMITTED = '{"type":"object","object":{"p0":42}}';
+
+test('committed offsets the snapshot recorded are written back once, after the supervisors; a second plan writes nothing', async () => {
+  let stored: string | null = null;
+  const ids: string[] = [];
+  const d = await druid({
+    'GET /status': () => [200, '{"version":"33.0.0"}'],
+    'GET /druid/coordinator/v1/rules': () => [200, '{"_default":[{"type":"loadForever"}]}'],
+    'GET /druid/indexer/v1/supervisor': () => [200, JSON.stringify(ids)],
+    'POST /druid/indexer/v1/supervisor': () => (ids.push('wiki-kafka'), [200, '{"id":"wiki-kafka"}']),
+    [`GET ${OFFSETS_PATH}`]: () => [200, `{"dataSources":{"wikipedia":${stored ?? 'null'}}}`],
+    [`POST ${OFFSETS_PATH}`]: (body) => {
+      stored = JSON.stringify((JSON.parse(body) as { metadata: unknown }).metadata);
+      return [200, '{"dataSource":"wikipedia","outcome":"inserted"}'];
+    },
+  });
+  try {
+    const supervisors = SUPERVISORS.replace(`"${REDACTED_MARKER}"`, '"x"');
+    const metadata = { rules: '{"_default":[{"type":"loadForever"}]}', compaction: null, supervisors, offsets: { captured: true, dataSources: { wikipedia: COMMITTED } } };
+    const step = druidMetadataStep({ clusterWide: false });
+    const ctx = context(d.url, metadata);
+    const plan = await step.plan(ctx);
+    assert.deepEqual(plan.items, [
+      { action: 'create supervisor (suspended)', subject: 'wiki-kafka', detail: 'ingests into wikipedia' },
+      { action: 'write committed offsets', subject: 'wikipedia', detail: `now: none; in the snapshot: ${COMMITTED}` },
+    ]);
+    assert.deepEqual(plan.warnings, []);
+    const run = await step.run(ctx, plan, () => undefined);
+    assert.deepEqual(run.items.map((i) => `${i.action}: ${i.outcome}`), ['create supervisor (suspended): done', 'write committed offsets: done']);
+    const posts = d.seen.filter((s) => s.method === 'POST');
+    assert.deepEqual(posts.map((p) => p.url), ['/druid/indexer/v1/supervisor', OFFSETS_PATH], 'the supervisor first, then its offsets');
+    assert.deepEqual(JSON.parse(posts[1]!.body), { dataSource: 'wikipedia', metadata: { type: 'object', object: { p0: 42 } } });
+    assert.deepEqual([posts[1]!.author, posts[1]!.comment], ['ops', 'disaster recovery']);
+
+    // Druid holds them now (keys in another order make no difference), and the supervisor exists: nothing to do.
+    stored = '{"object":{"p0":42},"type":"object"}';
+    const again = await druidMetadataStep({ clusterWide: false }).plan(context(d.url, { ...metadata }));
+    assert.deepEqual(again.items, []);
+    assert.equal(again.done, true);
+  } finally {
+    d.close();
+  }
+});
+
+test('committed offsets are not written under a running supervisor, nor without the extension; the plan says why', async () => {
+  let extension = true;
+  const d = await druid({
+    'GET /status': () => [200, '{"version":"33.0.0"}'],
+    'GET /druid/coordinator/v1/rules': () => [200, '{"_default":[{"type":"loadForever"}]}'],
+    'GET /druid/indexer/v1/supervisor': () => [
+      200,
+      '[{"id":"live","spec":{"type":"kafka","spec":{"dataSchema":{"dataSource":"wikipedia"}},"suspended":false}},{"id":"paused","spec":{"type":"kafka","spec":{"dataSchema":{"dataSource":"wikipedia"}},"suspended":true}}]',
+    ],
+    [`GET ${OFFSETS_PATH}`]: () => (extension ? [200, '{"dataSources":{"wikipedia":{"type":"object","object":{"p0":1}}}}'] : [404, '']),
+  });
+  try {
+    const metadata = { rules: '{"_default":[{"type":"loadForever"}]}', compaction: null, supervisors: null, offsets: { captured: true, dataSources: { wikipedia: COMMITTED } } };
+    const plan = await druidMetadataStep({ clusterWide: false }).plan(context(d.url, metadata));
+    assert.deepEqual(plan.items, []);
+    assert.deepEqual(plan.warnings, [
+      'the committed offsets of "wikipedia" are not written back: supervisor "live" is running on it and would overwrite them; suspend it and run again',
+    ]);
+    extension = false;
+    const without = await druidMetadataStep({ clusterWide: false }).plan(context(d.url, metadata));
+    assert.deepEqual(without.items, []);
+    assert.match(without.warnings[0]!, /^the committed offsets of "wikipedia" are not written back: the druid-backup extension that writes them is not loaded on the Overlord; .*resetOffsets with \{"type":"object","object":\{"p0":42\}\}\)$/);
+    assert.ok(!d.seen.some((s) => s.method === 'POST'), 'nothing posted');
+    const untyped = await druidMetadataStep({ clusterWide: false }).plan(context(d.url, { ...metadata, offsets: { captured: true, dataSources: { wikipedia: '{"object":{"p0":42}}' } } }));
+    assert.deepEqual(untyped.items, []);
+    assert.match(untyped.warnings[0]!, /^the committed offsets of "wikipedia" are not written back: the snapshot holds them without their "type"/);
+    const bad = { ...metadata, offsets: { captured: true, dataSources: { wikipedia: '[1]' } } };
+    await assert.rejects(druidMetadataStep({ clusterWide: false }).plan(context(d.url, bad)), /the snapshot's committed offsets of "wikipedia" are not a JSON object/);
+  } finally {
+    d.close();
+  }
+});

@@ -126,3 +126,31 @@ test('the sample cache: meta.smoosh offsets match the chunks, large segments get
     for (const f of seg.files) assert.ok((await fs.readFile(path.join(seg.dir, f.name))).equals(await fs.readFile(path.join(other.dir, f.name))), f.name);
   }
 });
+
+test('a descriptor rewritten in info_dir is read again, even in place with the same size', async () => {
+  const dir = tmp();
+  const r = await writeSampleCache({ dir, segments: 4, layout: 'flat', dataSources: ['ds'], segmentSize: 2048, smooshChunkSize: 2147483647, seed: 3 });
+  const first = await scanCache({ locations: [{ path: r.location }] });
+  const s = first.segments[0]!;
+  const file = path.join(r.infoDir, s.id);
+  const text = await fs.readFile(file, 'utf8');
+  // Same length, different content: a binary version the scan must see.
+  const changed = text.replace('"binaryVersion":9', '"binaryVersion":8');
+  assert.notEqual(changed, text);
+  assert.equal(changed.length, text.length);
+  const fh = await fs.open(file, 'r+');
+  await fh.write(changed, 0, 'utf8');
+  await fh.close();
+  const again = await scanCache({ locations: [{ path: r.location }] });
+  assert.equal(again.segments.find((x) => x.id === s.id)!.descriptor!.binaryVersion, 8);
+  // A descriptor replaced by one naming another segment is refused on the next scan, not served from memory.
+  const other = first.segments[1]!;
+  await fs.writeFile(file, await fs.readFile(path.join(r.infoDir, other.id)));
+  const third = await scanCache({ locations: [{ path: r.location }] });
+  assert.equal(third.segments.find((x) => x.id === s.id)!.descriptor, undefined);
+  assert.ok(third.issues.some((i) => i.path === file && /names .* but its descriptor is segment/.test(i.problem)));
+  // Removed: the segment has no descriptor any more.
+  await fs.rm(path.join(r.infoDir, other.id));
+  const fourth = await scanCache({ locations: [{ path: r.location }] });
+  assert.equal(fourth.segments.find((x) => x.id === other.id)!.descriptor, undefined);
+});

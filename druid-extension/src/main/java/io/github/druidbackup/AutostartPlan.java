@@ -19,6 +19,8 @@ final class AutostartPlan
   static final String SIDECAR_JS = "sidecar.js";
   /** Preloaded into the sidecar: it ends the sidecar when this JVM goes away, even by SIGKILL (its stdin closes). */
   static final String PARENT_WATCH = "parent-watch.cjs";
+  /** How long a data node's sidecar waits for Druid to create the node's cache locations (sidecar --wait-for-cache). */
+  static final String CACHE_WAIT = "PT10M";
   /**
    * The Node.js flags the sidecar runs with wherever it is started: those of sidecar/runtime.ts NODE_FLAGS (a young
    * generation capped at 1 MiB per semi-space keeps the sidecar's memory about 25 MB lower while it streams);
@@ -118,6 +120,12 @@ final class AutostartPlan
     if (facts.cluster() && facts.coordinatorFlag().isPresent()) {
       command.add("--coordinator");
       command.add(facts.coordinatorFlag().get());
+    }
+    if (!facts.cluster()) {
+      // The sidecar starts before the Historical has created its cache locations on a first start: it waits for
+      // them instead of exiting (and being restarted) with "cache location ... does not exist".
+      command.add("--wait-for-cache");
+      command.add(CACHE_WAIT);
     }
     // The port the extension calls, whatever else the file says.
     command.add("--port");

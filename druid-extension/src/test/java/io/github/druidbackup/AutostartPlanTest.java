@@ -36,7 +36,7 @@ class AutostartPlanTest
     assertEquals(
         List.of(
             "/usr/bin/node", "--max-semi-space-size=1", "--require", EXT.resolve("parent-watch.cjs").toString(), EXT.resolve("sidecar.js").toString(),
-            "sidecar", "--config", PROPS.toString(), "--port", "8584", "--bind", "127.0.0.1"
+            "sidecar", "--config", PROPS.toString(), "--wait-for-cache", "PT10M", "--port", "8584", "--bind", "127.0.0.1"
         ),
         d.command()
     );
