@@ -6,8 +6,9 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { segmentPath } from '../../../sidecar/store/local/layout.js';
 import { LocalStore } from '../../../sidecar/store/local/store.js';
-import { prune } from '../../../sidecar/snapshot/prune.js';
+import { LISTED_REMOVALS, REMOVE_BATCH, prune } from '../../../sidecar/snapshot/prune.js';
 import { takeSnapshot } from '../../../sidecar/snapshot/take.js';
+import { bigCoordinator, upTo, writeLocalSegments } from '../../helpers/bigStore.js';
 import { compactionScenario, coordinator, idOf, log, metadata, seg } from '../../helpers/snapshots.js';
 
 const tmp = () => mkdtempSync(path.join(os.tmpdir(), 'dbk-snap-'));
@@ -91,4 +92,28 @@ test('hostile store contents: a header naming another id, a damaged blob, a bad 
   writeFileSync(path.join(root, 'snapshots/blobs', 'a'.repeat(64)), 'not that');
   await assert.rejects(store.snapshots.getBlob('a'.repeat(64), 100), /damaged/);
   await assert.rejects(store.snapshots.putBlob('b'.repeat(64), Buffer.from('x')), /another sha256/);
+});
+
+test('prune of more segments than the plan lists removes them all, in batches read back from its spool', async () => {
+  // 1,075 to remove: more than the plan lists (LISTED_REMOVALS) and not a whole number of batches.
+  const n = 1_150;
+  const keptFrom = 1_075;
+  const root = tmp();
+  writeLocalSegments(root, 0, n);
+  const store = LocalStore.open(root, { log });
+  const c = await bigCoordinator(() => upTo(n, keptFrom));
+  try {
+    await takeSnapshot({ coordinator: c.url, catalogs: [store], targets: [store], node: 'cluster', captureMetadata: metadata, log });
+  } finally {
+    c.close();
+  }
+  const policy = { keepLast: 1, gracePeriodMs: 0 };
+  const plan = await prune(store, { policy, dryRun: true, owner: 't', log });
+  assert.equal(plan.removeCount, keptFrom);
+  assert.equal(plan.remove.length, LISTED_REMOVALS);
+  let batches = 0;
+  const r = await prune(store, { policy, owner: 't', log, onStep: (s) => void (s === 'segment' && batches++) });
+  assert.equal(r.removed.segments, keptFrom, 'every segment the plan counts is removed, not only those it lists');
+  assert.equal(batches, Math.ceil(keptFrom / REMOVE_BATCH));
+  assert.equal((await LocalStore.open(root, { log }).stats()).segments, n - keptFrom);
 });
