@@ -16,13 +16,7 @@ import org.apache.druid.indexing.overlord.supervisor.NoopSupervisorSpec;
 import org.apache.druid.indexing.overlord.supervisor.SupervisorSpec;
 import org.apache.druid.metadata.MetadataSupervisorManager;
 import org.apache.druid.server.http.security.StateResourceFilter;
-import org.apache.druid.server.security.Action;
-import org.apache.druid.server.security.AuthorizationResult;
-import org.apache.druid.server.security.AuthorizationUtils;
 import org.apache.druid.server.security.AuthorizerMapper;
-import org.apache.druid.server.security.Resource;
-import org.apache.druid.server.security.ResourceAction;
-import org.apache.druid.server.security.ResourceType;
 
 import javax.servlet.http.HttpServletRequest;
 import javax.ws.rs.Consumes;
@@ -36,7 +30,6 @@ import javax.ws.rs.core.MediaType;
 import javax.ws.rs.core.Response;
 import java.io.IOException;
 import java.io.InputStream;
-import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -145,27 +138,16 @@ public class OffsetsResource
     catch (ApiException e) {
       bad = e;
     }
-    // One authorization check per request (Druid refuses a second), on STATE even for a body too bad to name a
-    // data source, so that nobody learns anything from it without that permission.
-    final List<ResourceAction> actions = new ArrayList<>();
-    actions.add(new ResourceAction(Resource.STATE_RESOURCE, Action.WRITE));
-    if (write != null) {
-      actions.add(new ResourceAction(new Resource(write.dataSource, ResourceType.DATASOURCE), Action.WRITE));
-    }
-    final AuthorizationResult auth = AuthorizationUtils.authorizeAllResourceActions(req, actions, authorizerMapper);
-    if (!auth.allowAccessWithNoRestriction()) {
-      return JsonErrors.response(
-          403,
-          "forbidden",
-          "writing committed offsets needs Druid's WRITE permission on STATE and on the data source"
-          + (write != null ? " " + write.dataSource : "")
-      );
-    }
-    if (bad != null) {
-      return JsonErrors.response(bad);
-    }
-    if (!overlordLeader.isLeader()) {
-      return JsonErrors.response(503, "not_leader", "this Overlord is not the leader; ask the leader Overlord");
+    final Response refused = LeaderWrites.refusal(
+        req,
+        authorizerMapper,
+        overlordLeader,
+        write != null ? write.dataSource : null,
+        bad,
+        "writing committed offsets"
+    );
+    if (refused != null) {
+      return refused;
     }
     final String running;
     try {

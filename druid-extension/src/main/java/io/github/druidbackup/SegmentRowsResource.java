@@ -9,13 +9,7 @@ import org.apache.druid.client.indexing.IndexingService;
 import org.apache.druid.discovery.DruidLeaderSelector;
 import org.apache.druid.guice.annotations.Json;
 import org.apache.druid.indexing.overlord.IndexerMetadataStorageCoordinator;
-import org.apache.druid.server.security.Action;
-import org.apache.druid.server.security.AuthorizationResult;
-import org.apache.druid.server.security.AuthorizationUtils;
 import org.apache.druid.server.security.AuthorizerMapper;
-import org.apache.druid.server.security.Resource;
-import org.apache.druid.server.security.ResourceAction;
-import org.apache.druid.server.security.ResourceType;
 import org.apache.druid.timeline.DataSegment;
 
 import javax.servlet.http.HttpServletRequest;
@@ -29,7 +23,6 @@ import javax.ws.rs.core.Response;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.InputStream;
-import java.util.ArrayList;
 import java.util.HashSet;
 import java.util.LinkedHashSet;
 import java.util.List;
@@ -109,27 +102,16 @@ public class SegmentRowsResource
     catch (ApiException e) {
       bad = e;
     }
-    // Exactly one authorization check per request (Druid refuses a second): a request too bad to name its data
-    // source is still authorized on STATE, so that nobody learns anything from it without that permission.
-    final List<ResourceAction> actions = new ArrayList<>();
-    actions.add(new ResourceAction(Resource.STATE_RESOURCE, Action.WRITE));
-    if (request != null) {
-      actions.add(new ResourceAction(new Resource(request.dataSource, ResourceType.DATASOURCE), Action.WRITE));
-    }
-    final AuthorizationResult auth = AuthorizationUtils.authorizeAllResourceActions(req, actions, authorizerMapper);
-    if (!auth.allowAccessWithNoRestriction()) {
-      return JsonErrors.response(
-          403,
-          "forbidden",
-          "inserting segment rows needs Druid's WRITE permission on STATE and on the data source"
-          + (request != null ? " " + request.dataSource : "")
-      );
-    }
-    if (bad != null) {
-      return JsonErrors.response(bad);
-    }
-    if (!overlordLeader.isLeader()) {
-      return JsonErrors.response(503, "not_leader", "this Overlord is not the leader; ask the leader Overlord");
+    final Response refused = LeaderWrites.refusal(
+        req,
+        authorizerMapper,
+        overlordLeader,
+        request != null ? request.dataSource : null,
+        bad,
+        "inserting segment rows"
+    );
+    if (refused != null) {
+      return refused;
     }
     final Set<DataSegment> inserted;
     try {
