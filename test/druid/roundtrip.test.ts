@@ -264,7 +264,7 @@ describe(`a real Apache Druid round trip (${process.env.DRUID_VERSION ?? '33.0.0
     assert.equal(node.druid.deepStorage.directory, druid.DRUID_DEEP_STORAGE_DIR);
     assert.match(
       readFileSync(druid.DRUID_SUPERVISE_CONF, 'utf8'),
-      /^backup .*dist\/sidecar\.js' sidecar --config conf\/druid\/historical\/runtime\.properties$/m,
+      /^backup .*dist\/sidecar\.js' sidecar --config conf\/druid\/historical\/runtime\.properties --wait-for-cache PT10M$/m,
     );
   });
 
