@@ -20,6 +20,7 @@ import type { Job } from '../../sidecar/api.js';
 import { unusedId } from '../../sidecar/cluster/restore/rollback.js';
 import type { StepResult } from '../../sidecar/cluster/restore/step.js';
 import type { Answer } from './dr.js';
+import { seeded } from '../reliability/lib.js';
 import { brief, DrCluster, filesBelow, hashesBelow, indexSpec, rowsOf, STEP_TIMEOUT, stepOf } from './dr.js';
 
 const CLICKS = 'clicks';
@@ -27,18 +28,6 @@ const VIEWS = 'views';
 const OFFSETS = '/druid-ext/druid-backup/v1/offsets';
 /** What a stream supervisor would have committed: Druid's core ObjectMetadata, which needs no stream extension. */
 const COMMITTED = { type: 'object', object: { 'partition-0': 42, 'partition-1': 7 } };
-
-/** mulberry32: a small seeded generator, so that a failing kill point can be run again with DBK_SEED. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface EndState {
   answers: Record<string, Answer>;
