@@ -33,6 +33,7 @@ import java.io.InputStream;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.TreeSet;
 
 /**
@@ -231,22 +232,12 @@ public class OffsetsResource
   /** The write asked, checked; anything else is an ApiException saying what is wrong. */
   static Write parse(byte[] body, ObjectMapper mapper)
   {
-    final JsonNode root;
-    try {
-      root = mapper.readTree(body);
-    }
-    catch (IOException e) {
-      throw new ApiException(400, "bad_request", "the body is not JSON");
-    }
-    if (root == null || !root.isObject()) {
-      throw new ApiException(400, "bad_request", "the body is {\"dataSource\": name, \"metadata\": {committed metadata}}");
-    }
-    for (Map.Entry<String, JsonNode> f : (Iterable<Map.Entry<String, JsonNode>>) root::fields) {
-      if (!"dataSource".equals(f.getKey()) && !"metadata".equals(f.getKey())) {
-        final String key = f.getKey().length() > 100 ? f.getKey().substring(0, 100) + "…" : f.getKey();
-        throw new ApiException(400, "bad_request", "unknown field " + JsonErrors.MAPPER.getNodeFactory().textNode(key));
-      }
-    }
+    final JsonNode root = LeaderWrites.objectBody(
+        body,
+        mapper,
+        Set.of("dataSource", "metadata"),
+        "{\"dataSource\": name, \"metadata\": {committed metadata}}"
+    );
     final JsonNode ds = root.get("dataSource");
     final String problem = ds != null && ds.isTextual() ? check(List.of(ds.asText())) : "dataSource must be a name";
     if (problem != null) {

@@ -170,21 +170,12 @@ public class SegmentRowsResource
   /** The request, checked; anything else is an ApiException saying what is wrong. */
   static Request parse(byte[] body, ObjectMapper mapper)
   {
-    final JsonNode root;
-    try {
-      root = mapper.readTree(body);
-    }
-    catch (IOException e) {
-      throw new ApiException(400, "bad_request", "the body is not JSON");
-    }
-    if (root == null || !root.isObject()) {
-      throw new ApiException(400, "bad_request", "the body is {\"dataSource\": name, \"segments\": [descriptors]}");
-    }
-    for (Map.Entry<String, JsonNode> f : (Iterable<Map.Entry<String, JsonNode>>) root::fields) {
-      if (!"dataSource".equals(f.getKey()) && !"segments".equals(f.getKey())) {
-        throw new ApiException(400, "bad_request", "unknown field " + quote(f.getKey()));
-      }
-    }
+    final JsonNode root = LeaderWrites.objectBody(
+        body,
+        mapper,
+        Set.of("dataSource", "segments"),
+        "{\"dataSource\": name, \"segments\": [descriptors]}"
+    );
     final JsonNode ds = root.get("dataSource");
     if (ds == null || !ds.isTextual() || ds.asText().isBlank() || ds.asText().length() > 1024) {
       throw new ApiException(400, "bad_request", "dataSource must be a name of 1 to 1024 characters");
@@ -213,7 +204,7 @@ public class SegmentRowsResource
         throw new ApiException(400, "bad_request", where + " is not a segment descriptor Druid reads");
       }
       if (s == null || !dataSource.equals(s.getDataSource())) {
-        throw new ApiException(400, "bad_request", where + " is not a segment of " + quote(dataSource));
+        throw new ApiException(400, "bad_request", where + " is not a segment of " + LeaderWrites.quote(dataSource));
       }
       final Map<String, Object> loadSpec = s.getLoadSpec();
       if (loadSpec == null || !(loadSpec.get("type") instanceof String)) {
@@ -228,11 +219,5 @@ public class SegmentRowsResource
       segments.add(s);
     }
     return new Request(dataSource, segments);
-  }
-
-  private static String quote(String s)
-  {
-    final String cut = s.length() > 100 ? s.substring(0, 100) + "…" : s;
-    return JsonErrors.MAPPER.getNodeFactory().textNode(cut).toString();
   }
 }
