@@ -5,6 +5,7 @@
  * one phase and writes a syscall summary per process there. Read the profiles with `node --import tsx bench/cpuprofile.ts DIR/*.cpuprofile`.
  */
 import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import type { ChildProcess } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -17,9 +18,38 @@ const dir = process.env.BENCH_PROFILE_DIR;
  * mostly measures the other tenants; the CPU it cost does not.
  */
 export function cpuSeconds(pid: number): number {
+  const { user, system } = cpuSplit(pid);
+  return user + system;
+}
+
+/** CPU seconds a process has used so far in user space and in the kernel (its syscalls: copies, page cache, sockets). */
+export function cpuSplit(pid: number): { user: number; system: number } {
   // Fields after the command's closing parenthesis: state is the 3rd field of the line, utime the 14th, stime the 15th.
   const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100;
+  return { user: Number(fields[11]) / 100, system: Number(fields[12]) / 100 };
+}
+
+/**
+ * CPU seconds (user + system) of this process's children that have ended: read before and after a baseline run
+ * by execFileSync (tar | tar), it gives the CPU the baseline cost, to set beside the sidecars'.
+ */
+export function endedChildrenCpuSeconds(): number {
+  const fields = readFileSync('/proc/self/stat', 'utf8').split(') ')[1]!.split(' ');
+  return (Number(fields[13]) + Number(fields[14])) / 100;
+}
+
+/**
+ * CPU seconds one core of this machine takes to sha256 `bytes` with Node's crypto (measured on 256 MiB): the part of
+ * a transfer's CPU that verification alone costs, whatever the code around it does.
+ */
+export function sha256CpuSeconds(bytes: number): number {
+  const block = Buffer.alloc(1 << 20, 0x5a);
+  const h = createHash('sha256');
+  const t0 = process.cpuUsage();
+  for (let i = 0; i < 256; i++) h.update(block);
+  h.digest();
+  const used = process.cpuUsage(t0);
+  return ((used.user + used.system) / 1e6) * (bytes / (256 * block.length));
 }
 
 /**
@@ -27,9 +57,10 @@ export function cpuSeconds(pid: number): number {
  * without strace (the profiler's sampling signals would fill strace's counts).
  */
 export function profiled(name: string): { nodeFlags: readonly string[] } {
-  if (!dir || process.env.BENCH_STRACE) return { nodeFlags: NODE_FLAGS };
+  const extra = (process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean);
+  if (!dir || process.env.BENCH_STRACE) return { nodeFlags: [...NODE_FLAGS, ...extra] };
   mkdirSync(dir, { recursive: true });
-  return { nodeFlags: [...NODE_FLAGS, '--cpu-prof', `--cpu-prof-dir=${path.resolve(dir)}`, `--cpu-prof-name=${name}.cpuprofile`] };
+  return { nodeFlags: [...NODE_FLAGS, ...extra, '--cpu-prof', `--cpu-prof-dir=${path.resolve(dir)}`, `--cpu-prof-name=${name}.cpuprofile`] };
 }
 
 /**

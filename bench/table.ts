@@ -8,6 +8,7 @@
  * The goal applies to the ratio value/baseline when there is a baseline, else to the value; `max` for times (lower
  * is better), `min` for speeds.
  */
+import os from 'node:os';
 
 export interface Row {
   figure: string;
@@ -75,7 +76,15 @@ export function tableText(): string {
   return lines.join('\n');
 }
 
+const loadAtStart = os.loadavg()[0]!;
+
+/** The date and the machine the table was measured on, for whoever quotes it. */
+export function machineText(): string {
+  const cpus = os.cpus();
+  return `${new Date().toISOString().slice(0, 10)}; ${cpus.length} cores (${cpus[0]?.model.trim() ?? 'unknown CPU'}), ${Math.round(os.totalmem() / 1024 ** 3)} GiB; load average ${loadAtStart.toFixed(1)} at the start, ${os.loadavg()[0]!.toFixed(1)} at the end`;
+}
+
 export function printTable(): void {
   if (!rows.length) return;
-  console.log(`\n## summary (${new Date().toISOString().slice(0, 10)})\n\n${tableText()}`);
+  console.log(`\n## summary (${machineText()})\n\n${tableText()}`);
 }
