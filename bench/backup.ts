@@ -104,10 +104,8 @@ async function noChange(): Promise<void> {
     mkdirSync(dest);
     execFileSync('sync');
     const tt0 = performance.now();
-    const tarCpu0 = endedChildrenCpuSeconds();
     execFileSync('sh', ['-c', `tar -C "${sample.location}" -cf - . | tar -C "${dest}" -xf - && sync`]);
     const tarMs = performance.now() - tt0;
-    const tarCpu = endedChildrenCpuSeconds() - tarCpu0;
     rmSync(dest, { recursive: true, force: true });
     execFileSync('sync');
 
