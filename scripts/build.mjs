@@ -30,7 +30,7 @@ await Promise.all([
     entryPoints: ['sidecar/cli.ts'],
     outfile: 'dist/sidecar.js',
     // The flags of sidecar/runtime.ts NODE_FLAGS (test/unit/runtime.test.ts checks they match); `env -S` splits them.
-    banner: { js: '#!/usr/bin/env -S node --max-semi-space-size=1' },
+    banner: { js: '#!/usr/bin/env -S node --max-semi-space-size=1 --initial-old-space-size=64' },
   }),
   build({
     ...common,

@@ -43,10 +43,11 @@ test('the binary runs through its #! line (env -S splits the flags)', () => {
 test("withNodeFlags adds the flags a command line lacks and keeps an operator's own value", () => {
   assert.deepEqual(withNodeFlags([]), [...NODE_FLAGS]);
   assert.deepEqual(withNodeFlags(['--inspect']), [...NODE_FLAGS, '--inspect']);
-  assert.deepEqual(withNodeFlags(['--max-semi-space-size=8']), ['--max-semi-space-size=8']);
+  assert.deepEqual(withNodeFlags(['--max-semi-space-size=8']), ['--initial-old-space-size=64', '--max-semi-space-size=8']);
+  assert.deepEqual(withNodeFlags(['--max-semi-space-size=8', '--initial-old-space-size=16']), ['--max-semi-space-size=8', '--initial-old-space-size=16']);
   assert.deepEqual(missingNodeFlags([], ''), [...NODE_FLAGS]);
-  assert.deepEqual(missingNodeFlags(['--max-semi-space-size=4'], ''), []);
-  assert.deepEqual(missingNodeFlags([], '--max-semi-space-size=2 --trace-warnings'), []);
+  assert.deepEqual(missingNodeFlags(['--max-semi-space-size=4'], ''), ['--initial-old-space-size=64']);
+  assert.deepEqual(missingNodeFlags(['--max-semi-space-size=4'], '--initial-old-space-size=32 --trace-warnings'), []);
 });
 
 test('a sidecar started without the flags says so in one log line, and one started with them does not', async () => {

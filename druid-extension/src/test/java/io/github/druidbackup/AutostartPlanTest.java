@@ -35,7 +35,7 @@ class AutostartPlanTest
     assertTrue(d.start());
     assertEquals(
         List.of(
-            "/usr/bin/node", "--max-semi-space-size=1", "--require", EXT.resolve("parent-watch.cjs").toString(), EXT.resolve("sidecar.js").toString(),
+            "/usr/bin/node", "--max-semi-space-size=1", "--initial-old-space-size=64", "--require", EXT.resolve("parent-watch.cjs").toString(), EXT.resolve("sidecar.js").toString(),
             "sidecar", "--config", PROPS.toString(), "--wait-for-cache", "PT10M", "--port", "8584", "--bind", "127.0.0.1"
         ),
         d.command()
@@ -151,7 +151,7 @@ class AutostartPlanTest
     assertTrue(d.start(), d.reason());
     assertEquals(
         List.of(
-            "/usr/bin/node", "--max-semi-space-size=1", "--require", EXT.resolve("parent-watch.cjs").toString(), EXT.resolve("sidecar.js").toString(),
+            "/usr/bin/node", "--max-semi-space-size=1", "--initial-old-space-size=64", "--require", EXT.resolve("parent-watch.cjs").toString(), EXT.resolve("sidecar.js").toString(),
             "sidecar", "--config", PROPS.toString(), "--coordinator", "http://127.0.0.1:8081", "--port", "8486", "--bind", "127.0.0.1"
         ),
         d.command()
