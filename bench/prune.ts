@@ -15,8 +15,7 @@ import { takeSnapshot } from '../sidecar/snapshot/take.js';
 import { LocalStore } from '../sidecar/store/local/store.js';
 import { S3Target } from '../sidecar/store/s3/target.js';
 import type { Target } from '../sidecar/store/target.js';
-import { mapLimit } from '../sidecar/util/pool.js';
-import { bigCoordinator, bigSegment, upTo, writeLocalSegments } from '../test/helpers/bigStore.js';
+import { bigCoordinator, bigSegment, upTo, writeBucketSegments, writeLocalSegments } from '../test/helpers/bigStore.js';
 import type { SidecarProcess } from '../test/helpers/sidecar.js';
 import { startSidecar, tmpDir } from '../test/helpers/sidecar.js';
 import { installVersityGw, startVersityGw } from '../test/helpers/versitygw.js';
@@ -96,10 +95,11 @@ async function s3(): Promise<void> {
     Object.assign(process.env, gw.env);
     await gw.createBucket('prune');
     const t0 = performance.now();
-    await mapLimit([...upTo(N)], 16, async (i) => {
-      const r = await target.put(bigSegment(i));
-      if (r.outcome !== 'stored') throw new Error(`segment ${i}: ${r.outcome}`);
-    });
+    // One segment through the S3 target's own put, the rest written as it leaves them (100,000 PUTs through
+    // VersityGW take hours on two cores); the prune reads them all through the S3 API.
+    const r = await target.put(bigSegment(0));
+    if (r.outcome !== 'stored') throw new Error(`segment 0: ${r.outcome}`);
+    for (let from = 1; from < N; from += 10_000) writeBucketSegments(path.join(gw.root, 'prune'), 'bench/', from, Math.min(N, from + 10_000));
     await snapshotLastTenth(target);
     const setupMs = performance.now() - t0;
     // A sidecar with a store of its own (empty) that prunes the bucket it is asked to.
