@@ -3,7 +3,15 @@
  * VersityGW: the store holds every segment, one snapshot names the last tenth (a Coordinator answering those as
  * used, test/helpers/bigStore.ts), the policy is keepLast=1 with gracePeriod PT0S. The prune runs as a job of a real
  * sidecar (`POST /data/v1/store/prune`: its own store, or `{"target": "s3://…"}`); printed: the plan's time (a dry
- * run), the prune's time, segments removed per second, and the sidecar's peak RSS (VmHWM) over both.
+ * run), the prune's time, segments removed per second, and the sidecar's memory: its RSS once started (a local
+ * store's catalog is loaded then) and its peak (VmHWM) over both, split into the V8 heap's peak size (what V8 kept
+ * reserved, sampled from /metrics each second) and peak use (live objects and garbage not yet collected), and the
+ * rest (code, buffers, the allocator's own).
+ * What bounds it (measured with --trace-gc, 2026-12): after a full GC the heap holds the catalog (about 0.7 KB a
+ * segment) and little of the prune's; V8 lets old space grow to about 4 times what is live before the next full GC,
+ * and the sweep's removals (I/O objects that live long enough to be promoted) fill that room. So the peak follows
+ * the catalog times V8's growth factor: at 100,000 segments, 88 MiB live, a heap of about 350 MiB, peak RSS about
+ * 480 MiB; with --heap-growing-percent=50, 253 MiB, for about 1.7 s more of full GCs.
  * Size with DBK_BENCH_PRUNE_SEGMENTS (default 100000); DBK_BENCH_PRUNE_ONLY=local or s3 runs one.
  */
 import { readFileSync, rmSync } from 'node:fs';
@@ -17,7 +25,7 @@ import { S3Target } from '../sidecar/store/s3/target.js';
 import type { Target } from '../sidecar/store/target.js';
 import { bigCoordinator, bigSegment, upTo, writeBucketSegments, writeLocalSegments } from '../test/helpers/bigStore.js';
 import type { SidecarProcess } from '../test/helpers/sidecar.js';
-import { startSidecar, tmpDir } from '../test/helpers/sidecar.js';
+import { metricValue, startSidecar, tmpDir } from '../test/helpers/sidecar.js';
 import { installVersityGw, startVersityGw } from '../test/helpers/versitygw.js';
 
 const N = Number(process.env.DBK_BENCH_PRUNE_SEGMENTS ?? 100_000);
@@ -25,8 +33,31 @@ const KEPT_FROM = N - N / 10;
 const RETENTION = { DRUID_BACKUP_RETENTION_KEEP_LAST: '1', DRUID_BACKUP_RETENTION_GRACE_PERIOD: 'PT0S' };
 const log = pino({ level: 'silent' });
 
-function hwmMiB(p: SidecarProcess): number {
-  return Math.round(Number(/^VmHWM:\s+(\d+)/m.exec(readFileSync(`/proc/${p.proc.pid}/status`, 'utf8'))?.[1] ?? 0) / 1024);
+function statusMiB(p: SidecarProcess, field: 'VmHWM' | 'VmRSS'): number {
+  return Math.round(Number(new RegExp(`^${field}:\\s+(\\d+)`, 'm').exec(readFileSync(`/proc/${p.proc.pid}/status`, 'utf8'))?.[1] ?? 0) / 1024);
+}
+
+/** The V8 heap's peak size and use, from the sidecar's /metrics each second until `stop`. */
+function heapPeaks(s: SidecarProcess): { stop(): Promise<{ totalMiB: number; usedMiB: number }> } {
+  let total = 0;
+  let used = 0;
+  let running = true;
+  const mib = (n: number) => Math.round(n / 1048576);
+  const loop = (async () => {
+    while (running) {
+      const m = await s.metrics().catch(() => '');
+      total = Math.max(total, metricValue(m, 'druid_backup_nodejs_heap_size_total_bytes'));
+      used = Math.max(used, metricValue(m, 'druid_backup_nodejs_heap_size_used_bytes'));
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+  })();
+  return {
+    stop: async () => {
+      running = false;
+      await loop;
+      return { totalMiB: mib(total), usedMiB: mib(used) };
+    },
+  };
 }
 
 async function run(s: SidecarProcess, body: Record<string, unknown>): Promise<{ ms: number; result: PruneResult }> {
@@ -57,12 +88,16 @@ async function snapshotLastTenth(store: Target): Promise<void> {
 }
 
 async function measure(kind: string, s: SidecarProcess, body: Record<string, unknown>, setupMs: number): Promise<void> {
+  const started = statusMiB(s, 'VmRSS');
+  const heap = heapPeaks(s);
   const plan = await run(s, { ...body, dryRun: true });
   if (plan.result.removeCount !== KEPT_FROM) throw new Error(`the plan removes ${plan.result.removeCount}, not ${KEPT_FROM}`);
   const done = await run(s, body);
   if (done.result.removed.segments !== KEPT_FROM) throw new Error(`the prune removed ${done.result.removed.segments}, not ${KEPT_FROM}`);
+  const h = await heap.stop();
+  const peak = statusMiB(s, 'VmHWM');
   console.log(
-    `prune ${kind}: ${N} segments, ${KEPT_FROM} prunable (90 %): plan ${(plan.ms / 1000).toFixed(1)} s, prune ${(done.ms / 1000).toFixed(1)} s (${Math.round(KEPT_FROM / (done.ms / 1000))} segments/s); sidecar peak RSS ${hwmMiB(s)} MiB; store written in ${(setupMs / 1000).toFixed(0)} s`,
+    `prune ${kind}: ${N} segments, ${KEPT_FROM} prunable (90 %): plan ${(plan.ms / 1000).toFixed(1)} s, prune ${(done.ms / 1000).toFixed(1)} s (${Math.round(KEPT_FROM / (done.ms / 1000))} segments/s); sidecar RSS ${started} MiB once started, peak ${peak} MiB (V8 heap: peak size ${h.totalMiB} MiB, peak use ${h.usedMiB} MiB; the rest ${peak - h.totalMiB} MiB); store written in ${(setupMs / 1000).toFixed(0)} s`,
   );
 }
 

@@ -119,8 +119,9 @@ export interface PlanState {
 
 /**
  * The plan, in memory bounded by what is kept (the ids kept snapshots name and nodes hold, and the marks), not by
- * what the store holds: stored segments are read one at a time from the catalog, and those to remove go to
- * `onRemove` as they are found.
+ * what the store holds: stored segments are read one at a time from the catalog (a local store's own index entries,
+ * no manifest read: whole manifests made about 3 KB of garbage a segment, which old space kept until a full GC), and
+ * those to remove go to `onRemove` as they are found.
  */
 export async function planPrune(target: Target, policy: RetentionPolicy, o: PlanOptions = {}): Promise<PrunePlan & PlanState> {
   const s = snapshotsOf(target);
@@ -174,7 +175,7 @@ export async function planPrune(target: Target, policy: RetentionPolicy, o: Plan
     blobs: (await s.listBlobs(o.signal)).filter((b) => !keptBlobs.has(b)),
     bytes: { stored: 0, usedByLatest: 0, keptByRetention: 0, prunable: 0 },
   };
-  for await (const m of target.list({}, { signal: o.signal })) {
+  for await (const m of s.storedSegments(o.signal)) {
     plan.bytes.stored += m.size;
     const inKept = named.get(m.segmentId);
     const inLatest = latest !== undefined && inKept === latest.id;
@@ -200,19 +201,32 @@ export async function planPrune(target: Target, policy: RetentionPolicy, o: Plan
   return { ...plan, named, holders, unmark, headers };
 }
 
+/** A batch of removals: their ids and the bytes they free. */
+interface RemovalBatch {
+  ids: string[];
+  bytes: number;
+}
+
+/**
+ * A removal as the sweep reads it back: the id and its bytes only. A batch lives as long as its removals' I/O, long
+ * enough for V8 to move it to old space, where it stays until a full GC: the reasons (about 200 B each) stay out.
+ */
+const spoolLine = (r: PlannedSegment) => `${JSON.stringify([r.segmentId, r.bytes])}\n`;
+
 /** The spooled removals, in batches of REMOVE_BATCH, without those a snapshot written since the plan names. */
-async function* removalBatches(file: string, since: Map<string, string>): AsyncGenerator<PlannedSegment[]> {
-  let batch: PlannedSegment[] = [];
+async function* removalBatches(file: string, since: Map<string, string>): AsyncGenerator<RemovalBatch> {
+  let batch: RemovalBatch = { ids: [], bytes: 0 };
   for await (const text of createInterface({ input: createReadStream(file), crlfDelay: Infinity })) {
-    const r = JSON.parse(text) as PlannedSegment;
-    if (since.has(r.segmentId)) continue;
-    batch.push(r);
-    if (batch.length === REMOVE_BATCH) {
+    const [id, bytes] = JSON.parse(text) as [string, number];
+    if (since.has(id)) continue;
+    batch.ids.push(id);
+    batch.bytes += bytes;
+    if (batch.ids.length === REMOVE_BATCH) {
       yield batch;
-      batch = [];
+      batch = { ids: [], bytes: 0 };
     }
   }
-  if (batch.length) yield batch;
+  if (batch.ids.length) yield batch;
 }
 
 export interface PruneOptions {
@@ -293,7 +307,7 @@ export async function prune(target: Target, o: PruneOptions): Promise<PruneResul
       now: t,
       signal: o.signal,
       onRemove: async (r) => {
-        if (!out.write(`${JSON.stringify(r)}\n`)) await Promise.race([once(out, 'drain'), failed]);
+        if (!out.write(spoolLine(r))) await Promise.race([once(out, 'drain'), failed]);
       },
     });
     out.end();
@@ -344,12 +358,9 @@ export async function prune(target: Target, o: PruneOptions): Promise<PruneResul
       // those under way end, so none runs after the lease is released.
       await eachLimit(removalBatches(removals, since), o.concurrency ?? PRUNE_CONCURRENCY, async (batch) => {
         step('segment');
-        await s.removeSegments(
-          batch.map((r) => r.segmentId),
-          o.signal,
-        );
-        removed.segments += batch.length;
-        for (const r of batch) removed.bytes += r.bytes;
+        await s.removeSegments(batch.ids, o.signal);
+        removed.segments += batch.ids.length;
+        removed.bytes += batch.bytes;
         await renew();
       });
       for (const b of plan.blobs) {

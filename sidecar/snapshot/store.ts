@@ -14,6 +14,7 @@
  *   so that a bucket removes many with one request per step (DeleteObjects) instead of five per segment.
  * Every id and digest is checked (snapshot/check.ts) before a key or a path is made of it.
  */
+import type { StoredSegment } from '../api.js';
 import type { SnapshotHeader } from './model.js';
 import type { Pin } from './check.js';
 
@@ -37,6 +38,9 @@ export interface Holdings {
   at: string;
   segmentIds: string[];
 }
+
+/** What a prune's plan reads of each stored segment. */
+export type StoredBrief = Pick<StoredSegment, 'segmentId' | 'dataSource' | 'size' | 'updatedAt'>;
 
 /** A blob's bytes: small ones (the metadata) in memory, a segment list as a file its taker wrote, streamed from there. */
 export type BlobBody = Buffer | BlobFile;
@@ -100,6 +104,11 @@ export interface SnapshotStore {
    */
   putHoldings(h: HoldingsReport, signal?: AbortSignal): Promise<void>;
   listHoldings(signal?: AbortSignal): Promise<Holdings[]>;
+  /**
+   * Every stored segment, as the plan needs it: a local store reads its in-memory catalog (no manifest is read or
+   * parsed, so a plan over 100,000 segments makes little garbage), a bucket its catalog's listing. Read once.
+   */
+  storedSegments(signal?: AbortSignal): AsyncIterable<StoredBrief>;
   /** Removes stored segments, each one's manifest before its files; on a failure, some may be removed and some not. */
   removeSegments(segmentIds: readonly string[], signal?: AbortSignal): Promise<void>;
   /** Segments whose files are stored without a manifest (a prune killed part-way): removed by the next prune. */

@@ -2,13 +2,15 @@
  * The holdings report is streamed end to end (issue 21): a node's report goes to a target sidecar as a JSON array
  * written as its ids come, and the target checks each id as it arrives and streams it into a file that replaces
  * the previous report only once whole. A report refused part-way (not an array, a bad id, an element too long, a
- * body cut short, a bad node or time) gets a 4xx, and the report already stored stays as it was.
+ * body cut short, a bad node or time) gets a 4xx, and the report already stored stays as it was. A body of valid ids
+ * just over the 256 MiB limit gets a 413, sent from a generator so that neither side holds it.
  */
 import assert from 'node:assert/strict';
 import { readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import pino from 'pino';
+import { MAX_HOLDINGS_BYTES } from '../../sidecar/snapshot/records.js';
 import { HttpTarget } from '../../sidecar/store/http/target.js';
 import { LocalStore } from '../../sidecar/store/local/store.js';
 import type { SidecarProcess } from '../helpers/sidecar.js';
@@ -69,6 +71,42 @@ describe('holdings reports are streamed, checked as they arrive, and never harm 
   test('the next good report replaces the stored one', async () => {
     await target.snapshots.putHoldings({ node: 'h1', at: new Date().toISOString(), segmentIds: [id(7), id(8)] });
     assert.deepEqual((await stored())?.segmentIds, [id(7), id(8)]);
+  });
+
+  test('a report of valid ids just over the 256 MiB limit: 413, the stored report untouched, no partial file left', { timeout: 600_000 }, async () => {
+    await target.snapshots.putHoldings({ node: 'h1', at: new Date().toISOString(), segmentIds: [id(7), id(8)] });
+    const prev = await stored();
+    // Ids are made as the body is read, in chunks of about 64 KiB, until it is 64 KiB over the limit: a well-formed
+    // array of good ids, refused for its size alone.
+    const over = MAX_HOLDINGS_BYTES + 65_536;
+    let sent = 0;
+    let i = 0;
+    const body = new ReadableStream<Uint8Array>({
+      pull(c) {
+        if (sent >= over) {
+          c.enqueue(new TextEncoder().encode(']'));
+          c.close();
+          return;
+        }
+        let chunk = sent ? '' : '[';
+        while (chunk.length < 65_536) chunk += `${i ? ',' : ''}${JSON.stringify(id(i++))}`;
+        const b = new TextEncoder().encode(chunk);
+        sent += b.length;
+        c.enqueue(b);
+      },
+    });
+    const r = await send(body).catch((e: unknown) => new Response(String(e), { status: 499 }));
+    const text = await r.text();
+    assert.equal(r.status, 413, text);
+    assert.match(text, /larger than 268435456 bytes/);
+    assert.ok(sent > MAX_HOLDINGS_BYTES, `${sent} bytes sent`);
+    for (let k = 0; k < 50 && readdirSync(path.join(dir, 'holdings')).some((n) => n.endsWith('.tmp')); k++) await new Promise((res) => setTimeout(res, 20));
+    assert.deepEqual(await stored(), prev);
+    assert.deepEqual(
+      readdirSync(path.join(dir, 'holdings')).filter((n) => n.endsWith('.tmp')),
+      [],
+    );
+    console.log(JSON.stringify({ holdingsOverLimit: { ids: i, bytesSent: sent, targetPeakRssMiB: hwmMiB(sc) } }));
   });
 
   const hostile: Array<[string, () => Promise<Response>, number, RegExp]> = [

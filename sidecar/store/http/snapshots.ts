@@ -186,6 +186,10 @@ export class HttpSnapshots implements SnapshotStore {
     return this.pruneHere();
   }
 
+  storedSegments(): AsyncIterable<never> {
+    return this.pruneHere();
+  }
+
   removeSegments(): Promise<void> {
     return this.pruneHere();
   }

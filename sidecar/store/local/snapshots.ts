@@ -21,7 +21,7 @@ import { writeChunks } from '../../util/fileWriter.js';
 import type { Pin } from '../../snapshot/check.js';
 import { MAX_HEADER_BYTES, checkSha256, checkSnapshotId, parseHeader, parsePin, sha256 } from '../../snapshot/check.js';
 import type { SnapshotHeader } from '../../snapshot/model.js';
-import type { BlobBody, Holdings, HoldingsReport, Lease, PruneMarks, SnapshotStore } from '../../snapshot/store.js';
+import type { BlobBody, Holdings, HoldingsReport, Lease, PruneMarks, SnapshotStore, StoredBrief } from '../../snapshot/store.js';
 import { MAX_HOLDINGS_BYTES, holdingsChunks, parseHoldings, parseLease, parseMarks } from '../../snapshot/records.js';
 import { TMP_DIR, encodeName } from './layout.js';
 
@@ -52,8 +52,10 @@ function json(data: Buffer, what: string): unknown {
   }
 }
 
-/** The store-side removal of a segment, which the local store owns (its index must forget it too). */
+/** What the local store owns of pruning: its catalog, read in place, and removals (its index must forget them too). */
 export interface SegmentRemover {
+  /** The catalog's entries in id order, straight from the index. */
+  summaries(): Iterable<StoredBrief>;
   removeSegment(segmentId: string): Promise<void>;
   orphans(): Promise<string[]>;
   removeOrphan(name: string): Promise<void>;
@@ -376,6 +378,10 @@ export class LocalSnapshots implements SnapshotStore {
       }
     }
     return out;
+  }
+
+  async *storedSegments(): AsyncGenerator<StoredBrief> {
+    yield* this.segments.summaries();
   }
 
   async removeSegments(segmentIds: readonly string[]): Promise<void> {

@@ -143,6 +143,7 @@ export class LocalStore implements Target {
   ) {
     this.url = pathToFileURL(root).toString();
     this.snapshots = new LocalSnapshots(root, {
+      summaries: () => this.summaries(),
       removeSegment: (id) => this.remove(id),
       orphans: () => this.orphanDirs(),
       removeOrphan: (name) => this.removeOrphanDir(name),
@@ -481,6 +482,17 @@ export class LocalStore implements Target {
       this.updateGauges();
       this.opts.log.info({ segmentId, bytes: e.summary.size }, 'segment pruned');
     });
+  }
+
+  /**
+   * The catalog's own entries in id order, for a prune's plan: nothing is read or copied. The ids are those sorted
+   * when it starts; one removed meanwhile is skipped.
+   */
+  private *summaries(): Generator<StoredSegment> {
+    for (const id of this.ids()) {
+      const e = this.index.get(id);
+      if (e) yield e.summary;
+    }
   }
 
   /** Segment directories without a manifest (`{dataSource}/{segment}` relative to segments/): a prune cut short. */

@@ -24,7 +24,7 @@ import type { Pin } from '../../snapshot/check.js';
 import { MAX_HEADER_BYTES, SNAPSHOT_ID, checkSha256, checkSnapshotId, parseHeader, parsePin, sha256 } from '../../snapshot/check.js';
 import type { SnapshotHeader } from '../../snapshot/model.js';
 import { MAX_HOLDINGS_BYTES, holdingsChunks, parseHoldings, parseLease, parseMarks } from '../../snapshot/records.js';
-import type { BlobBody, Holdings, HoldingsReport, Lease, PruneMarks, SnapshotStore } from '../../snapshot/store.js';
+import type { BlobBody, Holdings, HoldingsReport, Lease, PruneMarks, SnapshotStore, StoredBrief } from '../../snapshot/store.js';
 import { PageGuard } from '../../util/limitedRead.js';
 import { mapLimit } from '../../util/pool.js';
 import { encodeName } from './layout.js';
@@ -298,6 +298,10 @@ export class ObjectSnapshots implements SnapshotStore {
       }
     }
     return out;
+  }
+
+  async *storedSegments(signal?: AbortSignal): AsyncGenerator<StoredBrief> {
+    for await (const m of this.t.list({}, { signal })) yield { segmentId: m.segmentId, dataSource: m.dataSource, size: m.size, updatedAt: m.updatedAt };
   }
 
   /**
