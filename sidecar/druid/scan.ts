@@ -171,13 +171,34 @@ function childPath(dir: string, name: string): string {
   return dir.endsWith(path.sep) ? dir + name : dir + path.sep + name;
 }
 
-/** Reads one segment directory: its files, sizes and state. */
+/**
+ * Whether a directory read finds what `previous` (its last read) holds: then the scan keeps that object instead of
+ * a new one, so a scan of an unchanged cache leaves only short-lived garbage. A new object per segment per scan
+ * outlives V8's 1 MiB young generation (sidecar/runtime.ts) and is freed by the old generation's collector: at
+ * 10,000 segments that was a third of a no-change backup's CPU.
+ */
+function sameRead(previous: CachedSegment, dir: string, layout: CacheLayout, state: SegmentState, mtimeMs: number, files: CachedFile[]): boolean {
+  if (previous.dir !== dir || previous.layout !== layout || previous.state !== state || previous.mtimeMs !== mtimeMs) return false;
+  if (previous.files.length !== files.length) return false;
+  for (let i = 0; i < files.length; i++) {
+    const a = previous.files[i]!;
+    const b = files[i]!;
+    if (a.name !== b.name || a.size !== b.size || a.mtimeMs !== b.mtimeMs || a.ino !== b.ino || a.nlink !== b.nlink) return false;
+  }
+  return true;
+}
+
+/**
+ * Reads one segment directory: its files, sizes and state. Given `previous`, the segment as last read, it returns
+ * that same object when nothing it records has changed.
+ */
 export async function readSegmentDir(
   location: string,
   dir: string,
   seg: SegmentId,
   layout: CacheLayout,
   issues: ScanIssue[] = [],
+  previous?: CachedSegment,
 ): Promise<CachedSegment | undefined> {
   await maybeYield();
   const dirStat = lstatSync(dir, { throwIfNoEntry: false });
@@ -208,6 +229,7 @@ export async function readSegmentDir(
   files.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   const hasData = files.some((f) => (SEGMENT_MARKERS as readonly string[]).includes(f.name));
   const state: SegmentState = marker ? 'downloading' : hasData ? 'complete' : 'incomplete';
+  if (previous && sameRead(previous, dir, layout, state, mtimeMs, files)) return previous;
   return {
     ...seg,
     interval: `${seg.start}/${seg.end}`,
@@ -260,8 +282,16 @@ async function collectNested(location: string, dsDir: string, dataSource: string
   }
 }
 
-/** Scans every location. `infoDir` defaults to `{first location}/info_dir`, as in Druid. */
-export async function scanCache(opts: { locations: CacheLocationConfig[]; infoDir?: string }): Promise<CacheScan> {
+/**
+ * Scans every location. `infoDir` defaults to `{first location}/info_dir`, as in Druid. `previous` gives the
+ * segments as the last scan found them, by id: an unchanged one is returned as that same object (treat the
+ * segments as read-only).
+ */
+export async function scanCache(opts: {
+  locations: CacheLocationConfig[];
+  infoDir?: string;
+  previous?: (id: string) => CachedSegment | undefined;
+}): Promise<CacheScan> {
   const t0 = performance.now();
   const issues: ScanIssue[] = [];
   const infoDir = path.resolve(opts.infoDir ?? path.join(opts.locations[0]?.path ?? '.', 'info_dir'));
@@ -286,21 +316,29 @@ export async function scanCache(opts: { locations: CacheLocationConfig[]; infoDi
     // A flat name such as `ds_..._v_1` may end in a partition or in the version; the descriptor decides.
     const desc = info.get(c.seg.id);
     const seg = desc && c.layout === 'flat' ? desc.seg : c.seg;
-    found.push(await readSegmentDir(c.location, c.dir, seg, c.layout, issues));
+    found.push(await readSegmentDir(c.location, c.dir, seg, c.layout, issues, opts.previous?.(seg.id)));
   }
   const segments: CachedSegment[] = [];
   const seen = new Set<string>();
-  for (const s of found) {
-    if (!s) continue;
-    if (seen.has(s.id)) {
-      issues.push({ path: s.dir, problem: `segment ${s.id} is present in more than one place; this copy is ignored` });
+  for (const read of found) {
+    if (!read) continue;
+    if (seen.has(read.id)) {
+      issues.push({ path: read.dir, problem: `segment ${read.id} is present in more than one place; this copy is ignored` });
       continue;
     }
-    seen.add(s.id);
-    const entry = info.get(s.id);
-    if (entry) {
-      s.descriptor = entry.descriptor;
-      s.infoFile = entry.file;
+    seen.add(read.id);
+    const entry = info.get(read.id);
+    let s = read;
+    if (s.descriptor !== entry?.descriptor || s.infoFile !== entry?.file) {
+      // A kept object is never changed in place: its holder compares it with what it had.
+      if (s === opts.previous?.(s.id)) s = { ...s };
+      if (entry) {
+        s.descriptor = entry.descriptor;
+        s.infoFile = entry.file;
+      } else {
+        delete s.descriptor;
+        delete s.infoFile;
+      }
     }
     segments.push(s);
   }
