@@ -243,14 +243,13 @@ export async function readSegmentDir(
   };
 }
 
-interface Candidate {
-  location: string;
-  dir: string;
-  seg: SegmentId;
-  layout: CacheLayout;
-}
-
-async function collectNested(location: string, dsDir: string, dataSource: string, issues: ScanIssue[], out: Candidate[]): Promise<void> {
+/** Walks a nested data source directory, handing each segment directory to `visit` as it is found. */
+async function collectNested(
+  dsDir: string,
+  dataSource: string,
+  issues: ScanIssue[],
+  visit: (dir: string, seg: SegmentId) => Promise<void>,
+): Promise<void> {
   for (const iv of readDirSafe(dsDir, issues)) {
     await maybeYield();
     const ivPath = childPath(dsDir, iv.name);
@@ -276,7 +275,7 @@ async function collectNested(location: string, dsDir: string, dataSource: string
           });
           continue;
         }
-        out.push({ location, dir: partPath, seg, layout: 'nested' });
+        await visit(partPath, seg);
       }
     }
   }
@@ -295,7 +294,14 @@ export async function scanCache(opts: {
   const t0 = performance.now();
   const issues: ScanIssue[] = [];
   const infoDir = path.resolve(opts.infoDir ?? path.join(opts.locations[0]?.path ?? '.', 'info_dir'));
-  const candidates: Candidate[] = [];
+  // Segment directories are read as the walk finds them, so that what a scan makes and drops (ids, paths) dies
+  // young. A flat name waits for info_dir, read after the walk: `ds_..._v_1` may end in a partition or in
+  // the version, and the descriptor decides. `found` keeps the walk's order, which decides the copy kept of a
+  // segment found twice.
+  const found: Array<CachedSegment | undefined> = [];
+  const flats: Array<{ slot: number; location: string; dir: string; seg: SegmentId }> = [];
+  const read = async (location: string, dir: string, seg: SegmentId, layout: CacheLayout) =>
+    readSegmentDir(location, dir, seg, layout, issues, opts.previous?.(seg.id));
   for (const loc of opts.locations) {
     const location = path.resolve(loc.path);
     for (const e of readDirSafe(location, issues)) {
@@ -306,29 +312,26 @@ export async function scanCache(opts: {
         continue;
       }
       const flat = tryParseSegmentId(e.name);
-      if (flat) candidates.push({ location, dir: p, seg: flat, layout: 'flat' });
-      else await collectNested(location, p, e.name, issues, candidates);
+      if (flat) flats.push({ slot: found.push(undefined) - 1, location, dir: p, seg: flat });
+      else
+        await collectNested(p, e.name, issues, async (dir, seg) => {
+          found.push(await read(location, dir, seg, 'nested'));
+        });
     }
   }
   const info = await readInfoDir(infoDir, issues);
-  const found: Array<CachedSegment | undefined> = [];
-  for (const c of candidates) {
-    // A flat name such as `ds_..._v_1` may end in a partition or in the version; the descriptor decides.
-    const desc = info.get(c.seg.id);
-    const seg = desc && c.layout === 'flat' ? desc.seg : c.seg;
-    found.push(await readSegmentDir(c.location, c.dir, seg, c.layout, issues, opts.previous?.(seg.id)));
-  }
+  for (const c of flats) found[c.slot] = await read(c.location, c.dir, info.get(c.seg.id)?.seg ?? c.seg, 'flat');
   const segments: CachedSegment[] = [];
   const seen = new Set<string>();
-  for (const read of found) {
-    if (!read) continue;
-    if (seen.has(read.id)) {
-      issues.push({ path: read.dir, problem: `segment ${read.id} is present in more than one place; this copy is ignored` });
+  for (const one of found) {
+    if (!one) continue;
+    if (seen.has(one.id)) {
+      issues.push({ path: one.dir, problem: `segment ${one.id} is present in more than one place; this copy is ignored` });
       continue;
     }
-    seen.add(read.id);
-    const entry = info.get(read.id);
-    let s = read;
+    seen.add(one.id);
+    const entry = info.get(one.id);
+    let s = one;
     if (s.descriptor !== entry?.descriptor || s.infoFile !== entry?.file) {
       // A kept object is never changed in place: its holder compares it with what it had.
       if (s === opts.previous?.(s.id)) s = { ...s };
