@@ -230,8 +230,16 @@ export async function readSegmentDir(
   const hasData = files.some((f) => (SEGMENT_MARKERS as readonly string[]).includes(f.name));
   const state: SegmentState = marker ? 'downloading' : hasData ? 'complete' : 'incomplete';
   if (previous && sameRead(previous, dir, layout, state, mtimeMs, files)) return previous;
+  // The id's fields by name: `seg` may be a segment of the last scan, whose other fields are not this read's.
   return {
-    ...seg,
+    id: seg.id,
+    dataSource: seg.dataSource,
+    start: seg.start,
+    end: seg.end,
+    startMs: seg.startMs,
+    endMs: seg.endMs,
+    version: seg.version,
+    partition: seg.partition,
     interval: `${seg.start}/${seg.end}`,
     location,
     dir,
@@ -243,11 +251,16 @@ export async function readSegmentDir(
   };
 }
 
-/** Walks a nested data source directory, handing each segment directory to `visit` as it is found. */
+/**
+ * Walks a nested data source directory, handing each segment directory to `visit` as it is found. A directory where
+ * the last scan found a segment (`previous`) is that segment: the same four path parts make the same id, so they
+ * are not parsed again.
+ */
 async function collectNested(
   dsDir: string,
   dataSource: string,
   issues: ScanIssue[],
+  previous: ((id: string) => CachedSegment | undefined) | undefined,
   visit: (dir: string, seg: SegmentId) => Promise<void>,
 ): Promise<void> {
   for (const iv of readDirSafe(dsDir, issues)) {
@@ -265,7 +278,9 @@ async function collectNested(
       }
       for (const part of readDirSafe(verPath, issues)) {
         const partPath = childPath(verPath, part.name);
-        const seg = part.isDirectory() ? segmentOfNestedParts(dataSource, iv.name, ver.name, part.name) : undefined;
+        const last = part.isDirectory() ? previous?.(`${dataSource}_${iv.name}_${ver.name}${part.name === '0' ? '' : `_${part.name}`}`) : undefined;
+        const seg =
+          last?.dir === partPath ? last : part.isDirectory() ? segmentOfNestedParts(dataSource, iv.name, ver.name, part.name) : undefined;
         if (!seg) {
           issues.push({
             path: partPath,
@@ -314,7 +329,7 @@ export async function scanCache(opts: {
       const flat = tryParseSegmentId(e.name);
       if (flat) flats.push({ slot: found.push(undefined) - 1, location, dir: p, seg: flat });
       else
-        await collectNested(p, e.name, issues, async (dir, seg) => {
+        await collectNested(p, e.name, issues, opts.previous, async (dir, seg) => {
           found.push(await read(location, dir, seg, 'nested'));
         });
     }

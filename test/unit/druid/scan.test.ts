@@ -193,4 +193,13 @@ test('given the last scan, an unchanged segment is that same object; any change 
   assert.notEqual(back, held);
   assert.deepEqual(back.descriptor, snapshot[2]!.descriptor);
   assert.equal(held.descriptor, undefined);
+
+  // A segment given for an id but found at another path is not taken for the one here: each is read and parsed anew.
+  const elsewhere = new Map(third.segments.map((x) => [x.id, { ...x, dir: `${x.dir}-moved`, version: 'other' }]));
+  const fourth = await scanCache({ locations: [{ path: r.location }], previous: (id) => elsewhere.get(id) });
+  assert.deepEqual(
+    fourth.segments.map((x) => [x.id, x.dir, x.version]),
+    third.segments.map((x) => [x.id, x.dir, x.version]),
+  );
+  for (const x of fourth.segments) assert.notEqual(x, elsewhere.get(x.id));
 });
