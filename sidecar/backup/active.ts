@@ -16,7 +16,6 @@ import type { CachedSegment } from '../druid/scan.js';
 import { BackupError, isBackupError, messageOf } from '../errors.js';
 import type { Bandwidth } from '../services/bandwidth.js';
 import type { Metrics } from '../services/metrics.js';
-import { segmentDigest } from '../store/manifest.js';
 import type { StoredSummary, Target } from '../store/target.js';
 import type { HoldingsReport } from '../snapshot/store.js';
 import type { CacheIndex } from './cacheIndex.js';
@@ -198,8 +197,7 @@ export class ActiveBackup {
         continue;
       }
       const rec = this.deps.state.get(seg.id);
-      const files = this.deps.state.cachedDigests(seg);
-      const digest = files && segmentDigest(files);
+      const digest = this.deps.state.cachedDigest(seg);
       const b = rec?.backup?.target === this.target.url ? rec.backup : undefined;
       if (digest && b?.conflict && b.digest === digest) continue;
       if (remote) {

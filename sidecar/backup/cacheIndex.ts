@@ -54,7 +54,8 @@ export class CacheIndex {
   }
 
   private async doScan(): Promise<CacheScan> {
-    const scan = await scanCache({ locations: this.opts.config.druid.locations, infoDir: this.infoDir });
+    // Given the segments it holds, the scan returns an unchanged one as the object held (scanCache's `previous`).
+    const scan = await scanCache({ locations: this.opts.config.druid.locations, infoDir: this.infoDir, previous: (id) => this.segments.get(id) });
     const seen = new Set<string>();
     for (const s of scan.segments) {
       seen.add(s.id);

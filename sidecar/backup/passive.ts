@@ -11,7 +11,6 @@ import type { Selector } from '../druid/selector.js';
 import { selects } from '../druid/selector.js';
 import { messageOf } from '../errors.js';
 import type { JobContext } from '../services/jobs.js';
-import { segmentDigest } from '../store/manifest.js';
 import type { StoredSummary, Target } from '../store/target.js';
 import type { RateLimit } from '../util/rateLimit.js';
 import { mapLimit } from '../util/pool.js';
@@ -88,6 +87,42 @@ export function backupJob(req: BackupRequest, sel: Selector, target: Target, dep
     const sendDeps: SendDeps = { ...deps, target };
     const tracksState = deps.activeTarget === undefined || deps.activeTarget === target.url;
 
+    /** Records a segment's outcome in the source's state, unless it says so already. */
+    const record = (seg: CachedSegment, r: Pick<SendResult, 'outcome' | 'digest'>): void => {
+      if (!tracksState) return;
+      const before = deps.state.get(seg.id)?.backup;
+      const unchanged =
+        before?.target === target.url && before.digest === r.digest && (r.outcome === 'conflict' ? !!before.conflict : before.state === 'backedUp');
+      if (unchanged) return;
+      deps.state.setBackup(
+        seg,
+        r.outcome === 'conflict'
+          ? { target: target.url, state: 'failed', digest: r.digest, conflict: true, error: 'the target holds different bytes' }
+          : { target: target.url, state: 'backedUp', digest: r.digest, at: new Date().toISOString() },
+      );
+      deps.cache.publish(seg.id);
+    };
+
+    // The scan is seconds old: a segment the target holds from this node with the digest its files had when last
+    // read (every file's fingerprint unchanged) is done here, in one pass with no worker, no second look at the disk
+    // and nothing sent. Only the rest go to the workers.
+    const toSend: CachedSegment[] = [];
+    let unchanged = 0;
+    for (const s of chosen) {
+      const held = remote?.get(s.id);
+      const digest = held && held.sources.includes(deps.node) ? deps.state.cachedDigest(s) : undefined;
+      if (digest === undefined || digest !== held!.digest) {
+        toSend.push(s);
+        continue;
+      }
+      unchanged++;
+      jc.segmentDone('skipped');
+      jc.addBytes(s.size);
+      record(s, { outcome: 'identical', digest });
+    }
+    counts.identical += unchanged;
+    if (unchanged) deps.metrics.segmentsBackedUp.inc({ outcome: 'identical' }, unchanged);
+
     const backupOne = async (listed: CachedSegment): Promise<void> => {
       if (jc.signal.aborted) return;
       jc.setCurrent(listed.id);
@@ -95,11 +130,7 @@ export function backupJob(req: BackupRequest, sel: Selector, target: Target, dep
       for (let attempt = 1; attempt <= ATTEMPTS && !jc.signal.aborted; attempt++) {
         let sent = 0;
         try {
-          // The scan is seconds old: a segment the target holds from this node with the digest its files had
-          // when last read needs no second look at the disk.
-          const held = remote?.get(listed.id);
-          const cached = held && held.sources.includes(deps.node) ? deps.state.cachedDigests(listed) : undefined;
-          const seg = cached && segmentDigest(cached) === held!.digest ? listed : ((await deps.cache.refresh(listed.dir)) ?? listed);
+          const seg = (await deps.cache.refresh(listed.dir)) ?? listed;
           const r: SendResult = await sendSegment(seg, sendDeps, {
             signal: jc.signal,
             limit: deps.limit,
@@ -121,18 +152,7 @@ export function backupJob(req: BackupRequest, sel: Selector, target: Target, dep
             jc.segmentDone(r.outcome === 'stored' ? 'done' : 'skipped');
             deps.metrics.segmentsBackedUp.inc({ outcome: r.outcome === 'stored' ? 'stored' : 'identical' });
           }
-          const before = deps.state.get(seg.id)?.backup;
-          const unchanged =
-            before?.target === target.url && before.digest === r.digest && (r.outcome === 'conflict' ? !!before.conflict : before.state === 'backedUp');
-          if (tracksState && !unchanged) {
-            deps.state.setBackup(
-              seg,
-              r.outcome === 'conflict'
-                ? { target: target.url, state: 'failed', digest: r.digest, conflict: true, error: 'the target holds different bytes' }
-                : { target: target.url, state: 'backedUp', digest: r.digest, at: new Date().toISOString() },
-            );
-            deps.cache.publish(seg.id);
-          }
+          record(seg, r);
           return;
         } catch (e) {
           lastError = e;
@@ -151,7 +171,7 @@ export function backupJob(req: BackupRequest, sel: Selector, target: Target, dep
         }
       }
     };
-    await mapLimit(transferGroups(chosen), deps.workers, async (group) => {
+    await mapLimit(transferGroups(toSend), deps.workers, async (group) => {
       await Promise.all(group.map(backupOne));
     });
     jc.setCurrent(undefined);

@@ -120,17 +120,27 @@ export class SourceState {
     this.put(rec);
   }
 
-  /** The digests of a segment's files if every file still has the fingerprint it had when hashed, else undefined. */
-  cachedDigests(seg: CachedSegment): SegmentFileInfo[] | undefined {
+  /** The fingerprints of a segment's files as hashed, if every file still has the one it had then, else undefined. */
+  private fingerprints(seg: CachedSegment): FileFingerprint[] | undefined {
     const rec = this.records.get(seg.id);
     if (!rec?.files || rec.dir !== seg.dir || rec.files.length !== seg.files.length) return undefined;
-    const out: SegmentFileInfo[] = [];
-    for (let i = 0; i < seg.files.length; i++) {
-      const fp = rec.files[i]!;
-      if (!sameFile(fp, seg.files[i]!)) return undefined;
-      out.push({ name: fp[0], size: fp[1], sha256: fp[4] });
-    }
-    return out;
+    for (let i = 0; i < seg.files.length; i++) if (!sameFile(rec.files[i]!, seg.files[i]!)) return undefined;
+    return rec.files;
+  }
+
+  /** The digests of a segment's files if every file still has the fingerprint it had when hashed, else undefined. */
+  cachedDigests(seg: CachedSegment): SegmentFileInfo[] | undefined {
+    return this.fingerprints(seg)?.map((fp) => ({ name: fp[0], size: fp[1], sha256: fp[4] }));
+  }
+
+  /**
+   * The segment digest of `cachedDigests(seg)`, read from the record without building the file list or hashing
+   * again: a no-change backup asks it for every segment of the node.
+   */
+  cachedDigest(seg: CachedSegment): string | undefined {
+    const fps = this.fingerprints(seg);
+    if (!fps) return undefined;
+    return this.records.get(seg.id)!.digest ?? segmentDigest(fps.map((fp) => ({ name: fp[0], size: fp[1], sha256: fp[4] })));
   }
 
   /** Remembers the digests of a segment's files as read with the fingerprints in `seg`. */

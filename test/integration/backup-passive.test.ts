@@ -4,7 +4,7 @@
  * `druid-backup backup` and `jobs` commands.
  */
 import assert from 'node:assert/strict';
-import { cpSync } from 'node:fs';
+import { cpSync, readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
@@ -190,5 +190,39 @@ describe('passive backup', () => {
       ids = await listed();
     }
     assert.deepEqual(ids, [id]);
+  });
+
+  test('a run over segments backed up from here trusts only unchanged files: a touched file is read again, changed bytes are a conflict', async () => {
+    // Every segment of the cache backed up first (over CATALOG_THRESHOLD of them, so the run reads the target's catalog).
+    const first = await source.request<JobAccepted>('POST', '/data/v1/backup', { target: target.url });
+    assert.equal((await source.waitForJob(first.json.jobId)).state, 'succeeded');
+    const n = (await source.get<SegmentsResponse>('/data/v1/segments?limit=1')).total;
+    assert.ok(n > 20);
+    const [touched, rewritten] = [...sample.segmentIds].sort();
+    // The same bytes with a new mtime, and new bytes of the same size with the mtime kept: only a fingerprint change tells.
+    const t = new Date(Date.now() + 120_000);
+    utimesSync(path.join(sample.location, touched!, 'factory.json'), t, t);
+    const file = path.join(sample.location, rewritten!, 'factory.json');
+    const old = statSync(file);
+    const text = readFileSync(file, 'utf8');
+    writeFileSync(file, text.replace(/.$/s, text.endsWith(' ') ? '\n' : ' '));
+    utimesSync(file, old.atime, old.mtime);
+    assert.equal(statSync(file).size, old.size);
+    const hashed = await source.metric('druid_backup_segments_hashed_total');
+    const identical = await source.metric('druid_backup_segments_backed_up_total', { outcome: 'identical' });
+    const puts = await target.metric('druid_backup_store_puts_total');
+    const r = await source.request<JobAccepted>('POST', '/data/v1/backup', { target: target.url });
+    const job = await source.waitForJob(r.json.jobId);
+    assert.equal(job.progress.segmentsTotal, n);
+    assert.equal(job.progress.segmentsSkipped, n - 1);
+    assert.equal(job.progress.segmentsFailed, 1);
+    assert.deepEqual(
+      job.errors.map((e) => e.segmentId),
+      [rewritten],
+    );
+    assert.equal(job.progress.bytesDone, job.progress.bytesTotal);
+    assert.equal(await source.metric('druid_backup_segments_hashed_total'), hashed + 2, 'the two changed segments are read, no other');
+    assert.equal(await source.metric('druid_backup_segments_backed_up_total', { outcome: 'identical' }), identical + n - 1);
+    assert.equal(await target.metric('druid_backup_store_puts_total'), puts + 1, 'only the changed bytes are sent (flagged there)');
   });
 });

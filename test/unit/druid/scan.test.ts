@@ -154,3 +154,52 @@ test('a descriptor rewritten in info_dir is read again, even in place with the s
   const fourth = await scanCache({ locations: [{ path: r.location }] });
   assert.equal(fourth.segments.find((x) => x.id === other.id)!.descriptor, undefined);
 });
+
+test('given the last scan, an unchanged segment is that same object; any change makes a new one and leaves the old as it was', async () => {
+  const dir = tmp();
+  const r = await writeSampleCache({ dir, segments: 5, layout: 'nested', dataSources: ['ds'], segmentSize: 2048, smooshChunkSize: 2147483647, seed: 4 });
+  const first = await scanCache({ locations: [{ path: r.location }] });
+  const byId = new Map(first.segments.map((s) => [s.id, s]));
+  const snapshot = structuredClone(first.segments);
+  const [grown, marked, undescribed, touched] = first.segments;
+
+  await fs.appendFile(path.join(grown!.dir, 'factory.json'), ' ');
+  await fs.writeFile(path.join(marked!.dir, 'downloadStartMarker'), '');
+  await fs.rm(path.join(r.infoDir, undescribed!.id));
+  // Same size, a new mtime: rewritten in place.
+  const t = new Date(Math.floor(Date.now() / 1000) * 1000 - 60_000);
+  await fs.utimes(path.join(touched!.dir, 'version.bin'), t, t);
+
+  const second = await scanCache({ locations: [{ path: r.location }], previous: (id) => byId.get(id) });
+  const now = new Map(second.segments.map((s) => [s.id, s]));
+  assert.equal(second.segments.length, 5);
+  for (const s of [grown, marked, undescribed, touched]) assert.notEqual(now.get(s!.id), s, `${s!.id} is read anew`);
+  assert.equal(now.get(grown!.id)!.size, grown!.size + 1);
+  assert.equal(now.get(marked!.id)!.state, 'downloading');
+  assert.equal(now.get(undescribed!.id)!.descriptor, undefined);
+  assert.equal(now.get(undescribed!.id)!.infoFile, undefined);
+  assert.equal(now.get(touched!.id)!.files.find((f) => f.name === 'version.bin')!.mtimeMs, t.getTime());
+  const kept = first.segments[4]!;
+  assert.equal(now.get(kept.id), kept, 'the unchanged segment is the object given');
+  assert.ok(kept.descriptor);
+  // What the caller held is as the first scan left it, so it can tell what changed.
+  assert.deepEqual(first.segments, snapshot);
+
+  // The descriptor back in info_dir: the segment is a copy with it, the object given keeps none.
+  await fs.writeFile(path.join(r.infoDir, undescribed!.id), JSON.stringify(snapshot[2]!.descriptor));
+  const held = now.get(undescribed!.id)!;
+  const third = await scanCache({ locations: [{ path: r.location }], previous: (id) => now.get(id) });
+  const back = third.segments.find((s) => s.id === undescribed!.id)!;
+  assert.notEqual(back, held);
+  assert.deepEqual(back.descriptor, snapshot[2]!.descriptor);
+  assert.equal(held.descriptor, undefined);
+
+  // A segment given for an id but found at another path is not taken for the one here: each is read and parsed anew.
+  const elsewhere = new Map(third.segments.map((x) => [x.id, { ...x, dir: `${x.dir}-moved`, version: 'other' }]));
+  const fourth = await scanCache({ locations: [{ path: r.location }], previous: (id) => elsewhere.get(id) });
+  assert.deepEqual(
+    fourth.segments.map((x) => [x.id, x.dir, x.version]),
+    third.segments.map((x) => [x.id, x.dir, x.version]),
+  );
+  for (const x of fourth.segments) assert.notEqual(x, elsewhere.get(x.id));
+});
