@@ -5,6 +5,8 @@
  *    both write to the same disk and end with the data on it (the target fsyncs every file, tar ends with sync);
  * 2. the peak memory (VmHWM) of both sidecars;
  * 3. the time of a second, no-change backup of 10,000 segments (and of active backup's reconcile after a restart).
+ * BENCH_BACKUP=small runs only part 3 (the first backup of 10,000 small segments is profiled there: BENCH_PROFILE_DIR,
+ * BENCH_STRACE, bench/profile.ts).
  */
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync } from 'node:fs';
@@ -15,7 +17,7 @@ import { formatBytes } from '../sidecar/druid/bytes.js';
 import { writeSampleCache } from '../sidecar/sample/sampleCache.js';
 import type { SidecarProcess } from '../test/helpers/sidecar.js';
 import { startSidecar, tmpDir, waitFor } from '../test/helpers/sidecar.js';
-import { cpuSeconds } from './profile.js';
+import { cpuSeconds, profiled, straceDuring } from './profile.js';
 import { largeSample } from './sample.js';
 import { addRow } from './table.js';
 
@@ -103,12 +105,12 @@ async function noChange(): Promise<void> {
     rmSync(dest, { recursive: true, force: true });
     execFileSync('sync');
 
-    const target = await startSidecar(['--store', path.join(root, 'store')], { fast: false });
+    const target = await startSidecar(['--store', path.join(root, 'store')], { fast: false, ...profiled('small-target') });
     const args = ['--config', sample.propertiesFile, '--node-name', 'bench-historical'];
     const stateDir = path.join(root, 'source-state');
-    let source = await startSidecar(args, { token: target.token, stateDir, fast: false, allowedTargets: [target.url] });
+    let source = await startSidecar(args, { token: target.token, stateDir, fast: false, allowedTargets: [target.url], ...profiled('small-source') });
     try {
-      const first = await backup(source, target);
+      const first = await straceDuring({ 'small-source': source.proc.pid!, 'small-target': target.proc.pid! }, () => backup(source, target));
       const second = await backup(source, target);
       const p = second.job.progress;
       if (p.segmentsSkipped !== 10_000) throw new Error(`the second backup did not skip everything: ${JSON.stringify(p)}`);
@@ -139,6 +141,6 @@ async function noChange(): Promise<void> {
 
 export async function benchBackup(): Promise<void> {
   console.log(`(${os.cpus().length} cores, load average ${os.loadavg()[0]!.toFixed(1)})`);
-  await throughput();
+  if (process.env.BENCH_BACKUP !== 'small') await throughput();
   await noChange();
 }
