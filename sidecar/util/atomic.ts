@@ -53,9 +53,9 @@ export function fsyncAndClose(fd: number): Promise<void> {
   );
 }
 
-/** fsyncs a directory on the thread pool, so a server keeps serving while the disk flushes; a failure to open it rejects too. */
-export async function fsyncDirAsync(dir: string): Promise<void> {
-  await fsyncAndClose(openSync(dir, 'r'));
+/** fsyncs a directory on the thread pool, so a server keeps serving while the disk flushes. */
+export function fsyncDirAsync(dir: string): Promise<void> {
+  return fsyncAndClose(openSync(dir, 'r'));
 }
 
 /** Writes all of `data` at the file's current offset. */

@@ -4,7 +4,6 @@ import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:
 import path from 'node:path';
 import { test } from 'node:test';
 import { SMALL_FILE_BYTES, writeChunks, writeSmallFile } from '../../../sidecar/util/fileWriter.js';
-import { fsyncDirAsync } from '../../../sidecar/util/atomic.js';
 import { tmpDir } from '../../helpers/sidecar.js';
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
@@ -117,17 +116,6 @@ test('a small file: never into an existing file, never more than SMALL_FILE_BYTE
       /digest mismatch/,
     );
     assert.equal(existsSync(failed), false);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
-
-test('fsyncDirAsync rejects, never throws, when the directory cannot be opened (callers chain .catch on it)', async () => {
-  const dir = tmpDir('dbk-writer-');
-  try {
-    const p = fsyncDirAsync(path.join(dir, 'gone'));
-    await assert.rejects(p, { code: 'ENOENT' });
-    await fsyncDirAsync(dir);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
