@@ -2,8 +2,8 @@
  * Durable file writes: a reader sees the old content or the new, never half of it, and a crash right after
  * the call keeps the new content (the file and its directory entry are fsynced).
  */
-import { closeSync, fsync, fsyncSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
-import { rename, rm } from 'node:fs/promises';
+import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { open, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 
 /** fsyncs a directory so a rename or create inside it survives a crash. */
@@ -21,7 +21,9 @@ export function writeFileAtomic(file: string, data: string | Buffer, mode = 0o64
   const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.tmp`);
   const fd = openSync(tmp, 'w', mode);
   try {
-    writeAllSync(fd, data);
+    const buf = typeof data === 'string' ? Buffer.from(data) : data;
+    let off = 0;
+    while (off < buf.length) off += writeSync(fd, buf, off, buf.length - off);
     fsyncSync(fd);
   } catch (e) {
     closeSync(fd);
@@ -33,48 +35,25 @@ export function writeFileAtomic(file: string, data: string | Buffer, mode = 0o64
   fsyncDir(path.dirname(file));
 }
 
-/**
- * fsyncs `fd` on the thread pool, then closes it, whatever the fsync said. Only the flush waits on the disk, so only
- * it leaves the event loop: the open, write and close around it are calls on the page cache, done in place, which
- * costs a fraction of a thread-pool round trip each (a small segment's upload to the local store is mostly such
- * calls; bench/backup.ts, the first backup of 10,000 small segments).
- */
-export function fsyncAndClose(fd: number): Promise<void> {
-  return new Promise((resolve, reject) =>
-    fsync(fd, (err) => {
-      try {
-        closeSync(fd);
-      } catch (e) {
-        err ??= e as NodeJS.ErrnoException;
-      }
-      if (err) reject(err);
-      else resolve();
-    }),
-  );
-}
-
 /** fsyncs a directory on the thread pool, so a server keeps serving while the disk flushes. */
-export function fsyncDirAsync(dir: string): Promise<void> {
-  return fsyncAndClose(openSync(dir, 'r'));
-}
-
-/** Writes all of `data` at the file's current offset. */
-function writeAllSync(fd: number, data: string | Buffer): void {
-  const buf = typeof data === 'string' ? Buffer.from(data) : data;
-  let off = 0;
-  while (off < buf.length) off += writeSync(fd, buf, off, buf.length - off);
+export async function fsyncDirAsync(dir: string): Promise<void> {
+  const fh = await open(dir, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
 }
 
 /** Writes a new file and fsyncs it (no rename: for files in a directory that is itself renamed into place). */
 export async function writeFileDurable(file: string, data: string | Buffer, mode = 0o644): Promise<void> {
-  const fd = openSync(file, 'wx', mode);
+  const fh = await open(file, 'wx', mode);
   try {
-    writeAllSync(fd, data);
-  } catch (e) {
-    closeSync(fd);
-    throw e;
+    await fh.writeFile(data);
+    await fh.sync();
+  } finally {
+    await fh.close();
   }
-  await fsyncAndClose(fd);
 }
 
 /** `writeFileAtomic` on the thread pool. */

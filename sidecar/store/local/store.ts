@@ -15,8 +15,8 @@
  * puts its files over the damaged ones, one rename each, and clears the mark. Any other upload of a held segment
  * stays "already held". Two nodes repairing at once write the same bytes.
  */
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statfsSync } from 'node:fs';
-import { readdir, rename, rm, unlink } from 'node:fs/promises';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statfsSync } from 'node:fs';
+import { mkdtemp, open, readdir, rename, rm, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { pathToFileURL } from 'node:url';
@@ -37,8 +37,8 @@ import type { EventBus } from '../../services/events.js';
 import type { Metrics } from '../../services/metrics.js';
 import { pageSorted } from '../../services/paging.js';
 import { readStream } from '../../util/readStream.js';
-import { fsyncDirAsync, writeFileAtomicAsync, writeFileDurable } from '../../util/atomic.js';
-import { SMALL_FILE_BYTES, writeChunks, writeSmallFile } from '../../util/fileWriter.js';
+import { fsyncDirAsync, writeFileAtomicAsync } from '../../util/atomic.js';
+import { writeChunks } from '../../util/fileWriter.js';
 import type { Manifest, SegmentFileInfo } from '../manifest.js';
 import { MANIFEST_NAME, catalogEntry, newManifest, nodeNameProblem, segmentDigest } from '../manifest.js';
 import { catalogPageOf, checkSource, recordReplica, storedSummary } from '../replicas.js';
@@ -113,7 +113,6 @@ function dirsDownTo(top: string, bottom: string): string[] {
 
 /** Writes a received file; a large one is flushed before the next one arrives (`writeChunks` returns at once). */
 async function writeReceived(file: string, size: number, chunks: AsyncIterable<Buffer>): Promise<{ durable: Promise<void> }> {
-  if (size <= SMALL_FILE_BYTES) return writeSmallFile(file, chunks);
   const written = await writeChunks(file, chunks);
   // Measured: overlapping a large file's writeback with the next file's writes slows the disk down, where small
   // files gain by sharing journal commits.
@@ -325,9 +324,7 @@ export class LocalStore implements Target {
       signal: o.signal,
       onBytes: (n) => this.opts.metrics?.storeBytesReceived.inc(n),
     });
-    // Made in place, as the segment's small files and its manifest are (util/atomic.ts fsyncAndClose): only flushes
-    // wait on the thread pool.
-    const tmp = mkdtempSync(ownPath(this.root, path.join(TMP_DIR, 'put-')));
+    const tmp = await mkdtemp(ownPath(this.root, path.join(TMP_DIR, 'put-')));
     const durable: Array<Promise<void>> = [];
     let committed = false;
     let arriving = 0;
@@ -396,16 +393,19 @@ export class LocalStore implements Target {
     // waits, and flushes in flight together share the filesystem's journal commits): every file, the manifest,
     // the directory holding them, and the entries of the directories made for the segment's parent. Nothing is
     // visible until the rename; a crash before it leaves only `.tmp/`.
-    const flushes: Array<Promise<unknown>> = [filesDurable, writeFileDurable(path.join(tmp, MANIFEST_NAME), JSON.stringify(manifest, null, 2))];
+    const manifestFile = await open(path.join(tmp, MANIFEST_NAME), 'wx', 0o644);
+    const flushes: Array<Promise<unknown>> = [filesDurable];
     try {
-      flushes.push(fsyncDirAsync(tmp));
+      await manifestFile.writeFile(JSON.stringify(manifest, null, 2));
+      flushes.push(manifestFile.sync(), fsyncDirAsync(tmp));
       const created = mkdirSync(parent, { recursive: true });
       if (created) for (const dir of dirsDownTo(path.dirname(created), path.dirname(parent))) flushes.push(fsyncDirAsync(dir));
       await Promise.all(flushes);
     } finally {
       await Promise.allSettled(flushes);
+      await manifestFile.close();
     }
-    renameSync(tmp, final);
+    await rename(tmp, final);
     await fsyncDirAsync(parent);
     this.addToIndex(manifest, final);
     this.updateGauges();
