@@ -71,6 +71,7 @@ export function profiled(name: string): { nodeFlags: readonly string[] } {
  */
 export async function straceDuring<T>(procs: Record<string, number>, phase: () => Promise<T>): Promise<T> {
   if (!dir) return phase();
+  mkdirSync(dir, { recursive: true });
   const us = () => Number(process.hrtime.bigint() / 1000n);
   const start = us();
   const withStrace = !!process.env.BENCH_STRACE;

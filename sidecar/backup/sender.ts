@@ -16,7 +16,7 @@ import type { SegmentFileInfo } from '../store/manifest.js';
 import type { OutgoingSegment, StoredSummary, Target } from '../store/target.js';
 import type { RateLimit } from '../util/rateLimit.js';
 import { limited } from '../util/rateLimit.js';
-import { readStream } from '../util/readStream.js';
+import { readFileForSending } from '../util/readStream.js';
 import type { SourceState } from './state.js';
 
 /**
@@ -67,7 +67,7 @@ function outgoing(seg: CachedSegment, deps: SendDeps, opts: SendOptions): Outgoi
     node: deps.node,
     files: seg.files.map((f) => {
       const file = path.join(seg.dir, f.name);
-      return { name: f.name, size: f.size, path: file, open: () => limited(readStream(file, f.size), opts.limit, opts.signal) };
+      return { name: f.name, size: f.size, path: file, open: () => limited(readFileForSending(file, f.size), opts.limit, opts.signal) };
     }),
   };
   let known: Promise<SegmentFileInfo[]> | undefined;
