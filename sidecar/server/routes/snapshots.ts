@@ -188,10 +188,12 @@ export function register(app: FastifyInstance, ctx: SidecarContext): void {
           querystring: { type: 'object', required: ['at'], properties: { at: { type: 'string', maxLength: 64 } } },
         },
       },
-      async (req) => {
+      async (req, reply) => {
         if (!req.body || typeof req.body[Symbol.asyncIterator] !== 'function')
           throw new BackupError('bad_request', 'a holdings report is a JSON array of segment ids (application/json)');
         let segments = 0;
+        // The rest of a refused report is never read (a 413 may leave hundreds of MiB unsent): the connection
+        // closes once the error is sent, so that no later request waits on a socket whose body is half-read.
         await asBadRequestAsync(() =>
           store().snapshots.putHoldings({
             node: req.params.node,
@@ -204,7 +206,10 @@ export function register(app: FastifyInstance, ctx: SidecarContext): void {
               }
             })(),
           }),
-        );
+        ).catch((e: unknown) => {
+          void reply.header('connection', 'close');
+          throw e;
+        });
         return { node: req.params.node, segments };
       },
     );
