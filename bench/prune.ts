@@ -27,6 +27,7 @@ import { bigCoordinator, bigSegment, upTo, writeBucketSegments, writeLocalSegmen
 import type { SidecarProcess } from '../test/helpers/sidecar.js';
 import { metricValue, startSidecar, tmpDir } from '../test/helpers/sidecar.js';
 import { installVersityGw, startVersityGw } from '../test/helpers/versitygw.js';
+import { addRow } from './table.js';
 
 const N = Number(process.env.DBK_BENCH_PRUNE_SEGMENTS ?? 100_000);
 const KEPT_FROM = N - N / 10;
@@ -99,6 +100,10 @@ async function measure(kind: string, s: SidecarProcess, body: Record<string, unk
   console.log(
     `prune ${kind}: ${N} segments, ${KEPT_FROM} prunable (90 %): plan ${(plan.ms / 1000).toFixed(1)} s, prune ${(done.ms / 1000).toFixed(1)} s (${Math.round(KEPT_FROM / (done.ms / 1000))} segments/s); sidecar RSS ${started} MiB once started, peak ${peak} MiB (V8 heap: peak size ${h.totalMiB} MiB, peak use ${h.usedMiB} MiB; the rest ${peak - h.totalMiB} MiB); store written in ${(setupMs / 1000).toFixed(0)} s`,
   );
+  // In the closing table too (issue 21's row): no goal, the figures as measured.
+  const what = `prune of ${N.toLocaleString('en-US')} segments, 90 % prunable, ${kind}`;
+  addRow({ figure: `${what}: plan (dry run) + prune`, unit: 's', value: (plan.ms + done.ms) / 1000 });
+  addRow({ figure: `${what}: sidecar peak RSS`, unit: 'MiB', value: peak });
 }
 
 async function local(): Promise<void> {
