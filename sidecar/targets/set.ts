@@ -232,7 +232,7 @@ export class TargetSet implements Target {
         }
       }),
     );
-    if (opts.signal?.aborted) throw new BackupError('cancelled', 'cancelled');
+    if (opts.signal?.aborted) throw abortedBy(opts.signal);
     if (answered === 0) throw this.noneAnswers(failed, `none of the targets answers (${errors.join('; ')})`);
     return found;
   }
@@ -400,7 +400,7 @@ export class TargetSet implements Target {
     const tried = new Set<string>();
     let choice: Choice | undefined;
     while (this.places(holders) < this.copies) {
-      if (opts.signal?.aborted) throw new BackupError('cancelled', 'cancelled');
+      if (opts.signal?.aborted) throw abortedBy(opts.signal);
       await this.refresh(false, opts);
       choice = choose(this.candidates(), { bytes, copies: this.copies, localZone: this.opts.localZone, holders, exclude: tried });
       this.recordChoice(id, choice);
@@ -656,4 +656,14 @@ export class TargetSet implements Target {
       ...(h.lastChoice ? { lastChoice: h.lastChoice } : {}),
     }));
   }
+}
+
+/**
+ * Why a call was stopped: the reason its signal was aborted with when that is a BackupError (active backup aborts
+ * the transfers under way with `target_unreachable` when the target stops answering, so that they wait for it
+ * rather than count as failures), else `cancelled`.
+ */
+function abortedBy(signal: AbortSignal): BackupError {
+  const reason = signal.reason as unknown;
+  return isBackupError(reason) ? reason : new BackupError('cancelled', 'cancelled');
 }
