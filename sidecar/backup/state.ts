@@ -130,7 +130,8 @@ export class SourceState {
 
   /** The digests of a segment's files if every file still has the fingerprint it had when hashed, else undefined. */
   cachedDigests(seg: CachedSegment): SegmentFileInfo[] | undefined {
-    return this.fingerprints(seg)?.map((fp) => ({ name: fp[0], size: fp[1], sha256: fp[4] }));
+    const fps = this.fingerprints(seg);
+    return fps && fileInfos(fps);
   }
 
   /**
@@ -140,7 +141,7 @@ export class SourceState {
   cachedDigest(seg: CachedSegment): string | undefined {
     const fps = this.fingerprints(seg);
     if (!fps) return undefined;
-    return this.records.get(seg.id)!.digest ?? segmentDigest(fps.map((fp) => ({ name: fp[0], size: fp[1], sha256: fp[4] })));
+    return this.records.get(seg.id)!.digest ?? segmentDigest(fileInfos(fps));
   }
 
   /** Remembers the digests of a segment's files as read with the fingerprints in `seg`. */
@@ -161,4 +162,9 @@ export class SourceState {
   close(): void {
     this.journal.close();
   }
+}
+
+/** A record's file fingerprints as the manifest's file entries. */
+function fileInfos(fps: FileFingerprint[]): SegmentFileInfo[] {
+  return fps.map((fp) => ({ name: fp[0], size: fp[1], sha256: fp[4] }));
 }
