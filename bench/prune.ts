@@ -14,7 +14,7 @@
  * 480 MiB; with --heap-growing-percent=50, 253 MiB, for about 1.7 s more of full GCs.
  * Size with DBK_BENCH_PRUNE_SEGMENTS (default 100000); DBK_BENCH_PRUNE_ONLY=local or s3 runs one.
  */
-import { readFileSync, rmSync } from 'node:fs';
+import { readFileSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
 import pino from 'pino';
 import type { Job, JobAccepted } from '../sidecar/api.js';
@@ -142,6 +142,9 @@ async function s3(): Promise<void> {
     for (let from = 1; from < N; from += 10_000) writeBucketSegments(path.join(gw.root, 'prune'), 'bench/', from, Math.min(N, from + 10_000));
     await snapshotLastTenth(target);
     const setupMs = performance.now() - t0;
+    // The snapshot listed the bucket, so its catalog index now names every segment: what the catalog holds (compressed).
+    const indexBytes = statSync(path.join(gw.root, 'prune', 'bench', 'catalog.json.gz')).size;
+    console.log(`prune S3: the catalog index of ${N} segments is ${(indexBytes / 1048576).toFixed(1)} MiB gzipped (${Math.round(indexBytes / N)} bytes a segment)`);
     // A sidecar with a store of its own (empty) that prunes the bucket it is asked to.
     s = await startSidecar(['--store', path.join(root, 'own')], { fast: false, allowedTargets: [url], env: { ...gw.env, ...RETENTION } });
     await measure('S3 (VersityGW)', s, { target: url }, setupMs);

@@ -9,6 +9,7 @@ import { BackupError } from '../errors.js';
 import { quoteId } from '../druid/paths.js';
 import { parseSegmentId } from '../druid/segmentId.js';
 import { parseInstant } from '../druid/time.js';
+import { splitLines } from '../util/lines.js';
 import type { MissingReason, SnapshotDataSource, SnapshotHeader, SnapshotSegment } from './model.js';
 import { SNAPSHOT_FORMAT } from './model.js';
 
@@ -53,8 +54,12 @@ export function snapshotIdTime(id: string): number {
   return t;
 }
 
+function refused(what: string, problem: string): BackupError {
+  return new BackupError('target_error', `${what} is refused: ${problem}`);
+}
+
 function bad(what: string, problem: string): never {
-  throw new BackupError('target_error', `${what} is refused: ${problem}`);
+  throw refused(what, problem);
 }
 
 function count(v: unknown): v is number {
@@ -146,42 +151,23 @@ export function parseSegmentLine(line: string, dataSource: string, what: string)
 export async function* listSegments(chunks: AsyncIterable<Uint8Array>, sha: string, dataSource: string, what: string): AsyncGenerator<SnapshotSegment> {
   const hash = createHash('sha256');
   let total = 0;
-  let parts: Buffer[] = [];
-  let partBytes = 0;
+  async function* hashed(): AsyncGenerator<Uint8Array> {
+    for await (const chunk of chunks) {
+      total += chunk.byteLength;
+      if (total > MAX_LIST_BYTES) bad(what, `its segment list is larger than ${MAX_LIST_BYTES} bytes`);
+      hash.update(chunk);
+      yield chunk;
+    }
+  }
   let prev = '';
-  const take = (line: Buffer): SnapshotSegment | undefined => {
-    if (line.length === 0) return undefined;
+  for await (const line of splitLines(hashed(), MAX_LIST_LINE, () => refused(what, 'a line of its segment list is too long'))) {
+    if (line.length === 0) continue;
     const s = parseSegmentLine(line.toString('utf8'), dataSource, what);
     if (s.id <= prev) bad(what, `its list of ${quoteId(dataSource)} is not sorted by id`);
     prev = s.id;
-    return s;
-  };
-  for await (const raw of chunks) {
-    const chunk = Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength);
-    total += chunk.length;
-    if (total > MAX_LIST_BYTES) bad(what, `its segment list is larger than ${MAX_LIST_BYTES} bytes`);
-    hash.update(chunk);
-    let start = 0;
-    for (let nl = chunk.indexOf(0x0a, start); nl >= 0; nl = chunk.indexOf(0x0a, start)) {
-      const piece = chunk.subarray(start, nl);
-      start = nl + 1;
-      if (partBytes + piece.length > MAX_LIST_LINE) bad(what, 'a line of its segment list is too long');
-      const line = partBytes ? Buffer.concat([...parts, piece], partBytes + piece.length) : piece;
-      parts = [];
-      partBytes = 0;
-      const s = take(line);
-      if (s) yield s;
-    }
-    const rest = chunk.subarray(start);
-    if (partBytes + rest.length > MAX_LIST_LINE) bad(what, 'a line of its segment list is too long');
-    if (rest.length) {
-      parts.push(Buffer.from(rest));
-      partBytes += rest.length;
-    }
+    yield s;
   }
-  const last = take(Buffer.concat(parts, partBytes));
   if (hash.digest('hex') !== sha) throw new BackupError('digest_mismatch', `${what}: its segment list ${sha} is damaged: its bytes have another sha256`);
-  if (last) yield last;
 }
 
 /** Every segment of a list blob in store `s`, read and checked by `listSegments`. */

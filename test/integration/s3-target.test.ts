@@ -8,6 +8,7 @@ import { createReadStream, existsSync, mkdtempSync, readFileSync, rmSync, unlink
 import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
+import { gunzipSync, gzipSync } from 'node:zlib';
 import { after, before, describe, test } from 'node:test';
 import { CreateMultipartUploadCommand, HeadObjectCommand, ListMultipartUploadsCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
 import pino from 'pino';
@@ -390,6 +391,62 @@ describe('S3 target against VersityGW', () => {
     for await (const m of third.list()) again.push(m.segmentId);
     assert.deepEqual(again.sort(), [...seen.keys()].sort());
     assert.equal(third.catalog.lastList?.manifestGets, 3);
+  });
+
+  test('a hostile catalog index costs requests, never a wrong answer: out of order, a key naming another manifest, a bomb, the old format', async () => {
+    const b = await bucket();
+    const t = open(`s3://${b}/hx`);
+    for (const seg of segments.slice(0, 4)) await t.put(outgoing(seg, 'n1'));
+    const truth: string[] = [];
+    for await (const m of t.list()) truth.push(m.segmentId);
+    assert.equal(truth.length, 4);
+    const indexFile = objectFile(b, 'hx/catalog.json.gz');
+    const good = gunzipSync(readFileSync(indexFile)).toString('utf8').split('\n').filter(Boolean);
+    assert.deepEqual(JSON.parse(good[0]!), { formatVersion: 2 }, 'format 2: a header line');
+    assert.equal(good.length, 5, 'then one line per manifest');
+    const keys = good.slice(1).map((l) => (JSON.parse(l.slice(0, l.indexOf('\t'))) as [string, string])[0]);
+    assert.deepEqual(keys, [...keys].sort(), 'in key order');
+
+    const listed = async (index: Buffer, expectGets: number, why: string) => {
+      writeFileSync(indexFile, index);
+      const fresh = open(`s3://${b}/hx`);
+      const got: string[] = [];
+      for await (const m of fresh.list()) got.push(m.segmentId);
+      assert.deepEqual(got.sort(), [...truth].sort(), why);
+      assert.equal(fresh.catalog.lastList?.manifestGets, expectGets, why);
+      assert.equal(fresh.catalog.lastList?.indexWritten, true, `${why}: the index is written again`);
+      const again = gunzipSync(readFileSync(indexFile)).toString('utf8').split('\n').filter(Boolean);
+      assert.deepEqual(again, good, `${why}: the index written again is the good one`);
+    };
+    const gz = (lines: string[]) => gzipSync(`${lines.join('\n')}\n`);
+    // Two entries swapped (1, 3, 2, 4): the second key is not where the index is, so it is read; the third is
+    // used; the key out of order ends the index there, so the fourth is read.
+    await listed(gz([good[0]!, good[1]!, good[3]!, good[2]!, good[4]!]), 2, 'keys out of order');
+    // The second entry carries the first one's manifest under its own key and the ETag the listing gives.
+    const [, k2] = JSON.parse(good[2]!.slice(0, good[2]!.indexOf('\t'))) as [string, string];
+    const forged = `${JSON.stringify([keys[1], k2])}${good[1]!.slice(good[1]!.indexOf('\t'))}`;
+    await listed(gz([good[0]!, good[1]!, forged, good[3]!, good[4]!]), 1, 'an entry whose manifest is not its key\'s');
+    // A line of 16 MiB: beyond what an entry may be, so the rest of the index is not read.
+    await listed(gz([good[0]!, good[1]!, 'x'.repeat(16 * MIB), good[3]!, good[4]!]), 3, 'a line too long');
+    // A bomb: 64 MiB of zeros after the good lines, gzipped to about 64 KiB.
+    await listed(Buffer.concat([gz(good), gzipSync(Buffer.alloc(64 * MIB))]), 0, 'a gzip bomb after the entries');
+    // The format of earlier builds (one JSON document): read as no index, every manifest fetched, replaced.
+    await listed(gzipSync(JSON.stringify({ formatVersion: 1, entries: [] })), 4, 'the format 1 index');
+
+    // A listing of one data source rewrites its part of the index and keeps the others' entries.
+    const gone = segments[0]!;
+    const others = truth.filter((id) => id !== gone.id);
+    assert.ok(segments.slice(1, 4).some((x) => x.dataSource !== gone.dataSource), 'the first segments span data sources');
+    unlinkSync(objectFile(b, t.layout.manifestKey(gone.id)));
+    const one = open(`s3://${b}/hx`);
+    for await (const m of one.list({ dataSource: gone.dataSource })) assert.notEqual(m.segmentId, gone.id);
+    assert.equal(one.catalog.lastList?.indexWritten, true);
+    const whole = open(`s3://${b}/hx`);
+    const rest: string[] = [];
+    for await (const m of whole.list()) rest.push(m.segmentId);
+    assert.deepEqual(rest.sort(), others.sort());
+    assert.equal(whole.catalog.lastList?.manifestGets, 0, 'the other data sources kept their entries');
+    assert.equal(whole.catalog.lastList?.indexWritten, false);
   });
 
   test('verify reads every object back and names each bad segment: changed bytes, a deleted object, an edited manifest', async () => {

@@ -7,37 +7,63 @@
  * complete listing, conditionally, so two writers never undo each other. Manifests this process wrote are
  * remembered until then, so a node's own backups never need fetching.
  *
+ * Memory stays bounded at any size of bucket: the index is a gzipped file of lines in key order, one manifest each
+ * (format 2), kept compressed (about 150 bytes a segment, at most ANSWER_LIMITS.index) and inflated a line at a time
+ * while the listing, which S3 and Azure return in key order, is walked beside it; the index written back is made the
+ * same way. Only a page of manifests is ever parsed at once, so pruning a bucket of 100,000 segments holds what the
+ * compressed index takes, not 100,000 manifests (docs/retention.md, Memory).
+ *
  * 10,000 segments: 10 list pages and one index GET (bench/s3.ts measures it).
  */
-import { gunzipSync, gzipSync } from 'node:zlib';
+import { promisify } from 'node:util';
+import { createGunzip, gzip } from 'node:zlib';
 import type { Logger } from 'pino';
 import { parseManifest } from '../../archive/format.js';
 import type { Selector } from '../../druid/selector.js';
 import { selects } from '../../druid/selector.js';
 import { parseInterval } from '../../druid/time.js';
-import { messageOf } from '../../errors.js';
+import { BackupError, messageOf } from '../../errors.js';
+import { splitLines } from '../../util/lines.js';
 import { ANSWER_LIMITS, PageGuard } from '../../util/limitedRead.js';
 import { mapLimit } from '../../util/pool.js';
 import type { Manifest } from '../manifest.js';
 import type { ObjectLayout } from './layout.js';
 import type { ObjectStore } from './store.js';
 
-export const CATALOG_FORMAT_VERSION = 1;
+/** Format 2: a first line `{"formatVersion":2}`, then per manifest `["key","etag"]`, a tab, the manifest's JSON. */
+export const CATALOG_FORMAT_VERSION = 2;
 const LIST_PAGE = 1000;
 const FETCH_PARALLEL = 16;
-/** Manifests written by this process and not yet in the index; beyond this they are fetched again when listed. */
+/** Manifests written by this process and not yet in the index (kept as text); beyond this they are fetched again when listed. */
 const MAX_REMEMBERED = 20_000;
 /** Asking for fewer ids than this reads their manifests directly instead of listing. */
 const DIRECT_IDS = 64;
+/** An index line: its key and ETag and a manifest, which ANSWER_LIMITS.manifest bounds. */
+const MAX_INDEX_LINE = ANSWER_LIMITS.manifest + 4096;
+/** An index inflates to at most this many times its stored size (manifests compress about tenfold): beyond, it is a bomb. */
+const MAX_INFLATE_RATIO = 64;
+/** The index being written is compressed in pieces of about this much (concatenated gzip members, one file). */
+const GZIP_PIECE = 1024 * 1024;
+const TAB = 0x09;
+
+const gzipAsync = promisify(gzip);
 
 export interface KnownManifest {
   etag: string;
   manifest: Manifest;
 }
 
+/** The index as stored: compressed, read a line at a time. */
 interface IndexState {
   etag: string;
-  entries: Map<string, KnownManifest>;
+  gz: Buffer;
+}
+
+/** One entry of the index: its line is copied as it is into the next index when the manifest is unchanged. */
+interface IndexEntry {
+  key: string;
+  etag: string;
+  line: Buffer;
 }
 
 export interface CatalogDeps {
@@ -68,9 +94,138 @@ function matches(sel: Selector, m: Manifest): boolean {
   return selects(sel, { id: m.segmentId, dataSource: m.dataSource, startMs, endMs });
 }
 
+function indexLine(key: string, etag: string, manifestJson: string): Buffer {
+  return Buffer.from(`${JSON.stringify([key, etag])}\t${manifestJson}\n`, 'utf8');
+}
+
+/**
+ * The entries of a stored index in key order. The index comes from the bucket, so it is input: a line that does not
+ * parse, or a key out of order, ends the entries there (what follows is fetched, not trusted), and so does an index
+ * that inflates beyond MAX_INFLATE_RATIO times its size or has a line beyond MAX_INDEX_LINE.
+ */
+async function* indexEntries(gz: Buffer, isManifestKey: (k: string) => boolean): AsyncGenerator<IndexEntry> {
+  const limit = Math.max(gz.length * MAX_INFLATE_RATIO, 1024 * 1024);
+  let inflated = 0;
+  async function* inflate(): AsyncGenerator<Uint8Array> {
+    const z = createGunzip();
+    z.end(gz);
+    for await (const c of z as AsyncIterable<Buffer>) {
+      inflated += c.length;
+      if (inflated > limit) throw new BackupError('target_error', `it inflates to more than ${MAX_INFLATE_RATIO} times its size`);
+      yield c;
+    }
+  }
+  let first = true;
+  let prev = '';
+  for await (const line of splitLines(inflate(), MAX_INDEX_LINE, () => new BackupError('target_error', 'a line is too long'))) {
+    if (first) {
+      first = false;
+      const head = JSON.parse(line.toString('utf8')) as { formatVersion?: unknown } | null;
+      if (head?.formatVersion !== CATALOG_FORMAT_VERSION) throw new BackupError('target_error', `its format is not ${CATALOG_FORMAT_VERSION}`);
+      continue;
+    }
+    if (line.length === 0) continue;
+    const tab = line.indexOf(TAB);
+    const head = tab > 0 ? (JSON.parse(line.subarray(0, tab).toString('utf8')) as unknown) : undefined;
+    if (!Array.isArray(head) || head.length !== 2 || typeof head[0] !== 'string' || typeof head[1] !== 'string' || !isManifestKey(head[0]))
+      throw new BackupError('target_error', 'an entry does not parse');
+    const [key, etag] = head as [string, string];
+    // Keys are ASCII (layout.ts percent-encodes ids), so this order is the service's byte order.
+    if (key <= prev) throw new BackupError('target_error', 'its keys are out of order');
+    prev = key;
+    // Subarray shares the chunk, which the next read may reuse: the line is copied to be kept for the next index.
+    yield { key, etag, line: Buffer.concat([line, Buffer.from('\n')]) };
+  }
+}
+
+/** The next index, gzipped piece by piece as its lines come, in order; nothing once it grows beyond ANSWER_LIMITS.index. */
+class IndexBuilder {
+  private pieces: Buffer[] = [];
+  private bytes = 0;
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
+  private over = false;
+
+  constructor() {
+    this.add(Buffer.from(`${JSON.stringify({ formatVersion: CATALOG_FORMAT_VERSION })}\n`));
+  }
+
+  add(line: Buffer): Promise<void> | undefined {
+    if (this.over) return undefined;
+    this.pending.push(line);
+    this.pendingBytes += line.length;
+    return this.pendingBytes >= GZIP_PIECE ? this.flush() : undefined;
+  }
+
+  private async flush(): Promise<void> {
+    if (!this.pendingBytes) return;
+    const input = Buffer.concat(this.pending, this.pendingBytes);
+    this.pending = [];
+    this.pendingBytes = 0;
+    const piece = await gzipAsync(input);
+    this.bytes += piece.length;
+    if (this.bytes > ANSWER_LIMITS.index) {
+      this.over = true;
+      this.pieces = [];
+    } else this.pieces.push(piece);
+  }
+
+  /** The whole index, or undefined when it is larger than an index may be read back. */
+  async done(): Promise<Buffer | undefined> {
+    await this.flush();
+    return this.over ? undefined : Buffer.concat(this.pieces, this.bytes);
+  }
+}
+
+/** Walks a stored index beside a listing in key order: at most one entry is read ahead. */
+class IndexCursor {
+  private it?: AsyncGenerator<IndexEntry>;
+  private head?: IndexEntry;
+  /** Why the rest of the index was not used, once it failed. */
+  failure?: string;
+
+  constructor(gz: Buffer | undefined, isManifestKey: (k: string) => boolean) {
+    if (gz) this.it = indexEntries(gz, isManifestKey);
+  }
+
+  private async peek(): Promise<IndexEntry | undefined> {
+    if (this.head || !this.it) return this.head;
+    try {
+      const r = await this.it.next();
+      if (r.done) this.it = undefined;
+      else this.head = r.value;
+    } catch (e) {
+      this.failure = messageOf(e);
+      this.it = undefined;
+    }
+    return this.head;
+  }
+
+  /** Each entry before `key` (all of them when undefined), taken from the index; then the entry of `key`, if any. */
+  async upTo(key: string | undefined, before: (e: IndexEntry) => Promise<void> | undefined): Promise<IndexEntry | undefined> {
+    for (let e = await this.peek(); e; e = await this.peek()) {
+      if (key !== undefined && e.key >= key) return e.key === key ? this.take() : undefined;
+      this.take();
+      await before(e);
+    }
+    return undefined;
+  }
+
+  private take(): IndexEntry | undefined {
+    const e = this.head;
+    this.head = undefined;
+    return e;
+  }
+
+  close(): void {
+    void this.it?.return(undefined);
+  }
+}
+
 export class ObjectCatalog {
   private index?: IndexState;
-  private readonly written = new Map<string, KnownManifest>();
+  /** Manifests this process wrote, as their JSON: a parsed manifest takes several times its text's memory. */
+  private readonly written = new Map<string, { etag: string; json: string }>();
   /** What the last list() cost, for the benchmark and the tests. */
   lastList?: ListStats;
 
@@ -80,32 +235,12 @@ export class ObjectCatalog {
   remember(key: string, known: KnownManifest): void {
     if (this.written.size >= MAX_REMEMBERED) this.written.delete(this.written.keys().next().value!);
     this.written.delete(key);
-    this.written.set(key, known);
+    this.written.set(key, { etag: known.etag, json: JSON.stringify(known.manifest) });
   }
 
-  /** Forgets a manifest this process removed (prune), so no listing answers it from memory. */
+  /** Forgets a manifest this process removed (prune); the index's entry of it goes at the next listing, which lacks its key. */
   forget(key: string): void {
     this.written.delete(key);
-    this.index?.entries.delete(key);
-  }
-
-  private parseIndex(body: Buffer): Map<string, KnownManifest> {
-    const out = new Map<string, KnownManifest>();
-    // An index that inflates beyond its limit throws, and is not used (loadIndex).
-    const json = JSON.parse(gunzipSync(body, { maxOutputLength: ANSWER_LIMITS.indexInflated }).toString('utf8')) as {
-      formatVersion?: unknown;
-      entries?: unknown;
-    };
-    if (json.formatVersion !== CATALOG_FORMAT_VERSION || !Array.isArray(json.entries)) return out;
-    for (const e of json.entries as Array<{ key?: unknown; etag?: unknown; manifest?: unknown }>) {
-      if (typeof e?.key !== 'string' || typeof e.etag !== 'string' || !this.d.layout.isManifestKey(e.key)) continue;
-      try {
-        out.set(e.key, { etag: e.etag, manifest: parseManifest(e.manifest) });
-      } catch {
-        // an entry that does not parse is fetched again
-      }
-    }
-    return out;
   }
 
   private async loadIndex(signal: AbortSignal | undefined, stats: ListStats): Promise<void> {
@@ -116,12 +251,8 @@ export class ObjectCatalog {
         stats.indexRead = 'unchanged';
         return;
       }
-      if (!got) {
-        this.index = undefined;
-        return;
-      }
-      this.index = { etag: got.etag, entries: this.parseIndex(got.body) };
-      stats.indexRead = 'fresh';
+      this.index = got ? { etag: got.etag, gz: got.body } : undefined;
+      if (got) stats.indexRead = 'fresh';
     } catch (e) {
       // The index only saves requests: without it every manifest is read.
       this.d.log.warn({ key, err: messageOf(e) }, 'catalog index unreadable; reading manifests instead');
@@ -129,13 +260,10 @@ export class ObjectCatalog {
     }
   }
 
-  private async writeIndex(entries: Map<string, KnownManifest>, signal: AbortSignal | undefined): Promise<boolean> {
-    const body = gzipSync(
-      JSON.stringify({ formatVersion: CATALOG_FORMAT_VERSION, entries: [...entries].map(([key, v]) => ({ key, etag: v.etag, manifest: v.manifest })) }),
-    );
+  private async writeIndex(gz: Buffer, signal: AbortSignal | undefined): Promise<boolean> {
     const prev = this.index?.etag;
     try {
-      const res = await this.d.store.write(this.d.layout.catalogKey, body, {
+      const res = await this.d.store.write(this.d.layout.catalogKey, gz, {
         contentType: 'application/json',
         contentEncoding: 'gzip',
         ...(prev ? { ifMatch: prev } : { ifAbsent: true }),
@@ -143,8 +271,7 @@ export class ObjectCatalog {
       });
       // Another node wrote a newer index: it is as good as ours, the next listing uses it.
       if (res === 'precondition-failed') return false;
-      this.index = { etag: res.etag, entries };
-      for (const k of entries.keys()) this.written.delete(k);
+      this.index = { etag: res.etag, gz };
       return true;
     } catch (e) {
       this.d.log.warn({ err: messageOf(e) }, 'catalog index not written');
@@ -165,10 +292,35 @@ export class ObjectCatalog {
       return;
     }
     await this.loadIndex(signal, stats);
-    const old = this.index?.entries ?? new Map<string, KnownManifest>();
+    const isManifestKey = (k: string) => this.d.layout.isManifestKey(k);
+    const cursor = new IndexCursor(this.index?.gz, isManifestKey);
+    try {
+      yield* this.walk(sel, cursor, stats, signal);
+    } finally {
+      cursor.close();
+    }
+  }
+
+  /**
+   * The listing under the selection's prefix beside the index: an entry whose ETag is the one listed gives the
+   * manifest, any other is fetched; the next index gets every listed manifest and the index's entries outside the
+   * prefix, in key order. It is written only when it differs and the listing came in key order.
+   */
+  private async *walk(sel: Selector, cursor: IndexCursor, stats: ListStats, signal?: AbortSignal): AsyncGenerator<Manifest> {
     const prefix = sel.dataSource !== undefined ? this.d.layout.dataSourceManifestsPrefix(sel.dataSource) : this.d.layout.manifestsPrefix;
-    const seen = new Map<string, KnownManifest>();
-    let fetched = 0;
+    const next = new IndexBuilder();
+    let changed = false;
+    let ordered = true;
+    let last = '';
+    const fromWritten: string[] = [];
+    // An entry of the index that is not listed: kept when outside the prefix, dropped (its manifest is gone) inside it.
+    const passed = (e: IndexEntry): Promise<void> | undefined => {
+      if (e.key.startsWith(prefix)) {
+        changed = true;
+        return undefined;
+      }
+      return next.add(e.line);
+    };
     let token: string | undefined;
     const guard = new PageGuard(`the manifest listing of ${this.d.store.name}/${prefix}`);
     do {
@@ -176,35 +328,64 @@ export class ObjectCatalog {
       stats.listRequests++;
       token = page.next;
       if (token) guard.next(token);
-      const keys = page.objects.filter((o) => this.d.layout.isManifestKey(o.key));
-      const known = await mapLimit(keys, FETCH_PARALLEL, async (o) => {
-        const { key, etag } = o;
-        const have = this.written.get(key) ?? old.get(key);
-        if (have && have.etag === etag && etag) return { key, known: have };
-        const id = this.d.layout.idOfManifestKey(key);
-        stats.manifestGets++;
-        fetched++;
+      const wanted: Array<{ key: string; etag: string; entry?: IndexEntry; json?: string }> = [];
+      for (const { key, etag } of page.objects) {
+        if (!this.d.layout.isManifestKey(key)) continue;
+        if (key <= last) ordered = false;
+        const entry = ordered ? await cursor.upTo(key, passed) : undefined;
+        last = key;
+        const mine = this.written.get(key);
+        if (entry && entry.etag === etag && etag) wanted.push({ key, etag, entry });
+        else if (mine && mine.etag === etag && etag) {
+          fromWritten.push(key);
+          changed = true;
+          wanted.push({ key, etag, json: mine.json });
+        } else wanted.push({ key, etag });
+      }
+      const known = await mapLimit(wanted, FETCH_PARALLEL, async (w): Promise<{ line?: Buffer; manifest?: Manifest; etag: string }> => {
         try {
-          const got = id !== undefined ? await this.d.getManifest(id, signal) : await this.getByKey(key, signal);
-          return { key, known: got };
+          const json = w.entry ? w.entry.line.subarray(w.entry.line.indexOf(TAB) + 1).toString('utf8') : w.json;
+          const manifest = json !== undefined ? parseManifest(JSON.parse(json)) : undefined;
+          // An entry is the manifest of its own key, or it is read again.
+          if (manifest && this.d.layout.manifestKey(manifest.segmentId) === w.key) return { line: w.entry?.line, manifest, etag: w.etag };
+        } catch {
+          // an entry that does not parse is fetched as if the index lacked it
+        }
+        changed = true;
+        stats.manifestGets++;
+        const id = this.d.layout.idOfManifestKey(w.key);
+        try {
+          const got = id !== undefined ? await this.d.getManifest(id, signal) : await this.getByKey(w.key, signal);
+          return { manifest: got?.manifest, etag: got?.etag ?? w.etag };
         } catch (e) {
           // A manifest that does not parse is not a backup; verify reports it by id.
-          this.d.log.warn({ key, err: messageOf(e) }, 'manifest skipped in the catalog');
-          return { key, known: undefined };
+          this.d.log.warn({ key: w.key, err: messageOf(e) }, 'manifest skipped in the catalog');
+          return { etag: w.etag };
         }
       });
-      for (const { key, known: k } of known) {
-        if (!k) continue;
-        seen.set(key, k);
-        if (matches(sel, k.manifest)) yield k.manifest;
+      for (const [i, { line, manifest, etag }] of known.entries()) {
+        if (!manifest) continue;
+        await next.add(line ?? indexLine(wanted[i]!.key, etag, JSON.stringify(manifest)));
+        if (matches(sel, manifest)) yield manifest;
       }
     } while (token);
-
-    const next = new Map<string, KnownManifest>();
-    for (const [k, v] of old) if (!k.startsWith(prefix)) next.set(k, v);
-    for (const [k, v] of seen) next.set(k, v);
-    const changed = fetched > 0 || next.size !== old.size || [...seen].some(([k, v]) => old.get(k)?.etag !== v.etag);
-    if (changed) stats.indexWritten = await this.writeIndex(next, signal);
+    if (!ordered) {
+      this.d.log.warn({ prefix }, 'the listing of manifests came out of key order; the catalog index is not written');
+      return;
+    }
+    await cursor.upTo(undefined, passed);
+    if (cursor.failure) {
+      changed = true;
+      this.d.log.warn({ key: this.d.layout.catalogKey, err: cursor.failure }, 'catalog index partly unusable; the manifests it lacked were read');
+    }
+    if (!changed) return;
+    const gz = await next.done();
+    if (!gz) {
+      this.d.log.warn({ limit: ANSWER_LIMITS.index }, 'the catalog index would be larger than an index may be; not written, so listings read every manifest');
+      return;
+    }
+    stats.indexWritten = await this.writeIndex(gz, signal);
+    if (stats.indexWritten) for (const k of fromWritten) this.written.delete(k);
   }
 
   /** A manifest whose key does not spell its id (a cut name): read by key, the id taken from its contents. */
