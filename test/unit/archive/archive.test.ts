@@ -55,7 +55,7 @@ async function readUpload(bytes: Buffer | Readable, id = ID) {
   const got: Record<string, Buffer> = {};
   for await (const f of r.files()) {
     const parts: Buffer[] = [];
-    for await (const c of f.chunks) parts.push(c);
+    for await (const batch of f.chunks) parts.push(...batch);
     got[f.name] = Buffer.concat(parts);
   }
   return { decl, got, digests: await r.finish() };
