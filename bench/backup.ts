@@ -6,8 +6,8 @@
  * 2. the peak memory (VmHWM) of both sidecars;
  * 3. the time of a second, no-change backup of 10,000 segments (and of active backup's reconcile after a restart).
  * BENCH_BACKUP_PARTS=nochange runs part 3 only; BENCH_NOCHANGE_ROUNDS=n repeats its no-change backup n times (one
- * first backup, n samples); with BENCH_PROFILE_DIR the no-change sidecars are profiled and the phase is the last
- * no-change backup (bench/profile.ts).
+ * first backup, n samples); BENCH_BACKUP_PARTS=throughput runs part 1 only. With BENCH_PROFILE_DIR the sidecars are
+ * profiled (bench/profile.ts): the phase is the 2 GB backup, or the last no-change backup.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync } from 'node:fs';
@@ -18,7 +18,7 @@ import { formatBytes } from '../sidecar/druid/bytes.js';
 import { writeSampleCache } from '../sidecar/sample/sampleCache.js';
 import type { SidecarProcess } from '../test/helpers/sidecar.js';
 import { startSidecar, tmpDir, waitFor } from '../test/helpers/sidecar.js';
-import { cpuSeconds, endedChildrenCpuSeconds, profiled, sha256CpuSeconds, straceDuring } from './profile.js';
+import { cpuSplit, endedChildrenCpuSeconds, profiled, sha256CpuSeconds, straceDuring } from './profile.js';
 import { largeSample } from './sample.js';
 import { addRow } from './table.js';
 
@@ -27,15 +27,27 @@ function peakRss(pid: number): number {
   return m ? Number(m[1]) * 1024 : NaN;
 }
 
+/** `user + kernel` CPU seconds and minor page faults of a process so far. */
+function cpuNow(pid: number): { user: number; system: number; faults: number } {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return { ...cpuSplit(pid), faults: Number(fields[7]) };
+}
+
+/** What a process used since an earlier `cpuNow`: CPU seconds, the kernel's part, and page faults (each one a trip into the kernel). */
+function cpuSince(pid: number, s0: { user: number; system: number; faults: number }): string {
+  const s = cpuNow(pid);
+  return `${(s.user - s0.user + s.system - s0.system).toFixed(2)} s (${(s.system - s0.system).toFixed(2)} s kernel, ${s.faults - s0.faults} page faults)`;
+}
+
 async function backup(source: SidecarProcess, target: SidecarProcess): Promise<{ ms: number; job: Job; cpu: string }> {
-  const cpu0 = [cpuSeconds(source.proc.pid!), cpuSeconds(target.proc.pid!)];
+  const cpu0 = [cpuNow(source.proc.pid!), cpuNow(target.proc.pid!)] as const;
   const t0 = performance.now();
   const r = await source.request<JobAccepted>('POST', '/data/v1/backup', { target: target.url });
   if (r.status !== 202) throw new Error(`backup refused: ${r.text}`);
   const job = await source.waitForJob(r.json.jobId, 30 * 60_000);
   const ms = performance.now() - t0;
   if (job.state !== 'succeeded') throw new Error(`backup ${job.state}: ${JSON.stringify(job.errors.slice(0, 3))}`);
-  const cpu = `CPU used: source sidecar ${(cpuSeconds(source.proc.pid!) - cpu0[0]!).toFixed(2)} s, target sidecar ${(cpuSeconds(target.proc.pid!) - cpu0[1]!).toFixed(2)} s`;
+  const cpu = `CPU used: source sidecar ${cpuSince(source.proc.pid!, cpu0[0])}, target sidecar ${cpuSince(target.proc.pid!, cpu0[1])}`;
   return { ms, job, cpu };
 }
 
@@ -57,14 +69,15 @@ async function throughput(): Promise<void> {
     rmSync(dest, { recursive: true, force: true });
     execFileSync('sync');
 
-    const target = await startSidecar(['--store', path.join(root, 'store')], { fast: false });
+    const target = await startSidecar(['--store', path.join(root, 'store')], { fast: false, ...profiled('backup-target') });
     const source = await startSidecar(['--config', sample.propertiesFile, '--node-name', 'bench-historical'], {
       token: target.token,
       fast: false,
       allowedTargets: [target.url],
+      ...profiled('backup-source'),
     });
     try {
-      const { ms, job, cpu } = await backup(source, target);
+      const { ms, job, cpu } = await straceDuring({ 'backup-source': source.proc.pid!, 'backup-target': target.proc.pid! }, () => backup(source, target));
       const mbps = (job.progress.bytesDone / 1e6 / ms) * 1000;
       console.log(
         `backup through two sidecars: ${(ms / 1000).toFixed(2)} s (${mbps.toFixed(0)} MB/s); tar | tar && sync: ${(tarMs / 1000).toFixed(2)} s; ratio ${(ms / tarMs).toFixed(2)}x; ${cpu}`,

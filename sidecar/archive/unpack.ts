@@ -22,6 +22,12 @@ const MAX_TRAILING_ZEROS = 20 * BLOCK;
 const EMPTY = Buffer.alloc(0);
 /** Bytes of a file handed on at once. */
 const BATCH = 1 << 20;
+/**
+ * Most slices a batch hands on as they are (a 1 MiB batch of the socket's 64 KiB reads is 16-17): a sender that
+ * drips its bytes in tiny pieces gets them joined into one buffer, so the writes queued behind a batch never hold
+ * more than this many buffer objects per batch.
+ */
+export const MAX_SLICES = 64;
 
 /** Pulls exact byte counts out of a chunked stream. */
 class ByteReader {
@@ -78,10 +84,12 @@ class ByteReader {
   }
 
   /**
-   * Yields the next `n` bytes in pieces of up to BATCH: the socket delivers 64 KiB at a time, and gathering them
-   * costs one copy where handing each on would cost a hashing call, a write and several promise hops apiece.
+   * Yields the next `n` bytes in batches of up to BATCH bytes, each batch the slices of what the socket delivered
+   * (64 KiB at a time): handing each slice on alone would cost a write and several promise hops apiece, and gathering
+   * them into one buffer would copy every byte once more (measured: 0.2 s of CPU per 2 GiB received). A batch of
+   * more than MAX_SLICES slices is joined.
    */
-  async *take(n: number): AsyncGenerator<Buffer> {
+  async *take(n: number): AsyncGenerator<Buffer[]> {
     let need = n;
     while (need > 0) {
       const want = Math.min(need, BATCH);
@@ -95,7 +103,7 @@ class ByteReader {
         size += k;
       }
       need -= size;
-      yield parts.length === 1 ? parts[0]! : Buffer.concat(parts, size);
+      yield parts.length > MAX_SLICES ? [Buffer.concat(parts, size)] : parts;
     }
   }
 
@@ -129,8 +137,11 @@ export interface ReaderOptions {
 export interface TarFile {
   name: string;
   size: number;
-  /** The file's bytes; consume them before asking for the next file. Throws `digest_mismatch` at the end of a download's file whose bytes do not match the manifest. */
-  chunks: AsyncGenerator<Buffer>;
+  /**
+   * The file's bytes in batches of slices (`ByteReader.take`); consume them before asking for the next file. Throws
+   * `digest_mismatch` at the end of a download's file whose bytes do not match the manifest.
+   */
+  chunks: AsyncGenerator<Buffer[]>;
 }
 
 abstract class SegmentTarReader<Head> {
@@ -195,12 +206,16 @@ abstract class SegmentTarReader<Head> {
     }
   }
 
-  private async *fileChunks(d: { name: string; size: number; sha256?: string }, consumed: { done: boolean }): AsyncGenerator<Buffer> {
+  private async *fileChunks(d: { name: string; size: number; sha256?: string }, consumed: { done: boolean }): AsyncGenerator<Buffer[]> {
     const hash = createHash('sha256');
-    for await (const chunk of this.input.take(d.size)) {
-      hash.update(chunk);
-      this.opts.onBytes?.(chunk.length);
-      yield chunk;
+    for await (const batch of this.input.take(d.size)) {
+      let bytes = 0;
+      for (const piece of batch) {
+        hash.update(piece);
+        bytes += piece.length;
+      }
+      this.opts.onBytes?.(bytes);
+      yield batch;
     }
     await this.input.exact(paddingFor(d.size));
     const sha256 = hash.digest('hex');
@@ -219,6 +234,11 @@ abstract class SegmentTarReader<Head> {
   async close(): Promise<void> {
     await this.input.close();
   }
+}
+
+/** A file's batches (`TarFile.chunks`) as one buffer each, for a consumer that takes a stream of buffers. */
+export async function* joined(batches: AsyncIterable<Buffer[]>): AsyncGenerator<Buffer> {
+  for await (const batch of batches) yield batch.length === 1 ? batch[0]! : Buffer.concat(batch);
 }
 
 /** Reads an upload: `segment.json`, the files, then `digests.json`, checked by `finish()`. */

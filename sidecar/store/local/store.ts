@@ -112,7 +112,7 @@ function dirsDownTo(top: string, bottom: string): string[] {
 }
 
 /** Writes a received file; a large one is flushed before the next one arrives (`writeChunks` returns at once). */
-async function writeReceived(file: string, size: number, chunks: AsyncIterable<Buffer>): Promise<{ durable: Promise<void> }> {
+async function writeReceived(file: string, size: number, chunks: AsyncIterable<Buffer[]>): Promise<{ durable: Promise<void> }> {
   const written = await writeChunks(file, chunks);
   // Measured: overlapping a large file's writeback with the next file's writes slows the disk down, where small
   // files gain by sharing journal commits.

@@ -8,13 +8,13 @@ import { tmpDir } from '../../helpers/sidecar.js';
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
-test('the file holds exactly the chunks given, in order, whatever their sizes (empty, tiny, socket-sized, larger than the write buffer)', async () => {
+test('the file holds exactly the chunks given, in order, whatever their sizes (empty, tiny, socket-sized, larger than the write buffer) and whether alone or in batches', async () => {
   const dir = tmpDir('dbk-writer-');
   try {
     const file = path.join(dir, 'out');
     const sent = createHash('sha256');
     let total = 0;
-    async function* chunks(): AsyncGenerator<Buffer> {
+    async function* chunks(): AsyncGenerator<Buffer | Buffer[]> {
       const give = (b: Buffer) => {
         sent.update(b);
         total += b.length;
@@ -24,6 +24,12 @@ test('the file holds exactly the chunks given, in order, whatever their sizes (e
       for (let i = 0; i < 3000; i++) yield give(randomBytes(1 + (i % 7)));
       for (let i = 0; i < 40; i++) yield give(randomBytes(64 * 1024 + i));
       yield give(randomBytes(5 * 1024 * 1024 + 3));
+      // Batches of socket-sized slices, one of them larger than the write buffer, with single buffers between.
+      for (let i = 0; i < 20; i++) yield Array.from({ length: 1 + (i % 5) }, (_, k) => give(randomBytes(64 * 1024 - k)));
+      yield give(randomBytes(17));
+      yield Array.from({ length: 80 }, () => give(randomBytes(64 * 1024)));
+      yield [];
+      yield [give(randomBytes(3))];
     }
     await (
       await writeChunks(file, chunks())
