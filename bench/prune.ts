@@ -19,11 +19,9 @@ import path from 'node:path';
 import pino from 'pino';
 import type { Job, JobAccepted } from '../sidecar/api.js';
 import type { PruneResult } from '../sidecar/snapshot/prune.js';
-import { takeSnapshot } from '../sidecar/snapshot/take.js';
 import { LocalStore } from '../sidecar/store/local/store.js';
 import { S3Target } from '../sidecar/store/s3/target.js';
-import type { Target } from '../sidecar/store/target.js';
-import { bigCoordinator, bigSegment, upTo, writeBucketSegments, writeLocalSegments } from '../test/helpers/bigStore.js';
+import { bigSegment, snapshotLastTenth, writeBucketSegments, writeLocalSegments } from '../test/helpers/bigStore.js';
 import type { SidecarProcess } from '../test/helpers/sidecar.js';
 import { metricValue, startSidecar, tmpDir } from '../test/helpers/sidecar.js';
 import { installVersityGw, startVersityGw } from '../test/helpers/versitygw.js';
@@ -70,24 +68,6 @@ async function run(s: SidecarProcess, body: Record<string, unknown>): Promise<{ 
   return { ms: performance.now() - t0, result: job.result as unknown as PruneResult };
 }
 
-/** The snapshot naming the last tenth, taken in this process into `store`. */
-async function snapshotLastTenth(store: Target): Promise<void> {
-  const c = await bigCoordinator(() => upTo(N, KEPT_FROM));
-  try {
-    const r = await takeSnapshot({
-      coordinator: c.url,
-      catalogs: [store],
-      targets: [store],
-      node: 'bench',
-      captureMetadata: async () => ({ offsets: { captured: false }, redacted: [] }),
-      log,
-    });
-    if (r.header.segments !== N - KEPT_FROM || !r.header.complete) throw new Error(`snapshot: ${JSON.stringify(r.header).slice(0, 300)}`);
-  } finally {
-    c.close();
-  }
-}
-
 async function measure(kind: string, s: SidecarProcess, body: Record<string, unknown>, setupMs: number): Promise<void> {
   const started = statusMiB(s, 'VmRSS');
   const heap = heapPeaks(s);
@@ -114,7 +94,7 @@ async function local(): Promise<void> {
     const t0 = performance.now();
     writeLocalSegments(store, 0, N);
     const ls = LocalStore.open(store, { log });
-    await snapshotLastTenth(ls);
+    await snapshotLastTenth(N, KEPT_FROM, ls);
     const setupMs = performance.now() - t0;
     s = await startSidecar(['--store', store], { fast: false, timeoutMs: 600_000, env: RETENTION });
     await measure('local', s, {}, setupMs);
@@ -140,7 +120,7 @@ async function s3(): Promise<void> {
     const r = await target.put(bigSegment(0));
     if (r.outcome !== 'stored') throw new Error(`segment 0: ${r.outcome}`);
     for (let from = 1; from < N; from += 10_000) writeBucketSegments(path.join(gw.root, 'prune'), 'bench/', from, Math.min(N, from + 10_000));
-    await snapshotLastTenth(target);
+    await snapshotLastTenth(N, KEPT_FROM, target);
     const setupMs = performance.now() - t0;
     // The snapshot listed the bucket, so its catalog index now names every segment: what the catalog holds (compressed).
     const indexBytes = statSync(path.join(gw.root, 'prune', 'bench', 'catalog.json.gz')).size;

@@ -17,11 +17,13 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { Readable } from 'node:stream';
+import pino from 'pino';
 import { parseSegmentId } from '../../sidecar/druid/segmentId.js';
 import { MANIFEST_NAME, newManifest } from '../../sidecar/store/manifest.js';
 import { segmentPath } from '../../sidecar/store/local/layout.js';
 import { ObjectLayout } from '../../sidecar/store/object/layout.js';
-import type { OutgoingSegment } from '../../sidecar/store/target.js';
+import type { OutgoingSegment, Target } from '../../sidecar/store/target.js';
+import { takeSnapshot } from '../../sidecar/snapshot/take.js';
 
 export const BIG_DS = 'big';
 const DAY = 86_400_000;
@@ -153,4 +155,25 @@ export async function bigCoordinator(used: () => Iterable<number>): Promise<{ ur
 /** 0, 1, ..., n - 1 */
 export function* upTo(n: number, from = 0): Generator<number> {
   for (let i = from; i < n; i++) yield i;
+}
+
+/**
+ * The snapshot naming segments `keptFrom` to `n - 1` (the last tenth, for a prune of 90 %), taken in this process
+ * into `store` by a Coordinator answering those as used; throws unless it names them all and is complete.
+ */
+export async function snapshotLastTenth(n: number, keptFrom: number, store: Target): Promise<void> {
+  const c = await bigCoordinator(() => upTo(n, keptFrom));
+  try {
+    const r = await takeSnapshot({
+      coordinator: c.url,
+      catalogs: [store],
+      targets: [store],
+      node: 'test',
+      captureMetadata: async () => ({ offsets: { captured: false }, redacted: [] }),
+      log: pino({ level: 'silent' }),
+    });
+    if (r.header.segments !== n - keptFrom || !r.header.complete) throw new Error(`the snapshot is not the last tenth: ${JSON.stringify(r.header).slice(0, 300)}`);
+  } finally {
+    c.close();
+  }
 }

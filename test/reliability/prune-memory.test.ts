@@ -27,13 +27,11 @@ import pino from 'pino';
 import type { Job, JobAccepted } from '../../sidecar/api.js';
 import { NODE_FLAGS } from '../../sidecar/runtime.js';
 import type { PruneResult } from '../../sidecar/snapshot/prune.js';
-import { takeSnapshot } from '../../sidecar/snapshot/take.js';
 import { segmentPath } from '../../sidecar/store/local/layout.js';
 import { LocalStore } from '../../sidecar/store/local/store.js';
 import { MANIFEST_NAME } from '../../sidecar/store/manifest.js';
 import { S3Target } from '../../sidecar/store/s3/target.js';
-import type { Target } from '../../sidecar/store/target.js';
-import { BIG_DS, bigCoordinator, bigId, bigSegment, upTo, writeBucketSegments, writeLocalSegments } from '../helpers/bigStore.js';
+import { BIG_DS, bigId, bigSegment, snapshotLastTenth, upTo, writeBucketSegments, writeLocalSegments } from '../helpers/bigStore.js';
 import type { SidecarProcess } from '../helpers/sidecar.js';
 import { startSidecar, tmpDir } from '../helpers/sidecar.js';
 import { requireVersityGw, startVersityGw } from '../helpers/versitygw.js';
@@ -57,25 +55,6 @@ async function job(s: SidecarProcess, body: Record<string, unknown>): Promise<Jo
   const r = await s.request<JobAccepted>('POST', '/data/v1/store/prune', body);
   assert.equal(r.status, 202, r.text);
   return Promise.race([s.waitForJob(r.json.jobId, 1_800_000), died]);
-}
-
-/** The snapshot naming segments `keptFrom` to `n - 1`, taken in this process (a Coordinator answering those as used). */
-async function snapshotLastTenth(n: number, keptFrom: number, store: Target): Promise<void> {
-  const c = await bigCoordinator(() => upTo(n, keptFrom));
-  try {
-    const r = await takeSnapshot({
-      coordinator: c.url,
-      catalogs: [store],
-      targets: [store],
-      node: 'test',
-      captureMetadata: async () => ({ offsets: { captured: false }, redacted: [] }),
-      log,
-    });
-    assert.equal(r.header.segments, n - keptFrom);
-    assert.equal(r.header.complete, true);
-  } finally {
-    c.close();
-  }
 }
 
 describe('a prune over many segments in bounded memory', { timeout: 2_400_000 }, () => {
