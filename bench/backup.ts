@@ -18,25 +18,13 @@ import { formatBytes } from '../sidecar/druid/bytes.js';
 import { writeSampleCache } from '../sidecar/sample/sampleCache.js';
 import type { SidecarProcess } from '../test/helpers/sidecar.js';
 import { startSidecar, tmpDir, waitFor } from '../test/helpers/sidecar.js';
-import { cpuSplit, endedChildrenCpuSeconds, profiled, sha256CpuSeconds, straceDuring } from './profile.js';
+import { cpuNow, cpuSince, endedChildrenCpuSeconds, profiled, sha256CpuSeconds, straceDuring } from './profile.js';
 import { largeSample } from './sample.js';
 import { addRow } from './table.js';
 
 function peakRss(pid: number): number {
   const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return m ? Number(m[1]) * 1024 : NaN;
-}
-
-/** `user + kernel` CPU seconds and minor page faults of a process so far. */
-function cpuNow(pid: number): { user: number; system: number; faults: number } {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return { ...cpuSplit(pid), faults: Number(fields[7]) };
-}
-
-/** What a process used since an earlier `cpuNow`: CPU seconds, the kernel's part, and page faults (each one a trip into the kernel). */
-function cpuSince(pid: number, s0: { user: number; system: number; faults: number }): string {
-  const s = cpuNow(pid);
-  return `${(s.user - s0.user + s.system - s0.system).toFixed(2)} s (${(s.system - s0.system).toFixed(2)} s kernel, ${s.faults - s0.faults} page faults)`;
 }
 
 async function backup(source: SidecarProcess, target: SidecarProcess): Promise<{ ms: number; job: Job; cpu: string }> {

@@ -29,6 +29,18 @@ export function cpuSplit(pid: number): { user: number; system: number } {
   return { user: Number(fields[11]) / 100, system: Number(fields[12]) / 100 };
 }
 
+/** `user + kernel` CPU seconds and minor page faults of a process so far. */
+export function cpuNow(pid: number): { user: number; system: number; faults: number } {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return { ...cpuSplit(pid), faults: Number(fields[7]) };
+}
+
+/** What a process used since an earlier `cpuNow`: CPU seconds, the kernel's part, and page faults (each one a trip into the kernel). */
+export function cpuSince(pid: number, s0: { user: number; system: number; faults: number }): string {
+  const s = cpuNow(pid);
+  return `${(s.user - s0.user + s.system - s0.system).toFixed(2)} s (${(s.system - s0.system).toFixed(2)} s kernel, ${s.faults - s0.faults} page faults)`;
+}
+
 /**
  * CPU seconds (user + system) of this process's children that have ended: read before and after a baseline run
  * by execFileSync (tar | tar), it gives the CPU the baseline cost, to set beside the sidecars'.

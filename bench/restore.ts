@@ -16,7 +16,7 @@ import { formatBytes } from '../sidecar/druid/bytes.js';
 import { SEGMENTS_DIR } from '../sidecar/store/local/layout.js';
 import { startSidecar, tmpDir } from '../test/helpers/sidecar.js';
 import { treeDigests } from '../test/helpers/tree.js';
-import { cpuSeconds, cpuSplit, endedChildrenCpuSeconds, profiled, sha256CpuSeconds, straceDuring } from './profile.js';
+import { cpuNow, cpuSeconds, cpuSince, endedChildrenCpuSeconds, profiled, sha256CpuSeconds, straceDuring } from './profile.js';
 import { largeSample } from './sample.js';
 import { addRow } from './table.js';
 
@@ -60,8 +60,8 @@ export async function benchRestore(): Promise<void> {
     // The blocking tar above may have outlasted the server's keep-alive: a POST on the closed connection would fail
     // ("other side closed"), so a GET, which may, takes the stale connection out of the client's pool first.
     await node.request('GET', '/status/health').catch(() => undefined);
-    const cpu0 = [cpuSeconds(node.proc.pid!), cpuSeconds(target.proc.pid!)];
-    const nodeSplit0 = cpuSplit(node.proc.pid!);
+    const cpu0 = [cpuNow(node.proc.pid!), cpuNow(target.proc.pid!)] as const;
+    const seconds0 = [cpuSeconds(node.proc.pid!), cpuSeconds(target.proc.pid!)];
     const { job, ms } = await straceDuring({ 'restore-node': node.proc.pid!, 'restore-target': target.proc.pid! }, async () => {
       const r0 = performance.now();
       const res = await node.request<JobAccepted>('POST', '/data/v1/restore', { target: target.url });
@@ -70,9 +70,8 @@ export async function benchRestore(): Promise<void> {
       execFileSync('sync');
       return { job, ms: performance.now() - r0 };
     });
-    const [nodeCpu, targetCpu] = [cpuSeconds(node.proc.pid!) - cpu0[0]!, cpuSeconds(target.proc.pid!) - cpu0[1]!];
-    const nodeSplit = cpuSplit(node.proc.pid!);
-    const nodeKernel = nodeSplit.system - nodeSplit0.system;
+    const [nodeCpu, targetCpu] = [cpuSince(node.proc.pid!, cpu0[0]), cpuSince(target.proc.pid!, cpu0[1])];
+    const usedSeconds = cpuSeconds(node.proc.pid!) - seconds0[0]! + cpuSeconds(target.proc.pid!) - seconds0[1]!;
     if (job.state !== 'succeeded') throw new Error(`restore ${job.state}: ${JSON.stringify(job.errors.slice(0, 3))}`);
     const same = JSON.stringify([...treeDigests(sample.location)]) === JSON.stringify([...original]);
     if (!same) throw new Error('the restored cache differs from the original');
@@ -91,7 +90,7 @@ export async function benchRestore(): Promise<void> {
     // the baseline's CPU and the part verification alone costs (sha256 of every byte on the node).
     const cores = os.cpus().length;
     console.log(
-      `CPU used during the restore: node sidecar ${nodeCpu.toFixed(2)} s (${nodeKernel.toFixed(2)} s of it in the kernel), target sidecar ${targetCpu.toFixed(2)} s (${Math.round(((nodeCpu + targetCpu) / ((ms / 1000) * cores)) * 100)} % of ${cores} cores over the restore); tar | tar && sync: ${tarCpu.toFixed(2)} s; sha256 of the ${formatBytes(job.progress.bytesDone)} alone: ${sha256CpuSeconds(job.progress.bytesDone).toFixed(2)} s`,
+      `CPU used during the restore: node sidecar ${nodeCpu}, target sidecar ${targetCpu} (${Math.round((usedSeconds / ((ms / 1000) * cores)) * 100)} % of ${cores} cores over the restore); tar | tar && sync: ${tarCpu.toFixed(2)} s; sha256 of the ${formatBytes(job.progress.bytesDone)} alone: ${sha256CpuSeconds(job.progress.bytesDone).toFixed(2)} s`,
     );
     console.log(`peak memory (VmHWM): node sidecar ${formatBytes(peakRss(node.proc.pid!))}, target sidecar ${formatBytes(peakRss(target.proc.pid!))}`);
   } finally {

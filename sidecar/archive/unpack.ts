@@ -236,11 +236,6 @@ abstract class SegmentTarReader<Head> {
   }
 }
 
-/** A file's batches (`TarFile.chunks`) as one buffer each, for a consumer that takes a stream of buffers. */
-export async function* joined(batches: AsyncIterable<Buffer[]>): AsyncGenerator<Buffer> {
-  for await (const batch of batches) yield batch.length === 1 ? batch[0]! : Buffer.concat(batch);
-}
-
 /** Reads an upload: `segment.json`, the files, then `digests.json`, checked by `finish()`. */
 export class UploadReader extends SegmentTarReader<SegmentDeclaration> {
   protected headName = DECLARATION_NAME;

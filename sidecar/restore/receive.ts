@@ -5,12 +5,11 @@
  */
 import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
-import { Transform } from 'node:stream';
-import type { TransformCallback } from 'node:stream';
+import { Readable } from 'node:stream';
 import { inside } from '../druid/paths.js';
 import { BackupError } from '../errors.js';
 import type { Manifest, SegmentFileInfo } from '../store/manifest.js';
-import type { IncomingFile, SegmentReader } from '../store/target.js';
+import type { FileChunk, IncomingFile, SegmentReader } from '../store/target.js';
 import { writeChunks } from '../util/fileWriter.js';
 import type { RateLimit } from '../util/rateLimit.js';
 
@@ -37,7 +36,7 @@ export async function* expectedFiles(reader: SegmentReader, planned: Manifest): 
   for await (const file of reader.files) {
     const want = wanted.get(file.name);
     if (!want) {
-      file.stream.destroy();
+      await file.chunks[Symbol.asyncIterator]().return?.();
       throw mismatch(planned.segmentId, file.name, 'was sent but is not in the manifest (or was sent twice)');
     }
     wanted.delete(file.name);
@@ -46,41 +45,10 @@ export async function* expectedFiles(reader: SegmentReader, planned: Manifest): 
   if (wanted.size) throw mismatch(planned.segmentId, [...wanted.keys()].join(', '), 'was not sent');
 }
 
-/** A pass-through that hashes and counts, and fails as soon as more bytes arrive than the manifest says. */
-export class VerifyingTap extends Transform {
-  private readonly hash = createHash('sha256');
-  private bytes = 0;
-  constructor(
-    private readonly segmentId: string,
-    private readonly want: SegmentFileInfo,
-    private readonly opts: ReceiveOptions = {},
-  ) {
-    super();
-  }
-  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
-    if (this.opts.signal?.aborted) return cb(new BackupError('cancelled', 'restore cancelled'));
-    this.bytes += chunk.length;
-    if (this.bytes > this.want.size) return cb(mismatch(this.segmentId, this.want.name, `is longer than the ${this.want.size} bytes of the manifest`));
-    this.hash.update(chunk);
-    this.opts.onBytes?.(chunk.length);
-    if (!this.opts.limit) return cb(null, chunk);
-    this.opts.limit.take(chunk.length, this.opts.signal).then(() => cb(null, chunk), cb);
-  }
-  override _flush(cb: TransformCallback): void {
-    cb(this.problem());
-  }
-  /** Undefined when the bytes seen are exactly the manifest's. */
-  problem(): BackupError | undefined {
-    if (this.bytes !== this.want.size) return mismatch(this.segmentId, this.want.name, `has ${this.bytes} bytes, the manifest ${this.want.size}`);
-    const got = this.hash.digest('hex');
-    if (got !== this.want.sha256) return mismatch(this.segmentId, this.want.name, `has sha256 ${got}, the manifest ${this.want.sha256}`);
-    return undefined;
-  }
-}
-
 /**
  * The chunks of a received file, checked against its manifest entry: fails past the size, short of it, or (unless
- * the reader already checks it, `readerVerifies`) on a sha256 that differs.
+ * the reader already checks it, `readerVerifies`) on a sha256 that differs. A batch is passed on as it came, for the
+ * file writer to write without joining it.
  */
 async function* checkedChunks(
   segmentId: string,
@@ -88,17 +56,20 @@ async function* checkedChunks(
   want: SegmentFileInfo,
   opts: ReceiveOptions,
   readerVerifies: boolean,
-): AsyncGenerator<Buffer> {
+): AsyncGenerator<FileChunk> {
   const hash = readerVerifies ? undefined : createHash('sha256');
   let bytes = 0;
-  for await (const chunk of file.stream as AsyncIterable<Buffer>) {
+  for await (const chunk of file.chunks) {
     if (opts.signal?.aborted) throw new BackupError('cancelled', 'restore cancelled');
-    bytes += chunk.length;
+    const pieces = Buffer.isBuffer(chunk) ? [chunk] : chunk;
+    let n = 0;
+    for (const piece of pieces) n += piece.length;
+    bytes += n;
     if (bytes > want.size) throw mismatch(segmentId, want.name, `is longer than the ${want.size} bytes of the manifest`);
-    hash?.update(chunk);
-    await opts.limit?.take(chunk.length, opts.signal);
+    if (hash) for (const piece of pieces) hash.update(piece);
+    await opts.limit?.take(n, opts.signal);
     yield chunk;
-    opts.onBytes?.(chunk.length);
+    opts.onBytes?.(n);
   }
   if (bytes !== want.size) throw mismatch(segmentId, want.name, `has ${bytes} bytes, the manifest ${want.size}`);
   const got = hash?.digest('hex');
@@ -121,6 +92,21 @@ async function writeFileVerified(
   await (
     await writeChunks(dest, checkedChunks(segmentId, file, want, opts, readerVerifies))
   ).durable;
+}
+
+/**
+ * A received file as a stream of buffers, checked as `checkedChunks` checks (hashed here whatever the reader checks):
+ * for a consumer that takes a stream, the zips of restore/zip.ts and cluster/restore/deepStorage.ts. The stream
+ * fails before it ends when the bytes are not the manifest's.
+ */
+export function checkedStream(segmentId: string, file: IncomingFile, want: SegmentFileInfo, opts: ReceiveOptions = {}): Readable {
+  async function* buffers(): AsyncGenerator<Buffer> {
+    for await (const chunk of checkedChunks(segmentId, file, want, opts, false)) {
+      if (Buffer.isBuffer(chunk)) yield chunk;
+      else yield* chunk;
+    }
+  }
+  return Readable.from(buffers(), { objectMode: false });
 }
 
 /** Receives every file of a segment into `dir` (which must exist and be empty) and fsyncs the directory. */

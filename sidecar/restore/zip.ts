@@ -10,7 +10,7 @@ import yazl from 'yazl';
 import type { Manifest } from '../store/manifest.js';
 import type { SegmentReader } from '../store/target.js';
 import type { ReceiveOptions } from './receive.js';
-import { expectedFiles, fsyncDir, VerifyingTap } from './receive.js';
+import { checkedStream, expectedFiles, fsyncDir } from './receive.js';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 
@@ -26,11 +26,10 @@ export async function receiveZip(reader: SegmentReader, planned: Manifest, zipFi
   failed.catch((e) => (failure = e));
   try {
     for await (const { file, want } of expectedFiles(reader, planned)) {
-      const tap = new VerifyingTap(planned.segmentId, want, opts);
-      file.stream.on('error', (e) => tap.destroy(e));
-      zip.addReadStream(file.stream.pipe(tap), want.name, { size: want.size, compress: true, mode: 0o100644 });
+      const checked = checkedStream(planned.segmentId, file, want, opts);
+      zip.addReadStream(checked, want.name, { size: want.size, compress: true, mode: 0o100644 });
       // yazl reads entries one after another; wait for this one before asking the target for the next.
-      await Promise.race([finished(tap), failed]);
+      await Promise.race([finished(checked), failed]);
       if (failure) throw failure;
     }
     zip.end();

@@ -77,10 +77,16 @@ export interface TransferOptions {
   onBytes?: (n: number) => void;
 }
 
+/**
+ * Bytes of a file as they arrive: one buffer, or a batch of buffers to be taken in order (the slices a socket
+ * delivered, archive/unpack.ts), so that a restore writes them as they came instead of copying them into one.
+ */
+export type FileChunk = Buffer | readonly Buffer[];
+
 export interface IncomingFile {
   name: string;
   size: number;
-  stream: Readable;
+  chunks: AsyncIterable<FileChunk>;
 }
 
 /** A segment being read back: the manifest first, then each file in manifest order. */

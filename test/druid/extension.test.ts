@@ -576,7 +576,7 @@ describe('druid-backup as a Druid extension', { concurrency: false, timeout: 1_8
     const received: Record<string, string> = {};
     for await (const f of reader.files) {
       const h = createHash('sha256');
-      for await (const chunk of f.stream) h.update(chunk as Buffer);
+      for await (const c of f.chunks) for (const piece of Buffer.isBuffer(c) ? [c] : c) h.update(piece);
       received[f.name] = h.digest('hex');
     }
     const getSeconds = (Date.now() - t1) / 1000;

@@ -16,7 +16,7 @@ import { scanCache } from '../../sidecar/druid/scan.js';
 import type { CachedSegment } from '../../sidecar/druid/scan.js';
 import { isBackupError } from '../../sidecar/errors.js';
 import { writeSampleCache } from '../../sidecar/sample/sampleCache.js';
-import type { OutgoingSegment } from '../../sidecar/store/target.js';
+import type { FileChunk, OutgoingSegment } from '../../sidecar/store/target.js';
 import { encodeName } from '../../sidecar/store/object/layout.js';
 import { S3Target } from '../../sidecar/store/s3/target.js';
 import { bodyDigests } from '../../sidecar/store/s3/upload.js';
@@ -39,9 +39,9 @@ function outgoing(seg: CachedSegment, node: string): OutgoingSegment {
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
-async function collect(stream: Readable): Promise<Buffer> {
+async function collect(chunks: AsyncIterable<FileChunk>): Promise<Buffer> {
   const parts: Buffer[] = [];
-  for await (const c of stream as AsyncIterable<Buffer>) parts.push(c);
+  for await (const c of chunks) parts.push(...(Buffer.isBuffer(c) ? [c] : c));
   return Buffer.concat(parts);
 }
 
@@ -138,7 +138,7 @@ describe('S3 target against VersityGW', () => {
     const names: string[] = [];
     for await (const f of reader.files) {
       names.push(f.name);
-      assert.equal(sha(await collect(f.stream)), sha(readFileSync(path.join(seg.dir, f.name))));
+      assert.equal(sha(await collect(f.chunks)), sha(readFileSync(path.join(seg.dir, f.name))));
     }
     assert.deepEqual(
       names,
@@ -486,7 +486,7 @@ describe('S3 target against VersityGW', () => {
     const reader = await t.read(s1!.id);
     const err = await errorOf(
       (async () => {
-        for await (const f of reader.files) await collect(f.stream);
+        for await (const f of reader.files) await collect(f.chunks);
       })(),
     );
     assert.match(err.message, /meta\.smoosh is missing from the bucket \(NoSuchKey/);

@@ -74,7 +74,7 @@ async function restoreOne(t: Target, day: number, version: string): Promise<void
   let i = 0;
   for await (const f of r.files) {
     const h = createHash('sha256');
-    for await (const c of f.stream) h.update(c as Buffer);
+    for await (const c of f.chunks) for (const piece of Buffer.isBuffer(c) ? [c] : c) h.update(piece);
     assert.equal(f.name, want[i]?.name, `file ${i} of ${idOf(day, version)}`);
     assert.equal(h.digest('hex'), createHash('sha256').update(want[i]!.data).digest('hex'), `${idOf(day, version)}/${f.name} restored byte-identical`);
     i++;

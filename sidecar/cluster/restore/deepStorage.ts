@@ -30,7 +30,7 @@ import { BackupError, isBackupError, messageOf } from '../../errors.js';
 import type { DigestMemo } from '../../restore/digests.js';
 import type { DestinationSpec, Plan } from '../../restore/plan.js';
 import { isZipPath, planRestore } from '../../restore/plan.js';
-import { expectedFiles, VerifyingTap } from '../../restore/receive.js';
+import { checkedStream, expectedFiles } from '../../restore/receive.js';
 import type { RestoreProgress } from '../../restore/restorer.js';
 import { executePlan, presentInDeepStorage } from '../../restore/restorer.js';
 import { measureRoom } from '../../restore/room.js';
@@ -431,7 +431,7 @@ export function deepStorageStep(env: DeepStorageEnv): ClusterRestoreStep {
 
 /**
  * Streams a segment from the target into `index.zip` at bucket/key: each file checked against the manifest as it
- * passes (VerifyingTap), zipped as Druid zips (deflated entries), and uploaded in parts. A failure aborts the
+ * passes (checkedStream), zipped as Druid zips (deflated entries), and uploaded in parts. A failure aborts the
  * upload, so no half object is ever visible.
  */
 export async function writeS3Zip(
@@ -469,10 +469,9 @@ export async function writeS3Zip(
   failed.catch((e) => (failure = e));
   try {
     for await (const { file, want } of expectedFiles(reader, item.manifest)) {
-      const tap = new VerifyingTap(item.manifest.segmentId, want, { signal });
-      file.stream.on('error', (e) => tap.destroy(e));
-      zip.addReadStream(file.stream.pipe(tap), want.name, { size: want.size, compress: true, mode: 0o100644 });
-      await Promise.race([finished(tap), failed]);
+      const checked = checkedStream(item.manifest.segmentId, file, want, { signal });
+      zip.addReadStream(checked, want.name, { size: want.size, compress: true, mode: 0o100644 });
+      await Promise.race([finished(checked), failed]);
       if (failure) throw failure;
     }
     zip.end();

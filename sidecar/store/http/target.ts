@@ -9,7 +9,7 @@ import type { AxiosResponse } from 'axios';
 import { API_PREFIX } from '../../api.js';
 import type { Page, StoredSegment } from '../../api.js';
 import { packSegment } from '../../archive/pack.js';
-import { DownloadReader, joined } from '../../archive/unpack.js';
+import { DownloadReader } from '../../archive/unpack.js';
 import { BackupError } from '../../errors.js';
 import { ANSWER_LIMITS, PageGuard } from '../../util/limitedRead.js';
 import type { Manifest } from '../manifest.js';
@@ -221,7 +221,7 @@ export class HttpTarget implements Target {
     async function* files(): AsyncGenerator<IncomingFile> {
       try {
         for await (const f of reader.files()) {
-          yield { name: f.name, size: f.size, stream: Readable.from(joined(f.chunks), { objectMode: false }) };
+          yield { name: f.name, size: f.size, chunks: f.chunks };
         }
         await reader.finish();
       } catch (e) {

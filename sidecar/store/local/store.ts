@@ -557,7 +557,7 @@ export class LocalStore implements Target {
     const manifest = this.readManifest(e);
     const dir = this.dirOf(e);
     async function* files(): AsyncGenerator<IncomingFile> {
-      for (const f of manifest.files) yield { name: f.name, size: f.size, stream: readStream(path.join(dir, f.name), f.size) };
+      for (const f of manifest.files) yield { name: f.name, size: f.size, chunks: readStream(path.join(dir, f.name), f.size) };
     }
     return { manifest, files: files() };
   }

@@ -11,7 +11,6 @@
  * back is checked against the manifest's size and sha256 as it streams.
  */
 import { createHash } from 'node:crypto';
-import { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import type { Page, StoredSegment } from '../../api.js';
 import { parseManifest } from '../../archive/format.js';
@@ -300,7 +299,7 @@ export class ObjectTarget implements Target {
         got.cancel();
         throw new BackupError('digest_mismatch', `${where}: ${name} has ${got.size} bytes in the ${this.store.noun}, the manifest ${size}; run verify`);
       }
-      return { name, size, stream: Readable.from(verifiedChunks(got.body, want, where, this.store.noun), { objectMode: false }) };
+      return { name, size, chunks: verifiedChunks(got.body, want, where, this.store.noun) };
     };
     async function* files(): AsyncGenerator<IncomingFile> {
       for (const f of manifest.files) yield await open(f);

@@ -13,7 +13,7 @@ import { receiveInto } from '../../../sidecar/restore/receive.js';
 import { receiveZip } from '../../../sidecar/restore/zip.js';
 import { checkSegmentDir } from '../../../sidecar/verify/check.js';
 import { writeSampleCache } from '../../../sidecar/sample/sampleCache.js';
-import { manifestOf, readerFrom } from './fixtures.js';
+import { batchedReaderFrom, manifestOf, readerFrom } from './fixtures.js';
 
 const tmp = () => mkdtempSync(path.join(os.tmpdir(), 'dbk-restore-'));
 
@@ -63,6 +63,39 @@ test('receiveInto writes every file, checked against the manifest, and refuses a
   const ctl = new AbortController();
   ctl.abort();
   await assert.rejects(receiveInto(readerFrom(s.dir, m), m, into('e'), { signal: ctl.signal }), /cancelled/);
+});
+
+test('receiveInto and receiveZip take files that arrive as batches of slices, checking every byte of every slice', async () => {
+  const { dir, segments } = await sample(1, 40 * 1024);
+  const s = segments[0]!;
+  const m = await manifestOf(s);
+  const out = path.join(dir, 'out');
+  mkdirSync(out);
+  // 1000-byte slices, 7 to a batch: batches and files end mid-slice.
+  await receiveInto(batchedReaderFrom(s.dir, m, 1000, 7), m, out);
+  assert.deepEqual(tree(out), tree(s.dir));
+  const zip = path.join(dir, 'index.zip');
+  await receiveZip(batchedReaderFrom(s.dir, m, 1000, 7), m, zip);
+  const unzipped = path.join(dir, 'unzipped');
+  execFileSync('python3', ['-c', 'import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extractall(sys.argv[2])', zip, unzipped]);
+  assert.deepEqual(tree(unzipped), tree(s.dir));
+
+  const into = (name: string) => {
+    const d = path.join(dir, name);
+    mkdirSync(d);
+    return d;
+  };
+  // A byte flipped in the last slice of a batch, and a file one byte longer inside its last batch.
+  const flipped = (name: string, b: Buffer) => {
+    if (name !== '00000.smoosh') return b;
+    const c = Buffer.from(b);
+    c[6999] = c[6999]! ^ 1;
+    return c;
+  };
+  await assert.rejects(receiveInto(batchedReaderFrom(s.dir, m, 1000, 7, flipped), m, into('a')), /00000\.smoosh has sha256/);
+  await assert.rejects(receiveZip(batchedReaderFrom(s.dir, m, 1000, 7, flipped), m, path.join(dir, 'bad.zip')), /00000\.smoosh has sha256/);
+  const longer = (name: string, b: Buffer) => (name === 'meta.smoosh' ? Buffer.concat([b, Buffer.from('x')]) : b);
+  await assert.rejects(receiveInto(batchedReaderFrom(s.dir, m, 1000, 7, longer), m, into('b')), /meta\.smoosh is longer than/);
 });
 
 test('swapInto replaces a copy whose files are hard links without touching the linked files, and puts the old copy back when the swap fails', async () => {

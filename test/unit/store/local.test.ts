@@ -112,7 +112,7 @@ test('the catalog survives a restart; the temporary area is emptied at open; fil
   const names: string[] = [];
   for await (const f of reader.files) {
     names.push(f.name);
-    f.stream.destroy();
+    await f.chunks[Symbol.asyncIterator]().return?.();
   }
   assert.deepEqual(
     names,
