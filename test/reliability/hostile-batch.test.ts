@@ -93,7 +93,11 @@ describe('hostile batches to POST /data/v1/store/batch', () => {
     await waitFor(`the temporary area to be empty after ${what}`, () => readdirSync(path.join(storeDir, '.tmp')).length === 0, 10_000, 25);
     for (const p of aimed) assert.ok(!existsSync(p), `${what}: ${p} was created`);
     assert.deepEqual(treeDiff(outside, treeSnapshot(sandbox, skip)), [], `${what}: nothing changes outside the store's segments and .tmp`);
-    assert.deepEqual(treeDiff(storedBefore, treeSnapshot(path.join(storeDir, 'segments', 'batchbefore'))), [], `${what}: the segment stored before is untouched`);
+    assert.deepEqual(
+      treeDiff(storedBefore, treeSnapshot(path.join(storeDir, 'segments', 'batchbefore'))),
+      [],
+      `${what}: the segment stored before is untouched`,
+    );
     assert.deepEqual(checkStore(storeDir).problems, [], `${what}: the store is consistent`);
   }
 
@@ -235,12 +239,7 @@ describe('hostile batches to POST /data/v1/store/batch', () => {
     refusedWhole('a header that is not JSON', await post(Buffer.from('not json\n')), 400, 'bad_request');
     refusedWhole('no header line', await post(Buffer.from('{"formatVersion":1')), 400, 'bad_archive');
     refusedWhole('a header line far too long', await post(Buffer.alloc(300 * 1024, 0x20)), 413, 'payload_too_large');
-    refusedWhole(
-      'a bad segment id in the header',
-      await post(encodeBatchHeader([{ segmentId: '../../etc/passwd', length: 10 }])),
-      400,
-      'bad_segment_id',
-    );
+    refusedWhole('a bad segment id in the header', await post(encodeBatchHeader([{ segmentId: '../../etc/passwd', length: 10 }])), 400, 'bad_segment_id');
     refusedWhole('a zero length', await post(encodeBatchHeader([{ segmentId: idOf('batchzero', 0), length: 0 }])), 400, 'bad_request');
     assert.ok(!held(dup) && !held(idOf('batchbig', 0)));
     await assertHarmless('limits');
@@ -248,7 +247,9 @@ describe('hostile batches to POST /data/v1/store/batch', () => {
 
   test('a body cut off, shorter or longer than its lengths: the batch is refused whole, nothing of it stored', async () => {
     const ids = [0, 1, 2].map((h) => idOf('batchcut', h));
-    const parts = await Promise.all(ids.map(async (id) => [id, await packed(id, { 'version.bin': VB, '00000.smoosh': randomBytes(4000) })] as [string, Buffer]));
+    const parts = await Promise.all(
+      ids.map(async (id) => [id, await packed(id, { 'version.bin': VB, '00000.smoosh': randomBytes(4000) })] as [string, Buffer]),
+    );
     const whole = batch(parts);
     const headerLength = whole.indexOf(10) + 1;
     // The third segment cut short (the lengths promise more than comes): the first two, already staged, go too.

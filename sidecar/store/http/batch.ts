@@ -70,7 +70,8 @@ export function parseBatchHeader(line: Buffer): BatchEntry[] {
     const id = parseSegmentId(e.segmentId).id;
     if (seen.has(id)) throw new BackupError('bad_request', `segment ${id} is listed twice in one batch`);
     seen.add(id);
-    if (!Number.isSafeInteger(e.length) || (e.length as number) <= 0) throw new BackupError('bad_request', `batch entry ${i}: length must be a positive whole number`);
+    if (!Number.isSafeInteger(e.length) || (e.length as number) <= 0)
+      throw new BackupError('bad_request', `batch entry ${i}: length must be a positive whole number`);
     total += e.length as number;
     if (total > BATCH_MAX_BYTES) throw new BackupError('payload_too_large', `a batch holds at most ${BATCH_MAX_BYTES} bytes of uploads`, 413);
     out.push({ segmentId: id, length: e.length as number });
