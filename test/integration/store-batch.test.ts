@@ -43,8 +43,8 @@ describe('batch uploads of small segments', () => {
   let source: SidecarProcess;
   let conflicted: string;
 
-  const backup = async (target: SidecarProcess): Promise<Job> => {
-    const r = await source.request<JobAccepted>('POST', '/data/v1/backup', { target: target.url });
+  const backup = async (target: SidecarProcess, dataSource?: string): Promise<Job> => {
+    const r = await source.request<JobAccepted>('POST', '/data/v1/backup', { target: target.url, ...(dataSource ? { dataSource } : {}) });
     assert.equal(r.status, 202, r.text);
     return source.waitForJob(r.json.jobId, 120_000);
   };
@@ -137,6 +137,31 @@ describe('batch uploads of small segments', () => {
         if (name === 'manifest.json') assert.deepEqual(timeless(JSON.parse(x.toString())), timeless(JSON.parse(y.toString())), `${id}: the same manifest`);
         else assert.ok(x.equals(y), `${id}/${name}: the same bytes`);
       }
+    }
+  });
+
+  test('a target that stops taking batches (404, an older build started in its place) gets the same segments by single PUTs', async () => {
+    const store = path.join(root, 'store-downgraded');
+    let target = await startSidecar(['--store', store], { token: batchTarget.token });
+    try {
+      const first = await backup(target, 'kttm');
+      assert.equal(first.state, 'succeeded', JSON.stringify(first.errors));
+      assert.ok((await target.metric('druid_backup_http_requests_total', BATCH_ROUTE)) >= 1, 'batches while it took them');
+      const port = target.port;
+      await target.stop();
+      // The source still knows it as a target that takes batches.
+      target = await startSidecar(['--store', store], { token: batchTarget.token, port, env: { DRUID_BACKUP_STORE_BATCH: 'false' } });
+      const rest = await backup(target);
+      assert.equal(rest.state, 'succeeded', JSON.stringify(rest.errors));
+      const kttm = sample.segmentIds.filter((id) => id.startsWith('kttm_')).length;
+      assert.equal(rest.progress.segmentsDone, SEGMENTS - kttm);
+      assert.equal(rest.progress.segmentsFailed, 0);
+      assert.ok((await target.metric('druid_backup_http_requests_total', { ...BATCH_ROUTE, status: '404' })) >= 1, 'a batch refused, its segments sent again');
+      assert.equal(await target.metric('druid_backup_http_requests_total', { ...PUT_ROUTE, status: '201' }), SEGMENTS - kttm);
+      const catalog = await target.get<{ items: Array<{ segmentId: string }> }>('/data/v1/store/segments?limit=1000');
+      assert.equal(catalog.items.length, SEGMENTS);
+    } finally {
+      await target.stop();
     }
   });
 });
