@@ -7,7 +7,8 @@
  * 3. the time of a second, no-change backup of 10,000 segments (and of active backup's reconcile after a restart).
  * BENCH_BACKUP_PARTS=nochange runs part 3 only; BENCH_NOCHANGE_ROUNDS=n repeats its no-change backup n times (one
  * first backup, n samples); BENCH_BACKUP_PARTS=throughput runs part 1 only. With BENCH_PROFILE_DIR the sidecars are
- * profiled (bench/profile.ts): the phase is the 2 GB backup, or the last no-change backup.
+ * profiled (bench/profile.ts): the phase is the 2 GB backup, or the last no-change backup, or the first backup of
+ * the small segments with BENCH_TRACE_PHASE=first (its CPU profile and, with BENCH_STRACE=1, its system calls).
  */
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync } from 'node:fs';
@@ -118,11 +119,17 @@ async function noChange(): Promise<void> {
     const stateDir = path.join(root, 'source-state');
     let source = await startSidecar(args, { token: target.token, stateDir, fast: false, allowedTargets: [target.url], ...profiled('nochange-source') });
     try {
-      const first = await backup(source, target);
+      const procs = { 'nochange-source': source.proc.pid!, 'nochange-target': target.proc.pid! };
+      const traceFirst = process.env.BENCH_TRACE_PHASE === 'first';
+      const first = traceFirst ? await straceDuring(procs, () => backup(source, target)) : await backup(source, target);
+      const requests = async (method: string, route: string) => target.metric('druid_backup_http_requests_total', { method, route });
+      console.log(
+        `first backup's uploads: ${await requests('POST', '/data/v1/store/batch')} batch requests, ${await requests('PUT', '/data/v1/store/segments/:id')} single PUTs`,
+      );
       // The figure is the job's own run (startedAt to finishedAt), not the client's 100 ms polling of it.
       let second!: Awaited<ReturnType<typeof backup>> & { jobMs: number };
       for (let round = 1, rounds = Number(process.env.BENCH_NOCHANGE_ROUNDS ?? 1); round <= rounds; round++) {
-        const b = await straceDuring({ 'nochange-source': source.proc.pid!, 'nochange-target': target.proc.pid! }, () => backup(source, target));
+        const b = traceFirst ? await backup(source, target) : await straceDuring(procs, () => backup(source, target));
         second = { ...b, jobMs: Date.parse(b.job.finishedAt!) - Date.parse(b.job.startedAt!) };
         if (b.job.progress.segmentsSkipped !== 10_000) throw new Error(`the no-change backup did not skip everything: ${JSON.stringify(b.job.progress)}`);
         console.log(`no-change backup ${round}/${rounds}: job ${second.jobMs} ms, client ${b.ms.toFixed(0)} ms; ${b.cpu}`);

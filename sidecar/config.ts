@@ -151,6 +151,12 @@ export const BACKUP_KEYS: KeySpec[] = [
     doc: 'Most bytes of segments the store may hold (e.g. 500GiB); uploads beyond it are refused and sources see it in /data/v1/store/stats. Default: the disk.',
   },
   {
+    key: 'druid.backup.storeBatch',
+    type: 'bool',
+    default: 'true',
+    doc: 'Offer sources the batch upload (POST /data/v1/store/batch: up to 64 small segments in one request, committed together). Off: single PUTs only, as an older target.',
+  },
+  {
     key: 'druid.backup.stateDir',
     type: 'path',
     default: 'var/druid-backup',
@@ -354,6 +360,8 @@ export interface SidecarConfig {
   role: SidecarRole;
   store?: string;
   storeQuota?: number;
+  /** The store offers the batch upload route (store/http/batch.ts). */
+  storeBatch: boolean;
   stateDir: string;
   nodeName: string;
   active: boolean;
@@ -709,6 +717,7 @@ export function loadSidecarConfig(opts: LoadOptions = {}): SidecarConfig {
     role,
     store,
     storeQuota: typed('druid.backup.storeQuota') as number | undefined,
+    storeBatch: typed('druid.backup.storeBatch') as boolean,
     stateDir,
     nodeName,
     active: typed('druid.backup.active') as boolean,

@@ -14,6 +14,7 @@ import type { Metrics } from '../services/metrics.js';
 import { hashOutgoing, segmentDigest } from '../store/manifest.js';
 import type { SegmentFileInfo } from '../store/manifest.js';
 import type { OutgoingSegment, StoredSummary, Target } from '../store/target.js';
+import { SMALL_SEGMENT_BYTES } from '../store/target.js';
 import type { RateLimit } from '../util/rateLimit.js';
 import { limited } from '../util/rateLimit.js';
 import { readFileForSending } from '../util/readStream.js';
@@ -24,8 +25,10 @@ import type { SourceState } from './state.js';
  * segment's transfer is mostly waits on the target's disk (each file, the manifest, the directory and its parent
  * fsynced around the rename that makes it visible), and uploads committed together share the filesystem's journal
  * commits, so a group costs about what one segment does (bench/backup.ts, the first backup of 10,000 small segments).
+ * The puts of small segments that run at once reach a target sidecar that takes batches as one request, committed
+ * together (store/http/batcher.ts).
  */
-export const SMALL_SEGMENT_BYTES = 1024 * 1024;
+export { SMALL_SEGMENT_BYTES };
 export const SMALL_GROUP = 16;
 
 /** The part of a worker a segment's transfer takes, in 1/SMALL_GROUP of a worker: 1 for a small one, a whole worker else. */

@@ -24,6 +24,8 @@
  * when it already held identical bytes, `409` when it holds different bytes from another node (flagged).
  * `GET /data/v1/store/segments/{id}` streams `manifest.json` first, then every file, as tar.
  * `HEAD /data/v1/store/segments/{id}` answers `X-Druid-Backup-Digest` and `X-Druid-Backup-Sources`.
+ * `POST /data/v1/store/batch` carries several small segments' uploads, each exactly as above, in one request and
+ * has them committed together; store/http/batch.ts has its framing and answer.
  */
 import type { Readable } from 'node:stream';
 import type { Page, StoredSegment, VerifyProblem } from '../api.js';
@@ -114,7 +116,15 @@ export interface StoreStats {
   freeBytes: number;
   /** Configured limit of the store, when there is one. */
   quotaBytes?: number;
+  /** A target sidecar that takes batch uploads (store/http/batch.ts) says so, with its limits. */
+  batch?: { maxSegments: number; maxBytes: number };
 }
+
+/**
+ * A segment below this size is small: its transfer is mostly fixed costs (a request, the target's flushes around
+ * its commit), so the sender runs several at once (backup/sender.ts) and the http target sends them in batches.
+ */
+export const SMALL_SEGMENT_BYTES = 1024 * 1024;
 
 /** Where the copies of one segment are, as a restore must tell them apart: good, damaged, absent, or not answering. */
 export interface CopySurvey {

@@ -20,7 +20,13 @@ import { assertStoredOnce, logged } from './lib.js';
 const NODE = 'historical-net';
 const base = { DRUID_BACKUP_RECONCILE_PERIOD: 'PT1H', DRUID_BACKUP_RETRY_MAX_DELAY: 'PT4S' };
 /** The stall tests use a short stall timeout; the others a long one, so a loaded machine is not mistaken for a stall. */
-const stallEnv = (name: string) => ({ ...base, DRUID_BACKUP_STALL_TIMEOUT: /stall|silent/.test(name) ? 'PT3S' : 'PT30S' });
+// The 5xx test injects faults into single PUTs, so its target takes no batches (a 5xx to a batch fails all its
+// segments alike; store-batch.test.ts has the batch route's outcomes).
+const stallEnv = (name: string) => ({
+  ...base,
+  DRUID_BACKUP_STALL_TIMEOUT: /stall|silent/.test(name) ? 'PT3S' : 'PT30S',
+  DRUID_BACKUP_STORE_BATCH: /5xx/.test(name) ? 'false' : 'true',
+});
 
 describe('network faults between source and target', () => {
   let sample: SampleResult;

@@ -12,7 +12,7 @@
 import { Readable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import { API_PREFIX } from '../../api.js';
-import { BackupError } from '../../errors.js';
+import { BackupError, isBackupError, messageOf } from '../../errors.js';
 import type { LocalStore } from '../../store/local/store.js';
 import { MAX_HEADER_BYTES, MAX_LIST_BYTES, MAX_METADATA_BYTES, parseHeader, parsePin } from '../../snapshot/check.js';
 import { jsonArrayElements } from '../../snapshot/jsonArray.js';
@@ -258,12 +258,30 @@ async function asBadRequestAsync<T>(fn: () => Promise<T>): Promise<T> {
   }
 }
 
-/** A request body, at most MAX_HOLDINGS_BYTES: a 413 past that. */
+/** A request body, at most MAX_HOLDINGS_BYTES: a 413 past that; a body cut off (the sender's connection reset) is a 400, not an internal error. */
 async function* limitedBody(body: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
   let total = 0;
-  for await (const c of body) {
-    total += c.length;
-    if (total > MAX_HOLDINGS_BYTES) throw new BackupError('payload_too_large', `a holdings report is larger than ${MAX_HOLDINGS_BYTES} bytes`);
-    yield c;
+  const it = body[Symbol.asyncIterator]();
+  let done = false;
+  try {
+    for (;;) {
+      let r: IteratorResult<Buffer>;
+      try {
+        r = await it.next();
+      } catch (e) {
+        done = true;
+        throw isBackupError(e) ? e : new BackupError('bad_request', `the holdings report was cut off: ${messageOf(e)}`);
+      }
+      if (r.done) {
+        done = true;
+        return;
+      }
+      total += r.value.length;
+      if (total > MAX_HOLDINGS_BYTES) throw new BackupError('payload_too_large', `a holdings report is larger than ${MAX_HOLDINGS_BYTES} bytes`);
+      yield r.value;
+    }
+  } finally {
+    // As a for-await would: a reader that stops early releases the body.
+    if (!done) await it.return?.();
   }
 }

@@ -17,6 +17,7 @@ import { answeredByNodeSchemes, kindOfScheme } from '../../store/kinds.js';
 import { parseTargetUrl } from '../../targets/url.js';
 import { nodeNameProblem } from '../../store/manifest.js';
 import { DAMAGED_HEADER, DIGEST_HEADER, NODE_HEADER, SIZE_HEADER, SOURCES_HEADER, TAR_CONTENT_TYPE, encodeSources } from '../../store/http/target.js';
+import { BATCH_CONTENT_TYPE, BATCH_LIMITS, BATCH_MAX_BYTES, BATCH_MAX_SEGMENTS, BATCH_PATH } from '../../store/http/batch.js';
 import type { SidecarContext } from '../context.js';
 import { commonErrors, errorSchema, listQuery, manifestSchema, pageSchema, segmentIdParams, storedSegmentSchema } from '../schemas.js';
 
@@ -29,6 +30,24 @@ const targetProperty = {
 const targetQuery = { type: 'object', additionalProperties: false, properties: targetProperty } as const;
 
 const outcomeSchema = { type: 'object', properties: { outcome: { type: 'string', enum: ['stored', 'identical'] }, manifest: manifestSchema } } as const;
+const batchAnswerSchema = {
+  type: 'object',
+  properties: {
+    results: {
+      type: 'array',
+      description: "each segment's outcome, in the order of the batch's header",
+      items: {
+        type: 'object',
+        properties: {
+          segmentId: { type: 'string' },
+          outcome: { type: 'string', enum: ['stored', 'identical', 'conflict', 'refused'] },
+          status: { type: 'integer', description: 'refused: the status a single PUT of this segment would have answered' },
+          error: errorSchema.properties.error,
+        },
+      },
+    },
+  },
+} as const;
 const storeListQuery = {
   ...listQuery,
   properties: {
@@ -120,6 +139,47 @@ export function register(app: FastifyInstance, ctx: SidecarContext): void {
       return reply.code(r.outcome === 'stored' ? 201 : 200).send({ outcome: r.outcome, manifest: r.manifest });
     },
   );
+
+  app.register(async (scope) => {
+    // Streamed by the route like a single upload, never buffered.
+    scope.addContentTypeParser(BATCH_CONTENT_TYPE, (_req, payload, done) => done(null, payload));
+    scope.post(
+      BATCH_PATH,
+      {
+        schema: {
+          tags,
+          summary: `Receives several small segments in one request (${BATCH_CONTENT_TYPE}: a JSON header line {"formatVersion":1,"segments":[{"segmentId","length"}]}, then each segment's upload as a single PUT's tar body, exactly length bytes), each checked as a single PUT, committed together; 200 with each segment's outcome. At most ${BATCH_MAX_SEGMENTS} segments and ${BATCH_MAX_BYTES} bytes (413 beyond); 404 when the store does not offer it (druid.backup.storeBatch)`,
+          headers: { type: 'object', required: [NODE_HEADER], properties: { [NODE_HEADER]: { type: 'string', minLength: 1, maxLength: 255 } } },
+          consumes: [BATCH_CONTENT_TYPE],
+          response: { 200: batchAnswerSchema, 413: errorSchema, 415: errorSchema, 507: errorSchema, ...commonErrors },
+        },
+      },
+      async (req, reply) => {
+        const s = store();
+        if (!ctx.config.storeBatch) throw new BackupError('not_found', 'this store does not offer batch uploads (druid.backup.storeBatch=false); send single PUTs');
+        const ct = String(req.headers['content-type'] ?? '')
+          .split(';', 1)[0]!
+          .trim();
+        if (ct !== BATCH_CONTENT_TYPE) throw new BackupError('bad_request', `Content-Type must be ${BATCH_CONTENT_TYPE}`, 415);
+        const node = String(req.headers[NODE_HEADER]);
+        const problem = nodeNameProblem(node);
+        if (problem) throw new BackupError('bad_request', `${NODE_HEADER}: ${problem}`);
+        // As a single upload: a silent sender is dropped after the stall timeout, and a refused batch's rest is never read.
+        const socket = req.raw.socket;
+        const silent = () => socket.destroy();
+        socket.setTimeout(ctx.config.stallMs, silent);
+        try {
+          return { results: await s.receiveBatch(req.body as Readable, { node }) };
+        } catch (e) {
+          void reply.header('connection', 'close');
+          throw e;
+        } finally {
+          socket.setTimeout(0);
+          socket.off('timeout', silent);
+        }
+      },
+    );
+  });
 
   app.get<IdParams>(
     `${API_PREFIX}/store/segments/:id`,
@@ -231,6 +291,11 @@ export function register(app: FastifyInstance, ctx: SidecarContext): void {
               bytes: { type: 'integer' },
               freeBytes: { type: 'integer' },
               quotaBytes: { type: 'integer' },
+              batch: {
+                type: 'object',
+                description: `present when the store takes batch uploads (${BATCH_PATH}): the most segments and bytes of one batch`,
+                properties: { maxSegments: { type: 'integer' }, maxBytes: { type: 'integer' } },
+              },
               retention: {
                 type: 'object',
                 description:
@@ -245,7 +310,7 @@ export function register(app: FastifyInstance, ctx: SidecarContext): void {
     },
     async (req) => {
       if (req.query.target) return bucket(req.query.target).stats();
-      const stats = await store().stats();
+      const stats = { ...(await store().stats()), ...(ctx.config.storeBatch ? { batch: BATCH_LIMITS } : {}) };
       const retention = ctx.snapshots?.figures();
       return retention ? { ...stats, retention } : stats;
     },

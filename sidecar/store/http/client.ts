@@ -100,12 +100,20 @@ export async function errorFromResponse(res: AxiosResponse, where: string, echoM
   let data = res.data as unknown;
   if (data && typeof (data as Readable).pipe === 'function') data = await readSmall(data as Readable);
   const err = (data as { error?: { code?: unknown; message?: unknown } } | undefined)?.error;
-  const code = typeof err?.code === 'string' && ERROR_CODE_TOKEN.test(err.code) ? err.code : undefined;
-  const said = echoMessage && typeof err?.message === 'string' ? `: ${err.message.slice(0, 1000)}` : '';
-  const answer = `${res.status}${code ? ` ${code}` : ''}${said}`;
-  if (res.status === 401) return new BackupError('target_error', `${where} refused the token (${answer}); check the token configured for it`);
+  return errorOfAnswer(res.status, err?.code, echoMessage ? err?.message : undefined, where);
+}
+
+/**
+ * The BackupError of an error answer's status and code (a whole answer's, or one segment's in a batch answer): the
+ * code is kept when it is a short token whose meaning holds on this side; the message only when given (`said`).
+ */
+export function errorOfAnswer(status: number, rawCode: unknown, rawMessage: unknown, where: string): BackupError {
+  const code = typeof rawCode === 'string' && ERROR_CODE_TOKEN.test(rawCode) ? rawCode : undefined;
+  const said = typeof rawMessage === 'string' ? `: ${rawMessage.slice(0, 1000)}` : '';
+  const answer = `${status}${code ? ` ${code}` : ''}${said}`;
+  if (status === 401) return new BackupError('target_error', `${where} refused the token (${answer}); check the token configured for it`);
   const meaning = code ? PASSED_THROUGH.get(code as ErrorCode) : undefined;
-  if (meaning) return new BackupError(code as ErrorCode, `${where} answered ${answer}${said ? '' : ` (${meaning})`}`, res.status);
+  if (meaning) return new BackupError(code as ErrorCode, `${where} answered ${answer}${said ? '' : ` (${meaning})`}`, status);
   return new BackupError('target_error', `${where} answered ${answer}`);
 }
 

@@ -27,6 +27,8 @@ import type {
   Target,
   TransferOptions,
 } from '../target.js';
+import { SMALL_SEGMENT_BYTES } from '../target.js';
+import { PutBatcher } from './batcher.js';
 import type { ClientOptions } from './client.js';
 import { IdleWatchdog, ApiClient, discard, errorFromFailure, errorFromResponse } from './client.js';
 
@@ -80,14 +82,17 @@ export class HttpTarget implements Target {
 
   /** Snapshots in the target sidecar's store (snapshots.ts). */
   readonly snapshots: HttpSnapshots;
+  private readonly batcher: PutBatcher;
 
   constructor(url: string, opts: ClientOptions = {}) {
     this.client = new ApiClient(url, opts);
     this.url = this.client.baseUrl;
     this.snapshots = new HttpSnapshots(this.client, this.url);
+    this.batcher = new PutBatcher(this.client, (segment, o) => this.putOne(segment, o));
   }
 
   close(): void {
+    this.batcher.close();
     this.client.close();
   }
 
@@ -126,7 +131,15 @@ export class HttpTarget implements Target {
     return res as unknown as AxiosResponse<T | undefined>;
   }
 
+  /** A small segment goes in a batch when the target takes them (batcher.ts); a repair or a large one by itself. */
   async put(segment: OutgoingSegment, opts: TransferOptions = {}): Promise<PutResult> {
+    const size = segment.files.reduce((n, f) => n + f.size, 0);
+    if (!opts.replace && size < SMALL_SEGMENT_BYTES) return this.batcher.put(segment, opts);
+    return this.putOne(segment, opts);
+  }
+
+  /** One segment, one PUT. */
+  private async putOne(segment: OutgoingSegment, opts: TransferOptions = {}): Promise<PutResult> {
     const watchdog = new IdleWatchdog(this.client.idleTimeoutMs, `sending ${segment.segmentId} to ${this.url}`, opts.signal);
     const packed = packSegment(segment, {
       signal: watchdog.signal,

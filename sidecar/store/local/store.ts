@@ -32,7 +32,9 @@ import { parseSegmentId } from '../../druid/segmentId.js';
 import type { SegmentId } from '../../druid/segmentId.js';
 import type { Selector } from '../../druid/selector.js';
 import { compileSelector, selects } from '../../druid/selector.js';
-import { BackupError, messageOf } from '../../errors.js';
+import { BackupError, isBackupError, messageOf } from '../../errors.js';
+import type { BatchOutcome } from '../http/batch.js';
+import { BatchBodyReader } from '../http/batch.js';
 import type { EventBus } from '../../services/events.js';
 import type { Metrics } from '../../services/metrics.js';
 import { pageSorted } from '../../services/paging.js';
@@ -86,6 +88,48 @@ export interface ReceiveResult {
   /** Bytes of segment files received. */
   bytes: number;
   files: SegmentFileInfo[];
+}
+
+/** A received segment, verified and staged in its temporary directory, waiting to be committed. */
+export interface StagedSegment {
+  tmp: string;
+  /** Settles once every received file is flushed. */
+  filesDurable: Promise<unknown>;
+  seg: SegmentId;
+  descriptor: Manifest['descriptor'];
+  files: SegmentFileInfo[];
+  node: string;
+  replace: boolean;
+}
+
+/** A staged member of a batch and how to settle its `receive`. */
+interface BatchMember {
+  staged: StagedSegment;
+  resolve(r: ReceiveResult): void;
+  reject(e: unknown): void;
+}
+
+/** A new segment whose manifest is written and whose flushes are under way; the rename makes it visible. */
+interface PendingCommit {
+  tmp: string;
+  final: string;
+  parent: string;
+  manifest: Manifest;
+  bytes: number;
+  files: SegmentFileInfo[];
+  node: string;
+  flushes: Array<Promise<unknown>>;
+  close(): Promise<void>;
+}
+
+/** Waits for a pending commit's flushes (every one settled, even when one fails) and closes its manifest. */
+async function flushed(p: PendingCommit): Promise<void> {
+  try {
+    await Promise.all(p.flushes);
+  } finally {
+    await Promise.allSettled(p.flushes);
+    await p.close();
+  }
 }
 
 /**
@@ -314,7 +358,15 @@ export class LocalStore implements Target {
    */
   async receive(
     body: Readable | AsyncIterable<Buffer>,
-    o: { segmentId: string; node: string; signal?: AbortSignal; leaveBodyOpen?: boolean; replace?: boolean },
+    o: {
+      segmentId: string;
+      node: string;
+      signal?: AbortSignal;
+      leaveBodyOpen?: boolean;
+      replace?: boolean;
+      /** A batch's member: the staged segment is handed to the batch, which commits it with the others (`receiveBatch`). */
+      join?: (staged: StagedSegment) => Promise<ReceiveResult>;
+    },
   ): Promise<ReceiveResult> {
     const seg = parseSegmentId(o.segmentId);
     const problem = nodeNameProblem(o.node);
@@ -344,7 +396,8 @@ export class LocalStore implements Target {
       const parts = decl.descriptor ? segmentIdOfDescriptor(decl.descriptor) : seg;
       const filesDurable = Promise.all(durable);
       filesDurable.catch(() => undefined);
-      const result = await this.withLock(seg.id, () => this.commit(tmp, filesDurable, parts, decl.descriptor, files, o.node, o.replace === true));
+      const staged: StagedSegment = { tmp, filesDurable, seg: parts, descriptor: decl.descriptor, files, node: o.node, replace: o.replace === true };
+      const result = await (o.join ? o.join(staged) : this.withLock(seg.id, () => this.commit(staged)));
       committed = result.outcome === 'stored';
       this.opts.metrics?.storePuts.inc({ outcome: result.outcome });
       return result;
@@ -366,19 +419,25 @@ export class LocalStore implements Target {
     }
   }
 
-  private async commit(
-    tmp: string,
-    filesDurable: Promise<unknown>,
-    seg: SegmentId,
-    descriptor: Manifest['descriptor'],
-    files: SegmentFileInfo[],
-    node: string,
-    replace: boolean,
-  ): Promise<ReceiveResult> {
+  private async commit(s: StagedSegment): Promise<ReceiveResult> {
+    const p = await this.prepare(s);
+    if (!('flushes' in p)) return p;
+    await flushed(p);
+    await rename(p.tmp, p.final);
+    await fsyncDirAsync(p.parent);
+    return this.committed(p);
+  }
+
+  /**
+   * The part of a commit before the flushes: a segment already held is settled here (a replica recorded, a damaged
+   * copy replaced); a new one gets its manifest written and every flush it needs before its rename started.
+   */
+  private async prepare(s: StagedSegment): Promise<ReceiveResult | PendingCommit> {
+    const { tmp, filesDurable, seg, files, node } = s;
     const digest = segmentDigest(files);
     const bytes = files.reduce((n, f) => n + f.size, 0);
     const existing = this.entry(seg.id);
-    if (existing && replace) {
+    if (existing && s.replace) {
       await filesDurable;
       return this.replaceFiles(existing, tmp, files, node, bytes);
     }
@@ -387,7 +446,7 @@ export class LocalStore implements Target {
       const { outcome, manifest } = await this.recordReplica(existing, node, digest);
       return { outcome, manifest, bytes, files };
     }
-    const manifest = newManifest(seg.id, seg, descriptor, files, node);
+    const manifest = newManifest(seg.id, seg, s.descriptor, files, node);
     const final = this.segmentDir(seg);
     const parent = path.dirname(final);
     // Before the rename, in one wait rather than one after another (a small segment's upload is mostly these
@@ -396,23 +455,131 @@ export class LocalStore implements Target {
     // visible until the rename; a crash before it leaves only `.tmp/`.
     const manifestFile = await open(path.join(tmp, MANIFEST_NAME), 'wx', 0o644);
     const flushes: Array<Promise<unknown>> = [filesDurable];
+    const pending: PendingCommit = { tmp, final, parent, manifest, bytes, files, node, flushes, close: () => manifestFile.close() };
     try {
       await manifestFile.writeFile(JSON.stringify(manifest, null, 2));
       flushes.push(manifestFile.sync(), fsyncDirAsync(tmp));
       const created = mkdirSync(parent, { recursive: true });
       if (created) for (const dir of dirsDownTo(path.dirname(created), path.dirname(parent))) flushes.push(fsyncDirAsync(dir));
-      await Promise.all(flushes);
-    } finally {
-      await Promise.allSettled(flushes);
-      await manifestFile.close();
+    } catch (e) {
+      await flushed(pending).catch(() => undefined);
+      throw e;
     }
-    await rename(tmp, final);
-    await fsyncDirAsync(parent);
-    this.addToIndex(manifest, final);
+    return pending;
+  }
+
+  /** After the rename and the parent's flush: the segment is in the catalog, announced and logged. */
+  private committed(p: PendingCommit): ReceiveResult {
+    this.addToIndex(p.manifest, p.final);
     this.updateGauges();
-    this.publish(this.index.get(seg.id)!);
-    this.opts.log.info({ segmentId: seg.id, node, bytes, files: files.length }, 'segment stored');
-    return { outcome: 'stored', manifest, bytes, files };
+    this.publish(this.index.get(p.manifest.segmentId)!);
+    this.opts.log.info({ segmentId: p.manifest.segmentId, node: p.node, bytes: p.bytes, files: p.files.length }, 'segment stored');
+    return { outcome: 'stored', manifest: p.manifest, bytes: p.bytes, files: p.files };
+  }
+
+  /**
+   * Receives a batch of small segments (`POST /data/v1/store/batch`, store/http/batch.ts) from `node`: each is read
+   * and checked by `receive`, exactly as a single upload, and staged; once the whole body is read the staged ones
+   * are committed together (`commitBatch`). Resolves with each segment's outcome in the header's order; rejects, with
+   * nothing of the batch stored, when the framing is broken (the header, or the body cut off or too long).
+   */
+  async receiveBatch(body: AsyncIterable<Buffer>, o: { node: string; signal?: AbortSignal }): Promise<BatchOutcome[]> {
+    const problem = nodeNameProblem(o.node);
+    if (problem) throw new BackupError('bad_request', problem);
+    const reader = new BatchBodyReader(body);
+    const entries = await reader.header();
+    const joined: BatchMember[] = [];
+    const results: Array<Promise<ReceiveResult>> = [];
+    let broken: unknown;
+    for (const entry of entries) {
+      let staged!: () => void;
+      const stagedNow = new Promise<void>((resolve) => (staged = resolve));
+      const result = this.receive(reader.part(entry.length), {
+        segmentId: entry.segmentId,
+        node: o.node,
+        signal: o.signal,
+        leaveBodyOpen: true,
+        join: (s) =>
+          new Promise<ReceiveResult>((resolve, reject) => {
+            joined.push({ staged: s, resolve, reject });
+            staged();
+          }),
+      });
+      results.push(result);
+      // The part is read once the segment is staged, or refused (bad bytes in it are skipped to reach the next).
+      await Promise.race([stagedNow, result.then(staged, staged)]);
+      try {
+        await reader.skipPart();
+      } catch (e) {
+        broken = e;
+        break;
+      }
+    }
+    if (broken === undefined) await reader.end().catch((e: unknown) => (broken = e));
+    if (broken !== undefined) {
+      for (const m of joined) m.reject(broken);
+      await Promise.allSettled(results);
+      throw broken;
+    }
+    await this.commitBatch(joined);
+    const settled = await Promise.allSettled(results);
+    return settled.map((r, i): BatchOutcome => {
+      const segmentId = entries[i]!.segmentId;
+      if (r.status === 'fulfilled') return { segmentId, outcome: r.value.outcome };
+      const e = r.reason as unknown;
+      if (isBackupError(e)) return { segmentId, outcome: 'refused', status: e.status, error: { code: e.code, message: e.message } };
+      this.opts.log.error({ segmentId, err: messageOf(e) }, 'a segment of a batch failed');
+      return { segmentId, outcome: 'refused', status: 500, error: { code: 'internal', message: 'internal error; the target logged it' } };
+    });
+  }
+
+  /**
+   * Commits a batch's staged segments together, under the locks of all their ids (taken in id order, so two batches
+   * never wait on each other): the flushes of every new segment (files, manifest, directory, new parents) in one
+   * wait, then the renames, then each parent directory flushed once. Each member's outcome or error is its own.
+   */
+  private async commitBatch(members: BatchMember[]): Promise<void> {
+    const ids = members.map((m) => m.staged.seg.id).sort();
+    const locked = (i: number): Promise<void> => (i === ids.length ? this.commitLocked(members) : this.withLock(ids[i]!, () => locked(i + 1)));
+    await locked(0);
+  }
+
+  private async commitLocked(members: BatchMember[]): Promise<void> {
+    const pending: Array<{ m: BatchMember; p: PendingCommit }> = [];
+    await Promise.all(
+      members.map(async (m) => {
+        try {
+          const p = await this.prepare(m.staged);
+          if ('flushes' in p) pending.push({ m, p });
+          else m.resolve(p);
+        } catch (e) {
+          m.reject(e);
+        }
+      }),
+    );
+    const renamed: typeof pending = [];
+    await Promise.all(
+      pending.map(async (x) => {
+        try {
+          await flushed(x.p);
+          await rename(x.p.tmp, x.p.final);
+          renamed.push(x);
+        } catch (e) {
+          x.m.reject(e);
+        }
+      }),
+    );
+    const parents = new Map<string, Promise<void>>();
+    for (const { p } of renamed) if (!parents.has(p.parent)) parents.set(p.parent, fsyncDirAsync(p.parent));
+    await Promise.allSettled(parents.values());
+    for (const { m, p } of renamed) {
+      try {
+        await parents.get(p.parent);
+        m.resolve(this.committed(p));
+      } catch (e) {
+        m.reject(e);
+      }
+    }
   }
 
   /**
