@@ -169,7 +169,13 @@ export function register(app: FastifyInstance, ctx: SidecarContext): void {
         const silent = () => socket.destroy();
         socket.setTimeout(ctx.config.stallMs, silent);
         try {
-          return { results: await s.receiveBatch(req.body as Readable, { node }) };
+          const results = await s.receiveBatch(req.body as Readable, { node });
+          // A segment refused for the target's own reason (no room, the quota) is logged as a single PUT's refusal
+          // is (errors.ts: 5xx are), so the target's log says why; an internal failure the store logged itself.
+          for (const r of results)
+            if (r.outcome === 'refused' && r.status >= 500 && r.error.code !== 'internal')
+              req.log.error({ err: r.error, segmentId: r.segmentId, url: req.url, method: req.method }, 'request failed');
+          return { results };
         } catch (e) {
           void reply.header('connection', 'close');
           throw e;
