@@ -11,9 +11,9 @@
  * - `failRequests(match, status, count)`: answers the next `count` matching HTTP requests with `status` itself
  *   (the target never sees them), as a target behind a load balancer answering 502/503 would.
  *
- * Requests are followed by parsing each request head on the client side (content-length bodies; a chunked body
- * makes the proxy stop parsing that connection), so faults and the request log apply per request even on
- * keep-alive connections.
+ * Requests are followed by parsing each request head on the client side and its body's framing (content-length,
+ * or chunked: a streamed upload such as a holdings report), so faults and the request log apply per request even on
+ * keep-alive connections; a framing it cannot follow makes it stop parsing that connection.
  */
 import net from 'node:net';
 
@@ -41,6 +41,8 @@ class Link {
   private head = Buffer.alloc(0);
   /** Body bytes of the current request still to come; -1 once the connection is no longer parsed. */
   private bodyLeft = 0;
+  /** The chunked body being followed: a size line, a chunk's data and its CRLF, or the trailer lines after the last. */
+  private chunk?: { state: 'size' | 'data' | 'trailer'; left: number; line: Buffer };
   dropping = false;
 
   constructor(
@@ -56,6 +58,14 @@ class Link {
     const out: Buffer[] = [];
     let rest = chunk;
     while (rest.length > 0) {
+      if (this.bodyLeft < 0) {
+        out.push(rest);
+        break;
+      }
+      if (this.chunk) {
+        rest = this.chunkedBody(rest, out);
+        continue;
+      }
       if (this.bodyLeft > 0) {
         const k = Math.min(this.bodyLeft, rest.length);
         out.push(rest.subarray(0, k));
@@ -89,13 +99,56 @@ class Link {
       }
       out.push(headBytes);
       if (chunked) {
-        this.bodyLeft = -1;
-        if (rest.length) out.push(rest);
-        break;
+        this.chunk = { state: 'size', left: 0, line: Buffer.alloc(0) };
+        continue;
       }
       this.bodyLeft = length ? Number(length[1]) : 0;
     }
     return out;
+  }
+
+  /** Forwards the next part of a chunked body; returns what is left of `rest` (the next request, after the body). */
+  private chunkedBody(rest: Buffer, out: Buffer[]): Buffer {
+    const c = this.chunk!;
+    if (c.state === 'data') {
+      const k = Math.min(c.left, rest.length);
+      out.push(rest.subarray(0, k));
+      c.left -= k;
+      if (c.left === 0) c.state = 'size';
+      return rest.subarray(k);
+    }
+    const nl = rest.indexOf(0x0a);
+    const take = nl < 0 ? rest.length : nl + 1;
+    out.push(rest.subarray(0, take));
+    c.line = Buffer.concat([c.line, rest.subarray(0, take)]);
+    if (nl < 0) {
+      if (c.line.length > MAX_HEAD) this.stopParsing();
+      return rest.subarray(take);
+    }
+    const line = c.line.toString('latin1').replace(/\r?\n$/, '');
+    c.line = Buffer.alloc(0);
+    if (c.state === 'trailer') {
+      // The empty line after the trailers ends the request.
+      if (line === '') this.chunk = undefined;
+      return rest.subarray(take);
+    }
+    const size = /^[0-9a-f]+/i.exec(line);
+    if (!size) {
+      this.stopParsing();
+      return rest.subarray(take);
+    }
+    const n = parseInt(size[0], 16);
+    if (n === 0) c.state = 'trailer';
+    else {
+      c.state = 'data';
+      c.left = n + 2;
+    }
+    return rest.subarray(take);
+  }
+
+  private stopParsing(): void {
+    this.chunk = undefined;
+    this.bodyLeft = -1;
   }
 
   private answer(status: number, head: boolean): void {
