@@ -4,8 +4,10 @@
  * the stats also take `?target=s3://bucket/prefix`: a bucket has no sidecar of its own, so the node that backs up
  * to it answers for it.
  */
+import type { IncomingHttpHeaders } from 'node:http';
+import type { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply } from 'fastify';
 import { API_PREFIX } from '../../api.js';
 import { compileSelector } from '../../druid/selector.js';
 import { parseSegmentId } from '../../druid/segmentId.js';
@@ -28,6 +30,38 @@ const targetProperty = {
   target: { type: 'string', minLength: 1, maxLength: 2048, description: 'a bucket (s3://bucket/prefix) to answer for instead of this store' },
 } as const;
 const targetQuery = { type: 'object', additionalProperties: false, properties: targetProperty } as const;
+
+/** The sending node of an upload (a single PUT or a batch), once its Content-Type and node header are checked. */
+function uploadingNode(headers: IncomingHttpHeaders, contentType: string): string {
+  const ct = String(headers['content-type'] ?? '')
+    .split(';', 1)[0]!
+    .trim();
+  if (ct !== contentType) throw new BackupError('bad_request', `Content-Type must be ${contentType}`, 415);
+  const node = String(headers[NODE_HEADER]);
+  const problem = nodeNameProblem(node);
+  if (problem) throw new BackupError('bad_request', `${NODE_HEADER}: ${problem}`);
+  return node;
+}
+
+/**
+ * Runs the receive of an upload's body. A sender that goes silent (it died, or the network between us did, without
+ * a FIN) is dropped after the stall timeout, so its half-received upload does not hold a temporary directory
+ * forever. The rest of a refused upload is never read: the connection closes once the error is sent, so no later
+ * request lands on a socket whose body is half-read (it would hang there until the keep-alive timeout).
+ */
+async function whileReceiving<T>(socket: Socket, reply: FastifyReply, stallMs: number, receive: () => Promise<T>): Promise<T> {
+  const silent = () => socket.destroy();
+  socket.setTimeout(stallMs, silent);
+  try {
+    return await receive();
+  } catch (e) {
+    void reply.header('connection', 'close');
+    throw e;
+  } finally {
+    socket.setTimeout(0);
+    socket.off('timeout', silent);
+  }
+}
 
 const outcomeSchema = { type: 'object', properties: { outcome: { type: 'string', enum: ['stored', 'identical'] }, manifest: manifestSchema } } as const;
 const batchAnswerSchema = {
@@ -106,30 +140,10 @@ export function register(app: FastifyInstance, ctx: SidecarContext): void {
     async (req, reply) => {
       const s = store();
       const id = parseSegmentId(req.params.id).id;
-      const ct = String(req.headers['content-type'] ?? '')
-        .split(';', 1)[0]!
-        .trim();
-      if (ct !== TAR_CONTENT_TYPE) throw new BackupError('bad_request', `Content-Type must be ${TAR_CONTENT_TYPE}`, 415);
-      const node = String(req.headers[NODE_HEADER]);
-      const problem = nodeNameProblem(node);
-      if (problem) throw new BackupError('bad_request', `${NODE_HEADER}: ${problem}`);
-      // A sender that goes silent (it died, or the network between us did, without a FIN) is dropped after the
-      // stall timeout, so its half-received upload does not hold a temporary directory forever.
-      const socket = req.raw.socket;
-      const silent = () => socket.destroy();
-      socket.setTimeout(ctx.config.stallMs, silent);
-      let r;
-      try {
-        r = await s.receive(req.body as Readable, { segmentId: id, node, leaveBodyOpen: true, replace: req.query.replace === true });
-      } catch (e) {
-        // The rest of a refused upload is never read: the connection closes once the error is sent, so no later
-        // request lands on a socket whose body is half-read (it would hang there until the keep-alive timeout).
-        void reply.header('connection', 'close');
-        throw e;
-      } finally {
-        socket.setTimeout(0);
-        socket.off('timeout', silent);
-      }
+      const node = uploadingNode(req.headers, TAR_CONTENT_TYPE);
+      const r = await whileReceiving(req.raw.socket, reply, ctx.config.stallMs, () =>
+        s.receive(req.body as Readable, { segmentId: id, node, leaveBodyOpen: true, replace: req.query.replace === true }),
+      );
       if (r.outcome === 'conflict') {
         throw new BackupError(
           'conflict',
@@ -157,32 +171,14 @@ export function register(app: FastifyInstance, ctx: SidecarContext): void {
       async (req, reply) => {
         const s = store();
         if (!ctx.config.storeBatch) throw new BackupError('not_found', 'this store does not offer batch uploads (druid.backup.storeBatch=false); send single PUTs');
-        const ct = String(req.headers['content-type'] ?? '')
-          .split(';', 1)[0]!
-          .trim();
-        if (ct !== BATCH_CONTENT_TYPE) throw new BackupError('bad_request', `Content-Type must be ${BATCH_CONTENT_TYPE}`, 415);
-        const node = String(req.headers[NODE_HEADER]);
-        const problem = nodeNameProblem(node);
-        if (problem) throw new BackupError('bad_request', `${NODE_HEADER}: ${problem}`);
-        // As a single upload: a silent sender is dropped after the stall timeout, and a refused batch's rest is never read.
-        const socket = req.raw.socket;
-        const silent = () => socket.destroy();
-        socket.setTimeout(ctx.config.stallMs, silent);
-        try {
-          const results = await s.receiveBatch(req.body as Readable, { node });
-          // A segment refused for the target's own reason (no room, the quota) is logged as a single PUT's refusal
-          // is (errors.ts: 5xx are), so the target's log says why; an internal failure the store logged itself.
-          for (const r of results)
-            if (r.outcome === 'refused' && r.status >= 500 && r.error.code !== 'internal')
-              req.log.error({ err: r.error, segmentId: r.segmentId, url: req.url, method: req.method }, 'request failed');
-          return { results };
-        } catch (e) {
-          void reply.header('connection', 'close');
-          throw e;
-        } finally {
-          socket.setTimeout(0);
-          socket.off('timeout', silent);
-        }
+        const node = uploadingNode(req.headers, BATCH_CONTENT_TYPE);
+        const results = await whileReceiving(req.raw.socket, reply, ctx.config.stallMs, () => s.receiveBatch(req.body as Readable, { node }));
+        // A segment refused for the target's own reason (no room, the quota) is logged as a single PUT's refusal
+        // is (errors.ts: 5xx are), so the target's log says why; an internal failure the store logged itself.
+        for (const r of results)
+          if (r.outcome === 'refused' && r.status >= 500 && r.error.code !== 'internal')
+            req.log.error({ err: r.error, segmentId: r.segmentId, url: req.url, method: req.method }, 'request failed');
+        return { results };
       },
     );
   });
