@@ -157,6 +157,13 @@ export const BACKUP_KEYS: KeySpec[] = [
     doc: 'Offer sources the batch upload (POST /data/v1/store/batch: up to 64 small segments in one request, committed together). Off: single PUTs only, as an older target.',
   },
   {
+    key: 'druid.backup.storeFlush',
+    type: 'string',
+    default: 'filesystem',
+    choices: ['filesystem', 'files'],
+    doc: "How the store makes a batch durable before its segments become visible: filesystem (one syncfs of the store's filesystem before the renames and one after, by `sync --file-system`; file by file where that is missing) or files (each file and directory fsynced, as single uploads are).",
+  },
+  {
     key: 'druid.backup.stateDir',
     type: 'path',
     default: 'var/druid-backup',
@@ -362,6 +369,7 @@ export interface SidecarConfig {
   storeQuota?: number;
   /** The store offers the batch upload route (store/http/batch.ts). */
   storeBatch: boolean;
+  storeFlush: 'filesystem' | 'files';
   stateDir: string;
   nodeName: string;
   active: boolean;
@@ -718,6 +726,7 @@ export function loadSidecarConfig(opts: LoadOptions = {}): SidecarConfig {
     store,
     storeQuota: typed('druid.backup.storeQuota') as number | undefined,
     storeBatch: typed('druid.backup.storeBatch') as boolean,
+    storeFlush: typed('druid.backup.storeFlush') as 'filesystem' | 'files',
     stateDir,
     nodeName,
     active: typed('druid.backup.active') as boolean,

@@ -104,7 +104,7 @@ export async function startSidecar(config: SidecarConfig, log: Logger = createLo
   const bandwidth = new Bandwidth(config.maxBytesPerSecond, metrics);
   const jobs = new JobRegistry({ stateDir: config.stateDir, events, log });
   const store = config.store
-    ? LocalStore.open(config.store, { log: log.child({ component: 'store' }), metrics, events, quotaBytes: config.storeQuota })
+    ? LocalStore.open(config.store, { log: log.child({ component: 'store' }), metrics, events, quotaBytes: config.storeQuota, flush: config.storeFlush })
     : undefined;
   const isSource = config.druid.locations.length > 0;
   const state = isSource ? new SourceState(config.stateDir, log) : undefined;

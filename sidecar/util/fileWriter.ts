@@ -17,10 +17,15 @@ const closeAsync = promisify(close);
 const WRITE_BUFFER = 4 * 1024 * 1024;
 
 /**
- * Resolves once the bytes are written, with `durable`, which settles once the file is fsynced and closed. A failure
+ * Resolves once the bytes are written, with `durable`, which settles once the file is fsynced and closed (only
+ * closed with `flush: false`: the caller flushes the whole filesystem later, util/syncfs.ts). A failure
  * of `chunks` (a check of the caller's) or of a write closes the file and rejects; the caller removes it.
  */
-export async function writeChunks(file: string, chunks: AsyncIterable<Buffer | readonly Buffer[]>): Promise<{ durable: Promise<void> }> {
+export async function writeChunks(
+  file: string,
+  chunks: AsyncIterable<Buffer | readonly Buffer[]>,
+  o: { flush?: boolean } = {},
+): Promise<{ durable: Promise<void> }> {
   const fd = await openAsync(file, 'wx', 0o644);
   try {
     const ws = createWriteStream(file, { fd, highWaterMark: WRITE_BUFFER, autoClose: false });
@@ -44,7 +49,7 @@ export async function writeChunks(file: string, chunks: AsyncIterable<Buffer | r
     await closeAsync(fd).catch(() => undefined);
     throw e;
   }
-  const durable = fsyncAsync(fd).finally(() => closeAsync(fd));
+  const durable = o.flush === false ? closeAsync(fd) : fsyncAsync(fd).finally(() => closeAsync(fd));
   durable.catch(() => undefined);
   return { durable };
 }

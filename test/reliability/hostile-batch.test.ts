@@ -10,11 +10,10 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { Readable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
-import { packSegment } from '../../sidecar/archive/pack.js';
 import { END_OF_ARCHIVE, fileHeader, padding } from '../../sidecar/archive/tar.js';
 import { BATCH_CONTENT_TYPE, BATCH_MAX_BYTES, BATCH_MAX_SEGMENTS, encodeBatchHeader } from '../../sidecar/store/http/batch.js';
+import { batchBody as batch, packedUpload as packed } from '../helpers/batch.js';
 import type { SidecarProcess } from '../helpers/sidecar.js';
 import { startSidecar, tmpDir, waitFor } from '../helpers/sidecar.js';
 import { storedSegmentDir } from '../helpers/store.js';
@@ -28,23 +27,6 @@ const BEFORE = idOf('batchbefore', 0);
 function entry(name: string, body: Buffer | string): Buffer {
   const b = Buffer.from(body);
   return Buffer.concat([fileHeader(name, b.length, new Date(0)), b, padding(b.length)]);
-}
-
-/** A single PUT's body, as the sender packs it. */
-async function packed(id: string, files: Record<string, Buffer>): Promise<Buffer> {
-  const p = packSegment({
-    segmentId: id,
-    descriptor: null,
-    node: 'n1',
-    files: Object.entries(files).map(([name, body]) => ({ name, size: body.length, open: () => Readable.from([body]) })),
-  });
-  const parts: Buffer[] = [];
-  for await (const c of p.stream) parts.push(c as Buffer);
-  return Buffer.concat(parts);
-}
-
-function batch(parts: Array<[string, Buffer]>): Buffer {
-  return Buffer.concat([encodeBatchHeader(parts.map(([segmentId, b]) => ({ segmentId, length: b.length }))), ...parts.map(([, b]) => b)]);
 }
 
 interface Outcome {

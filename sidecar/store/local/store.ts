@@ -41,6 +41,7 @@ import { pageSorted } from '../../services/paging.js';
 import { readStream } from '../../util/readStream.js';
 import { fsyncDirAsync, writeFileAtomicAsync } from '../../util/atomic.js';
 import { writeChunks } from '../../util/fileWriter.js';
+import { FilesystemSync } from '../../util/syncfs.js';
 import type { Manifest, SegmentFileInfo } from '../manifest.js';
 import { MANIFEST_NAME, catalogEntry, newManifest, nodeNameProblem, segmentDigest } from '../manifest.js';
 import { catalogPageOf, checkSource, recordReplica, storedSummary } from '../replicas.js';
@@ -80,6 +81,12 @@ export interface LocalStoreOptions {
   maxSegmentBytes?: number;
   /** Most bytes of segment files the store may hold (druid.backup.storeQuota); a source sees it in the stats and chooses another target. */
   quotaBytes?: number;
+  /**
+   * How a batch of small segments is made durable (druid.backup.storeFlush): `filesystem`, one flush of the store's
+   * filesystem before the batch's renames and one after (util/syncfs.ts), where this system can; `files`, each file
+   * and directory fsynced, as a single upload always is. Default `filesystem`.
+   */
+  flush?: 'filesystem' | 'files';
 }
 
 export interface ReceiveResult {
@@ -100,6 +107,8 @@ export interface StagedSegment {
   files: SegmentFileInfo[];
   node: string;
   replace: boolean;
+  /** The files are written, not flushed: the batch's commit flushes the whole filesystem once for all (util/syncfs.ts). */
+  flushLater: boolean;
 }
 
 /** A staged member of a batch and how to settle its `receive`. */
@@ -156,8 +165,9 @@ function dirsDownTo(top: string, bottom: string): string[] {
 }
 
 /** Writes a received file; a large one is flushed before the next one arrives (`writeChunks` returns at once). */
-async function writeReceived(file: string, size: number, chunks: AsyncIterable<Buffer[]>): Promise<{ durable: Promise<void> }> {
-  const written = await writeChunks(file, chunks);
+async function writeReceived(file: string, size: number, chunks: AsyncIterable<Buffer[]>, flush: boolean): Promise<{ durable: Promise<void> }> {
+  const written = await writeChunks(file, chunks, { flush });
+  if (!flush) return written;
   // Measured: overlapping a large file's writeback with the next file's writes slows the disk down, where small
   // files gain by sharing journal commits.
   if (size >= SYNC_INLINE_FROM) await written.durable;
@@ -180,6 +190,8 @@ export class LocalStore implements Target {
   readonly issues: Array<{ path: string; problem: string }> = [];
   /** Snapshots kept beside the segments, and what prune needs (store/local/snapshots.ts). */
   readonly snapshots: LocalSnapshots;
+  /** The flusher of the store's filesystem for batches, when this system has one and the store uses it. */
+  private fsSync?: FilesystemSync;
 
   private constructor(
     readonly root: string,
@@ -203,6 +215,11 @@ export class LocalStore implements Target {
     rmSync(tmp, { recursive: true, force: true });
     mkdirSync(tmp, { recursive: true });
     const store = new LocalStore(abs, opts);
+    if ((opts.flush ?? 'filesystem') === 'filesystem') {
+      const probed = FilesystemSync.probe(abs);
+      if (probed instanceof FilesystemSync) store.fsSync = probed;
+      else opts.log.warn({ store: abs, why: probed.unavailable }, 'this system cannot flush a whole filesystem; batches are flushed file by file');
+    }
     store.load();
     return store;
   }
@@ -387,8 +404,10 @@ export class LocalStore implements Target {
       this.checkSpace(declared);
       this.arrivingBytes += declared;
       arriving = declared;
+      // A batch's member on a store that flushes its filesystem: one flush for the whole batch, in commitBatch.
+      const flushLater = o.join !== undefined && this.fsSync !== undefined;
       for await (const f of reader.files()) {
-        durable.push((await writeReceived(path.join(tmp, f.name), f.size, f.chunks)).durable);
+        durable.push((await writeReceived(path.join(tmp, f.name), f.size, f.chunks, !flushLater)).durable);
         // A segment may declare thousands of files: bound the descriptors held open while they flush.
         if (durable.length % MAX_PENDING_SYNCS === 0) await Promise.all(durable.slice(-MAX_PENDING_SYNCS));
       }
@@ -396,7 +415,7 @@ export class LocalStore implements Target {
       const parts = decl.descriptor ? segmentIdOfDescriptor(decl.descriptor) : seg;
       const filesDurable = Promise.all(durable);
       filesDurable.catch(() => undefined);
-      const staged: StagedSegment = { tmp, filesDurable, seg: parts, descriptor: decl.descriptor, files, node: o.node, replace: o.replace === true };
+      const staged: StagedSegment = { tmp, filesDurable, seg: parts, descriptor: decl.descriptor, files, node: o.node, replace: o.replace === true, flushLater };
       const result = await (o.join ? o.join(staged) : this.withLock(seg.id, () => this.commit(staged)));
       committed = result.outcome === 'stored';
       this.opts.metrics?.storePuts.inc({ outcome: result.outcome });
@@ -439,6 +458,7 @@ export class LocalStore implements Target {
     const existing = this.entry(seg.id);
     if (existing && s.replace) {
       await filesDurable;
+      if (s.flushLater) await this.flushFilesystem('nothing was replaced');
       return this.replaceFiles(existing, tmp, files, node, bytes);
     }
     if (existing) {
@@ -458,9 +478,9 @@ export class LocalStore implements Target {
     const pending: PendingCommit = { tmp, final, parent, manifest, bytes, files, node, flushes, close: () => manifestFile.close() };
     try {
       await manifestFile.writeFile(JSON.stringify(manifest, null, 2));
-      flushes.push(manifestFile.sync(), fsyncDirAsync(tmp));
+      if (!s.flushLater) flushes.push(manifestFile.sync(), fsyncDirAsync(tmp));
       const created = mkdirSync(parent, { recursive: true });
-      if (created) for (const dir of dirsDownTo(path.dirname(created), path.dirname(parent))) flushes.push(fsyncDirAsync(dir));
+      if (created && !s.flushLater) for (const dir of dirsDownTo(path.dirname(created), path.dirname(parent))) flushes.push(fsyncDirAsync(dir));
     } catch (e) {
       await flushed(pending).catch(() => undefined);
       throw e;
@@ -557,11 +577,19 @@ export class LocalStore implements Target {
         }
       }),
     );
+    // Members written without flushes (flushLater) wait for one flush of the filesystem before their renames, and
+    // one after them; the others flush file by file, as a single upload does.
+    const ownFlushes = pending.map((x) => flushed(x.p));
+    for (const f of ownFlushes) f.catch(() => undefined);
+    const later = pending.some((x) => x.m.staged.flushLater);
+    const filesystemFlushed = later ? Promise.allSettled(ownFlushes).then(() => this.flushFilesystem('nothing of it was stored')) : undefined;
+    filesystemFlushed?.catch(() => undefined);
     const renamed: typeof pending = [];
     await Promise.all(
-      pending.map(async (x) => {
+      pending.map(async (x, i) => {
         try {
-          await flushed(x.p);
+          await ownFlushes[i];
+          if (x.m.staged.flushLater) await filesystemFlushed;
           await rename(x.p.tmp, x.p.final);
           renamed.push(x);
         } catch (e) {
@@ -570,7 +598,9 @@ export class LocalStore implements Target {
       }),
     );
     const parents = new Map<string, Promise<void>>();
-    for (const { p } of renamed) if (!parents.has(p.parent)) parents.set(p.parent, fsyncDirAsync(p.parent));
+    const renamesFlushed = renamed.some((x) => x.m.staged.flushLater) ? this.flushFilesystem('it was renamed into place but is not known to be on disk') : undefined;
+    for (const { m, p } of renamed)
+      if (!parents.has(p.parent)) parents.set(p.parent, m.staged.flushLater ? renamesFlushed! : fsyncDirAsync(p.parent));
     await Promise.allSettled(parents.values());
     for (const { m, p } of renamed) {
       try {
@@ -579,6 +609,16 @@ export class LocalStore implements Target {
       } catch (e) {
         m.reject(e);
       }
+    }
+  }
+
+  /** One flush of the store's filesystem for a batch; its failure (a write-back error) refuses the batch's segments. */
+  private async flushFilesystem(what: string): Promise<void> {
+    try {
+      await this.fsSync!.flush();
+    } catch (e) {
+      this.opts.log.error({ store: this.root, err: messageOf(e), batch: what }, 'the store could not flush its disk');
+      throw new BackupError('internal', `the store could not flush its disk (${messageOf(e)}); ${what}`);
     }
   }
 

@@ -1,0 +1,144 @@
+/**
+ * How a target makes a batch of small segments durable (druid.backup.storeFlush, util/syncfs.ts), on real target
+ * sidecars over loopback. The `sync` on the target's PATH is the test's own: it logs each call and fails while a
+ * file says so, which is what the real one cannot be made to do. With `filesystem`, a batch is flushed once before its
+ * renames and once after, however many segments it holds; a failed flush makes none of it visible (every segment
+ * refused with why, the temporary area emptied, the store consistent) and the same batch sent again is stored. With
+ * `files`, no filesystem flush is run at all.
+ */
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { BATCH_CONTENT_TYPE } from '../../sidecar/store/http/batch.js';
+import { batchBody, packedUpload } from '../helpers/batch.js';
+import type { SidecarProcess } from '../helpers/sidecar.js';
+import { startSidecar, tmpDir } from '../helpers/sidecar.js';
+import { storedSegmentDir } from '../helpers/store.js';
+import { checkStore } from './lib.js';
+
+const VB = Buffer.from([0, 0, 0, 9]);
+const idOf = (ds: string, hour: number) =>
+  `${ds}_2015-09-12T${String(hour).padStart(2, '0')}:00:00.000Z_2015-09-12T${String(hour + 1).padStart(2, '0')}:00:00.000Z_2024-01-01T00:00:01.234Z`;
+
+interface Outcome {
+  segmentId: string;
+  outcome: string;
+  status?: number;
+  error?: { code: string; message: string };
+}
+
+describe('a batch made durable by flushing the filesystem', () => {
+  let sandbox: string;
+  let calls: string;
+  let failFlag: string;
+  let env: Record<string, string>;
+  const started: SidecarProcess[] = [];
+
+  const flushes = () => readFileSync(calls, 'utf8').split('\n').filter(Boolean);
+  const post = (target: SidecarProcess, body: Buffer) =>
+    target.request<{ results: Outcome[] }>('POST', '/data/v1/store/batch', undefined, {
+      raw: body,
+      headers: { 'content-type': BATCH_CONTENT_TYPE, 'x-druid-backup-node': 'n1' },
+    });
+  const segments = async (ds: string, n: number) => {
+    const files = Array.from({ length: n }, () => ({ 'version.bin': VB, '00000.smoosh': randomBytes(3000), 'meta.smoosh': randomBytes(200) }));
+    const ids = files.map((_, h) => idOf(ds, h));
+    const parts = await Promise.all(ids.map(async (id, i) => [id, await packedUpload(id, files[i]!)] as [string, Buffer]));
+    return { ids, files, body: batchBody(parts) };
+  };
+  const start = async (name: string, extraEnv: Record<string, string> = {}) => {
+    const storeDir = path.join(sandbox, name);
+    const t = await startSidecar(['--store', storeDir], { stateDir: path.join(sandbox, `${name}-state`), env: { ...env, ...extraEnv } });
+    started.push(t);
+    return { t, storeDir };
+  };
+
+  before(() => {
+    sandbox = tmpDir('dbk-batch-flush-');
+    const bin = path.join(sandbox, 'bin');
+    mkdirSync(bin);
+    calls = path.join(sandbox, 'calls.log');
+    failFlag = path.join(sandbox, 'fail');
+    writeFileSync(calls, '');
+    // Logs its arguments; fails as a write-back error would while the flag exists; else the real flush.
+    writeFileSync(
+      path.join(bin, 'sync'),
+      `#!/bin/sh\necho "$*" >> "${calls}"\nif [ -e "${failFlag}" ]; then echo "sync: error syncing '$3': Input/output error" >&2; exit 1; fi\nexec /bin/sync "$@"\n`,
+    );
+    chmodSync(path.join(bin, 'sync'), 0o755);
+    env = { PATH: `${bin}:${process.env.PATH}` };
+  });
+  after(async () => {
+    for (const t of started) await t.stop();
+    rmSync(sandbox, { recursive: true, force: true });
+  });
+
+  test('one flush before the renames and one after, for a whole batch; byte for byte', async () => {
+    const { t, storeDir } = await start('store-fs');
+    const probed = flushes().length;
+    assert.equal(probed, 1, 'the store tried the flush once when it opened');
+    const { ids, files, body } = await segments('fsflush', 12);
+    const r = await post(t, body);
+    assert.equal(r.status, 200, r.text);
+    assert.deepEqual(
+      r.json.results.map((o) => o.outcome),
+      ids.map(() => 'stored'),
+    );
+    assert.deepEqual(flushes().slice(probed), [`--file-system -- ${storeDir}`, `--file-system -- ${storeDir}`], '12 segments, 2 flushes');
+    for (const [i, id] of ids.entries()) {
+      const dir = storedSegmentDir(storeDir, id);
+      for (const [name, b] of Object.entries(files[i]!)) assert.ok(readFileSync(path.join(dir, name)).equals(b), `${id}/${name}`);
+    }
+    assert.deepEqual(checkStore(storeDir).problems, []);
+  });
+
+  test('a failed flush makes nothing of the batch visible; sent again, it is stored', async () => {
+    const { t, storeDir } = await start('store-fail');
+    const { ids, body } = await segments('failflush', 5);
+    writeFileSync(failFlag, '');
+    try {
+      const r = await post(t, body);
+      assert.equal(r.status, 200, r.text);
+      for (const o of r.json.results) {
+        assert.equal(o.outcome, 'refused', JSON.stringify(o));
+        assert.equal(o.status, 500);
+        assert.match(o.error!.message, /could not flush .*Input\/output error.*nothing of it was stored/);
+      }
+    } finally {
+      rmSync(failFlag);
+    }
+    const store = checkStore(storeDir);
+    assert.deepEqual(store.problems, []);
+    assert.equal(store.segments.size, 0, 'none of the batch is in the store');
+    assert.ok(!existsSync(path.join(storeDir, 'segments', 'failflush')) || readdirSync(path.join(storeDir, 'segments', 'failflush')).length === 0);
+    assert.deepEqual(readdirSync(path.join(storeDir, '.tmp')), [], 'the temporary area is empty');
+    const catalog = await t.get<{ items: unknown[] }>('/data/v1/store/segments?limit=100');
+    assert.equal(catalog.items.length, 0);
+    assert.ok(
+      t.logLines().some((l) => l.msg === 'the store could not flush its disk' && /Input\/output error/.test(String(l.err))),
+      'the target logged why',
+    );
+
+    const again = await post(t, body);
+    assert.deepEqual(
+      again.json.results.map((o) => o.outcome),
+      ids.map(() => 'stored'),
+    );
+    assert.equal(checkStore(storeDir).segments.size, 5);
+  });
+
+  test('druid.backup.storeFlush=files flushes file by file and never the filesystem', async () => {
+    const before = flushes().length;
+    const { t, storeDir } = await start('store-files', { DRUID_BACKUP_STORE_FLUSH: 'files' });
+    const { ids, body } = await segments('fileflush', 6);
+    const r = await post(t, body);
+    assert.deepEqual(
+      r.json.results.map((o) => o.outcome),
+      ids.map(() => 'stored'),
+    );
+    assert.equal(flushes().length, before, 'no sync run, not even to try it');
+    assert.equal(checkStore(storeDir).segments.size, 6);
+  });
+});
