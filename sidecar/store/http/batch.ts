@@ -20,7 +20,7 @@ import { API_PREFIX } from '../../api.js';
 export const BATCH_PATH = `${API_PREFIX}/store/batch`;
 export const BATCH_CONTENT_TYPE = 'application/x-druid-backup-batch';
 export const BATCH_FORMAT_VERSION = 1;
-/** Segments in one batch: enough for the small segments of every worker at once (workers × sender's SMALL_GROUP). */
+/** Segments in one batch: one worker's group of small segments (the sender's SMALL_GROUP). */
 export const BATCH_MAX_SEGMENTS = 64;
 /** Bytes of segment uploads in one batch: what a request's receiver stages before it commits any of them. */
 export const BATCH_MAX_BYTES = 8 * 1024 * 1024;
