@@ -15,7 +15,7 @@
  * puts its files over the damaged ones, one rename each, and clears the mark. Any other upload of a held segment
  * stays "already held". Two nodes repairing at once write the same bytes.
  */
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statfsSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statfsSync, writeFileSync, writeSync } from 'node:fs';
 import { mkdtemp, open, readdir, rename, rm, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
@@ -71,6 +71,8 @@ export const MAX_SEGMENT_BYTES = 1024 ** 4;
 export const RESERVE_BYTES = 64 * 1024 * 1024;
 /** Files smaller than this are fsynced while the next one is received; larger ones before. */
 const SYNC_INLINE_FROM = 8 * 1024 * 1024;
+/** Largest file of a batch written by direct calls once received (`writeAtOnce`): the event loop waits for one such write at most, as the source's reads (util/readStream.ts SMALL_READ_BYTES). */
+const WRITE_AT_ONCE_UP_TO = 64 * 1024;
 /** Files of one upload being fsynced at once. */
 const MAX_PENDING_SYNCS = 16;
 
@@ -164,8 +166,26 @@ function dirsDownTo(top: string, bottom: string): string[] {
   }
 }
 
+/**
+ * A small file of a batch (not fsynced: the batch flushes the filesystem) is gathered, then created, written and
+ * closed by three direct calls: through the thread pool each would be a hand-off and a wake-up, which is what most of
+ * a small segment's commit cost (docs/performance.md). The reader already bounds the file to its declared size.
+ */
+async function writeAtOnce(file: string, chunks: AsyncIterable<Buffer[]>): Promise<void> {
+  const pieces: Buffer[] = [];
+  for await (const batch of chunks) pieces.push(...batch);
+  const data = pieces.length === 1 ? pieces[0]! : Buffer.concat(pieces);
+  const fd = openSync(file, 'wx', 0o644);
+  try {
+    for (let off = 0; off < data.length; ) off += writeSync(fd, data, off, data.length - off);
+  } finally {
+    closeSync(fd);
+  }
+}
+
 /** Writes a received file; a large one is flushed before the next one arrives (`writeChunks` returns at once). */
 async function writeReceived(file: string, size: number, chunks: AsyncIterable<Buffer[]>, flush: boolean): Promise<{ durable: Promise<void> }> {
+  if (!flush && size <= WRITE_AT_ONCE_UP_TO) return { durable: writeAtOnce(file, chunks) };
   const written = await writeChunks(file, chunks, { flush });
   if (!flush) return written;
   // Measured: overlapping a large file's writeback with the next file's writes slows the disk down, where small
@@ -394,7 +414,11 @@ export class LocalStore implements Target {
       signal: o.signal,
       onBytes: (n) => this.opts.metrics?.storeBytesReceived.inc(n),
     });
-    const tmp = await mkdtemp(ownPath(this.root, path.join(TMP_DIR, 'put-')));
+    // A batch's member on a store that flushes its filesystem: one flush for the whole batch, in commitBatch, and its
+    // small files written by direct calls (writeAtOnce).
+    const flushLater = o.join !== undefined && this.fsSync !== undefined;
+    const tmpPrefix = ownPath(this.root, path.join(TMP_DIR, 'put-'));
+    const tmp = flushLater ? mkdtempSync(tmpPrefix) : await mkdtemp(tmpPrefix);
     const durable: Array<Promise<void>> = [];
     let committed = false;
     let arriving = 0;
@@ -404,10 +428,11 @@ export class LocalStore implements Target {
       this.checkSpace(declared);
       this.arrivingBytes += declared;
       arriving = declared;
-      // A batch's member on a store that flushes its filesystem: one flush for the whole batch, in commitBatch.
-      const flushLater = o.join !== undefined && this.fsSync !== undefined;
       for await (const f of reader.files()) {
-        durable.push((await writeReceived(path.join(tmp, f.name), f.size, f.chunks, !flushLater)).durable);
+        const written = (await writeReceived(path.join(tmp, f.name), f.size, f.chunks, !flushLater)).durable;
+        // Written at once (a batch's small file) is done here: its error is this upload's.
+        if (flushLater && f.size <= WRITE_AT_ONCE_UP_TO) await written;
+        durable.push(written);
         // A segment may declare thousands of files: bound the descriptors held open while they flush.
         if (durable.length % MAX_PENDING_SYNCS === 0) await Promise.all(durable.slice(-MAX_PENDING_SYNCS));
       }
@@ -473,14 +498,20 @@ export class LocalStore implements Target {
     // waits, and flushes in flight together share the filesystem's journal commits): every file, the manifest,
     // the directory holding them, and the entries of the directories made for the segment's parent. Nothing is
     // visible until the rename; a crash before it leaves only `.tmp/`.
-    const manifestFile = await open(path.join(tmp, MANIFEST_NAME), 'wx', 0o644);
     const flushes: Array<Promise<unknown>> = [filesDurable];
+    if (s.flushLater) {
+      // A batch's: written by direct calls and flushed with the filesystem (writeAtOnce says why).
+      writeFileSync(path.join(tmp, MANIFEST_NAME), JSON.stringify(manifest, null, 2), { flag: 'wx', mode: 0o644 });
+      mkdirSync(parent, { recursive: true });
+      return { tmp, final, parent, manifest, bytes, files, node, flushes, close: async () => undefined };
+    }
+    const manifestFile = await open(path.join(tmp, MANIFEST_NAME), 'wx', 0o644);
     const pending: PendingCommit = { tmp, final, parent, manifest, bytes, files, node, flushes, close: () => manifestFile.close() };
     try {
       await manifestFile.writeFile(JSON.stringify(manifest, null, 2));
-      if (!s.flushLater) flushes.push(manifestFile.sync(), fsyncDirAsync(tmp));
+      flushes.push(manifestFile.sync(), fsyncDirAsync(tmp));
       const created = mkdirSync(parent, { recursive: true });
-      if (created && !s.flushLater) for (const dir of dirsDownTo(path.dirname(created), path.dirname(parent))) flushes.push(fsyncDirAsync(dir));
+      if (created) for (const dir of dirsDownTo(path.dirname(created), path.dirname(parent))) flushes.push(fsyncDirAsync(dir));
     } catch (e) {
       await flushed(pending).catch(() => undefined);
       throw e;
