@@ -54,6 +54,7 @@ export function packSegment(seg: OutgoingSegment, opts: TransferOptions = {}): P
   });
   files.catch(() => undefined);
 
+  let ended = false;
   async function* generate(): AsyncGenerator<Buffer> {
     yield* jsonEntry(DECLARATION_NAME, declBody, mtime);
     const digests: SegmentFileInfo[] = [];
@@ -88,12 +89,16 @@ export function packSegment(seg: OutgoingSegment, opts: TransferOptions = {}): P
     }
     yield* jsonEntry(TRAILER_NAME, trailerJson(digests), mtime);
     yield END_OF_ARCHIVE;
+    ended = true;
     resolve(digests);
   }
 
   const stream = Readable.from(generate(), { objectMode: false, highWaterMark: 1 << 20 });
   stream.on('error', (e) => reject(e));
-  stream.on('close', () => reject(new BackupError('cancelled', 'the segment stream was closed before its end')));
+  // Made only when needed: an error's stack costs more than a small segment's packing (the source's profile).
+  stream.on('close', () => {
+    if (!ended) reject(new BackupError('cancelled', 'the segment stream was closed before its end'));
+  });
   return { stream, length, files };
 }
 

@@ -19,6 +19,8 @@ import { IdleWatchdog, discard, errorFromFailure, errorFromResponse, errorOfAnsw
 import { NODE_HEADER } from './target.js';
 import { API_PREFIX } from '../../api.js';
 
+/** Pieces of a batch's body smaller than this are joined into writes of about this size. */
+const JOIN_BYTES = 64 * 1024;
 /** How long the first small put waits for others to join its batch: the sender's group arrives within it. */
 const GATHER_MS = 2;
 
@@ -134,16 +136,35 @@ export class PutBatcher {
     watchdog.signal.addEventListener('abort', stop, { once: true });
     for (const m of members) m.touch = () => watchdog.touch();
     const header = encodeBatchHeader(members.map((m) => ({ segmentId: m.segment.segmentId, length: m.packed.length })));
+    // The small pieces of the segments' tars (headers, small files, padding) go out joined, up to JOIN_BYTES at a
+    // time: written one by one, each was a socket write of its own (the source's profile).
     async function* body(): AsyncGenerator<Buffer> {
-      yield header;
+      let held: Buffer[] = [header];
+      let heldBytes = header.length;
       for (const m of members) {
         try {
-          for await (const chunk of m.packed.stream as AsyncIterable<Buffer>) yield chunk;
+          for await (const chunk of m.packed.stream as AsyncIterable<Buffer>) {
+            if (chunk.length >= JOIN_BYTES) {
+              if (held.length) yield Buffer.concat(held, heldBytes);
+              held = [];
+              heldBytes = 0;
+              yield chunk;
+              continue;
+            }
+            held.push(chunk);
+            heldBytes += chunk.length;
+            if (heldBytes >= JOIN_BYTES) {
+              yield Buffer.concat(held, heldBytes);
+              held = [];
+              heldBytes = 0;
+            }
+          }
         } catch (e) {
           m.failed = e;
           throw e;
         }
       }
+      if (held.length) yield Buffer.concat(held, heldBytes);
     }
     try {
       const res = await this.client.raw<Readable>({
