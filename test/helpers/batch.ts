@@ -20,3 +20,18 @@ export async function packedUpload(id: string, files: Record<string, Buffer>, no
 export function batchBody(parts: Array<[string, Buffer]>): Buffer {
   return Buffer.concat([encodeBatchHeader(parts.map(([segmentId, b]) => ({ segmentId, length: b.length }))), ...parts.map(([, b]) => b)]);
 }
+
+/** A `version.bin` as Druid writes it (format 9). */
+export const VERSION_BIN = Buffer.from([0, 0, 0, 9]);
+
+/** The id of an hour-long segment of `dataSource` on 2015-09-12 starting at `hour`. */
+export const hourSegmentId = (dataSource: string, hour: number): string =>
+  `${dataSource}_2015-09-12T${String(hour).padStart(2, '0')}:00:00.000Z_2015-09-12T${String(hour + 1).padStart(2, '0')}:00:00.000Z_2024-01-01T00:00:01.234Z`;
+
+/** One segment's outcome in a batch's answer, as a test reads it (any field may be missing). */
+export interface AnsweredOutcome {
+  segmentId: string;
+  outcome: string;
+  status?: number;
+  error?: { code: string; message: string };
+}

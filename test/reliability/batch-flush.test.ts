@@ -12,22 +12,13 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, wr
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { BATCH_CONTENT_TYPE } from '../../sidecar/store/http/batch.js';
-import { batchBody, packedUpload } from '../helpers/batch.js';
+import type { AnsweredOutcome as Outcome } from '../helpers/batch.js';
+import { VERSION_BIN as VB, batchBody, hourSegmentId as idOf, packedUpload } from '../helpers/batch.js';
 import type { SidecarProcess } from '../helpers/sidecar.js';
 import { startSidecar, tmpDir } from '../helpers/sidecar.js';
 import { storedSegmentDir } from '../helpers/store.js';
 import { checkStore } from './lib.js';
 
-const VB = Buffer.from([0, 0, 0, 9]);
-const idOf = (ds: string, hour: number) =>
-  `${ds}_2015-09-12T${String(hour).padStart(2, '0')}:00:00.000Z_2015-09-12T${String(hour + 1).padStart(2, '0')}:00:00.000Z_2024-01-01T00:00:01.234Z`;
-
-interface Outcome {
-  segmentId: string;
-  outcome: string;
-  status?: number;
-  error?: { code: string; message: string };
-}
 
 describe('a batch made durable by flushing the filesystem', () => {
   let sandbox: string;

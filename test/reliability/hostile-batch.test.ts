@@ -13,15 +13,15 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { END_OF_ARCHIVE, fileHeader, padding } from '../../sidecar/archive/tar.js';
 import { BATCH_CONTENT_TYPE, BATCH_MAX_BYTES, BATCH_MAX_SEGMENTS, encodeBatchHeader } from '../../sidecar/store/http/batch.js';
-import { batchBody as batch, packedUpload as packed } from '../helpers/batch.js';
+import type { AnsweredOutcome } from '../helpers/batch.js';
+import { VERSION_BIN, batchBody as batch, hourSegmentId, packedUpload as packed } from '../helpers/batch.js';
 import type { SidecarProcess } from '../helpers/sidecar.js';
 import { startSidecar, tmpDir, waitFor } from '../helpers/sidecar.js';
 import { storedSegmentDir } from '../helpers/store.js';
 import { checkStore, rawHttp, treeDiff, treeSnapshot } from './lib.js';
 
-const VB = Buffer.from([0, 0, 0, 9]);
-const idOf = (ds: string, hour: number) =>
-  `${ds}_2015-09-12T${String(hour).padStart(2, '0')}:00:00.000Z_2015-09-12T${String(hour + 1).padStart(2, '0')}:00:00.000Z_2024-01-01T00:00:01.234Z`;
+const VB = VERSION_BIN;
+const idOf = hourSegmentId;
 const BEFORE = idOf('batchbefore', 0);
 
 function entry(name: string, body: Buffer | string): Buffer {
@@ -29,12 +29,7 @@ function entry(name: string, body: Buffer | string): Buffer {
   return Buffer.concat([fileHeader(name, b.length, new Date(0)), b, padding(b.length)]);
 }
 
-interface Outcome {
-  segmentId: string;
-  outcome: string;
-  status?: number;
-  error?: { code: string; message: string };
-}
+type Outcome = AnsweredOutcome;
 
 describe('hostile batches to POST /data/v1/store/batch', () => {
   let sandbox: string;

@@ -5,7 +5,9 @@
  * Receiving (`receive`, behind `PUT /data/v1/store/segments/{id}`): the tar stream is read by the strict reader
  * (archive/unpack.ts) into `{store}/.tmp/put-*`, each file fsynced as it completes; only when every digest matched
  * the sender's trailer is `manifest.json` written, the directory fsynced and renamed into place, and its parent
- * fsynced. A reader never sees half a segment, and a crash leaves only `.tmp/`, which is emptied at start.
+ * fsynced. A reader never sees half a segment, and a crash leaves only `.tmp/`, which is emptied at start. A batch of
+ * small segments (`receiveBatch`) is written without per-file fsyncs and flushed by one syncfs of the store's
+ * filesystem before its renames and one after (`commitLocked`, util/syncfs.ts), under the same rule.
  *
  * Druid replicates a segment on several Historicals: the first copy is stored, a later identical copy only adds
  * its node to `sources`, and a copy whose bytes differ is recorded in `conflicts` and never stored over the first.
