@@ -141,22 +141,22 @@ export class PutBatcher {
     async function* body(): AsyncGenerator<Buffer> {
       let held: Buffer[] = [header];
       let heldBytes = header.length;
+      const joined = (): Buffer => {
+        const b = Buffer.concat(held, heldBytes);
+        held = [];
+        heldBytes = 0;
+        return b;
+      };
       for (const m of members) {
         try {
           for await (const chunk of m.packed.stream as AsyncIterable<Buffer>) {
             if (chunk.length >= JOIN_BYTES) {
-              if (held.length) yield Buffer.concat(held, heldBytes);
-              held = [];
-              heldBytes = 0;
+              if (held.length) yield joined();
               yield chunk;
-              continue;
-            }
-            held.push(chunk);
-            heldBytes += chunk.length;
-            if (heldBytes >= JOIN_BYTES) {
-              yield Buffer.concat(held, heldBytes);
-              held = [];
-              heldBytes = 0;
+            } else {
+              held.push(chunk);
+              heldBytes += chunk.length;
+              if (heldBytes >= JOIN_BYTES) yield joined();
             }
           }
         } catch (e) {
@@ -164,7 +164,7 @@ export class PutBatcher {
           throw e;
         }
       }
-      if (held.length) yield Buffer.concat(held, heldBytes);
+      if (held.length) yield joined();
     }
     try {
       const res = await this.client.raw<Readable>({

@@ -40,7 +40,7 @@ import { BatchBodyReader } from '../http/batch.js';
 import type { EventBus } from '../../services/events.js';
 import type { Metrics } from '../../services/metrics.js';
 import { pageSorted } from '../../services/paging.js';
-import { readStream } from '../../util/readStream.js';
+import { SMALL_READ_BYTES, readStream } from '../../util/readStream.js';
 import { fsyncDirAsync, writeFileAtomicAsync } from '../../util/atomic.js';
 import { writeChunks } from '../../util/fileWriter.js';
 import { FilesystemSync } from '../../util/syncfs.js';
@@ -73,8 +73,8 @@ export const MAX_SEGMENT_BYTES = 1024 ** 4;
 export const RESERVE_BYTES = 64 * 1024 * 1024;
 /** Files smaller than this are fsynced while the next one is received; larger ones before. */
 const SYNC_INLINE_FROM = 8 * 1024 * 1024;
-/** Largest file of a batch written by direct calls once received (`writeAtOnce`): the event loop waits for one such write at most, as the source's reads (util/readStream.ts SMALL_READ_BYTES). */
-const WRITE_AT_ONCE_UP_TO = 64 * 1024;
+/** Largest file of a batch written by direct calls once received (`writeAtOnce`): the event loop waits for one such write at most, the bound the source's reads of small files keep. */
+const WRITE_AT_ONCE_UP_TO = SMALL_READ_BYTES;
 /** Files of one upload being fsynced at once. */
 const MAX_PENDING_SYNCS = 16;
 
@@ -187,7 +187,10 @@ async function writeAtOnce(file: string, chunks: AsyncIterable<Buffer[]>): Promi
 
 /** Writes a received file; a large one is flushed before the next one arrives (`writeChunks` returns at once). */
 async function writeReceived(file: string, size: number, chunks: AsyncIterable<Buffer[]>, flush: boolean): Promise<{ durable: Promise<void> }> {
-  if (!flush && size <= WRITE_AT_ONCE_UP_TO) return { durable: writeAtOnce(file, chunks) };
+  if (!flush && size <= WRITE_AT_ONCE_UP_TO) {
+    await writeAtOnce(file, chunks);
+    return { durable: Promise.resolve() };
+  }
   const written = await writeChunks(file, chunks, { flush });
   if (!flush) return written;
   // Measured: overlapping a large file's writeback with the next file's writes slows the disk down, where small
@@ -431,10 +434,7 @@ export class LocalStore implements Target {
       this.arrivingBytes += declared;
       arriving = declared;
       for await (const f of reader.files()) {
-        const written = (await writeReceived(path.join(tmp, f.name), f.size, f.chunks, !flushLater)).durable;
-        // Written at once (a batch's small file) is done here: its error is this upload's.
-        if (flushLater && f.size <= WRITE_AT_ONCE_UP_TO) await written;
-        durable.push(written);
+        durable.push((await writeReceived(path.join(tmp, f.name), f.size, f.chunks, !flushLater)).durable);
         // A segment may declare thousands of files: bound the descriptors held open while they flush.
         if (durable.length % MAX_PENDING_SYNCS === 0) await Promise.all(durable.slice(-MAX_PENDING_SYNCS));
       }
@@ -610,19 +610,20 @@ export class LocalStore implements Target {
         }
       }),
     );
-    // Members written without flushes (flushLater) wait for one flush of the filesystem before their renames, and
-    // one after them; the others flush file by file, as a single upload does.
+    // A batch written without flushes (flushLater: every member of a batch on a store that flushes its filesystem)
+    // waits for one flush of the filesystem before its renames and one after them; otherwise each file was flushed,
+    // as a single upload's, and each parent directory is.
+    const byFilesystem = pending.some((x) => x.m.staged.flushLater);
     const ownFlushes = pending.map((x) => flushed(x.p));
     for (const f of ownFlushes) f.catch(() => undefined);
-    const later = pending.some((x) => x.m.staged.flushLater);
-    const filesystemFlushed = later ? Promise.allSettled(ownFlushes).then(() => this.flushFilesystem('nothing of it was stored')) : undefined;
+    const filesystemFlushed = byFilesystem ? Promise.allSettled(ownFlushes).then(() => this.flushFilesystem('nothing of it was stored')) : undefined;
     filesystemFlushed?.catch(() => undefined);
     const renamed: typeof pending = [];
     await Promise.all(
       pending.map(async (x, i) => {
         try {
           await ownFlushes[i];
-          if (x.m.staged.flushLater) await filesystemFlushed;
+          await filesystemFlushed;
           await rename(x.p.tmp, x.p.final);
           renamed.push(x);
         } catch (e) {
@@ -631,9 +632,8 @@ export class LocalStore implements Target {
       }),
     );
     const parents = new Map<string, Promise<void>>();
-    const renamesFlushed = renamed.some((x) => x.m.staged.flushLater) ? this.flushFilesystem('it was renamed into place but is not known to be on disk') : undefined;
-    for (const { m, p } of renamed)
-      if (!parents.has(p.parent)) parents.set(p.parent, m.staged.flushLater ? renamesFlushed! : fsyncDirAsync(p.parent));
+    const renamesFlushed = byFilesystem && renamed.length ? this.flushFilesystem('it was renamed into place but is not known to be on disk') : undefined;
+    for (const { p } of renamed) if (!parents.has(p.parent)) parents.set(p.parent, renamesFlushed ?? fsyncDirAsync(p.parent));
     await Promise.allSettled(parents.values());
     for (const { m, p } of renamed) {
       try {
