@@ -15,6 +15,7 @@ import { BATCH_CONTENT_TYPE } from '../../sidecar/store/http/batch.js';
 import type { AnsweredOutcome as Outcome } from '../helpers/batch.js';
 import { VERSION_BIN as VB, batchBody, hourSegmentId as idOf, packedUpload } from '../helpers/batch.js';
 import type { SidecarProcess } from '../helpers/sidecar.js';
+import { runCli } from '../helpers/cli.js';
 import { startSidecar, tmpDir } from '../helpers/sidecar.js';
 import { storedSegmentDir } from '../helpers/store.js';
 import { checkStore } from './lib.js';
@@ -118,6 +119,17 @@ describe('a batch made durable by flushing the filesystem', () => {
       ids.map(() => 'stored'),
     );
     assert.equal(checkStore(storeDir).segments.size, 5);
+  });
+
+  test('a druid.backup.storeFlush that is neither is refused at start with one clear line, the store untouched', async () => {
+    const storeDir = path.join(sandbox, 'store-bad');
+    const r = await runCli(['sidecar', '--store', storeDir, '--port', '0', '--state-dir', path.join(sandbox, 'bad-state')], {
+      env: { ...env, DRUID_BACKUP_STORE_FLUSH: 'sometimes' },
+    });
+    assert.equal(r.code, 2, r.stderr);
+    assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+    assert.match(r.stderr, /^druid-backup: environment DRUID_BACKUP_STORE_FLUSH: "sometimes" is not one of filesystem, files$/m);
+    assert.ok(!existsSync(storeDir), 'nothing made');
   });
 
   test('druid.backup.storeFlush=files flushes file by file and never the filesystem', async () => {
