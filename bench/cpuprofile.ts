@@ -2,7 +2,9 @@
  * Summarises V8 .cpuprofile files (from `--cpu-prof`): self time by function and by category (hashing, fs,
  * sockets/HTTP, JSON, tar, GC, idle), so a profile can be read as figures. Usage:
  *   node --import tsx bench/cpuprofile.ts [--phase DIR/phase.json] FILE.cpuprofile...
- * With --phase, only the samples taken during the phase bench/profile.ts recorded are counted.
+ * With --phase, only the samples taken during the phase bench/profile.ts recorded are counted. With --inclusive N,
+ * the N functions with the most time spent in them or in what they call are listed too (each counted once per
+ * sample, however deep it recurses).
  */
 import { readFileSync } from 'node:fs';
 
@@ -35,8 +37,11 @@ function categorize(fn: string, url: string): string {
 
 const args = process.argv.slice(2);
 let phase = { start: -Infinity, end: Infinity };
-if (args[0] === '--phase') {
-  phase = JSON.parse(readFileSync(args[1]!, 'utf8')) as typeof phase;
+let inclusive = 0;
+for (;;) {
+  if (args[0] === '--phase') phase = JSON.parse(readFileSync(args[1]!, 'utf8')) as typeof phase;
+  else if (args[0] === '--inclusive') inclusive = Number(args[1]);
+  else break;
   args.splice(0, 2);
 }
 
@@ -51,11 +56,12 @@ for (const file of args) {
     if (t >= phase.start && t <= phase.end) self.set(id, (self.get(id) ?? 0) + d);
   });
   const total = [...self.values()].reduce((a, b) => a + b, 0);
+  const keyOf = (n: Node) => `${n.callFrame.functionName || '(anonymous)'} ${n.callFrame.url.split('/').slice(-2).join('/')}:${n.callFrame.lineNumber}`;
   const byFn = new Map<string, number>();
   const byCat = new Map<string, number>();
   for (const [id, us] of self) {
     const n = byId.get(id)!;
-    const key = `${n.callFrame.functionName || '(anonymous)'} ${n.callFrame.url.split('/').slice(-2).join('/')}:${n.callFrame.lineNumber}`;
+    const key = keyOf(n);
     byFn.set(key, (byFn.get(key) ?? 0) + us);
     const c = categorize(n.callFrame.functionName, n.callFrame.url);
     byCat.set(c, (byCat.get(c) ?? 0) + us);
@@ -65,4 +71,16 @@ for (const file of args) {
   for (const [c, us] of [...byCat].sort((a, b) => b[1] - a[1])) console.log(`  ${c.padEnd(24)} ${(us / 1e6).toFixed(2)} s  ${((100 * us) / total).toFixed(1)} % of all, ${c === 'idle' ? '' : `${((100 * us) / busy).toFixed(1)} % of busy`}`);
   console.log('  top functions (self):');
   for (const [k, us] of [...byFn].sort((a, b) => b[1] - a[1]).slice(0, 15)) console.log(`    ${(us / 1e6).toFixed(3)} s  ${((100 * us) / busy).toFixed(1)} %  ${k}`);
+  if (!inclusive) continue;
+  const parent = new Map<number, number>();
+  for (const n of p.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+  const incl = new Map<string, number>();
+  for (const [id, us] of self) {
+    if (byId.get(id)!.callFrame.functionName === '(idle)') continue;
+    const keys = new Set<string>();
+    for (let at: number | undefined = id; at !== undefined; at = parent.get(at)) keys.add(keyOf(byId.get(at)!));
+    for (const k of keys) incl.set(k, (incl.get(k) ?? 0) + us);
+  }
+  console.log('  top functions (inclusive):');
+  for (const [k, us] of [...incl].sort((a, b) => b[1] - a[1]).slice(0, inclusive)) console.log(`    ${(us / 1e6).toFixed(3)} s  ${((100 * us) / busy).toFixed(1)} %  ${k}`);
 }

@@ -62,6 +62,25 @@ export interface PassiveDeps extends Omit<SendDeps, 'target'> {
 
 export function backupJob(req: BackupRequest, sel: Selector, target: Target, deps: PassiveDeps) {
   return async (jc: JobContext): Promise<Record<string, unknown>> => {
+    // The target's catalog is asked for while the cache is scanned (each side's work hides the other's wait), unless
+    // the request names too few segments to need it; a listing the scan shows unneeded is stopped.
+    const listing = new AbortController();
+    const stopListing = () => listing.abort(jc.signal.reason);
+    jc.signal.addEventListener('abort', stopListing, { once: true });
+    const early =
+      sel.segmentIds && sel.segmentIds.size <= CATALOG_THRESHOLD
+        ? undefined
+        : remoteIndex(target, { dataSource: sel.dataSource, interval: req.interval }, { signal: listing.signal });
+    early?.catch(() => undefined);
+    try {
+      return await run(jc, early);
+    } finally {
+      listing.abort();
+      jc.signal.removeEventListener('abort', stopListing);
+    }
+  };
+
+  async function run(jc: JobContext, early: Promise<Map<string, StoredSummary>> | undefined): Promise<Record<string, unknown>> {
     const scan = await deps.cache.scan();
     jc.throwIfCancelled();
     const chosen: CachedSegment[] = [];
@@ -82,7 +101,7 @@ export function backupJob(req: BackupRequest, sel: Selector, target: Target, dep
     if (deps.limit) jc.setMaxBytesPerSecond(deps.limit.bytesPerSecond);
 
     let remote: Map<string, StoredSummary> | undefined;
-    if (chosen.length > CATALOG_THRESHOLD) remote = await remoteIndex(target, { dataSource: sel.dataSource, interval: req.interval }, { signal: jc.signal });
+    if (chosen.length > CATALOG_THRESHOLD) remote = await (early ?? remoteIndex(target, { dataSource: sel.dataSource, interval: req.interval }, { signal: jc.signal }));
     const counts = { stored: 0, identical: 0, sourceAdded: 0, conflicts: 0, bytesSent: 0 };
     const sendDeps: SendDeps = { ...deps, target };
     const tracksState = deps.activeTarget === undefined || deps.activeTarget === target.url;
@@ -176,5 +195,5 @@ export function backupJob(req: BackupRequest, sel: Selector, target: Target, dep
     });
     jc.setCurrent(undefined);
     return counts;
-  };
+  }
 }

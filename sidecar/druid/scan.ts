@@ -39,6 +39,11 @@ export interface CachedSegment extends SegmentId {
   files: CachedFile[];
   /** Latest modification time of the directory or any of its files. */
   mtimeMs: number;
+  /**
+   * The directory's own inode, mtime and ctime when its entries were listed, and when (Date.now()): set only when
+   * the listing was clean (files only, nothing to report), for the next scan to reuse it (see `reusableListing`).
+   */
+  listing?: DirListing;
   descriptor?: DataSegment;
   infoFile?: string;
 }
@@ -188,6 +193,47 @@ function sameRead(previous: CachedSegment, dir: string, layout: CacheLayout, sta
   return true;
 }
 
+export interface DirListing {
+  ino: number;
+  mtimeMs: number;
+  ctimeMs: number;
+  at: number;
+}
+
+/**
+ * How long after a directory's last change its listing must have been read to be reused: a change within the same
+ * tick of the filesystem's clock as the one before it leaves mtime and ctime as they were, so a listing read within
+ * that tick might miss it (git's "racy" entries). A second is many ticks of any clock.
+ */
+const SETTLED_MS = 1000;
+
+/**
+ * Whether the names of `previous`'s files are still the directory's entries: adding, removing or renaming an entry
+ * (Druid's downloadStartMarker included) changes the directory's mtime and ctime, so a directory whose inode, mtime
+ * and ctime are those of a clean listing read well after its last change holds the same entries, and need not be
+ * listed again (one system call instead of four, and no objects made per entry). Its files are still lstat'ed one by
+ * one: a file changed in place shows only in its own mtime.
+ */
+function reusableListing(previous: CachedSegment | undefined, dir: string, st: { ino: number; mtimeMs: number; ctimeMs: number }): boolean {
+  const l = previous?.listing;
+  return (
+    !!l &&
+    previous!.dir === dir &&
+    previous!.state === 'complete' &&
+    l.ino === st.ino &&
+    l.mtimeMs === st.mtimeMs &&
+    l.ctimeMs === st.ctimeMs &&
+    settled(l)
+  );
+}
+
+const settled = (l: DirListing) => l.at - Math.max(l.mtimeMs, l.ctimeMs) > SETTLED_MS;
+
+/** Whether two listings are of the same state of the directory, and both reusable or neither. */
+function sameListing(a: DirListing | undefined, b: DirListing | undefined): boolean {
+  return a === b || (!!a && !!b && a.ino === b.ino && a.mtimeMs === b.mtimeMs && a.ctimeMs === b.ctimeMs && settled(a) === settled(b));
+}
+
 /**
  * Reads one segment directory: its files, sizes and state. Given `previous`, the segment as last read, it returns
  * that same object when nothing it records has changed.
@@ -203,25 +249,32 @@ export async function readSegmentDir(
   await maybeYield();
   const dirStat = lstatSync(dir, { throwIfNoEntry: false });
   if (!dirStat?.isDirectory()) return undefined;
-  const entries = readDirSafe(dir, issues);
+  const listedAt = Date.now();
+  const issuesBefore = issues.length;
+  const reuse = reusableListing(previous, dir, dirStat);
+  const names = reuse ? previous!.files.map((f) => f.name) : readDirSafe(dir, issues);
   const files: CachedFile[] = [];
   let marker = false;
   let mtimeMs = dirStat.mtimeMs;
-  for (const e of entries) {
-    const p = childPath(dir, e.name);
-    if (e.name === DOWNLOAD_MARKER) {
+  for (const e of names) {
+    const name = typeof e === 'string' ? e : e.name;
+    const p = childPath(dir, name);
+    if (name === DOWNLOAD_MARKER) {
       marker = true;
       continue;
     }
-    if (!e.isFile()) {
+    if (typeof e !== 'string' && !e.isFile()) {
       issues.push({ path: p, problem: e.isDirectory() ? 'unexpected directory inside a segment' : 'not a regular file inside a segment' });
       continue;
     }
     try {
       const st = lstatSync(p, { throwIfNoEntry: false });
       if (!st) continue; // removed while we read
-      files.push({ name: e.name, size: st.size, mtimeMs: st.mtimeMs, ino: st.ino, nlink: st.nlink });
-      if (st.mtimeMs > mtimeMs) mtimeMs = st.mtimeMs;
+      if (!st.isFile()) issues.push({ path: p, problem: 'not a regular file inside a segment' });
+      else {
+        files.push({ name, size: st.size, mtimeMs: st.mtimeMs, ino: st.ino, nlink: st.nlink });
+        if (st.mtimeMs > mtimeMs) mtimeMs = st.mtimeMs;
+      }
     } catch (err) {
       issues.push({ path: p, problem: `cannot stat: ${messageOf(err)}` });
     }
@@ -229,7 +282,10 @@ export async function readSegmentDir(
   files.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   const hasData = files.some((f) => (SEGMENT_MARKERS as readonly string[]).includes(f.name));
   const state: SegmentState = marker ? 'downloading' : hasData ? 'complete' : 'incomplete';
-  if (previous && sameRead(previous, dir, layout, state, mtimeMs, files)) return previous;
+  const clean = issues.length === issuesBefore && files.length === names.length;
+  // A reused listing is kept as it was: the entries it names are the directory's still.
+  const listing = reuse ? previous!.listing : clean ? { ino: dirStat.ino, mtimeMs: dirStat.mtimeMs, ctimeMs: dirStat.ctimeMs, at: listedAt } : undefined;
+  if (previous && sameRead(previous, dir, layout, state, mtimeMs, files) && (reuse || sameListing(previous.listing, listing))) return previous;
   // The id's fields by name: `seg` may be a segment of the last scan, whose other fields are not this read's.
   return {
     id: seg.id,
@@ -248,6 +304,7 @@ export async function readSegmentDir(
     size: files.reduce((n, f) => n + f.size, 0),
     files,
     mtimeMs,
+    ...(listing ? { listing } : {}),
   };
 }
 

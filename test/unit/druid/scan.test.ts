@@ -203,3 +203,39 @@ test('given the last scan, an unchanged segment is that same object; any change 
   );
   for (const x of fourth.segments) assert.notEqual(x, elsewhere.get(x.id));
 });
+
+test("a segment directory's listing is reused once settled: its files are still lstat'ed, and an entry added or a marker is seen", async () => {
+  const dir = tmp();
+  const r = await writeSampleCache({ dir, segments: 5, layout: 'flat', dataSources: ['ds'], segmentSize: 2048, smooshChunkSize: 2147483647, seed: 9 });
+  const first = await scanCache({ locations: [{ path: r.location }] });
+  for (const s of first.segments) assert.ok(s.listing, `${s.id} has a listing`);
+  // Forged previous reads that omit factory.json: a scan that reuses a listing lists what it names, so the omission
+  // shows whether the directory was listed again.
+  const omit = (s: (typeof first.segments)[number], at: number) => ({
+    ...s,
+    files: s.files.filter((f) => f.name !== 'factory.json'),
+    listing: { ...s.listing!, at },
+  });
+  const names = (s: { files: Array<{ name: string }> } | undefined) => s?.files.map((f) => f.name);
+  const [reused, racy, added, marked, moved] = first.segments as [(typeof first.segments)[number], ...(typeof first.segments)];
+  const later = (s: typeof reused) => Math.max(s.listing!.mtimeMs, s.listing!.ctimeMs) + 5_000;
+  const forged = new Map([
+    [reused.id, omit(reused, later(reused))],
+    // Read within a second of the directory's last change: a change in the same clock tick would not show, so listed again.
+    [racy!.id, omit(racy!, Math.max(racy!.listing!.mtimeMs, racy!.listing!.ctimeMs) + 500)],
+    [added!.id, omit(added!, later(added!))],
+    [marked!.id, omit(marked!, later(marked!))],
+    [moved!.id, { ...omit(moved!, later(moved!)), listing: { ...moved!.listing!, ino: moved!.listing!.ino + 1, at: later(moved!) } }],
+  ]);
+  await fs.appendFile(path.join(reused.dir, 'meta.smoosh'), 'x'); // changed in place: the directory's entries are the same
+  await fs.writeFile(path.join(added!.dir, 'extra.bin'), 'y');
+  await fs.writeFile(path.join(marked!.dir, 'downloadStartMarker'), '');
+  const second = await scanCache({ locations: [{ path: r.location }], previous: (id) => forged.get(id) });
+  const now = new Map(second.segments.map((s) => [s.id, s]));
+  assert.deepEqual(names(now.get(reused.id)), ['00000.smoosh', 'meta.smoosh', 'version.bin'], 'the settled listing was reused');
+  assert.equal(now.get(reused.id)!.files.find((f) => f.name === 'meta.smoosh')!.size, reused.files.find((f) => f.name === 'meta.smoosh')!.size + 1);
+  assert.deepEqual(names(now.get(racy!.id)), names(racy), 'an unsettled listing is read again');
+  assert.deepEqual(names(now.get(added!.id)), [...names(added)!, 'extra.bin'].sort(), 'an entry added is seen');
+  assert.equal(now.get(marked!.id)!.state, 'downloading');
+  assert.deepEqual(names(now.get(moved!.id)), names(moved), 'another directory at the same path is listed');
+});
