@@ -4,16 +4,13 @@
  * from SourceState. It answers `GET /data/v1/segments` and publishes `segment` / `segment-removed` events when a
  * segment's local or backup state changes.
  */
-import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import type { BackupState, Page, SegmentInfo } from '../api.js';
-import type { DataSegment } from '../druid/descriptor.js';
-import { segmentIdOfDescriptor } from '../druid/descriptor.js';
 import type { CacheLayout } from '../druid/layout.js';
 import { segmentOfNestedParts } from '../druid/layout.js';
 import type { CacheScan, CachedSegment, MissingSegment } from '../druid/scan.js';
-import { readSegmentDir, scanCache } from '../druid/scan.js';
+import { readInfoFile, readSegmentDir, scanCache } from '../druid/scan.js';
 import type { SegmentId } from '../druid/segmentId.js';
 import { tryParseSegmentId } from '../druid/segmentId.js';
 import type { Selector } from '../druid/selector.js';
@@ -79,8 +76,7 @@ export class CacheIndex {
       const flat = tryParseSegmentId(parts[0]!);
       if (!flat) return undefined;
       // An id ending in `_<n>` may end in a partition or a version: the descriptor in info_dir decides.
-      const desc = this.readInfo(flat.id);
-      return { location, seg: desc ? segmentIdOfDescriptor(desc) : flat, layout: 'flat' };
+      return { location, seg: readInfoFile(this.infoDir, flat.id)?.seg ?? flat, layout: 'flat' };
     }
     if (parts.length === 4 && !tryParseSegmentId(parts[0]!)) {
       const seg = segmentOfNestedParts(parts[0]!, parts[1]!, parts[2]!, parts[3]!);
@@ -102,15 +98,6 @@ export class CacheIndex {
     return undefined;
   }
 
-  private readInfo(id: string): DataSegment | undefined {
-    try {
-      const d = JSON.parse(readFileSync(path.join(this.infoDir, id), 'utf8')) as DataSegment;
-      return segmentIdOfDescriptor(d).id === id ? d : undefined;
-    } catch {
-      return undefined;
-    }
-  }
-
   /**
    * Re-reads one segment directory (after a watcher event, before a transfer, after a restore). Returns the
    * segment, or undefined when the directory is gone or is not a segment (a gone segment is removed).
@@ -118,16 +105,25 @@ export class CacheIndex {
   async refresh(dir: string): Promise<CachedSegment | undefined> {
     const where = this.segmentOfDir(dir);
     if (!where) return undefined;
-    const s = await readSegmentDir(where.location, path.resolve(dir), where.seg, where.layout);
+    // Given the segment as last read, an unchanged one comes back as that object (no new long-lived garbage per
+    // transfer) and its directory is listed only if it changed (scan.ts `reusableListing`).
+    const known = this.segments.get(where.seg.id);
+    let s = await readSegmentDir(where.location, path.resolve(dir), where.seg, where.layout, [], known);
     if (!s) {
-      const known = this.segments.get(where.seg.id);
       if (known && known.dir === path.resolve(dir)) this.remove(where.seg.id);
       return undefined;
     }
-    const descriptor = this.readInfo(s.id);
-    if (descriptor) {
-      s.descriptor = descriptor;
-      s.infoFile = path.join(this.infoDir, s.id);
+    const info = readInfoFile(this.infoDir, s.id);
+    if (s.descriptor !== info?.descriptor || s.infoFile !== info?.file) {
+      // A kept object is never changed in place: update() compares it with what it had.
+      if (s === known) s = { ...s };
+      if (info) {
+        s.descriptor = info.descriptor;
+        s.infoFile = info.file;
+      } else {
+        delete s.descriptor;
+        delete s.infoFile;
+      }
     }
     this.update(s);
     return s;
@@ -155,10 +151,10 @@ export class CacheIndex {
     this.opts.state.delete(id);
     // Files gone while info_dir still names the segment: Druid believes it serves it, so it is lost (what automatic
     // restore repairs), listed and published as `missing`. A drop or a balancer move deletes the info_dir entry first.
-    const descriptor = this.readInfo(id);
-    if (descriptor) {
-      const seg = segmentIdOfDescriptor(descriptor);
-      this.missing.set(id, { ...seg, interval: `${seg.start}/${seg.end}`, descriptor, infoFile: path.join(this.infoDir, id) });
+    const info = readInfoFile(this.infoDir, id);
+    if (info) {
+      const { seg, descriptor } = info;
+      this.missing.set(id, { ...seg, interval: `${seg.start}/${seg.end}`, descriptor, infoFile: info.file });
       this.publish(id);
       return;
     }

@@ -171,6 +171,30 @@ export async function readInfoDir(infoDir: string, issues: ScanIssue[] = []): Pr
   return out;
 }
 
+/**
+ * One `info_dir` file's descriptor, by the rule of `readInfoDir`: parsed again only when its file changed, else the
+ * entry read last. Undefined when the file is absent, unreadable, or holds another segment's descriptor.
+ */
+export function readInfoFile(infoDir: string, name: string): InfoEntry | undefined {
+  const file = childPath(infoDir, name);
+  try {
+    const st = lstatSync(file, { throwIfNoEntry: false });
+    if (!st?.isFile()) return undefined;
+    let known = knownInfo.get(infoDir);
+    const last = known?.get(name);
+    if (last && sameInfoFile(last, st)) return last.entry;
+    const descriptor = JSON.parse(readFileSync(file, 'utf8')) as DataSegment;
+    const seg = segmentIdOfDescriptor(descriptor);
+    if (seg.id !== name) return undefined;
+    const entry = { descriptor, file, seg };
+    if (!known) knownInfo.set(infoDir, (known = new Map()));
+    known.set(name, { ino: st.ino, size: st.size, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs, entry });
+    return entry;
+  } catch {
+    return undefined;
+  }
+}
+
 /** A directory entry's path: names read from a directory hold no separator, so no normalising `path.join`. */
 function childPath(dir: string, name: string): string {
   return dir.endsWith(path.sep) ? dir + name : dir + path.sep + name;
