@@ -67,9 +67,12 @@ function putBase256(block: Buffer, off: number, len: number, n: number): void {
   }
 }
 
-/** The header block of a regular file entry (mode 0644, owner 0, no user or group name). */
-export function fileHeader(name: string, size: number, mtime: Date): Buffer {
-  const block = Buffer.alloc(BLOCK);
+/**
+ * The header block of a regular file entry (mode 0644, owner 0, no user or group name): a new block, or written
+ * into `into` at `at` (the block's 512 bytes there are overwritten whole).
+ */
+export function fileHeader(name: string, size: number, mtime: Date, into?: Buffer, at = 0): Buffer {
+  const block = into ? into.subarray(at, at + BLOCK).fill(0) : Buffer.alloc(BLOCK);
   // A longer name, or one not in ASCII, would need a pax header; segment files have short plain names.
   if (name.length >= 100 || block.write(name, NAME, 100, 'utf8') !== name.length) throw new BackupError('internal', `tar entry name "${name}" needs a pax header`);
   if (!Number.isSafeInteger(size) || size < 0) throw new BackupError('internal', `tar entry "${name}" cannot have ${size} bytes`);

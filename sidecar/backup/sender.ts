@@ -17,7 +17,7 @@ import type { OutgoingSegment, StoredSummary, Target } from '../store/target.js'
 import { SMALL_SEGMENT_BYTES } from '../store/target.js';
 import type { RateLimit } from '../util/rateLimit.js';
 import { limited } from '../util/rateLimit.js';
-import { readFileForSending } from '../util/readStream.js';
+import { SMALL_READ_BYTES, readFileForSending, readSmallFile } from '../util/readStream.js';
 import type { SourceState } from './state.js';
 
 /**
@@ -72,7 +72,13 @@ function outgoing(seg: CachedSegment, deps: SendDeps, opts: SendOptions): Outgoi
     node: deps.node,
     files: seg.files.map((f) => {
       const file = path.join(seg.dir, f.name);
-      return { name: f.name, size: f.size, path: file, open: () => limited(readFileForSending(file, f.size), opts.limit, opts.signal) };
+      return {
+        name: f.name,
+        size: f.size,
+        path: file,
+        open: () => limited(readFileForSending(file, f.size), opts.limit, opts.signal),
+        ...(f.size <= SMALL_READ_BYTES && !opts.limit ? { readSmall: () => readSmallFile(file, f.size) } : {}),
+      };
     }),
   };
   let known: Promise<SegmentFileInfo[]> | undefined;

@@ -46,8 +46,12 @@ export interface OutgoingSegment {
   segmentId: string;
   descriptor: DataSegment | null;
   node: string;
-  /** `path` is the file on disk, when there is one: a target may read it its own way (the S3 uploader does). */
-  files: Array<{ name: string; size: number; open(): Readable; path?: string }>;
+  /**
+   * `path` is the file on disk, when there is one: a target may read it its own way (the S3 uploader does).
+   * `readSmall`, offered for a small file read without a bandwidth limit, reads it whole in one call (util/readStream.ts
+   * `readSmallFile`: what is there, one byte more than `size` when it grew), so a small segment packs at once.
+   */
+  files: Array<{ name: string; size: number; open(): Readable; path?: string; readSmall?(): Buffer }>;
   /**
    * The files' digests as the sender knows them (remembered by file fingerprint, else read once and remembered), for
    * a target that must compare before sending (a set, some of whose members hold the segment); without it the

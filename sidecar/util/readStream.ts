@@ -28,15 +28,7 @@ export function readFileForSending(file: string, size: number): Readable {
   if (size > SMALL_READ_BYTES) return readStream(file, size);
   let data: Buffer;
   try {
-    const fd = openSync(file, 'r');
-    try {
-      const buf = Buffer.allocUnsafe(size + 1);
-      let got = 0;
-      for (let n = -1; n !== 0 && got < buf.length; got += n) n = readSync(fd, buf, got, buf.length - got, got);
-      data = buf.subarray(0, got);
-    } finally {
-      closeSync(fd);
-    }
+    data = readSmallFile(file, size);
   } catch (e) {
     // Thrown by the stream, as an open of `readStream` fails, so the caller meets it where it reads.
     return new Readable({
@@ -46,4 +38,22 @@ export function readFileForSending(file: string, size: number): Readable {
     });
   }
   return Readable.from(data.length ? [data] : [], { objectMode: false });
+}
+
+/**
+ * A file of at most SMALL_READ_BYTES read whole in place: open, one read of size + 1 bytes, close. It returns what
+ * was there, so a file that shrank gives fewer bytes and one that grew one more than `size`, for the caller to
+ * refuse. Throws what the open or the read threw.
+ */
+export function readSmallFile(file: string, size: number): Buffer {
+  if (size > SMALL_READ_BYTES) throw new RangeError(`${file}: ${size} bytes is more than a small read`);
+  const fd = openSync(file, 'r');
+  try {
+    const buf = Buffer.allocUnsafe(size + 1);
+    let got = 0;
+    for (let n = -1; n !== 0 && got < buf.length; got += n) n = readSync(fd, buf, got, buf.length - got, got);
+    return buf.subarray(0, got);
+  } finally {
+    closeSync(fd);
+  }
 }

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { test } from 'node:test';
 import { Header } from 'tar';
-import { packSegment, packStored } from '../../../sidecar/archive/pack.js';
+import { WHOLE_BYTES, packSegment, packStored } from '../../../sidecar/archive/pack.js';
 import { END_OF_ARCHIVE, fileHeader, padding } from '../../../sidecar/archive/tar.js';
 import { DownloadReader, MAX_SLICES, UploadReader } from '../../../sidecar/archive/unpack.js';
 import type { Manifest } from '../../../sidecar/store/manifest.js';
@@ -17,7 +17,8 @@ import type { OutgoingSegment } from '../../../sidecar/store/target.js';
 const ID = 'wikipedia_2015-09-12T00:00:00.000Z_2015-09-12T01:00:00.000Z_2024-01-01T00:00:01.234Z';
 const sha = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
 
-function segment(files: Record<string, Buffer | string>, chunk = 7): OutgoingSegment {
+/** `small`: each file also offers its bytes whole (`readSmall`), as the sender does for a small file read without a limit. */
+function segment(files: Record<string, Buffer | string>, chunk = 7, small = false): OutgoingSegment {
   return {
     segmentId: ID,
     descriptor: {
@@ -31,7 +32,7 @@ function segment(files: Record<string, Buffer | string>, chunk = 7): OutgoingSeg
       const b = Buffer.from(body);
       // Small pieces, so entries straddle chunk boundaries.
       const pieces = Array.from({ length: Math.ceil(b.length / chunk) }, (_, i) => b.subarray(i * chunk, (i + 1) * chunk));
-      return { name, size: b.length, open: () => Readable.from(pieces) };
+      return { name, size: b.length, open: () => Readable.from(pieces), ...(small ? { readSmall: () => b } : {}) };
     }),
   };
 }
@@ -115,13 +116,46 @@ test('GNU tar reads the wire format: plain files an operator can unpack by hand'
   assert.ok(readFileSync(path.join(dir, '00000.smoosh')).equals(FILES['00000.smoosh']));
 });
 
-test('a file that grows or shrinks while it is packed fails the stream', async () => {
-  for (const size of [10, 1000]) {
-    const seg = segment({ 'version.bin': Buffer.alloc(100) });
-    seg.files[0]!.size = size;
+test('a file that grows or shrinks while it is packed fails the stream, streamed or packed whole', async () => {
+  for (const small of [false, true])
+    for (const size of [10, 1000]) {
+      const seg = segment({ 'version.bin': Buffer.alloc(100) }, 7, small);
+      seg.files[0]!.size = size;
+      const p = packSegment(seg);
+      await assert.rejects(collect(p.stream), new RegExp(size === 10 ? 'grew' : 'shrank'));
+      await assert.rejects(p.files);
+    }
+});
+
+test('a small segment whose files offer a small read is packed at once: one piece, the same files and digests, which GNU tar reads', async () => {
+  const streamed = packSegment(segment(FILES));
+  const whole = packSegment(segment(FILES, 7, true));
+  const pieces: Buffer[] = [];
+  for await (const c of whole.stream) pieces.push(c as Buffer);
+  assert.equal(pieces.length, 1, 'one piece');
+  const bytes = pieces[0]!;
+  assert.equal(bytes.length, whole.length);
+  assert.equal(whole.length, streamed.length);
+  await collect(streamed.stream);
+  assert.deepEqual(await whole.files, await streamed.files);
+  const { got, digests } = await readUpload(bytes);
+  for (const [n, b] of Object.entries(FILES)) assert.ok(got[n]!.equals(Buffer.from(b)), n);
+  assert.deepEqual(digests, await whole.files);
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'dbk-tar-'));
+  writeFileSync(path.join(dir, 'seg.tar'), bytes);
+  execFileSync('tar', ['-xf', path.join(dir, 'seg.tar'), '-C', dir]);
+  assert.ok(readFileSync(path.join(dir, '00000.smoosh')).equals(FILES['00000.smoosh']));
+});
+
+test('a segment packed whole would be larger than WHOLE_BYTES, or a file offers no small read: it streams', async () => {
+  const refuse = () => assert.fail('read whole');
+  const large = segment({ 'version.bin': Buffer.from([0, 0, 0, 9]), '00000.smoosh': Buffer.alloc(WHOLE_BYTES, 1) }, 64 * 1024, true);
+  const mixed = segment(FILES, 7, true);
+  mixed.files[2] = { ...mixed.files[2]!, readSmall: undefined };
+  for (const seg of [large, mixed]) {
+    for (const f of seg.files) if (f.readSmall) f.readSmall = refuse;
     const p = packSegment(seg);
-    await assert.rejects(collect(p.stream), new RegExp(size === 10 ? 'grew' : 'shrank'));
-    await assert.rejects(p.files);
+    assert.equal((await collect(p.stream)).length, p.length);
   }
 });
 
