@@ -10,7 +10,7 @@ import type { BackupState, Page, SegmentInfo } from '../api.js';
 import type { CacheLayout } from '../druid/layout.js';
 import { segmentOfNestedParts } from '../druid/layout.js';
 import type { CacheScan, CachedSegment, MissingSegment } from '../druid/scan.js';
-import { readInfoFile, readSegmentDir, scanCache } from '../druid/scan.js';
+import { readInfoFile, readSegmentDir, scanCache, withInfo } from '../druid/scan.js';
 import type { SegmentId } from '../druid/segmentId.js';
 import { tryParseSegmentId } from '../druid/segmentId.js';
 import type { Selector } from '../druid/selector.js';
@@ -108,23 +108,13 @@ export class CacheIndex {
     // Given the segment as last read, an unchanged one comes back as that object (no new long-lived garbage per
     // transfer) and its directory is listed only if it changed (scan.ts `reusableListing`).
     const known = this.segments.get(where.seg.id);
-    let s = await readSegmentDir(where.location, path.resolve(dir), where.seg, where.layout, [], known);
-    if (!s) {
+    const read = await readSegmentDir(where.location, path.resolve(dir), where.seg, where.layout, [], known);
+    if (!read) {
       if (known && known.dir === path.resolve(dir)) this.remove(where.seg.id);
       return undefined;
     }
-    const info = readInfoFile(this.infoDir, s.id);
-    if (s.descriptor !== info?.descriptor || s.infoFile !== info?.file) {
-      // A kept object is never changed in place: update() compares it with what it had.
-      if (s === known) s = { ...s };
-      if (info) {
-        s.descriptor = info.descriptor;
-        s.infoFile = info.file;
-      } else {
-        delete s.descriptor;
-        delete s.infoFile;
-      }
-    }
+    // The one held is never changed in place: update() compares it with what it had.
+    const s = withInfo(read, readInfoFile(this.infoDir, read.id), known);
     this.update(s);
     return s;
   }

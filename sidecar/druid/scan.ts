@@ -195,6 +195,24 @@ export function readInfoFile(infoDir: string, name: string): InfoEntry | undefin
   }
 }
 
+/**
+ * The segment with the descriptor and file of its `info_dir` entry (none when `entry` is undefined): `s` itself when
+ * it has them already, else a copy when `s` is `kept` (an object a holder keeps and compares, never changed in
+ * place), else `s` updated.
+ */
+export function withInfo(s: CachedSegment, entry: InfoEntry | undefined, kept: CachedSegment | undefined): CachedSegment {
+  if (s.descriptor === entry?.descriptor && s.infoFile === entry?.file) return s;
+  const out = s === kept ? { ...s } : s;
+  if (entry) {
+    out.descriptor = entry.descriptor;
+    out.infoFile = entry.file;
+  } else {
+    delete out.descriptor;
+    delete out.infoFile;
+  }
+  return out;
+}
+
 /** A directory entry's path: names read from a directory hold no separator, so no normalising `path.join`. */
 function childPath(dir: string, name: string): string {
   return dir.endsWith(path.sep) ? dir + name : dir + path.sep + name;
@@ -426,20 +444,7 @@ export async function scanCache(opts: {
       continue;
     }
     seen.add(one.id);
-    const entry = info.get(one.id);
-    let s = one;
-    if (s.descriptor !== entry?.descriptor || s.infoFile !== entry?.file) {
-      // A kept object is never changed in place: its holder compares it with what it had.
-      if (s === opts.previous?.(s.id)) s = { ...s };
-      if (entry) {
-        s.descriptor = entry.descriptor;
-        s.infoFile = entry.file;
-      } else {
-        delete s.descriptor;
-        delete s.infoFile;
-      }
-    }
-    segments.push(s);
+    segments.push(withInfo(one, info.get(one.id), opts.previous?.(one.id)));
   }
   const missing: MissingSegment[] = [];
   for (const [id, entry] of info) {
