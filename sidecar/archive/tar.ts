@@ -42,8 +42,8 @@ const MAGIC = 257;
 const DEVMAJOR = 329;
 const DEVMINOR = 337;
 const PREFIX = 345;
-/** Largest number each length of octal field holds (one byte is its terminator). */
-const MAX_OCTAL: Record<number, number> = { 8: 0o7777777, 12: 0o77777777777 };
+/** Largest number a 12-byte octal field holds (one byte is its terminator). */
+const MAX_OCTAL_12 = 0o77777777777;
 const USTAR = Buffer.from('ustar\u000000', 'latin1');
 
 /** Writes `n` as the `len`-byte octal field tar writes: zero-padded digits, a space and a NUL (digits and a NUL when they fill it). */
@@ -74,14 +74,15 @@ function putBase256(block: Buffer, off: number, len: number, n: number): void {
 export function fileHeader(name: string, size: number, mtime: Date, into?: Buffer, at = 0): Buffer {
   const block = into ? into.subarray(at, at + BLOCK).fill(0) : Buffer.alloc(BLOCK);
   // A longer name, or one not in ASCII, would need a pax header; segment files have short plain names.
-  if (name.length >= 100 || block.write(name, NAME, 100, 'utf8') !== name.length) throw new BackupError('internal', `tar entry name "${name}" needs a pax header`);
+  if (name.length >= 100 || block.write(name, NAME, 100, 'utf8') !== name.length)
+    throw new BackupError('internal', `tar entry name "${name}" needs a pax header`);
   if (!Number.isSafeInteger(size) || size < 0) throw new BackupError('internal', `tar entry "${name}" cannot have ${size} bytes`);
   putOctal(block, MODE, 8, 0o644);
   putOctal(block, UID, 8, 0);
   putOctal(block, GID, 8, 0);
-  if (size > MAX_OCTAL[12]!) putBase256(block, SIZE, 12, size);
+  if (size > MAX_OCTAL_12) putBase256(block, SIZE, 12, size);
   else putOctal(block, SIZE, 12, size);
-  putOctal(block, MTIME, 12, Math.min(Math.max(0, Math.floor(mtime.getTime() / 1000)), MAX_OCTAL[12]!));
+  putOctal(block, MTIME, 12, Math.min(Math.max(0, Math.floor(mtime.getTime() / 1000)), MAX_OCTAL_12));
   block[TYPEFLAG] = 0x30;
   USTAR.copy(block, MAGIC);
   putOctal(block, DEVMAJOR, 8, 0);

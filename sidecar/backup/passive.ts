@@ -101,7 +101,8 @@ export function backupJob(req: BackupRequest, sel: Selector, target: Target, dep
     if (deps.limit) jc.setMaxBytesPerSecond(deps.limit.bytesPerSecond);
 
     let remote: Map<string, StoredSummary> | undefined;
-    if (chosen.length > CATALOG_THRESHOLD) remote = await (early ?? remoteIndex(target, { dataSource: sel.dataSource, interval: req.interval }, { signal: jc.signal }));
+    // Asked for early whenever more than CATALOG_THRESHOLD segments can be chosen (backupJob).
+    if (chosen.length > CATALOG_THRESHOLD) remote = await early;
     const counts = { stored: 0, identical: 0, sourceAdded: 0, conflicts: 0, bytesSent: 0 };
     const sendDeps: SendDeps = { ...deps, target };
     const tracksState = deps.activeTarget === undefined || deps.activeTarget === target.url;

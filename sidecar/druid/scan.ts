@@ -3,7 +3,7 @@
  * state and descriptor from `info_dir`. Anything that is not a segment is reported as an issue, never fatal.
  */
 import { lstatSync, readdirSync, readFileSync } from 'node:fs';
-import type { Dirent } from 'node:fs';
+import type { Dirent, Stats } from 'node:fs';
 import path from 'node:path';
 import type { DataSegment } from './descriptor.js';
 import { segmentIdOfDescriptor } from './descriptor.js';
@@ -144,31 +144,41 @@ export async function readInfoDir(infoDir: string, issues: ScanIssue[] = []): Pr
     try {
       const st = lstatSync(file, { throwIfNoEntry: false });
       if (!st) continue; // dropped while we read
-      const known = before?.get(e.name);
-      if (known && sameInfoFile(known, st)) {
-        now.set(e.name, known);
-        out.set(known.entry.seg.id, known.entry);
+      const k = infoFileEntry(file, e.name, st, before?.get(e.name));
+      if (typeof k === 'string') {
+        issues.push({ path: file, problem: k });
         continue;
       }
-      const descriptor = JSON.parse(readFileSync(file, 'utf8')) as DataSegment;
-      const seg = segmentIdOfDescriptor(descriptor);
-      if (seg.id !== e.name) {
-        issues.push({ path: file, problem: `info file names ${e.name} but its descriptor is segment ${seg.id}` });
-        continue;
-      }
-      const entry = { descriptor, file, seg };
-      now.set(e.name, { ino: st.ino, size: st.size, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs, entry });
-      out.set(seg.id, entry);
+      now.set(e.name, k);
+      out.set(k.entry.seg.id, k.entry);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       if (code === 'ENOENT') continue; // dropped while we read
       issues.push({ path: file, problem: `not a segment descriptor: ${messageOf(err)}` });
     }
   }
-  knownInfo.delete(infoDir);
-  knownInfo.set(infoDir, now);
-  if (knownInfo.size > KNOWN_INFO_DIRS) knownInfo.delete(knownInfo.keys().next().value!);
+  rememberInfoDir(infoDir, now);
   return out;
+}
+
+/**
+ * The entry of the `info_dir` file `file` (named `name`, of lstat `st`): `last` itself when the file is the one it
+ * was read from, else read and parsed anew. A descriptor of another segment comes back as the problem to report;
+ * a read or a parse that fails throws.
+ */
+function infoFileEntry(file: string, name: string, st: Stats, last: KnownInfo | undefined): KnownInfo | string {
+  if (last && sameInfoFile(last, st)) return last;
+  const descriptor = JSON.parse(readFileSync(file, 'utf8')) as DataSegment;
+  const seg = segmentIdOfDescriptor(descriptor);
+  if (seg.id !== name) return `info file names ${name} but its descriptor is segment ${seg.id}`;
+  return { ino: st.ino, size: st.size, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs, entry: { descriptor, file, seg } };
+}
+
+/** Keeps `known` as what was last read of `infoDir`, the most recent of the KNOWN_INFO_DIRS kept. */
+function rememberInfoDir(infoDir: string, known: Map<string, KnownInfo>): void {
+  knownInfo.delete(infoDir);
+  knownInfo.set(infoDir, known);
+  if (knownInfo.size > KNOWN_INFO_DIRS) knownInfo.delete(knownInfo.keys().next().value!);
 }
 
 /**
@@ -180,16 +190,12 @@ export function readInfoFile(infoDir: string, name: string): InfoEntry | undefin
   try {
     const st = lstatSync(file, { throwIfNoEntry: false });
     if (!st?.isFile()) return undefined;
-    let known = knownInfo.get(infoDir);
-    const last = known?.get(name);
-    if (last && sameInfoFile(last, st)) return last.entry;
-    const descriptor = JSON.parse(readFileSync(file, 'utf8')) as DataSegment;
-    const seg = segmentIdOfDescriptor(descriptor);
-    if (seg.id !== name) return undefined;
-    const entry = { descriptor, file, seg };
-    if (!known) knownInfo.set(infoDir, (known = new Map()));
-    known.set(name, { ino: st.ino, size: st.size, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs, entry });
-    return entry;
+    const known = knownInfo.get(infoDir);
+    const k = infoFileEntry(file, name, st, known?.get(name));
+    if (typeof k === 'string') return undefined;
+    if (known) known.set(name, k);
+    else rememberInfoDir(infoDir, new Map([[name, k]]));
+    return k.entry;
   } catch {
     return undefined;
   }

@@ -44,8 +44,9 @@ export function parseInstant(text: string): number | undefined {
 /**
  * The instants parsed lately, by text: a segment id is parsed several times on its way (the batch header, the
  * declaration, the descriptor, the store's path), and its instants repeat across segments (an hour's segments share
- * their interval), so a target receiving 10,000 small segments ran the pattern for 0.27 s, mostly on texts it had just parsed. Bounded
- * in entries and in the length of a text kept (an instant is at most 41 characters); cleared when full.
+ * their interval), so a target receiving 10,000 small segments ran the pattern for 0.27 s, mostly on texts it had
+ * just parsed. Bounded in entries and in the length of a text kept (an instant is at most 41 characters); cleared
+ * when full.
  */
 const recentInstants = new Map<string, number | undefined>();
 const RECENT_INSTANTS = 4096;
