@@ -193,6 +193,12 @@ export const BACKUP_KEYS: KeySpec[] = [
     doc: 'Most bytes per second restore receives into this node (manual and automatic restores alike), as druid.backup.maxBytesPerSecond does for backup. Default: no limit.',
   },
   {
+    key: 'druid.backup.restore.hashThread',
+    type: 'bool',
+    default: 'true',
+    doc: 'Hash the files of 1 MiB and more that a restore receives on a second thread while they stream, so that checking every byte takes less of the restore; false hashes them on the main thread, as backups do.',
+  },
+  {
     key: 'druid.backup.retryMaxDelay',
     type: 'duration',
     default: 'PT1M',
@@ -376,6 +382,8 @@ export interface SidecarConfig {
   settleMs: number;
   reconcileMs: number;
   workers: number;
+  /** A restore's large files hashed on a second thread (util/hashThread.ts). */
+  hashThread: boolean;
   /** Bandwidth limits in bytes per second (services/bandwidth.ts); unset: none. */
   maxBytesPerSecond: { backup?: number; restore?: number };
   retryMaxMs: number;
@@ -733,6 +741,7 @@ export function loadSidecarConfig(opts: LoadOptions = {}): SidecarConfig {
     settleMs: typed('druid.backup.settleTime') as number,
     reconcileMs: typed('druid.backup.reconcilePeriod') as number,
     workers: typed('druid.backup.workers') as number,
+    hashThread: typed('druid.backup.restore.hashThread') as boolean,
     maxBytesPerSecond: {
       backup: typed('druid.backup.maxBytesPerSecond') as number | undefined,
       restore: typed('druid.backup.restore.maxBytesPerSecond') as number | undefined,

@@ -4,6 +4,7 @@
  * stop accepting, abort transfers in flight (they stay pending and go again at the next start; a target drops a
  * half-received upload), save the state, exit.
  */
+import { setHashThread } from './util/hashThread.js';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
@@ -101,6 +102,7 @@ export async function startSidecar(config: SidecarConfig, log: Logger = createLo
   const tls = readTls(config);
   const events = new EventBus();
   const metrics = new Metrics();
+  setHashThread(config.hashThread);
   const bandwidth = new Bandwidth(config.maxBytesPerSecond, metrics);
   const jobs = new JobRegistry({ stateDir: config.stateDir, events, log });
   const store = config.store

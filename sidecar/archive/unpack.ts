@@ -3,18 +3,19 @@
  * - an upload (`PUT`): `segment.json`, the declared files in order, `digests.json`;
  * - a download (`GET`): `manifest.json`, then the manifest's files in order.
  * Only regular-file entries with the plain names declared are accepted, each exactly as long as declared; the
- * total is bounded by `maxBytes` before any file byte is read; every file is hashed as it streams and checked
- * against the trailer (upload) or the manifest (download). Anything else (links, directories, paths, pax or GNU
- * long-name headers, extra or missing entries, a truncated stream, trailing data) is `bad_archive`. Nothing is
+ * total is bounded by `maxBytes` before any file byte is read; every file is hashed as it streams (a download's large
+ * one on the hashing thread, util/hashThread.ts) and checked against the trailer (upload) or the manifest (download).
+ * Anything else (links, directories, paths, pax or GNU long-name headers, extra or missing entries, a truncated
+ * stream, trailing data) is `bad_archive`. Nothing is
  * buffered beyond one incoming chunk: file bytes are handed on as slices of what the socket delivered.
  */
-import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { BackupError, isBackupError, messageOf } from '../errors.js';
 import type { Manifest, SegmentFileInfo } from '../store/manifest.js';
 import { MANIFEST_NAME } from '../store/manifest.js';
 import type { SegmentDeclaration } from './format.js';
 import { DECLARATION_NAME, MAX_JSON_ENTRY, TRAILER_NAME, parseDeclaration, parseJsonEntry, parseManifest, parseTrailer } from './format.js';
+import { fileHash } from '../util/hashThread.js';
 import { BLOCK, parseHeader, paddingFor } from './tar.js';
 
 /** Zero bytes accepted after the end-of-archive marker (tar pads archives to 10 KiB records). */
@@ -158,6 +159,8 @@ abstract class SegmentTarReader<Head> {
   }
 
   protected abstract headName: string;
+  /** Whether a large file's hash may go to the hashing thread: a restore's may, a backup's not. */
+  protected abstract offThread: boolean;
   protected abstract parseHead(json: unknown): Head;
   protected abstract declared(head: Head): Array<{ name: string; size: number; sha256?: string }>;
 
@@ -207,18 +210,24 @@ abstract class SegmentTarReader<Head> {
   }
 
   private async *fileChunks(d: { name: string; size: number; sha256?: string }, consumed: { done: boolean }): AsyncGenerator<Buffer[]> {
-    const hash = createHash('sha256');
-    for await (const batch of this.input.take(d.size)) {
-      let bytes = 0;
-      for (const piece of batch) {
-        hash.update(piece);
-        bytes += piece.length;
+    const hash = fileHash(d.size, this.offThread);
+    let sha256: string;
+    try {
+      for await (const batch of this.input.take(d.size)) {
+        let bytes = 0;
+        for (const piece of batch) {
+          const wait = hash.update(piece);
+          if (wait) await wait;
+          bytes += piece.length;
+        }
+        this.opts.onBytes?.(bytes);
+        yield batch;
       }
-      this.opts.onBytes?.(bytes);
-      yield batch;
+      await this.input.exact(paddingFor(d.size));
+      sha256 = await hash.digest();
+    } finally {
+      hash.dispose();
     }
-    await this.input.exact(paddingFor(d.size));
-    const sha256 = hash.digest('hex');
     this.computed.push({ name: d.name, size: d.size, sha256 });
     consumed.done = true;
     if (d.sha256 !== undefined && d.sha256 !== sha256)
@@ -239,6 +248,7 @@ abstract class SegmentTarReader<Head> {
 /** Reads an upload: `segment.json`, the files, then `digests.json`, checked by `finish()`. */
 export class UploadReader extends SegmentTarReader<SegmentDeclaration> {
   protected headName = DECLARATION_NAME;
+  protected offThread = false;
   protected parseHead(json: unknown): SegmentDeclaration {
     return parseDeclaration(json, this.opts.segmentId);
   }
@@ -271,6 +281,7 @@ export class UploadReader extends SegmentTarReader<SegmentDeclaration> {
 /** Reads a download: `manifest.json`, then its files, each checked against the manifest's digest. */
 export class DownloadReader extends SegmentTarReader<Manifest> {
   protected headName = MANIFEST_NAME;
+  protected offThread = true;
   protected parseHead(json: unknown): Manifest {
     return parseManifest(json, this.opts.segmentId);
   }

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -13,6 +13,7 @@ import { DownloadReader, MAX_SLICES, UploadReader } from '../../../sidecar/archi
 import type { Manifest } from '../../../sidecar/store/manifest.js';
 import { segmentDigest } from '../../../sidecar/store/manifest.js';
 import type { OutgoingSegment } from '../../../sidecar/store/target.js';
+import { SLOT, hashThread } from '../../../sidecar/util/hashThread.js';
 
 const ID = 'wikipedia_2015-09-12T00:00:00.000Z_2015-09-12T01:00:00.000Z_2024-01-01T00:00:01.234Z';
 const sha = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
@@ -220,9 +221,10 @@ test('the reader rejects every kind of bad upload', async () => {
   await assert.rejects(big.open(), /larger than the limit/);
 });
 
-test('a download (manifest.json first) is checked file by file against the manifest', async () => {
-  const files = Object.entries(FILES).map(([name, b]) => ({ name, size: Buffer.byteLength(b), sha256: sha(b) }));
-  const manifest: Manifest = {
+/** A manifest of `bodies` as the store keeps one. */
+function manifestOf(bodies: Record<string, Buffer | string>): Manifest {
+  const files = Object.entries(bodies).map(([name, b]) => ({ name, size: Buffer.byteLength(b), sha256: sha(b) }));
+  return {
     formatVersion: 1,
     segmentId: ID,
     dataSource: 'wikipedia',
@@ -238,18 +240,27 @@ test('a download (manifest.json first) is checked file by file against the manif
     createdAt: '2024-01-01T00:00:00.000Z',
     updatedAt: '2024-01-01T00:00:00.000Z',
   };
-  const open = (bodies: Record<string, Buffer | string>) => (name: string) => Readable.from([Buffer.from(bodies[name]!)]);
-  const read = async (stream: Readable) => {
-    const r = new DownloadReader(stream, { maxBytes: 1 << 30, segmentId: ID });
-    const m = await r.open();
-    const got: string[] = [];
-    for await (const f of r.files()) {
-      for await (const _ of f.chunks);
-      got.push(f.name);
-    }
-    await r.finish();
-    return { m, got };
-  };
+}
+
+const openBodies = (bodies: Record<string, Buffer | string>) => (name: string) => Readable.from([Buffer.from(bodies[name]!)]);
+
+/** Reads a download to its end; the names of its files. */
+async function readDownload(stream: Readable) {
+  const r = new DownloadReader(stream, { maxBytes: 1 << 30, segmentId: ID });
+  const m = await r.open();
+  const got: string[] = [];
+  for await (const f of r.files()) {
+    for await (const _ of f.chunks);
+    got.push(f.name);
+  }
+  await r.finish();
+  return { m, got };
+}
+
+test('a download (manifest.json first) is checked file by file against the manifest', async () => {
+  const manifest = manifestOf(FILES);
+  const open = openBodies;
+  const read = readDownload;
   const ok = packStored(manifest, open(FILES));
   const bytes = await collect(ok.stream);
   assert.equal(bytes.length, ok.length);
@@ -261,4 +272,24 @@ test('a download (manifest.json first) is checked file by file against the manif
   await assert.rejects(read(packStored(manifest, open(damaged)).stream), (e: Error & { code?: string }) => e.code === 'digest_mismatch');
   // A manifest whose digest does not add up is refused before any file.
   await assert.rejects(read(packStored({ ...manifest, digest: 'b'.repeat(64) }, open(FILES)).stream), /digest does not match its files/);
+});
+
+test("a download's large file is hashed on the hashing thread and checked all the same", async () => {
+  const thread = hashThread();
+  const sentBefore = thread.allocated + thread.maxInFlight;
+  const big = randomBytes(2 * SLOT + 12345);
+  const bodies = { ...FILES, '00000.smoosh': big };
+  const manifest = manifestOf(bodies);
+  const { got } = await readDownload(packStored(manifest, openBodies(bodies)).stream);
+  assert.deepEqual(got, Object.keys(bodies));
+  assert.ok(thread.allocated + thread.maxInFlight > sentBefore, 'its bytes went to the hashing thread');
+  // One byte changed, in the last slot or the first: a digest mismatch, not a stored copy.
+  for (const at of [big.length - 1, 7]) {
+    const damaged = Buffer.from(big);
+    damaged[at] = damaged[at]! ^ 1;
+    await assert.rejects(readDownload(packStored(manifest, openBodies({ ...bodies, '00000.smoosh': damaged })).stream), (e: Error & { code?: string }) =>
+      e.code === 'digest_mismatch' && e.message.includes('00000.smoosh'),
+    );
+  }
+  await thread.close();
 });
