@@ -80,7 +80,8 @@ export class HashThread {
   /** Bumped when a worker is replaced: a hash begun on an earlier one cannot finish. */
   private generation = 0;
   private nextId = 1;
-  private active = 0;
+  /** Whether the worker keeps the process alive: only while it owes an answer (a slot or a digest). */
+  private referenced = false;
   private readonly pending = new Map<number, Pending>();
   private readonly free: ArrayBuffer[] = [];
   private readonly waiting: Array<(slot: ArrayBuffer) => void> = [];
@@ -94,10 +95,7 @@ export class HashThread {
   /** A hash for a file of `size` bytes: on the worker from OFF_THREAD_MIN, else in place. */
   hash(size: number): StreamHash {
     if (size < OFF_THREAD_MIN) return new InlineHash();
-    const worker = this.start();
-    if (!worker) return new InlineHash();
-    this.active++;
-    if (this.active === 1) worker.ref();
+    if (!this.start()) return new InlineHash();
     return new ThreadHash(this, this.nextId++, this.generation);
   }
 
@@ -117,9 +115,9 @@ export class HashThread {
       if (m.id !== undefined) {
         const p = this.pending.get(m.id);
         this.pending.delete(m.id);
-        this.finished();
         p?.resolve(m.hex!);
       }
+      this.reference();
     });
     const fail = (why: string) => {
       if (generation !== this.generation || this.worker !== w) return;
@@ -128,7 +126,7 @@ export class HashThread {
       const e = new BackupError('internal', `the hashing thread stopped (${why}); the transfer is not taken as verified`);
       for (const p of this.pending.values()) p.reject(e);
       this.pending.clear();
-      this.active = 0;
+      this.referenced = false;
       // The slots it held are gone; whoever waits for one gets a new one.
       this.allocated -= this.inFlight;
       this.inFlight = 0;
@@ -188,24 +186,29 @@ export class HashThread {
     this.inFlight++;
     if (this.inFlight > this.maxInFlight) this.maxInFlight = this.inFlight;
     this.worker!.postMessage({ op: 'update', id, buf: slot, len }, [slot]);
+    this.reference();
   }
 
   askDigest(id: number): Promise<string> {
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
       this.worker!.postMessage({ op: 'digest', id });
+      this.reference();
     });
   }
 
   drop(id: number, generation: number): void {
     if (!this.isCurrent(generation)) return;
     this.worker!.postMessage({ op: 'drop', id });
-    this.finished();
   }
 
-  private finished(): void {
-    this.active--;
-    if (this.active === 0) this.worker?.unref();
+  /** Refs the worker while it owes an answer, so that a digest asked for is awaited; unrefs it when idle. */
+  private reference(): void {
+    const owed = this.inFlight > 0 || this.pending.size > 0;
+    if (owed === this.referenced || !this.worker) return;
+    this.referenced = owed;
+    if (owed) this.worker.ref();
+    else this.worker.unref();
   }
 
   private touch(): void {

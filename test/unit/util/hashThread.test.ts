@@ -4,8 +4,13 @@
  * that dies failing its hashes (never a digest on a guess) and replaced for the next.
  */
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { after, test } from 'node:test';
+import { pathToFileURL } from 'node:url';
 import fc from 'fast-check';
 import { isBackupError } from '../../../sidecar/errors.js';
 import { HashThread, MAX_IN_FLIGHT, OFF_THREAD_MIN, SLOT } from '../../../sidecar/util/hashThread.js';
@@ -134,4 +139,25 @@ test('a worker that stops while a digest is asked for fails that digest', async 
     (hex) => assert.equal(hex, sha(data)),
     (e: unknown) => assert.ok(isBackupError(e) && e.code === 'internal'),
   );
+});
+
+test('the worker keeps a process alive only while it owes an answer: a digest asked for comes, an abandoned hash holds nothing', () => {
+  const module = pathToFileURL(path.resolve('sidecar/util/hashThread.ts')).href;
+  const script = `
+    import { hashThread } from ${JSON.stringify(module)};
+    const t = hashThread();
+    const data = Buffer.alloc(3 * ${SLOT} + 1, 7);
+    const done = t.hash(data.length);
+    const wait = done.update(data);
+    const abandoned = t.hash(data.length);
+    abandoned.update(data.subarray(0, ${SLOT} + 5));
+    (wait ?? Promise.resolve()).then(() => done.digest()).then((hex) => console.log(hex));
+  `;
+  const file = path.join(mkdtempSync(path.join(os.tmpdir(), 'hash-thread-')), 'owes.mts');
+  writeFileSync(file, script);
+  const r = spawnSync(process.execPath, ['--import', 'tsx', file], { encoding: 'utf8', timeout: 20_000 });
+  rmSync(path.dirname(file), { recursive: true, force: true });
+  assert.equal(r.error, undefined, 'the process ended by itself');
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stdout.trim(), sha(Buffer.alloc(3 * SLOT + 1, 7)));
 });
