@@ -234,7 +234,12 @@ export class FaultProxy {
     client.on('end', () => this.up(link, { end: true }));
     client.on('close', () => this.up(link, { destroy: true }));
     upstream.on('end', () => this.down(link, { end: true }));
-    upstream.on('close', () => this.down(link, { destroy: true }));
+    // A link that answered a request itself closes its client side only once the client has read the answer and
+    // closed: destroying it with the client's body unread would send a reset, which may reach the client before the
+    // answer does (as a server that answers early must linger, RFC 9112 9.6).
+    upstream.on('close', () => {
+      if (!link.dropping) this.down(link, { destroy: true });
+    });
   }
 
   /** Client-to-target: forwards, holds or splits at the hold or reset point. */

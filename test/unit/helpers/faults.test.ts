@@ -51,3 +51,47 @@ test('a fault applies to the request that follows a chunked upload on the same c
   );
   assert.deepEqual(seen, [`PUT /holdings ${report.join('').length}`, 'GET /between 0', 'PUT /after 1']);
 });
+
+test("an injected answer reaches a client still sending its body: the proxy closes only once the client has read it", async () => {
+  const server = http.createServer((req, res) => {
+    req.resume();
+    req.on('end', () => res.end('ok'));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const proxy = await FaultProxy.start((server.address() as AddressInfo).port);
+  after(async () => {
+    await proxy.close();
+    server.close();
+  });
+  const piece = Buffer.alloc(64 * 1024, 1);
+  const put = () =>
+    new Promise<string>((resolve) => {
+      const req = http.request({ host: '127.0.0.1', port: proxy.port, method: 'PUT', path: '/big', agent: false }, (res) => {
+        res.resume();
+        res.on('end', () => resolve(String(res.statusCode)));
+      });
+      req.on('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? e.message));
+      // A body the proxy never forwards, still being written when its answer comes back: the head and a first
+      // piece go out, then the client is busy for a while (as a sidecar hashing is), so that the answer, and a
+      // reset if one is sent, have both arrived when its next write runs, from a timer, before it reads.
+      let left = 64;
+      const more = () => {
+        while (left > 0 && !req.destroyed) {
+          left--;
+          if (!req.write(piece)) return void req.once('drain', more);
+        }
+        if (!req.destroyed) req.end();
+      };
+      req.once('socket', (socket) =>
+        socket.once('connect', () => {
+          req.write(piece);
+          Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 50);
+          setTimeout(more, 0);
+        }),
+      );
+    });
+  proxy.failRequests((r) => r.path === '/big', 503, 10);
+  const got: string[] = [];
+  for (let i = 0; i < 10; i++) got.push(await put());
+  assert.deepEqual(got, Array(10).fill('503'), 'every client read the answer, none a reset');
+});
