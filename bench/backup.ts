@@ -22,7 +22,7 @@ import { writeSampleCache } from '../sidecar/sample/sampleCache.js';
 import type { SidecarProcess } from '../test/helpers/sidecar.js';
 import { startSidecar, tmpDir, waitFor } from '../test/helpers/sidecar.js';
 import { cpuNow, cpuSince, endedChildrenCpuSeconds, profiled, sha256CpuSeconds, straceDuring } from './profile.js';
-import { largeSample } from './sample.js';
+import { JOB_POLL_MS, largeSample } from './sample.js';
 import { addRow } from './table.js';
 
 /** The floor of the store's durable commit of small segments, without the sidecars (see its docstring). */
@@ -38,7 +38,7 @@ async function backup(source: SidecarProcess, target: SidecarProcess): Promise<{
   const t0 = performance.now();
   const r = await source.request<JobAccepted>('POST', '/data/v1/backup', { target: target.url });
   if (r.status !== 202) throw new Error(`backup refused: ${r.text}`);
-  const job = await source.waitForJob(r.json.jobId, 30 * 60_000);
+  const job = await source.waitForJob(r.json.jobId, 30 * 60_000, JOB_POLL_MS);
   const ms = performance.now() - t0;
   if (job.state !== 'succeeded') throw new Error(`backup ${job.state}: ${JSON.stringify(job.errors.slice(0, 3))}`);
   const cpu = `CPU used: source sidecar ${cpuSince(source.proc.pid!, cpu0[0])}, target sidecar ${cpuSince(target.proc.pid!, cpu0[1])}`;

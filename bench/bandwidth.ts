@@ -17,7 +17,7 @@ import type { Job, JobAccepted } from '../sidecar/api.js';
 import { formatBytes } from '../sidecar/druid/bytes.js';
 import type { SampleResult } from '../sidecar/sample/sampleCache.js';
 import { startSidecar, tmpDir } from '../test/helpers/sidecar.js';
-import { largeSample } from './sample.js';
+import { JOB_POLL_MS, largeSample } from './sample.js';
 import { addRow } from './table.js';
 
 const LIMIT = Number(process.env.BENCH_LIMIT_MBPS ?? 50) * 1e6;
@@ -64,7 +64,7 @@ async function backup(sample: SampleResult, root: string, limit?: number): Promi
   try {
     const r = await source.request<JobAccepted>('POST', '/data/v1/backup', { target: target.url });
     if (r.status !== 202) throw new Error(`backup refused: ${r.text}`);
-    const job = await source.waitForJob(r.json.jobId, 30 * 60_000);
+    const job = await source.waitForJob(r.json.jobId, 30 * 60_000, JOB_POLL_MS);
     if (job.state !== 'succeeded') throw new Error(`backup ${job.state}: ${JSON.stringify(job.errors.slice(0, 3))}`);
     const waited = await source.metric('druid_backup_throttled_seconds_total', { direction: 'backup' });
     return { job, seconds: (Date.parse(job.finishedAt!) - Date.parse(job.startedAt!)) / 1000, waited };

@@ -17,7 +17,7 @@ import { SEGMENTS_DIR } from '../sidecar/store/local/layout.js';
 import { startSidecar, tmpDir } from '../test/helpers/sidecar.js';
 import { treeDigests } from '../test/helpers/tree.js';
 import { cpuNow, cpuSeconds, cpuSince, endedChildrenCpuSeconds, profiled, sha256CpuSeconds, straceDuring } from './profile.js';
-import { largeSample } from './sample.js';
+import { JOB_POLL_MS, largeSample } from './sample.js';
 import { addRow } from './table.js';
 
 function peakRss(pid: number): number {
@@ -66,7 +66,7 @@ export async function benchRestore(): Promise<void> {
       const r0 = performance.now();
       const res = await node.request<JobAccepted>('POST', '/data/v1/restore', { target: target.url });
       if (res.status !== 202) throw new Error(`restore refused: ${res.text}`);
-      const job: Job = await node.waitForJob(res.json.jobId, 30 * 60_000);
+      const job: Job = await node.waitForJob(res.json.jobId, 30 * 60_000, JOB_POLL_MS);
       execFileSync('sync');
       return { job, ms: performance.now() - r0 };
     });
