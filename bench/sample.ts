@@ -26,7 +26,9 @@ let shared: Promise<SampleResult> | undefined;
 export function largeSample(gb = Number(process.env.BENCH_BACKUP_GB ?? 2)): Promise<SampleResult> {
   shared ??= (async () => {
     const root = tmpDir('dbk-bench-sample-');
-    process.on('exit', () => rmSync(root, { recursive: true, force: true }));
+    // First among the 'exit' listeners: test/helpers/exitPromptly.ts ends the process in its own, and a listener
+    // added after it never ran (each bench run left its 2 GiB behind: 36 of them filled this machine's disk).
+    process.prependListener('exit', () => rmSync(root, { recursive: true, force: true }));
     const t0 = performance.now();
     const sample = await writeSampleCache({
       dir: path.join(root, 'historical'),
