@@ -196,7 +196,7 @@ export const BACKUP_KEYS: KeySpec[] = [
     key: 'druid.backup.restore.hashThread',
     type: 'bool',
     default: 'true',
-    doc: 'Hash the files of 1 MiB and more that a restore receives on a second thread while they stream, so that checking every byte takes less of the restore; false hashes them on the main thread, as backups do.',
+    doc: 'Hash the files of 1 MiB and more that a restore receives from a sidecar on a second thread while they stream, so that checking every byte takes less of the restore; false hashes them on the main thread, as backups and restores from S3 or Azure do.',
   },
   {
     key: 'druid.backup.retryMaxDelay',

@@ -3,6 +3,7 @@
  * file's size and sha256, no file missing, none extra, none twice. Nothing here makes a segment visible; the
  * callers write into a staging place and rename only after this returned.
  */
+import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import { Readable } from 'node:stream';
 import { inside } from '../druid/paths.js';
@@ -10,7 +11,6 @@ import { BackupError } from '../errors.js';
 import type { Manifest, SegmentFileInfo } from '../store/manifest.js';
 import type { FileChunk, IncomingFile, SegmentReader } from '../store/target.js';
 import { writeChunks } from '../util/fileWriter.js';
-import { fileHash } from '../util/hashThread.js';
 import type { RateLimit } from '../util/rateLimit.js';
 
 export interface ReceiveOptions {
@@ -57,31 +57,22 @@ async function* checkedChunks(
   opts: ReceiveOptions,
   readerVerifies: boolean,
 ): AsyncGenerator<FileChunk> {
-  const hash = readerVerifies ? undefined : fileHash(want.size, true);
-  let got: string | undefined;
-  try {
-    let bytes = 0;
-    for await (const chunk of file.chunks) {
-      if (opts.signal?.aborted) throw new BackupError('cancelled', 'restore cancelled');
-      const pieces = Buffer.isBuffer(chunk) ? [chunk] : chunk;
-      let n = 0;
-      for (const piece of pieces) n += piece.length;
-      bytes += n;
-      if (bytes > want.size) throw mismatch(segmentId, want.name, `is longer than the ${want.size} bytes of the manifest`);
-      if (hash)
-        for (const piece of pieces) {
-          const wait = hash.update(piece);
-          if (wait) await wait;
-        }
-      await opts.limit?.take(n, opts.signal);
-      yield chunk;
-      opts.onBytes?.(n);
-    }
-    if (bytes !== want.size) throw mismatch(segmentId, want.name, `has ${bytes} bytes, the manifest ${want.size}`);
-    got = await hash?.digest();
-  } finally {
-    hash?.dispose();
+  const hash = readerVerifies ? undefined : createHash('sha256');
+  let bytes = 0;
+  for await (const chunk of file.chunks) {
+    if (opts.signal?.aborted) throw new BackupError('cancelled', 'restore cancelled');
+    const pieces = Buffer.isBuffer(chunk) ? [chunk] : chunk;
+    let n = 0;
+    for (const piece of pieces) n += piece.length;
+    bytes += n;
+    if (bytes > want.size) throw mismatch(segmentId, want.name, `is longer than the ${want.size} bytes of the manifest`);
+    if (hash) for (const piece of pieces) hash.update(piece);
+    await opts.limit?.take(n, opts.signal);
+    yield chunk;
+    opts.onBytes?.(n);
   }
+  if (bytes !== want.size) throw mismatch(segmentId, want.name, `has ${bytes} bytes, the manifest ${want.size}`);
+  const got = hash?.digest('hex');
   if (got !== undefined && got !== want.sha256) throw mismatch(segmentId, want.name, `has sha256 ${got}, the manifest ${want.sha256}`);
 }
 

@@ -5,11 +5,14 @@
  * file of `OFF_THREAD_MIN` bytes or more that a restore receives is therefore hashed by a worker thread: its bytes
  * are copied into slots of `SLOT` bytes (the copy costs about a quarter of the hash) that are transferred to the
  * worker, which hashes them and transfers them back to be used again. Smaller files are hashed in place: for them a
- * message costs more than the hash. Only restores use it (an outage waits for them): a backup runs on a node that
- * serves queries, and there a second busy core, and the copy, cost more than they give (docs/performance.md).
+ * message costs more than the hash. Only restores from a sidecar use it (an outage waits for them): a backup runs on
+ * a node that serves queries, where a second busy core, and the copy, cost more than they give; a restore from an
+ * object store was no quicker with it, and its sidecar kept 7 MiB more afterwards (docs/performance.md).
  *
  * Memory is bounded: each hash holds at most one slot it is filling, and at most `MAX_IN_FLIGHT` slots wait for the
- * worker; a hash that would send one more waits for a slot to come back (the socket behind it then waits too).
+ * worker; a hash that would send one more waits for a slot to come back (the socket behind it then waits too). When
+ * no hash is open the free slots are dropped, and after IDLE_MS the worker is stopped: a sidecar between restores
+ * holds neither.
  * The worker keeps no bytes, only each hash's state. If it fails, every hash it held fails (`internal`: nothing
  * is taken as verified on a guess) and the next hash starts a new worker.
  */
@@ -22,10 +25,11 @@ export const OFF_THREAD_MIN = 1 << 20;
 /** Bytes a message carries to the worker: a message costs about 0.1 ms, so 4 MiB make it 2-3 % of the hash. */
 export const SLOT = 4 << 20;
 /** Slots sent to the worker and not yet back; a hash waits for one beyond this. */
-export const MAX_IN_FLIGHT = 4;
-/** Free slots kept for the next hash; dropped after IDLE_MS without use. */
-const KEEP = MAX_IN_FLIGHT + 4;
-const IDLE_MS = 30_000;
+export const MAX_IN_FLIGHT = 2;
+/** Free slots kept for the next hash while any hash is open; all are dropped when none is. */
+const KEEP = MAX_IN_FLIGHT + 2;
+/** With no hash open for this long, the worker is stopped (its heap is about 10 MiB); the next hash starts one. */
+export const IDLE_MS = 1000;
 
 /** The worker: one sha256 state per hash id, each slot hashed and sent back. Plain CommonJS, run with `eval`. */
 const WORKER_CODE = `
@@ -86,6 +90,8 @@ export class HashThread {
   private readonly free: ArrayBuffer[] = [];
   private readonly waiting: Array<(slot: ArrayBuffer) => void> = [];
   private idleTimer: NodeJS.Timeout | undefined;
+  /** Hashes begun on the worker and neither digested nor disposed. */
+  private open = 0;
   /** Slots at the worker now; and the most there were at once (for tests and the benchmark). */
   inFlight = 0;
   maxInFlight = 0;
@@ -96,6 +102,7 @@ export class HashThread {
   hash(size: number): StreamHash {
     if (size < OFF_THREAD_MIN) return new InlineHash();
     if (!this.start()) return new InlineHash();
+    this.open++;
     return new ThreadHash(this, this.nextId++, this.generation);
   }
 
@@ -127,6 +134,7 @@ export class HashThread {
       for (const p of this.pending.values()) p.reject(e);
       this.pending.clear();
       this.referenced = false;
+      this.open = 0;
       // The slots it held are gone; whoever waits for one gets a new one.
       this.allocated -= this.inFlight;
       this.inFlight = 0;
@@ -161,7 +169,6 @@ export class HashThread {
 
   /** A slot to fill, or undefined when MAX_IN_FLIGHT are at the worker (then `waitSlot`). */
   takeSlot(): ArrayBuffer | undefined {
-    this.touch();
     if (this.inFlight >= MAX_IN_FLIGHT) return undefined;
     return this.free.pop() ?? this.newSlot();
   }
@@ -171,7 +178,7 @@ export class HashThread {
   }
 
   giveSlot(slot: ArrayBuffer): void {
-    if (this.free.length < KEEP) this.free.push(slot);
+    if (this.open > 0 && this.free.length < KEEP) this.free.push(slot);
     else this.allocated--;
   }
 
@@ -211,14 +218,30 @@ export class HashThread {
     else this.worker.unref();
   }
 
-  private touch(): void {
+  /** A hash was digested or disposed: with none open, the free slots go, and the worker after IDLE_MS. */
+  closed(generation: number): void {
+    if (generation !== this.generation) return;
+    this.open--;
+    if (this.open > 0) return;
+    this.allocated -= this.free.length;
+    this.free.length = 0;
     if (this.idleTimer) this.idleTimer.refresh();
-    else
-      this.idleTimer = setTimeout(() => {
-        this.allocated -= this.free.length;
-        this.free.length = 0;
-        this.idleTimer = undefined;
-      }, IDLE_MS).unref();
+    else this.idleTimer = setTimeout(() => this.stopIdle(), IDLE_MS).unref();
+  }
+
+  private stopIdle(): void {
+    this.idleTimer = undefined;
+    const w = this.worker;
+    if (!w || this.open > 0) return;
+    if (this.inFlight > 0 || this.pending.size > 0) {
+      this.idleTimer = setTimeout(() => this.stopIdle(), IDLE_MS).unref();
+      return;
+    }
+    // Taken out first, so that its exit is not taken for a failure.
+    this.worker = undefined;
+    this.generation++;
+    this.referenced = false;
+    void w.terminate();
   }
 }
 
@@ -277,7 +300,9 @@ class ThreadHash implements StreamHash {
     if (this.used > 0) this.flush();
     else if (this.slot) this.thread.giveSlot(this.slot);
     this.slot = this.view = undefined;
-    return this.thread.askDigest(this.id);
+    const hex = this.thread.askDigest(this.id);
+    this.thread.closed(this.generation);
+    return hex;
   }
 
   dispose(): void {
@@ -286,6 +311,7 @@ class ThreadHash implements StreamHash {
     if (this.slot) this.thread.giveSlot(this.slot);
     this.slot = this.view = undefined;
     this.thread.drop(this.id, this.generation);
+    this.thread.closed(this.generation);
   }
 }
 
@@ -302,7 +328,7 @@ export function hashThread(): HashThread {
   return (shared ??= new HashThread());
 }
 
-/** A sha256 for a file of `size` bytes: a restore's (`offThread`) may go to the hashing thread, see above. */
+/** A sha256 for a file of `size` bytes: a restore's from a sidecar (`offThread`) may go to the hashing thread. */
 export function fileHash(size: number, offThread: boolean): StreamHash {
   return offThread && enabled ? hashThread().hash(size) : new InlineHash();
 }

@@ -13,7 +13,7 @@ import { after, test } from 'node:test';
 import { pathToFileURL } from 'node:url';
 import fc from 'fast-check';
 import { isBackupError } from '../../../sidecar/errors.js';
-import { HashThread, MAX_IN_FLIGHT, OFF_THREAD_MIN, SLOT } from '../../../sidecar/util/hashThread.js';
+import { HashThread, IDLE_MS, MAX_IN_FLIGHT, OFF_THREAD_MIN, SLOT } from '../../../sidecar/util/hashThread.js';
 import type { StreamHash } from '../../../sidecar/util/hashThread.js';
 
 const threads: HashThread[] = [];
@@ -160,4 +160,27 @@ test('the worker keeps a process alive only while it owes an answer: a digest as
   assert.equal(r.error, undefined, 'the process ended by itself');
   assert.equal(r.status, 0, r.stderr);
   assert.equal(r.stdout.trim(), sha(Buffer.alloc(3 * SLOT + 1, 7)));
+});
+
+test('with no hash open the free slots are dropped at once and the worker stopped after IDLE_MS; the next hash starts one', async () => {
+  const t = thread();
+  const data = randomBytes(3 * SLOT);
+  assert.equal(await feed(t.hash(data.length), data, [SLOT, 2 * SLOT]), sha(data));
+  // The last slot comes back after the digest: none is kept.
+  assert.equal(t.allocated, 0, `${t.allocated} slots kept with no hash open`);
+  const first = t.current!;
+  let exited = false;
+  first.once('exit', () => (exited = true));
+  await new Promise((r) => setTimeout(r, IDLE_MS + 500));
+  assert.equal(t.current, undefined, 'the idle worker was stopped');
+  assert.ok(exited, 'its thread ended');
+  // A hash open keeps it: one begun, left open past IDLE_MS, finishes on the same worker.
+  const h = t.hash(data.length);
+  const second = t.current!;
+  h.update(data.subarray(0, SLOT + 1));
+  await new Promise((r) => setTimeout(r, IDLE_MS * 1.5));
+  assert.equal(t.current, second, 'not stopped while a hash is open');
+  const rest = h.update(data.subarray(SLOT + 1));
+  if (rest) await rest;
+  assert.equal(await h.digest(), sha(data));
 });
