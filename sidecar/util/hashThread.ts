@@ -290,6 +290,7 @@ class ThreadHash implements StreamHash {
     const slot = this.slot!;
     this.slot = this.view = undefined;
     if (this.thread.isCurrent(this.generation)) this.thread.send(this.id, slot, this.used);
+    else this.thread.giveSlot(slot);
     this.used = 0;
   }
 
