@@ -96,3 +96,39 @@ export function probeHealth(url: string, name = url, everyMs = 200): HealthProbe
     },
   };
 }
+
+// Runs in the child: a server that answers every request at once, and nothing else.
+const CONTROL_SERVER = `
+const http = require('node:http');
+const server = http.createServer((req, res) => res.end('ok'));
+server.listen(0, '127.0.0.1', () => process.stdout.write(String(server.address().port) + '\\n'));
+process.stdin.on('end', () => process.exit(0));
+process.stdin.resume();
+`;
+
+/**
+ * The machine's own part of a health latency, measured in the same run: a process that answers every request at
+ * once, probed the same way as the sidecar. A test's bound on the sidecar's slowest answer is then what the sidecar
+ * adds to it, not a figure that a busy machine alone can exceed (a CI run saw 1.5 s while another test loaded both
+ * cores).
+ */
+export async function probeControl(everyMs: number): Promise<{ probe: HealthProbe; stop(): Promise<HealthFigures> }> {
+  const server = spawn(process.execPath, ['-e', CONTROL_SERVER], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const [line] = (await once(server.stdout.setEncoding('utf8'), 'data')) as [string];
+  const probe = probeHealth(`http://127.0.0.1:${line.trim()}`, 'control', everyMs);
+  await probe.started;
+  let stopping: Promise<HealthFigures> | undefined;
+  return {
+    probe,
+    stop() {
+      stopping ??= (async () => {
+        const figures = await probe.stop();
+        const exited = once(server, 'exit');
+        server.stdin.end();
+        await exited;
+        return figures;
+      })();
+      return stopping;
+    },
+  };
+}

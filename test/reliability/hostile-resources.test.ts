@@ -16,7 +16,7 @@ import type { SampleResult } from '../../sidecar/sample/sampleCache.js';
 import { writeSampleCache } from '../../sidecar/sample/sampleCache.js';
 import { HISTORY, REQUEST_SUMMARY_BYTES } from '../../sidecar/services/jobs.js';
 import type { HealthProbe } from '../helpers/healthProbe.js';
-import { probeHealth } from '../helpers/healthProbe.js';
+import { probeControl, probeHealth } from '../helpers/healthProbe.js';
 import type { SidecarProcess } from '../helpers/sidecar.js';
 import { request, startSidecar, tmpDir, waitFor } from '../helpers/sidecar.js';
 
@@ -86,6 +86,7 @@ describe('hostile resources', () => {
   /** Backs up to a real target; takes the big bodies, the many jobs and the half-open connections. */
   let busy: SidecarProcess;
   const watches: Array<{ name: string; probe: HealthProbe }> = [];
+  let control: Awaited<ReturnType<typeof probeControl>>;
   const setPhase = (name: string) => watches.forEach((w) => w.probe.phase(name));
   const figures: Record<string, unknown> = {};
   /**
@@ -125,10 +126,12 @@ describe('hostile resources', () => {
       watches.push({ name, probe: probeHealth(p.url, name, 200) });
     }
     await Promise.all(watches.map((w) => w.probe.started));
+    control = await probeControl(200);
   });
 
   after(async () => {
     await Promise.all(watches.map((w) => w.probe.stop()));
+    await control?.stop();
     figures.peakMiB = { victim: peakMiB(victim), busy: peakMiB(busy), target: peakMiB(target) };
     console.log(`hostile-resources figures: ${JSON.stringify(figures)}`);
     await Promise.all([victim?.stop(), busy?.stop(), target?.stop()]);
@@ -276,15 +279,21 @@ describe('hostile resources', () => {
     assert.deepEqual(r.json, { error: { code: 'not_found', message: 'no route GET /data/v1/nothing-here' } });
   });
 
-  test('throughout: no sidecar exited, each peak below 300 MiB, health always within 1 s', async () => {
+  test('throughout: no sidecar exited, each peak below 300 MiB, health always within 1 s of an idle server', async () => {
     for (const p of [victim, busy, target]) assert.equal(p.proc.exitCode, null, 'still running');
     for (const p of [victim, busy, target]) assert.ok(peakMiB(p) < PEAK_LIMIT_MIB, `peak ${peakMiB(p)} MiB`);
     const health = await Promise.all(watches.map(async (w) => ({ name: w.name, ...(await w.probe.stop()) })));
-    figures.slowestHealthMs = Object.fromEntries(health.map((h) => [h.name, h.slowestByPhase]));
+    const idle = await control.stop();
+    figures.slowestHealthMs = { ...Object.fromEntries(health.map((h) => [h.name, h.slowestByPhase])), idleServer: idle.slowestMs };
+    assert.deepEqual(idle.failures, []);
     for (const h of health) {
       assert.deepEqual(h.failures, []);
       assert.ok(h.checks > 10, `${h.name}: ${h.checks} health checks`);
-      assert.ok(h.slowestMs < HEALTH_LIMIT_MS, `${h.name}: slowest health answer ${h.slowestMs} ms`);
+      // What the hostile load adds to the machine's own latency, seen by the same probe of a server doing nothing else.
+      assert.ok(
+        h.slowestMs < idle.slowestMs + HEALTH_LIMIT_MS,
+        `${h.name}: slowest health answer ${h.slowestMs} ms, an idle server's ${idle.slowestMs} ms`,
+      );
     }
   });
 });
