@@ -31,13 +31,23 @@ export interface OpenTime {
 /** Runs "Show Coverage Timeline" for `dataSource` from the command palette and measures it until the page shows `segments`. */
 export async function openTimelineTimed(wb: Workbench, dataSource: string, segments: number): Promise<OpenTime> {
   const page = wb.page;
-  await page.keyboard.press('F1');
-  await page.keyboard.type('Druid Backup: Show Coverage Timeline');
-  await page.keyboard.press('Enter');
-  const pick = page.locator('.quick-input-widget .quick-input-box input');
-  await pick.waitFor();
-  await pick.fill(dataSource);
-  await page.locator('.quick-input-widget .monaco-list-row.focused', { hasText: dataSource }).waitFor();
+  const pick = page.locator('.quick-input-widget .quick-input-box input[placeholder="The coverage timeline of which data source?"]');
+  for (let attempt = 1; ; attempt++) {
+    await page.keyboard.press('F1');
+    await page.keyboard.type('Druid Backup: Show Coverage Timeline');
+    await page.keyboard.press('Enter');
+    try {
+      await pick.waitFor({ state: 'visible', timeout: 10_000 });
+      await pick.fill(dataSource, { timeout: 10_000 });
+      await page.locator('.quick-input-widget .monaco-list-row.focused', { hasText: dataSource }).waitFor({ timeout: 10_000 });
+      break;
+    } catch (err) {
+      // The pick was in the page but hidden for 30 s in one CI run: VS Code hides a quick pick that loses the focus,
+      // which a live view refreshing beside it can take. Asked again, as a user would; the time is measured after.
+      if (attempt >= 4) throw err;
+      await page.keyboard.press('Escape');
+    }
+  }
   const t0 = Date.now();
   await pick.press('Enter');
   const frame = timelineFrame(wb);
