@@ -97,6 +97,15 @@ export function probeHealth(url: string, name = url, everyMs = 200): HealthProbe
   };
 }
 
+/**
+ * The most a hostile load may add to the slowest `/status/health` answer, over what an idle server's slowest was in
+ * the same run (probeControl). 1 s was exceeded by a sidecar flooded on a CI machine whose two cores another test
+ * kept busy (1126 and 1545 ms, against 85 ms for the idle server): its event loop works through the flood's requests
+ * in turn, at half the machine. A stall that the bound is there to catch (parsing that grows with the square of the
+ * input, a loop over every opened target per request) costs many seconds.
+ */
+export const HEALTH_ADDED_MAX_MS = 3000;
+
 // Runs in the child: a server that answers every request at once, and nothing else.
 const CONTROL_SERVER = `
 const http = require('node:http');

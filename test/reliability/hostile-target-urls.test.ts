@@ -15,7 +15,7 @@ import type { SampleResult } from '../../sidecar/sample/sampleCache.js';
 import { writeSampleCache } from '../../sidecar/sample/sampleCache.js';
 import type { SidecarProcess } from '../helpers/sidecar.js';
 import { startSidecar, tmpDir } from '../helpers/sidecar.js';
-import { probeControl, probeHealth } from '../helpers/healthProbe.js';
+import { HEALTH_ADDED_MAX_MS, probeControl, probeHealth } from '../helpers/healthProbe.js';
 import { treeDiff, treeSnapshot } from './lib.js';
 
 type ErrorBody = { error: { code: string; message: string } };
@@ -223,7 +223,7 @@ describe('hostile target URLs', () => {
 });
 
 describe('10,000 requests naming 12,000 distinct target URLs', () => {
-  test('the opened targets stay bounded: peak RSS below 300 MiB, no growth, /status/health within 1 s of an idle server throughout', async () => {
+  test('the opened targets stay bounded: peak RSS below 300 MiB, no growth, /status/health within 3 s of an idle server throughout', async () => {
     const dir = tmpDir('dbk-many-urls-');
     const cache = await sample(path.join(dir, 'historical'), 23);
     const sc = await startSidecar(['--config', cache.propertiesFile, '--node-name', 'many-urls'], {
@@ -263,7 +263,7 @@ describe('10,000 requests naming 12,000 distinct target URLs', () => {
       assert.deepEqual(h.failures, []);
       assert.deepEqual(c.failures, []);
       // What the flood adds to the machine's own latency, seen by the same probe of a server that does nothing else.
-      assert.ok(h.slowestMs < c.slowestMs + 1000, `/status/health took ${h.slowestMs} ms, an idle server's answer ${c.slowestMs} ms`);
+      assert.ok(h.slowestMs < c.slowestMs + HEALTH_ADDED_MAX_MS, `/status/health took ${h.slowestMs} ms, an idle server's answer ${c.slowestMs} ms`);
       assert.ok(h.checks > 10, `${h.checks} health checks`);
       console.log(
         `10,000 distinct targets: peak RSS ${m.peak} MiB, RSS ${afterWarmup} -> ${m.rss} MiB, slowest /status/health ${h.slowestMs} ms (an idle server's ${c.slowestMs} ms)`,
