@@ -4,7 +4,6 @@
  * stop accepting, abort transfers in flight (they stay pending and go again at the next start; a target drops a
  * half-received upload), save the state, exit.
  */
-import { setHashThread } from './util/hashThread.js';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
@@ -28,6 +27,7 @@ import { LocalStore } from './store/local/store.js';
 import { captureClusterMetadata } from './cluster/metadata.js';
 import { SnapshotService } from './snapshot/service.js';
 import { ClusterRestoreService } from './cluster/restore/service.js';
+import { setHashThread } from './util/hashThread.js';
 import type { CaptureClusterMetadata } from './snapshot/take.js';
 import { openTarget } from './store/open.js';
 import type { Target } from './store/target.js';

@@ -6,16 +6,16 @@
  * total is bounded by `maxBytes` before any file byte is read; every file is hashed as it streams (a download's large
  * one on the hashing thread, util/hashThread.ts) and checked against the trailer (upload) or the manifest (download).
  * Anything else (links, directories, paths, pax or GNU long-name headers, extra or missing entries, a truncated
- * stream, trailing data) is `bad_archive`. Nothing is
- * buffered beyond one incoming chunk: file bytes are handed on as slices of what the socket delivered.
+ * stream, trailing data) is `bad_archive`. Nothing is buffered beyond one incoming chunk: file bytes are handed on
+ * as slices of what the socket delivered.
  */
 import type { Readable } from 'node:stream';
 import { BackupError, isBackupError, messageOf } from '../errors.js';
 import type { Manifest, SegmentFileInfo } from '../store/manifest.js';
 import { MANIFEST_NAME } from '../store/manifest.js';
 import type { SegmentDeclaration } from './format.js';
-import { DECLARATION_NAME, MAX_JSON_ENTRY, TRAILER_NAME, parseDeclaration, parseJsonEntry, parseManifest, parseTrailer } from './format.js';
 import { fileHash } from '../util/hashThread.js';
+import { DECLARATION_NAME, MAX_JSON_ENTRY, TRAILER_NAME, parseDeclaration, parseJsonEntry, parseManifest, parseTrailer } from './format.js';
 import { BLOCK, parseHeader, paddingFor } from './tar.js';
 
 /** Zero bytes accepted after the end-of-archive marker (tar pads archives to 10 KiB records). */

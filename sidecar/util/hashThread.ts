@@ -92,9 +92,10 @@ export class HashThread {
   private idleTimer: NodeJS.Timeout | undefined;
   /** Hashes begun on the worker and neither digested nor disposed. */
   private open = 0;
-  /** Slots at the worker now; and the most there were at once (for tests and the benchmark). */
+  /** Slots at the worker now, the most there were at once, and all sent (for tests). */
   inFlight = 0;
   maxInFlight = 0;
+  sent = 0;
   /** Slots allocated, for tests: a worker that sends them back lets a long stream use a few. */
   allocated = 0;
 
@@ -191,6 +192,7 @@ export class HashThread {
 
   send(id: number, slot: ArrayBuffer, len: number): void {
     this.inFlight++;
+    this.sent++;
     if (this.inFlight > this.maxInFlight) this.maxInFlight = this.inFlight;
     this.worker!.postMessage({ op: 'update', id, buf: slot, len }, [slot]);
     this.reference();
