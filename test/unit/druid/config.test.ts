@@ -70,6 +70,7 @@ test('every bad input stops with one line naming the file, key and problem', () 
     [`${LOC}druid.backup.target=not a url\n`, /is not a URL/],
     [`${LOC}druid.backup.settleTime=5 minutes\n`, /is not a duration/],
     [`${LOC}druid.backup.active=yes\n`, /"yes" is not true or false/],
+    [`${LOC}druid.backup.restore.hashThread=maybe\n`, /druid\.backup\.restore\.hashThread: "maybe" is not true or false/],
     [`${LOC}druid.backup.token=short\n`, /shorter than 16 characters/],
     [`${LOC}druid.backup.tokenFile=$ROOT/missing\n`, /cannot read .*missing \(ENOENT\)/],
     [`${LOC}druid.backup.stateDir=$ROOT/cache/state\n`, /is inside the cache location/],
