@@ -3,7 +3,8 @@
 // fresh clone. Each install script keeps what is already there and says in one line what is missing (Go, Python).
 // Usage: node scripts/run-tests.mjs [--concurrency=N] [suite...]   suites: unit integration reliability e2e druid (default: unit integration reliability e2e)
 import { spawnSync } from 'node:child_process';
-import { readdirSync, statSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 
 const args = process.argv.slice(2);
@@ -51,8 +52,22 @@ for (const group of groups) {
     tried.add(tool);
     if (spawnSync('bash', [tool.script], { stdio: 'inherit' }).status !== 0) notInstalled.push(`${tool.name} (${tool.script})`);
   }
-  const r = spawnSync(process.execPath, ['--import', 'tsx', '--test', `--test-concurrency=${concurrency}`, ...group], { stdio: 'inherit' });
+  // Each group's temporary files (the tests' caches, stores and sidecar states, made under os.tmpdir()) go under one
+  // directory of its own, removed when the group passes and kept, and named, when it fails. Left in /tmp, a day of
+  // runs on a developer's machine had left 5,000 directories and 8.7 GB there.
+  const tmp = mkdtempSync(path.join(os.tmpdir(), 'dbk-tests-'));
+  const r = spawnSync(process.execPath, ['--import', 'tsx', '--test', `--test-concurrency=${concurrency}`, ...group], {
+    stdio: 'inherit',
+    env: { ...process.env, TMPDIR: tmp },
+  });
   status ||= r.status ?? 1;
+  if (r.status === 0) {
+    try {
+      rmSync(tmp, { recursive: true, force: true, maxRetries: 3 });
+    } catch (e) {
+      console.error(`run-tests: could not remove ${tmp}: ${e.message}`);
+    }
+  } else console.error(`run-tests: the temporary files of the tests that failed are kept in ${tmp}`);
 }
 // Said again at the end, where it is read: the install's own line scrolled by before the tests.
 if (notInstalled.length)
