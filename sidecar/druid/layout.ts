@@ -9,6 +9,15 @@ import { segmentIdOf } from './segmentId.js';
 export type CacheLayout = 'nested' | 'flat';
 
 /**
+ * The id these four path parts name when they are in Druid's own form (`{dataSource}_{start}_{end}_{version}`, and
+ * `_{partition}` unless it is 0): a key to look up a segment already known, not a check. Parts in any other form make
+ * a key that matches nothing, and `segmentOfNestedParts` reads them.
+ */
+export function nestedPartsKey(dataSource: string, intervalDir: string, version: string, partitionDir: string): string {
+  return `${dataSource}_${intervalDir}_${version}${partitionDir === '0' ? '' : `_${partitionDir}`}`;
+}
+
+/**
  * The segment of a nested-layout directory from its four path parts, or undefined when they do not form one
  * (`{start}_{end}` must split into two instants; the partition must be a non-negative integer).
  */

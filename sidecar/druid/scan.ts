@@ -8,7 +8,7 @@ import path from 'node:path';
 import type { DataSegment } from './descriptor.js';
 import { segmentIdOfDescriptor } from './descriptor.js';
 import type { CacheLayout } from './layout.js';
-import { segmentOfNestedParts } from './layout.js';
+import { nestedPartsKey, segmentOfNestedParts } from './layout.js';
 import type { SegmentId } from './segmentId.js';
 import { tryParseSegmentId } from './segmentId.js';
 import { messageOf } from '../errors.js';
@@ -383,7 +383,7 @@ async function collectNested(
       }
       for (const part of readDirSafe(verPath, issues)) {
         const partPath = childPath(verPath, part.name);
-        const last = part.isDirectory() ? previous?.(`${dataSource}_${iv.name}_${ver.name}${part.name === '0' ? '' : `_${part.name}`}`) : undefined;
+        const last = part.isDirectory() ? previous?.(nestedPartsKey(dataSource, iv.name, ver.name, part.name)) : undefined;
         const seg =
           last?.dir === partPath ? last : part.isDirectory() ? segmentOfNestedParts(dataSource, iv.name, ver.name, part.name) : undefined;
         if (!seg) {
