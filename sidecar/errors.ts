@@ -59,6 +59,16 @@ export function isBackupError(e: unknown): e is BackupError {
   return e instanceof BackupError;
 }
 
+/**
+ * The error of work stopped by an aborted `signal`: the BackupError it was aborted with when there is one (active
+ * backup aborts the transfers under way with `target_unreachable` when the target stops answering, so that they wait
+ * for it rather than count as failures; a stalled transfer is aborted with its stall), else `cancelled`.
+ */
+export function abortError(signal: AbortSignal, message = 'cancelled'): BackupError {
+  const reason = signal.reason as unknown;
+  return isBackupError(reason) ? reason : new BackupError('cancelled', message);
+}
+
 /** A message for any thrown value, without a stack trace. */
 export function messageOf(e: unknown): string {
   if (e instanceof Error) return e.message;

@@ -19,7 +19,7 @@ import type { Logger } from 'pino';
 import type { TargetStatus } from '../api.js';
 import { remoteIndex } from '../store/held.js';
 import { formatBytes } from '../druid/bytes.js';
-import { BackupError, isBackupError, messageOf } from '../errors.js';
+import { abortError, BackupError, isBackupError, messageOf } from '../errors.js';
 import type { Manifest, SegmentFileInfo } from '../store/manifest.js';
 import { hashOutgoing, segmentDigest } from '../store/manifest.js';
 import { drainVerified } from '../restore/receive.js';
@@ -232,7 +232,7 @@ export class TargetSet implements Target {
         }
       }),
     );
-    if (opts.signal?.aborted) throw abortedBy(opts.signal);
+    if (opts.signal?.aborted) throw abortError(opts.signal);
     if (answered === 0) throw this.noneAnswers(failed, `none of the targets answers (${errors.join('; ')})`);
     return found;
   }
@@ -400,7 +400,7 @@ export class TargetSet implements Target {
     const tried = new Set<string>();
     let choice: Choice | undefined;
     while (this.places(holders) < this.copies) {
-      if (opts.signal?.aborted) throw abortedBy(opts.signal);
+      if (opts.signal?.aborted) throw abortError(opts.signal);
       await this.refresh(false, opts);
       choice = choose(this.candidates(), { bytes, copies: this.copies, localZone: this.opts.localZone, holders, exclude: tried });
       this.recordChoice(id, choice);
@@ -656,14 +656,4 @@ export class TargetSet implements Target {
       ...(h.lastChoice ? { lastChoice: h.lastChoice } : {}),
     }));
   }
-}
-
-/**
- * Why a call was stopped: the reason its signal was aborted with when that is a BackupError (active backup aborts
- * the transfers under way with `target_unreachable` when the target stops answering, so that they wait for it
- * rather than count as failures), else `cancelled`.
- */
-function abortedBy(signal: AbortSignal): BackupError {
-  const reason = signal.reason as unknown;
-  return isBackupError(reason) ? reason : new BackupError('cancelled', 'cancelled');
 }

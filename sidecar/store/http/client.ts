@@ -10,7 +10,7 @@ import type { Readable } from 'node:stream';
 import axios from 'axios';
 import type { AxiosInstance, AxiosRequestConfig, AxiosResponse } from 'axios';
 import type { ErrorCode } from '../../errors.js';
-import { BackupError, isBackupError, messageOf } from '../../errors.js';
+import { abortError, BackupError, isBackupError, messageOf } from '../../errors.js';
 import { parseHttpUrl } from '../../targets/url.js';
 import { retireAgent } from '../../util/agents.js';
 import { ANSWER_LIMITS, readJsonLimited, readLimited } from '../../util/limitedRead.js';
@@ -121,10 +121,8 @@ export function errorOfAnswer(status: number, rawCode: unknown, rawMessage: unkn
 export function errorFromFailure(e: unknown, where: string, signal?: AbortSignal): BackupError {
   if (isBackupError(e)) return e;
   if (signal?.aborted) {
-    const reason = signal.reason as unknown;
-    if (isBackupError(reason)) return reason;
-    if ((reason as Error | undefined)?.name === 'TimeoutError') return new BackupError('target_unreachable', `${where} did not answer in time`);
-    return new BackupError('cancelled', 'transfer cancelled');
+    if ((signal.reason as Error | undefined)?.name === 'TimeoutError') return new BackupError('target_unreachable', `${where} did not answer in time`);
+    return abortError(signal, 'transfer cancelled');
   }
   const code = (e as { code?: string }).code;
   const cause = (e as { cause?: { code?: string } }).cause?.code;
