@@ -57,17 +57,22 @@ function bigFile(i: number): Buffer {
 const VERSION_BIN = Buffer.from([0, 0, 0, 9]);
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
+/** Segment `i`'s files in upload order (version.bin first), with their bytes and their manifest entries. */
+function bigFiles(i: number): { bytes: Buffer; info: { name: string; size: number; sha256: string } }[] {
+  const files: [string, Buffer][] = [
+    ['version.bin', VERSION_BIN],
+    ['00000.smoosh', bigFile(i)],
+  ];
+  return files.map(([name, bytes]) => ({ bytes, info: { name, size: bytes.length, sha256: sha(bytes) } }));
+}
+
 /** Segment `i` to `put` into any target. */
 export function bigSegment(i: number, node = 'h1'): OutgoingSegment {
-  const b = bigFile(i);
   return {
     segmentId: bigId(i),
     descriptor: bigDescriptor(i),
     node,
-    files: [
-      { name: 'version.bin', size: 4, open: () => Readable.from([VERSION_BIN]) },
-      { name: '00000.smoosh', size: b.length, open: () => Readable.from([b]) },
-    ],
+    files: bigFiles(i).map(({ bytes, info }) => ({ name: info.name, size: info.size, open: () => Readable.from([bytes]) })),
   };
 }
 
@@ -78,13 +83,10 @@ export function writeLocalSegments(root: string, from: number, to: number, node 
     const id = bigId(i);
     const dir = path.join(root, segmentPath(BIG_DS, id));
     mkdirSync(dir, { recursive: true });
-    const b = bigFile(i);
-    writeFileSync(path.join(dir, 'version.bin'), VERSION_BIN);
-    writeFileSync(path.join(dir, '00000.smoosh'), b);
-    const files = [
-      { name: '00000.smoosh', size: b.length, sha256: sha(b) },
-      { name: 'version.bin', size: 4, sha256: sha(VERSION_BIN) },
-    ];
+    const written = bigFiles(i);
+    for (const f of written) writeFileSync(path.join(dir, f.info.name), f.bytes);
+    // A local store's manifest lists the files by name.
+    const files = written.map((f) => f.info).sort((a, b) => (a.name < b.name ? -1 : 1));
     writeFileSync(path.join(dir, MANIFEST_NAME), JSON.stringify(newManifest(id, parseSegmentId(id), bigDescriptor(i), files, node, at)));
   }
 }
@@ -108,15 +110,17 @@ export function writeBucketSegments(bucketDir: string, prefix: string, from: num
   };
   for (let i = from; i < to; i++) {
     const id = bigId(i);
-    const b = bigFile(i);
     const dir = layout.dataPrefix(id, node);
-    put(`${dir}version.bin`, VERSION_BIN, 'application/octet-stream');
-    put(`${dir}00000.smoosh`, b, 'application/octet-stream');
-    const files = [
-      { name: 'version.bin', size: 4, sha256: sha(VERSION_BIN) },
-      { name: '00000.smoosh', size: b.length, sha256: sha(b) },
-    ];
-    const manifest = newManifest(id, parseSegmentId(id), bigDescriptor(i), files, node, at);
+    const uploaded = bigFiles(i);
+    for (const f of uploaded) put(`${dir}${f.info.name}`, f.bytes, 'application/octet-stream');
+    const manifest = newManifest(
+      id,
+      parseSegmentId(id),
+      bigDescriptor(i),
+      uploaded.map((f) => f.info),
+      node,
+      at,
+    );
     put(layout.manifestKey(id), Buffer.from(JSON.stringify(manifest, null, 2)), 'application/json');
   }
   execFileSync(

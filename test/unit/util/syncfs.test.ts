@@ -48,13 +48,24 @@ function withLoggingSync(dir: string): { calls: () => string[]; restore: () => v
   };
 }
 
-test('FilesystemSync: calls during a flush share the next one, which starts after them; a failure is a clear error and the next flush works', async () => {
+/** Runs `body` with a FilesystemSync of a fresh directory whose `sync` is the logging one, and cleans up after. */
+async function withFakeSync(body: (fs: FilesystemSync, dir: string, calls: () => string[]) => Promise<void>): Promise<void> {
   const dir = tmpDir('dbk-syncfs-');
   const fake = withLoggingSync(dir);
   try {
     const fs = FilesystemSync.probe(dir);
     assert.ok(fs instanceof FilesystemSync);
-    const probes = fake.calls().length;
+    await body(fs, dir, fake.calls);
+    fs.close();
+  } finally {
+    fake.restore();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+test('FilesystemSync: calls during a flush share the next one, which starts after them; a failure is a clear error and the next flush works', () =>
+  withFakeSync(async (fs, dir, calls) => {
+    const probes = calls().length;
     const first = fs.flush();
     await new Promise((r) => setTimeout(r, 50));
     // Arrived while the first runs: it may have missed their writes, so they wait for one more, together.
@@ -63,26 +74,16 @@ test('FilesystemSync: calls during a flush share the next one, which starts afte
     void first.then(() => (firstDone = true));
     await Promise.all(during);
     assert.ok(firstDone);
-    const calls = fake.calls().slice(probes);
-    assert.deepEqual(calls, ['start --file-system -- ' + dir, 'end', 'start --file-system -- ' + dir, 'end']);
+    assert.deepEqual(calls().slice(probes), ['start --file-system -- ' + dir, 'end', 'start --file-system -- ' + dir, 'end']);
 
     writeFileSync(path.join(dir, 'fail'), '');
     await assert.rejects(fs.flush(), (e: Error) => e.message.includes(`flushing the filesystem of ${dir} failed: failed 1: sync: error syncing`) && e.message.includes('Input/output error'));
     rmSync(path.join(dir, 'fail'));
     await fs.flush();
-    fs.close();
-  } finally {
-    fake.restore();
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
+  }));
 
-test('FilesystemSync: its shell killed, the flush waiting on it fails and the next one starts a new shell', async () => {
-  const dir = tmpDir('dbk-syncfs-');
-  const fake = withLoggingSync(dir);
-  try {
-    const fs = FilesystemSync.probe(dir);
-    assert.ok(fs instanceof FilesystemSync);
+test('FilesystemSync: its shell killed, the flush waiting on it fails and the next one starts a new shell', () =>
+  withFakeSync(async (fs, dir) => {
     await fs.flush();
     const waiting = fs.flush();
     await new Promise((r) => setTimeout(r, 50));
@@ -92,12 +93,7 @@ test('FilesystemSync: its shell killed, the flush waiting on it fails and the ne
     process.kill(Number(pids[0]), 'SIGKILL');
     await assert.rejects(waiting, /the flushing shell ended \(SIGKILL\)/);
     await fs.flush();
-    fs.close();
-  } finally {
-    fake.restore();
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
+  }));
 
 test('FilesystemSync: an idle shell does not keep a process alive, an awaited flush does', () => {
   const dir = tmpDir('dbk-syncfs-');
