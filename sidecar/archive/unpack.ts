@@ -10,17 +10,17 @@
  * as slices of what the socket delivered.
  */
 import type { Readable } from 'node:stream';
-import { BackupError, isBackupError, messageOf } from '../errors.js';
+import { BackupError, messageOf } from '../errors.js';
 import type { Manifest, SegmentFileInfo } from '../store/manifest.js';
 import { MANIFEST_NAME } from '../store/manifest.js';
 import type { SegmentDeclaration } from './format.js';
+import { ChunkCursor } from '../util/chunkCursor.js';
 import { fileHash } from '../util/hashThread.js';
 import { DECLARATION_NAME, MAX_JSON_ENTRY, TRAILER_NAME, parseDeclaration, parseJsonEntry, parseManifest, parseTrailer } from './format.js';
 import { BLOCK, parseHeader, paddingFor } from './tar.js';
 
 /** Zero bytes accepted after the end-of-archive marker (tar pads archives to 10 KiB records). */
 const MAX_TRAILING_ZEROS = 20 * BLOCK;
-const EMPTY = Buffer.alloc(0);
 /** Bytes of a file handed on at once. */
 const BATCH = 1 << 20;
 /**
@@ -31,35 +31,10 @@ const BATCH = 1 << 20;
 export const MAX_SLICES = 64;
 
 /** Pulls exact byte counts out of a chunked stream. */
-class ByteReader {
-  private readonly it: AsyncIterator<Buffer | string>;
-  private cur: Buffer = EMPTY;
-  private eof = false;
-
-  constructor(
-    src: AsyncIterable<Buffer | string>,
-    private readonly signal?: AbortSignal,
-  ) {
-    this.it = src[Symbol.asyncIterator]();
-  }
-
-  private async fill(): Promise<boolean> {
-    if (this.eof) return false;
-    if (this.signal?.aborted) throw new BackupError('cancelled', 'transfer cancelled');
-    let r: IteratorResult<Buffer | string>;
-    try {
-      r = await this.it.next();
-    } catch (e) {
-      if (isBackupError(e) || this.signal?.aborted) throw e;
-      // The connection went away mid-stream (the sender died or the network cut it): a truncated archive.
-      throw new BackupError('bad_archive', `the archive was cut off: ${messageOf(e)}`);
-    }
-    if (r.done) {
-      this.eof = true;
-      return false;
-    }
-    this.cur = typeof r.value === 'string' ? Buffer.from(r.value) : r.value;
-    return true;
+class ByteReader extends ChunkCursor {
+  constructor(src: AsyncIterable<Buffer | string>, signal?: AbortSignal) {
+    // The connection went away mid-stream (the sender died or the network cut it): a truncated archive.
+    super(src, (e) => new BackupError('bad_archive', `the archive was cut off: ${messageOf(e)}`), signal);
   }
 
   private truncated(): never {
@@ -115,15 +90,11 @@ class ByteReader {
       if (this.cur.length === 0 && !(await this.fill())) return;
       for (const b of this.cur) if (b !== 0) throw new BackupError('bad_archive', 'data after the end of the archive');
       seen += this.cur.length;
-      this.cur = EMPTY;
+      this.clear();
       if (seen > limit) throw new BackupError('bad_archive', 'too much padding after the end of the archive');
     }
   }
 
-  /** Stops reading the source (destroys a Readable). */
-  async close(): Promise<void> {
-    await this.it.return?.();
-  }
 }
 
 export interface ReaderOptions {

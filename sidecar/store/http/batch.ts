@@ -16,6 +16,7 @@
 import { parseSegmentId } from '../../druid/segmentId.js';
 import { BackupError, messageOf } from '../../errors.js';
 import { API_PREFIX } from '../../api.js';
+import { ChunkCursor } from '../../util/chunkCursor.js';
 
 export const BATCH_PATH = `${API_PREFIX}/store/batch`;
 export const BATCH_CONTENT_TYPE = 'application/x-druid-backup-batch';
@@ -84,32 +85,13 @@ export function parseBatchHeader(line: Buffer): BatchEntry[] {
  * single PUT's reader consumes; what a part's reader left unread is skipped before the next part. Nothing is
  * buffered beyond one chunk of the socket (and the header line).
  */
-export class BatchBodyReader {
-  private readonly it: AsyncIterator<Buffer | string>;
-  private cur: Buffer = Buffer.alloc(0);
-  private eof = false;
+export class BatchBodyReader extends ChunkCursor {
   /** Bytes left of the part being read. */
   private left = 0;
 
   constructor(body: AsyncIterable<Buffer | string>) {
-    this.it = body[Symbol.asyncIterator]();
-  }
-
-  private async fill(): Promise<boolean> {
-    if (this.eof) return false;
-    let r: IteratorResult<Buffer | string>;
-    try {
-      r = await this.it.next();
-    } catch (e) {
-      // The sender went away mid-body: a cut-off batch, refused whole.
-      throw new BackupError('bad_archive', `the batch was cut off: ${messageOf(e)}`);
-    }
-    if (r.done) {
-      this.eof = true;
-      return false;
-    }
-    this.cur = typeof r.value === 'string' ? Buffer.from(r.value) : r.value;
-    return true;
+    // The sender went away mid-body: a cut-off batch, refused whole.
+    super(body, (e) => new BackupError('bad_archive', `the batch was cut off: ${messageOf(e)}`));
   }
 
   async header(): Promise<BatchEntry[]> {
@@ -126,7 +108,7 @@ export class BatchBodyReader {
         this.cur = this.cur.subarray(nl + 1);
         return parseBatchHeader(Buffer.concat(parts, size));
       }
-      this.cur = Buffer.alloc(0);
+      this.clear();
     }
   }
 
