@@ -13,13 +13,13 @@ import { messageOf } from '../errors.js';
 import type { JobContext } from '../services/jobs.js';
 import type { StoredSummary, Target } from '../store/target.js';
 import type { RateLimit } from '../util/rateLimit.js';
-import { mapLimit } from '../util/pool.js';
+import { mapWeighted } from '../util/pool.js';
 import { sleep } from '../util/sleep.js';
 import type { CacheIndex } from './cacheIndex.js';
 import { remoteIndex } from '../store/held.js';
 import { isTransient } from '../targets/faults.js';
 import type { SendDeps, SendResult } from './sender.js';
-import { SMALL_GROUP, sendSegment, workerShare } from './sender.js';
+import { GROUPS_PER_WORKER, SMALL_GROUP, sendSegment, workerShare } from './sender.js';
 import type { SourceState } from './state.js';
 
 /** Below this many segments, one HEAD each is cheaper than listing the target's catalog. */
@@ -191,7 +191,9 @@ export function backupJob(req: BackupRequest, sel: Selector, target: Target, dep
         }
       }
     };
-    await mapLimit(transferGroups(toSend), deps.workers, async (group) => {
+    // A worker sends a large segment alone or GROUPS_PER_WORKER groups of small ones (sender.ts).
+    const groupWeight = (group: CachedSegment[]) => (workerShare(group[0]!.size) === SMALL_GROUP ? GROUPS_PER_WORKER : 1);
+    await mapWeighted(transferGroups(toSend), deps.workers * GROUPS_PER_WORKER, groupWeight, async (group) => {
       await Promise.all(group.map(backupOne));
     });
     jc.setCurrent(undefined);

@@ -26,12 +26,17 @@ import type { SourceState } from './state.js';
  * that makes it visible), and uploads committed together share those flushes, so a group costs about what one
  * segment does (bench/backup.ts, the first backup of 10,000 small segments). The puts of small segments that run at
  * once reach a target sidecar that takes batches as one request, committed together (store/http/batcher.ts). A
- * group is as large as a batch may be (BATCH_MAX_SEGMENTS, store/http/batch.ts), so each worker's group is a batch of
- * its own and, with two workers, one batch is received while the other is committed: measured on the first backup
- * of 10,000 small segments, 14.3 s at 64 a group against 21.2 s at 16 (docs/performance.md).
+ * group is as large as a batch may be (BATCH_MAX_SEGMENTS, store/http/batch.ts), so each group is a batch of its
+ * own: measured on the first backup of 10,000 small segments, 14.3 s at 64 a group against 21.2 s at 16.
+ *
+ * A backup job's worker sends one large segment or GROUPS_PER_WORKER groups of small ones at once
+ * (backup/passive.ts): while one group's batch is committed on the target (two flushes of its filesystem, 7-35 ms
+ * each), the next is read and sent. With two workers that is four batches in flight, at most 8 MiB each; large
+ * segments still go two at a time (docs/performance.md).
  */
 export { SMALL_SEGMENT_BYTES };
 export const SMALL_GROUP = 64;
+export const GROUPS_PER_WORKER = 2;
 
 /** The part of a worker a segment's transfer takes, in 1/SMALL_GROUP of a worker: 1 for a small one, a whole worker else. */
 export function workerShare(size: number): number {

@@ -13,6 +13,34 @@ export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (it
 }
 
 /**
+ * Runs `fn` over `items`, started in their order, while the weights of the calls in flight add up to at most
+ * `capacity`; an item heavier than that runs alone. Resolves once every call has ended; the first failure starts no
+ * new call and is thrown once those under way end.
+ */
+export async function mapWeighted<T>(items: readonly T[], capacity: number, weight: (item: T) => number, fn: (item: T) => Promise<void>): Promise<void> {
+  const running = new Set<Promise<void>>();
+  let inUse = 0;
+  let failed: { e: unknown } | undefined;
+  for (const item of items) {
+    const w = weight(item);
+    while (running.size > 0 && inUse + w > capacity && !failed) await Promise.race(running);
+    if (failed) break;
+    inUse += w;
+    const p: Promise<void> = fn(item)
+      .catch((e: unknown) => {
+        failed ??= { e };
+      })
+      .finally(() => {
+        inUse -= w;
+        running.delete(p);
+      });
+    running.add(p);
+  }
+  await Promise.all(running);
+  if (failed) throw failed.e;
+}
+
+/**
  * Runs `fn` over `items` as they are read, with at most `limit` calls in flight, so no more than `limit` items are
  * held however long the input. The first failure starts no new call; it is thrown once those under way end, so
  * none runs after the caller has moved on (released a lease, removed a file).

@@ -6,7 +6,8 @@
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { test } from 'node:test';
-import { eachLimit } from '../../../sidecar/util/pool.js';
+import fc from 'fast-check';
+import { eachLimit, mapWeighted } from '../../../sidecar/util/pool.js';
 
 /** 0..n-1, counting how many were read. */
 function counted(n: number): { items: AsyncIterable<number>; read: () => number } {
@@ -85,4 +86,67 @@ test('eachLimit: a failure reading the items is thrown once the calls under way 
     /unreadable/,
   );
   assert.equal(ended, 2);
+});
+
+/**
+ * mapWeighted, the pool a backup job's groups run in (a large segment takes a whole worker, a group of small ones half
+ * of one): every item runs once, in the order given, the weights in flight never above the capacity (an item
+ * heavier than it alone), and the capacity used when the next item fits.
+ */
+test('mapWeighted: each item once, started in order, weights in flight within the capacity', async () => {
+  await fc.assert(
+    fc.asyncProperty(fc.array(fc.record({ w: fc.integer({ min: 1, max: 5 }), ms: fc.integer({ min: 0, max: 3 }) }), { maxLength: 30 }), fc.integer({ min: 1, max: 6 }), async (items, capacity) => {
+      const started: number[] = [];
+      let inUse = 0;
+      let running = 0;
+      const indexed = items.map((it, i) => ({ ...it, i }));
+      await mapWeighted(indexed, capacity, (it) => it.w, async (it) => {
+        // The one before it started; if it fits beside those running, nothing may have held it back.
+        started.push(it.i);
+        inUse += it.w;
+        running++;
+        assert.ok(running === 1 || inUse <= capacity, `weights ${inUse} in flight, capacity ${capacity}`);
+        await sleep(it.ms);
+        inUse -= it.w;
+        running--;
+      });
+      assert.deepEqual(started, indexed.map((it) => it.i));
+      assert.equal(running, 0);
+    }),
+    { numRuns: 60 },
+  );
+});
+
+test('mapWeighted runs as many light items at once as the capacity holds, a heavy one alone', async () => {
+  let peak = 0;
+  let running = 0;
+  const seen: string[] = [];
+  await mapWeighted(['a', 'b', 'c', 'd', 'HEAVY', 'e'], 4, (x) => (x === 'HEAVY' ? 9 : 1), async (x) => {
+    running++;
+    peak = Math.max(peak, running);
+    if (x === 'HEAVY') seen.push(`HEAVY with ${running - 1} others`);
+    await sleep(10);
+    running--;
+  });
+  assert.equal(peak, 4);
+  assert.deepEqual(seen, ['HEAVY with 0 others']);
+});
+
+test('mapWeighted: the first failure starts no new call and is thrown once those under way end', async () => {
+  let ended = 0;
+  const started: number[] = [];
+  await assert.rejects(
+    mapWeighted([0, 1, 2, 3, 4, 5, 6, 7], 2, () => 1, async (i) => {
+      started.push(i);
+      try {
+        if (i === 1) throw new Error('boom 1');
+        await sleep(20);
+      } finally {
+        ended++;
+      }
+    }),
+    /boom 1/,
+  );
+  assert.equal(ended, started.length);
+  assert.deepEqual(started, [0, 1]);
 });
