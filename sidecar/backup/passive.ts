@@ -13,7 +13,7 @@ import { messageOf } from '../errors.js';
 import type { JobContext } from '../services/jobs.js';
 import type { StoredSummary, Target } from '../store/target.js';
 import type { RateLimit } from '../util/rateLimit.js';
-import { mapWeighted } from '../util/pool.js';
+import { eachWeighted } from '../util/pool.js';
 import { sleep } from '../util/sleep.js';
 import type { CacheIndex } from './cacheIndex.js';
 import { remoteIndex } from '../store/held.js';
@@ -28,13 +28,16 @@ const ATTEMPTS = 3;
 /** Most bytes of small segments one worker sends at once. */
 const SMALL_GROUP_BYTES = 8 * 1024 * 1024;
 
+/** A segment that takes a whole worker (sender.ts, `workerShare`). */
+const isLarge = (s: { size: number }) => workerShare(s.size) === SMALL_GROUP;
+
 /** The segments in units one worker sends at once: a large segment alone, small ones in groups (in the order given, a large one ahead of the small group still open). */
 export function transferGroups<T extends { size: number }>(segments: readonly T[]): T[][] {
   const groups: T[][] = [];
   let group: T[] = [];
   let bytes = 0;
   for (const s of segments) {
-    if (workerShare(s.size) === SMALL_GROUP) {
+    if (isLarge(s)) {
       groups.push([s]);
       continue;
     }
@@ -192,8 +195,8 @@ export function backupJob(req: BackupRequest, sel: Selector, target: Target, dep
       }
     };
     // A worker sends a large segment alone or GROUPS_PER_WORKER groups of small ones (sender.ts).
-    const groupWeight = (group: CachedSegment[]) => (workerShare(group[0]!.size) === SMALL_GROUP ? GROUPS_PER_WORKER : 1);
-    await mapWeighted(transferGroups(toSend), deps.workers * GROUPS_PER_WORKER, groupWeight, async (group) => {
+    const groupWeight = (group: CachedSegment[]) => (isLarge(group[0]!) ? GROUPS_PER_WORKER : 1);
+    await eachWeighted(transferGroups(toSend), deps.workers * GROUPS_PER_WORKER, groupWeight, async (group) => {
       await Promise.all(group.map(backupOne));
     });
     jc.setCurrent(undefined);

@@ -13,55 +13,50 @@ export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (it
 }
 
 /**
- * Runs `fn` over `items`, started in their order, while the weights of the calls in flight add up to at most
- * `capacity`; an item heavier than that runs alone. Resolves once every call has ended; the first failure starts no
- * new call and is thrown once those under way end.
+ * Runs `fn` over `items` as they are read, started in their order, while the weights of the calls in flight add up
+ * to at most `capacity` (an item heavier than that runs alone), so no more items are held than the calls in flight and
+ * the one waiting for room. The first failure (of a call, or of reading the items) starts no new call; it is thrown
+ * once the calls under way end, so none runs after the caller has moved on (released a lease, removed a file).
  */
-export async function mapWeighted<T>(items: readonly T[], capacity: number, weight: (item: T) => number, fn: (item: T) => Promise<void>): Promise<void> {
+export async function eachWeighted<T>(
+  items: Iterable<T> | AsyncIterable<T>,
+  capacity: number,
+  weight: (item: T) => number,
+  fn: (item: T) => Promise<void>,
+): Promise<void> {
   const running = new Set<Promise<void>>();
   let inUse = 0;
   let failed: { e: unknown } | undefined;
-  for (const item of items) {
-    const w = weight(item);
+  const roomFor = async (w: number) => {
     while (running.size > 0 && inUse + w > capacity && !failed) await Promise.race(running);
-    if (failed) break;
-    inUse += w;
-    const p: Promise<void> = fn(item)
-      .catch((e: unknown) => {
-        failed ??= { e };
-      })
-      .finally(() => {
-        inUse -= w;
-        running.delete(p);
-      });
-    running.add(p);
-  }
-  await Promise.all(running);
-  if (failed) throw failed.e;
-}
-
-/**
- * Runs `fn` over `items` as they are read, with at most `limit` calls in flight, so no more than `limit` items are
- * held however long the input. The first failure starts no new call; it is thrown once those under way end, so
- * none runs after the caller has moved on (released a lease, removed a file).
- */
-export async function eachLimit<T>(items: AsyncIterable<T>, limit: number, fn: (item: T) => Promise<void>): Promise<void> {
-  const running = new Set<Promise<void>>();
-  let failed: { e: unknown } | undefined;
+  };
   try {
     for await (const item of items) {
       if (failed) break;
+      const w = weight(item);
+      await roomFor(w);
+      if (failed) break;
+      inUse += w;
       const p: Promise<void> = fn(item)
         .catch((e: unknown) => {
           failed ??= { e };
         })
-        .finally(() => running.delete(p));
+        .finally(() => {
+          inUse -= w;
+          running.delete(p);
+        });
       running.add(p);
-      if (running.size >= limit) await Promise.race(running);
+      // Full: the next item is not read until a call ends (none weighs less than 1).
+      await roomFor(1);
     }
   } catch (e) {
     failed ??= { e };
   }
   await Promise.all(running);
   if (failed) throw failed.e;
+}
+
+/** `eachWeighted` with every item weighing 1: at most `limit` calls in flight, and no item read ahead of them. */
+export function eachLimit<T>(items: AsyncIterable<T>, limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  return eachWeighted(items, limit, () => 1, fn);
 }

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { test } from 'node:test';
 import fc from 'fast-check';
-import { eachLimit, mapWeighted } from '../../../sidecar/util/pool.js';
+import { eachLimit, eachWeighted } from '../../../sidecar/util/pool.js';
 
 /** 0..n-1, counting how many were read. */
 function counted(n: number): { items: AsyncIterable<number>; read: () => number } {
@@ -29,7 +29,15 @@ test('eachLimit runs every item, at most limit at once, reading no further ahead
   let peak = 0;
   let peakAhead = 0;
   const done: number[] = [];
-  await eachLimit(items, 3, async (i) => {
+  // Measured as each item is read too, not only as its call starts: a pool that read the next item before room was
+  // free would hold a fourth here, which the call-start measure does not see.
+  const measured = (async function* () {
+    for await (const i of items) {
+      peakAhead = Math.max(peakAhead, read() - done.length);
+      yield i;
+    }
+  })();
+  await eachLimit(measured, 3, async (i) => {
     inFlight++;
     peak = Math.max(peak, inFlight);
     peakAhead = Math.max(peakAhead, read() - done.length);
@@ -89,19 +97,18 @@ test('eachLimit: a failure reading the items is thrown once the calls under way 
 });
 
 /**
- * mapWeighted, the pool a backup job's groups run in (a large segment takes a whole worker, a group of small ones half
+ * eachWeighted, the pool a backup job's groups run in (a large segment takes a whole worker, a group of small ones half
  * of one): every item runs once, in the order given, the weights in flight never above the capacity (an item
  * heavier than it alone), and the capacity used when the next item fits.
  */
-test('mapWeighted: each item once, started in order, weights in flight within the capacity', async () => {
+test('eachWeighted: each item once, started in order, weights in flight within the capacity', async () => {
   await fc.assert(
     fc.asyncProperty(fc.array(fc.record({ w: fc.integer({ min: 1, max: 5 }), ms: fc.integer({ min: 0, max: 3 }) }), { maxLength: 30 }), fc.integer({ min: 1, max: 6 }), async (items, capacity) => {
       const started: number[] = [];
       let inUse = 0;
       let running = 0;
       const indexed = items.map((it, i) => ({ ...it, i }));
-      await mapWeighted(indexed, capacity, (it) => it.w, async (it) => {
-        // The one before it started; if it fits beside those running, nothing may have held it back.
+      await eachWeighted(indexed, capacity, (it) => it.w, async (it) => {
         started.push(it.i);
         inUse += it.w;
         running++;
@@ -117,11 +124,11 @@ test('mapWeighted: each item once, started in order, weights in flight within th
   );
 });
 
-test('mapWeighted runs as many light items at once as the capacity holds, a heavy one alone', async () => {
+test('eachWeighted runs as many light items at once as the capacity holds, a heavy one alone', async () => {
   let peak = 0;
   let running = 0;
   const seen: string[] = [];
-  await mapWeighted(['a', 'b', 'c', 'd', 'HEAVY', 'e'], 4, (x) => (x === 'HEAVY' ? 9 : 1), async (x) => {
+  await eachWeighted(['a', 'b', 'c', 'd', 'HEAVY', 'e'], 4, (x) => (x === 'HEAVY' ? 9 : 1), async (x) => {
     running++;
     peak = Math.max(peak, running);
     if (x === 'HEAVY') seen.push(`HEAVY with ${running - 1} others`);
@@ -132,11 +139,11 @@ test('mapWeighted runs as many light items at once as the capacity holds, a heav
   assert.deepEqual(seen, ['HEAVY with 0 others']);
 });
 
-test('mapWeighted: the first failure starts no new call and is thrown once those under way end', async () => {
+test('eachWeighted: the first failure starts no new call and is thrown once those under way end', async () => {
   let ended = 0;
   const started: number[] = [];
   await assert.rejects(
-    mapWeighted([0, 1, 2, 3, 4, 5, 6, 7], 2, () => 1, async (i) => {
+    eachWeighted([0, 1, 2, 3, 4, 5, 6, 7], 2, () => 1, async (i) => {
       started.push(i);
       try {
         if (i === 1) throw new Error('boom 1');
