@@ -25,8 +25,7 @@ import { startSidecar, tmpDir, waitFor } from '../test/helpers/sidecar.js';
 import { cpuNow, cpuSince, profiled, sha256CpuSeconds, straceDuring } from './profile.js';
 import { JOB_POLL_MS, largeSample } from './sample.js';
 import { addRow } from './table.js';
-import type { TarCopy } from './tarCopy.js';
-import { tarCopy, verifiedBaselineMissing } from './tarCopy.js';
+import { reportAgainstVerified, tarCopy, verifiedTarCopy } from './tarCopy.js';
 
 /** The floor of the store's durable commit of small segments, without the sidecars (see its docstring). */
 const DURABLE_COPY = path.join(__dirname, 'durableCopy.py');
@@ -61,13 +60,9 @@ async function throughput(): Promise<void> {
     rmSync(dest, { recursive: true, force: true });
     // Both sides hash every byte (the source to name what it sends, the target to check it): the same copy with two
     // sha256 passes alongside is the floor of a verified copy (bench/tarCopy.ts).
-    const noVerified = verifiedBaselineMissing();
-    let verified: TarCopy | undefined;
-    if (!noVerified) {
-      mkdirSync(dest);
-      verified = tarCopy(sample.location, dest, 2);
-      rmSync(dest, { recursive: true, force: true });
-    }
+    mkdirSync(dest);
+    const verified = verifiedTarCopy(sample.location, dest, 2);
+    rmSync(dest, { recursive: true, force: true });
     execFileSync('sync');
 
     const target = await startSidecar(['--store', path.join(root, 'store')], { fast: false, ...profiled('backup-target') });
@@ -94,17 +89,13 @@ async function throughput(): Promise<void> {
         baseline: { what: 'tar | tar && sync', value: tarMs / 1000 },
         goal: { max: 1.2 },
       });
-      if (verified) {
-        console.log(
-          `tar | tar && sync with two sha256 passes alongside: ${(verified.ms / 1000).toFixed(2)} s (${verified.cpu.toFixed(2)} s of CPU); the backup's ratio to it ${(ms / verified.ms).toFixed(2)}x`,
-        );
-        addRow({
-          figure: `backup of the same ${formatBytes(job.progress.bytesDone)}, vs the same tar with two sha256 passes alongside`,
-          unit: 's',
-          value: ms / 1000,
-          baseline: { what: 'tar | tar && sync, two sha256 passes alongside', value: verified.ms / 1000 },
-        });
-      } else console.log(noVerified);
+      reportAgainstVerified(
+        'backup',
+        `backup of the same ${formatBytes(job.progress.bytesDone)}, vs the same tar with two sha256 passes alongside`,
+        ms,
+        verified,
+        'two sha256 passes',
+      );
       console.log(`peak memory (VmHWM): source sidecar ${formatBytes(peakRss(source.proc.pid!))}, target sidecar ${formatBytes(peakRss(target.proc.pid!))}`);
     } finally {
       await source.stop();

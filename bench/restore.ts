@@ -20,7 +20,7 @@ import { treeDigests } from '../test/helpers/tree.js';
 import { cpuNow, cpuSeconds, cpuSince, profiled, sha256CpuSeconds, straceDuring } from './profile.js';
 import { JOB_POLL_MS, largeSample } from './sample.js';
 import { addRow } from './table.js';
-import { tarCopy, verifiedBaselineMissing } from './tarCopy.js';
+import { reportAgainstVerified, tarCopy, verifiedTarCopy } from './tarCopy.js';
 
 function peakRss(pid: number): number {
   const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
@@ -54,8 +54,7 @@ export async function benchRestore(): Promise<void> {
     emptyDir(sample.location);
     const { ms: tarMs, cpu: tarCpu } = tarCopy(stored, sample.location);
     emptyDir(sample.location);
-    const noVerified = verifiedBaselineMissing();
-    const verified = noVerified ? undefined : tarCopy(stored, sample.location, 1);
+    const verified = verifiedTarCopy(stored, sample.location, 1);
     emptyDir(sample.location);
     execFileSync('sync');
 
@@ -88,17 +87,13 @@ export async function benchRestore(): Promise<void> {
       baseline: { what: 'tar | tar && sync', value: tarMs / 1000 },
       goal: { max: 1.3 },
     });
-    if (verified) {
-      console.log(
-        `tar | tar && sync with the sha256 of every byte alongside: ${(verified.ms / 1000).toFixed(2)} s (${verified.cpu.toFixed(2)} s of CPU); the restore's ratio to it ${(ms / verified.ms).toFixed(2)}x`,
-      );
-      addRow({
-        figure: `restore of ${formatBytes(job.progress.bytesDone)} from a target sidecar, vs the same tar with sha256 alongside`,
-        unit: 's',
-        value: ms / 1000,
-        baseline: { what: 'tar | tar && sync, sha256 of every byte alongside', value: verified.ms / 1000 },
-      });
-    } else console.log(noVerified);
+    reportAgainstVerified(
+      'restore',
+      `restore of ${formatBytes(job.progress.bytesDone)} from a target sidecar, vs the same tar with sha256 alongside`,
+      ms,
+      verified,
+      'the sha256 of every byte',
+    );
     // What bounds it: the CPU both processes used against what the two cores could give in that time, beside
     // the baseline's CPU and the part verification alone costs (sha256 of every byte on the node).
     const cores = os.cpus().length;

@@ -11,6 +11,7 @@
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { endedChildrenCpuSeconds } from './profile.js';
+import { addRow } from './table.js';
 
 export interface TarCopy {
   ms: number;
@@ -35,8 +36,24 @@ export function tarCopy(src: string, dest: string, hashes = 0): TarCopy {
   return { ms: performance.now() - t0, cpu: endedChildrenCpuSeconds() - cpu0 };
 }
 
-/** Why the verified baseline cannot run here (no `openssl`), or undefined. */
-export function verifiedBaselineMissing(): string | undefined {
-  const r = spawnSync('openssl', ['version'], { stdio: 'ignore' });
-  return r.status === 0 ? undefined : 'openssl is not installed: the verified baseline (tar with sha256 alongside) is not measured';
+/** The copy with `passes` sha256 passes beside it, or why it cannot run here (no `openssl`). */
+export function verifiedTarCopy(src: string, dest: string, passes: number): TarCopy | string {
+  if (spawnSync('openssl', ['version'], { stdio: 'ignore' }).status !== 0)
+    return 'openssl is not installed: the verified baseline (tar with sha256 alongside) is not measured';
+  return tarCopy(src, dest, passes);
+}
+
+/**
+ * Prints `what` (a restore, a backup) against the verified copy and adds its row (no goal: it shows what bounds the
+ * row against plain tar), or prints why that copy was not measured.
+ */
+export function reportAgainstVerified(what: string, figure: string, ms: number, verified: TarCopy | string, passes: string): void {
+  if (typeof verified === 'string') {
+    console.log(verified);
+    return;
+  }
+  console.log(
+    `tar | tar && sync with ${passes} alongside: ${(verified.ms / 1000).toFixed(2)} s (${verified.cpu.toFixed(2)} s of CPU); the ${what}'s ratio to it ${(ms / verified.ms).toFixed(2)}x`,
+  );
+  addRow({ figure, unit: 's', value: ms / 1000, baseline: { what: `tar | tar && sync, ${passes} alongside`, value: verified.ms / 1000 } });
 }
