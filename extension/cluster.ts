@@ -112,6 +112,8 @@ export class NodeEntry implements NodeView {
   wantedCopies?: number;
   /** Loads under way, so two views asking at once cause one request. */
   readonly loading = new Map<string, Promise<void>>();
+  /** Counts resets: a load begun before one (with an old client, perhaps without the token) keeps nothing it read. */
+  epoch = 0;
 
   constructor(
     config: NodeConfig,
@@ -156,6 +158,7 @@ export class NodeEntry implements NodeView {
         undefined;
     this.info = this.bucketInfo;
     this.loading.clear();
+    this.epoch++;
   }
 }
 
@@ -169,8 +172,6 @@ export class Cluster {
   private readonly listeners = new Set<(changes: Change[]) => void>();
   private pending: Change[] = [];
   private timer: ReturnType<typeof setTimeout> | undefined;
-  /** Counts resets, so a load that finishes after a reset does not bring back old data. */
-  private generation = 0;
 
   constructor(private readonly debounceMs = 200) {}
 
@@ -245,7 +246,6 @@ export class Cluster {
 
   /** Drops what was loaded (one node or all) and tells the views, which load again as they are looked at. */
   reload(url?: string): void {
-    this.generation++;
     for (const e of url ? [this.entries.get(url)].filter((x) => x !== undefined) : this.entries.values()) e.reset();
     if (url) for (const view of ['nodes', 'backups', 'jobs'] as const) this.emit({ view, node: url, structural: true });
     else this.emitAll();
@@ -266,65 +266,70 @@ export class Cluster {
 
   ensureInfo(e: NodeEntry): Promise<void> {
     if (e.info || e.error) return Promise.resolve();
-    return this.once(e, 'info', async () => {
-      try {
-        e.info = await e.client.node();
-      } catch (err) {
-        e.error = problemOf(err);
-      }
-      this.syncBuckets();
-    });
+    return this.once(
+      e,
+      'info',
+      () => e.client.node(),
+      (v) => {
+        e.info = v;
+        this.syncBuckets();
+      },
+      (p) => {
+        e.error = p;
+        this.syncBuckets();
+      },
+    );
   }
 
   ensureSegments(e: NodeEntry): Promise<void> {
     return this.ensureInfo(e).then(() => {
       if (e.error || e.segments || e.segmentsError || !e.info?.roles.includes('source')) return;
-      return this.once(e, 'segments', async () => {
-        try {
-          e.segments = GroupedIndex.of(SEGMENT_GROUPING, await e.client.allSegments());
-        } catch (err) {
-          e.segmentsError = problemOf(err);
-        }
-      });
+      return this.once(
+        e,
+        'segments',
+        () => e.client.allSegments(),
+        (v) => (e.segments = GroupedIndex.of(SEGMENT_GROUPING, v)),
+        (p) => (e.segmentsError = p),
+      );
     });
   }
 
   ensureStored(e: NodeEntry): Promise<void> {
     return this.ensureInfo(e).then(() => {
       if (e.error || e.stored || e.storedError || !e.info?.roles.includes('target')) return;
-      return this.once(e, 'stored', async () => {
-        try {
-          e.stored = GroupedIndex.of(STORED_GROUPING, await e.client.allStored());
-        } catch (err) {
-          e.storedError = problemOf(err);
-        }
-      });
+      return this.once(
+        e,
+        'stored',
+        () => e.client.allStored(),
+        (v) => (e.stored = GroupedIndex.of(STORED_GROUPING, v)),
+        (p) => (e.storedError = p),
+      );
     });
   }
 
   ensureSnapshots(e: NodeEntry): Promise<void> {
     return this.ensureInfo(e).then(() => {
       if (e.error || e.snapshots || e.snapshotsError || !e.info?.roles.includes('target')) return;
-      return this.once(e, 'snapshots', async () => {
-        try {
-          e.snapshots = await e.client.snapshots();
-        } catch (err) {
-          e.snapshotsError = problemOf(err);
-        }
-      });
+      return this.once(
+        e,
+        'snapshots',
+        () => e.client.snapshots(),
+        (v) => (e.snapshots = v),
+        (p) => (e.snapshotsError = p),
+      );
     });
   }
 
   ensureJobs(e: NodeEntry): Promise<void> {
     return this.ensureInfo(e).then(() => {
       if (e.error || e.jobs || e.jobsError) return;
-      return this.once(e, 'jobs', async () => {
-        try {
-          e.jobs = await e.client.jobs();
-        } catch (err) {
-          e.jobsError = problemOf(err);
-        }
-      });
+      return this.once(
+        e,
+        'jobs',
+        () => e.client.jobs(),
+        (v) => (e.jobs = v),
+        (p) => (e.jobsError = p),
+      );
     });
   }
 
@@ -374,14 +379,33 @@ export class Cluster {
     this.emit({ view: 'nodes', node, dataSource, interval, segmentId, structural });
   }
 
-  /** Runs one load of a node at a time; when it ends, the views that show what it loaded are told. */
-  private once(e: NodeEntry, what: 'info' | 'segments' | 'stored' | 'jobs' | 'snapshots', load: () => Promise<void>): Promise<void> {
+  /**
+   * Runs one load of a node at a time and keeps its answer (or its failure); when it ends, the views that show what it
+   * loaded are told. A load the node was reset during (a new token, a reconnect, Refresh) keeps nothing and tells no
+   * view: its answer may come from the old client, and the reset has told the views already. Other nodes' loads are
+   * not touched by it.
+   */
+  private once<T>(
+    e: NodeEntry,
+    what: 'info' | 'segments' | 'stored' | 'jobs' | 'snapshots',
+    fetch: () => Promise<T>,
+    keep: (value: T) => void,
+    fail: (problem: NodeProblem) => void,
+  ): Promise<void> {
     const running = e.loading.get(what);
     if (running) return running;
-    const gen = this.generation;
-    const p = load().finally(() => {
-      if (e.loading.get(what) === p) e.loading.delete(what);
-      if (gen !== this.generation) return;
+    const epoch = e.epoch;
+    const p = fetch().then(
+      (value) => {
+        if (e.epoch === epoch) keep(value);
+      },
+      (err: unknown) => {
+        if (e.epoch === epoch) fail(problemOf(err));
+      },
+    );
+    const done = p.finally(() => {
+      if (e.loading.get(what) === done) e.loading.delete(what);
+      if (e.epoch !== epoch) return;
       const views: Record<typeof what, readonly ViewName[]> = {
         info: ['nodes', 'backups', 'jobs'],
         segments: ['nodes'],
@@ -391,8 +415,8 @@ export class Cluster {
       };
       for (const view of views[what]) this.emit({ view, node: e.url, structural: true });
     });
-    e.loading.set(what, p);
-    return p;
+    e.loading.set(what, done);
+    return done;
   }
 
   private emitAll(): void {

@@ -2,7 +2,7 @@
  * Live updates: one `GET /data/v1/events` stream per node, parsed as server-sent events and applied to the
  * cluster model. A stream that fails or ends is opened again after a growing, jittered delay (1 s doubling to
  * 30 s), reset once a stream is up; after a reconnect the node is read again, since events may have been missed
- * while it was down. No `vscode` import.
+ * while it was down, and so is a node first read while it was down or failing. No `vscode` import.
  */
 import { createParser } from 'eventsource-parser';
 import type { SidecarEvent } from '../sidecar/api.js';
@@ -54,8 +54,11 @@ class NodeStream {
     const url = this.entry.url;
     try {
       const stream = await this.entry.client.events(this.abort.signal);
+      // Read the node again after a reconnect (events may have been missed), and when the stream comes up after
+      // failed tries or what was read of the node failed: it answers now, and its rows should not stay in error.
+      const reread = this.connections++ > 0 || this.attempt > 0 || this.entry.error !== undefined;
       this.attempt = 0;
-      if (this.connections++ > 0) this.cluster.reload(url);
+      if (reread) this.cluster.reload(url);
       this.log.info(`events of ${url}: connected`);
       const parser = createParser({
         onEvent: (m) => {

@@ -105,6 +105,49 @@ test('a wrong token, a bad id and a node that is down: errors a person can act o
   cluster.dispose();
 });
 
+test('a token set while the read without it is under way: the late refusal is not kept, and the node shows as read with its token', async () => {
+  const cluster = new Cluster(10);
+  cluster.setNodes([{ url: target.url }], (n) => client(n.url, undefined));
+  const e = cluster.get(target.url)!;
+  // The first read goes without a token (as when a node's URL is saved before its token is found); the token comes
+  // before the node answers 401.
+  const first = cluster.ensureInfo(e);
+  cluster.replaceClient(target.url, client(target.url, target.token));
+  const second = cluster.ensureInfo(e);
+  await Promise.all([first, second]);
+  assert.equal(e.error, undefined, `the refusal of the read without the token was kept: ${JSON.stringify(e.error)}`);
+  assert.equal(e.info?.name, 'target-1');
+  cluster.dispose();
+});
+
+test('live: a node first read while it was down is read again once its events stream comes up', async () => {
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  const cluster = new Cluster(10);
+  const late = tmpDir('dbk-ext-late-');
+  let up: SidecarProcess | undefined;
+  const token = 'late-node-token-0123456789';
+  cluster.setNodes([{ url }], (n) => client(n.url, token));
+  const e = cluster.get(url)!;
+  await cluster.ensureInfo(e);
+  assert.equal(e.error?.code, 'unreachable');
+  const live = new LiveUpdates(cluster, quiet, { baseMs: 100, maxMs: 200 });
+  try {
+    live.sync(true);
+    up = await startSidecar(['--store', path.join(late, 'store'), '--node-name', 'late-1'], { port, token, stateDir: path.join(late, 'state') });
+    // The loop asks as a view does; a node in error is not read again unless something resets it.
+    await waitFor('the node read again', async () => {
+      await cluster.ensureInfo(e);
+      return e.info?.name === 'late-1' && e.error === undefined ? true : undefined;
+    });
+  } finally {
+    live.dispose();
+    cluster.dispose();
+    await up?.stop();
+    rmSync(late, { recursive: true, force: true });
+  }
+});
+
 test('live: the events stream keeps the model current, and a change reaches the views in a batch', async () => {
   const cluster = new Cluster(50);
   cluster.setNodes([{ url: source.url }], (n) => client(n.url, source.token));

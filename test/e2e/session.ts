@@ -5,11 +5,11 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { type CodeServer, installExtension, ROOT, startCodeServer } from './codeServer.js';
-import { launchChromium, Workbench } from './workbench.js';
+import { launchChromium, SCREENSHOTS, Workbench } from './workbench.js';
 
 /** The settings every e2e VS Code starts with: no welcome page, tips, trust prompt or telemetry; jobs polled often. */
 const QUIET_SETTINGS: Record<string, unknown> = {
@@ -27,6 +27,7 @@ export class VsCodeSession {
     readonly browser: Browser,
     readonly page: Page,
     readonly wb: Workbench,
+    private readonly home: string,
   ) {}
 
   /**
@@ -48,7 +49,7 @@ export class VsCodeSession {
       const page = await browser.newPage({ viewport: { width: 1500, height: 950 } });
       page.setDefaultTimeout(30_000);
       const wb = new Workbench(page);
-      const session = new VsCodeSession(codeServer, browser, page, wb);
+      const session = new VsCodeSession(codeServer, browser, page, wb, home);
       await wb.open(codeServer.url, folder);
       await wb.openContainer('Druid Backup');
       await wb.widenSideBar(opts.sideBarWidth);
@@ -60,9 +61,15 @@ export class VsCodeSession {
     }
   }
 
-  /** A last screenshot named `last` (whatever state the test ended in), then Chromium and code-server closed. */
+  /**
+   * A last screenshot named `last` (whatever state the test ended in) and the extension's output beside it
+   * (`last`.log: what it asked of the nodes and what failed), then Chromium and code-server closed.
+   */
   async close(last: string): Promise<void> {
     await this.wb.screenshot(last).catch(() => undefined);
+    const logs = path.join(this.home, 'user-data', 'logs');
+    const output = existsSync(logs) ? readdirSync(logs, { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('Druid Backup.log')) : [];
+    for (const f of output.slice(-1)) copyFileSync(path.join(logs, f), path.join(SCREENSHOTS, `${last}.log`));
     await this.browser.close().catch(() => undefined);
     await this.codeServer.stop();
   }
