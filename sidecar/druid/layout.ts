@@ -4,7 +4,8 @@
  * - flat (Druid 35+, apache/druid#18176): `{location}/{segmentId}/`
  */
 import type { SegmentId } from './segmentId.js';
-import { segmentIdOf } from './segmentId.js';
+import { formatSegmentId } from './segmentId.js';
+import { parseInstant } from './time.js';
 
 export type CacheLayout = 'nested' | 'flat';
 
@@ -17,21 +18,46 @@ export function nestedPartsKey(dataSource: string, intervalDir: string, version:
   return `${dataSource}_${intervalDir}_${version}${partitionDir === '0' ? '' : `_${partitionDir}`}`;
 }
 
+/** The interval a nested layout's interval directory (`{start}_{end}`) names. */
+export interface NestedInterval {
+  start: string;
+  end: string;
+  startMs: number;
+  endMs: number;
+}
+
 /**
- * The segment of a nested-layout directory from its four path parts, or undefined when they do not form one
- * (`{start}_{end}` must split into two instants; the partition must be a non-negative integer).
+ * The interval of a nested-layout interval directory, or undefined when its name is not one (`{start}_{end}` must
+ * split into two instants, the first before the second). Parsed once for all the segments under it.
  */
-export function segmentOfNestedParts(dataSource: string, intervalDir: string, version: string, partitionDir: string): SegmentId | undefined {
-  if (!/^(0|[1-9]\d{0,9})$/.test(partitionDir)) return undefined;
-  const partition = Number(partitionDir);
-  if (partition > 2147483647) return undefined;
+export function nestedInterval(intervalDir: string): NestedInterval | undefined {
   // Instants contain no `_`, so the interval directory has exactly one.
   const parts = intervalDir.split('_');
   if (parts.length !== 2) return undefined;
-  try {
-    const seg = segmentIdOf({ dataSource, start: parts[0]!, end: parts[1]!, version, partition });
-    return seg.startMs < seg.endMs ? seg : undefined;
-  } catch {
-    return undefined;
-  }
+  const start = parts[0]!;
+  const end = parts[1]!;
+  const startMs = parseInstant(start);
+  const endMs = parseInstant(end);
+  if (startMs === undefined || endMs === undefined || startMs >= endMs) return undefined;
+  return { start, end, startMs, endMs };
+}
+
+/**
+ * The segment of a nested-layout directory from its four path parts (the interval directory's name, or its interval
+ * as `nestedInterval` read it), or undefined when they do not form one (the partition must be a non-negative integer
+ * that fits in a Java int).
+ */
+export function segmentOfNestedParts(
+  dataSource: string,
+  intervalDir: string | NestedInterval | undefined,
+  version: string,
+  partitionDir: string,
+): SegmentId | undefined {
+  if (!/^(0|[1-9]\d{0,9})$/.test(partitionDir)) return undefined;
+  const partition = Number(partitionDir);
+  if (partition > 2147483647) return undefined;
+  const iv = typeof intervalDir === 'string' ? nestedInterval(intervalDir) : intervalDir;
+  if (!iv) return undefined;
+  const { start, end, startMs, endMs } = iv;
+  return { id: formatSegmentId({ dataSource, start, end, version, partition }), dataSource, start, end, startMs, endMs, version, partition };
 }

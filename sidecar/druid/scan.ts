@@ -8,7 +8,7 @@ import path from 'node:path';
 import type { DataSegment } from './descriptor.js';
 import { segmentIdOfDescriptor } from './descriptor.js';
 import type { CacheLayout } from './layout.js';
-import { nestedPartsKey, segmentOfNestedParts } from './layout.js';
+import { type NestedInterval, nestedInterval, nestedPartsKey, segmentOfNestedParts } from './layout.js';
 import type { SegmentId } from './segmentId.js';
 import { tryParseSegmentId } from './segmentId.js';
 import { messageOf } from '../errors.js';
@@ -88,11 +88,13 @@ export interface InfoEntry {
  */
 const YIELD_EVERY = 250;
 let sinceYield = 0;
-async function maybeYield(): Promise<void> {
-  if (++sinceYield < YIELD_EVERY) return;
+/** Whether YIELD_EVERY directories were read since the last yield (counting this one). */
+function yieldDue(): boolean {
+  if (++sinceYield < YIELD_EVERY) return false;
   sinceYield = 0;
-  await new Promise<void>((r) => setImmediate(r));
+  return true;
 }
+const yieldNow = () => new Promise<void>((r) => setImmediate(r));
 
 function readDirSafe(dir: string, issues: ScanIssue[]): Dirent[] {
   try {
@@ -134,7 +136,7 @@ export async function readInfoDir(infoDir: string, issues: ScanIssue[] = []): Pr
   const now = new Map<string, KnownInfo>();
   const out = new Map<string, InfoEntry>();
   for (const e of entries) {
-    await maybeYield();
+    if (yieldDue()) await yieldNow();
     const file = childPath(infoDir, e.name);
     if (e.name.startsWith('.')) continue;
     if (!e.isFile()) {
@@ -294,7 +296,19 @@ export async function readSegmentDir(
   issues: ScanIssue[] = [],
   previous?: CachedSegment,
 ): Promise<CachedSegment | undefined> {
-  await maybeYield();
+  if (yieldDue()) await yieldNow();
+  return readSegmentDirNow(location, dir, seg, layout, issues, previous);
+}
+
+/** readSegmentDir without the yield: the scan's walk yields itself, and makes no promise a segment. */
+function readSegmentDirNow(
+  location: string,
+  dir: string,
+  seg: SegmentId,
+  layout: CacheLayout,
+  issues: ScanIssue[],
+  previous: CachedSegment | undefined,
+): CachedSegment | undefined {
   const dirStat = lstatSync(dir, { throwIfNoEntry: false });
   if (!dirStat?.isDirectory()) return undefined;
   const listedAt = Date.now();
@@ -366,15 +380,17 @@ async function collectNested(
   dataSource: string,
   issues: ScanIssue[],
   previous: ((id: string) => CachedSegment | undefined) | undefined,
-  visit: (dir: string, seg: SegmentId) => Promise<void>,
+  visit: (dir: string, seg: SegmentId) => void,
 ): Promise<void> {
   for (const iv of readDirSafe(dsDir, issues)) {
-    await maybeYield();
+    if (yieldDue()) await yieldNow();
     const ivPath = childPath(dsDir, iv.name);
     if (!iv.isDirectory()) {
       issues.push({ path: ivPath, problem: 'stray file where an interval directory was expected' });
       continue;
     }
+    // Parsed once for every segment under it, and only when one of them is not known from the last scan.
+    let interval: NestedInterval | undefined | null = null;
     for (const ver of readDirSafe(ivPath, issues)) {
       const verPath = childPath(ivPath, ver.name);
       if (!ver.isDirectory()) {
@@ -384,8 +400,11 @@ async function collectNested(
       for (const part of readDirSafe(verPath, issues)) {
         const partPath = childPath(verPath, part.name);
         const last = part.isDirectory() ? previous?.(nestedPartsKey(dataSource, iv.name, ver.name, part.name)) : undefined;
-        const seg =
-          last?.dir === partPath ? last : part.isDirectory() ? segmentOfNestedParts(dataSource, iv.name, ver.name, part.name) : undefined;
+        let seg: SegmentId | undefined = last?.dir === partPath ? last : undefined;
+        if (!seg && part.isDirectory()) {
+          if (interval === null) interval = nestedInterval(iv.name);
+          seg = segmentOfNestedParts(dataSource, interval, ver.name, part.name);
+        }
         if (!seg) {
           issues.push({
             path: partPath,
@@ -395,7 +414,8 @@ async function collectNested(
           });
           continue;
         }
-        await visit(partPath, seg);
+        if (yieldDue()) await yieldNow();
+        visit(partPath, seg);
       }
     }
   }
@@ -420,8 +440,8 @@ export async function scanCache(opts: {
   // segment found twice.
   const found: Array<CachedSegment | undefined> = [];
   const flats: Array<{ slot: number; location: string; dir: string; seg: SegmentId }> = [];
-  const read = async (location: string, dir: string, seg: SegmentId, layout: CacheLayout) =>
-    readSegmentDir(location, dir, seg, layout, issues, opts.previous?.(seg.id));
+  const read = (location: string, dir: string, seg: SegmentId, layout: CacheLayout) =>
+    readSegmentDirNow(location, dir, seg, layout, issues, opts.previous?.(seg.id));
   for (const loc of opts.locations) {
     const location = path.resolve(loc.path);
     for (const e of readDirSafe(location, issues)) {
@@ -434,13 +454,16 @@ export async function scanCache(opts: {
       const flat = tryParseSegmentId(e.name);
       if (flat) flats.push({ slot: found.push(undefined) - 1, location, dir: p, seg: flat });
       else
-        await collectNested(p, e.name, issues, opts.previous, async (dir, seg) => {
-          found.push(await read(location, dir, seg, 'nested'));
+        await collectNested(p, e.name, issues, opts.previous, (dir, seg) => {
+          found.push(read(location, dir, seg, 'nested'));
         });
     }
   }
   const info = await readInfoDir(infoDir, issues);
-  for (const c of flats) found[c.slot] = await read(c.location, c.dir, info.get(c.seg.id)?.seg ?? c.seg, 'flat');
+  for (const c of flats) {
+    if (yieldDue()) await yieldNow();
+    found[c.slot] = read(c.location, c.dir, info.get(c.seg.id)?.seg ?? c.seg, 'flat');
+  }
   const segments: CachedSegment[] = [];
   const seen = new Set<string>();
   for (const one of found) {

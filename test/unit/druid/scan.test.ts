@@ -4,10 +4,11 @@ import { mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
-import { segmentOfNestedParts } from '../../../sidecar/druid/layout.js';
+import fc from 'fast-check';
+import { nestedInterval, segmentOfNestedParts } from '../../../sidecar/druid/layout.js';
 import { cacheSegmentPath } from '../../../sidecar/druid/paths.js';
 import { scanCache } from '../../../sidecar/druid/scan.js';
-import { parseSegmentId } from '../../../sidecar/druid/segmentId.js';
+import { parseSegmentId, segmentIdOf } from '../../../sidecar/druid/segmentId.js';
 import { writeSampleCache } from '../../../sidecar/sample/sampleCache.js';
 
 const tmp = () => mkdtempSync(path.join(os.tmpdir(), 'dbk-scan-'));
@@ -23,6 +24,39 @@ test('nested and flat directories map to and from segment ids', () => {
   assert.equal(segmentOfNestedParts('ds', 'notaninterval', 'v', '0'), undefined);
   assert.equal(segmentOfNestedParts('ds', '2015-09-12T00:00:00.000Z_2015-09-12T01:00:00.000Z', 'v', '01'), undefined);
   assert.equal(segmentOfNestedParts('ds', '2015-09-12T00:00:00.000Z_2015-09-12T01:00:00.000Z', 'v', '-1'), undefined);
+});
+
+test('a nested interval directory read once for all its segments makes the segments its name makes, and refuses what it refuses', () => {
+  // The reference: each segment's parts parsed on their own, through segmentIdOf (how the scan read them before).
+  const reference = (ds: string, ivDir: string, version: string, partDir: string) => {
+    if (!/^(0|[1-9]\d{0,9})$/.test(partDir) || Number(partDir) > 2147483647) return undefined;
+    const parts = ivDir.split('_');
+    if (parts.length !== 2) return undefined;
+    try {
+      const seg = segmentIdOf({ dataSource: ds, start: parts[0]!, end: parts[1]!, version, partition: Number(partDir) });
+      return seg.startMs < seg.endMs ? seg : undefined;
+    } catch {
+      return undefined;
+    }
+  };
+  const instant = fc.oneof(
+    fc.date({ min: new Date(-1e13), max: new Date(1e13), noInvalidDate: true }).map((d) => d.toISOString()),
+    fc.constantFrom('2015-09-12', '2015-09-12T01', '-146136543-09-08T08:23:32.096Z', '146140482-04-24T15:36:27.903Z', 'x', ''),
+  );
+  const ivDir = fc.oneof(
+    fc.tuple(instant, instant).map(([a, b]) => `${a}_${b}`),
+    fc.tuple(instant, instant, instant).map((a) => a.join('_')),
+    instant,
+  );
+  const partDir = fc.oneof(fc.nat({ max: 3000000000 }).map(String), fc.constantFrom('01', '-1', '1.5', '', 'a'));
+  fc.assert(
+    fc.property(fc.constantFrom('wiki', 'a_b'), ivDir, fc.constantFrom('v1', 'v_1', '2024-01-01T00:00:00.000Z'), partDir, (ds, iv, ver, part) => {
+      const want = reference(ds, iv, ver, part);
+      assert.deepEqual(segmentOfNestedParts(ds, iv, ver, part), want);
+      assert.deepEqual(segmentOfNestedParts(ds, nestedInterval(iv), ver, part), want);
+    }),
+    { numRuns: 2000 },
+  );
 });
 
 for (const layout of ['nested', 'flat'] as const) {
