@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import fs, { existsSync, fstatSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { syncBuiltinESMExports } from 'node:module';
 import path from 'node:path';
 import { test } from 'node:test';
-import { writeChunks } from '../../../sidecar/util/fileWriter.js';
+import { EARLY_SYNC_EVERY, writeChunks } from '../../../sidecar/util/fileWriter.js';
 import { tmpDir } from '../../helpers/sidecar.js';
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
@@ -64,6 +65,73 @@ test('a failing source rejects with its own error and leaves the file closed for
     await assert.rejects(writeChunks(file, failing()), /digest mismatch/);
     assert.ok(existsSync(file));
     rmSync(file);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+/** Runs `body` with Node's `fs.fdatasync` counting its calls (the size of the file at each) and failing as `fail` says. */
+async function withCountedDatasync(body: (sizes: number[]) => Promise<void>, fail?: NodeJS.ErrnoException): Promise<void> {
+  const real = fs.fdatasync;
+  const sizes: number[] = [];
+  fs.fdatasync = ((fd: number, cb: (e: NodeJS.ErrnoException | null) => void) => {
+    sizes.push(fstatSync(fd).size);
+    if (fail) setImmediate(() => cb(fail));
+    else real(fd, cb);
+  }) as typeof fs.fdatasync;
+  syncBuiltinESMExports();
+  try {
+    await body(sizes);
+  } finally {
+    fs.fdatasync = real;
+    syncBuiltinESMExports();
+  }
+}
+
+test('a large file flushed at its end has its data flushed on the way too, one flush at a time; a file the caller flushes later, never', async () => {
+  const dir = tmpDir('dbk-writer-');
+  const total = 3 * EARLY_SYNC_EVERY + 5;
+  async function* chunks(): AsyncGenerator<Buffer> {
+    for (let sent = 0; sent < total; ) {
+      const b = randomBytes(Math.min(1024 * 1024, total - sent));
+      sent += b.length;
+      yield b;
+    }
+  }
+  try {
+    await withCountedDatasync(async (sizes) => {
+      await (
+        await writeChunks(path.join(dir, 'flushed'), chunks())
+      ).durable;
+      assert.ok(sizes.length >= 2, `${sizes.length} flushes on the way`);
+      assert.ok(sizes.every((n) => n < total), `each while the file was still being written: ${sizes.join(', ')}`);
+      assert.equal(statSync(path.join(dir, 'flushed')).size, total);
+      sizes.length = 0;
+      await (
+        await writeChunks(path.join(dir, 'later'), chunks(), { flush: false })
+      ).durable;
+      assert.deepEqual(sizes, []);
+    });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a flush on the way that fails fails the write with its error', async () => {
+  const dir = tmpDir('dbk-writer-');
+  try {
+    const eio = Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' });
+    await withCountedDatasync(async () => {
+      await assert.rejects(
+        writeChunks(
+          path.join(dir, 'out'),
+          (async function* () {
+            for (let i = 0; i < 40; i++) yield randomBytes(1024 * 1024);
+          })(),
+        ),
+        { code: 'EIO' },
+      );
+    }, eio);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
