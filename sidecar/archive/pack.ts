@@ -6,7 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
-import { BackupError } from '../errors.js';
+import { abortError, BackupError } from '../errors.js';
 import type { Manifest, SegmentFileInfo } from '../store/manifest.js';
 import { MANIFEST_NAME } from '../store/manifest.js';
 import type { OutgoingSegment, TransferOptions } from '../store/target.js';
@@ -99,7 +99,7 @@ export function packSegment(seg: OutgoingSegment, opts: TransferOptions = {}): P
   async function* generate(): AsyncGenerator<Buffer> {
     const digests: SegmentFileInfo[] = [];
     if (whole) {
-      if (opts.signal?.aborted) throw new BackupError('cancelled', 'transfer cancelled');
+      if (opts.signal?.aborted) throw abortError(opts.signal, 'transfer cancelled');
       yield packWhole(seg, declBody, mtime, length, digests, opts);
       ended = true;
       resolve(digests);
@@ -113,7 +113,7 @@ export function packSegment(seg: OutgoingSegment, opts: TransferOptions = {}): P
       const input = f.open();
       try {
         for await (const chunk of input as AsyncIterable<Buffer>) {
-          if (opts.signal?.aborted) throw new BackupError('cancelled', 'transfer cancelled');
+          if (opts.signal?.aborted) throw abortError(opts.signal, 'transfer cancelled');
           read += chunk.length;
           if (read > f.size) throw grew(seg, f);
           hash.update(chunk);
@@ -158,7 +158,7 @@ export function packStored(manifest: Manifest, open: (name: string) => Readable,
       const input = open(f.name);
       try {
         for await (const chunk of input as AsyncIterable<Buffer>) {
-          if (opts.signal?.aborted) throw new BackupError('cancelled', 'transfer cancelled');
+          if (opts.signal?.aborted) throw abortError(opts.signal, 'transfer cancelled');
           read += chunk.length;
           if (read > f.size) throw new BackupError('digest_mismatch', `stored file ${manifest.segmentId}/${f.name} is larger than its manifest says`);
           opts.onBytes?.(chunk.length);

@@ -3,7 +3,7 @@
  * segment tar reader, archive/unpack.ts; the batch body reader, store/http/batch.ts): `cur` is what is left of the
  * current chunk, `fill` replaces it with the next one. Nothing is buffered beyond that chunk.
  */
-import { BackupError, isBackupError } from '../errors.js';
+import { abortError, BackupError, isBackupError } from '../errors.js';
 
 const EMPTY = Buffer.alloc(0);
 
@@ -15,7 +15,8 @@ export class ChunkCursor {
 
   /**
    * `cutOff` turns a failure of the source (the sender went away mid-body) into the reader's error; a BackupError
-   * from the source, or any failure once `signal` is aborted, is thrown as it is.
+   * from the source is thrown as it is, and any failure once `signal` is aborted is the abort's own error (a stall,
+   * the job cancelled: `abortError`), not what the source made of it (an HTTP client's bare "canceled").
    */
   constructor(
     src: AsyncIterable<Buffer | string>,
@@ -28,12 +29,13 @@ export class ChunkCursor {
   /** Replaces the (used up) current chunk with the next one; false at the end of the source. */
   async fill(): Promise<boolean> {
     if (this.eof) return false;
-    if (this.signal?.aborted) throw new BackupError('cancelled', 'transfer cancelled');
+    if (this.signal?.aborted) throw abortError(this.signal, 'transfer cancelled');
     let r: IteratorResult<Buffer | string>;
     try {
       r = await this.it.next();
     } catch (e) {
-      if (isBackupError(e) || this.signal?.aborted) throw e;
+      if (isBackupError(e)) throw e;
+      if (this.signal?.aborted) throw abortError(this.signal, 'transfer cancelled');
       throw this.cutOff(e);
     }
     if (r.done) {
