@@ -57,7 +57,9 @@ export function activate(context: vscode.ExtensionContext): void {
   const syncNodes = async (newClients: boolean) => {
     settings = readSettings(warn);
     const tokenOf = new Map(await Promise.all(settings.nodes.map(async (n) => [n.url, await tokens.get(n.url)] as const)));
-    cluster.setNodes(settings.nodes, (c) => makeClient(ext, c.url, tokenOf.get(c.url)));
+    const { added, removed } = cluster.setNodes(settings.nodes, (c) => makeClient(ext, c.url, tokenOf.get(c.url)));
+    for (const url of added) output.info(`node ${url} is in the settings`);
+    for (const url of removed) output.info(`node ${url} is no longer in the settings`);
     if (newClients) for (const n of settings.nodes) cluster.replaceClient(n.url, makeClient(ext, n.url, tokenOf.get(n.url)));
     await vscode.commands.executeCommand('setContext', 'druidBackup.hasNodes', settings.nodes.length > 0);
     live.sync(settings.liveUpdates);

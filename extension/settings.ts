@@ -34,34 +34,78 @@ export function readSettings(warn: (message: string) => void): Settings {
   };
 }
 
+/**
+ * Changes to the node list, one at a time. Each waits until this extension host's configuration shows the list it
+ * wrote. `update` resolves before the change reaches the host's copy of the settings, so a second node added right
+ * after the first (or on a loaded machine) read the list without the first and wrote it back without it: the first
+ * node was gone from the views (a clean-clone e2e run showed it).
+ */
+let nodeWrites: Promise<unknown> = Promise.resolve();
+function oneAtATime<T>(fn: () => Promise<T>): Promise<T> {
+  const run = nodeWrites.then(fn, fn);
+  nodeWrites = run.catch(() => undefined);
+  return run;
+}
+
+type Scope = 'globalValue' | 'workspaceValue' | 'workspaceFolderValue';
+const SCOPE_OF: Record<vscode.ConfigurationTarget, Scope> = {
+  [vscode.ConfigurationTarget.Global]: 'globalValue',
+  [vscode.ConfigurationTarget.Workspace]: 'workspaceValue',
+  [vscode.ConfigurationTarget.WorkspaceFolder]: 'workspaceFolderValue',
+};
+/** How long a write waits for the host to show it before going on anyway. */
+const SHOWN_WITHIN_MS = 10_000;
+
+/** Writes `list` as the node list of `target` and resolves once this extension host reads it back. */
+async function writeNodes(list: unknown[], target: vscode.ConfigurationTarget): Promise<void> {
+  const want = JSON.stringify(list);
+  const shown = () => JSON.stringify(vscode.workspace.getConfiguration(SETTINGS).inspect<unknown[]>('nodes')?.[SCOPE_OF[target]] ?? []) === want;
+  let sub: vscode.Disposable | undefined;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const seen = new Promise<void>((resolve) => {
+    sub = vscode.workspace.onDidChangeConfiguration((e) => {
+      if (e.affectsConfiguration(`${SETTINGS}.nodes`) && shown()) resolve();
+    });
+    timer = setTimeout(resolve, SHOWN_WITHIN_MS);
+  });
+  try {
+    await vscode.workspace.getConfiguration(SETTINGS).update('nodes', list, target);
+    if (!shown()) await seen;
+  } finally {
+    sub?.dispose();
+    clearTimeout(timer);
+  }
+}
+
 /** Adds or updates a node in the user's settings (or the workspace's, when the list lives there). */
-export async function saveNode(node: NodeConfig): Promise<void> {
-  const c = vscode.workspace.getConfiguration(SETTINGS);
-  const inspected = c.inspect<unknown[]>('nodes');
-  const inWorkspace = inspected?.workspaceValue !== undefined;
-  const current = (inWorkspace ? inspected?.workspaceValue : inspected?.globalValue) ?? [];
-  const rest = current.filter((e) => urlOf(e) !== node.url);
-  const entry = node.name || node.consoleUrl ? node : node.url;
-  await c.update('nodes', [...rest, entry], inWorkspace ? vscode.ConfigurationTarget.Workspace : vscode.ConfigurationTarget.Global);
+export function saveNode(node: NodeConfig): Promise<void> {
+  return oneAtATime(async () => {
+    const inspected = vscode.workspace.getConfiguration(SETTINGS).inspect<unknown[]>('nodes');
+    const inWorkspace = inspected?.workspaceValue !== undefined;
+    const current = (inWorkspace ? inspected?.workspaceValue : inspected?.globalValue) ?? [];
+    const rest = current.filter((e) => urlOf(e) !== node.url);
+    const entry = node.name || node.consoleUrl ? node : node.url;
+    await writeNodes([...rest, entry], inWorkspace ? vscode.ConfigurationTarget.Workspace : vscode.ConfigurationTarget.Global);
+  });
 }
 
 /** Removes a node from every settings scope that lists it. */
-export async function forgetNode(url: string): Promise<void> {
-  const c = vscode.workspace.getConfiguration(SETTINGS);
-  const inspected = c.inspect<unknown[]>('nodes');
-  const scopes: Array<[unknown[] | undefined, vscode.ConfigurationTarget]> = [
-    [inspected?.globalValue, vscode.ConfigurationTarget.Global],
-    [inspected?.workspaceValue, vscode.ConfigurationTarget.Workspace],
-    [inspected?.workspaceFolderValue, vscode.ConfigurationTarget.WorkspaceFolder],
-  ];
-  for (const [list, target] of scopes) {
-    if (list?.some((e) => urlOf(e) === url))
-      await c.update(
-        'nodes',
-        list.filter((e) => urlOf(e) !== url),
-        target,
-      );
-  }
+export function forgetNode(url: string): Promise<void> {
+  return oneAtATime(async () => {
+    const inspected = vscode.workspace.getConfiguration(SETTINGS).inspect<unknown[]>('nodes');
+    const scopes: Array<[unknown[] | undefined, vscode.ConfigurationTarget]> = [
+      [inspected?.globalValue, vscode.ConfigurationTarget.Global],
+      [inspected?.workspaceValue, vscode.ConfigurationTarget.Workspace],
+      [inspected?.workspaceFolderValue, vscode.ConfigurationTarget.WorkspaceFolder],
+    ];
+    for (const [list, target] of scopes) {
+      if (list?.some((e) => urlOf(e) === url))
+        await writeNodes(
+          list.filter((e) => urlOf(e) !== url),
+          target,
+        );
+    }
+  });
 }
 
 function urlOf(entry: unknown): string | undefined {
