@@ -395,17 +395,10 @@ export class Cluster {
     const running = e.loading.get(what);
     if (running) return running;
     const epoch = e.epoch;
-    const p = fetch().then(
-      (value) => {
-        if (e.epoch === epoch) keep(value);
-      },
-      (err: unknown) => {
-        if (e.epoch === epoch) fail(problemOf(err));
-      },
-    );
-    const done = p.finally(() => {
+    const settle = (record: () => void) => {
       if (e.loading.get(what) === done) e.loading.delete(what);
       if (e.epoch !== epoch) return;
+      record();
       const views: Record<typeof what, readonly ViewName[]> = {
         info: ['nodes', 'backups', 'jobs'],
         segments: ['nodes'],
@@ -414,7 +407,11 @@ export class Cluster {
         jobs: ['jobs'],
       };
       for (const view of views[what]) this.emit({ view, node: e.url, structural: true });
-    });
+    };
+    const done: Promise<void> = fetch().then(
+      (value) => settle(() => keep(value)),
+      (err: unknown) => settle(() => fail(problemOf(err))),
+    );
     e.loading.set(what, done);
     return done;
   }

@@ -81,11 +81,10 @@ async function writeNodes(list: unknown[], target: vscode.ConfigurationTarget): 
 export function saveNode(node: NodeConfig): Promise<void> {
   return oneAtATime(async () => {
     const inspected = vscode.workspace.getConfiguration(SETTINGS).inspect<unknown[]>('nodes');
-    const inWorkspace = inspected?.workspaceValue !== undefined;
-    const current = (inWorkspace ? inspected?.workspaceValue : inspected?.globalValue) ?? [];
-    const rest = current.filter((e) => urlOf(e) !== node.url);
+    const target = inspected?.workspaceValue !== undefined ? vscode.ConfigurationTarget.Workspace : vscode.ConfigurationTarget.Global;
+    const rest = (inspected?.[SCOPE_OF[target]] ?? []).filter((e) => urlOf(e) !== node.url);
     const entry = node.name || node.consoleUrl ? node : node.url;
-    await writeNodes([...rest, entry], inWorkspace ? vscode.ConfigurationTarget.Workspace : vscode.ConfigurationTarget.Global);
+    await writeNodes([...rest, entry], target);
   });
 }
 
@@ -93,12 +92,8 @@ export function saveNode(node: NodeConfig): Promise<void> {
 export function forgetNode(url: string): Promise<void> {
   return oneAtATime(async () => {
     const inspected = vscode.workspace.getConfiguration(SETTINGS).inspect<unknown[]>('nodes');
-    const scopes: Array<[unknown[] | undefined, vscode.ConfigurationTarget]> = [
-      [inspected?.globalValue, vscode.ConfigurationTarget.Global],
-      [inspected?.workspaceValue, vscode.ConfigurationTarget.Workspace],
-      [inspected?.workspaceFolderValue, vscode.ConfigurationTarget.WorkspaceFolder],
-    ];
-    for (const [list, target] of scopes) {
+    for (const target of [vscode.ConfigurationTarget.Global, vscode.ConfigurationTarget.Workspace, vscode.ConfigurationTarget.WorkspaceFolder]) {
+      const list = inspected?.[SCOPE_OF[target]];
       if (list?.some((e) => urlOf(e) === url))
         await writeNodes(
           list.filter((e) => urlOf(e) !== url),
