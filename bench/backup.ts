@@ -14,14 +14,16 @@
  * the small segments with BENCH_TRACE_PHASE=first (its CPU profile and, with BENCH_STRACE=1, its system calls).
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { Job, JobAccepted } from '../sidecar/api.js';
 import { formatBytes } from '../sidecar/druid/bytes.js';
 import { writeSampleCache } from '../sidecar/sample/sampleCache.js';
+import { SEGMENTS_DIR } from '../sidecar/store/local/layout.js';
 import type { SidecarProcess } from '../test/helpers/sidecar.js';
 import { startSidecar, tmpDir, waitFor } from '../test/helpers/sidecar.js';
+import { treeDigests } from '../test/helpers/tree.js';
 import { cpuNow, cpuSince, profiled, sha256CpuSeconds, straceDuring } from './profile.js';
 import { JOB_POLL_MS, largeSample } from './sample.js';
 import { addRow } from './table.js';
@@ -171,6 +173,9 @@ async function noChange(): Promise<void> {
       source = await startSidecar([...args, '--target', target.url], { token: target.token, stateDir, fast: false, allowedTargets: [target.url] });
       const line = await waitFor('the reconcile', () => source.logLines().find((l) => l.msg === 'reconciled the cache with the target'), 120_000);
       console.log(`active backup restart over 10,000 backed-up segments: reconcile ${line.durationMs} ms, ${line.queued} queued`);
+      await source.stop();
+      source = await startSidecar(args, { token: target.token, fast: false, allowedTargets: [target.url], ...profiled('smallrestore-node') });
+      await restoreSmall(source, target, sample.location, path.join(root, 'store', SEGMENTS_DIR));
     } finally {
       await source.stop();
       await target.stop();
@@ -178,6 +183,43 @@ async function noChange(): Promise<void> {
   } finally {
     rmSync(root, { recursive: true, force: true });
   }
+}
+
+/**
+ * The restore of the 10,000 small segments into the emptied cache (what a node of a cluster that ingests from streams
+ * waits on after losing its disk), against tar of the store's files into the same location and `sync`. The restored
+ * tree must be the original, byte for byte.
+ */
+async function restoreSmall(node: SidecarProcess, target: SidecarProcess, location: string, stored: string): Promise<void> {
+  const original = treeDigests(location);
+  const emptyCache = () => {
+    for (const n of readdirSync(location)) rmSync(path.join(location, n), { recursive: true, force: true });
+  };
+  emptyCache();
+  const { ms: tarMs } = tarCopy(stored, location);
+  emptyCache();
+  execFileSync('sync');
+  const cpu0 = [cpuNow(node.proc.pid!), cpuNow(target.proc.pid!)] as const;
+  const t0 = performance.now();
+  const r = await node.request<JobAccepted>('POST', '/data/v1/restore', { target: target.url });
+  if (r.status !== 202) throw new Error(`restore refused: ${r.text}`);
+  const job = await node.waitForJob(r.json.jobId, 30 * 60_000, JOB_POLL_MS);
+  execFileSync('sync');
+  const ms = performance.now() - t0;
+  if (job.state !== 'succeeded') throw new Error(`restore ${job.state}: ${JSON.stringify(job.errors.slice(0, 3))}`);
+  const restored = treeDigests(location);
+  const differ = [...original].filter(([f, d]) => restored.get(f) !== d).length + [...restored.keys()].filter((f) => !original.has(f)).length;
+  if (differ) throw new Error(`the restored cache differs from the original in ${differ} files`);
+  console.log(
+    `restore of ${job.progress.segmentsDone} small segments into the emptied cache: ${(ms / 1000).toFixed(2)} s (tar | tar && sync of the store's files: ${(tarMs / 1000).toFixed(2)} s; ratio ${(ms / tarMs).toFixed(2)}x); CPU used: node sidecar ${cpuSince(node.proc.pid!, cpu0[0])}, target sidecar ${cpuSince(target.proc.pid!, cpu0[1])}; restored tree byte-identical (${restored.size} files)`,
+  );
+  addRow({
+    figure: `restore of ${job.progress.segmentsDone} small segments into an empty cache, vs tar | tar && sync`,
+    unit: 's',
+    value: ms / 1000,
+    baseline: { what: 'tar | tar && sync', value: tarMs / 1000 },
+    goal: { max: 2 },
+  });
 }
 
 export async function benchBackup(): Promise<void> {

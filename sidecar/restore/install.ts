@@ -14,6 +14,9 @@ import { isZipPath } from './plan.js';
 import type { ReceiveOptions } from './receive.js';
 import { fsyncDir, NOTHING_INSTALLED, receiveInto } from './receive.js';
 import { receiveZip } from './zip.js';
+import { SMALL_SEGMENT_BYTES } from '../store/target.js';
+import { writeAtOnce } from '../util/fileWriter.js';
+import type { FilesystemSync } from '../util/syncfs.js';
 
 export interface InstallOptions extends ReceiveOptions {
   target: Target;
@@ -78,6 +81,106 @@ async function installIntoCache(item: PlannedSegment, infoDir: string, opts: Ins
       throw e;
     }
   }
+}
+
+/** A new small segment received and checked into its staging directory, nothing flushed: `commitGroup` installs it. */
+export interface StagedSegment {
+  item: PlannedSegment;
+  staging: string;
+}
+
+/** Whether a planned segment may be installed in a group (`commitGroup`): a new one, small, into a cache. */
+export function groupable(item: PlannedSegment, dest: DestinationSpec): boolean {
+  return dest.kind === 'cache' && item.action === 'restore' && item.writeFiles && !!item.location && item.bytes < SMALL_SEGMENT_BYTES;
+}
+
+/** Receives a new small segment into a staging directory beside its place, checked but not flushed. */
+export async function stageIntoCache(item: PlannedSegment, opts: InstallOptions): Promise<StagedSegment> {
+  const location = item.location;
+  if (!location) throw new BackupError('internal', `segment ${item.segmentId} was planned without a cache location`);
+  await fs.mkdir(location, { recursive: true });
+  const staging = stagingPath(location, 'restore');
+  await fs.mkdir(staging, { mode: 0o755 });
+  try {
+    const reader = await opts.target.read(item.segmentId, { signal: opts.signal });
+    await receiveInto(reader, item.manifest, staging, opts, false);
+    return { item, staging };
+  } catch (e) {
+    await fs.rm(staging, { recursive: true, force: true });
+    throw explain(item.segmentId, e);
+  }
+}
+
+/**
+ * Installs staged small segments together under the rule of a single install (every byte on disk before the rename
+ * that makes a segment visible; its info_dir descriptor only after it), with each filesystem flushed once for all
+ * where each segment would flush its files and directories one by one (seven waits for the disk a segment):
+ * 1. one flush of each cache location's filesystem: every staged byte is on disk;
+ * 2. the renames into place (a segment that appeared meanwhile is a conflict, left as it is);
+ * 3. the info_dir descriptors written beside their place, then one flush of every filesystem involved (the renames
+ *    and those bytes), then renamed into place and info_dir's filesystem flushed once more.
+ * A failed flush fails every segment it covered, and takes away what of them was made visible. Returns each
+ * segment's error, or undefined when it is installed. `flusher` gives the flusher of a directory's filesystem.
+ */
+export async function commitGroup(
+  staged: readonly StagedSegment[],
+  infoDir: string,
+  flusher: (dir: string) => FilesystemSync,
+  signal?: AbortSignal,
+): Promise<unknown[]> {
+  const errors: unknown[] = staged.map(() => undefined);
+  const visible: Array<{ i: number; madeDirs: string[]; info?: { tmp: string; file: string; renamed?: boolean } }> = [];
+  const flushAll = (dirs: Iterable<string>) => Promise.all([...new Set(dirs)].map((d) => flusher(d).flush()));
+  const failAll = async (e: unknown) => {
+    for (const v of visible) {
+      if (v.info) await fs.rm(v.info.renamed ? v.info.file : v.info.tmp, { force: true });
+      await fs.rm(staged[v.i]!.item.path, { recursive: true, force: true });
+      await removeEmptyDirs(v.madeDirs);
+      errors[v.i] = e;
+    }
+    visible.length = 0;
+  };
+  try {
+    await flushAll(staged.map((s) => s.item.location!));
+  } catch (e) {
+    await Promise.all(staged.map((s) => fs.rm(s.staging, { recursive: true, force: true })));
+    return staged.map(() => e);
+  }
+  for (const [i, { item, staging }] of staged.entries()) {
+    let madeDirs: string[] = [];
+    try {
+      checkCancelled(signal);
+      madeDirs = await mkdirParents(path.dirname(item.path));
+      if (existsSync(item.path)) {
+        throw new BackupError('conflict', `segment ${item.segmentId} appeared at ${item.path} while it was being restored; left as it is`);
+      }
+      await fs.rename(staging, item.path);
+      visible.push({ i, madeDirs });
+    } catch (e) {
+      await fs.rm(staging, { recursive: true, force: true });
+      await removeEmptyDirs(madeDirs);
+      errors[i] = explain(item.segmentId, e);
+    }
+  }
+  try {
+    for (const v of visible) {
+      const { item } = staged[v.i]!;
+      if (!item.infoFile || !item.manifest.descriptor || existsSync(item.infoFile)) continue;
+      await fs.mkdir(infoDir, { recursive: true });
+      v.info = { tmp: stagingPath(infoDir, 'tmp'), file: item.infoFile };
+      writeAtOnce(v.info.tmp, descriptorJson(item.manifest.descriptor));
+    }
+    await flushAll([...visible.map((v) => staged[v.i]!.item.location!), ...(visible.some((v) => v.info) ? [infoDir] : [])]);
+    for (const v of visible) {
+      if (!v.info) continue;
+      await fs.rename(v.info.tmp, v.info.file);
+      v.info.renamed = true;
+    }
+    if (visible.some((v) => v.info)) await flusher(infoDir).flush();
+  } catch (e) {
+    await failAll(e);
+  }
+  return errors;
 }
 
 /** Writes a segment's info_dir descriptor when it has none; an info file Druid wrote is Druid's and stays as it is. */

@@ -10,7 +10,8 @@ import { inside } from '../druid/paths.js';
 import { BackupError } from '../errors.js';
 import type { Manifest, SegmentFileInfo } from '../store/manifest.js';
 import type { FileChunk, IncomingFile, SegmentReader } from '../store/target.js';
-import { writeChunks } from '../util/fileWriter.js';
+import { gathered, writeAtOnce, writeChunks } from '../util/fileWriter.js';
+import { SMALL_READ_BYTES } from '../util/readStream.js';
 import type { RateLimit } from '../util/rateLimit.js';
 
 export interface ReceiveOptions {
@@ -78,8 +79,9 @@ async function* checkedChunks(
 
 /**
  * Writes one file with `wx` (never into an existing file: cache files may be hard links to deep storage) and fsyncs
- * it; the disk writes while the next bytes arrive (util/fileWriter.ts). The sha256 is computed here unless the reader
- * already checks it (`SegmentReader.verified`).
+ * it; the disk writes while the next bytes arrive (util/fileWriter.ts). With `flush` false it is only written and
+ * closed (a small one by direct calls, `writeAtOnce`): the caller flushes the filesystem. The sha256 is computed here
+ * unless the reader already checks it (`SegmentReader.verified`).
  */
 async function writeFileVerified(
   segmentId: string,
@@ -88,10 +90,11 @@ async function writeFileVerified(
   dest: string,
   opts: ReceiveOptions,
   readerVerifies: boolean,
+  flush: boolean,
 ): Promise<void> {
-  await (
-    await writeChunks(dest, checkedChunks(segmentId, file, want, opts, readerVerifies))
-  ).durable;
+  const chunks = checkedChunks(segmentId, file, want, opts, readerVerifies);
+  if (!flush && want.size <= SMALL_READ_BYTES) return writeAtOnce(dest, await gathered(chunks));
+  await (await writeChunks(dest, chunks, { flush })).durable;
 }
 
 /**
@@ -109,12 +112,15 @@ export function checkedStream(segmentId: string, file: IncomingFile, want: Segme
   return Readable.from(buffers(), { objectMode: false });
 }
 
-/** Receives every file of a segment into `dir` (which must exist and be empty) and fsyncs the directory. */
-export async function receiveInto(reader: SegmentReader, planned: Manifest, dir: string, opts: ReceiveOptions = {}): Promise<void> {
+/**
+ * Receives every file of a segment into `dir` (which must exist and be empty) and fsyncs each file and the directory;
+ * with `flush` false nothing is flushed (a group of small segments flushes the filesystem once, restore/install.ts).
+ */
+export async function receiveInto(reader: SegmentReader, planned: Manifest, dir: string, opts: ReceiveOptions = {}, flush = true): Promise<void> {
   for await (const { file, want } of expectedFiles(reader, planned)) {
-    await writeFileVerified(planned.segmentId, file, want, inside(dir, [want.name], planned.segmentId), opts, reader.verified === true);
+    await writeFileVerified(planned.segmentId, file, want, inside(dir, [want.name], planned.segmentId), opts, reader.verified === true, flush);
   }
-  await fsyncDir(dir);
+  if (flush) await fsyncDir(dir);
 }
 
 /**

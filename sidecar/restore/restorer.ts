@@ -3,7 +3,7 @@
  * plans (plan.ts), and carries the plan out segment by segment (install.ts), reporting progress and stopping
  * between segments when cancelled. The HTTP route, the automatic restore and the tests all come through here.
  */
-import { existsSync, promises as fs, statSync } from 'node:fs';
+import { existsSync, promises as fs, mkdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import type { RestoreRequest } from '../api.js';
 import type { SidecarConfig } from '../config.js';
@@ -13,12 +13,15 @@ import { scanCache } from '../druid/scan.js';
 import { BackupError, messageOf } from '../errors.js';
 import type { Manifest, SegmentFileInfo } from '../store/manifest.js';
 import type { Target } from '../store/target.js';
-import { mapLimit } from '../util/pool.js';
+import { eachWeighted } from '../util/pool.js';
+import { FilesystemSync } from '../util/syncfs.js';
+import { GROUPS_PER_WORKER, SMALL_GROUP } from '../backup/sender.js';
 import type { RateLimit } from '../util/rateLimit.js';
 import type { Leftovers } from './atomic.js';
 import { removeLeftovers } from './atomic.js';
 import type { DigestMemo } from './digests.js';
-import { installSegment } from './install.js';
+import type { InstallOptions, StagedSegment } from './install.js';
+import { commitGroup, groupable, installSegment, stageIntoCache } from './install.js';
 import type { DestinationSpec, Plan, PlannedSegment, PresentCopy, PresentFile } from './plan.js';
 import { checkManifest, deepStoragePathOf, isZipPath, planRestore } from './plan.js';
 import { measureRoom } from './room.js';
@@ -230,54 +233,120 @@ export async function executePlan(
     progress.segmentDone('skipped');
     out.skipped.push(s.segmentId);
   }
-  await mapLimit(
-    plan.items.filter((i) => i.action !== 'skip'),
-    env.workers,
-    async (item) => {
-      if (progress.signal.aborted) return;
-      progress.setCurrent(item.segmentId);
-      if (hooks.claim && !hooks.claim(item.segmentId)) {
-        const message = 'another restore is installing this segment right now';
-        progress.segmentFailed(item.segmentId, message);
-        out.failed.push({ segmentId: item.segmentId, message });
-        return;
-      }
+  const todo = plan.items.filter((i) => i.action !== 'skip');
+  const flushers = groupFlushers(todo, dest);
+  /** Takes the segment (false: another restore has it, and it is failed). */
+  const claim = (item: PlannedSegment): boolean => {
+    progress.setCurrent(item.segmentId);
+    if (!hooks.claim || hooks.claim(item.segmentId)) return true;
+    failed(item, new Error('another restore is installing this segment right now'));
+    return false;
+  };
+  const failed = (item: PlannedSegment, e: unknown) => {
+    if (progress.signal.aborted) return;
+    progress.segmentFailed(item.segmentId, messageOf(e));
+    out.failed.push({ segmentId: item.segmentId, message: messageOf(e) });
+  };
+  const done = (item: PlannedSegment) => {
+    env.memo.forget(item.path + path.sep);
+    progress.segmentDone('done');
+    out.restored.push(item.segmentId);
+    hooks.installed?.(item);
+  };
+  // With several copies (a target set), a copy found damaged or a target gone mid-restore is read again from
+  // another copy; what the failed attempt counted is taken back.
+  const fromAnyCopy = async <T>(item: PlannedSegment, run: (opts: InstallOptions) => Promise<T>): Promise<T> => {
+    for (;;) {
+      let moved = 0;
       try {
-        // With several copies (a target set), a copy found damaged or a target gone mid-restore is read again from
-        // another copy; what the failed attempt counted is taken back.
-        for (;;) {
-          let moved = 0;
-          try {
-            await installSegment(item, dest, {
-              target,
-              signal: progress.signal,
-              limit,
-              onBytes: (n) => {
-                moved += n;
-                progress.addBytes(n);
-              },
-            });
-            break;
-          } catch (e) {
-            progress.addBytes(-moved);
-            if (progress.signal.aborted || !target.readFailed?.(item.segmentId, e)) throw e;
-          }
-        }
-        env.memo.forget(item.path + path.sep);
-        progress.segmentDone('done');
-        out.restored.push(item.segmentId);
-        hooks.installed?.(item);
+        return await run({
+          target,
+          signal: progress.signal,
+          limit,
+          onBytes: (n) => {
+            moved += n;
+            progress.addBytes(n);
+          },
+        });
       } catch (e) {
-        if (progress.signal.aborted) return;
-        progress.segmentFailed(item.segmentId, messageOf(e));
-        out.failed.push({ segmentId: item.segmentId, message: messageOf(e) });
-      } finally {
-        hooks.release?.(item.segmentId);
+        progress.addBytes(-moved);
+        if (progress.signal.aborted || !target.readFailed?.(item.segmentId, e)) throw e;
       }
-    },
+    }
+  };
+  const installOne = async (item: PlannedSegment) => {
+    if (progress.signal.aborted || !claim(item)) return;
+    try {
+      await fromAnyCopy(item, (opts) => installSegment(item, dest, opts));
+      done(item);
+    } catch (e) {
+      failed(item, e);
+    } finally {
+      hooks.release?.(item.segmentId);
+    }
+  };
+  // New small segments go up to SMALL_GROUP at once to a worker, staged one after another and installed together
+  // (install.ts, commitGroup); any other segment takes a whole worker, as a backup's do (backup/sender.ts).
+  const installGroup = async (group: PlannedSegment[]) => {
+    const staged: StagedSegment[] = [];
+    const claimed: PlannedSegment[] = [];
+    try {
+      for (const item of group) {
+        if (progress.signal.aborted) break;
+        if (!claim(item)) continue;
+        claimed.push(item);
+        try {
+          staged.push(await fromAnyCopy(item, (opts) => stageIntoCache(item, opts)));
+        } catch (e) {
+          failed(item, e);
+        }
+      }
+      if (!staged.length || dest.kind !== 'cache') return;
+      const errors = await commitGroup(staged, dest.infoDir, (dir) => flushers!.get(dir)!, progress.signal);
+      staged.forEach((s, i) => (errors[i] === undefined ? done(s.item) : failed(s.item, errors[i])));
+    } finally {
+      for (const item of claimed) hooks.release?.(item.segmentId);
+    }
+  };
+  const units: PlannedSegment[][] = [];
+  for (const item of todo) {
+    const last = units.at(-1);
+    if (!flushers || !groupable(item, dest)) units.push([item]);
+    else if (last && last.length < SMALL_GROUP && groupable(last[0]!, dest)) last.push(item);
+    else units.push([item]);
+  }
+  await eachWeighted(
+    units,
+    env.workers * GROUPS_PER_WORKER,
+    (unit) => (flushers && groupable(unit[0]!, dest) ? 1 : GROUPS_PER_WORKER),
+    (unit) => (flushers && groupable(unit[0]!, dest) ? installGroup(unit) : installOne(unit[0]!)),
   );
   progress.setCurrent(undefined);
   progress.throwIfCancelled();
+  return out;
+}
+
+/**
+ * The flushers of the filesystems of the cache locations and info_dir that new small segments go to, by directory,
+ * when the plan has such segments and this system can flush a filesystem (util/syncfs.ts); else undefined, and every
+ * segment is installed alone, each file and directory flushed in turn.
+ */
+function groupFlushers(items: readonly PlannedSegment[], dest: DestinationSpec): Map<string, FilesystemSync> | undefined {
+  if (dest.kind !== 'cache') return undefined;
+  const small = items.filter((i) => groupable(i, dest));
+  if (small.length < 2) return undefined;
+  const out = new Map<string, FilesystemSync>();
+  try {
+    for (const dir of new Set([...small.map((i) => i.location!), dest.infoDir])) {
+      // info_dir may not be there yet in an emptied cache; Druid makes it at start too.
+      mkdirSync(dir, { recursive: true });
+      const f = FilesystemSync.shared(dir);
+      if (!f) return undefined;
+      out.set(dir, f);
+    }
+  } catch {
+    return undefined;
+  }
   return out;
 }
 

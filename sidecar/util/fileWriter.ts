@@ -5,7 +5,7 @@
  * slices a socket delivered, archive/unpack.ts), written as they are rather than copied into one. Used by the local
  * store for uploads and by restores.
  */
-import { close, createWriteStream, fdatasync, fsync, open } from 'node:fs';
+import { close, closeSync, createWriteStream, fdatasync, fsync, open, openSync, writeSync } from 'node:fs';
 import { once } from 'node:events';
 import { promisify } from 'node:util';
 
@@ -77,4 +77,30 @@ export async function writeChunks(
   const durable = o.flush === false ? closeAsync(fd) : fsyncAsync(fd).finally(() => closeAsync(fd));
   durable.catch(() => undefined);
   return { durable };
+}
+
+/** The chunks of a small file, as one buffer (the reader bounds them to the file's declared size). */
+export async function gathered(chunks: AsyncIterable<Buffer | readonly Buffer[]>): Promise<Buffer> {
+  const pieces: Buffer[] = [];
+  for await (const chunk of chunks) {
+    if (Buffer.isBuffer(chunk)) pieces.push(chunk);
+    else pieces.push(...chunk);
+  }
+  return pieces.length === 1 ? pieces[0]! : Buffer.concat(pieces);
+}
+
+/**
+ * Creates (`wx`), writes and closes a small file by three direct calls, not flushed (the caller flushes the whole
+ * filesystem later, util/syncfs.ts): through the thread pool each would be a hand-off and a wake-up, which is most of
+ * what a small segment's files cost (docs/performance.md). For files of at most SMALL_READ_BYTES (util/readStream.ts), so
+ * that the event loop waits for one such write at most as long as for one of the source's reads of small files.
+ */
+export function writeAtOnce(file: string, data: Buffer | string): void {
+  const bytes = typeof data === 'string' ? Buffer.from(data) : data;
+  const fd = openSync(file, 'wx', 0o644);
+  try {
+    for (let off = 0; off < bytes.length; ) off += writeSync(fd, bytes, off, bytes.length - off);
+  } finally {
+    closeSync(fd);
+  }
 }

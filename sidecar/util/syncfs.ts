@@ -16,6 +16,9 @@ import type { Readable, Writable } from 'node:stream';
 /** The shell loop: `$0` is the directory; one line in, one flush, one line out. */
 const LOOP = 'while IFS= read -r _; do if sync --file-system -- "$0"; then echo ok; else echo "failed $?"; fi; done';
 
+/** FilesystemSync.shared's flushers, by directory. */
+const shared = new Map<string, FilesystemSync | undefined>();
+
 export class FilesystemSync {
   /** The flush that has not started yet, shared by every caller that arrives while another one runs. */
   private next?: Promise<void>;
@@ -55,6 +58,19 @@ export class FilesystemSync {
       });
     this.next = mine;
     return mine;
+  }
+
+  /**
+   * The flusher of `dir`'s filesystem that this process shares among its callers (probed once per directory), or
+   * undefined where this system cannot flush one (then the caller flushes file by file). Its shell ends with the
+   * process.
+   */
+  static shared(dir: string): FilesystemSync | undefined {
+    if (!shared.has(dir)) {
+      const probed = FilesystemSync.probe(dir);
+      shared.set(dir, probed instanceof FilesystemSync ? probed : undefined);
+    }
+    return shared.get(dir);
   }
 
   /** Ends the shell (it also ends by itself when the sidecar exits: its input closes). */

@@ -8,7 +8,7 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { BATCH_CONTENT_TYPE } from '../../sidecar/store/http/batch.js';
@@ -18,17 +18,16 @@ import type { SidecarProcess } from '../helpers/sidecar.js';
 import { runCli } from '../helpers/cli.js';
 import { startSidecar, tmpDir } from '../helpers/sidecar.js';
 import { storedSegmentDir } from '../helpers/store.js';
-import { checkStore } from './lib.js';
+import { checkStore, loggingSync } from './lib.js';
 
 
 describe('a batch made durable by flushing the filesystem', () => {
   let sandbox: string;
-  let calls: string;
   let failFlag: string;
   let env: Record<string, string>;
   const started: SidecarProcess[] = [];
 
-  const flushes = () => readFileSync(calls, 'utf8').split('\n').filter(Boolean);
+  let flushes: () => string[];
   const post = (target: SidecarProcess, body: Buffer) =>
     target.request<{ results: Outcome[] }>('POST', '/data/v1/store/batch', undefined, {
       raw: body,
@@ -49,18 +48,7 @@ describe('a batch made durable by flushing the filesystem', () => {
 
   before(() => {
     sandbox = tmpDir('dbk-batch-flush-');
-    const bin = path.join(sandbox, 'bin');
-    mkdirSync(bin);
-    calls = path.join(sandbox, 'calls.log');
-    failFlag = path.join(sandbox, 'fail');
-    writeFileSync(calls, '');
-    // Logs its arguments; fails as a write-back error would while the flag exists; else the real flush.
-    writeFileSync(
-      path.join(bin, 'sync'),
-      `#!/bin/sh\necho "$*" >> "${calls}"\nif [ -e "${failFlag}" ]; then echo "sync: error syncing '$3': Input/output error" >&2; exit 1; fi\nexec /bin/sync "$@"\n`,
-    );
-    chmodSync(path.join(bin, 'sync'), 0o755);
-    env = { PATH: `${bin}:${process.env.PATH}` };
+    ({ env, failFlag, flushes } = loggingSync(sandbox));
   });
   after(async () => {
     for (const t of started) await t.stop();

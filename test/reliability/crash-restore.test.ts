@@ -15,24 +15,11 @@ import { writeSampleCache } from '../../sidecar/sample/sampleCache.js';
 import { FaultProxy } from '../helpers/faults.js';
 import type { SidecarProcess } from '../helpers/sidecar.js';
 import { startSidecar, tmpDir, waitFor } from '../helpers/sidecar.js';
-import { cacheDirs, seeded } from './lib.js';
+import { cacheDirs, dotEntries, seeded } from './lib.js';
 
 const TRIALS = Number(process.env.RESTORE_TRIALS ?? 6);
 const FIRST_SEED = Number(process.env.RELIABILITY_SEED ?? 1);
 const env = { DRUID_BACKUP_RECONCILE_PERIOD: 'PT1H', DRUID_BACKUP_AUTO_RESTORE: 'false', DRUID_BACKUP_ACTIVE: 'false' };
-
-/** Every path under `dir` whose name starts with a dot: a staging directory left behind. */
-function dotEntries(dir: string): string[] {
-  const out: string[] = [];
-  const walk = (d: string) => {
-    for (const e of readdirSync(d, { withFileTypes: true })) {
-      if (e.name.startsWith('.')) out.push(path.join(d, e.name));
-      else if (e.isDirectory()) walk(path.join(d, e.name));
-    }
-  };
-  if (existsSync(dir)) walk(dir);
-  return out;
-}
 
 describe(`crashes during a restore: kill -9 the source at random points of the download (${TRIALS} trials)`, () => {
   let sample: SampleResult;

@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { existsSync, lstatSync, readFileSync, readdirSync } from 'node:fs';
+import { chmodSync, existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { segmentIdOfDescriptor } from '../../sidecar/druid/descriptor.js';
@@ -267,4 +267,36 @@ export function assertStoredOnce(
   for (const text of targetLogs) for (const l of logged(text, 'segment stored')) commits.set(String(l.segmentId), (commits.get(String(l.segmentId)) ?? 0) + 1);
   for (const [id, n] of commits) assert.equal(n, 1, `${id} was committed ${n} times`);
   return check;
+}
+
+/** Every path under `dir` whose name starts with a dot: a staging directory or temporary file left behind. */
+export function dotEntries(dir: string): string[] {
+  const out: string[] = [];
+  const walk = (d: string) => {
+    for (const e of readdirSync(d, { withFileTypes: true })) {
+      if (e.name.startsWith('.')) out.push(path.join(d, e.name));
+      else if (e.isDirectory()) walk(path.join(d, e.name));
+    }
+  };
+  if (existsSync(dir)) walk(dir);
+  return out;
+}
+
+/**
+ * A `sync` of the test's own, in `{root}/bin`, for a sidecar started with `env` (its PATH): it logs its arguments
+ * (`flushes()`), fails as a write-back error would while the file `failFlag` exists, and else runs the real flush.
+ * What the real one cannot be made to do.
+ */
+export function loggingSync(root: string): { env: Record<string, string>; failFlag: string; flushes: () => string[] } {
+  const bin = path.join(root, 'bin');
+  mkdirSync(bin, { recursive: true });
+  const calls = path.join(root, 'calls.log');
+  const failFlag = path.join(root, 'fail');
+  writeFileSync(calls, '');
+  writeFileSync(
+    path.join(bin, 'sync'),
+    `#!/bin/sh\necho "$*" >> "${calls}"\nif [ -e "${failFlag}" ]; then echo "sync: error syncing '$3': Input/output error" >&2; exit 1; fi\nexec /bin/sync "$@"\n`,
+  );
+  chmodSync(path.join(bin, 'sync'), 0o755);
+  return { env: { PATH: `${bin}:${process.env.PATH}` }, failFlag, flushes: () => readFileSync(calls, 'utf8').split('\n').filter(Boolean) };
 }

@@ -17,7 +17,7 @@
  * puts its files over the damaged ones, one rename each, and clears the mark. Any other upload of a held segment
  * stays "already held". Two nodes repairing at once write the same bytes.
  */
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statfsSync, writeFileSync, writeSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
 import { mkdtemp, open, readdir, rename, rm, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
@@ -42,7 +42,7 @@ import type { Metrics } from '../../services/metrics.js';
 import { pageSorted } from '../../services/paging.js';
 import { SMALL_READ_BYTES, readStream } from '../../util/readStream.js';
 import { fsyncDirAsync, writeFileAtomicAsync } from '../../util/atomic.js';
-import { writeChunks } from '../../util/fileWriter.js';
+import { gathered, writeAtOnce, writeChunks } from '../../util/fileWriter.js';
 import { FilesystemSync } from '../../util/syncfs.js';
 import type { Manifest, SegmentFileInfo } from '../manifest.js';
 import { MANIFEST_NAME, catalogEntry, newManifest, nodeNameProblem, segmentDigest } from '../manifest.js';
@@ -168,27 +168,10 @@ function dirsDownTo(top: string, bottom: string): string[] {
   }
 }
 
-/**
- * A small file of a batch (not fsynced: the batch flushes the filesystem) is gathered, then created, written and
- * closed by three direct calls: through the thread pool each would be a hand-off and a wake-up, which is what most of
- * a small segment's commit cost (docs/performance.md). The reader already bounds the file to its declared size.
- */
-async function writeAtOnce(file: string, chunks: AsyncIterable<Buffer[]>): Promise<void> {
-  const pieces: Buffer[] = [];
-  for await (const batch of chunks) pieces.push(...batch);
-  const data = pieces.length === 1 ? pieces[0]! : Buffer.concat(pieces);
-  const fd = openSync(file, 'wx', 0o644);
-  try {
-    for (let off = 0; off < data.length; ) off += writeSync(fd, data, off, data.length - off);
-  } finally {
-    closeSync(fd);
-  }
-}
-
 /** Writes a received file; a large one is flushed before the next one arrives (`writeChunks` returns at once). */
 async function writeReceived(file: string, size: number, chunks: AsyncIterable<Buffer[]>, flush: boolean): Promise<{ durable: Promise<void> }> {
   if (!flush && size <= WRITE_AT_ONCE_UP_TO) {
-    await writeAtOnce(file, chunks);
+    writeAtOnce(file, await gathered(chunks));
     return { durable: Promise.resolve() };
   }
   const written = await writeChunks(file, chunks, { flush });

@@ -1,0 +1,119 @@
+/**
+ * How a restore makes new small segments durable (restore/install.ts, `commitGroup`), on real sidecars over loopback.
+ * The `sync` on the node sidecar's PATH is the test's own: it logs each call and fails while a file says so, which is
+ * what the real one cannot be made to do. A group of small segments is flushed by a few flushes of the cache's
+ * filesystem however many segments it holds, and restored byte for byte; a failed flush makes none of the group
+ * visible (each segment failed with why, no staging, no info file without its segment), and the same restore run
+ * again completes the cache.
+ */
+import assert from 'node:assert/strict';
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import type { Job } from '../../sidecar/api.js';
+import type { SampleResult } from '../../sidecar/sample/sampleCache.js';
+import { writeSampleCache } from '../../sidecar/sample/sampleCache.js';
+import type { SidecarProcess } from '../helpers/sidecar.js';
+import { startSidecar, tmpDir } from '../helpers/sidecar.js';
+import { cacheDirs, dotEntries, loggingSync } from './lib.js';
+
+const SEGMENTS = 12;
+
+describe('a restore of small segments made durable by flushing the filesystem', () => {
+  let root: string;
+  let failFlag: string;
+  let sample: SampleResult;
+  let original: Map<string, Map<string, Buffer>>;
+  /** Each segment's directory in the cache, by id (read from info_dir before it is emptied). */
+  let dirs: Map<string, string>;
+  let target: SidecarProcess;
+  let node: SidecarProcess;
+
+  let flushes: () => string[];
+  let syncEnv: Record<string, string>;
+  const emptyCache = () => {
+    for (const n of readdirSync(sample.location)) rmSync(path.join(sample.location, n), { recursive: true, force: true });
+  };
+  const restore = async (): Promise<Job> => {
+    const r = await node.request<{ jobId: string }>('POST', '/data/v1/restore', { target: target.url });
+    assert.equal(r.status, 202, r.text);
+    return node.waitForJob(r.json.jobId, 60_000);
+  };
+  const assertWhole = () => {
+    for (const [id, d] of dirs) {
+      const files = original.get(id)!;
+      assert.deepEqual(readdirSync(d).sort(), [...files.keys()].sort(), id);
+      for (const [f, bytes] of files) assert.ok(readFileSync(path.join(d, f)).equals(bytes), `${id}/${f}: byte-identical`);
+      assert.ok(existsSync(path.join(sample.infoDir, id)), `${id}: its info file`);
+    }
+  };
+
+  before(async () => {
+    root = tmpDir('dbk-restore-flush-');
+    ({ env: syncEnv, failFlag, flushes } = loggingSync(root));
+    sample = await writeSampleCache({
+      dir: path.join(root, 'historical'),
+      segments: SEGMENTS,
+      layout: 'nested',
+      dataSources: ['wikipedia', 'kttm'],
+      segmentSize: 48 * 1024,
+      smooshChunkSize: 2147483647,
+      seed: 77,
+    });
+    dirs = cacheDirs(sample);
+    original = new Map([...dirs].map(([id, d]) => [id, new Map(readdirSync(d).map((f) => [f, readFileSync(path.join(d, f))]))]));
+    target = await startSidecar(['--store', path.join(root, 'store')]);
+    node = await startSidecar(['--config', sample.propertiesFile, '--node-name', 'flushed'], {
+      token: target.token,
+      allowedTargets: [target.url],
+      env: { ...syncEnv, DRUID_BACKUP_AUTO_RESTORE: 'false', DRUID_BACKUP_ACTIVE: 'false' },
+    });
+    const b = await node.request<{ jobId: string }>('POST', '/data/v1/backup', { target: target.url });
+    assert.equal(b.status, 202, b.text);
+    assert.equal((await node.waitForJob(b.json.jobId, 60_000)).state, 'succeeded');
+  });
+  after(async () => {
+    await node?.stop();
+    await target?.stop();
+    rmSync(root, { recursive: true, force: true });
+  });
+
+  test(`${SEGMENTS} small segments into an emptied cache: a few flushes of its filesystem for all of them, byte for byte`, async () => {
+    emptyCache();
+    const before = flushes().length;
+    const job = await restore();
+    assert.equal(job.state, 'succeeded', JSON.stringify(job.errors));
+    assert.equal(job.progress.segmentsDone, SEGMENTS);
+    assertWhole();
+    const made = flushes().slice(before);
+    // The first restore probes each directory once (location, info_dir), then a group flushes the location before
+    // its renames, both after them and info_dir after the descriptors' renames: 3 to 4 a group, however many
+    // segments it holds. Flushed one by one, each segment would have taken seven fsyncs and no sync at all.
+    assert.ok(made.length >= 3 && made.length <= 6, `flushes: ${made.join(' | ')}`);
+    for (const line of made) assert.match(line, new RegExp(`^--file-system -- (${sample.location}|${sample.infoDir})$`));
+    assert.deepEqual(dotEntries(sample.location), []);
+  });
+
+  test('a failed flush makes none of the group visible; the same restore run again completes the cache', async () => {
+    emptyCache();
+    writeFileSync(failFlag, '');
+    let job: Job;
+    try {
+      job = await restore();
+    } finally {
+      rmSync(failFlag);
+    }
+    assert.equal(job.state, 'failed');
+    assert.equal(job.errors.length, SEGMENTS, JSON.stringify(job.errors));
+    for (const e of job.errors) assert.match(e.message, /flushing the filesystem of .* failed: .*Input\/output error/);
+    for (const [id, d] of dirs) {
+      assert.ok(!existsSync(d), `${id}: not visible`);
+      assert.ok(!existsSync(path.join(sample.infoDir, id)), `${id}: no info file`);
+    }
+    assert.deepEqual(dotEntries(sample.location), [], 'no staging directory or temporary file left');
+
+    const again = await restore();
+    assert.equal(again.state, 'succeeded', JSON.stringify(again.errors));
+    assertWhole();
+  });
+});
