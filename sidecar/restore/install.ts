@@ -3,7 +3,7 @@
  * checks every byte against the manifest, then makes it visible with a rename and, in a cache, writes its
  * info_dir descriptor atomically. A failure or a cancel before the rename leaves the destination as it was.
  */
-import { existsSync, promises as fs } from 'node:fs';
+import { existsSync, mkdirSync, promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { DataSegment } from '../druid/descriptor.js';
 import { BackupError, isBackupError } from '../errors.js';
@@ -94,13 +94,16 @@ export function groupable(item: PlannedSegment, dest: DestinationSpec): boolean 
   return dest.kind === 'cache' && item.action === 'restore' && item.writeFiles && !!item.location && item.bytes < SMALL_SEGMENT_BYTES;
 }
 
-/** Receives a new small segment into a staging directory beside its place, checked but not flushed. */
+/**
+ * Receives a new small segment into a staging directory beside its place, checked but not flushed. Its location
+ * exists (the restore made it before it grouped segments); the staging directory is made by a direct call, as the
+ * files are (`writeAtOnce`).
+ */
 export async function stageIntoCache(item: PlannedSegment, opts: InstallOptions): Promise<StagedSegment> {
   const location = item.location;
   if (!location) throw new BackupError('internal', `segment ${item.segmentId} was planned without a cache location`);
-  await fs.mkdir(location, { recursive: true });
   const staging = stagingPath(location, 'restore');
-  await fs.mkdir(staging, { mode: 0o755 });
+  mkdirSync(staging, { mode: 0o755 });
   try {
     const reader = await opts.target.read(item.segmentId, { signal: opts.signal });
     await receiveInto(reader, item.manifest, staging, opts, false);
@@ -166,7 +169,7 @@ export async function commitGroup(
     for (const v of visible) {
       const { item } = staged[v.i]!;
       if (!item.infoFile || !item.manifest.descriptor || existsSync(item.infoFile)) continue;
-      await fs.mkdir(infoDir, { recursive: true });
+      if (!visible.some((w) => w.info)) mkdirSync(infoDir, { recursive: true });
       v.info = { tmp: stagingPath(infoDir, 'tmp'), file: item.infoFile };
       writeAtOnce(v.info.tmp, descriptorJson(item.manifest.descriptor));
     }
