@@ -184,5 +184,19 @@ test(
     await wb.labelled('Backups', intervalLabel(other)).click({ modifiers: ['Control'] });
     await wb.contextMenu(wb.labelled('Backups', intervalLabel(other)), 'Restore…');
     await wb.notification(`Nothing to restore: ${both} segments already in place on ${nodeName}.`).waitFor();
+
+    // Remove Node on the target, from its row: a modal asks first; once removed, the target leaves the settings (the
+    // node stays) and the Backups view offers its URL again, as a target the node sends to that is not configured.
+    await wb.contextMenu(wb.row('Backups', 'target-1'), 'Remove Node');
+    const ask = wb.dialog();
+    await ask.filter({ hasText: `Remove target-1 (${target!.url}) from the views?` }).waitFor();
+    await ask.getByRole('button', { name: 'Remove', exact: true }).click();
+    await wb.row('Backups', 'target-1').waitFor({ state: 'detached' });
+    await wb.row('Backups', target!.url).waitFor();
+    const settings = JSON.parse(readFileSync(path.join(work, 'code-server', 'user-data', 'User', 'settings.json'), 'utf8')) as Record<string, unknown>;
+    const urls = ((settings['druidBackup.nodes'] ?? []) as Array<string | { url: string }>).map((n) => (typeof n === 'string' ? n : n.url).replace(/\/$/, ''));
+    assert.deepEqual(urls, [source!.url.replace(/\/$/, '')], `the settings list the node only: ${JSON.stringify(settings['druidBackup.nodes'])}`);
+    await wb.row('Nodes', nodeName).filter({ hasText: '12 segments' }).waitFor();
+    await wb.screenshot('6-target-removed');
   },
 );
