@@ -14,7 +14,7 @@ import type { Metrics } from '../services/metrics.js';
 import { hashOutgoing, segmentDigest } from '../store/manifest.js';
 import type { SegmentFileInfo } from '../store/manifest.js';
 import type { OutgoingSegment, StoredSummary, Target } from '../store/target.js';
-import { SMALL_SEGMENT_BYTES } from '../store/target.js';
+import { GROUPS_PER_WORKER, SMALL_GROUP, SMALL_SEGMENT_BYTES } from '../store/target.js';
 import type { RateLimit } from '../util/rateLimit.js';
 import { limited } from '../util/rateLimit.js';
 import { SMALL_READ_BYTES, readFileForSending, readSmallFile } from '../util/readStream.js';
@@ -34,9 +34,7 @@ import type { SourceState } from './state.js';
  * each), the next is read and sent. With two workers that is four batches in flight, at most 8 MiB each; large
  * segments still go two at a time (docs/performance.md).
  */
-export { SMALL_SEGMENT_BYTES };
-export const SMALL_GROUP = 64;
-export const GROUPS_PER_WORKER = 2;
+export { GROUPS_PER_WORKER, SMALL_GROUP, SMALL_SEGMENT_BYTES };
 
 /** The part of a worker a segment's transfer takes, in 1/SMALL_GROUP of a worker: 1 for a small one, a whole worker else. */
 export function workerShare(size: number): number {

@@ -7,7 +7,7 @@ import { existsSync, mkdirSync, promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { DataSegment } from '../druid/descriptor.js';
 import { BackupError, isBackupError } from '../errors.js';
-import type { Target } from '../store/target.js';
+import type { SegmentReader, Target } from '../store/target.js';
 import { mkdirParents, removeEmptyDirs, stagingPath, swapInto, writeFileAtomic } from './atomic.js';
 import type { DestinationSpec, PlannedSegment } from './plan.js';
 import { isZipPath } from './plan.js';
@@ -95,17 +95,18 @@ export function groupable(item: PlannedSegment, dest: DestinationSpec): boolean 
 }
 
 /**
- * Receives a new small segment into a staging directory beside its place, checked but not flushed. Its location
+ * Receives a new small segment into a staging directory beside its place, checked but not flushed: from `given` (a
+ * part of a batch read), else read alone. Its location
  * exists (the restore made it before it grouped segments); the staging directory is made by a direct call, as the
  * files are (`writeAtOnce`).
  */
-export async function stageIntoCache(item: PlannedSegment, opts: InstallOptions): Promise<StagedSegment> {
+export async function stageIntoCache(item: PlannedSegment, opts: InstallOptions, given?: SegmentReader): Promise<StagedSegment> {
   const location = item.location;
   if (!location) throw new BackupError('internal', `segment ${item.segmentId} was planned without a cache location`);
   const staging = stagingPath(location, 'restore');
   mkdirSync(staging, { mode: 0o755 });
   try {
-    const reader = await opts.target.read(item.segmentId, { signal: opts.signal });
+    const reader = given ?? (await opts.target.read(item.segmentId, { signal: opts.signal }));
     await receiveInto(reader, item.manifest, staging, opts, false);
     return { item, staging };
   } catch (e) {

@@ -1,7 +1,8 @@
 /**
  * A restore from start to end: checks the request, reads the target's catalog and what the destination holds,
- * plans (plan.ts), and carries the plan out segment by segment (install.ts), reporting progress and stopping
- * between segments when cancelled. The HTTP route, the automatic restore and the tests all come through here.
+ * plans (plan.ts), and carries the plan out segment by segment, or new small ones in groups (install.ts), reporting
+ * progress and stopping between segments when cancelled. The HTTP route, the automatic restore and the tests all
+ * come through here.
  */
 import { existsSync, promises as fs, mkdirSync, statSync } from 'node:fs';
 import path from 'node:path';
@@ -13,9 +14,9 @@ import { scanCache } from '../druid/scan.js';
 import { BackupError, messageOf } from '../errors.js';
 import type { Manifest, SegmentFileInfo } from '../store/manifest.js';
 import type { Target } from '../store/target.js';
+import { GROUPS_PER_WORKER, hasCapability, SMALL_GROUP } from '../store/target.js';
 import { eachWeighted } from '../util/pool.js';
 import { FilesystemSync } from '../util/syncfs.js';
-import { GROUPS_PER_WORKER, SMALL_GROUP } from '../backup/sender.js';
 import type { RateLimit } from '../util/rateLimit.js';
 import type { Leftovers } from './atomic.js';
 import { removeLeftovers } from './atomic.js';
@@ -257,22 +258,23 @@ export async function executePlan(
   // another copy; what the failed attempt counted is taken back.
   const fromAnyCopy = async <T>(item: PlannedSegment, run: (opts: InstallOptions) => Promise<T>): Promise<T> => {
     for (;;) {
-      let moved = 0;
+      const attempt = counted();
       try {
-        return await run({
-          target,
-          signal: progress.signal,
-          limit,
-          onBytes: (n) => {
-            moved += n;
-            progress.addBytes(n);
-          },
-        });
+        return await run(attempt.opts);
       } catch (e) {
-        progress.addBytes(-moved);
+        attempt.takeBack();
         if (progress.signal.aborted || !target.readFailed?.(item.segmentId, e)) throw e;
       }
     }
+  };
+  /** The options of one attempt at a segment: the bytes it moves are counted, and can be taken back if it fails. */
+  const counted = (): { opts: InstallOptions; takeBack(): void } => {
+    let moved = 0;
+    const onBytes = (n: number) => {
+      moved += n;
+      progress.addBytes(n);
+    };
+    return { opts: { target, signal: progress.signal, limit, onBytes }, takeBack: () => progress.addBytes(-moved) };
   };
   const installOne = async (item: PlannedSegment) => {
     if (progress.signal.aborted || !claim(item)) return;
@@ -291,10 +293,16 @@ export async function executePlan(
     const staged: StagedSegment[] = [];
     const claimed: PlannedSegment[] = [];
     try {
-      for (const item of group) {
+      for (const item of group) if (!progress.signal.aborted && claim(item)) claimed.push(item);
+      // Read in one exchange where the target offers it; what the batch did not bring is read alone.
+      const fromBatch = await stageFromBatch(claimed);
+      for (const item of claimed) {
         if (progress.signal.aborted) break;
-        if (!claim(item)) continue;
-        claimed.push(item);
+        const s = fromBatch.get(item.segmentId);
+        if (s) {
+          staged.push(s);
+          continue;
+        }
         try {
           staged.push(await fromAnyCopy(item, (opts) => stageIntoCache(item, opts)));
         } catch (e) {
@@ -307,6 +315,34 @@ export async function executePlan(
     } finally {
       for (const item of claimed) hooks.release?.(item.segmentId);
     }
+  };
+  /**
+   * The segments of a group that one batch read brought, received into their staging directories, by id; none when
+   * the target reads one segment at a time. A segment the batch failed, or that its failure left unread, is not
+   * among them: the caller reads it alone, with the single read's retries and messages; what its failed attempt
+   * counted is taken back.
+   */
+  const stageFromBatch = async (items: PlannedSegment[]): Promise<Map<string, StagedSegment>> => {
+    const out = new Map<string, StagedSegment>();
+    if (items.length < 2 || !hasCapability(target, 'readBatch')) return out;
+    const byId = new Map(items.map((i) => [i.segmentId, i]));
+    try {
+      const parts = await target.readBatch([...byId.keys()], { signal: progress.signal });
+      if (!parts) return out;
+      for await (const part of parts) {
+        const item = byId.get(part.segmentId);
+        if (!item || !part.reader) continue;
+        const attempt = counted();
+        try {
+          out.set(item.segmentId, await stageIntoCache(item, attempt.opts, part.reader));
+        } catch {
+          attempt.takeBack();
+        }
+      }
+    } catch {
+      // A broken answer: what it did not bring is read alone.
+    }
+    return out;
   };
   const units: PlannedSegment[][] = [];
   for (const item of todo) {

@@ -107,6 +107,9 @@ export interface SegmentReader {
   verified?: boolean;
 }
 
+/** One segment of a batch read: its reader, or why the target did not send it. */
+export type BatchRead = { segmentId: string; reader: SegmentReader; error?: undefined } | { segmentId: string; reader?: undefined; error: Error };
+
 export interface ListFilter {
   dataSource?: string;
   /** Segments overlapping this ISO interval. */
@@ -129,6 +132,10 @@ export interface StoreStats {
  * its commit), so the sender runs several at once (backup/sender.ts) and the http target sends them in batches.
  */
 export const SMALL_SEGMENT_BYTES = 1024 * 1024;
+/** Small segments a worker moves at once as one group: a backup's batch, a restore's group (backup/sender.ts says why). */
+export const SMALL_GROUP = 64;
+/** Groups of small segments a worker has in flight at once, a backup's and a restore's alike (backup/sender.ts). */
+export const GROUPS_PER_WORKER = 2;
 
 /** Where the copies of one segment are, as a restore must tell them apart: good, damaged, absent, or not answering. */
 export interface CopySurvey {
@@ -216,12 +223,17 @@ export interface Target {
    * without it is checked with `stats`.
    */
   check?(all: boolean, opts?: TransferOptions): Promise<void>;
+  /**
+   * Capability: several small segments read in one exchange, in the order asked (a restore's group, restore/install.ts);
+   * undefined when this target turns out not to offer it after all. Each reader is consumed before the next.
+   */
+  readBatch?(segmentIds: readonly string[], opts?: TransferOptions): Promise<AsyncIterable<BatchRead> | undefined>;
   /** Snapshots, retention and prune (issue 21): a target that keeps snapshots beside its segments offers this. */
   readonly snapshots?: SnapshotStore;
 }
 
 /** The optional members of `Target`: what a kind may offer. */
-export type TargetCapability = 'close' | 'catalogPage' | 'verify' | 'held' | 'survey' | 'probe' | 'readFailed' | 'check';
+export type TargetCapability = 'close' | 'catalogPage' | 'verify' | 'held' | 'survey' | 'probe' | 'readFailed' | 'check' | 'readBatch';
 
 /** True when the target offers the capability; the member is then known to be there. */
 export function hasCapability<C extends TargetCapability>(target: Target, c: C): target is Target & Required<Pick<Target, C>> {

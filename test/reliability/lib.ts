@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { chmodSync, existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { segmentIdOfDescriptor } from '../../sidecar/druid/descriptor.js';
@@ -14,7 +14,9 @@ import type { CacheLayout } from '../../sidecar/druid/layout.js';
 import { cacheSegmentPath } from '../../sidecar/druid/paths.js';
 import type { Manifest } from '../../sidecar/store/manifest.js';
 import { segmentDigest } from '../../sidecar/store/manifest.js';
+import type { Job } from '../../sidecar/api.js';
 import { runCli } from '../helpers/cli.js';
+import type { SidecarProcess } from '../helpers/sidecar.js';
 
 /** mulberry32: a small seeded generator of numbers in [0, 1). */
 export function seeded(seed: number): () => number {
@@ -299,4 +301,38 @@ export function loggingSync(root: string): { env: Record<string, string>; failFl
   );
   chmodSync(path.join(bin, 'sync'), 0o755);
   return { env: { PATH: `${bin}:${process.env.PATH}` }, failFlag, flushes: () => readFileSync(calls, 'utf8').split('\n').filter(Boolean) };
+}
+
+/** Where each segment of a sample cache lies and what its files hold: what a restore of it must bring back. */
+export interface CacheCopy {
+  dirs: Map<string, string>;
+  files: Map<string, Map<string, Buffer>>;
+}
+
+export function copyOfCache(sample: { location: string; infoDir: string; segmentIds: string[] }): CacheCopy {
+  const dirs = cacheDirs(sample);
+  return { dirs, files: new Map([...dirs].map(([id, d]) => [id, new Map(readdirSync(d).map((f) => [f, readFileSync(path.join(d, f))]))])) };
+}
+
+/** Empties a cache location (info_dir with it), as a lost disk leaves it. */
+export function emptyCache(location: string): void {
+  for (const n of readdirSync(location)) rmSync(path.join(location, n), { recursive: true, force: true });
+}
+
+/** Every segment of `copy` is back in its place byte for byte, with its info_dir file, and no staging is left. */
+export function assertRestored(sample: { location: string; infoDir: string }, copy: CacheCopy): void {
+  for (const [id, d] of copy.dirs) {
+    const files = copy.files.get(id)!;
+    assert.deepEqual(readdirSync(d).sort(), [...files.keys()].sort(), id);
+    for (const [f, bytes] of files) assert.ok(readFileSync(path.join(d, f)).equals(bytes), `${id}/${f}: byte-identical`);
+    assert.ok(existsSync(path.join(sample.infoDir, id)), `${id}: its info file`);
+  }
+  assert.deepEqual(dotEntries(sample.location), [], 'no staging left');
+}
+
+/** Starts a job on a sidecar (`POST route body`, answered 202) and waits for its end. */
+export async function runJob(sc: { request: SidecarProcess['request']; waitForJob: SidecarProcess['waitForJob'] }, route: string, body: unknown): Promise<Job> {
+  const r = await sc.request<{ jobId: string }>('POST', route, body);
+  assert.equal(r.status, 202, r.text);
+  return sc.waitForJob(r.json.jobId, 60_000);
 }

@@ -7,15 +7,17 @@
  * again completes the cache.
  */
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { Job } from '../../sidecar/api.js';
+import { READ_BATCH_PATH } from '../../sidecar/store/http/batch.js';
 import type { SampleResult } from '../../sidecar/sample/sampleCache.js';
 import { writeSampleCache } from '../../sidecar/sample/sampleCache.js';
 import type { SidecarProcess } from '../helpers/sidecar.js';
 import { startSidecar, tmpDir } from '../helpers/sidecar.js';
-import { cacheDirs, dotEntries, loggingSync } from './lib.js';
+import type { CacheCopy } from './lib.js';
+import { assertRestored, copyOfCache, dotEntries, emptyCache, loggingSync, runJob } from './lib.js';
 
 const SEGMENTS = 12;
 
@@ -23,31 +25,14 @@ describe('a restore of small segments made durable by flushing the filesystem', 
   let root: string;
   let failFlag: string;
   let sample: SampleResult;
-  let original: Map<string, Map<string, Buffer>>;
-  /** Each segment's directory in the cache, by id (read from info_dir before it is emptied). */
-  let dirs: Map<string, string>;
+  /** What the cache held before it was emptied. */
+  let copy: CacheCopy;
   let target: SidecarProcess;
   let node: SidecarProcess;
 
   let flushes: () => string[];
   let syncEnv: Record<string, string>;
-  const emptyCache = () => {
-    for (const n of readdirSync(sample.location)) rmSync(path.join(sample.location, n), { recursive: true, force: true });
-  };
-  const restore = async (): Promise<Job> => {
-    const r = await node.request<{ jobId: string }>('POST', '/data/v1/restore', { target: target.url });
-    assert.equal(r.status, 202, r.text);
-    return node.waitForJob(r.json.jobId, 60_000);
-  };
-  const assertWhole = () => {
-    for (const [id, d] of dirs) {
-      const files = original.get(id)!;
-      assert.deepEqual(readdirSync(d).sort(), [...files.keys()].sort(), id);
-      for (const [f, bytes] of files) assert.ok(readFileSync(path.join(d, f)).equals(bytes), `${id}/${f}: byte-identical`);
-      assert.ok(existsSync(path.join(sample.infoDir, id)), `${id}: its info file`);
-    }
-  };
-
+  const restore = () => runJob(node, '/data/v1/restore', { target: target.url });
   before(async () => {
     root = tmpDir('dbk-restore-flush-');
     ({ env: syncEnv, failFlag, flushes } = loggingSync(root));
@@ -60,17 +45,14 @@ describe('a restore of small segments made durable by flushing the filesystem', 
       smooshChunkSize: 2147483647,
       seed: 77,
     });
-    dirs = cacheDirs(sample);
-    original = new Map([...dirs].map(([id, d]) => [id, new Map(readdirSync(d).map((f) => [f, readFileSync(path.join(d, f))]))]));
+    copy = copyOfCache(sample);
     target = await startSidecar(['--store', path.join(root, 'store')]);
     node = await startSidecar(['--config', sample.propertiesFile, '--node-name', 'flushed'], {
       token: target.token,
       allowedTargets: [target.url],
       env: { ...syncEnv, DRUID_BACKUP_AUTO_RESTORE: 'false', DRUID_BACKUP_ACTIVE: 'false' },
     });
-    const b = await node.request<{ jobId: string }>('POST', '/data/v1/backup', { target: target.url });
-    assert.equal(b.status, 202, b.text);
-    assert.equal((await node.waitForJob(b.json.jobId, 60_000)).state, 'succeeded');
+    assert.equal((await runJob(node, '/data/v1/backup', { target: target.url })).state, 'succeeded');
   });
   after(async () => {
     await node?.stop();
@@ -79,12 +61,18 @@ describe('a restore of small segments made durable by flushing the filesystem', 
   });
 
   test(`${SEGMENTS} small segments into an emptied cache: a few flushes of its filesystem for all of them, byte for byte`, async () => {
-    emptyCache();
+    emptyCache(sample.location);
     const before = flushes().length;
+    const requests = (method: string, route: string) => target.metric('druid_backup_http_requests_total', { method, route });
+    const reads = [await requests('POST', READ_BATCH_PATH), await requests('GET', '/data/v1/store/segments/:id')];
     const job = await restore();
     assert.equal(job.state, 'succeeded', JSON.stringify(job.errors));
     assert.equal(job.progress.segmentsDone, SEGMENTS);
-    assertWhole();
+    assert.equal(job.progress.bytesDone, sample.bytes);
+    assertRestored(sample, copy);
+    // The group's segments were read back in one exchange (store/http/batch.ts), none alone.
+    assert.equal((await requests('POST', READ_BATCH_PATH)) - reads[0]!, 1, 'one batch read');
+    assert.equal((await requests('GET', '/data/v1/store/segments/:id')) - reads[1]!, 0, 'no single read');
     const made = flushes().slice(before);
     // The first restore probes each directory once (location, info_dir), then a group flushes the location before
     // its renames, both after them and info_dir after the descriptors' renames: 3 to 4 a group, however many
@@ -95,7 +83,7 @@ describe('a restore of small segments made durable by flushing the filesystem', 
   });
 
   test('a failed flush makes none of the group visible; the same restore run again completes the cache', async () => {
-    emptyCache();
+    emptyCache(sample.location);
     writeFileSync(failFlag, '');
     let job: Job;
     try {
@@ -106,7 +94,7 @@ describe('a restore of small segments made durable by flushing the filesystem', 
     assert.equal(job.state, 'failed');
     assert.equal(job.errors.length, SEGMENTS, JSON.stringify(job.errors));
     for (const e of job.errors) assert.match(e.message, /flushing the filesystem of .* failed: .*Input\/output error/);
-    for (const [id, d] of dirs) {
+    for (const [id, d] of copy.dirs) {
       assert.ok(!existsSync(d), `${id}: not visible`);
       assert.ok(!existsSync(path.join(sample.infoDir, id)), `${id}: no info file`);
     }
@@ -114,6 +102,6 @@ describe('a restore of small segments made durable by flushing the filesystem', 
 
     const again = await restore();
     assert.equal(again.state, 'succeeded', JSON.stringify(again.errors));
-    assertWhole();
+    assertRestored(sample, copy);
   });
 });

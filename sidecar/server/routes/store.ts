@@ -6,12 +6,13 @@
  */
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Socket } from 'node:net';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { API_PREFIX } from '../../api.js';
 import { compileSelector } from '../../druid/selector.js';
 import { parseSegmentId } from '../../druid/segmentId.js';
-import { BackupError } from '../../errors.js';
+import { BackupError, isBackupError } from '../../errors.js';
+import type { PackedSegment } from '../../archive/pack.js';
 import type { LocalStore } from '../../store/local/store.js';
 import type { Target } from '../../store/target.js';
 import { hasCapability } from '../../store/target.js';
@@ -19,7 +20,8 @@ import { answeredByNodeSchemes, kindOfScheme } from '../../store/kinds.js';
 import { parseTargetUrl } from '../../targets/url.js';
 import { nodeNameProblem } from '../../store/manifest.js';
 import { DAMAGED_HEADER, DIGEST_HEADER, NODE_HEADER, SIZE_HEADER, SOURCES_HEADER, TAR_CONTENT_TYPE, encodeSources } from '../../store/http/target.js';
-import { BATCH_CONTENT_TYPE, BATCH_LIMITS, BATCH_MAX_BYTES, BATCH_MAX_SEGMENTS, BATCH_PATH } from '../../store/http/batch.js';
+import type { ReadEntry } from '../../store/http/batch.js';
+import { BATCH_CONTENT_TYPE, BATCH_LIMITS, BATCH_MAX_BYTES, BATCH_MAX_SEGMENTS, BATCH_PATH, READ_BATCH_PATH, READ_PART_MAX, encodeReadHeader } from '../../store/http/batch.js';
 import type { SidecarContext } from '../context.js';
 import { commonErrors, errorSchema, listQuery, manifestSchema, pageSchema, segmentIdParams, storedSegmentSchema } from '../schemas.js';
 
@@ -182,6 +184,58 @@ export function register(app: FastifyInstance, ctx: SidecarContext): void {
       },
     );
   });
+
+  app.post<{ Body: { segmentIds: string[] } }>(
+    READ_BATCH_PATH,
+    {
+      schema: {
+        tags,
+        summary: `Several small stored segments in one answer (${BATCH_CONTENT_TYPE}: a JSON header line {"formatVersion":1,"segments":[{"segmentId","length"} or {"segmentId","status","error"}]}, one entry for each id asked in its order, then each sent segment exactly as a single GET's tar body, length bytes), for a restore that installs them together. At most ${BATCH_MAX_SEGMENTS} distinct ids; a segment the store does not send (absent, damaged, over ${READ_PART_MAX} bytes) has the status and error a single GET would answer`,
+        body: {
+          type: 'object',
+          required: ['segmentIds'],
+          additionalProperties: false,
+          properties: { segmentIds: { type: 'array', minItems: 1, maxItems: BATCH_MAX_SEGMENTS, uniqueItems: true, items: { type: 'string', minLength: 1, maxLength: 1024 } } },
+        },
+        produces: [BATCH_CONTENT_TYPE],
+      },
+    },
+    async (req, reply) => {
+      const s = store();
+      const ids = req.body.segmentIds.map((id) => parseSegmentId(id).id);
+      if (new Set(ids).size !== ids.length) throw new BackupError('bad_request', 'a batch read lists each segment once');
+      const entries: ReadEntry[] = [];
+      const packs: PackedSegment[] = [];
+      for (const id of ids) {
+        try {
+          const damaged = (await s.head(id))?.damaged;
+          if (damaged) throw new BackupError('digest_mismatch', `the store holds a damaged copy of ${id}: its verify found ${damaged}`, 422);
+          const packed = await s.pack(id);
+          if (packed.length > READ_PART_MAX) {
+            packed.stream.destroy();
+            throw new BackupError('payload_too_large', `segment ${id} is too large for a batch read (${packed.length} bytes); read it alone`, 413);
+          }
+          entries.push({ segmentId: id, length: packed.length });
+          packs.push(packed);
+        } catch (e) {
+          if (!isBackupError(e)) throw e;
+          entries.push({ segmentId: id, status: e.status, error: { code: e.code, message: e.message } });
+        }
+      }
+      const header = encodeReadHeader(entries);
+      const length = packs.reduce((n, p) => n + p.length, header.length);
+      async function* body(): AsyncGenerator<Buffer> {
+        yield header;
+        for (const p of packs) yield* p.stream as AsyncIterable<Buffer>;
+      }
+      const stream = Readable.from(body(), { objectMode: false });
+      stream.on('error', (e) => {
+        for (const p of packs) p.stream.destroy();
+        req.log.warn({ err: e.message }, 'sending a batch read failed');
+      });
+      return reply.type(BATCH_CONTENT_TYPE).header('content-length', String(length)).send(stream);
+    },
+  );
 
   app.get<IdParams>(
     `${API_PREFIX}/store/segments/:id`,

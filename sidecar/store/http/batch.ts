@@ -95,6 +95,11 @@ export class BatchBodyReader extends ChunkCursor {
   }
 
   async header(): Promise<BatchEntry[]> {
+    return parseBatchHeader(await this.line());
+  }
+
+  /** The first line (without its `\n`), at most BATCH_HEADER_MAX bytes. */
+  async line(): Promise<Buffer> {
     const parts: Buffer[] = [];
     let size = 0;
     for (;;) {
@@ -106,7 +111,7 @@ export class BatchBodyReader extends ChunkCursor {
       parts.push(this.cur.subarray(0, take));
       if (nl >= 0) {
         this.cur = this.cur.subarray(nl + 1);
-        return parseBatchHeader(Buffer.concat(parts, size));
+        return Buffer.concat(parts, size);
       }
       this.clear();
     }
@@ -141,4 +146,53 @@ export class BatchBodyReader extends ChunkCursor {
   async end(): Promise<void> {
     if (this.cur.length > 0 || (await this.fill())) throw new BackupError('bad_archive', 'the batch has bytes after its last segment');
   }
+}
+
+/**
+ * The batch read (`POST /data/v1/store/batch/read`): several small segments read back in one answer, for a restore
+ * that installs them together (restore/install.ts). The request is JSON, `{"segmentIds":[…]}`, at most
+ * BATCH_MAX_SEGMENTS distinct ids. The answer (200, BATCH_CONTENT_TYPE) is framed as an upload batch is:
+ *   1. one line of JSON: `{"formatVersion":1,"segments":[…]}`, one entry for each id asked, in the order asked:
+ *      `{"segmentId","length"}` for a segment sent, or `{"segmentId","status","error":{"code","message"}}` for one
+ *      the store does not send (the status and error a single GET would have answered);
+ *   2. each sent segment exactly as a single GET's body (manifest.json, then its files), exactly `length` bytes, at
+ *      most READ_PART_MAX each, in the order of the header; nothing after the last.
+ * A reader checks each part as it checks a single GET; a client falls back to single GETs for whatever a batch did
+ * not bring (an error entry, a broken answer, a target without the route).
+ */
+export const READ_BATCH_PATH = `${API_PREFIX}/store/batch/read`;
+/** A part of a batch read: a segment under 1 MiB (what a restore groups) with its manifest and tar framing. */
+export const READ_PART_MAX = 2 * 1024 * 1024;
+
+export type ReadEntry = { segmentId: string; length: number } | { segmentId: string; status: number; error: { code: string; message: string } };
+
+export function encodeReadHeader(entries: ReadEntry[]): Buffer {
+  return Buffer.from(`${JSON.stringify({ formatVersion: BATCH_FORMAT_VERSION, segments: entries })}\n`);
+}
+
+/** The answer's header as a client checks it, against the ids it asked for: everything a target sends is checked. */
+export function parseReadHeader(line: Buffer, asked: readonly string[], target: string): ReadEntry[] {
+  const bad = (why: string) => new BackupError('target_error', `${target} answered a batch read whose header ${why}`);
+  let v: unknown;
+  try {
+    v = JSON.parse(line.toString('utf8'));
+  } catch {
+    throw bad('is not a line of JSON');
+  }
+  const o = v as { formatVersion?: unknown; segments?: unknown } | null;
+  if (!o || typeof o !== 'object' || Array.isArray(o) || o.formatVersion !== BATCH_FORMAT_VERSION) throw bad(`is not an object of formatVersion ${BATCH_FORMAT_VERSION}`);
+  if (!Array.isArray(o.segments) || o.segments.length !== asked.length) throw bad(`does not list the ${asked.length} segments asked for`);
+  return o.segments.map((raw, i): ReadEntry => {
+    const e = raw as { segmentId?: unknown; length?: unknown; status?: unknown; error?: { code?: unknown; message?: unknown } } | null;
+    if (!e || typeof e !== 'object' || e.segmentId !== asked[i]) throw bad(`does not name segment ${asked[i]} at entry ${i}`);
+    if (e.length !== undefined) {
+      if (!Number.isSafeInteger(e.length) || (e.length as number) <= 0 || (e.length as number) > READ_PART_MAX)
+        throw bad(`gives ${asked[i]} a length that is not a whole number from 1 to ${READ_PART_MAX}`);
+      return { segmentId: asked[i]!, length: e.length as number };
+    }
+    const code = typeof e.error?.code === 'string' ? e.error.code.slice(0, 100) : 'target_error';
+    const message = typeof e.error?.message === 'string' ? e.error.message.slice(0, 2000) : 'no reason given';
+    const status = Number.isSafeInteger(e.status) && (e.status as number) >= 400 && (e.status as number) <= 599 ? (e.status as number) : 502;
+    return { segmentId: asked[i]!, status, error: { code, message } };
+  });
 }

@@ -10,6 +10,7 @@ import { API_PREFIX } from '../../api.js';
 import type { Page, StoredSegment } from '../../api.js';
 import { packSegment } from '../../archive/pack.js';
 import { DownloadReader } from '../../archive/unpack.js';
+import type { ErrorCode } from '../../errors.js';
 import { BackupError } from '../../errors.js';
 import { ANSWER_LIMITS, PageGuard } from '../../util/limitedRead.js';
 import type { Manifest } from '../manifest.js';
@@ -21,6 +22,7 @@ import type {
   OutgoingSegment,
   PutOutcome,
   PutResult,
+  BatchRead,
   SegmentReader,
   StoredSummary,
   StoreStats,
@@ -29,6 +31,7 @@ import type {
 } from '../target.js';
 import { SMALL_SEGMENT_BYTES } from '../target.js';
 import { PutBatcher } from './batcher.js';
+import { BatchBodyReader, READ_BATCH_PATH, parseReadHeader } from './batch.js';
 import type { ClientOptions } from './client.js';
 import { IdleWatchdog, ApiClient, discard, errorFromFailure, errorFromResponse } from './client.js';
 
@@ -83,6 +86,8 @@ export class HttpTarget implements Target {
   /** Snapshots in the target sidecar's store (snapshots.ts). */
   readonly snapshots: HttpSnapshots;
   private readonly batcher: PutBatcher;
+  /** Set once the target answered a batch read 404 (a build without the route): single reads from then on. */
+  private noReadBatch = false;
 
   constructor(url: string, opts: ClientOptions = {}) {
     this.client = new ApiClient(url, opts);
@@ -245,6 +250,69 @@ export class HttpTarget implements Target {
       }
     }
     return { manifest, files: files(), verified: true };
+  }
+
+  /**
+   * Several small segments in one answer (`POST /data/v1/store/batch/read`, store/http/batch.ts): each segment asked
+   * for comes back in the order asked, as a reader checked as `read`'s is, or as the error the target gave for it.
+   * Consume each reader before taking the next. Undefined when the target does not offer the route (an older build:
+   * then use `read`); a broken answer fails the iteration, and what it had not yielded is for `read` too.
+   */
+  async readBatch(segmentIds: readonly string[], opts: TransferOptions = {}): Promise<AsyncGenerator<BatchRead> | undefined> {
+    if (this.noReadBatch) return undefined;
+    const watchdog = new IdleWatchdog(this.client.idleTimeoutMs, `reading ${segmentIds.length} segments from ${this.url}`, opts.signal);
+    const res = await this.client
+      .raw<Readable>({ method: 'POST', url: READ_BATCH_PATH, data: { segmentIds }, responseType: 'stream', signal: watchdog.signal, timeout: 0 })
+      .catch((e) => {
+        watchdog.stop();
+        throw e;
+      });
+    if (res.status !== 200) {
+      watchdog.stop();
+      // The route itself answers 200 whatever it holds: a 404 is a target without it.
+      if (res.status === 404) {
+        await discard(res);
+        this.noReadBatch = true;
+        return undefined;
+      }
+      throw await errorFromResponse(res, this.url);
+    }
+    const url = this.url;
+    const body = new BatchBodyReader(res.data);
+    async function* parts(): AsyncGenerator<BatchRead> {
+      try {
+        const entries = parseReadHeader(await body.line(), segmentIds, url);
+        for (const e of entries) {
+          if (!('length' in e)) {
+            yield { segmentId: e.segmentId, error: new BackupError(e.error.code as ErrorCode, `${url}: ${e.error.message}`, e.status) };
+            continue;
+          }
+          const reader = new DownloadReader(body.part(e.length), {
+            maxBytes: e.length,
+            segmentId: e.segmentId,
+            signal: watchdog.signal,
+            onBytes: (n) => {
+              watchdog.touch();
+              opts.onBytes?.(n);
+            },
+          });
+          const manifest = await reader.open();
+          async function* files(): AsyncGenerator<IncomingFile> {
+            for await (const f of reader.files()) yield { name: f.name, size: f.size, chunks: f.chunks };
+            await reader.finish();
+          }
+          yield { segmentId: e.segmentId, reader: { manifest, files: files(), verified: true } };
+          await body.skipPart();
+        }
+        await body.end();
+      } catch (e) {
+        throw errorFromFailure(e, url, watchdog.signal);
+      } finally {
+        watchdog.stop();
+        res.data.destroy();
+      }
+    }
+    return parts();
   }
 
   async *list(filter: ListFilter = {}, opts: TransferOptions = {}): AsyncGenerator<Manifest> {
