@@ -235,7 +235,7 @@ export async function executePlan(
     out.skipped.push(s.segmentId);
   }
   const todo = plan.items.filter((i) => i.action !== 'skip');
-  const flushers = groupFlushers(todo, dest);
+  const flushers = await groupFlushers(todo, dest);
   /** Takes the segment (false: another restore has it, and it is failed). */
   const claim = (item: PlannedSegment): boolean => {
     progress.setCurrent(item.segmentId);
@@ -367,7 +367,7 @@ export async function executePlan(
  * when the plan has such segments and this system can flush a filesystem (util/syncfs.ts); else undefined, and every
  * segment is installed alone, each file and directory flushed in turn.
  */
-function groupFlushers(items: readonly PlannedSegment[], dest: DestinationSpec): Map<string, FilesystemSync> | undefined {
+async function groupFlushers(items: readonly PlannedSegment[], dest: DestinationSpec): Promise<Map<string, FilesystemSync> | undefined> {
   if (dest.kind !== 'cache') return undefined;
   const small = items.filter((i) => groupable(i, dest));
   if (small.length < 2) return undefined;
@@ -376,7 +376,7 @@ function groupFlushers(items: readonly PlannedSegment[], dest: DestinationSpec):
     for (const dir of new Set([...small.map((i) => i.location!), dest.infoDir])) {
       // info_dir may not be there yet in an emptied cache; Druid makes it at start too.
       mkdirSync(dir, { recursive: true });
-      const f = FilesystemSync.shared(dir);
+      const f = await FilesystemSync.shared(dir);
       if (!f) return undefined;
       out.set(dir, f);
     }

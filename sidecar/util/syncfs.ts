@@ -17,7 +17,7 @@ import type { Readable, Writable } from 'node:stream';
 const LOOP = 'while IFS= read -r _; do if sync --file-system -- "$0"; then echo ok; else echo "failed $?"; fi; done';
 
 /** FilesystemSync.shared's flushers, by directory. */
-const shared = new Map<string, FilesystemSync | undefined>();
+const shared = new Map<string, Promise<FilesystemSync | undefined>>();
 
 export class FilesystemSync {
   /** The flush that has not started yet, shared by every caller that arrives while another one runs. */
@@ -61,16 +61,21 @@ export class FilesystemSync {
   }
 
   /**
-   * The flusher of `dir`'s filesystem that this process shares among its callers (probed once per directory), or
-   * undefined where this system cannot flush one (then the caller flushes file by file). Its shell ends with the
-   * process.
+   * The flusher of `dir`'s filesystem that this process shares among its callers, probed once per directory without
+   * holding the event loop (the probe is itself a flush, which may take seconds on a busy disk), or undefined where
+   * this system cannot flush one (then the caller flushes file by file). Its shell ends with the process.
    */
-  static shared(dir: string): FilesystemSync | undefined {
-    if (!shared.has(dir)) {
-      const probed = FilesystemSync.probe(dir);
-      shared.set(dir, probed instanceof FilesystemSync ? probed : undefined);
+  static shared(dir: string): Promise<FilesystemSync | undefined> {
+    let p = shared.get(dir);
+    if (!p) {
+      p = new Promise((resolve) => {
+        const child = spawn('sync', ['--file-system', '--', dir], { stdio: 'ignore' });
+        child.on('error', () => resolve(undefined));
+        child.on('exit', (code) => resolve(code === 0 ? new FilesystemSync(dir) : undefined));
+      });
+      shared.set(dir, p);
     }
-    return shared.get(dir);
+    return p;
   }
 
   /** Ends the shell (it also ends by itself when the sidecar exits: its input closes). */
