@@ -179,7 +179,7 @@ export const BACKUP_KEYS: KeySpec[] = [
   { key: 'druid.backup.active', type: 'bool', default: 'true', doc: 'Back up every complete segment continuously when a target is set.' },
   { key: 'druid.backup.settleTime', type: 'duration', default: 'PT2S', doc: 'How long a segment directory must stay unchanged before it is sent.' },
   { key: 'druid.backup.reconcilePeriod', type: 'duration', default: 'PT5M', doc: 'Period of the full cache scan that catches whatever the watcher missed.' },
-  { key: 'druid.backup.workers', type: 'int', default: '2', min: 1, max: 64, doc: 'Segments transferred at once; small ones (under 1 MiB) go up to 64 to a worker (up to two such groups to a worker of a backup job), their commits on the target sharing flushes.' },
+  { key: 'druid.backup.workers', type: 'int', default: '2', min: 1, max: 64, doc: 'Segments transferred at once; small ones (under 1 MiB) go up to 64 to a worker (up to two such groups to a worker of a backup job or a restore), their commits sharing flushes (on the target for a backup, in the cache for a restore).' },
   {
     key: 'druid.backup.maxBytesPerSecond',
     type: 'size',
