@@ -14,7 +14,7 @@
  * the small segments with BENCH_TRACE_PHASE=first (its CPU profile and, with BENCH_STRACE=1, its system calls).
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { Job, JobAccepted } from '../sidecar/api.js';
@@ -23,7 +23,7 @@ import { writeSampleCache } from '../sidecar/sample/sampleCache.js';
 import { SEGMENTS_DIR } from '../sidecar/store/local/layout.js';
 import type { SidecarProcess } from '../test/helpers/sidecar.js';
 import { startSidecar, tmpDir, waitFor } from '../test/helpers/sidecar.js';
-import { treeDigests } from '../test/helpers/tree.js';
+import { emptyDir, treeDigests } from '../test/helpers/tree.js';
 import { cpuNow, cpuSince, profiled, sha256CpuSeconds, straceDuring } from './profile.js';
 import { JOB_POLL_MS, largeSample } from './sample.js';
 import { addRow } from './table.js';
@@ -192,12 +192,9 @@ async function noChange(): Promise<void> {
  */
 async function restoreSmall(node: SidecarProcess, target: SidecarProcess, location: string, stored: string): Promise<void> {
   const original = treeDigests(location);
-  const emptyCache = () => {
-    for (const n of readdirSync(location)) rmSync(path.join(location, n), { recursive: true, force: true });
-  };
-  emptyCache();
+  emptyDir(location);
   const { ms: tarMs } = tarCopy(stored, location);
-  emptyCache();
+  emptyDir(location);
   execFileSync('sync');
   const cpu0 = [cpuNow(node.proc.pid!), cpuNow(target.proc.pid!)] as const;
   const t0 = performance.now();

@@ -9,14 +9,14 @@
  * The sample cache is left as it was found.
  */
 import { execFileSync } from 'node:child_process';
-import { readdirSync, readFileSync, rmSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { Job, JobAccepted } from '../sidecar/api.js';
 import { formatBytes } from '../sidecar/druid/bytes.js';
 import { SEGMENTS_DIR } from '../sidecar/store/local/layout.js';
 import { startSidecar, tmpDir } from '../test/helpers/sidecar.js';
-import { treeDigests } from '../test/helpers/tree.js';
+import { emptyDir, treeDigests } from '../test/helpers/tree.js';
 import { cpuNow, cpuSeconds, cpuSince, profiled, sha256CpuSeconds, straceDuring } from './profile.js';
 import { JOB_POLL_MS, largeSample } from './sample.js';
 import { addRow } from './table.js';
@@ -25,10 +25,6 @@ import { reportAgainstVerified, tarCopy, verifiedTarCopy } from './tarCopy.js';
 function peakRss(pid: number): number {
   const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return m ? Number(m[1]) * 1024 : NaN;
-}
-
-function emptyDir(dir: string): void {
-  for (const n of readdirSync(dir)) rmSync(path.join(dir, n), { recursive: true, force: true });
 }
 
 export async function benchRestore(): Promise<void> {

@@ -44,6 +44,13 @@ export async function installSegment(item: PlannedSegment, dest: DestinationSpec
   return installIntoCache(item, dest.infoDir, opts);
 }
 
+/** A new segment (not an overwrite) whose place was taken while it was received is left as it is found. */
+function refuseIfAppeared(item: PlannedSegment): void {
+  if (item.action === 'restore' && existsSync(item.path)) {
+    throw new BackupError('conflict', `segment ${item.segmentId} appeared at ${item.path} while it was being restored; left as it is`);
+  }
+}
+
 async function installIntoCache(item: PlannedSegment, infoDir: string, opts: InstallOptions): Promise<void> {
   const location = item.location;
   if (!location) throw new BackupError('internal', `segment ${item.segmentId} was planned without a cache location`);
@@ -58,9 +65,7 @@ async function installIntoCache(item: PlannedSegment, infoDir: string, opts: Ins
       await receiveInto(reader, item.manifest, staging, opts);
       checkCancelled(opts.signal);
       madeDirs = await mkdirParents(path.dirname(item.path));
-      if (item.action === 'restore' && existsSync(item.path)) {
-        throw new BackupError('conflict', `segment ${item.segmentId} appeared at ${item.path} while it was being restored; left as it is`);
-      }
+      refuseIfAppeared(item);
       await swapInto(staging, item.path, location);
       installedNew = item.action === 'restore';
     } catch (e) {
@@ -81,6 +86,13 @@ async function installIntoCache(item: PlannedSegment, infoDir: string, opts: Ins
       throw e;
     }
   }
+}
+
+/** A group member's info_dir descriptor: written to `tmp`, then renamed to `file`. */
+interface InfoWrite {
+  tmp: string;
+  file: string;
+  renamed?: boolean;
 }
 
 /** A new small segment received and checked into its staging directory, nothing flushed: `commitGroup` installs it. */
@@ -133,7 +145,7 @@ export async function commitGroup(
   signal?: AbortSignal,
 ): Promise<unknown[]> {
   const errors: unknown[] = staged.map(() => undefined);
-  const visible: Array<{ i: number; madeDirs: string[]; info?: { tmp: string; file: string; renamed?: boolean } }> = [];
+  const visible: Array<{ i: number; madeDirs: string[]; info?: InfoWrite }> = [];
   const flushAll = (dirs: Iterable<string>) => Promise.all([...new Set(dirs)].map((d) => flusher(d).flush()));
   const failAll = async (e: unknown) => {
     for (const v of visible) {
@@ -155,9 +167,7 @@ export async function commitGroup(
     try {
       checkCancelled(signal);
       madeDirs = await mkdirParents(path.dirname(item.path));
-      if (existsSync(item.path)) {
-        throw new BackupError('conflict', `segment ${item.segmentId} appeared at ${item.path} while it was being restored; left as it is`);
-      }
+      refuseIfAppeared(item);
       await fs.rename(staging, item.path);
       visible.push({ i, madeDirs });
     } catch (e) {
@@ -167,20 +177,21 @@ export async function commitGroup(
     }
   }
   try {
+    const infos: InfoWrite[] = [];
     for (const v of visible) {
       const { item } = staged[v.i]!;
       if (!item.infoFile || !item.manifest.descriptor || existsSync(item.infoFile)) continue;
-      if (!visible.some((w) => w.info)) mkdirSync(infoDir, { recursive: true });
+      if (!infos.length) mkdirSync(infoDir, { recursive: true });
       v.info = { tmp: stagingPath(infoDir, 'tmp'), file: item.infoFile };
+      infos.push(v.info);
       writeAtOnce(v.info.tmp, descriptorJson(item.manifest.descriptor));
     }
-    await flushAll([...visible.map((v) => staged[v.i]!.item.location!), ...(visible.some((v) => v.info) ? [infoDir] : [])]);
-    for (const v of visible) {
-      if (!v.info) continue;
-      await fs.rename(v.info.tmp, v.info.file);
-      v.info.renamed = true;
+    await flushAll([...visible.map((v) => staged[v.i]!.item.location!), ...(infos.length ? [infoDir] : [])]);
+    for (const info of infos) {
+      await fs.rename(info.tmp, info.file);
+      info.renamed = true;
     }
-    if (visible.some((v) => v.info)) await flusher(infoDir).flush();
+    if (infos.length) await flusher(infoDir).flush();
   } catch (e) {
     await failAll(e);
   }

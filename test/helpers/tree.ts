@@ -1,6 +1,6 @@
 /** Digests of every file under a directory, to show that a tree is byte-identical to another (or unchanged). */
 import { createHash } from 'node:crypto';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 
 /** `relative path → sha256` of every regular file under `root` (directories only through their files). */
@@ -41,4 +41,9 @@ export function treePaths(root: string): string[] {
   };
   walk(root);
   return out.sort();
+}
+
+/** Removes everything inside `dir`, keeping `dir` itself: a cache location as a lost disk leaves it (info_dir too). */
+export function emptyDir(dir: string): void {
+  for (const n of readdirSync(dir)) rmSync(path.join(dir, n), { recursive: true, force: true });
 }

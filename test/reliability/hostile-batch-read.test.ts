@@ -16,8 +16,9 @@ import type { SampleResult } from '../../sidecar/sample/sampleCache.js';
 import { writeSampleCache } from '../../sidecar/sample/sampleCache.js';
 import type { SidecarProcess } from '../helpers/sidecar.js';
 import { startSidecar, tmpDir } from '../helpers/sidecar.js';
+import { emptyDir } from '../helpers/tree.js';
 import type { CacheCopy } from './lib.js';
-import { assertRestored, copyOfCache, emptyCache, runJob } from './lib.js';
+import { assertRestored, copyOfCache, runJob } from './lib.js';
 
 interface Answer {
   header: { formatVersion: number; segments: Array<{ segmentId: string; length?: number }> };
@@ -139,7 +140,7 @@ describe('a hostile answer to a batch read: the restore reads alone what the bat
 
   for (const [name, fn] of Object.entries(CASES)) {
     test(name, async () => {
-      emptyCache(sample.location);
+      emptyDir(sample.location);
       tamper = fn;
       const before = tampered;
       const job = await runJob(node, '/data/v1/restore', { target: proxyUrl });

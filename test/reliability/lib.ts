@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { chmodSync, existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { segmentIdOfDescriptor } from '../../sidecar/druid/descriptor.js';
@@ -312,11 +312,6 @@ export interface CacheCopy {
 export function copyOfCache(sample: { location: string; infoDir: string; segmentIds: string[] }): CacheCopy {
   const dirs = cacheDirs(sample);
   return { dirs, files: new Map([...dirs].map(([id, d]) => [id, new Map(readdirSync(d).map((f) => [f, readFileSync(path.join(d, f))]))])) };
-}
-
-/** Empties a cache location (info_dir with it), as a lost disk leaves it. */
-export function emptyCache(location: string): void {
-  for (const n of readdirSync(location)) rmSync(path.join(location, n), { recursive: true, force: true });
 }
 
 /** Every segment of `copy` is back in its place byte for byte, with its info_dir file, and no staging is left. */

@@ -16,8 +16,9 @@ import type { SampleResult } from '../../sidecar/sample/sampleCache.js';
 import { writeSampleCache } from '../../sidecar/sample/sampleCache.js';
 import type { SidecarProcess } from '../helpers/sidecar.js';
 import { startSidecar, tmpDir } from '../helpers/sidecar.js';
+import { emptyDir } from '../helpers/tree.js';
 import type { CacheCopy } from './lib.js';
-import { assertRestored, copyOfCache, dotEntries, emptyCache, loggingSync, runJob } from './lib.js';
+import { assertRestored, copyOfCache, dotEntries, loggingSync, runJob } from './lib.js';
 
 const SEGMENTS = 12;
 
@@ -61,7 +62,7 @@ describe('a restore of small segments made durable by flushing the filesystem', 
   });
 
   test(`${SEGMENTS} small segments into an emptied cache: a few flushes of its filesystem for all of them, byte for byte`, async () => {
-    emptyCache(sample.location);
+    emptyDir(sample.location);
     const before = flushes().length;
     const requests = (method: string, route: string) => target.metric('druid_backup_http_requests_total', { method, route });
     const reads = [await requests('POST', READ_BATCH_PATH), await requests('GET', '/data/v1/store/segments/:id')];
@@ -83,7 +84,7 @@ describe('a restore of small segments made durable by flushing the filesystem', 
   });
 
   test('a failed flush makes none of the group visible; the same restore run again completes the cache', async () => {
-    emptyCache(sample.location);
+    emptyDir(sample.location);
     writeFileSync(failFlag, '');
     let job: Job;
     try {
