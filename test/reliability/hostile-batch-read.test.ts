@@ -151,4 +151,32 @@ describe('a hostile answer to a batch read: the restore reads alone what the bat
       assertRestored(sample, copy);
     });
   }
+
+  test('hostile requests to the batch read: a clear 4xx for each, nothing read outside the store; an id not held is an entry of its own', async () => {
+    const held = [...copy.dirs.keys()];
+    const bodies: Array<[string, unknown, number]> = [
+      ['no list', {}, 400],
+      ['an empty list', { segmentIds: [] }, 400],
+      ['65 ids', { segmentIds: Array.from({ length: 65 }, (_, i) => `${held[0]}_${i + 1}`) }, 400],
+      ['an id twice', { segmentIds: [held[0], held[0]] }, 400],
+      ['a number for an id', { segmentIds: [held[0], 7] }, 400],
+      ['a climbing id', { segmentIds: [held[0], '../../../../etc/passwd'] }, 400],
+      ['a climbing version', { segmentIds: [`wikipedia_2015-09-12T00:00:00.000Z_2015-09-12T01:00:00.000Z_v/../../../../etc`] }, 400],
+      ['an id of 5,000 characters', { segmentIds: ['a'.repeat(5000)] }, 400],
+      ['another field', { segmentIds: [held[0]], path: '/etc/passwd' }, 400],
+    ];
+    for (const [what, body, status] of bodies) {
+      const r = await target.request<{ error?: { code: string; message: string } }>('POST', READ_BATCH_PATH, body);
+      assert.equal(r.status, status, `${what}: ${r.status} ${r.text.slice(0, 300)}`);
+      assert.ok(r.json?.error?.message, `${what}: the answer says why`);
+      assert.doesNotMatch(r.text, /root:|\n\s+at /, `${what}: no file content, no stack`);
+    }
+    const missing = held[0]!.replace('2015-09-12', '2001-01-01');
+    const r = await target.request('POST', READ_BATCH_PATH, { segmentIds: [held[0], missing] });
+    assert.equal(r.status, 200, r.text.slice(0, 300));
+    const header = JSON.parse(r.text.slice(0, r.text.indexOf('\n'))) as Answer['header'] & { segments: Array<{ status?: number }> };
+    assert.equal(header.segments[0]!.segmentId, held[0]);
+    assert.ok(header.segments[0]!.length! > 0);
+    assert.deepEqual({ id: header.segments[1]!.segmentId, status: header.segments[1]!.status }, { id: missing, status: 404 });
+  });
 });
