@@ -11,7 +11,8 @@
  * BENCH_BACKUP_PARTS=nochange runs part 3 only; BENCH_NOCHANGE_ROUNDS=n repeats its no-change backup n times (one
  * first backup, n samples); BENCH_BACKUP_PARTS=throughput runs part 1 only. With BENCH_PROFILE_DIR the sidecars are
  * profiled (bench/profile.ts): the phase is the 2 GB backup, or the last no-change backup, or the first backup of
- * the small segments with BENCH_TRACE_PHASE=first (its CPU profile and, with BENCH_STRACE=1, its system calls).
+ * the small segments with BENCH_TRACE_PHASE=first (its CPU profile and, with BENCH_STRACE=1, its system calls);
+ * the restore of the small segments is recorded as its own phase (smallrestore-phase.json, for cpuprofile's --phase).
  */
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync } from 'node:fs';
@@ -198,10 +199,17 @@ async function restoreSmall(node: SidecarProcess, target: SidecarProcess, locati
   execFileSync('sync');
   const cpu0 = [cpuNow(node.proc.pid!), cpuNow(target.proc.pid!)] as const;
   const t0 = performance.now();
-  const r = await node.request<JobAccepted>('POST', '/data/v1/restore', { target: target.url });
-  if (r.status !== 202) throw new Error(`restore refused: ${r.text}`);
-  const job = await node.waitForJob(r.json.jobId, 30 * 60_000, JOB_POLL_MS);
-  execFileSync('sync');
+  const job = await straceDuring(
+    { 'smallrestore-node': node.proc.pid!, 'smallrestore-target': target.proc.pid! },
+    async () => {
+      const r = await node.request<JobAccepted>('POST', '/data/v1/restore', { target: target.url });
+      if (r.status !== 202) throw new Error(`restore refused: ${r.text}`);
+      const j = await node.waitForJob(r.json.jobId, 30 * 60_000, JOB_POLL_MS);
+      execFileSync('sync');
+      return j;
+    },
+    'smallrestore-phase',
+  );
   const ms = performance.now() - t0;
   if (job.state !== 'succeeded') throw new Error(`restore ${job.state}: ${JSON.stringify(job.errors.slice(0, 3))}`);
   const restored = treeDigests(location);

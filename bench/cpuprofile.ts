@@ -4,7 +4,8 @@
  *   node --import tsx bench/cpuprofile.ts [--phase DIR/phase.json] FILE.cpuprofile...
  * With --phase, only the samples taken during the phase bench/profile.ts recorded are counted. With --inclusive N,
  * the N functions with the most time spent in them or in what they call are listed too (each counted once per
- * sample, however deep it recurses).
+ * sample, however deep it recurses). With --under NAME as well, only the samples with a function named NAME on
+ * their stack are counted in that list, to see where a function's own time goes.
  */
 import { readFileSync } from 'node:fs';
 
@@ -38,9 +39,11 @@ function categorize(fn: string, url: string): string {
 const args = process.argv.slice(2);
 let phase = { start: -Infinity, end: Infinity };
 let inclusive = 0;
+let under: string | undefined;
 for (;;) {
   if (args[0] === '--phase') phase = JSON.parse(readFileSync(args[1]!, 'utf8')) as typeof phase;
   else if (args[0] === '--inclusive') inclusive = Number(args[1]);
+  else if (args[0] === '--under') under = args[1];
   else break;
   args.splice(0, 2);
 }
@@ -78,9 +81,14 @@ for (const file of args) {
   for (const [id, us] of self) {
     if (byId.get(id)!.callFrame.functionName === '(idle)') continue;
     const keys = new Set<string>();
-    for (let at: number | undefined = id; at !== undefined; at = parent.get(at)) keys.add(keyOf(byId.get(at)!));
+    let below = under === undefined;
+    for (let at: number | undefined = id; at !== undefined; at = parent.get(at)) {
+      keys.add(keyOf(byId.get(at)!));
+      if (byId.get(at)!.callFrame.functionName === under) below = true;
+    }
+    if (!below) continue;
     for (const k of keys) incl.set(k, (incl.get(k) ?? 0) + us);
   }
-  console.log('  top functions (inclusive):');
+  console.log(`  top functions (inclusive${under === undefined ? '' : `, under ${under}`}):`);
   for (const [k, us] of [...incl].sort((a, b) => b[1] - a[1]).slice(0, inclusive)) console.log(`    ${(us / 1e6).toFixed(3)} s  ${((100 * us) / busy).toFixed(1)} %  ${k}`);
 }

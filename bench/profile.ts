@@ -81,7 +81,7 @@ export function profiled(name: string): { nodeFlags: readonly string[] } {
  * start and end (CLOCK_MONOTONIC, in µs, the clock of a .cpuprofile's timestamps) go to DIR/phase.json, so that
  * bench/cpuprofile.ts counts only the samples taken during it.
  */
-export async function straceDuring<T>(procs: Record<string, number>, phase: () => Promise<T>): Promise<T> {
+export async function straceDuring<T>(procs: Record<string, number>, phase: () => Promise<T>, name = 'phase'): Promise<T> {
   if (!dir) return phase();
   mkdirSync(dir, { recursive: true });
   const us = () => Number(process.hrtime.bigint() / 1000n);
@@ -91,7 +91,7 @@ export async function straceDuring<T>(procs: Record<string, number>, phase: () =
     try {
       return await phase();
     } finally {
-      writeFileSync(path.join(dir, 'phase.json'), JSON.stringify({ start, end: us() }));
+      writeFileSync(path.join(dir, `${name}.json`), JSON.stringify({ start, end: us() }));
     }
   }
   const tracers: ChildProcess[] = Object.entries(procs).map(([name, pid]) =>
@@ -101,7 +101,7 @@ export async function straceDuring<T>(procs: Record<string, number>, phase: () =
   try {
     return await phase();
   } finally {
-    writeFileSync(path.join(dir, 'phase.json'), JSON.stringify({ start, end: us() }));
+    writeFileSync(path.join(dir, `${name}.json`), JSON.stringify({ start, end: us() }));
     await Promise.all(
       tracers.map(
         (t) =>

@@ -5,6 +5,7 @@
  */
 import type { DataSegment } from '../druid/descriptor.js';
 import { segmentIdOfDescriptor } from '../druid/descriptor.js';
+import type { SegmentId } from '../druid/segmentId.js';
 import { parseSegmentId } from '../druid/segmentId.js';
 import { BackupError, isBackupError, messageOf } from '../errors.js';
 import type { Manifest, SegmentFileInfo } from '../store/manifest.js';
@@ -75,18 +76,23 @@ export function checkFileList(v: unknown, what: string, withDigests: boolean): S
 
 /** Checks a descriptor against the segment id it travels with. */
 function checkDescriptor(v: unknown, segmentId: string, what: string): DataSegment | null {
-  if (v === null || v === undefined) return null;
+  return describedSegment(v, segmentId, what)?.descriptor ?? null;
+}
+
+/** A descriptor checked against the segment id it travels with, and the id's parts as the descriptor gives them. */
+function describedSegment(v: unknown, segmentId: unknown, what: string): { descriptor: DataSegment; parts: SegmentId } | undefined {
+  if (v === null || v === undefined) return undefined;
   const d = object(v, `${what} descriptor`);
-  let id: string;
+  let parts: SegmentId;
   try {
-    id = segmentIdOfDescriptor(d).id;
+    parts = segmentIdOfDescriptor(d);
   } catch (e) {
     // A descriptor naming no path inside a root keeps its code: the id is refused, the archive is not damaged.
     if (isBackupError(e) && e.code === 'bad_segment_id') throw e;
     bad(`${what} descriptor`, messageOf(e));
   }
-  if (id !== segmentId) bad(`${what} descriptor`, `describes segment ${id}, not ${segmentId}`);
-  return d as DataSegment;
+  if (parts.id !== segmentId) bad(`${what} descriptor`, `describes segment ${parts.id}, not ${String(segmentId)}`);
+  return { descriptor: d as DataSegment, parts };
 }
 
 export function parseDeclaration(json: unknown, expectedId?: string): SegmentDeclaration {
@@ -110,8 +116,9 @@ export function parseManifest(json: unknown, expectedId?: string): Manifest {
   if (o.formatVersion !== MANIFEST_FORMAT_VERSION) bad(what, `formatVersion ${JSON.stringify(o.formatVersion)} is not ${MANIFEST_FORMAT_VERSION}`);
   const seg = parseSegmentId(o.segmentId);
   if (expectedId !== undefined && seg.id !== expectedId) bad(what, `is for segment ${seg.id}, not ${expectedId}`);
-  const descriptor = checkDescriptor(o.descriptor, seg.id, what);
-  const parts = descriptor ? segmentIdOfDescriptor(descriptor) : seg;
+  const described = describedSegment(o.descriptor, seg.id, what);
+  const descriptor = described?.descriptor ?? null;
+  const parts = described?.parts ?? seg;
   const files = checkFileList(o.files, what, true);
   const digest = segmentDigest(files);
   if (o.digest !== digest) bad(what, 'its digest does not match its files');

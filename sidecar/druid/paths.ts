@@ -66,15 +66,37 @@ export function checkSegmentParts(p: SegmentParts): void {
 
 /** Whether the absolute path `p` lies strictly below `root` (not `root` itself), after resolving `..`. */
 export function isInside(root: string, p: string): boolean {
-  const rel = path.relative(path.resolve(root), path.resolve(p));
-  return rel !== '' && rel !== '..' && !rel.startsWith(`..${path.sep}`) && !path.isAbsolute(rel);
+  return below(resolvedRoot(root), path.resolve(p));
+}
+
+/**
+ * Whether `p` lies strictly below `base`, both resolved (absolute, normalised, no trailing separator but the
+ * filesystem root's): then `path.relative(base, p)` climbs out exactly when `p` does not begin with `base` and a
+ * separator, so the prefix is the proof, without the cost of `relative` on every file of every segment.
+ */
+function below(base: string, p: string): boolean {
+  const prefix = base.endsWith(path.sep) ? base : base + path.sep;
+  return p.length > prefix.length && p.startsWith(prefix);
+}
+
+// The few roots paths are made under (cache locations, info_dir, a store), resolved once each (absolute ones only:
+// a relative one depends on the working directory).
+const roots = new Map<string, string>();
+function resolvedRoot(root: string): string {
+  if (!path.isAbsolute(root)) return path.resolve(root);
+  let r = roots.get(root);
+  if (r === undefined) {
+    if (roots.size >= 1024) roots.clear();
+    roots.set(root, (r = path.resolve(root)));
+  }
+  return r;
 }
 
 /** `root` joined with `parts`, proved to lie strictly inside `root`; else `bad_segment_id` for `id`. */
 export function inside(root: string, parts: readonly string[], id: unknown): string {
-  const base = path.resolve(root);
+  const base = resolvedRoot(root);
   const p = path.resolve(base, ...parts);
-  if (!isInside(base, p)) throw refuse(id, `its path ${quoteId(p)} is not inside ${quoteId(base)}`);
+  if (!below(base, p)) throw refuse(id, `its path ${quoteId(p)} is not inside ${quoteId(base)}`);
   return p;
 }
 

@@ -40,7 +40,7 @@ import { BatchBodyReader } from '../http/batch.js';
 import type { EventBus } from '../../services/events.js';
 import type { Metrics } from '../../services/metrics.js';
 import { pageSorted } from '../../services/paging.js';
-import { SMALL_READ_BYTES, readStream } from '../../util/readStream.js';
+import { readSmallFile, readStream, SMALL_READ_BYTES } from '../../util/readStream.js';
 import { fsyncDirAsync, writeFileAtomicAsync } from '../../util/atomic.js';
 import { gathered, writeAtOnce, writeChunks } from '../../util/fileWriter.js';
 import { FilesystemSync } from '../../util/syncfs.js';
@@ -793,7 +793,12 @@ export class LocalStore implements Target {
     const manifest = this.readManifest(e);
     const sizes = new Map(manifest.files.map((f) => [f.name, f.size]));
     const dir = this.dirOf(e);
-    return packStored(manifest, (name) => readStream(path.join(dir, name), sizes.get(name) ?? 0), opts);
+    return packStored(
+      manifest,
+      (name) => readStream(path.join(dir, name), sizes.get(name) ?? 0),
+      opts,
+      (name, size) => readSmallFile(path.join(dir, name), size),
+    );
   }
 
   private ids(): string[] {

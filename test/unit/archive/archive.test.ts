@@ -272,6 +272,38 @@ test('a download (manifest.json first) is checked file by file against the manif
   await assert.rejects(readDownload(packStored({ ...manifest, digest: 'b'.repeat(64) }, openBodies(FILES)).stream), /digest does not match its files/);
 });
 
+test('a small stored segment read in place packs to the bytes its stream gives; a stored file that grew or shrank is refused either way', async () => {
+  const manifest = manifestOf(FILES);
+  const calls: string[] = [];
+  const readSmall = (bodies: Record<string, Buffer | string>) => (name: string, size: number) => {
+    calls.push(`${name}:${size}`);
+    return Buffer.from(bodies[name]!);
+  };
+  const whole = packStored(manifest, () => assert.fail('a small segment read in place opens no stream'), {}, readSmall(FILES));
+  const streamed = packStored(manifest, openBodies(FILES));
+  const bytes = await collect(whole.stream);
+  assert.equal(bytes.length, whole.length);
+  assert.ok(bytes.equals(await collect(streamed.stream)), 'the same tar, byte for byte');
+  assert.deepEqual(calls, manifest.files.map((f) => `${f.name}:${f.size}`));
+  const { got } = await readDownload(Readable.from([bytes]));
+  assert.deepEqual(got, Object.keys(FILES));
+  for (const [body, what] of [
+    [Buffer.concat([Buffer.from(FILES['00000.smoosh']!), Buffer.from('x')]), 'larger'],
+    [Buffer.from(FILES['00000.smoosh']!).subarray(1), 'smaller'],
+  ] as const) {
+    const bodies = { ...FILES, '00000.smoosh': body };
+    for (const packed of [packStored(manifest, () => assert.fail(), {}, readSmall(bodies)), packStored(manifest, openBodies(bodies))])
+      await assert.rejects(collect(packed.stream), (e: Error & { code?: string }) => e.code === 'digest_mismatch' && e.message.includes(`00000.smoosh is ${what} than its manifest says`));
+  }
+  // Larger than WHOLE_BYTES: it streams, and nothing is read in place.
+  const bigBodies = { ...FILES, '00000.smoosh': Buffer.alloc(WHOLE_BYTES, 3) };
+  const big = manifestOf(bigBodies);
+  calls.length = 0;
+  const { got: bigGot } = await readDownload(packStored(big, openBodies(bigBodies), {}, readSmall(bigBodies)).stream);
+  assert.deepEqual(bigGot, Object.keys(bigBodies));
+  assert.deepEqual(calls, []);
+});
+
 test("a download's large file is hashed on the hashing thread and checked all the same", async () => {
   const thread = hashThread();
   const sentBefore = thread.sent;

@@ -10,7 +10,7 @@ import { test } from 'node:test';
 import fc from 'fast-check';
 import { segmentIdOfDescriptor } from '../../../sidecar/druid/descriptor.js';
 import type { SegmentParts } from '../../../sidecar/druid/paths.js';
-import { cacheSegmentPath, deepStoragePath, infoFilePath, quoteId, storeSegmentPath } from '../../../sidecar/druid/paths.js';
+import { cacheSegmentPath, deepStoragePath, infoFilePath, inside as joinInside, isInside, quoteId, storeSegmentPath } from '../../../sidecar/druid/paths.js';
 import type { SegmentId } from '../../../sidecar/druid/segmentId.js';
 import { formatSegmentId, parseSegmentId } from '../../../sidecar/druid/segmentId.js';
 import { isBackupError } from '../../../sidecar/errors.js';
@@ -120,6 +120,27 @@ const loadSpec = fc.oneof(
   fc.constantFrom(`${DEEP}/wiki/x/index/`, `${DEEP}/../etc/index`, DEEP, '/etc/passwd', 'relative/index', `${DEEP}/a\u0000b`),
   hostile.map((h) => `${DEEP}/${h}`),
 );
+
+test('the prefix check of isInside and the one rule\'s join is path.relative\'s answer, for roots and paths of any shape', () => {
+  // The oracle above (path.relative), given the resolved paths.
+  const byRelative = (root: string, p: string) => inside(path.resolve(root), path.resolve(p));
+  const seg = fc.oneof(fc.constantFrom('', '.', '..', 'r', 'r.', '.r', 'cache', 'cache2', 'cach', '...'), hostile);
+  const abs = fc.array(seg, { maxLength: 6 }).map((a) => `/${a.join('/')}`);
+  const trailing = fc.tuple(abs, fc.constantFrom('', '/', '//', '/.', '/..')).map(([a, t]) => a + t);
+  const root = fc.oneof(trailing, fc.constantFrom('/', '//', '/r/cache', '/r/cache/'));
+  const relative = fc.array(seg, { maxLength: 4 }).map((a) => a.join('/'));
+  fc.assert(
+    fc.property(root, fc.oneof(trailing, relative), (r, p) => {
+      const full = path.isAbsolute(p) ? p : path.join(r, p);
+      assert.equal(isInside(r, full), byRelative(r, full), `isInside(${JSON.stringify(r)}, ${JSON.stringify(full)})`);
+      const parts = p.split('/');
+      const joined = path.resolve(r, ...parts);
+      if (byRelative(r, joined)) assert.equal(joinInside(r, parts, 'x'), joined);
+      else assert.throws(() => joinInside(r, parts, 'x'), (e) => isBackupError(e) && e.code === 'bad_segment_id');
+    }),
+    { numRuns: 5000 },
+  );
+});
 
 test('every path derived from hostile parts lies inside its root or is refused', () => {
   fc.assert(
