@@ -16,7 +16,7 @@ import { MANIFEST_NAME } from '../store/manifest.js';
 import type { SegmentDeclaration } from './format.js';
 import { ChunkCursor } from '../util/chunkCursor.js';
 import { fileHash } from '../util/hashThread.js';
-import { DECLARATION_NAME, MAX_JSON_ENTRY, TRAILER_NAME, parseDeclaration, parseJsonEntry, parseManifest, parseTrailer } from './format.js';
+import { DECLARATION_NAME, MANIFEST_CHANGED, MAX_JSON_ENTRY, TRAILER_NAME, parseDeclaration, parseJsonEntry, parseManifest, parseTrailer } from './format.js';
 import { BLOCK, parseHeader, paddingFor } from './tar.js';
 
 /** Zero bytes accepted after the end-of-archive marker (tar pads archives to 10 KiB records). */
@@ -104,6 +104,11 @@ export interface ReaderOptions {
   segmentId?: string;
   signal?: AbortSignal;
   onBytes?: (n: number) => void;
+  /**
+   * A download only: the manifest the read was planned with, already checked (`TransferOptions.planned`). The
+   * download's manifest must name the same segment and digest; its files are then checked against this one's.
+   */
+  planned?: Manifest;
 }
 
 export interface TarFile {
@@ -254,7 +259,14 @@ export class DownloadReader extends SegmentTarReader<Manifest> {
   protected headName = MANIFEST_NAME;
   protected offThread = true;
   protected parseHead(json: unknown): Manifest {
-    return parseManifest(json, this.opts.segmentId);
+    const planned = this.opts.planned;
+    if (!planned) return parseManifest(json, this.opts.segmentId);
+    // The digest is the sha256 of the file list (names, sizes, digests): the same digest is the same list, and each
+    // file is checked against the planned entry.
+    const o = json && typeof json === 'object' ? (json as Record<string, unknown>) : {};
+    if (planned.segmentId !== (this.opts.segmentId ?? planned.segmentId) || o.segmentId !== planned.segmentId || o.digest !== planned.digest)
+      throw new BackupError('target_error', `segment ${planned.segmentId}: ${MANIFEST_CHANGED}`);
+    return planned;
   }
   protected declared(head: Manifest) {
     return head.files;

@@ -6,6 +6,7 @@
 import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import { Readable } from 'node:stream';
+import { MANIFEST_CHANGED } from '../archive/format.js';
 import { inside } from '../druid/paths.js';
 import { BackupError } from '../errors.js';
 import type { Manifest, SegmentFileInfo } from '../store/manifest.js';
@@ -31,7 +32,7 @@ export function mismatch(segmentId: string, file: string, what: string): BackupE
 /** Checks that a target answered with the segment that was planned, then yields each file with its manifest entry. */
 export async function* expectedFiles(reader: SegmentReader, planned: Manifest): AsyncGenerator<{ file: IncomingFile; want: SegmentFileInfo }> {
   if (reader.manifest.segmentId !== planned.segmentId || reader.manifest.digest !== planned.digest) {
-    throw new BackupError('target_error', `segment ${planned.segmentId}: the target's manifest changed since the restore was planned; plan again`);
+    throw new BackupError('target_error', `segment ${planned.segmentId}: ${MANIFEST_CHANGED}`);
   }
   const wanted = new Map(planned.files.map((f) => [f.name, f]));
   for await (const file of reader.files) {

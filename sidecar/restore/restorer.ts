@@ -327,7 +327,7 @@ export async function executePlan(
     if (items.length < 2 || !hasCapability(target, 'readBatch')) return out;
     const byId = new Map(items.map((i) => [i.segmentId, i]));
     try {
-      const parts = await target.readBatch([...byId.keys()], { signal: progress.signal });
+      const parts = await target.readBatch([...byId.keys()], { signal: progress.signal, planned: (id) => byId.get(id)?.manifest });
       if (!parts) return out;
       for await (const part of parts) {
         const item = byId.get(part.segmentId);

@@ -81,6 +81,13 @@ export interface TransferOptions {
   replace?: boolean;
   /** Called as bytes go out or come in, for progress. */
   onBytes?: (n: number) => void;
+  /**
+   * `read` and `readBatch`: the manifest a segment's restore was planned with (checked when the catalog was read).
+   * A reader that is given it takes the target's answer for that segment only when its manifest names the same id
+   * and digest, and checks the files against the planned list, instead of parsing and checking the same manifest
+   * a second time. A target may ignore it.
+   */
+  planned?: (segmentId: string) => Manifest | undefined;
 }
 
 /**

@@ -221,6 +221,7 @@ export class HttpTarget implements Target {
     const reader = new DownloadReader(res.data, {
       maxBytes: MAX_DOWNLOAD_BYTES,
       segmentId,
+      planned: opts.planned?.(segmentId),
       signal: watchdog.signal,
       onBytes: (n) => {
         watchdog.touch();
@@ -290,6 +291,7 @@ export class HttpTarget implements Target {
           const reader = new DownloadReader(body.part(e.length), {
             maxBytes: e.length,
             segmentId: e.segmentId,
+            planned: opts.planned?.(e.segmentId),
             signal: watchdog.signal,
             onBytes: (n) => {
               watchdog.touch();

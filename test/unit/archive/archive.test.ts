@@ -245,8 +245,8 @@ function manifestOf(bodies: Record<string, Buffer | string>): Manifest {
 const openBodies = (bodies: Record<string, Buffer | string>) => (name: string) => Readable.from([Buffer.from(bodies[name]!)]);
 
 /** Reads a download to its end; the names of its files. */
-async function readDownload(stream: Readable) {
-  const r = new DownloadReader(stream, { maxBytes: 1 << 30, segmentId: ID });
+async function readDownload(stream: Readable, planned?: Manifest) {
+  const r = new DownloadReader(stream, { maxBytes: 1 << 30, segmentId: ID, planned });
   const m = await r.open();
   const got: string[] = [];
   for await (const f of r.files()) {
@@ -302,6 +302,23 @@ test('a small stored segment read in place packs to the bytes its stream gives; 
   const { got: bigGot } = await readDownload(packStored(big, openBodies(bigBodies), {}, readSmall(bigBodies)).stream);
   assert.deepEqual(bigGot, Object.keys(bigBodies));
   assert.deepEqual(calls, []);
+});
+
+test('a download read against its planned manifest: the same id and digest, and each file checked against the plan', async () => {
+  const manifest = manifestOf(FILES);
+  const bytes = await collect(packStored(manifest, openBodies(FILES)).stream);
+  const { m, got } = await readDownload(Readable.from([bytes]), manifest);
+  assert.equal(m, manifest, 'the planned manifest, not a second parse of the same one');
+  assert.deepEqual(got, Object.keys(FILES));
+  // The target holds another version of the segment now: refused before any file.
+  const other = manifestOf({ ...FILES, '00000.smoosh': Buffer.alloc(1500, 9) });
+  await assert.rejects(readDownload(Readable.from([bytes]), other), (e: Error & { code?: string }) => e.code === 'target_error' && /changed since the restore was planned/.test(e.message));
+  // A target that names the planned digest over other bytes: the file fails the planned sha256.
+  const forged = packStored({ ...other, digest: manifest.digest }, openBodies({ ...FILES, '00000.smoosh': Buffer.alloc(1500, 9) }));
+  await assert.rejects(readDownload(forged.stream, manifest), (e: Error & { code?: string }) => e.code === 'digest_mismatch' && e.message.includes('00000.smoosh'));
+  // Garbage for a manifest: refused as a changed manifest, not parsed.
+  const garbage = Buffer.concat([fileHeader('manifest.json', 4, new Date()), Buffer.from('[1]\n'), padding(4), END_OF_ARCHIVE]);
+  await assert.rejects(readDownload(Readable.from([garbage]), manifest), (e: Error & { code?: string }) => e.code === 'target_error');
 });
 
 test("a download's large file is hashed on the hashing thread and checked all the same", async () => {
