@@ -320,7 +320,7 @@ export async function executePlan(
    * The segments of a group that one batch read brought, received into their staging directories, by id; none when
    * the target reads one segment at a time. A segment the batch failed, or that its failure left unread, is not
    * among them: the caller reads it alone, with the single read's retries and messages; what its failed attempt
-   * counted is taken back.
+   * counted is taken back, and a set of copies is told which copy failed.
    */
   const stageFromBatch = async (items: PlannedSegment[]): Promise<Map<string, StagedSegment>> => {
     const out = new Map<string, StagedSegment>();
@@ -335,8 +335,10 @@ export async function executePlan(
         const attempt = counted();
         try {
           out.set(item.segmentId, await stageIntoCache(item, attempt.opts, part.reader));
-        } catch {
+        } catch (e) {
           attempt.takeBack();
+          // With several copies, the one that failed is not read again for this segment (`fromAnyCopy`'s rule).
+          target.readFailed?.(item.segmentId, e);
         }
       }
     } catch {

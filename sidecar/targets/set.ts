@@ -25,6 +25,7 @@ import { hashOutgoing, segmentDigest } from '../store/manifest.js';
 import { drainVerified } from '../restore/receive.js';
 import { kindOf } from '../store/kinds.js';
 import type {
+  BatchRead,
   CopySurvey,
   IncomingFile,
   ListFilter,
@@ -37,6 +38,7 @@ import type {
   Target,
   TransferOptions,
 } from '../store/target.js';
+import { hasCapability } from '../store/target.js';
 import type { Candidate, Choice } from './choose.js';
 import { choose, compareCandidates, zoneKey } from './choose.js';
 import type { CopyCatalog } from './copies.js';
@@ -487,6 +489,46 @@ export class TargetSet implements Target {
       }
     }
     throw lastError ?? new BackupError('target_unreachable', `no available target holds a readable copy of ${segmentId} (${this.url})`);
+  }
+
+  /**
+   * A restore's group read in as few exchanges as the copies allow: each segment goes with the others whose copy
+   * `read` would take first (the same target), in one batch read of that target where it offers one; the readers
+   * are watched as `read`'s are (a copy that fails is marked bad, one read whole is recorded). A segment no batch
+   * brings (its target reads one at a time, or its batch failed) is left to the caller, who reads it alone through
+   * `read`, from whichever copy is then best.
+   */
+  async readBatch(segmentIds: readonly string[], opts: TransferOptions = {}): Promise<AsyncIterable<BatchRead> | undefined> {
+    const byTarget = new Map<string, string[]>();
+    for (const id of segmentIds) {
+      const url = this.readOrder(id)[0];
+      if (url === undefined || !hasCapability(this.member(url).h.target, 'readBatch')) continue;
+      byTarget.set(url, [...(byTarget.get(url) ?? []), id]);
+    }
+    if (!byTarget.size) return undefined;
+    const batches = async function* (this: TargetSet): AsyncGenerator<BatchRead> {
+      for (const [url, ids] of byTarget) {
+        if (opts.signal?.aborted) return;
+        const { h } = this.member(url);
+        try {
+          const parts = await h.transfer(0, () => h.target.readBatch!(ids, opts));
+          if (!parts) continue;
+          for await (const part of parts) {
+            if (!part.reader) {
+              if (readsElsewhere(part.error)) this.markBad(part.segmentId, url, part.error);
+              yield part;
+              continue;
+            }
+            this.lastRead.set(part.segmentId, url);
+            yield { segmentId: part.segmentId, reader: this.watched(part.segmentId, url, part.reader) };
+          }
+        } catch (e) {
+          if (!opts.signal?.aborted) this.opts.log.warn({ target: url, segments: ids.length, err: messageOf(e) }, 'a batch read failed; its segments are read again, each from the best copy');
+          throw e;
+        }
+      }
+    };
+    return batches.call(this);
   }
 
   private markBad(segmentId: string, url: string, e: unknown): void {

@@ -14,6 +14,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { JobAccepted, SegmentsResponse, StoreCatalogResponse, TargetsResponse } from '../../sidecar/api.js';
 import type { SampleResult } from '../../sidecar/sample/sampleCache.js';
+import { READ_BATCH_PATH } from '../../sidecar/store/http/batch.js';
 import { writeSampleCache } from '../../sidecar/sample/sampleCache.js';
 import { runCli } from '../helpers/cli.js';
 import type { SidecarProcess } from '../helpers/sidecar.js';
@@ -60,7 +61,8 @@ async function cuttingProxy(upstreamPort: number): Promise<{ port: number; arm(a
     let down = 0;
     let downloading = false;
     client.on('data', (d: Buffer) => {
-      if (/^GET \/data\/v1\/store\/segments\/[^?\s/]+ HTTP/m.test(d.toString('latin1'))) {
+      // A segment's download, alone or in a batch read.
+      if (/^(GET \/data\/v1\/store\/segments\/[^?\s/]+|POST \/data\/v1\/store\/batch\/read) HTTP/m.test(d.toString('latin1'))) {
         downloading = true;
         down = 0;
       }
@@ -285,10 +287,7 @@ describe('copies=2: two targets per segment, restore with one stopped, a damaged
   test('a byte flipped in one copy: the restore reads the other copy and the segment is byte-identical', async () => {
     const id = cache.segmentIds[1]!;
     const holder = [1, 2].find((i) => existsIn(storeDirs[i]!, id))!;
-    const file = storedFiles(storeDirs[holder]!, id).sort((a, b) => statSync(b).size - statSync(a).size)[0]!;
-    const bytes = readFileSync(file);
-    bytes[bytes.length >> 1] = bytes[bytes.length >> 1]! ^ 0xff;
-    writeFileSync(file, bytes);
+    flipByte(storeDirs[holder]!, id);
 
     wipe(cache.location);
     const r = await source.request<JobAccepted>('POST', '/data/v1/restore', { segmentIds: [id] });
@@ -300,6 +299,95 @@ describe('copies=2: two targets per segment, restore with one stopped, a damaged
     assert.ok([...restored.keys()].some((p) => p.includes('00000.smoosh')));
   });
 });
+
+describe('copies=2: small segments restored from a set by batch reads', () => {
+  const token = newToken();
+  let cache: SampleResult;
+  const targets: SidecarProcess[] = [];
+  const storeDirs: string[] = [];
+  let source: SidecarProcess;
+  let original: Map<string, string>;
+  let far: { port: number; close(): void } | undefined;
+
+  before(async () => {
+    cache = await sample('setbatch', 17);
+    original = treeDigests(cache.location);
+    const root = tmpDir('dbk-targets-setbatch-');
+    for (const n of ['a', 'b']) {
+      storeDirs.push(path.join(root, n));
+      targets.push(await startSidecar(['--store', path.join(root, n)], { token }));
+    }
+    // a is near and in this node's zone, b far (60 ms each way): every segment is read from a first.
+    far = await delayProxy(targets[1]!.port, 60);
+    const spec = JSON.stringify([
+      { url: targets[0]!.url, zone: 'z1' },
+      { url: `http://127.0.0.1:${far.port}`, zone: 'z2' },
+    ]);
+    source = await startSidecar(['--config', cache.propertiesFile, '--targets', spec, '--copies', '2', '--zone', 'z1'], {
+      token,
+      env: { DRUID_BACKUP_AUTO_RESTORE: 'false' },
+    });
+    await waitFor('every segment on both targets', async () => {
+      for (const t of targets) if ((await stored(t)).size !== SEGMENTS) return false;
+      return true;
+    });
+  });
+  after(async () => {
+    await source?.stop();
+    far?.close();
+    for (const t of targets) await t.stop();
+  });
+
+  const requests = async (method: string, route: string) => {
+    let n = 0;
+    for (const t of targets) n += await t.metric('druid_backup_http_requests_total', { method, route });
+    return n;
+  };
+
+  test('the group is read in one exchange with the copy read first; a damaged copy in it is read again from the other', async () => {
+    const single = () => requests('GET', '/data/v1/store/segments/:id');
+    const batches = () => requests('POST', READ_BATCH_PATH);
+    wipe(cache.location);
+    const before = [await batches(), await single()];
+    let r = await source.request<JobAccepted>('POST', '/data/v1/restore', {});
+    assert.equal(r.status, 202, r.text);
+    let job = await source.waitForJob(r.json.jobId);
+    assert.equal(job.state, 'succeeded', JSON.stringify(job.errors));
+    assert.deepEqual(treeDigests(cache.location), original);
+    assert.equal((await batches()) - before[0]!, 1, 'one batch read for the group');
+    assert.equal((await single()) - before[1]!, 0, 'no segment read alone');
+
+    assert.equal(await targets[0]!.metric('druid_backup_http_requests_total', { method: 'POST', route: READ_BATCH_PATH }), 1, 'read from a, the near copy');
+
+    // A byte flipped in one segment's copy on a: that segment fails its check in the batch and is read alone from b;
+    // the rest still come in one exchange from a.
+    const id = cache.segmentIds[3]!;
+    flipByte(storeDirs[0]!, id);
+    wipe(cache.location);
+    const again = [await batches(), await single()];
+    r = await source.request<JobAccepted>('POST', '/data/v1/restore', {});
+    assert.equal(r.status, 202, r.text);
+    job = await source.waitForJob(r.json.jobId);
+    assert.equal(job.state, 'succeeded', JSON.stringify(job.errors));
+    assert.deepEqual(treeDigests(cache.location), original);
+    assert.equal(job.progress.bytesDone, cache.bytes, 'what the damaged part counted is taken back');
+    assert.equal((await batches()) - again[0]!, 1, 'one batch read');
+    assert.equal(await targets[0]!.metric('druid_backup_http_requests_total', { method: 'POST', route: READ_BATCH_PATH }), 2, 'both from a');
+    const singles = (t: SidecarProcess) => t.metric('druid_backup_http_requests_total', { method: 'GET', route: '/data/v1/store/segments/:id' });
+    assert.equal(await singles(targets[0]!), 0, 'the damaged copy was not read again');
+    // Read alone from b (and read again by the repair of a's copy, which the set starts once it found the damage).
+    assert.ok((await singles(targets[1]!)) >= 1, 'the damaged one read alone, from the other copy');
+    assert.equal((await single()) - again[1]!, await singles(targets[1]!));
+  });
+});
+
+/** Flips a byte in the middle of the largest file of a stored copy: the copy is damaged, its size unchanged. */
+function flipByte(storeDir: string, id: string): void {
+  const file = storedFiles(storeDir, id).sort((a, b) => statSync(b).size - statSync(a).size)[0]!;
+  const bytes = readFileSync(file);
+  bytes[bytes.length >> 1] = bytes[bytes.length >> 1]! ^ 0xff;
+  writeFileSync(file, bytes);
+}
 
 function existsIn(storeDir: string, id: string): boolean {
   try {
@@ -346,7 +434,7 @@ describe('a target dying in the middle of a restore', () => {
     far?.close();
   });
 
-  test('the connection cut mid-segment: the segment is read again from the other copy, byte-identical', async () => {
+  test('the connection cut mid-answer: the segments are read again from the other copy, byte-identical', async () => {
     const original = treeDigests(cache.location);
     wipe(cache.location);
     proxy.arm(12 * 1024);
@@ -356,8 +444,9 @@ describe('a target dying in the middle of a restore', () => {
     assert.equal(job.state, 'succeeded', JSON.stringify(job.errors));
     assert.ok(proxy.cuts() > 0, 'the nearest target was cut mid-segment');
     assert.deepEqual(treeDigests(cache.location), original);
+    // Small segments go in one batch read, cut here: the batch's failure is logged, and so is a copy that failed alone.
     assert.ok(
-      source.logLines().some((l) => l.msg === 'cannot read this copy; another copy will be used'),
+      source.logLines().some((l) => l.msg === 'cannot read this copy; another copy will be used' || l.msg === 'a batch read failed; its segments are read again, each from the best copy'),
       'the fallback is logged',
     );
   });
