@@ -285,6 +285,25 @@ function sameListing(a: DirListing | undefined, b: DirListing | undefined): bool
 }
 
 /**
+ * The common case of a rescan, decided without building anything: a segment whose listing is reused (so its names
+ * are those of `previous`, complete) and whose every file lstats as `previous` recorded it (a regular file of the
+ * same size, mtime, inode and link count). Anything else, a failed lstat included, is for the full read.
+ */
+function filesUnchanged(dir: string, previous: CachedSegment, dirMtimeMs: number): boolean {
+  let mtimeMs = dirMtimeMs;
+  try {
+    for (const f of previous.files) {
+      const st = lstatSync(childPath(dir, f.name), { throwIfNoEntry: false });
+      if (!st?.isFile() || st.size !== f.size || st.mtimeMs !== f.mtimeMs || st.ino !== f.ino || st.nlink !== f.nlink) return false;
+      if (st.mtimeMs > mtimeMs) mtimeMs = st.mtimeMs;
+    }
+  } catch {
+    return false;
+  }
+  return mtimeMs === previous.mtimeMs;
+}
+
+/**
  * Reads one segment directory: its files, sizes and state. Given `previous`, the segment as last read, it returns
  * that same object when nothing it records has changed.
  */
@@ -311,9 +330,10 @@ function readSegmentDirNow(
 ): CachedSegment | undefined {
   const dirStat = lstatSync(dir, { throwIfNoEntry: false });
   if (!dirStat?.isDirectory()) return undefined;
+  const reuse = reusableListing(previous, dir, dirStat);
+  if (reuse && previous!.layout === layout && filesUnchanged(dir, previous!, dirStat.mtimeMs)) return previous;
   const listedAt = Date.now();
   const issuesBefore = issues.length;
-  const reuse = reusableListing(previous, dir, dirStat);
   const names = reuse ? previous!.files.map((f) => f.name) : readDirSafe(dir, issues);
   const files: CachedFile[] = [];
   let marker = false;

@@ -273,3 +273,29 @@ test("a segment directory's listing is reused once settled: its files are still 
   assert.equal(now.get(marked!.id)!.state, 'downloading');
   assert.deepEqual(names(now.get(moved!.id)), names(moved), 'another directory at the same path is listed');
 });
+
+test('a rescan with a settled listing keeps an unchanged segment as it was, and sees a file rewritten in place or linked elsewhere', async () => {
+  const dir = tmp();
+  const r = await writeSampleCache({ dir, segments: 3, layout: 'nested', dataSources: ['ds'], segmentSize: 2048, smooshChunkSize: 2147483647, seed: 10 });
+  const first = await scanCache({ locations: [{ path: r.location }] });
+  // Listings read well after the directories last changed: reusable (as they are a second after a change).
+  const settled = new Map(first.segments.map((s) => [s.id, { ...s, listing: { ...s.listing!, at: Math.max(s.listing!.mtimeMs, s.listing!.ctimeMs) + 5_000 } }]));
+  const [same, rewritten, linked] = first.segments.map((s) => settled.get(s.id)!) as [(typeof first.segments)[number], ...(typeof first.segments)];
+  // Same size, same directory entries: only the file's mtime says it changed.
+  const file = path.join(rewritten!.dir, 'meta.smoosh');
+  const bytes = await fs.readFile(file);
+  await fs.writeFile(file, Buffer.from(bytes.map((b) => b ^ 1)));
+  await fs.utimes(file, new Date(), new Date(Date.now() + 60_000));
+  // A hard link made elsewhere: the segment directory is as it was, the file's link count is not.
+  await fs.link(path.join(linked!.dir, 'version.bin'), path.join(dir, 'elsewhere.bin'));
+  const second = await scanCache({ locations: [{ path: r.location }], previous: (id) => settled.get(id) });
+  const now = new Map(second.segments.map((s) => [s.id, s]));
+  assert.equal(now.get(same.id), same, 'unchanged: the same object');
+  const re = now.get(rewritten!.id)!;
+  assert.notEqual(re, rewritten);
+  assert.ok(re.mtimeMs > rewritten!.mtimeMs, 'the new mtime is seen');
+  const li = now.get(linked!.id)!;
+  assert.notEqual(li, linked);
+  assert.equal(li.files.find((f) => f.name === 'version.bin')!.nlink, 2);
+});
+
