@@ -7,13 +7,12 @@ import { existsSync, mkdirSync, promises as fs, renameSync } from 'node:fs';
 import path from 'node:path';
 import type { DataSegment } from '../druid/descriptor.js';
 import { BackupError, isBackupError } from '../errors.js';
-import type { Manifest } from '../store/manifest.js';
 import type { SegmentReader, Target } from '../store/target.js';
 import { mkdirParents, removeEmptyDirs, stagingPath, swapInto, writeFileAtomic } from './atomic.js';
 import type { DestinationSpec, PlannedSegment } from './plan.js';
 import { isZipPath } from './plan.js';
 import type { ReceiveOptions } from './receive.js';
-import { fsyncDir, NOTHING_INSTALLED, receiveInto } from './receive.js';
+import { fsyncDir, NOTHING_INSTALLED, plannedOf, receiveInto } from './receive.js';
 import { receiveZip } from './zip.js';
 import { SMALL_SEGMENT_BYTES } from '../store/target.js';
 import { writeAtOnce } from '../util/fileWriter.js';
@@ -62,7 +61,7 @@ async function installIntoCache(item: PlannedSegment, infoDir: string, opts: Ins
     const staging = stagingPath(location, 'restore');
     await fs.mkdir(staging, { mode: 0o755 });
     try {
-      const reader = await opts.target.read(item.segmentId, { signal: opts.signal, planned: plannedOf(item) });
+      const reader = await opts.target.read(item.segmentId, { signal: opts.signal, planned: plannedOf(item.manifest) });
       await receiveInto(reader, item.manifest, staging, opts);
       checkCancelled(opts.signal);
       madeDirs = await mkdirParents(path.dirname(item.path));
@@ -102,11 +101,6 @@ export interface StagedSegment {
   staging: string;
 }
 
-/** The manifest `item` was planned with, for its reader to check the target's answer against (`TransferOptions.planned`). */
-function plannedOf(item: PlannedSegment): (segmentId: string) => Manifest | undefined {
-  return (id) => (id === item.segmentId ? item.manifest : undefined);
-}
-
 /** Whether a planned segment may be installed in a group (`commitGroup`): a new one, small, into a cache. */
 export function groupable(item: PlannedSegment, dest: DestinationSpec): boolean {
   return dest.kind === 'cache' && item.action === 'restore' && item.writeFiles && !!item.location && item.bytes < SMALL_SEGMENT_BYTES;
@@ -124,7 +118,7 @@ export async function stageIntoCache(item: PlannedSegment, opts: InstallOptions,
   const staging = stagingPath(location, 'restore');
   mkdirSync(staging, { mode: 0o755 });
   try {
-    const reader = given ?? (await opts.target.read(item.segmentId, { signal: opts.signal, planned: plannedOf(item) }));
+    const reader = given ?? (await opts.target.read(item.segmentId, { signal: opts.signal, planned: plannedOf(item.manifest) }));
     await receiveInto(reader, item.manifest, staging, opts, false);
     return { item, staging };
   } catch (e) {
@@ -219,7 +213,7 @@ async function installIntoDeepStorage(item: PlannedSegment, directory: string, o
   const staging = stagingPath(directory, 'restore', zip ? '.zip' : '');
   let madeDirs: string[] = [];
   try {
-    const reader = await opts.target.read(item.segmentId, { signal: opts.signal, planned: plannedOf(item) });
+    const reader = await opts.target.read(item.segmentId, { signal: opts.signal, planned: plannedOf(item.manifest) });
     if (zip) {
       await receiveZip(reader, item.manifest, staging, opts);
     } else {

@@ -29,6 +29,11 @@ export function mismatch(segmentId: string, file: string, what: string): BackupE
   return new BackupError('digest_mismatch', `segment ${segmentId}: ${file} ${what}; ${NOTHING_INSTALLED}`);
 }
 
+/** `TransferOptions.planned` for a read of the one segment `planned` names: its reader checks the answer against it. */
+export function plannedOf(planned: Manifest): (segmentId: string) => Manifest | undefined {
+  return (id) => (id === planned.segmentId ? planned : undefined);
+}
+
 /** Checks that a target answered with the segment that was planned, then yields each file with its manifest entry. */
 export async function* expectedFiles(reader: SegmentReader, planned: Manifest): AsyncGenerator<{ file: IncomingFile; want: SegmentFileInfo }> {
   if (reader.manifest.segmentId !== planned.segmentId || reader.manifest.digest !== planned.digest) {

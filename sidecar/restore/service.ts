@@ -31,7 +31,7 @@ import { AutoRestore } from './auto.js';
 import { DigestMemo } from './digests.js';
 import type { DestinationSpec, Plan } from './plan.js';
 import type { RestoreEnv, RestoreHooks } from './restorer.js';
-import { receiveInto } from './receive.js';
+import { plannedOf, receiveInto } from './receive.js';
 import { cleanLeftovers, executePlan, planFor } from './restorer.js';
 import { HolderWaits, decide, explainVerdict, surveyCopies } from './sources.js';
 
@@ -496,7 +496,7 @@ export class RestoreService {
           if (!dir || (await checkSegmentDir(m, dir, { memo: this.memo, fresh: true })).length > 0) {
             mkdirSync(this.repairStaging, { recursive: true, mode: 0o700 });
             staging = await mkdtemp(path.join(this.repairStaging, 'segment-'));
-            const reader = await set.read(id);
+            const reader = await set.read(id, { planned: plannedOf(m) });
             await receiveInto(reader, m, staging);
             dir = staging;
             from = 'a good copy on another target';

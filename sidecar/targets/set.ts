@@ -503,7 +503,9 @@ export class TargetSet implements Target {
     for (const id of segmentIds) {
       const url = this.readOrder(id)[0];
       if (url === undefined || !hasCapability(this.member(url).h.target, 'readBatch')) continue;
-      byTarget.set(url, [...(byTarget.get(url) ?? []), id]);
+      const ids = byTarget.get(url);
+      if (ids) ids.push(id);
+      else byTarget.set(url, [id]);
     }
     if (!byTarget.size) return undefined;
     const batches = async function* (this: TargetSet): AsyncGenerator<BatchRead> {

@@ -48,7 +48,8 @@ describe('a restore of small segments made durable by flushing the filesystem', 
     });
     copy = copyOfCache(sample);
     target = await startSidecar(['--store', path.join(root, 'store')]);
-    node = await startSidecar(['--config', sample.propertiesFile, '--node-name', 'flushed'], {
+    // The target is also the node's configured one (a set of one), which a restore that names no target uses.
+    node = await startSidecar(['--config', sample.propertiesFile, '--node-name', 'flushed', '--target', target.url], {
       token: target.token,
       allowedTargets: [target.url],
       env: { ...syncEnv, DRUID_BACKUP_AUTO_RESTORE: 'false', DRUID_BACKUP_ACTIVE: 'false' },
@@ -104,5 +105,17 @@ describe('a restore of small segments made durable by flushing the filesystem', 
     const again = await restore();
     assert.equal(again.state, 'succeeded', JSON.stringify(again.errors));
     assertRestored(sample, copy);
+  });
+
+  test('a restore that names no target (the configured one, as automatic restore uses) reads the group in one exchange too', async () => {
+    emptyDir(sample.location);
+    const requests = (method: string, route: string) => target.metric('druid_backup_http_requests_total', { method, route });
+    const reads = [await requests('POST', READ_BATCH_PATH), await requests('GET', '/data/v1/store/segments/:id')];
+    const job = await runJob(node, '/data/v1/restore', {});
+    assert.equal(job.state, 'succeeded', JSON.stringify(job.errors));
+    assert.equal(job.progress.bytesDone, sample.bytes);
+    assertRestored(sample, copy);
+    assert.equal((await requests('POST', READ_BATCH_PATH)) - reads[0]!, 1, 'one batch read');
+    assert.equal((await requests('GET', '/data/v1/store/segments/:id')) - reads[1]!, 0, 'no single read');
   });
 });

@@ -30,7 +30,7 @@ import { BackupError, isBackupError, messageOf } from '../../errors.js';
 import type { DigestMemo } from '../../restore/digests.js';
 import type { DestinationSpec, Plan } from '../../restore/plan.js';
 import { isZipPath, planRestore } from '../../restore/plan.js';
-import { checkedStream, expectedFiles } from '../../restore/receive.js';
+import { checkedStream, expectedFiles, plannedOf } from '../../restore/receive.js';
 import type { RestoreProgress } from '../../restore/restorer.js';
 import { executePlan, presentInDeepStorage } from '../../restore/restorer.js';
 import { measureRoom } from '../../restore/room.js';
@@ -441,7 +441,7 @@ export async function writeS3Zip(
   sse: DruidS3Storage['sse'],
   signal?: AbortSignal,
 ): Promise<void> {
-  const reader = await target.read(item.manifest.segmentId, { signal });
+  const reader = await target.read(item.manifest.segmentId, { signal, planned: plannedOf(item.manifest) });
   const zip = new yazl.ZipFile();
   const body = zip.outputStream as Readable;
   const upload = new conn.sdk.Upload({
