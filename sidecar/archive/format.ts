@@ -17,8 +17,15 @@ export const WIRE_FORMAT_VERSION = 1;
 /** Files in one segment: Druid writes a handful (version.bin, meta.smoosh, factory.json, one smoosh per 2 GB). */
 export const MAX_FILES = 10_000;
 
-/** A target answered a restore's read with another manifest than the one the restore was planned with. */
-export const MANIFEST_CHANGED = "the target's manifest changed since the restore was planned; plan again";
+/**
+ * Throws `target_error` unless `got` (a manifest as a target sent it, parsed or not) names the segment and digest
+ * of `planned`, the manifest the restore was planned with. The digest is the sha256 of the file list (names, sizes,
+ * digests): the same digest is the same list.
+ */
+export function checkPlanned(got: { segmentId?: unknown; digest?: unknown }, planned: Pick<Manifest, 'segmentId' | 'digest'>): void {
+  if (got.segmentId !== planned.segmentId || got.digest !== planned.digest)
+    throw new BackupError('target_error', `segment ${planned.segmentId}: the target's manifest changed since the restore was planned; plan again`);
+}
 /** Largest JSON entry accepted (a descriptor is a few KB; 10,000 file names a few hundred KB). */
 export const MAX_JSON_ENTRY = 4 * 1024 * 1024;
 /** A segment must hold one of these to be loadable by Druid. */

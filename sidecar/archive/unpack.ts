@@ -16,7 +16,7 @@ import { MANIFEST_NAME } from '../store/manifest.js';
 import type { SegmentDeclaration } from './format.js';
 import { ChunkCursor } from '../util/chunkCursor.js';
 import { fileHash } from '../util/hashThread.js';
-import { DECLARATION_NAME, MANIFEST_CHANGED, MAX_JSON_ENTRY, TRAILER_NAME, parseDeclaration, parseJsonEntry, parseManifest, parseTrailer } from './format.js';
+import { checkPlanned, DECLARATION_NAME, MAX_JSON_ENTRY, TRAILER_NAME, parseDeclaration, parseJsonEntry, parseManifest, parseTrailer } from './format.js';
 import { BLOCK, parseHeader, paddingFor } from './tar.js';
 
 /** Zero bytes accepted after the end-of-archive marker (tar pads archives to 10 KiB records). */
@@ -261,11 +261,10 @@ export class DownloadReader extends SegmentTarReader<Manifest> {
   protected parseHead(json: unknown): Manifest {
     const planned = this.opts.planned;
     if (!planned) return parseManifest(json, this.opts.segmentId);
-    // The digest is the sha256 of the file list (names, sizes, digests): the same digest is the same list, and each
-    // file is checked against the planned entry.
+    // The answer names the segment asked and the planned digest; each file is then checked against the planned entry.
     const o = json && typeof json === 'object' ? (json as Record<string, unknown>) : {};
-    if (planned.segmentId !== (this.opts.segmentId ?? planned.segmentId) || o.segmentId !== planned.segmentId || o.digest !== planned.digest)
-      throw new BackupError('target_error', `segment ${planned.segmentId}: ${MANIFEST_CHANGED}`);
+    checkPlanned({ segmentId: this.opts.segmentId ?? o.segmentId, digest: o.digest }, planned);
+    checkPlanned(o, planned);
     return planned;
   }
   protected declared(head: Manifest) {

@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import { Readable } from 'node:stream';
-import { MANIFEST_CHANGED } from '../archive/format.js';
+import { checkPlanned } from '../archive/format.js';
 import { inside } from '../druid/paths.js';
 import { BackupError } from '../errors.js';
 import type { Manifest, SegmentFileInfo } from '../store/manifest.js';
@@ -36,9 +36,7 @@ export function plannedOf(planned: Manifest): (segmentId: string) => Manifest | 
 
 /** Checks that a target answered with the segment that was planned, then yields each file with its manifest entry. */
 export async function* expectedFiles(reader: SegmentReader, planned: Manifest): AsyncGenerator<{ file: IncomingFile; want: SegmentFileInfo }> {
-  if (reader.manifest.segmentId !== planned.segmentId || reader.manifest.digest !== planned.digest) {
-    throw new BackupError('target_error', `segment ${planned.segmentId}: ${MANIFEST_CHANGED}`);
-  }
+  checkPlanned(reader.manifest, planned);
   const wanted = new Map(planned.files.map((f) => [f.name, f]));
   for await (const file of reader.files) {
     const want = wanted.get(file.name);

@@ -480,7 +480,6 @@ export class TargetSet implements Target {
       const { h } = this.member(url);
       try {
         const reader = await h.transfer(0, () => h.target.read(segmentId, opts));
-        this.lastRead.set(segmentId, url);
         return this.watched(segmentId, url, reader);
       } catch (e) {
         if (opts.signal?.aborted || !readsElsewhere(e)) throw e;
@@ -521,7 +520,6 @@ export class TargetSet implements Target {
               yield part;
               continue;
             }
-            this.lastRead.set(part.segmentId, url);
             yield { segmentId: part.segmentId, reader: this.watched(part.segmentId, url, part.reader) };
           }
         } catch (e) {
@@ -544,8 +542,12 @@ export class TargetSet implements Target {
     this.opts.log.warn({ segmentId, target: url, err: messageOf(e) }, 'cannot read this copy; another copy will be used');
   }
 
-  /** The reader, with its end recorded (the copy verified, the segment restored from it) and its failure noted. */
+  /**
+   * The reader of `url`'s copy, recorded as the one last read (what `readFailed` marks), with its end recorded (the
+   * copy verified, the segment restored from it) and its failure noted.
+   */
   private watched(segmentId: string, url: string, reader: SegmentReader): SegmentReader {
+    this.lastRead.set(segmentId, url);
     return { ...reader, files: this.watchedFiles(segmentId, url, reader) };
   }
 

@@ -34,6 +34,17 @@ describe('a restore of small segments made durable by flushing the filesystem', 
   let flushes: () => string[];
   let syncEnv: Record<string, string>;
   const restore = () => runJob(node, '/data/v1/restore', { target: target.url });
+  /** The target's batch reads and single reads so far. */
+  const reads = async () => {
+    const requests = (method: string, route: string) => target.metric('druid_backup_http_requests_total', { method, route });
+    return [await requests('POST', READ_BATCH_PATH), await requests('GET', '/data/v1/store/segments/:id')] as const;
+  };
+  /** Since `before`: the group's segments were read back in one exchange (store/http/batch.ts), none alone. */
+  const assertOneBatchRead = async (before: readonly [number, number]) => {
+    const now = await reads();
+    assert.equal(now[0] - before[0], 1, 'one batch read');
+    assert.equal(now[1] - before[1], 0, 'no single read');
+  };
   before(async () => {
     root = tmpDir('dbk-restore-flush-');
     ({ env: syncEnv, failFlag, flushes } = loggingSync(root));
@@ -65,16 +76,13 @@ describe('a restore of small segments made durable by flushing the filesystem', 
   test(`${SEGMENTS} small segments into an emptied cache: a few flushes of its filesystem for all of them, byte for byte`, async () => {
     emptyDir(sample.location);
     const before = flushes().length;
-    const requests = (method: string, route: string) => target.metric('druid_backup_http_requests_total', { method, route });
-    const reads = [await requests('POST', READ_BATCH_PATH), await requests('GET', '/data/v1/store/segments/:id')];
+    const readsBefore = await reads();
     const job = await restore();
     assert.equal(job.state, 'succeeded', JSON.stringify(job.errors));
     assert.equal(job.progress.segmentsDone, SEGMENTS);
     assert.equal(job.progress.bytesDone, sample.bytes);
     assertRestored(sample, copy);
-    // The group's segments were read back in one exchange (store/http/batch.ts), none alone.
-    assert.equal((await requests('POST', READ_BATCH_PATH)) - reads[0]!, 1, 'one batch read');
-    assert.equal((await requests('GET', '/data/v1/store/segments/:id')) - reads[1]!, 0, 'no single read');
+    await assertOneBatchRead(readsBefore);
     const made = flushes().slice(before);
     // The first restore probes each directory once (location, info_dir), then a group flushes the location before
     // its renames, both after them and info_dir after the descriptors' renames: 3 to 4 a group, however many
@@ -109,13 +117,11 @@ describe('a restore of small segments made durable by flushing the filesystem', 
 
   test('a restore that names no target (the configured one, as automatic restore uses) reads the group in one exchange too', async () => {
     emptyDir(sample.location);
-    const requests = (method: string, route: string) => target.metric('druid_backup_http_requests_total', { method, route });
-    const reads = [await requests('POST', READ_BATCH_PATH), await requests('GET', '/data/v1/store/segments/:id')];
+    const readsBefore = await reads();
     const job = await runJob(node, '/data/v1/restore', {});
     assert.equal(job.state, 'succeeded', JSON.stringify(job.errors));
     assert.equal(job.progress.bytesDone, sample.bytes);
     assertRestored(sample, copy);
-    assert.equal((await requests('POST', READ_BATCH_PATH)) - reads[0]!, 1, 'one batch read');
-    assert.equal((await requests('GET', '/data/v1/store/segments/:id')) - reads[1]!, 0, 'no single read');
+    await assertOneBatchRead(readsBefore);
   });
 });
